@@ -1,0 +1,92 @@
+// swift-tools-version: 6.0
+import PackageDescription
+import Foundation
+
+/// The libgpiod API the GPIO shim compiles against: "1" for libgpiod 1.x (Debian 12,
+/// Raspberry Pi OS bookworm), "2" for libgpiod 2.x (Raspberry Pi OS trixie).
+/// Taken from `HOTSPOTD_GPIOD_API` when set, otherwise from the version pkg-config reports.
+/// The shim's header cross-checks the choice against the installed gpiod.h.
+func gpiodAPI() -> String {
+    if let forced = ProcessInfo.processInfo.environment["HOTSPOTD_GPIOD_API"], !forced.isEmpty {
+        return forced
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["pkg-config", "--modversion", "libgpiod"]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = Pipe()
+    do {
+        try process.run()
+        process.waitUntilExit()
+    } catch {
+        return "1"
+    }
+    let version = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return version.hasPrefix("2.") || version.hasPrefix("3.") ? "2" : "1"
+}
+
+let package = Package(
+    name: "hotspotd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hotspotd", targets: ["hotspotd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C shims: system libraries and the two helpers Swift cannot express directly.
+        .target(
+            name: "CSPI",
+            path: "Sources/CShims/CSPI"
+        ),
+        .target(
+            name: "CGPIO",
+            path: "Sources/CShims/CGPIO",
+            cSettings: [.define("HOTSPOTD_GPIOD_API", to: gpiodAPI())],
+            linkerSettings: [.linkedLibrary("gpiod")]
+        ),
+        .systemLibrary(
+            name: "CMosquitto",
+            path: "Sources/CShims/CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCrypto",
+            path: "Sources/CShims/CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+
+        // Pure Swift building blocks.
+        .target(name: "TOML"),
+        .target(name: "LoRaPHY"),
+
+        // The hardware abstraction layer and its two backends.
+        .target(name: "HAL", dependencies: ["TOML"]),
+        .target(name: "HALLinux", dependencies: ["HAL", "CSPI", "CGPIO"]),
+        .target(name: "HALMock", dependencies: ["HAL", "LoRaPHY"]),
+
+        // Radios.
+        .target(name: "Radio", dependencies: ["HAL", "LoRaPHY"]),
+
+        // The command-line program.
+        .executableTarget(
+            name: "hotspotd",
+            dependencies: [
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "TOMLTests", dependencies: ["TOML"]),
+        .testTarget(name: "LoRaPHYTests", dependencies: ["LoRaPHY"]),
+        .testTarget(name: "HALTests", dependencies: ["HAL"]),
+        .testTarget(name: "HALLinuxTests", dependencies: ["HALLinux", "CSPI", "CGPIO", "CMosquitto", "CCrypto"]),
+        .testTarget(name: "HALMockTests", dependencies: ["HALMock", "HAL", "LoRaPHY"]),
+        .testTarget(name: "RadioTests", dependencies: ["Radio", "HALMock", "HAL"]),
+        .testTarget(name: "hotspotdTests", dependencies: ["hotspotd"]),
+    ]
+)

@@ -1,0 +1,55 @@
+/// A board opened for use: its profile, its SPI device and its GPIO lines, on whichever
+/// backend (Linux or the mock board) the profile names. Radio drivers see only this.
+public protocol BoardHardware: AnyObject, Sendable {
+    var profile: BoardProfile { get }
+
+    /// Opens the radio's SPI device with the profile's configuration. When the profile has a
+    /// `chip_select` line, the returned device drives it around every message.
+    func openSPI() throws(HardwareError) -> any SPIDevice
+
+    /// Requests the line the profile gives for `role`.
+    func requestLine(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine
+}
+
+/// The GPIO consumer name hotspotd's lines carry in `gpioinfo`.
+public let gpioConsumerName = "hotspotd"
+
+extension BoardHardware {
+    /// Requests the line for `role`, or nil when the profile has none.
+    public func requestLineIfPresent(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> (any GPIOLine)? {
+        guard profile.line(role) != nil else { return nil }
+        return try requestLine(role, request)
+    }
+}
+
+/// Wraps an SPI device whose chip select is an ordinary GPIO line (the Dragino HAT's GPIO25,
+/// the Waveshare SX1262 HAT's GPIO21): the line is made active for the whole of each message.
+public final class GPIOChipSelectSPIDevice: SPIDevice {
+    private let device: any SPIDevice
+    private let chipSelect: any GPIOLine
+
+    /// `chipSelect` must be an output, inactive; its polarity (NSS is active-low) comes from the profile.
+    public init(device: any SPIDevice, chipSelect: any GPIOLine) {
+        self.device = device
+        self.chipSelect = chipSelect
+    }
+
+    public var path: String { device.path + " (chip select on \(chipSelect.name))" }
+    public var configuration: SPIConfiguration { device.configuration }
+
+    public func configure(_ configuration: SPIConfiguration) throws(HardwareError) {
+        try device.configure(configuration)
+    }
+
+    public func transfer(_ segments: [SPISegment]) throws(HardwareError) -> [[UInt8]] {
+        try chipSelect.setValue(true)
+        do {
+            let result = try device.transfer(segments)
+            try chipSelect.setValue(false)
+            return result
+        } catch {
+            try? chipSelect.setValue(false)
+            throw error
+        }
+    }
+}

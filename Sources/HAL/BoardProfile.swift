@@ -1,0 +1,336 @@
+import TOML
+
+/// The radio chip a board carries.
+public enum RadioChip: String, Sendable, CaseIterable {
+    case sx1276, sx1277, sx1278, sx1279, rfm95, rfm96
+    case sx1261, sx1262
+    case sx1301, sx1302, sx1303
+
+    public enum Family: String, Sendable {
+        case sx127x, sx126x, concentrator
+    }
+
+    public var family: Family {
+        switch self {
+        case .sx1276, .sx1277, .sx1278, .sx1279, .rfm95, .rfm96: .sx127x
+        case .sx1261, .sx1262: .sx126x
+        case .sx1301, .sx1302, .sx1303: .concentrator
+        }
+    }
+
+    /// The fastest SPI clock the chip accepts. SX127x: 10 MHz and SX126x: 16 MHz (datasheets'
+    /// digital specifications). Semtech does not state one for the SX130x; its HAL runs the bus at
+    /// 2 MHz, and profiles stay at or below 8 MHz.
+    public var maximumSPISpeedHz: UInt32 {
+        switch family {
+        case .sx127x: 10_000_000
+        case .sx126x: 16_000_000
+        case .concentrator: 8_000_000
+        }
+    }
+
+    /// The backend that drives this chip by default.
+    public var defaultBackend: BoardProfile.Backend {
+        switch family {
+        case .sx127x: .sx127x
+        case .sx126x: .sx126x
+        case .concentrator: .semtechUDP
+        }
+    }
+
+    public var displayName: String { rawValue.uppercased() }
+}
+
+/// What a GPIO line of a board is for. The raw value is the key in a profile's `[gpio]` table.
+public enum LineRole: String, Sendable, CaseIterable, Comparable {
+    case reset
+    case dio0, dio1, dio2
+    case busy
+    case chipSelect = "chip_select"
+    case powerEnable = "power_enable"
+    case sx1261Reset = "sx1261_reset"
+    case txEnable = "tx_enable"
+    case rxEnable = "rx_enable"
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// A board profile: which radio a board carries and how it is wired to the host.
+/// Profiles are TOML files under `Board/`; `BoardProfile.parse` validates them.
+public struct BoardProfile: Sendable, Equatable {
+    /// How hotspotd talks to the radio.
+    public enum Backend: String, Sendable, CaseIterable {
+        /// An SX1276-family radio over SPI and GPIO.
+        case sx127x
+        /// An SX1261/62 over SPI and GPIO.
+        case sx126x
+        /// A concentrator driven by Semtech's packet forwarder, reached over UDP.
+        case semtechUDP = "semtech_udp"
+    }
+
+    /// Which hardware backend opens the board's SPI and GPIO.
+    public enum HALKind: String, Sendable, CaseIterable {
+        case linux, mock
+    }
+
+    public struct SPI: Sendable, Equatable {
+        public var device: String
+        public var configuration: SPIConfiguration
+    }
+
+    /// Reset timing, in milliseconds.
+    public struct ResetTiming: Sendable, Equatable {
+        /// After the power-enable line goes active, before anything else.
+        public var powerOnMilliseconds: Int
+        /// How long reset is held active.
+        public var pulseMilliseconds: Int
+        /// After reset is released, before the chip is spoken to.
+        public var recoveryMilliseconds: Int
+    }
+
+    /// Front-end facts a driver needs.
+    public struct RadioFrontEnd: Sendable, Equatable {
+        /// SX126x: a TCXO powered from DIO3 at this voltage; nil for a crystal.
+        public var tcxoVoltage: Double?
+        /// SX126x: DIO2 switches the antenna between TX and RX.
+        public var dio2RFSwitch: Bool
+        /// SX127x: the PA_BOOST pin is wired to the antenna (RFM95 and most HATs), not RFO.
+        public var paBoost: Bool
+    }
+
+    public var name: String
+    public var description: String
+    public var radio: RadioChip
+    public var backend: Backend
+    public var hal: HALKind
+    public var spi: SPI?
+    public var lines: [LineRole: GPIOLineSpec]
+    public var reset: ResetTiming
+    public var frontEnd: RadioFrontEnd
+    /// The file the profile was read from ("" for one built in code).
+    public var file: String
+
+    /// Chip labels that stand for "the Raspberry Pi's 40-pin header", newest model first:
+    /// the Pi 5's RP1 (gpiochip0 since kernel 6.6.47, gpiochip4 before), the Pi 4, the Pi 3 / Zero 2.
+    public static let raspberryPiHeaderChips = ["pinctrl-rp1", "pinctrl-bcm2711", "pinctrl-bcm2835"]
+
+    /// The lines a backend cannot do without.
+    public static func requiredLines(for backend: Backend) -> [LineRole] {
+        switch backend {
+        case .sx127x: [.reset]
+        case .sx126x: [.reset, .busy]
+        case .semtechUDP: [.reset]
+        }
+    }
+
+    /// The lines that make sense for a backend; any other is refused.
+    public static func allowedLines(for backend: Backend) -> Set<LineRole> {
+        switch backend {
+        case .sx127x: [.reset, .dio0, .dio1, .dio2, .chipSelect, .txEnable, .rxEnable]
+        case .sx126x: [.reset, .busy, .dio1, .chipSelect, .txEnable, .rxEnable]
+        case .semtechUDP: [.reset, .powerEnable, .sx1261Reset]
+        }
+    }
+
+    public func line(_ role: LineRole) -> GPIOLineSpec? {
+        lines[role]
+    }
+}
+
+extension BoardProfile {
+    static let topLevelKeys = ["name", "description", "radio", "backend", "hal", "spi", "gpio", "reset", "radio_front_end"]
+
+    /// Parses and validates a profile. Every problem is reported with the file, the line and
+    /// the key: an unknown key, a wrong type, a missing or misplaced line, one pin used twice,
+    /// an SPI speed the chip cannot take.
+    public static func parse(_ text: String, file: String) throws(TOMLConfigError) -> BoardProfile {
+        let root = try TOMLSection.parse(text, file: file)
+        let name = try root.required("name", root.string)
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            throw root.error("name", "'\(name)' is not a valid profile name (letters, digits, '-' and '_')")
+        }
+        let description = try root.string("description") ?? name
+
+        let radioName = try root.required("radio", root.string)
+        guard let radio = RadioChip(rawValue: radioName.lowercased()) else {
+            throw root.error("radio", "unknown radio chip '\(radioName)' (one of: \(RadioChip.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+
+        let backend: Backend
+        if let backendName = try root.string("backend") {
+            guard let parsed = Backend(rawValue: backendName) else {
+                throw root.error("backend", "unknown backend '\(backendName)' (one of: \(Backend.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            backend = parsed
+        } else {
+            backend = radio.defaultBackend
+        }
+        guard backend == radio.defaultBackend else {
+            throw root.error("backend", "backend '\(backend.rawValue)' cannot drive a \(radio.displayName) (use '\(radio.defaultBackend.rawValue)')")
+        }
+
+        let hal: HALKind
+        if let halName = try root.string("hal") {
+            guard let parsed = HALKind(rawValue: halName) else {
+                throw root.error("hal", "unknown hardware backend '\(halName)' (one of: linux, mock)")
+            }
+            hal = parsed
+        } else {
+            hal = .linux
+        }
+        if hal == .mock && radio.family == .concentrator {
+            throw root.error("hal", "the mock board simulates SX127x and SX126x radios, not a \(radio.displayName) concentrator")
+        }
+
+        let spi = try parseSPI(root, radio: radio, backend: backend, hal: hal)
+        let lines = try parseGPIO(root, backend: backend, hal: hal, spi: spi)
+        let reset = try parseReset(root)
+        let frontEnd = try parseFrontEnd(root, radio: radio)
+        try root.rejectUnknownKeys(known: topLevelKeys)
+
+        return BoardProfile(
+            name: name, description: description, radio: radio, backend: backend, hal: hal,
+            spi: spi, lines: lines, reset: reset, frontEnd: frontEnd, file: file
+        )
+    }
+
+    private static func parseSPI(_ root: TOMLSection, radio: RadioChip, backend: Backend, hal: HALKind) throws(TOMLConfigError) -> SPI? {
+        guard let section = try root.section("spi") else {
+            if backend == .semtechUDP { return nil }
+            throw TOMLConfigError(file: root.file, line: 0, key: "spi", message: "is required for a \(radio.displayName) board (device and speed_hz)")
+        }
+        let device = try section.required("device", section.string)
+        switch hal {
+        case .linux:
+            guard device.hasPrefix("/dev/spidev") else {
+                throw section.error("device", "'\(device)' is not an spidev node (expected /dev/spidevB.C)")
+            }
+        case .mock:
+            guard device.hasPrefix("mock:") else {
+                throw section.error("device", "a mock board's SPI device is named 'mock:…', not '\(device)'")
+            }
+        }
+        let speed = try section.required("speed_hz", section.integer)
+        guard speed >= 100_000 else {
+            throw section.error("speed_hz", "\(speed) Hz is too slow to be a real SPI clock (at least 100000)")
+        }
+        guard speed <= Int64(radio.maximumSPISpeedHz) else {
+            throw section.error("speed_hz", "\(speed) Hz is above the \(radio.displayName)'s \(radio.maximumSPISpeedHz / 1_000_000) MHz maximum")
+        }
+        let modeNumber = try section.integer("mode") ?? 0
+        guard let mode = SPIMode(rawValue: UInt8(clamping: modeNumber)), (0...3).contains(modeNumber) else {
+            throw section.error("mode", "SPI mode must be 0, 1, 2 or 3, not \(modeNumber)")
+        }
+        if mode != .mode0 && radio.family != .concentrator {
+            throw section.error("mode", "Semtech radios use SPI mode 0 (CPOL 0, CPHA 0), not mode \(modeNumber)")
+        }
+        let bits = try section.integer("bits_per_word") ?? 8
+        guard bits == 8 else {
+            throw section.error("bits_per_word", "Semtech radios use 8-bit words, not \(bits)")
+        }
+        try section.rejectUnknownKeys(known: ["device", "speed_hz", "mode", "bits_per_word"])
+        return SPI(device: device, configuration: SPIConfiguration(mode: mode, bitsPerWord: 8, speedHz: UInt32(speed)))
+    }
+
+    private static func parseGPIO(_ root: TOMLSection, backend: Backend, hal: HALKind, spi: SPI?) throws(TOMLConfigError) -> [LineRole: GPIOLineSpec] {
+        guard let section = try root.section("gpio") else {
+            throw TOMLConfigError(file: root.file, line: 0, key: "gpio", message: "is required: a board needs at least its \(requiredLines(for: backend).map(\.rawValue).joined(separator: " and ")) line")
+        }
+        let defaultChips = try chipList(section, key: "chip") ?? (hal == .mock ? ["mock"] : raspberryPiHeaderChips)
+        var lines: [LineRole: GPIOLineSpec] = [:]
+        var lineKeys: [LineRole: String] = [:]
+        let allowed = allowedLines(for: backend)
+        for key in section.table.keys where key != "chip" {
+            guard let role = LineRole(rawValue: key) else {
+                throw section.error(key, "unknown line (one of: chip, \(LineRole.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard allowed.contains(role) else {
+                throw section.error(key, "a \(backend.rawValue) board has no \(key) line (allowed: \(allowed.sorted().map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard let line = try section.section(key) else { continue }
+            let offset = try line.required("offset", { (key: String) throws(TOMLConfigError) in try line.integer(key, in: 0...1023) })
+            let activeLow = try line.boolean("active_low") ?? false
+            let chips = try chipList(line, key: "chip") ?? defaultChips
+            try line.rejectUnknownKeys(known: ["offset", "active_low", "chip"])
+            lines[role] = GPIOLineSpec(chips: chips, offset: UInt32(offset), activeLow: activeLow)
+            lineKeys[role] = key
+        }
+        for role in requiredLines(for: backend) where lines[role] == nil {
+            throw TOMLConfigError(file: root.file, line: section.table.line, key: "gpio.\(role.rawValue)", message: "is required for a \(backend.rawValue) board but missing")
+        }
+
+        // One pin, one purpose.
+        var owners: [String: LineRole] = [:]
+        for role in lines.keys.sorted(by: { section.line(of: $0.rawValue) < section.line(of: $1.rawValue) }) {
+            let spec = lines[role]!
+            let pin = "\(spec.chips.joined(separator: "|"))#\(spec.offset)"
+            if let first = owners[pin] {
+                throw section.error(role.rawValue, "offset \(spec.offset) is already used by gpio.\(first.rawValue)")
+            }
+            owners[pin] = role
+            if let spi, spec.chips == raspberryPiHeaderChips, let reserved = raspberryPiSPIPins(for: spi.device)[spec.offset] {
+                throw section.error(role.rawValue, "GPIO\(spec.offset) is \(reserved), which the kernel's SPI driver holds while \(spi.device) is in use")
+            }
+        }
+        return lines
+    }
+
+    /// The header pins that the SPI controller behind an spidev node claims on a Raspberry Pi.
+    static func raspberryPiSPIPins(for device: String) -> [UInt32: String] {
+        if device.hasPrefix("/dev/spidev0.") {
+            return [7: "SPI0 CE1", 8: "SPI0 CE0", 9: "SPI0 MISO", 10: "SPI0 MOSI", 11: "SPI0 SCLK"]
+        }
+        if device.hasPrefix("/dev/spidev1.") {
+            return [16: "SPI1 CE2", 17: "SPI1 CE1", 18: "SPI1 CE0", 19: "SPI1 MISO", 20: "SPI1 MOSI", 21: "SPI1 SCLK"]
+        }
+        return [:]
+    }
+
+    private static func chipList(_ section: TOMLSection, key: String) throws(TOMLConfigError) -> [String]? {
+        guard let names = try section.strings(key) else { return nil }
+        guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty }) else {
+            throw section.error(key, "names no chip (a label such as \"pinctrl-bcm2711\", a path such as \"/dev/gpiochip0\", or \"raspberry-pi\")")
+        }
+        return names.flatMap { $0 == "raspberry-pi" ? raspberryPiHeaderChips : [$0] }
+    }
+
+    private static func parseReset(_ root: TOMLSection) throws(TOMLConfigError) -> ResetTiming {
+        var timing = ResetTiming(powerOnMilliseconds: 100, pulseMilliseconds: 1, recoveryMilliseconds: 10)
+        guard let section = try root.section("reset") else { return timing }
+        timing.powerOnMilliseconds = Int(try section.integer("power_on_ms", in: 0...10_000) ?? Int64(timing.powerOnMilliseconds))
+        timing.pulseMilliseconds = Int(try section.integer("pulse_ms", in: 0...10_000) ?? Int64(timing.pulseMilliseconds))
+        timing.recoveryMilliseconds = Int(try section.integer("recovery_ms", in: 0...10_000) ?? Int64(timing.recoveryMilliseconds))
+        try section.rejectUnknownKeys(known: ["power_on_ms", "pulse_ms", "recovery_ms"])
+        return timing
+    }
+
+    private static func parseFrontEnd(_ root: TOMLSection, radio: RadioChip) throws(TOMLConfigError) -> RadioFrontEnd {
+        var frontEnd = RadioFrontEnd(tcxoVoltage: nil, dio2RFSwitch: false, paBoost: radio.family == .sx127x)
+        guard let section = try root.section("radio_front_end") else { return frontEnd }
+        if let voltage = try section.float("tcxo_voltage") {
+            guard radio.family == .sx126x else {
+                throw section.error("tcxo_voltage", "only an SX126x powers its TCXO from DIO3")
+            }
+            // SetDIO3AsTCXOCtrl offers 1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0 and 3.3 V.
+            let supported = [1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0, 3.3]
+            guard supported.contains(where: { abs($0 - voltage) < 0.001 }) else {
+                throw section.error("tcxo_voltage", "\(voltage) V is not a DIO3 TCXO voltage (one of: 1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0, 3.3)")
+            }
+            frontEnd.tcxoVoltage = voltage
+        }
+        if let rfSwitch = try section.boolean("dio2_rf_switch") {
+            guard radio.family == .sx126x || !rfSwitch else {
+                throw section.error("dio2_rf_switch", "only an SX126x drives an RF switch from DIO2")
+            }
+            frontEnd.dio2RFSwitch = rfSwitch
+        }
+        if let paBoost = try section.boolean("pa_boost") {
+            guard radio.family == .sx127x else {
+                throw section.error("pa_boost", "PA_BOOST is an SX127x output")
+            }
+            frontEnd.paBoost = paBoost
+        }
+        try section.rejectUnknownKeys(known: ["tcxo_voltage", "dio2_rf_switch", "pa_boost"])
+        return frontEnd
+    }
+}

@@ -1,0 +1,208 @@
+import Dispatch
+import HAL
+import LoRaPHY
+import Synchronization
+
+/// A LoRa frame on the simulated air: what was sent, where, how, and how strong it arrives.
+public struct AirFrame: Sendable, Hashable {
+    public var payload: [UInt8]
+    public var frequencyHz: UInt32
+    public var modulation: LoRaModulation
+    public var syncWord: LoRaSyncWord
+    /// Downlinks and gateway beacons' opposite: LoRaWAN uplinks are sent with IQ not inverted.
+    public var invertedIQ: Bool
+    public var preambleLength: Int
+    /// Whether the frame carries a payload CRC, and whether it checks at the receiver.
+    public var hasCRC: Bool
+    public var crcValid: Bool
+    /// Signal strength and SNR at the receiver.
+    public var rssiDBm: Double
+    public var snrDB: Double
+    /// Who sent it, for logs and tests ("sensor-1", "radio sx1276").
+    public var source: String
+
+    public init(
+        payload: [UInt8], frequencyHz: UInt32, modulation: LoRaModulation,
+        syncWord: LoRaSyncWord = .public, invertedIQ: Bool = false, preambleLength: Int = 8,
+        hasCRC: Bool = true, crcValid: Bool = true, rssiDBm: Double = -80, snrDB: Double = 7.5,
+        source: String = "transmitter"
+    ) {
+        self.payload = payload
+        self.frequencyHz = frequencyHz
+        self.modulation = modulation
+        self.syncWord = syncWord
+        self.invertedIQ = invertedIQ
+        self.preambleLength = preambleLength
+        self.hasCRC = hasCRC
+        self.crcValid = crcValid
+        self.rssiDBm = rssiDBm
+        self.snrDB = snrDB
+        self.source = source
+    }
+
+    /// Time on air, explicit header.
+    public var airtime: LoRaAirtime {
+        LoRaAirtime(modulation: modulation, payloadLength: payload.count, preambleLength: preambleLength, crc: hasCRC)
+    }
+}
+
+/// What a receiving radio is tuned to.
+public struct AirReception: Sendable, Hashable {
+    public var frequencyHz: UInt32
+    public var spreadingFactor: SpreadingFactor
+    public var bandwidth: LoRaBandwidth
+    public var syncWord: LoRaSyncWord
+    public var invertedIQ: Bool
+
+    public init(frequencyHz: UInt32, spreadingFactor: SpreadingFactor, bandwidth: LoRaBandwidth, syncWord: LoRaSyncWord, invertedIQ: Bool) {
+        self.frequencyHz = frequencyHz
+        self.spreadingFactor = spreadingFactor
+        self.bandwidth = bandwidth
+        self.syncWord = syncWord
+        self.invertedIQ = invertedIQ
+    }
+
+    /// Whether a radio tuned like this demodulates `frame`: same spreading factor, bandwidth,
+    /// sync word and IQ polarity, and a centre frequency within a quarter of the bandwidth.
+    public func hears(_ frame: AirFrame) -> Bool {
+        let offset = abs(Int64(frame.frequencyHz) - Int64(frequencyHz))
+        return frame.modulation.spreadingFactor == spreadingFactor
+            && frame.modulation.bandwidth == bandwidth
+            && frame.syncWord == syncWord
+            && frame.invertedIQ == invertedIQ
+            && Double(offset) <= bandwidth.exactHz / 4
+    }
+}
+
+/// A radio attached to the air.
+public protocol AirListener: AnyObject, Sendable {
+    var airName: String { get }
+    /// What the radio listens to right now; nil when it is not receiving (asleep, in standby,
+    /// transmitting, held in reset).
+    func reception() -> AirReception?
+    /// The end of a frame the radio was tuned to has arrived.
+    func hear(_ frame: AirFrame)
+}
+
+/// The simulated air between the mock board's radios and simulated transmitters.
+///
+/// A transmitter (a sensor, a neighbour's beacon, noise — whatever a test, the demo or a
+/// benchmark places) calls `send`; each attached radio that is receiving on the frame's channel
+/// and data rate when the frame ends hears it. Frames the radios transmit are recorded, can be
+/// awaited, and reach the other radios on the same air.
+///
+/// `timeScale` stretches simulated time: 1 is real time (a frame takes its airtime), 0 makes
+/// every frame arrive at once, which keeps unit tests fast and deterministic.
+public final class Air: Sendable {
+    public let timeScale: Double
+    /// RSSI and SNR with which one board radio hears another.
+    public let radioLinkRSSI: Double
+    public let radioLinkSNR: Double
+
+    private struct State {
+        var listeners: [ObjectIdentifier: Weak] = [:]
+        var transmitted: [AirFrame] = []
+        var subscribers: [Int: AsyncStream<AirFrame>.Continuation] = [:]
+        var nextSubscriber = 0
+        var sent = 0
+        var heard = 0
+    }
+
+    private struct Weak: @unchecked Sendable {
+        weak var listener: (any AirListener)?
+    }
+
+    private let state = Mutex(State())
+    /// Radio transmissions kept for inspection; older ones are dropped.
+    public static let transmissionLimit = 10_000
+
+    public init(timeScale: Double = 1, radioLinkRSSI: Double = -70, radioLinkSNR: Double = 9) {
+        self.timeScale = max(timeScale, 0)
+        self.radioLinkRSSI = radioLinkRSSI
+        self.radioLinkSNR = radioLinkSNR
+    }
+
+    public func attach(_ listener: any AirListener) {
+        state.withLock { $0.listeners[ObjectIdentifier(listener)] = Weak(listener: listener) }
+    }
+
+    public func detach(_ listener: any AirListener) {
+        _ = state.withLock { $0.listeners.removeValue(forKey: ObjectIdentifier(listener)) }
+    }
+
+    /// A simulated transmitter sends `frame`. With a time scale of 0 it is delivered before
+    /// this returns; otherwise when its airtime (scaled) has passed.
+    public func send(_ frame: AirFrame) {
+        state.withLock { $0.sent += 1 }
+        deliver(frame, excluding: nil, after: frame.airtime.duration)
+    }
+
+    /// Frames sent by `send` and frames the radios heard, for tests and the demo's counters.
+    public var counts: (sent: Int, heard: Int) {
+        state.withLock { ($0.sent, $0.heard) }
+    }
+
+    /// Everything the board's radios transmitted, oldest first.
+    public var transmissions: [AirFrame] {
+        state.withLock { $0.transmitted }
+    }
+
+    /// The radios' transmissions from now on.
+    public func transmissionStream() -> AsyncStream<AirFrame> {
+        let (stream, continuation) = AsyncStream.makeStream(of: AirFrame.self)
+        let id = state.withLock { state -> Int in
+            defer { state.nextSubscriber += 1 }
+            state.subscribers[state.nextSubscriber] = continuation
+            return state.nextSubscriber
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    /// A radio on the air transmits: the frame is recorded at once, and reaches the other
+    /// radios, with the link's RSSI and SNR, when its airtime has passed.
+    public func radioTransmitted(_ frame: AirFrame, by radio: any AirListener) {
+        let subscribers = state.withLock { state -> [AsyncStream<AirFrame>.Continuation] in
+            state.transmitted.append(frame)
+            if state.transmitted.count > Self.transmissionLimit {
+                state.transmitted.removeFirst(state.transmitted.count - Self.transmissionLimit)
+            }
+            return Array(state.subscribers.values)
+        }
+        for subscriber in subscribers { subscriber.yield(frame) }
+        var received = frame
+        received.rssiDBm = radioLinkRSSI
+        received.snrDB = radioLinkSNR
+        deliver(received, excluding: ObjectIdentifier(radio), after: frame.airtime.duration)
+    }
+
+    /// Runs `action` after `delay` of simulated time: at once (on this thread) when the time
+    /// scale is 0, otherwise on a background queue.
+    public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) {
+        let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) * 1e-18
+        let scaled = seconds * timeScale
+        if scaled <= 0 {
+            action()
+        } else {
+            DispatchQueue.global().asyncAfter(deadline: .now() + scaled, execute: action)
+        }
+    }
+
+    private func deliver(_ frame: AirFrame, excluding excluded: ObjectIdentifier?, after airtime: Duration) {
+        schedule(after: airtime) { [self] in
+            let listeners = state.withLock { state in
+                state.listeners.filter { $0.key != excluded }.compactMap(\.value.listener)
+            }
+            var heard = 0
+            for listener in listeners {
+                if let tuned = listener.reception(), tuned.hears(frame) {
+                    listener.hear(frame)
+                    heard += 1
+                }
+            }
+            state.withLock { $0.heard += heard }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import HAL
+
+/// The mock board: a simulated radio on a virtual SPI bus and virtual GPIO lines, wired as the
+/// profile says, listening to and transmitting into a simulated `Air`. Radio drivers run on it
+/// unchanged; tests and the demo reach the simulated chip through `sx1276` / `sx1262`.
+public final class MockBoard: BoardHardware {
+    public let profile: BoardProfile
+    public let gpio: VirtualGPIOChip
+    public let air: Air
+    /// The simulated chip, by family; exactly one is set.
+    public let sx1276: SimulatedSX1276?
+    public let sx1262: SimulatedSX1262?
+    private let peripheral: any SPIPeripheral
+
+    public init(profile: BoardProfile, air: Air) throws(HardwareError) {
+        self.profile = profile
+        self.air = air
+        let gpio = VirtualGPIOChip(label: profile.line(.reset)?.chips.first ?? "mock")
+        self.gpio = gpio
+        switch profile.radio.family {
+        case .sx127x:
+            let chip = SimulatedSX1276(
+                name: "\(profile.name) \(profile.radio.rawValue)", gpio: gpio,
+                pins: .init(reset: profile.line(.reset)?.offset, dio0: profile.line(.dio0)?.offset, dio1: profile.line(.dio1)?.offset),
+                air: air
+            )
+            sx1276 = chip
+            sx1262 = nil
+            peripheral = chip
+        case .sx126x:
+            let chip = SimulatedSX1262(
+                name: "\(profile.name) \(profile.radio.rawValue)", gpio: gpio,
+                pins: .init(reset: profile.line(.reset)?.offset, busy: profile.line(.busy)?.offset, dio1: profile.line(.dio1)?.offset),
+                air: air
+            )
+            sx1276 = nil
+            sx1262 = chip
+            peripheral = chip
+        case .concentrator:
+            throw HardwareError(.invalidRequest, "the mock board simulates SX127x and SX126x radios, not a \(profile.radio.displayName)")
+        }
+        if let chipSelect = profile.line(.chipSelect) {
+            // NSS idles high through the board's pull-up.
+            gpio.setPull(chipSelect.offset, high: true)
+        }
+    }
+
+    public func openSPI() throws(HardwareError) -> any SPIDevice {
+        guard let spi = profile.spi else {
+            throw HardwareError(.invalidRequest, "board \(profile.name) has no SPI device")
+        }
+        let chipSelect = profile.line(.chipSelect).map { (chip: gpio, offset: $0.offset) }
+        let device = MockSPIDevice(path: spi.device, configuration: spi.configuration, peripheral: peripheral, chipSelectLine: chipSelect)
+        if let line = try requestLineIfPresent(.chipSelect, .output(initial: false)) {
+            return GPIOChipSelectSPIDevice(device: device, chipSelect: line)
+        }
+        return device
+    }
+
+    public func requestLine(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine {
+        guard let spec = profile.line(role) else {
+            throw HardwareError(.invalidRequest, "board \(profile.name) has no \(role.rawValue) line")
+        }
+        return try gpio.requestLine(spec, role: role.rawValue, consumer: gpioConsumerName, request)
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import HAL
+import HALLinux
+import HALMock
+import Radio
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct BoardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "board",
+        abstract: "List board profiles and probe a board's radio.",
+        subcommands: [List.self, Probe.self]
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the board profiles found, one a line: name, radio, backend, description.")
+
+        @Option(name: .long, help: "A directory of board profiles, searched before the standard ones.")
+        var boardDir: String?
+
+        func run() throws {
+            let entries = catalog(boardDir).entries()
+            guard !entries.isEmpty else {
+                throw ValidationError("no board profiles found in \(catalog(boardDir).directories.joined(separator: ", "))")
+            }
+            var invalid = 0
+            let width = entries.map(\.name.count).max() ?? 0
+            for entry in entries {
+                switch entry.profile {
+                case .success(let profile):
+                    let name = profile.name.padding(to: width)
+                    let radio = profile.radio.rawValue.padding(to: 7)
+                    let backend = (profile.hal == .mock ? "mock/\(profile.backend.rawValue)" : profile.backend.rawValue).padding(to: 16)
+                    print("\(name)  \(radio)  \(backend)  \(profile.description)")
+                case .failure(let error):
+                    invalid += 1
+                    printError("invalid profile \(error)")
+                }
+            }
+            if invalid > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct Probe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Reset the board's radio and read its version or status.",
+            discussion: "Exits 0 and prints what answered, or exits 1 with the reason nothing did. Stop hotspotd and any packet forwarder first: the probe needs the radio to itself."
+        )
+
+        @Option(name: .long, help: "A profile name (see `hotspotd board list`) or the path of a profile file.")
+        var board: String = "mock"
+
+        @Option(name: .long, help: "A directory of board profiles, searched before the standard ones.")
+        var boardDir: String?
+
+        func run() async throws {
+            let profile: BoardProfile
+            do {
+                profile = try catalog(boardDir).load(board)
+            } catch {
+                printError(error.description)
+                throw ExitCode(1)
+            }
+            do {
+                let hardware = try openBoard(profile)
+                let report = try await BoardProbe.probe(hardware)
+                print("\(profile.name): \(report.chip) answered")
+                for finding in report.findings { print("  \(finding)") }
+            } catch let error as ProbeError {
+                printError("\(profile.name): \(error.message)")
+                throw ExitCode(1)
+            } catch let error as HardwareError {
+                printError("\(profile.name): \(error.message)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+/// The board catalog: `--board-dir` first, then the standard places.
+func catalog(_ extra: String?) -> BoardCatalog {
+    var catalog = BoardCatalog.standard(environment: environment(), executablePath: executablePath())
+    if let extra { catalog.directories.insert(extra, at: 0) }
+    return catalog
+}
+
+/// Opens a board on the backend its profile names.
+func openBoard(_ profile: BoardProfile, air: Air = Air(timeScale: 0)) throws(HardwareError) -> any BoardHardware {
+    switch profile.hal {
+    case .mock: try MockBoard(profile: profile, air: air)
+    case .linux: LinuxBoard(profile: profile)
+    }
+}
+
+func environment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") {
+            result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        pointer += 1
+    }
+    return result
+}
+
+func executablePath() -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard count > 0 else { return nil }
+    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+func printError(_ message: String) {
+    var text = "hotspotd: " + message + "\n"
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+            if written <= 0 { break }
+            offset += written
+        }
+    }
+}
+
+extension String {
+    func padding(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

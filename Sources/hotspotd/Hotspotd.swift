@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct Hotspotd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hotspotd",
+        abstract: "A LoRa hotspot agent: radios over SPI and GPIO or a packet forwarder, uplinks over MQTT, metered data credits, proof of coverage.",
+        version: hotspotdVersion,
+        subcommands: [BoardCommand.self, AirtimeCommand.self]
+    )
+}
+
+let hotspotdVersion = "0.1.0"
