@@ -160,7 +160,8 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
 
     // MARK: Test hooks
 
-    /// Holds BUSY high, as a long calibration would: commands are ignored until `releaseBusy()`.
+    /// Holds BUSY high, as a wedged chip would: commands are ignored until `releaseBusy()`, and
+    /// a reset does not help.
     public func holdBusy() {
         state.withLock { $0.heldBusy = true }
         updatePins()
@@ -462,9 +463,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
                 return false
             }
             guard state.inReset else { return false }
-            let counters = state.counters
+            let heldBusy = state.heldBusy
             Self.powerOn(&state)
-            state.counters = counters
+            state.heldBusy = heldBusy
             state.counters.resets += 1
             state.booting = true
             return true

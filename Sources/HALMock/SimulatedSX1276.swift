@@ -9,7 +9,7 @@ import Synchronization
 ///   increments on every byte, except for RegFifo (0x00), where each byte reads or writes the FIFO
 ///   at RegFifoAddrPtr and advances that pointer.
 /// - RegOpMode (0x01): SLEEP, STDBY, TX, RXCONTINUOUS, RXSINGLE and CAD; the LongRangeMode bit
-///   changes only in SLEEP; entering SLEEP clears the FIFO.
+///   changes only in (or on entering) SLEEP; entering SLEEP clears the FIFO.
 /// - RegFrf (0x06–0x08): f = Frf · 32 MHz / 2^19. RegModemConfig1/2/3 (0x1D, 0x1E, 0x26):
 ///   bandwidth, coding rate, header mode, spreading factor, payload CRC.
 /// - The 256-byte FIFO with RegFifoAddrPtr, RegFifoTxBaseAddr, RegFifoRxBaseAddr,
@@ -255,8 +255,9 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     private static func setOpMode(_ state: inout State, value: UInt8, effects: inout Effects, chip: SimulatedSX1276) {
         let old = state.registers[1]
         let oldMode = Mode(rawValue: old & 0x07)!
-        // LongRangeMode can only be changed in SLEEP.
-        let longRange = oldMode == .sleep ? value & 0x80 : old & 0x80
+        // LongRangeMode changes only in SLEEP, or with the write that enters SLEEP (as drivers
+        // such as arduino-LoRa switch a freshly reset chip to LoRa in one write).
+        let longRange = oldMode == .sleep || value & 0x07 == Mode.sleep.rawValue ? value & 0x80 : old & 0x80
         state.registers[1] = (value & 0x7F) | longRange
         let mode = Mode(rawValue: value & 0x07)!
         if mode != .tx && oldMode == .tx {

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+
+/// Runs the built `hotspotd` binary, as an owner would.
+func runHotspotd(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = productsDirectory.appendingPathComponent("hotspotd")
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
+    var environment = ProcessInfo.processInfo.environment
+    environment["HOTSPOTD_BOARD_DIR"] = repositoryRoot + "/Board"
+    process.environment = environment
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+let repositoryRoot: String = {
+    var path = #filePath
+    for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+    return path
+}()
+
+/// The build products folder: the test bundle sits in it, next to the hotspotd binary.
+let productsDirectory: URL = {
+    let bundle = Bundle.main.bundleURL
+    return bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
+}()
+
+@Suite(.serialized) struct CommandLineTests {
+    @Test func boardProbeSucceedsOnTheMockBoard() throws {
+        let result = try runHotspotd(["board", "probe", "--board", "mock"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("mock: SX1276 answered"))
+        #expect(result.stdout.contains("RegVersion 0x12"))
+    }
+
+    @Test func boardProbeOfTheMockSX1262() throws {
+        let result = try runHotspotd(["board", "probe", "--board", "mock-sx1262"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("SX1262 answered"))
+    }
+
+    @Test func boardProbeWithoutHardwareExplainsAndFails() throws {
+        let result = try runHotspotd(["board", "probe", "--board", "dragino-lora-gps-hat"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("dragino-lora-gps-hat:"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test func unknownBoardIsNamed() throws {
+        let result = try runHotspotd(["board", "probe", "--board", "no-such-board"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("no board profile named 'no-such-board'"))
+    }
+
+    @Test func boardListShowsEveryProfileOnALine() throws {
+        let result = try runHotspotd(["board", "list"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        #expect(lines.count == 7)
+        let mock = try #require(lines.first { $0.hasPrefix("mock ") })
+        #expect(mock.contains("sx1276"))
+        #expect(mock.contains("mock/sx127x"))
+        #expect(lines.contains { $0.hasPrefix("seeed-wm1302") && $0.contains("semtech_udp") })
+    }
+
+    @Test func boardListReportsAnInvalidProfile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-boards-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "name = \"broken\"\nradio = \"sx1276\"\nfoo = 1\n".write(to: directory.appendingPathComponent("broken.toml"), atomically: true, encoding: .utf8)
+        let result = try runHotspotd(["board", "list", "--board-dir", directory.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("broken.toml"))
+    }
+
+    @Test func airtimePrintsMilliseconds() throws {
+        let result = try runHotspotd(["airtime", "--sf", "7", "--bw", "125", "--cr", "4/5", "--size", "20"])
+        #expect(result.status == 0)
+        #expect(result.stdout == "56.576\n")
+        let bad = try runHotspotd(["airtime", "--sf", "13", "--size", "20"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--sf must be 5 to 12"))
+    }
+}
