@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY",
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

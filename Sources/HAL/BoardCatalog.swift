@@ -85,7 +85,15 @@ public struct BoardCatalog: Sendable {
         } catch {
             throw TOMLConfigError(file: path, line: 0, key: "", message: error.message)
         }
-        return try BoardProfile.parse(text, file: path)
+        let profile = try BoardProfile.parse(text, file: path)
+        let fileName = path.split(separator: "/").last.map(String.init) ?? path
+        if fileName.hasSuffix(".toml"), String(fileName.dropLast(5)) != profile.name {
+            throw TOMLConfigError(
+                file: path, line: 0, key: "name",
+                message: "'\(profile.name)' does not match the file name: call the file \(profile.name).toml, or name the profile '\(fileName.dropLast(5))'"
+            )
+        }
+        return profile
     }
 
     static func listDirectory(_ path: String) -> [String] {

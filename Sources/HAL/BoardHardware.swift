@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A board opened for use: its profile, its SPI device and its GPIO lines, on whichever
 /// backend (Linux or the mock board) the profile names. Radio drivers see only this.
 public protocol BoardHardware: AnyObject, Sendable {
@@ -27,6 +29,8 @@ extension BoardHardware {
 public final class GPIOChipSelectSPIDevice: SPIDevice {
     private let device: any SPIDevice
     private let chipSelect: any GPIOLine
+    /// One message at a time: chip select must not be released under another caller's message.
+    private let bus = Mutex(())
 
     /// `chipSelect` must be an output, inactive; its polarity (NSS is active-low) comes from the profile.
     public init(device: any SPIDevice, chipSelect: any GPIOLine) {
@@ -42,14 +46,20 @@ public final class GPIOChipSelectSPIDevice: SPIDevice {
     }
 
     public func transfer(_ segments: [SPISegment]) throws(HardwareError) -> [[UInt8]] {
-        try chipSelect.setValue(true)
-        do {
-            let result = try device.transfer(segments)
-            try chipSelect.setValue(false)
-            return result
-        } catch {
-            try? chipSelect.setValue(false)
-            throw error
+        try bus.withLock { _ throws(HardwareError) in
+            try chipSelect.setValue(true)
+            let result: Result<[[UInt8]], HardwareError>
+            do throws(HardwareError) {
+                result = .success(try device.transfer(segments))
+            } catch {
+                result = .failure(error)
+            }
+            do throws(HardwareError) {
+                try chipSelect.setValue(false)
+            } catch {
+                if case .success = result { throw error }
+            }
+            return try result.get()
         }
     }
 }

@@ -202,8 +202,9 @@ extension BoardProfile {
         let device = try section.required("device", section.string)
         switch hal {
         case .linux:
-            guard device.hasPrefix("/dev/spidev") else {
-                throw section.error("device", "'\(device)' is not an spidev node (expected /dev/spidevB.C)")
+            let numbers = device.hasPrefix("/dev/spidev") ? device.dropFirst(11).split(separator: ".", omittingEmptySubsequences: false) : []
+            guard numbers.count == 2, numbers.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigitCharacter) }) else {
+                throw section.error("device", "'\(device)' is not an spidev node (expected /dev/spidevB.C, such as /dev/spidev0.0)")
             }
         case .mock:
             guard device.hasPrefix("mock:") else {
@@ -259,20 +260,34 @@ extension BoardProfile {
             throw TOMLConfigError(file: root.file, line: section.table.line, key: "gpio.\(role.rawValue)", message: "is required for a \(backend.rawValue) board but missing")
         }
 
+        if let chipSelect = lines[.chipSelect], !chipSelect.activeLow {
+            throw section.error(LineRole.chipSelect.rawValue, "a radio's NSS is active low: add active_low = true")
+        }
+
         // One pin, one purpose.
-        var owners: [String: LineRole] = [:]
+        var owners: [(role: LineRole, spec: GPIOLineSpec)] = []
         for role in lines.keys.sorted(by: { section.line(of: $0.rawValue) < section.line(of: $1.rawValue) }) {
             let spec = lines[role]!
-            let pin = "\(spec.chips.joined(separator: "|"))#\(spec.offset)"
-            if let first = owners[pin] {
-                throw section.error(role.rawValue, "offset \(spec.offset) is already used by gpio.\(first.rawValue)")
+            if let first = owners.first(where: { $0.spec.offset == spec.offset && sameChip($0.spec.chips, spec.chips) }) {
+                throw section.error(role.rawValue, "offset \(spec.offset) is already used by gpio.\(first.role.rawValue)")
             }
-            owners[pin] = role
-            if let spi, spec.chips == raspberryPiHeaderChips, let reserved = raspberryPiSPIPins(for: spi.device)[spec.offset] {
+            owners.append((role, spec))
+            if let spi, isRaspberryPiHeader(spec.chips), let reserved = raspberryPiSPIPins(for: spi.device)[spec.offset] {
                 throw section.error(role.rawValue, "GPIO\(spec.offset) is \(reserved), which the kernel's SPI driver holds while \(spi.device) is in use")
             }
         }
         return lines
+    }
+
+    /// Whether a chip list may name the Raspberry Pi's header controller: one of its labels, or
+    /// gpiochip0, which it is on every model with current kernels.
+    static func isRaspberryPiHeader(_ chips: [String]) -> Bool {
+        chips.contains { raspberryPiHeaderChips.contains($0) || $0 == "gpiochip0" || $0 == "/dev/gpiochip0" }
+    }
+
+    /// Whether two chip lists may name the same chip: they share a name, or both may be the header.
+    static func sameChip(_ a: [String], _ b: [String]) -> Bool {
+        !Set(a).isDisjoint(with: b) || (isRaspberryPiHeader(a) && isRaspberryPiHeader(b))
     }
 
     /// The header pins that the SPI controller behind an spidev node claims on a Raspberry Pi.
@@ -333,4 +348,8 @@ extension BoardProfile {
         try section.rejectUnknownKeys(known: ["tcxo_voltage", "dio2_rf_switch", "pa_boost"])
         return frontEnd
     }
+}
+
+extension Character {
+    var isASCIIDigitCharacter: Bool { ("0"..."9").contains(self) }
 }

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -9,10 +11,9 @@ import Darwin
 /// A POSIX thread of its own for a blocking C call (a gpiod event wait, a mosquitto loop), so
 /// that it never blocks Swift's cooperative pool. The body should return when asked to stop.
 public final class DedicatedThread: @unchecked Sendable {
-    // The pthread handle is written once in init and read once in join; both happen on the
-    // owner's side, so no lock is needed.
-    private var thread: pthread_t
-    private var joined = false
+    // The handle is written once, in init; `joined` guards the one pthread_join.
+    private let thread: pthread_t
+    private let joined = Mutex(false)
 
     private final class Body {
         let run: () -> Void
@@ -43,10 +44,12 @@ public final class DedicatedThread: @unchecked Sendable {
         #endif
     }
 
-    /// Waits for the body to return. Call once, from the owner, after asking the body to stop.
+    /// Waits for the body to return; later calls return at once. Ask the body to stop first.
     public func join() {
-        guard !joined else { return }
-        joined = true
-        pthread_join(thread, nil)
+        joined.withLock { joined in
+            guard !joined else { return }
+            joined = true
+            pthread_join(thread, nil)
+        }
     }
 }

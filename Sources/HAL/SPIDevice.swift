@@ -19,8 +19,9 @@ public struct SPIConfiguration: Hashable, Sendable {
 /// One segment of a full-duplex SPI message: `write` is clocked out, and as many bytes are
 /// clocked in. A segment longer than `write` (set by `length`) sends zeros after it.
 public struct SPISegment: Hashable, Sendable {
-    public var write: [UInt8]
-    public var length: Int
+    public private(set) var write: [UInt8]
+    /// At least `write.count`.
+    public private(set) var length: Int
     /// Microseconds to wait after the segment before the next one (chip select still held).
     public var delayMicroseconds: UInt16
 

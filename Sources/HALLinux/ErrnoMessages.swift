@@ -27,7 +27,7 @@ public enum DeviceErrorMapping {
         case ENOTTY:
             return HardwareError(.wrongDevice, "\(path) does not accept SPI requests (\(operation)): is it really an spidev node?", errno: code)
         case EINVAL where operation == "configure":
-            return HardwareError(.wrongDevice, "\(path) does not accept SPI requests (\(operation)): is it really an spidev node?", errno: code)
+            return HardwareError(.invalidRequest, "the SPI controller behind \(path) refused the profile's mode, word size or speed", errno: code)
         case ENXIO, ENODEV:
             return HardwareError(.notFound, "\(path) has no device behind it: check the board's overlay in config.txt", errno: code)
         default:

@@ -15,10 +15,17 @@ public struct LinuxGPIOController: GPIOController {
     /// The libgpiod API this build uses: "1" or "2".
     public static var libgpiodAPI: String { String(cString: hs_gpio_api()) }
 
-    /// Every GPIO chip under /dev, with its label and size.
-    public static func chips() -> [GPIOChipInfo] {
-        var chips: [GPIOChipInfo] = []
-        guard let directory = opendir("/dev") else { return [] }
+    /// What the GPIO chips under /dev are: the ones that opened, with label and size, and the
+    /// errno of each that did not.
+    public struct Survey: Sendable {
+        public var chips: [GPIOChipInfo] = []
+        public var failures: [(path: String, errno: Int32)] = []
+    }
+
+    /// Every GPIO chip under /dev.
+    public static func survey() -> Survey {
+        var survey = Survey()
+        guard let directory = opendir("/dev") else { return survey }
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {
@@ -29,25 +36,41 @@ public struct LinuxGPIOController: GPIOController {
         }
         for name in names.sorted() {
             let path = "/dev/" + name
-            guard let chip = hs_gpio_chip_open(path) else { continue }
+            guard let chip = hs_gpio_chip_open(path) else {
+                survey.failures.append((path, errno))
+                continue
+            }
             defer { hs_gpio_chip_close(chip) }
             var label = [CChar](repeating: 0, count: 64)
-            guard hs_gpio_chip_label(chip, &label, label.count) == 0 else { continue }
+            let result = hs_gpio_chip_label(chip, &label, label.count)
+            guard result == 0 else {
+                survey.failures.append((path, -result))
+                continue
+            }
             let lineCount = Int(hs_gpio_chip_line_count(chip))
             let text = String(decoding: label.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            chips.append(GPIOChipInfo(path: path, label: text, lineCount: max(lineCount, 0)))
+            survey.chips.append(GPIOChipInfo(path: path, label: text, lineCount: max(lineCount, 0)))
         }
-        return chips
+        return survey
+    }
+
+    /// Picks the chip for a line from a survey. When no chip matches and some could not be
+    /// opened, the reason is theirs: a permission problem must not read as "no such chip".
+    public static func locate(_ spec: GPIOLineSpec, role: String, in survey: Survey) throws(HardwareError) -> GPIOChipInfo {
+        if let info = GPIOChipLocator.locate(spec.chips, among: survey.chips) {
+            guard Int(spec.offset) < info.lineCount else {
+                throw HardwareError(.invalidRequest, "\(info.path) \"\(info.label)\" has \(info.lineCount) lines; the \(role) line's offset \(spec.offset) is not one of them")
+            }
+            return info
+        }
+        if let denied = survey.failures.first(where: { $0.errno == EACCES || $0.errno == EPERM }) ?? survey.failures.first {
+            throw DeviceErrorMapping.gpio(errno: denied.errno, path: denied.path, line: nil, role: role)
+        }
+        throw GPIOChipLocator.notFound(spec.chips, role: role, among: survey.chips)
     }
 
     public func requestLine(_ spec: GPIOLineSpec, role: String, consumer: String, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine {
-        let available = Self.chips()
-        guard let info = GPIOChipLocator.locate(spec.chips, among: available) else {
-            throw GPIOChipLocator.notFound(spec.chips, role: role, among: available)
-        }
-        guard Int(spec.offset) < info.lineCount else {
-            throw HardwareError(.invalidRequest, "\(info.path) \"\(info.label)\" has \(info.lineCount) lines; the \(role) line's offset \(spec.offset) is not one of them")
-        }
+        let info = try Self.locate(spec, role: role, in: Self.survey())
         return try LinuxGPIOLine(chipPath: info.path, spec: spec, role: role, consumer: consumer, request: request)
     }
 }
@@ -129,43 +152,44 @@ public final class LinuxGPIOLine: GPIOLine, @unchecked Sendable {
             throw HardwareError(.invalidRequest, "\(name) was not requested with edge detection")
         }
         let (stream, continuation) = AsyncStream.makeStream(of: GPIOEdgeEvent.self)
-        let handle: OpaquePointer? = try lock.withLock { _ throws(HardwareError) in
+        let stopping = self.stopping
+        // Checking the handle and starting the thread happen under one lock, so a concurrent
+        // release() either comes first (and this fails) or finds the thread to join.
+        try lock.withLock { _ throws(HardwareError) in
+            guard let line, !stopping.isSet else {
+                throw HardwareError(.invalidRequest, "\(name) has been released")
+            }
             guard !streamHandedOut else {
                 throw HardwareError(.invalidRequest, "\(name): edge events can be taken once")
             }
-            streamHandedOut = true
-            return line
-        }
-        guard let handle else {
-            throw HardwareError(.invalidRequest, "\(name) has been released")
-        }
-        let stopping = self.stopping
-        let lineName = name
-        let pointer = UnsafeSendablePointer(handle)
-        let thread = try DedicatedThread(name: "gpio-events") {
-            while !stopping.isSet {
-                let ready = hs_gpio_wait_event(pointer.value, 100_000_000)
-                if ready < 0 {
-                    if -ready == EINTR { continue }
-                    break
+            let pointer = UnsafeSendablePointer(line)
+            eventThread = try DedicatedThread(name: "gpio-events") {
+                while !stopping.isSet {
+                    let ready = hs_gpio_wait_event(pointer.value, 100_000_000)
+                    if ready < 0 {
+                        if -ready == EINTR { continue }
+                        break
+                    }
+                    if ready == 0 { continue }
+                    var rising: Int32 = 0
+                    var timestamp: UInt64 = 0
+                    if hs_gpio_read_event(pointer.value, &rising, &timestamp) == 0 {
+                        continuation.yield(GPIOEdgeEvent(edge: rising != 0 ? .rising : .falling, timestampNanoseconds: timestamp))
+                    }
                 }
-                if ready == 0 { continue }
-                var rising: Int32 = 0
-                var timestamp: UInt64 = 0
-                if hs_gpio_read_event(pointer.value, &rising, &timestamp) == 0 {
-                    continuation.yield(GPIOEdgeEvent(edge: rising != 0 ? .rising : .falling, timestampNanoseconds: timestamp))
-                }
+                continuation.finish()
             }
-            _ = lineName
-            continuation.finish()
+            streamHandedOut = true
         }
-        lock.withLock { _ in eventThread = thread }
         return stream
     }
 
     public func release() {
-        stopping.set()
-        let thread = lock.withLock { _ in eventThread }
+        // Setting the flag under the lock orders it after any thread start in edgeEvents().
+        let thread = lock.withLock { _ in
+            stopping.set()
+            return eventThread
+        }
         thread?.join()
         lock.withLock { _ in
             if let line { hs_gpio_release(line) }

@@ -53,13 +53,17 @@ public struct AirReception: Sendable, Hashable {
     public var bandwidth: LoRaBandwidth
     public var syncWord: LoRaSyncWord
     public var invertedIQ: Bool
+    /// Changes whenever the radio stops receiving and starts again (a transmission, a standby,
+    /// a reset in between): a frame is heard only by a radio that listened all through it.
+    public var session: Int
 
-    public init(frequencyHz: UInt32, spreadingFactor: SpreadingFactor, bandwidth: LoRaBandwidth, syncWord: LoRaSyncWord, invertedIQ: Bool) {
+    public init(frequencyHz: UInt32, spreadingFactor: SpreadingFactor, bandwidth: LoRaBandwidth, syncWord: LoRaSyncWord, invertedIQ: Bool, session: Int) {
         self.frequencyHz = frequencyHz
         self.spreadingFactor = spreadingFactor
         self.bandwidth = bandwidth
         self.syncWord = syncWord
         self.invertedIQ = invertedIQ
+        self.session = session
     }
 
     /// Whether a radio tuned like this demodulates `frame`: same spreading factor, bandwidth,
@@ -88,7 +92,7 @@ public protocol AirListener: AnyObject, Sendable {
 ///
 /// A transmitter (a sensor, a neighbour's beacon, noise — whatever a test, the demo or a
 /// benchmark places) calls `send`; each attached radio that is receiving on the frame's channel
-/// and data rate when the frame ends hears it. Frames the radios transmit are recorded, can be
+/// and data rate from the frame's start to its end, without a break, hears it. Frames the radios transmit are recorded, can be
 /// awaited, and reach the other radios on the same air.
 ///
 /// `timeScale` stretches simulated time: 1 is real time (a frame takes its airtime), 0 makes
@@ -191,16 +195,24 @@ public final class Air: Sendable {
     }
 
     private func deliver(_ frame: AirFrame, excluding excluded: ObjectIdentifier?, after airtime: Duration) {
-        schedule(after: airtime) { [self] in
-            let listeners = state.withLock { state in
-                state.listeners.filter { $0.key != excluded }.compactMap(\.value.listener)
+        let candidates = state.withLock { state in
+            state.listeners.filter { $0.key != excluded }.map(\.value)
+        }
+        // Who is tuned to the frame when it starts, and in which reception session.
+        var tuned: [(listener: Weak, session: Int)] = []
+        for candidate in candidates {
+            if let listener = candidate.listener, let reception = listener.reception(), reception.hears(frame) {
+                tuned.append((candidate, reception.session))
             }
+        }
+        guard !tuned.isEmpty else { return }
+        schedule(after: airtime) { [self, tuned] in
             var heard = 0
-            for listener in listeners {
-                if let tuned = listener.reception(), tuned.hears(frame) {
-                    listener.hear(frame)
-                    heard += 1
-                }
+            for (candidate, session) in tuned {
+                guard let listener = candidate.listener, let reception = listener.reception(),
+                      reception.hears(frame), reception.session == session else { continue }
+                listener.hear(frame)
+                heard += 1
             }
             state.withLock { $0.heard += heard }
         }

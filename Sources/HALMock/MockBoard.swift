@@ -12,16 +12,21 @@ public final class MockBoard: BoardHardware {
     public let sx1262: SimulatedSX1262?
     private let peripheral: any SPIPeripheral
 
-    public init(profile: BoardProfile, air: Air) throws(HardwareError) {
+    /// `disconnected` lists lines the profile names but the simulated board does not wire to
+    /// the chip, to test what a wrong profile or a broken trace looks like.
+    public init(profile: BoardProfile, air: Air, disconnected: Set<LineRole> = []) throws(HardwareError) {
         self.profile = profile
         self.air = air
         let gpio = VirtualGPIOChip(label: profile.line(.reset)?.chips.first ?? "mock")
         self.gpio = gpio
+        func pin(_ role: LineRole) -> UInt32? {
+            disconnected.contains(role) ? nil : profile.line(role)?.offset
+        }
         switch profile.radio.family {
         case .sx127x:
             let chip = SimulatedSX1276(
                 name: "\(profile.name) \(profile.radio.rawValue)", gpio: gpio,
-                pins: .init(reset: profile.line(.reset)?.offset, dio0: profile.line(.dio0)?.offset, dio1: profile.line(.dio1)?.offset),
+                pins: .init(reset: pin(.reset), dio0: pin(.dio0), dio1: pin(.dio1)),
                 air: air
             )
             sx1276 = chip
@@ -30,7 +35,7 @@ public final class MockBoard: BoardHardware {
         case .sx126x:
             let chip = SimulatedSX1262(
                 name: "\(profile.name) \(profile.radio.rawValue)", gpio: gpio,
-                pins: .init(reset: profile.line(.reset)?.offset, busy: profile.line(.busy)?.offset, dio1: profile.line(.dio1)?.offset),
+                pins: .init(reset: pin(.reset), busy: pin(.busy), dio1: pin(.dio1)),
                 air: air
             )
             sx1276 = nil

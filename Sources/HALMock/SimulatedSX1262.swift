@@ -5,9 +5,11 @@ import Synchronization
 /// A command-level simulation of an SX1262 in LoRa mode, on the mock SPI bus and virtual GPIO.
 ///
 /// What is simulated, from the SX1261/2 datasheet (rev. 2.1, §8, §13):
-/// - BUSY: high while the chip boots after NRESET, while it sleeps, while it wakes on a chip
-///   select, and while a test holds it; a command sent while BUSY is high is ignored, as on the
-///   real chip, and counted. A host must wait for BUSY to fall before each command.
+/// - BUSY: high while the chip boots after NRESET, after every command for a few microseconds,
+///   while it sleeps, while it wakes on a chip select, and while a test holds it; a command sent
+///   while BUSY is high is ignored, as on the real chip, and counted. A host must wait for BUSY
+///   to fall before each command. A cold sleep (SetSleep without the warm-start bit) loses the
+///   configuration.
 /// - The status byte (chip mode in bits 6:4, command status in bits 3:1) clocked out on every
 ///   byte that carries no data.
 /// - SetStandby, SetSleep (a chip select wakes it), SetFs, SetPacketType/GetPacketType,
@@ -15,7 +17,8 @@ import Synchronization
 ///   SetBufferBaseAddress, WriteBuffer/ReadBuffer, WriteRegister/ReadRegister (the LoRa sync
 ///   word at 0x0740–0x0741), SetDioIrqParams, GetIrqStatus/ClearIrqStatus, GetRxBufferStatus,
 ///   GetPacketStatus (RssiPkt = −s0/2, SnrPkt = s1/4, SignalRssiPkt = −s2/2), GetRssiInst,
-///   GetDeviceErrors/ClearDeviceErrors, SetRx (single, continuous, with timeout), SetTx, GetStatus.
+///   GetDeviceErrors/ClearDeviceErrors, SetRx (single, continuous, with timeout), SetTx, SetCAD
+///   (CadDone, never CadDetected: the air is quiet between frames), GetStatus.
 ///   Configuration commands (calibration, regulator, PA, TX parameters, TCXO, RF switch …) are
 ///   accepted and remembered. An unknown opcode sets the command status to 0x4 (processing error).
 /// - IRQs are latched only when enabled in the IRQ mask; DIO1 follows the DIO1 mask.
@@ -57,6 +60,7 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         public static let getRssiInst: UInt8 = 0x15
         public static let getDeviceErrors: UInt8 = 0x17
         public static let clearDeviceErrors: UInt8 = 0x07
+        public static let setCAD: UInt8 = 0xC5
         /// Commands that only read: they leave the command status as it was.
         public static let queries: Set<UInt8> = [
             getStatus, getPacketType, readBuffer, readRegister, getIrqStatus, getRxBufferStatus,
@@ -64,7 +68,7 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         ]
         /// Accepted and remembered, with no effect the simulation models.
         public static let configuration: Set<UInt8> = [
-            0x89, 0x98, 0x96, 0x95, 0x8E, 0x97, 0x9D, 0x93, 0xA0, 0x9F, 0x94, 0x88, 0xC5, 0xD1, 0xD2, 0x9E,
+            0x89, 0x98, 0x96, 0x95, 0x8E, 0x97, 0x9D, 0x93, 0xA0, 0x9F, 0x94, 0x88, 0xD1, 0xD2, 0x9E,
         ]
     }
 
@@ -125,13 +129,19 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         var inReset = false
         var booting = false
         var waking = false
+        /// Busy with the last command, for `commandBusyTime`.
+        var working = false
+        /// Bumped by every event that sets a busy flag, so a stale timer cannot clear a newer one.
+        var busyToken = 0
         var heldBusy = false
         var hung = false
+        /// SetSleep without the warm-start bit: the configuration is lost on wake-up.
+        var coldSleep = false
         /// Bumped on every mode change so a stale TxDone or RX timeout is ignored.
         var generation = 0
         var counters = Counters()
 
-        var busy: Bool { inReset || booting || waking || heldBusy || mode == .sleep }
+        var busy: Bool { inReset || booting || waking || working || heldBusy || mode == .sleep }
     }
 
     public let airName: String
@@ -143,6 +153,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     /// and after a wake-up from sleep, in simulated time.
     public static let bootTime = Duration.microseconds(3500)
     public static let wakeTime = Duration.microseconds(340)
+    /// How long BUSY stays high after an ordinary command (datasheet: a few to tens of µs).
+    public static let commandBusyTime = Duration.microseconds(20)
+    private let pinLock = Mutex(())
 
     public init(name: String = "sx1262", gpio: VirtualGPIOChip, pins: Pins, air: Air) {
         airName = name
@@ -199,17 +212,29 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
             }
             if state.mode == .sleep {
                 // Chip select wakes the chip; the command itself is lost while it starts.
+                if state.coldSleep {
+                    let heldBusy = state.heldBusy
+                    Self.powerOn(&state)
+                    state.heldBusy = heldBusy
+                }
                 state.mode = .standbyRC
                 state.waking = true
+                state.busyToken += 1
                 state.counters.commandsWhileBusy += 1
-                effects.wake = true
+                effects.wake = state.busyToken
                 return [UInt8](repeating: 0, count: mosi.count)
             }
             if state.busy {
                 state.counters.commandsWhileBusy += 1
                 return [UInt8](repeating: Self.status(state), count: mosi.count)
             }
-            return Self.execute(&state, opcode: opcode, mosi: mosi, effects: &effects, chip: self)
+            let miso = Self.execute(&state, opcode: opcode, mosi: mosi, effects: &effects, chip: self)
+            if state.mode != .sleep {
+                state.working = true
+                state.busyToken += 1
+                effects.commandDone = state.busyToken
+            }
+            return miso
         }
         perform(effects)
         return miso
@@ -218,7 +243,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     private struct Effects {
         var transmit: (frame: AirFrame, generation: Int)?
         var rxTimeout: (delay: Duration, generation: Int)?
-        var wake = false
+        var cad: Int?
+        var wake: Int?
+        var commandDone: Int?
     }
 
     private static func status(_ state: State) -> UInt8 {
@@ -251,6 +278,7 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
             state.generation += 1
         case Opcode.setSleep:
             state.mode = .sleep
+            state.coldSleep = (arguments.first ?? 0) & 0x04 == 0
             state.generation += 1
         case Opcode.setFs:
             state.mode = .fs
@@ -324,6 +352,10 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
                 // The timeout counts steps of 15.625 µs.
                 effects.rxTimeout = (.nanoseconds(Int64(timeout) * 15_625), state.generation)
             }
+        case Opcode.setCAD:
+            // Channel activity detection: the simulated air is quiet between frames.
+            state.generation += 1
+            effects.cad = state.generation
         case Opcode.setTx:
             guard need(3) else { break }
             guard state.packetType == 1, let modulation = modulation(state) else {
@@ -375,19 +407,32 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
                 self?.finish(generation: generation, raising: IRQ.timeout, status: .timeout)
             }
         }
-        if effects.wake {
-            air.schedule(after: Self.wakeTime) { [weak self] in
-                self?.state.withLock { $0.waking = false }
-                self?.updatePins()
+        if let generation = effects.cad {
+            air.schedule(after: .milliseconds(1)) { [weak self] in
+                self?.finish(generation: generation, raising: IRQ.cadDone, status: .idle, fromModes: [.standbyRC, .standbyXOSC])
             }
+        }
+        if let token = effects.wake {
+            air.schedule(after: Self.wakeTime) { [weak self] in self?.endBusy(token) { $0.waking = false } }
+        }
+        if let token = effects.commandDone {
+            air.schedule(after: Self.commandBusyTime) { [weak self] in self?.endBusy(token) { $0.working = false } }
+        }
+        updatePins()
+    }
+
+    /// Clears a busy flag, unless something newer has made the chip busy since.
+    private func endBusy(_ token: Int, _ clear: (inout State) -> Void) {
+        state.withLock { state in
+            if state.busyToken == token { clear(&state) }
         }
         updatePins()
     }
 
     /// Ends a TX or an RX with timeout, unless the chip moved on since it began.
-    private func finish(generation: Int, raising flag: UInt16, status: CommandStatus) {
+    private func finish(generation: Int, raising flag: UInt16, status: CommandStatus, fromModes: Set<ChipMode> = [.tx, .rx]) {
         state.withLock { state in
-            guard state.generation == generation, state.mode == .tx || state.mode == .rx else { return }
+            guard state.generation == generation, fromModes.contains(state.mode) else { return }
             Self.raise(&state, flag)
             state.mode = .standbyRC
             state.commandStatus = status
@@ -411,7 +456,8 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
                 spreadingFactor: modulation.spreadingFactor,
                 bandwidth: modulation.bandwidth,
                 syncWord: Self.syncWord(state),
-                invertedIQ: state.packetParams[5] == 1
+                invertedIQ: state.packetParams[5] == 1,
+                session: state.generation
             )
         }
     }
@@ -446,10 +492,10 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     /// GetPacketStatus's three bytes for a frame: RssiPkt and SignalRssiPkt in steps of −0.5 dB,
     /// SnrPkt in quarters of a dB (two's complement).
     public static func encodePacketStatus(rssiDBm: Double, snrDB: Double) -> [UInt8] {
-        let rssi = UInt8(Int((-rssiDBm * 2).rounded()).clamped(to: 0...255))
-        let snrQuarter = Int((snrDB * 4).rounded()).clamped(to: -128...127)
+        let rssi = UInt8(clampedInteger(-rssiDBm * 2, 0...255))
+        let snrQuarter = clampedInteger(snrDB * 4, -128...127)
         let signal = snrDB < 0 ? rssiDBm + Double(snrQuarter) / 4 : rssiDBm
-        let signalRssi = UInt8(Int((-signal * 2).rounded()).clamped(to: 0...255))
+        let signalRssi = UInt8(clampedInteger(-signal * 2, 0...255))
         return [rssi, UInt8(bitPattern: Int8(snrQuarter)), signalRssi]
     }
 
@@ -468,23 +514,25 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
             state.heldBusy = heldBusy
             state.counters.resets += 1
             state.booting = true
+            state.busyToken += 1
             return true
         }
         updatePins()
         if booting {
-            air.schedule(after: Self.bootTime) { [weak self] in
-                self?.state.withLock { $0.booting = false }
-                self?.updatePins()
-            }
+            let token = state.withLock { $0.busyToken }
+            air.schedule(after: Self.bootTime) { [weak self] in self?.endBusy(token) { $0.booting = false } }
         }
     }
 
     private func updatePins() {
-        let (busy, dio1) = state.withLock { state in
-            (state.busy || state.hung, !state.inReset && state.irqStatus & state.dio1Mask != 0)
+        // Computed and driven under one lock, so two threads cannot drive stale levels last.
+        pinLock.withLock { _ in
+            let (busy, dio1) = state.withLock { state in
+                (state.busy || state.hung, !state.inReset && state.irqStatus & state.dio1Mask != 0)
+            }
+            if let pin = pins.busy { gpio.drive(pin, high: busy) }
+            if let pin = pins.dio1 { gpio.drive(pin, high: dio1) }
         }
-        if let pin = pins.busy { gpio.drive(pin, high: busy) }
-        if let pin = pins.dio1 { gpio.drive(pin, high: dio1) }
     }
 
     // MARK: Decoding

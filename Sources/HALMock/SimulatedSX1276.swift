@@ -107,6 +107,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         var hangClearedByReset = true
         /// Bumped whenever a transmission is started or abandoned, so a stale TxDone is ignored.
         var transmission = 0
+        /// Bumped whenever the radio starts receiving.
+        var rxSession = 0
         var counters = Counters()
     }
 
@@ -116,6 +118,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     private let air: Air
     private let version: UInt8
     private let state = Mutex(State())
+    /// Held while DIO levels are computed and driven, so two threads cannot drive them out of order.
+    private let pinLock = Mutex(())
 
     public init(name: String = "sx1276", gpio: VirtualGPIOChip, pins: Pins, air: Air, version: UInt8 = 0x12) {
         self.airName = name
@@ -266,6 +270,9 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         if mode == .sleep {
             state.fifo = [UInt8](repeating: 0, count: 256)
         }
+        if (mode == .rxContinuous || mode == .rxSingle) && mode != oldMode {
+            state.rxSession += 1
+        }
         guard longRange != 0 else { return }
         switch mode {
         case .tx where oldMode != .tx:
@@ -346,7 +353,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
                 spreadingFactor: modulation.spreadingFactor,
                 bandwidth: modulation.bandwidth,
                 syncWord: LoRaSyncWord(rawValue: state.registers[Int(Register.syncWord)]),
-                invertedIQ: state.registers[Int(Register.invertIQ)] & 0x40 != 0
+                invertedIQ: state.registers[Int(Register.invertIQ)] & 0x40 != 0,
+                session: state.rxSession
             )
         }
     }
@@ -376,6 +384,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             state.counters.received += 1
             if mode == Mode.rxSingle.rawValue {
                 state.registers[1] = (state.registers[1] & 0xF8) | Mode.standby.rawValue
+                state.rxSession += 1
             }
             return true
         }
@@ -391,11 +400,11 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     /// RegPktSnrValue and RegPktRssiValue for a frame of this RSSI and SNR, rounded to the
     /// registers' resolution (0.25 dB of SNR, 1 dB of RSSI) and clamped to their ranges.
     public static func encodeSignal(rssiDBm: Double, snrDB: Double, frequencyHz: UInt32) -> (snr: UInt8, rssi: UInt8) {
-        let snrQuarter = Int((snrDB * 4).rounded()).clamped(to: -128...127)
+        let snrQuarter = clampedInteger(snrDB * 4, -128...127)
         let snr = Double(snrQuarter) / 4
         let offset = rssiOffset(frequencyHz: frequencyHz)
         let raw = snr < 0 ? rssiDBm - offset - snr : (rssiDBm - offset) * 15 / 16
-        let rssi = Int(raw.rounded()).clamped(to: 0...255)
+        let rssi = clampedInteger(raw, 0...255)
         return (UInt8(bitPattern: Int8(snrQuarter)), UInt8(rssi))
     }
 
@@ -420,6 +429,10 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     }
 
     private func updateDIOs() {
+        pinLock.withLock { _ in driveDIOs() }
+    }
+
+    private func driveDIOs() {
         let (dio0, dio1) = state.withLock { state -> (Bool, Bool) in
             if state.inReset || state.hung { return (false, false) }
             let flags = state.registers[Int(Register.irqFlags)]
@@ -460,6 +473,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         state.registers = registers
         state.fifo = [UInt8](repeating: 0, count: 256)
         state.transmission += 1
+        state.rxSession += 1
     }
 
     static func frequency(of registers: [UInt8]) -> UInt32 {
@@ -480,8 +494,11 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     }
 }
 
-extension Comparable {
-    func clamped(to range: ClosedRange<Self>) -> Self {
-        min(max(self, range.lowerBound), range.upperBound)
-    }
+/// `value` rounded and clamped to `range`; NaN gives the lower bound. Never traps.
+func clampedInteger(_ value: Double, _ range: ClosedRange<Int>) -> Int {
+    guard !value.isNaN else { return range.lowerBound }
+    let rounded = value.rounded()
+    if rounded <= Double(range.lowerBound) { return range.lowerBound }
+    if rounded >= Double(range.upperBound) { return range.upperBound }
+    return Int(rounded)
 }

@@ -100,12 +100,22 @@ public enum BoardProbe {
             throw ProbeError("\(spi.path): GetStatus returned 0x\(hex(status)), which is no SX126x chip mode")
         }
         findings.append("\(spi.path): GetStatus 0x\(hex(status)) (chip mode \(modeName))")
-        guard mode == 2 else {
-            throw ProbeError("\(reset.name) did not reset the radio (chip mode \(modeName) after the pulse, expected STBY_RC): check gpio.reset's offset and active_low")
-        }
         try await waitWhileBusy(busy, after: "GetStatus")
-        let syncWord = try spi.exchange([0x1D, 0x07, 0x40, 0x00, 0x00, 0x00])
-        findings.append("LoRa sync word register 0x0740: 0x\(hex(syncWord[4]))\(hex(syncWord[5]))")
+        let syncWord = try readSyncWord(spi)
+        findings.append("LoRa sync word register 0x0740: 0x\(hex(syncWord.0))\(hex(syncWord.1))")
+
+        // Prove the reset line: change the sync word, reset, and expect the power-on value back.
+        try await waitWhileBusy(busy, after: "ReadRegister")
+        try spi.write([0x0D, 0x07, 0x40, ~syncWord.0, ~syncWord.1])
+        try await waitWhileBusy(busy, after: "WriteRegister")
+        let changed = try readSyncWord(spi)
+        try await pulse(reset, profile: profile)
+        try await waitWhileBusy(busy, after: "reset")
+        let afterReset = try readSyncWord(spi)
+        guard changed == (~syncWord.0, ~syncWord.1), afterReset == syncWord else {
+            throw ProbeError("\(reset.name) did not reset the radio (the sync word register kept 0x\(hex(afterReset.0))\(hex(afterReset.1)) through the pulse): check gpio.reset's offset and active_low")
+        }
+        findings.append("\(reset.name): resets the radio (sync word register back to 0x\(hex(syncWord.0))\(hex(syncWord.1)))")
         findings.append("\(busy.name): falls after reset and after each command")
 
         if profile.line(.dio1) != nil {
@@ -115,6 +125,11 @@ public enum BoardProbe {
             findings.append("\(line.name): reads \(level ? "active" : "inactive")")
         }
         return ProbeReport(chip: profile.radio.displayName, findings: findings)
+    }
+
+    static func readSyncWord(_ spi: any SPIDevice) throws -> (UInt8, UInt8) {
+        let reply = try spi.exchange([0x1D, 0x07, 0x40, 0x00, 0x00, 0x00])
+        return (reply[4], reply[5])
     }
 
     static func waitWhileBusy(_ busy: any GPIOLine, after step: String) async throws {

@@ -30,9 +30,12 @@ private final class TableBuilder {
     var definedByDottedKey = false
     /// An inline table or a value table: closed to further keys.
     var sealed = false
+    /// How deep the table sits below the root; bounded, since building and freeing recurse.
+    let depth: Int
 
-    init(line: Int) {
+    init(line: Int, depth: Int) {
         self.line = line
+        self.depth = depth
     }
 
     func set(_ key: String, _ entry: Entry) {
@@ -63,6 +66,8 @@ private struct Parser {
     var lineStart = 0
     /// Nesting of arrays and inline tables, bounded so hostile input cannot exhaust the stack.
     var depth = 0
+    /// The depth of the table the current top-level key/value line belongs to.
+    var tableDepth = 0
     static let maximumDepth = 64
 
     init(bytes: [UInt8]) {
@@ -72,7 +77,7 @@ private struct Parser {
     // MARK: Document
 
     mutating func parseDocument() throws(TOMLSyntaxError) -> TOMLTable {
-        let root = TableBuilder(line: 0)
+        let root = TableBuilder(line: 0, depth: 0)
         root.explicitlyDefined = true
         var current = root
         while true {
@@ -89,6 +94,7 @@ private struct Parser {
                 current = try parseHeader(root: root)
                 try expectEndOfLine()
             default:
+                tableDepth = current.depth
                 try parseKeyValue(into: current)
                 try expectEndOfLine()
             }
@@ -111,7 +117,7 @@ private struct Parser {
         for (position, key) in path.enumerated() {
             let isLast = position == path.count - 1
             if isLast && isArray {
-                let fresh = TableBuilder(line: headerLine)
+                let fresh = try newTable(line: headerLine, below: table)
                 fresh.explicitlyDefined = true
                 switch table.entries[key] {
                 case nil:
@@ -125,7 +131,7 @@ private struct Parser {
             }
             switch table.entries[key] {
             case nil:
-                let fresh = TableBuilder(line: headerLine)
+                let fresh = try newTable(line: headerLine, below: table)
                 table.set(key, .table(fresh, line: headerLine))
                 table = fresh
             case .table(let existing, _):
@@ -160,7 +166,7 @@ private struct Parser {
         for key in path.dropLast() {
             switch target.entries[key] {
             case nil:
-                let fresh = TableBuilder(line: keyLine)
+                let fresh = try newTable(line: keyLine, below: target)
                 fresh.definedByDottedKey = true
                 target.set(key, .table(fresh, line: keyLine))
                 target = fresh
@@ -268,7 +274,10 @@ private struct Parser {
         defer { depth -= 1 }
         let tableLine = line
         advance()  // {
-        let table = TableBuilder(line: tableLine)
+        let table = TableBuilder(line: tableLine, depth: tableDepth + depth)
+        if table.depth > Self.maximumDepth {
+            throw error("tables are nested more than \(Self.maximumDepth) deep")
+        }
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             advance()
@@ -317,21 +326,21 @@ private struct Parser {
     static func integer(from text: String) -> Int64? {
         var body = Substring(text)
         var negative = false
+        var signed = false
         if body.first == "+" || body.first == "-" {
             negative = body.first == "-"
+            signed = true
             body = body.dropFirst()
         }
         var radix = 10
         if body.hasPrefix("0x") || body.hasPrefix("0o") || body.hasPrefix("0b") {
-            if text.first == "+" || text.first == "-" { return nil }
+            if signed { return nil }
             radix = body.hasPrefix("0x") ? 16 : body.hasPrefix("0o") ? 8 : 2
             body = body.dropFirst(2)
         } else if body.count > 1 && body.first == "0" {
             return nil  // leading zeros are not allowed
         }
-        guard validUnderscores(body) else { return nil }
-        let digits = body.filter { $0 != "_" }
-        guard !digits.isEmpty, let magnitude = UInt64(digits, radix: radix) else { return nil }
+        guard let digits = digits(body, radix: radix), let magnitude = UInt64(digits, radix: radix) else { return nil }
         if negative {
             if magnitude == UInt64(Int64.max) + 1 { return Int64.min }
             guard magnitude <= UInt64(Int64.max) else { return nil }
@@ -350,31 +359,56 @@ private struct Parser {
         }
         if body == "inf" { return sign * .infinity }
         if body == "nan" { return .nan }
-        guard validUnderscores(body) else { return nil }
-        let cleaned = String(body.filter { $0 != "_" })
-        // TOML requires digits on both sides of the point, and an integer part without leading zeros.
-        let mantissa = cleaned.split(separator: "e", maxSplits: 1, omittingEmptySubsequences: false).first
-            .map { $0.split(separator: "E", maxSplits: 1, omittingEmptySubsequences: false).first ?? $0 } ?? ""
-        let pieces = mantissa.split(separator: ".", omittingEmptySubsequences: false)
-        guard let integerPart = pieces.first, !integerPart.isEmpty, integerPart.allSatisfy(\.isASCIIDigit) else { return nil }
-        if integerPart.count > 1 && integerPart.first == "0" { return nil }
-        if pieces.count == 2 && (pieces[1].isEmpty || !pieces[1].allSatisfy(\.isASCIIDigit)) { return nil }
-        if pieces.count > 2 { return nil }
-        guard cleaned.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else { return nil }
-        guard let value = Double(cleaned) else { return nil }
+        // decimal-integer [ "." digits ] [ ("e" | "E") [sign] digits ], with a fraction or an exponent.
+        var mantissa = body
+        var exponent: Substring?
+        if let e = body.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            mantissa = body[..<e]
+            exponent = body[body.index(after: e)...]
+        }
+        var integerPart = mantissa
+        var fraction: Substring?
+        if let point = mantissa.firstIndex(of: ".") {
+            integerPart = mantissa[..<point]
+            fraction = mantissa[mantissa.index(after: point)...]
+        }
+        guard fraction != nil || exponent != nil else { return nil }
+        guard let integerDigits = digits(integerPart, radix: 10) else { return nil }
+        if integerDigits.count > 1 && integerDigits.first == "0" { return nil }
+        var literal = integerDigits
+        if let fraction {
+            guard let fractionDigits = digits(fraction, radix: 10) else { return nil }
+            literal += "." + fractionDigits
+        }
+        if var exponent {
+            var exponentSign = ""
+            if exponent.first == "+" || exponent.first == "-" {
+                exponentSign = String(exponent.first!)
+                exponent = exponent.dropFirst()
+            }
+            guard let exponentDigits = digits(exponent, radix: 10) else { return nil }
+            literal += "e" + exponentSign + exponentDigits
+        }
+        guard let value = Double(literal) else { return nil }
         return sign * value
     }
 
-    static func validUnderscores(_ text: Substring) -> Bool {
-        var previous: Character?
+    /// The digits of `text` in `radix` with TOML's underscores removed, or nil when a character
+    /// is not a digit of the radix, or an underscore does not stand between two digits.
+    static func digits(_ text: Substring, radix: Int) -> String? {
+        var result = ""
+        var previousWasDigit = false
         for character in text {
             if character == "_" {
-                guard let p = previous, p.isHexDigit else { return false }
+                guard previousWasDigit else { return nil }
+                previousWasDigit = false
+                continue
             }
-            if previous == "_" && !character.isHexDigit { return false }
-            previous = character
+            guard let value = character.hexDigitValue, value < radix else { return nil }
+            result.append(character)
+            previousWasDigit = true
         }
-        return previous != "_"
+        return previousWasDigit ? result : nil
     }
 
     // MARK: Strings
@@ -611,6 +645,13 @@ private struct Parser {
         }
     }
 
+    func newTable(line: Int, below parent: TableBuilder) throws(TOMLSyntaxError) -> TableBuilder {
+        guard parent.depth < Self.maximumDepth else {
+            throw error("tables are nested more than \(Self.maximumDepth) deep", line: line)
+        }
+        return TableBuilder(line: line, depth: parent.depth + 1)
+    }
+
     mutating func enterNesting() throws(TOMLSyntaxError) {
         depth += 1
         if depth > Self.maximumDepth {
@@ -657,6 +698,3 @@ private struct Parser {
     }
 }
 
-extension Character {
-    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
-}

@@ -3,6 +3,7 @@ import HAL
 import HALLinux
 import HALMock
 import Radio
+import TOML
 
 #if canImport(Glibc)
 import Glibc
@@ -52,8 +53,11 @@ struct BoardCommand: AsyncParsableCommand {
             discussion: "Exits 0 and prints what answered, or exits 1 with the reason nothing did. Stop hotspotd and any packet forwarder first: the probe needs the radio to itself."
         )
 
-        @Option(name: .long, help: "A profile name (see `hotspotd board list`) or the path of a profile file.")
-        var board: String = "mock"
+        @Option(name: .long, help: "A profile name (see `hotspotd board list`) or the path of a profile file. Default: gateway.board of the configuration file.")
+        var board: String?
+
+        @Option(name: .long, help: "The configuration file whose gateway.board is probed when --board is not given.")
+        var config: String = "/etc/hotspotd/hotspotd.toml"
 
         @Option(name: .long, help: "A directory of board profiles, searched before the standard ones.")
         var boardDir: String?
@@ -61,8 +65,9 @@ struct BoardCommand: AsyncParsableCommand {
         func run() async throws {
             let profile: BoardProfile
             do {
-                profile = try catalog(boardDir).load(board)
-            } catch {
+                let name = try board ?? configuredBoard(config)
+                profile = try catalog(boardDir).load(name)
+            } catch let error as TOMLConfigError {
                 printError(error.description)
                 throw ExitCode(1)
             }
@@ -80,6 +85,21 @@ struct BoardCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// The `gateway.board` of a configuration file, for commands given no `--board`.
+func configuredBoard(_ path: String) throws(TOMLConfigError) -> String {
+    let text: String
+    do {
+        text = try readTextFile(path)
+    } catch {
+        throw TOMLConfigError(file: path, line: 0, key: "", message: "no --board given, and \(error.message): name a board with --board (see `hotspotd board list`)")
+    }
+    let root = try TOMLSection.parse(text, file: path)
+    guard let board = try root.section("gateway")?.string("board") else {
+        throw TOMLConfigError(file: path, line: 0, key: "gateway.board", message: "is not set: name a board with --board (see `hotspotd board list`)")
+    }
+    return board
 }
 
 /// The board catalog: `--board-dir` first, then the standard places.

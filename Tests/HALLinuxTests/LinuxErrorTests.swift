@@ -42,6 +42,9 @@ import Glibc
 
     @Test func busyAndUnknownErrorsAreNamed() {
         #expect(DeviceErrorMapping.spi(errno: EBUSY, path: "/dev/spidev0.0", operation: "open").kind == .busy)
+        let refused = DeviceErrorMapping.spi(errno: EINVAL, path: "/dev/spidev0.0", operation: "configure")
+        #expect(refused.kind == .invalidRequest)
+        #expect(refused.message.contains("refused"))
         let other = DeviceErrorMapping.spi(errno: EIO, path: "/dev/spidev0.0", operation: "transfer")
         #expect(other.kind == .io)
         #expect(other.message.contains("transfer on /dev/spidev0.0"))
@@ -56,14 +59,40 @@ import Glibc
         pclose(pipe)
         try #require(line != nil, "pkg-config knows libgpiod")
         let version = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        #expect(LinuxGPIOController.libgpiodAPI == String(version.prefix(1)), "pkg-config reports \(version)")
+        let forced = getenv("HOTSPOTD_GPIOD_API").map { String(cString: $0) } ?? ""
+        let expected = forced.isEmpty ? String(version.prefix(1)) : forced
+        #expect(LinuxGPIOController.libgpiodAPI == expected, "pkg-config reports \(version)")
     }
 
     @Test func missingChipMapsToNotFound() {
         let chip = hs_gpio_chip_open("/dev/gpiochip-hotspotd-missing")
+        let code = errno
         #expect(chip == nil)
-        let error = DeviceErrorMapping.gpio(errno: errno, path: "/dev/gpiochip-hotspotd-missing", line: nil, role: "reset")
+        #expect(code == ENOENT)
+        let error = DeviceErrorMapping.gpio(errno: code, path: "/dev/gpiochip-hotspotd-missing", line: nil, role: "reset")
         #expect(error.kind == .notFound)
+    }
+
+    @Test func aChipThatCannotBeOpenedExplainsWhyRatherThanSayingItIsAbsent() {
+        var survey = LinuxGPIOController.Survey()
+        survey.failures = [("/dev/gpiochip0", EACCES)]
+        let spec = GPIOLineSpec(chips: ["pinctrl-bcm2711"], offset: 17)
+        do {
+            _ = try LinuxGPIOController.locate(spec, role: "reset", in: survey)
+            Issue.record("located a chip it could not open")
+        } catch {
+            #expect(error.kind == .permissionDenied)
+            #expect(error.message.contains("99-hotspotd.rules"))
+        }
+    }
+
+    @Test func anOffsetBeyondTheChipIsRefused() throws {
+        var survey = LinuxGPIOController.Survey()
+        survey.chips = [GPIOChipInfo(path: "/dev/gpiochip0", label: "pinctrl-bcm2711", lineCount: 58)]
+        #expect(try LinuxGPIOController.locate(GPIOLineSpec(chips: ["pinctrl-bcm2711"], offset: 17), role: "reset", in: survey).path == "/dev/gpiochip0")
+        #expect(throws: HardwareError.self) {
+            try LinuxGPIOController.locate(GPIOLineSpec(chips: ["pinctrl-bcm2711"], offset: 60), role: "reset", in: survey)
+        }
     }
 
     @Test func permissionAndBusyErrorsSayWhatToDo() {

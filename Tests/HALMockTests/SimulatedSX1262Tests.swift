@@ -48,8 +48,8 @@ import Testing
         try bus.configure(frequencyHz: 868_100_000)
         try bus.command(0x82, [0xFF, 0xFF, 0xFF])  // continuous RX
         air.send(uplink([0x40, 0xAA, 0xBB], rssi: -101.5, snr: -4.75))
-        var iterator = edges.makeAsyncIterator()
-        #expect(await iterator.next()?.edge == .rising)
+        let edge = try await withTimeout { await edges.first { _ in true } }
+        #expect(edge?.edge == .rising)
 
         let irq = try bus.command(0x12, reading: 3)
         #expect(UInt16(irq[2]) << 8 | UInt16(irq[3]) == 0x0002, "only RxDone: the others are not in the IRQ mask")
@@ -127,5 +127,45 @@ import Testing
         let raw = MockSPIDevice(path: "mock", configuration: SPIConfiguration(speedHz: 1_000_000), peripheral: board.sx1262!, chipSelectLine: (board.gpio, 21))
         #expect(try raw.exchange([0xC0, 0x00]) == [0x00, 0x00])
         #expect(try bus.command(0xC0, reading: 1)[1] != 0x00)
+    }
+}
+
+@Suite struct SimulatedSX1262TimingTests {
+    @Test func busyRisesAfterEveryCommandInRealTime() throws {
+        let air = Air(timeScale: 1)
+        let board = try MockBoard(profile: mockSX1262Profile, air: air)
+        let bus = SX1262Bus(spi: try board.openSPI(), busy: try board.requestLine(.busy, .input(edges: .none)))
+        try bus.waitReady()
+        _ = try bus.spi.exchange([0x8A, 0x01])
+        // Sent without waiting: lost, as on the chip.
+        _ = try bus.spi.exchange([0x86, 0x36, 0x41, 0x99, 0x99])
+        #expect(board.sx1262!.counters.commandsWhileBusy >= 1)
+        #expect(board.gpio.history(20).contains { $0.high })
+        try bus.command(0x86, [0x36, 0x41, 0x99, 0x99])
+        try bus.waitReady()
+        #expect(board.sx1262!.frequencyHz == 868_099_999)
+    }
+
+    @Test func coldSleepLosesTheConfigurationAndWarmSleepKeepsIt() throws {
+        let board = try MockBoard(profile: mockSX1262Profile, air: Air(timeScale: 0))
+        let bus = SX1262Bus(spi: try board.openSPI(), busy: try board.requestLine(.busy, .input(edges: .none)))
+        try bus.command(0x86, [0x36, 0x41, 0x99, 0x99])
+        try bus.command(0x84, [0x04])  // warm start
+        _ = try bus.spi.exchange([0xC0, 0x00])
+        #expect(board.sx1262!.frequencyHz == 868_099_999)
+        try bus.command(0x84, [0x00])  // cold start
+        _ = try bus.spi.exchange([0xC0, 0x00])
+        #expect(board.sx1262!.frequencyHz == 0)
+    }
+
+    @Test func cadRaisesCadDone() throws {
+        let board = try MockBoard(profile: mockSX1262Profile, air: Air(timeScale: 0))
+        let bus = SX1262Bus(spi: try board.openSPI(), busy: try board.requestLine(.busy, .input(edges: .none)))
+        try bus.command(0x8A, [0x01])
+        try bus.command(0x08, [0x00, 0x80, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00])
+        try bus.command(0xC5)
+        let irq = try bus.command(0x12, reading: 3)
+        #expect(irq[3] == 0x80)
+        #expect(board.gpio.level(16))
     }
 }

@@ -66,8 +66,7 @@ import Testing
         try bus.write(0x01, 0x85)  // RXCONTINUOUS
         air.send(uplink([0x40, 0x01, 0x02, 0x03], rssi: -97, snr: -3.25))
 
-        var iterator = edges.makeAsyncIterator()
-        let edge = await iterator.next()
+        let edge = try await withTimeout { await edges.first { _ in true } }
         #expect(edge?.edge == .rising)
         #expect(try bus.read(0x12) == 0x50, "RxDone | ValidHeader")
         let count = Int(try bus.read(0x13))

@@ -20,7 +20,7 @@ import Testing
             chip.drive(4, high: true)
             chip.drive(4, high: false)
         }
-        let seen = await consumer.value
+        let seen = try await withTimeout { await consumer.value }
         #expect(seen.map(\.edge) == [.rising, .falling, .rising, .falling, .rising, .falling])
         #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.timestampNanoseconds <= $1.timestampNanoseconds })
     }

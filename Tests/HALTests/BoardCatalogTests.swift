@@ -1,4 +1,7 @@
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 import TOML
 @testable import HAL
 
@@ -17,6 +20,23 @@ import TOML
         } catch {
             #expect(error.message.contains("no board profile named 'no-such-board'"))
             #expect(error.message.contains("mock"))
+        }
+    }
+
+    @Test func aProfilesNameMustMatchItsFile() throws {
+        let directory = "/tmp/hotspotd-catalog-\(getpid())"
+        mkdir(directory, 0o755)
+        defer { unlink(directory + "/other.toml"); rmdir(directory) }
+        let text = try readTextFile(boardDirectory + "/mock.toml")
+        let file = fopen(directory + "/other.toml", "w")
+        fputs(text, file)
+        fclose(file)
+        do {
+            _ = try BoardCatalog.loadFile(directory + "/other.toml")
+            Issue.record("loaded a profile whose name differs from its file")
+        } catch {
+            #expect(error.key == "name")
+            #expect(error.message.contains("does not match the file name"))
         }
     }
 

@@ -116,6 +116,20 @@ func parseError(_ text: String) -> TOMLConfigError? {
         #expect(error?.line == 11)
     }
 
+    @Test func onePinUsedTwiceUnderAnotherNameForTheSameChip() {
+        let error = parseError(validSX1276 + "\ndio1 = { offset = 4, chip = \"pinctrl-bcm2711\" }")
+        #expect(error?.key == "gpio.dio1")
+        #expect(parseError(validSX1276 + "\ndio1 = { offset = 4, chip = \"gpiochip0\" }")?.key == "gpio.dio1")
+        #expect(parseError(validSX1276 + "\ndio1 = { offset = 4, chip = \"/dev/gpiochip2\" }") == nil, "another chip's line 4 is another pin")
+    }
+
+    @Test func chipSelectMustBeActiveLow() {
+        let error = parseError(validSX1276 + "\nchip_select = { offset = 25 }")
+        #expect(error?.key == "gpio.chip_select")
+        #expect(error?.message.contains("active low") == true)
+        #expect(parseError(validSX1276 + "\nchip_select = { offset = 25, active_low = true }") == nil)
+    }
+
     @Test func pinHeldByTheSPIController() {
         let error = parseError(validSX1276 + "\ndio1 = { offset = 8 }")
         #expect(error?.key == "gpio.dio1")
@@ -134,6 +148,9 @@ func parseError(_ text: String) -> TOMLConfigError? {
         #expect(parseError(validSX1276.replacingFirst("speed_hz = 8_000_000", with: "speed_hz = 8_000_000\nmode = 4"))?.key == "spi.mode")
         #expect(parseError(validSX1276.replacingFirst("speed_hz = 8_000_000", with: "speed_hz = 8_000_000\nmode = 3"))?.key == "spi.mode")
         #expect(parseError(validSX1276.replacingFirst("/dev/spidev0.0", with: "/dev/ttyS0"))?.key == "spi.device")
+        #expect(parseError(validSX1276.replacingFirst("/dev/spidev0.0", with: "/dev/spidev0"))?.key == "spi.device")
+        #expect(parseError(validSX1276.replacingFirst("/dev/spidev0.0", with: "/dev/spidev0.x"))?.key == "spi.device")
+        #expect(parseError(validSX1276.replacingFirst("/dev/spidev0.0", with: "/dev/spidev3.0")) == nil)
     }
 
     @Test func missingSPISection() {

@@ -68,3 +68,27 @@ func mockBoard(_ name: String) throws -> MockBoard {
         }
     }
 }
+
+@Suite struct MiswiredBoardProbeTests {
+    @Test func anSX1276WhoseResetIsNotWiredFailsTheProbe() async throws {
+        let profile = try BoardCatalog.loadFile(boardDirectory + "/mock.toml")
+        let board = try MockBoard(profile: profile, air: Air(timeScale: 0), disconnected: [.reset])
+        do {
+            _ = try await BoardProbe.probe(board)
+            Issue.record("a board with a broken reset line passed the probe")
+        } catch {
+            #expect(error.message.contains("did not reset the radio"))
+        }
+    }
+
+    @Test func anSX1262WhoseResetIsNotWiredFailsTheProbe() async throws {
+        let profile = try BoardCatalog.loadFile(boardDirectory + "/mock-sx1262.toml")
+        let board = try MockBoard(profile: profile, air: Air(timeScale: 0), disconnected: [.reset])
+        do {
+            _ = try await BoardProbe.probe(board)
+            Issue.record("a board with a broken reset line passed the probe")
+        } catch {
+            #expect(error.message.contains("did not reset the radio"))
+        }
+    }
+}

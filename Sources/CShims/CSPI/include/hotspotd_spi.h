@@ -23,7 +23,7 @@ typedef struct hs_spi_segment {
 /// Opens an spidev node read-write. Returns the file descriptor, or -errno.
 int hs_spi_open(const char *path);
 
-/// Sets mode (0-3), bits per word and maximum speed, then reads them back.
+/// Sets mode (0-3), bits per word and maximum speed.
 /// Returns 0, or -errno of the first ioctl that failed.
 int hs_spi_configure(int fd, uint8_t mode, uint8_t bits_per_word, uint32_t speed_hz);
 
