@@ -5,18 +5,39 @@ import Synchronization
 public protocol BoardHardware: AnyObject, Sendable {
     var profile: BoardProfile { get }
 
-    /// Opens the radio's SPI device with the profile's configuration. When the profile has a
-    /// `chip_select` line, the returned device drives it around every message.
-    func openSPI() throws(HardwareError) -> any SPIDevice
+    /// Where the board's lines come from.
+    var gpio: any GPIOController { get }
 
-    /// Requests the line the profile gives for `role`.
-    func requestLine(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine
+    /// Opens the SPI bus device the profile names, with its configuration, and nothing more:
+    /// `openSPI()` adds the GPIO chip select.
+    func openBusDevice(_ spi: BoardProfile.SPI) throws(HardwareError) -> any SPIDevice
 }
 
 /// The GPIO consumer name hotspotd's lines carry in `gpioinfo`.
 public let gpioConsumerName = "hotspotd"
 
 extension BoardHardware {
+    /// Opens the radio's SPI device with the profile's configuration. When the profile has a
+    /// `chip_select` line, the returned device drives it around every message.
+    public func openSPI() throws(HardwareError) -> any SPIDevice {
+        guard let spi = profile.spi else {
+            throw HardwareError(.invalidRequest, "board \(profile.name) has no SPI device: its radio is driven by the packet forwarder")
+        }
+        let device = try openBusDevice(spi)
+        if let chipSelect = try requestLineIfPresent(.chipSelect, .output(initial: false)) {
+            return GPIOChipSelectSPIDevice(device: device, chipSelect: chipSelect)
+        }
+        return device
+    }
+
+    /// Requests the line the profile gives for `role`.
+    public func requestLine(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine {
+        guard let spec = profile.line(role) else {
+            throw HardwareError(.invalidRequest, "board \(profile.name) has no \(role.rawValue) line")
+        }
+        return try gpio.requestLine(spec, role: role.rawValue, consumer: gpioConsumerName, request)
+    }
+
     /// Requests the line for `role`, or nil when the profile has none.
     public func requestLineIfPresent(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> (any GPIOLine)? {
         guard profile.line(role) != nil else { return nil }

@@ -5,7 +5,8 @@ import HAL
 /// unchanged; tests and the demo reach the simulated chip through `sx1276` / `sx1262`.
 public final class MockBoard: BoardHardware {
     public let profile: BoardProfile
-    public let gpio: VirtualGPIOChip
+    /// The board's virtual GPIO chip, for tests to drive and observe lines.
+    public let virtualGPIO: VirtualGPIOChip
     public let air: Air
     /// The simulated chip, by family; exactly one is set.
     public let sx1276: SimulatedSX1276?
@@ -18,7 +19,7 @@ public final class MockBoard: BoardHardware {
         self.profile = profile
         self.air = air
         let gpio = VirtualGPIOChip(label: profile.line(.reset)?.chips.first ?? "mock")
-        self.gpio = gpio
+        virtualGPIO = gpio
         func pin(_ role: LineRole) -> UInt32? {
             disconnected.contains(role) ? nil : profile.line(role)?.offset
         }
@@ -50,22 +51,10 @@ public final class MockBoard: BoardHardware {
         }
     }
 
-    public func openSPI() throws(HardwareError) -> any SPIDevice {
-        guard let spi = profile.spi else {
-            throw HardwareError(.invalidRequest, "board \(profile.name) has no SPI device")
-        }
-        let chipSelect = profile.line(.chipSelect).map { (chip: gpio, offset: $0.offset) }
-        let device = MockSPIDevice(path: spi.device, configuration: spi.configuration, peripheral: peripheral, chipSelectLine: chipSelect)
-        if let line = try requestLineIfPresent(.chipSelect, .output(initial: false)) {
-            return GPIOChipSelectSPIDevice(device: device, chipSelect: line)
-        }
-        return device
-    }
+    public var gpio: any GPIOController { virtualGPIO }
 
-    public func requestLine(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine {
-        guard let spec = profile.line(role) else {
-            throw HardwareError(.invalidRequest, "board \(profile.name) has no \(role.rawValue) line")
-        }
-        return try gpio.requestLine(spec, role: role.rawValue, consumer: gpioConsumerName, request)
+    public func openBusDevice(_ spi: BoardProfile.SPI) throws(HardwareError) -> any SPIDevice {
+        let chipSelect = profile.line(.chipSelect).map { (chip: virtualGPIO, offset: $0.offset) }
+        return MockSPIDevice(path: spi.device, configuration: spi.configuration, peripheral: peripheral, chipSelectLine: chipSelect)
     }
 }

@@ -16,7 +16,7 @@ import Testing
     @Test func getStatusReportsStandbyAfterReset() throws {
         let reset = try board.requestLine(.reset, .output(initial: false))
         try reset.setValue(true)
-        #expect(board.gpio.level(20), "BUSY is high in reset")
+        #expect(board.virtualGPIO.level(20), "BUSY is high in reset")
         try reset.setValue(false)
         try bus.waitReady()
         let status = try bus.command(0xC0, reading: 1)[1]
@@ -60,10 +60,10 @@ import Testing
         let packet = try bus.command(0x14, reading: 4)
         #expect(-Double(packet[2]) / 2 == -101.5, "RssiPkt = −s0/2")
         #expect(Double(Int8(bitPattern: packet[3])) / 4 == -4.75, "SnrPkt = s1/4")
-        #expect(board.gpio.level(16))
+        #expect(board.virtualGPIO.level(16))
 
         try bus.command(0x02, [0xFF, 0xFF])
-        #expect(!board.gpio.level(16), "DIO1 falls when the IRQ is cleared")
+        #expect(!board.virtualGPIO.level(16), "DIO1 falls when the IRQ is cleared")
         #expect(board.sx1262!.chipMode == .rx, "continuous RX stays in RX")
     }
 
@@ -124,7 +124,7 @@ import Testing
 
     @Test func withoutChipSelectTheChipHearsNothing() throws {
         // The raw bus device, without the GPIO chip select wrapper: NSS stays high.
-        let raw = MockSPIDevice(path: "mock", configuration: SPIConfiguration(speedHz: 1_000_000), peripheral: board.sx1262!, chipSelectLine: (board.gpio, 21))
+        let raw = MockSPIDevice(path: "mock", configuration: SPIConfiguration(speedHz: 1_000_000), peripheral: board.sx1262!, chipSelectLine: (board.virtualGPIO, 21))
         #expect(try raw.exchange([0xC0, 0x00]) == [0x00, 0x00])
         #expect(try bus.command(0xC0, reading: 1)[1] != 0x00)
     }
@@ -140,7 +140,7 @@ import Testing
         // Sent without waiting: lost, as on the chip.
         _ = try bus.spi.exchange([0x86, 0x36, 0x41, 0x99, 0x99])
         #expect(board.sx1262!.counters.commandsWhileBusy >= 1)
-        #expect(board.gpio.history(20).contains { $0.high })
+        #expect(board.virtualGPIO.history(20).contains { $0.high })
         try bus.command(0x86, [0x36, 0x41, 0x99, 0x99])
         try bus.waitReady()
         #expect(board.sx1262!.frequencyHz == 868_099_999)
@@ -166,6 +166,6 @@ import Testing
         try bus.command(0xC5)
         let irq = try bus.command(0x12, reading: 3)
         #expect(irq[3] == 0x80)
-        #expect(board.gpio.level(16))
+        #expect(board.virtualGPIO.level(16))
     }
 }

@@ -80,7 +80,7 @@ import Testing
 
         try bus.write(0x12, 0xFF)
         #expect(try bus.read(0x12) == 0x00)
-        #expect(!board.gpio.level(4), "DIO0 falls when RxDone is cleared")
+        #expect(!board.virtualGPIO.level(4), "DIO0 falls when RxDone is cleared")
         #expect(board.sx1276!.counters.received == 1)
     }
 
@@ -121,7 +121,7 @@ import Testing
         #expect(sent.first?.invertedIQ == false)
         #expect(try bus.read(0x12) & 0x08 == 0x08)
         #expect(try bus.read(0x01) == 0x81, "back to standby")
-        #expect(board.gpio.level(4))
+        #expect(board.virtualGPIO.level(4))
     }
 
     @Test func resetRestoresPowerOnValuesAndIgnoresSPIWhileHeld() throws {

@@ -21,7 +21,7 @@ func mockBoard(_ name: String) throws -> MockBoard {
         #expect(report.findings.first?.contains("RegVersion 0x12") == true)
         #expect(report.findings.contains { $0.contains("resets the radio") })
         #expect(board.sx1276!.counters.resets == 2, "the probe pulsed reset twice")
-        #expect(board.gpio.holder(17) == nil, "the probe gives its lines back")
+        #expect(board.virtualGPIO.holder(17) == nil, "the probe gives its lines back")
     }
 
     @Test func probesTheMockSX1262ThroughItsGPIOChipSelect() async throws {
@@ -30,7 +30,7 @@ func mockBoard(_ name: String) throws -> MockBoard {
         #expect(report.chip == "SX1262")
         #expect(report.findings.first?.contains("STBY_RC") == true)
         #expect(report.findings.contains { $0.contains("0x1424") })
-        #expect(board.gpio.history(21).count >= 4, "chip select toggled around each message")
+        #expect(board.virtualGPIO.history(21).count >= 4, "chip select toggled around each message")
     }
 
     @Test func aSilentRadioFailsWithTheChecksToMake() async throws {
