@@ -34,6 +34,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C shims: system libraries and the two helpers Swift cannot express directly.
@@ -70,7 +71,7 @@ let package = Package(
         .target(name: "HALMock", dependencies: ["HAL", "LoRaPHY"]),
 
         // Radios.
-        .target(name: "Radio", dependencies: ["HAL", "LoRaPHY"]),
+        .target(name: "Radio", dependencies: ["HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
 
         // The command-line program.
         .executableTarget(
@@ -86,7 +87,7 @@ let package = Package(
         .testTarget(name: "HALTests", dependencies: ["HAL"]),
         .testTarget(name: "HALLinuxTests", dependencies: ["HALLinux", "CSPI", "CGPIO", "CMosquitto", "CCrypto"]),
         .testTarget(name: "HALMockTests", dependencies: ["HALMock", "HAL", "LoRaPHY"]),
-        .testTarget(name: "RadioTests", dependencies: ["Radio", "HALMock", "HAL"]),
+        .testTarget(name: "RadioTests", dependencies: ["Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "hotspotdTests", dependencies: ["hotspotd"]),
     ]
 )

@@ -44,6 +44,15 @@ public final class DedicatedThread: @unchecked Sendable {
         #endif
     }
 
+    /// Lets the thread end on its own, with no one to join it.
+    public func detach() {
+        joined.withLock { joined in
+            guard !joined else { return }
+            joined = true
+            pthread_detach(thread)
+        }
+    }
+
     /// Waits for the body to return; later calls return at once. Ask the body to stop first.
     public func join() {
         joined.withLock { joined in

@@ -23,3 +23,10 @@ public func sleepMilliseconds(_ milliseconds: Int) {
         request = remaining
     }
 }
+
+/// CLOCK_REALTIME in nanoseconds since the Unix epoch.
+public func wallClockNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}

@@ -1,0 +1,222 @@
+import HAL
+import HALMock
+import LoRaPHY
+import Logging
+import Testing
+@testable import Radio
+
+let sf7 = LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)
+let listening = RadioConfiguration(frequencyHz: 868_100_000, dataRate: sf7)
+let fastTiming = RadioTiming(healthCheckInterval: .milliseconds(30), pollInterval: .milliseconds(1))
+/// Drivers log recoveries at warning level; tests keep them out of the output.
+let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+func sensorFrame(_ payload: [UInt8], frequencyHz: UInt32 = 868_100_000, sf: SpreadingFactor = .sf7, rssi: Double = -80, snr: Double = 7.5, crcValid: Bool = true) -> AirFrame {
+    AirFrame(payload: payload, frequencyHz: frequencyHz, modulation: LoRaModulation(spreadingFactor: sf, bandwidth: .khz125), crcValid: crcValid, rssiDBm: rssi, snrDB: snr, source: "sensor")
+}
+
+/// The next frame of `radio`, or a failure after a few seconds.
+func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
+    try await withTimeout(seconds: 5) { await radio.frames.first { _ in true } }
+}
+
+@Suite(.serialized) struct SX127xRadioTests {
+    let air = Air(timeScale: 0)
+    let board: MockBoard
+    let radio: SX127xRadio
+
+    init() throws {
+        board = try mockBoard("mock")
+        radio = try SX127xRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+    }
+
+    @Test func receivesWhatIsSentOnItsChannelWithRSSIAndSNR() async throws {
+        let air = board.air
+        try await radio.start()
+        let before = microsecondCounter()
+        air.send(sensorFrame([0x40, 0x11, 0x22, 0x33, 0x44], rssi: -97, snr: -4.25))
+        let frame = try #require(try await nextFrame(radio))
+        #expect(frame.payload == [0x40, 0x11, 0x22, 0x33, 0x44])
+        #expect(frame.frequencyHz == 868_100_000)
+        #expect(frame.dataRate == sf7)
+        #expect(frame.crc == .ok)
+        #expect(frame.snrDB == -4.25)
+        #expect(abs(frame.rssiDBm - -97) <= 1, "RSSI within the register's 1 dB resolution")
+        #expect(Int32(bitPattern: frame.timestamp &- before) >= 0, "timestamp from the DIO0 edge, after the send")
+        #expect(frame.receivedAt != nil)
+        await radio.stop()
+    }
+
+    @Test func positiveSNRUsesTheDatasheetSlope() async throws {
+        try await radio.start()
+        board.air.send(sensorFrame([1, 2, 3], rssi: -45, snr: 9.75))
+        let frame = try #require(try await nextFrame(radio))
+        #expect(frame.snrDB == 9.75)
+        #expect(abs(frame.rssiDBm - -45) <= 1.1)
+        await radio.stop()
+    }
+
+    @Test func hearsNothingOnOtherChannelsOrDataRates() async throws {
+        try await radio.start()
+        board.air.send(sensorFrame([1], frequencyHz: 868_300_000))
+        board.air.send(sensorFrame([2], sf: .sf9))
+        board.air.send(sensorFrame([3]))
+        let frame = try #require(try await nextFrame(radio))
+        #expect(frame.payload == [3], "the first two were not on the radio's channel")
+        #expect(await radio.statistics().framesReceived == 1)
+        await radio.stop()
+    }
+
+    @Test func reportsAndCountsCRCErrors() async throws {
+        try await radio.start()
+        board.air.send(sensorFrame([9, 9], crcValid: false))
+        let frame = try #require(try await nextFrame(radio))
+        #expect(frame.crc == .bad)
+        #expect(await radio.statistics().crcErrors == 1)
+        await radio.stop()
+    }
+
+    @Test func transmitsIsHeardByTheAirAndReturnsToReceive() async throws {
+        try await radio.start()
+        let request = TransmitRequest(payload: [0x60, 0xAA, 0xBB], frequencyHz: 869_525_000, dataRate: LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
+        let outcome = await radio.transmit(request)
+        #expect(outcome == .sent(powerDBm: 14))
+        let sent = try #require(board.air.transmissions.last)
+        #expect(sent.payload == [0x60, 0xAA, 0xBB])
+        #expect(sent.invertedIQ)
+        #expect(sent.modulation.spreadingFactor == .sf9)
+        #expect(!sent.hasCRC, "LoRaWAN downlinks carry no payload CRC")
+        #expect(abs(Int(sent.frequencyHz) - 869_525_000) < 62)
+        #expect(board.sx1276!.peekRegister(0x09) == 0x80 | 12, "PA_BOOST at 14 dBm")
+        // Back on the receive channel, not inverted.
+        board.air.send(sensorFrame([7]))
+        #expect(try await nextFrame(radio)?.payload == [7])
+        await radio.stop()
+    }
+
+    @Test func refusesWhatTheRegionForbids() async throws {
+        try await radio.start()
+        let base = TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+        var outside = base
+        outside.frequencyHz = 915_000_000
+        #expect(await radio.transmit(outside) == .frequencyNotAllowed)
+        var gap = base
+        gap.frequencyHz = 868_650_000
+        #expect(await radio.transmit(gap) == .frequencyNotAllowed, "between ETSI sub-bands")
+        var loud = base
+        loud.powerDBm = 20
+        #expect(await radio.transmit(loud) == .powerNotAllowed, "16 dBm EIRP outside 869.4–869.65 MHz")
+        #expect(await radio.statistics().transmissionsRefused == 3)
+        #expect(board.air.transmissions.isEmpty)
+        await radio.stop()
+    }
+
+    @Test func schedulesAgainstItsCounter() async throws {
+        try await radio.start()
+        var request = TransmitRequest(payload: [1, 2], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+        let now = await radio.currentTimestamp()
+        request.timing = .atTimestamp(now &- 1_000)
+        #expect(await radio.transmit(request) == .tooLate)
+        request.timing = .atTimestamp(now &+ 60_000_000)
+        #expect(await radio.transmit(request) == .tooEarly)
+        let target = await radio.currentTimestamp() &+ 50_000
+        request.timing = .atTimestamp(target)
+        #expect(await radio.transmit(request) == .sent(powerDBm: 14))
+        let late = Int32(bitPattern: microsecondCounter() &- target)
+        #expect(late >= 0, "not sent before its time")
+        await radio.stop()
+    }
+
+    @Test func overlappingTransmissionsCollide() async throws {
+        try await radio.start()
+        let target = await radio.currentTimestamp() &+ 200_000
+        let request = TransmitRequest(payload: [1, 2, 3], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(target))
+        async let first = radio.transmit(request)
+        try await Task.sleep(for: .milliseconds(20))
+        var second = request
+        second.timing = .atTimestamp(target &+ 10_000)
+        #expect(await radio.transmit(second) == .collisionPacket)
+        #expect(await first == .sent(powerDBm: 14))
+        await radio.stop()
+    }
+
+    @Test func recoversWhenTheRadioLosesItsConfiguration() async throws {
+        try await radio.start()
+        board.sx1276!.glitch()
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(await radio.statistics().reinitialisations >= 1)
+        board.air.send(sensorFrame([5, 5]))
+        #expect(try await nextFrame(radio)?.payload == [5, 5])
+        await radio.stop()
+    }
+
+    @Test func recoversWhenTheRadioStopsAnsweringUntilReset() async throws {
+        try await radio.start()
+        board.sx1276!.hang()
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(await radio.statistics().reinitialisations >= 1)
+        board.air.send(sensorFrame([6]))
+        #expect(try await nextFrame(radio)?.payload == [6])
+        await radio.stop()
+    }
+
+    @Test func keepsTryingWhileTheRadioStaysSilentAndStopsProgressing() async throws {
+        try await radio.start()
+        board.sx1276!.hang(survivesReset: true)
+        try await Task.sleep(for: .milliseconds(100))
+        let stalled = await radio.statistics()
+        try await Task.sleep(for: .milliseconds(100))
+        let later = await radio.statistics()
+        #expect(later.reinitialisations > stalled.reinitialisations)
+        #expect(later.lastProgressNanoseconds == stalled.lastProgressNanoseconds, "no progress while the radio is silent")
+        #expect(await radio.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)).isSent == false)
+        board.sx1276!.recover()
+        try await Task.sleep(for: .milliseconds(150))
+        board.air.send(sensorFrame([8]))
+        #expect(try await nextFrame(radio)?.payload == [8])
+        await radio.stop()
+    }
+
+    @Test func failsToStartWhenNothingAnswers() async throws {
+        board.sx1276!.hang(survivesReset: true)
+        await #expect(throws: RadioError.self) { try await radio.start() }
+        #expect(board.virtualGPIO.holder(17) == nil, "lines are given back")
+    }
+
+    @Test func stopEndsTheFrameStreamAndSleepsTheRadio() async throws {
+        try await radio.start()
+        await radio.stop()
+        var count = 0
+        for await _ in radio.frames { count += 1 }
+        #expect(count == 0)
+        #expect(board.sx1276!.mode == .sleep)
+    }
+}
+
+@Suite struct SX127xPollingTests {
+    @Test func receivesByPollingWithoutDIO0() async throws {
+        let profile = try BoardProfile.parse("""
+            name = "no-dio0"
+            radio = "rfm95"
+            hal = "mock"
+            [spi]
+            device = "mock:spidev0.1"
+            speed_hz = 5000000
+            [gpio]
+            reset = { offset = 25, active_low = true }
+            """, file: "no-dio0.toml")
+        let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
+        let radio = try SX127xRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        try await radio.start()
+        board.air.send(sensorFrame([0xAB]))
+        #expect(try await nextFrame(radio)?.payload == [0xAB])
+        #expect(await radio.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)) == .sent(powerDBm: 14))
+        await radio.stop()
+    }
+
+    @Test func datasheetRSSIFormula() {
+        #expect(SX127xRadio.packetRSSI(packetRssi: 60, snr: -5, frequencyHz: 868_100_000) == -157 + 60 - 5)
+        #expect(SX127xRadio.packetRSSI(packetRssi: 60, snr: 5, frequencyHz: 868_100_000) == -157 + 64)
+        #expect(SX127xRadio.packetRSSI(packetRssi: 60, snr: -5, frequencyHz: 433_175_000) == -164 + 60 - 5)
+    }
+}
