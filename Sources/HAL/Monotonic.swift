@@ -30,3 +30,13 @@ public func wallClockNanoseconds() -> Int64 {
     clock_gettime(CLOCK_REALTIME, &now)
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
+
+/// Blocks the calling thread for `microseconds`; for a driver's short waits on its own thread.
+public func sleepMicroseconds(_ microseconds: Int) {
+    guard microseconds > 0 else { return }
+    var request = timespec(tv_sec: microseconds / 1_000_000, tv_nsec: (microseconds % 1_000_000) * 1000)
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 && errno == EINTR {
+        request = remaining
+    }
+}

@@ -185,6 +185,18 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         updatePins()
     }
 
+    /// Returns the chip to its power-on state, as a brown-out would, without the host touching
+    /// NRESET: the driver finds its configuration gone and the chip in standby.
+    public func glitch() {
+        state.withLock { state in
+            let heldBusy = state.heldBusy
+            Self.powerOn(&state)
+            state.heldBusy = heldBusy
+            state.counters.resets += 1
+        }
+        updatePins()
+    }
+
     /// Makes the chip stop answering until the next reset through NRESET.
     public func hang() {
         state.withLock { $0.hung = true }

@@ -117,7 +117,8 @@ public struct TransmitRequest: Sendable, Hashable {
 /// What became of a transmission. The cases follow the packet forwarder's `txpk_ack` errors and
 /// ChirpStack's `TxAckStatus`, so each maps one to one.
 public enum TransmitOutcome: Sendable, Hashable {
-    /// On air; with the power actually used, when the backend reports it.
+    /// On air; with the power actually used (a radio that cannot reach the power asked for
+    /// sends at its maximum), when the backend reports it.
     case sent(powerDBm: Int?)
     case tooLate
     case tooEarly

@@ -18,7 +18,7 @@ public actor SX127xRadio: Radio {
 
     private let board: any BoardHardware
     private var configuration: RadioConfiguration
-    private let policy: any TransmitPolicy
+    private let gate: TransmitGate
     private let logger: Logger
     private let timing: RadioTiming
 
@@ -31,8 +31,6 @@ public actor SX127xRadio: Radio {
     /// Whether the last initialisation succeeded; the health check retries while it did not.
     private var responsive = false
     private var transmitting: (id: Int, continuation: CheckedContinuation<Bool, Never>)?
-    private var nextTransmission = 0
-    private let schedule = TransmitSchedule()
 
     enum Register {
         static let fifo: UInt8 = 0x00
@@ -94,7 +92,7 @@ public actor SX127xRadio: Radio {
         }
         self.board = board
         self.configuration = configuration
-        self.policy = policy
+        gate = TransmitGate(policy: policy, timing: timing)
         self.logger = logger
         self.timing = timing
         (frames, output) = AsyncStream.makeStream(of: RadioFrame.self, bufferingPolicy: .bufferingOldest(timing.frameBuffer))
@@ -330,31 +328,19 @@ public actor SX127xRadio: Radio {
         guard running, responsive else {
             return refuse(.failed("the radio is not running"))
         }
-        if let refusal = policy.check(request, chipMaximumPowerDBm: board.profile.frontEnd.paBoost ? 20 : 14) {
-            return refuse(refusal)
+        let (id, startAt): (Int, UInt32)
+        switch gate.admit(request, now: microsecondCounter()) {
+        case .refused(let outcome):
+            return refuse(outcome)
+        case .accepted(let accepted, let start):
+            (id, startAt) = (accepted, start)
         }
         let airtime = request.airtime
-        let now = microsecondCounter()
-        let startAt: UInt32
-        switch request.timing {
-        case .immediately:
-            startAt = now &+ 1_000
-        case .atTimestamp(let target):
-            let lead = Int64(Int32(bitPattern: target &- now))
-            if lead < timing.minimumLeadMicroseconds { return refuse(.tooLate) }
-            if lead > timing.maximumLeadMicroseconds { return refuse(.tooEarly) }
-            startAt = target
-        }
-        let id = nextTransmission
-        nextTransmission += 1
-        guard schedule.reserve(id: id, start: startAt, durationMicroseconds: UInt32(clamping: airtime.nanoseconds / 1000 + 1)) else {
-            return refuse(.collisionPacket)
-        }
-        defer { schedule.release(id: id) }
+        var sent = false
+        defer { gate.finish(id: id, request: request, sent: sent) }
 
         await waitUntil(startAt)
         guard running else { return refuse(.failed("the radio stopped")) }
-        let sent: Bool
         do {
             try prepareTransmission(request)
             sent = await awaitTxDone(id: id, timeout: airtime.duration + .milliseconds(500))
@@ -372,24 +358,14 @@ public actor SX127xRadio: Radio {
         guard sent else {
             return refuse(.failed("no TxDone from the radio within \(airtime.milliseconds + 500) ms"))
         }
-        policy.record(request)
         stats.framesTransmitted += 1
         stats.lastProgressNanoseconds = monotonicNanoseconds()
-        return .sent(powerDBm: request.powerDBm)
+        return .sent(powerDBm: chipPower(request.powerDBm))
     }
 
     private func refuse(_ outcome: TransmitOutcome) -> TransmitOutcome {
         stats.transmissionsRefused += 1
         return outcome
-    }
-
-    /// Sleeps until a little before `target`, then spins on the radio's own thread to it.
-    private func waitUntil(_ target: UInt32) async {
-        let remaining = Int64(Int32(bitPattern: target &- microsecondCounter()))
-        if remaining > 3_000 {
-            try? await Task.sleep(for: .microseconds(remaining - 2_000))
-        }
-        while Int32(bitPattern: target &- microsecondCounter()) > 0 {}
     }
 
     private func prepareTransmission(_ request: TransmitRequest) throws(HardwareError) {
@@ -408,10 +384,15 @@ public actor SX127xRadio: Radio {
         try setMode(.tx)
     }
 
+    /// The power the chip will use for a request: what was asked, within what the chip can do.
+    private func chipPower(_ dBm: Int) -> Int {
+        board.profile.frontEnd.paBoost ? min(max(dBm, 2), 20) : min(max(dBm, -1), 14)
+    }
+
     /// PA_BOOST: 2 to 17 dBm, and 20 dBm with the high-power DAC; RFO: up to 14 dBm.
     private func setPower(_ dBm: Int) throws(HardwareError) {
+        let power = chipPower(dBm)
         if board.profile.frontEnd.paBoost {
-            let power = min(max(dBm, 2), 20)
             if power > 17 {
                 try write(Register.paDac, 0x87)
                 try write(Register.ocp, 0x20 | 0x12)  // 150 mA
@@ -422,7 +403,6 @@ public actor SX127xRadio: Radio {
                 try write(Register.paConfig, 0x80 | UInt8(power - 2))
             }
         } else {
-            let power = min(max(dBm, -1), 14)
             try write(Register.paConfig, 0x70 | UInt8(power + 1))
         }
     }

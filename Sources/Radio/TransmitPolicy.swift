@@ -4,9 +4,8 @@ import Synchronization
 
 /// Decides whether a transmission may go out, and remembers those that did.
 public protocol TransmitPolicy: Sendable {
-    /// Why `request` may not be sent now, or nil when it may. `chipMaximumPowerDBm` is what the
-    /// radio itself can do.
-    func check(_ request: TransmitRequest, chipMaximumPowerDBm: Int) -> TransmitOutcome?
+    /// Why `request` may not be sent now, or nil when it may.
+    func check(_ request: TransmitRequest) -> TransmitOutcome?
 
     /// Counts a transmission that went out against the duty cycle.
     func record(_ request: TransmitRequest)
@@ -27,11 +26,9 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         self.window = UInt64(window.components.seconds) * 1_000_000_000 + UInt64(window.components.attoseconds / 1_000_000_000)
     }
 
-    public func check(_ request: TransmitRequest, chipMaximumPowerDBm: Int) -> TransmitOutcome? {
+    public func check(_ request: TransmitRequest) -> TransmitOutcome? {
         guard region.allows(frequencyHz: request.frequencyHz) else { return .frequencyNotAllowed }
-        guard Double(request.powerDBm) <= region.maximumEIRP(at: request.frequencyHz), request.powerDBm <= chipMaximumPowerDBm else {
-            return .powerNotAllowed
-        }
+        guard Double(request.powerDBm) <= region.maximumEIRP(at: request.frequencyHz) else { return .powerNotAllowed }
         guard let band = region.subBands.firstIndex(where: { $0.frequencies.contains(request.frequencyHz) }) else { return nil }
         let budget = UInt64(region.subBands[band].dutyCycle * Double(window))
         let used = airtimeUsed(band: band)
