@@ -64,6 +64,7 @@ let package = Package(
         // Pure Swift building blocks.
         .target(name: "TOML"),
         .target(name: "LoRaPHY"),
+        .target(name: "Wire"),
 
         // The hardware abstraction layer and its two backends.
         .target(name: "HAL", dependencies: ["TOML"]),
@@ -73,11 +74,16 @@ let package = Package(
         // Radios.
         .target(name: "Radio", dependencies: ["HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
 
+        .target(
+            name: "SemtechUDP",
+            dependencies: ["HAL", "LoRaPHY", "Radio", "Wire", .product(name: "Logging", package: "swift-log")]
+        ),
+
         // The command-line program.
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML",
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -88,6 +94,8 @@ let package = Package(
         .testTarget(name: "HALLinuxTests", dependencies: ["HALLinux", "CSPI", "CGPIO", "CMosquitto", "CCrypto"]),
         .testTarget(name: "HALMockTests", dependencies: ["HALMock", "HAL", "LoRaPHY"]),
         .testTarget(name: "RadioTests", dependencies: ["Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "SemtechUDPTests", dependencies: ["SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "hotspotdTests", dependencies: ["hotspotd"]),
     ]
 )

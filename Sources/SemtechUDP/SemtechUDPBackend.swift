@@ -1,0 +1,330 @@
+import HAL
+import LoRaPHY
+import Logging
+import Radio
+import Synchronization
+import Wire
+
+/// The `semtech_udp` radio backend: a server for Semtech's packet forwarder (`lora_pkt_fwd`)
+/// in front of an SX1301/SX1302/SX1303 concentrator, protocol versions 1 and 2.
+///
+/// Datagrams are read on a thread of their own and answered as soon as they are handled
+/// (PUSH_ACK, PULL_ACK), the token echoed byte for byte. Each forwarder is known by its gateway EUI; a downlink goes to
+/// the forwarder that heard the uplink, at the address of its last PULL_DATA. A malformed
+/// datagram is counted, logged at debug level and dropped; it never holds up the next one.
+public final class SemtechUDPBackend: Radio {
+    public let frames: AsyncStream<RadioFrame>
+    private let output: AsyncStream<RadioFrame>.Continuation
+    private let bindAddress: String
+    private let policy: any TransmitPolicy
+    private let logger: Logger
+    private let acknowledgementTimeout: Duration
+
+    /// A packet forwarder, as last heard from.
+    public struct Forwarder: Sendable {
+        public var gateway: EUI64
+        public var version: UInt8
+        /// Where downlinks go: the source of its last PULL_DATA.
+        public var downlinkAddress: SocketAddress?
+        public var lastSeenNanoseconds: UInt64
+        /// Its concentrator counter at the last uplink, and when that arrived (monotonic).
+        public var lastTimestamp: (value: UInt32, at: UInt64)?
+        public var status: ForwarderStatus?
+    }
+
+    /// Counters beyond `RadioStatistics`.
+    public struct Counters: Sendable, Equatable {
+        public var datagrams = 0
+        public var malformedDatagrams = 0
+        public var malformedPackets = 0
+        public var unsupportedPackets = 0
+        public var pushData = 0
+        public var pullData = 0
+        public var txAcks = 0
+    }
+
+    private struct State {
+        var socket: UDPSocket?
+        var thread: DedicatedThread?
+        var forwarders: [EUI64: Forwarder] = [:]
+        var pending: [GWMP.Token: (gateway: EUI64, continuation: CheckedContinuation<[UInt8]?, Never>)] = [:]
+        var stats = RadioStatistics()
+        var counters = Counters()
+        var running = false
+    }
+
+    private let state = Mutex(State())
+    private let stopping = Mutex(false)
+
+    public init(
+        bind: String = "127.0.0.1:1700", policy: any TransmitPolicy,
+        logger: Logger = Logger(label: "hotspotd.semtech-udp"), acknowledgementTimeout: Duration = .seconds(1),
+        frameBuffer: Int = 1024
+    ) {
+        bindAddress = bind
+        self.policy = policy
+        self.logger = logger
+        self.acknowledgementTimeout = acknowledgementTimeout
+        (frames, output) = AsyncStream.makeStream(of: RadioFrame.self, bufferingPolicy: .bufferingOldest(frameBuffer))
+    }
+
+    /// The address the server is bound to (the port is the real one when 0 was asked for).
+    public var localAddress: SocketAddress? {
+        state.withLock { $0.socket?.localAddress }
+    }
+
+    public var forwarders: [Forwarder] {
+        state.withLock { Array($0.forwarders.values).sorted { $0.gateway < $1.gateway } }
+    }
+
+    public var counters: Counters {
+        state.withLock { $0.counters }
+    }
+
+    // MARK: Life cycle
+
+    public func start() async throws(RadioError) {
+        guard let address = SocketAddress(bindAddress) else {
+            throw RadioError("semtech_udp.bind '\(bindAddress)' is not an address and port (such as 127.0.0.1:1700)")
+        }
+        let socket: UDPSocket
+        do {
+            socket = try UDPSocket(binding: address)
+        } catch {
+            throw RadioError(error.description)
+        }
+        stopping.withLock { $0 = false }
+        let thread: DedicatedThread
+        do {
+            thread = try DedicatedThread(name: "semtech-udp") { [self] in receiveLoop(socket) }
+        } catch {
+            throw RadioError(error.message)
+        }
+        state.withLock {
+            $0.socket = socket
+            $0.thread = thread
+            $0.running = true
+            $0.stats.lastProgressNanoseconds = monotonicNanoseconds()
+        }
+        logger.info("semtech_udp listening for packet forwarders", metadata: ["bind": "\(socket.localAddress)"])
+    }
+
+    public func stop() async {
+        stopping.withLock { $0 = true }
+        let (thread, pending) = state.withLock { state in
+            defer {
+                state.running = false
+                state.thread = nil
+                state.pending.removeAll()
+            }
+            return (state.thread, Array(state.pending.values))
+        }
+        thread?.join()
+        for waiter in pending { waiter.continuation.resume(returning: nil) }
+        state.withLock { $0.socket = nil }
+        output.finish()
+    }
+
+    public func statistics() async -> RadioStatistics {
+        state.withLock { $0.stats }
+    }
+
+    // MARK: Receiving
+
+    private func receiveLoop(_ socket: UDPSocket) {
+        while !stopping.withLock({ $0 }) {
+            guard let (datagram, sender) = socket.receive(timeoutMilliseconds: 100) else { continue }
+            handle(datagram, from: sender, socket: socket)
+        }
+    }
+
+    /// Handles one datagram. Internal so tests can feed datagrams without a network.
+    func handle(_ datagram: [UInt8], from sender: SocketAddress, socket: UDPSocket?) {
+        state.withLock { $0.counters.datagrams += 1 }
+        let packet: GWMP.Upstream
+        do {
+            packet = try GWMP.parse(datagram)
+        } catch {
+            malformed("\(error)", from: sender)
+            return
+        }
+        let now = monotonicNanoseconds()
+        switch packet {
+        case .pullData(let version, let token, let gateway):
+            defer { socket?.send(GWMP.acknowledgement(.pullAck, version: version, token: token), to: sender) }
+            state.withLock { state in
+                state.counters.pullData += 1
+                var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now)
+                if forwarder.downlinkAddress != sender {
+                    logger.info("packet forwarder ready for downlinks", metadata: ["gateway_id": "\(gateway)", "address": "\(sender)", "protocol": "\(version)"])
+                }
+                forwarder.version = version
+                forwarder.downlinkAddress = sender
+                forwarder.lastSeenNanoseconds = now
+                state.forwarders[gateway] = forwarder
+            }
+
+        case .pushData(let version, let token, let gateway, let json):
+            // Acknowledged once its frames are handed on (well inside the forwarder's 100 ms).
+            handlePushData(json, version: version, gateway: gateway, from: sender, at: now)
+            socket?.send(GWMP.acknowledgement(.pushAck, version: version, token: token), to: sender)
+
+        case .txAck(_, let token, let gateway, let json):
+            let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, Never>? in
+                state.counters.txAcks += 1
+                guard let pending = state.pending[token], pending.gateway == gateway else { return nil }
+                state.pending[token] = nil
+                return pending.continuation
+            }
+            if let waiter {
+                waiter.resume(returning: json)
+            } else {
+                logger.debug("TX_ACK for no pending downlink", metadata: ["gateway_id": "\(gateway)"])
+            }
+        }
+    }
+
+    private func handlePushData(_ json: [UInt8], version: UInt8, gateway: EUI64, from sender: SocketAddress, at now: UInt64) {
+        let body: JSONValue
+        do {
+            body = try JSON.parse(json)
+        } catch {
+            malformed("PUSH_DATA: \(error)", from: sender)
+            return
+        }
+        guard case .object = body else {
+            malformed("PUSH_DATA body is not a JSON object", from: sender)
+            return
+        }
+        var frames: [RadioFrame] = []
+        var malformedPackets = 0
+        var unsupported = 0
+        if let rxpk = body["rxpk"] {
+            for element in rxpk.array ?? [rxpk] {
+                do {
+                    frames.append(try ReceivedPacket.frame(from: element, gateway: gateway))
+                } catch .unsupportedModulation(let modulation) {
+                    unsupported += 1
+                    logger.debug("rxpk skipped: \(modulation)", metadata: ["gateway_id": "\(gateway)"])
+                } catch {
+                    malformedPackets += 1
+                    logger.debug("rxpk refused: \(error)", metadata: ["gateway_id": "\(gateway)"])
+                }
+            }
+        }
+        let status = body["stat"].map(ForwarderStatus.init)
+        var dropped = 0
+        for frame in frames {
+            if case .dropped = output.yield(frame) { dropped += 1 }
+        }
+        state.withLock { state in
+            state.counters.pushData += 1
+            state.counters.malformedPackets += malformedPackets
+            state.counters.unsupportedPackets += unsupported
+            state.stats.malformed += malformedPackets
+            state.stats.framesReceived += frames.count
+            state.stats.crcErrors += frames.filter { $0.crc == .bad }.count
+            state.stats.framesDropped += dropped
+            if !frames.isEmpty { state.stats.lastProgressNanoseconds = now }
+            var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now)
+            forwarder.version = version
+            forwarder.lastSeenNanoseconds = now
+            if let latest = frames.last?.timestamp {
+                forwarder.lastTimestamp = (latest, now)
+            }
+            if let status { forwarder.status = status }
+            state.forwarders[gateway] = forwarder
+        }
+    }
+
+    private func malformed(_ reason: String, from sender: SocketAddress) {
+        state.withLock {
+            $0.counters.malformedDatagrams += 1
+            $0.stats.malformed += 1
+        }
+        logger.debug("malformed datagram dropped: \(reason)", metadata: ["from": "\(sender)"])
+    }
+
+    // MARK: Transmitting
+
+    public func transmit(_ request: TransmitRequest) async -> TransmitOutcome {
+        if let refusal = policy.check(request) {
+            return refused(refusal)
+        }
+        let target = state.withLock { state -> (Forwarder, UDPSocket)? in
+            guard state.running, let socket = state.socket else { return nil }
+            let ready = state.forwarders.values.filter { $0.downlinkAddress != nil }
+            if let gateway = request.gatewayEUI {
+                return ready.first { $0.gateway == gateway }.map { ($0, socket) }
+            }
+            return ready.count == 1 ? (ready[0], socket) : nil
+        }
+        guard let (forwarder, socket) = target, let address = forwarder.downlinkAddress else {
+            let which = request.gatewayEUI.map { "forwarder \($0)" } ?? "a single forwarder"
+            return refused(.failed("no PULL_DATA from \(which) yet: nowhere to send the downlink"))
+        }
+        var token = GWMP.Token(0, 0)
+        if forwarder.version >= 2 {
+            // A fresh token not already awaiting an acknowledgement.
+            repeat {
+                token = GWMP.Token(UInt8.random(in: 0...255), UInt8.random(in: 0...255))
+            } while state.withLock({ $0.pending[token] != nil })
+        }
+        let datagram = GWMP.pullResponse(version: forwarder.version, token: token, txpk: Downlink.txpk(request))
+        guard forwarder.version >= 2 else {
+            // Version 1 has no TX_ACK: the forwarder took it, or not; nobody says.
+            guard socket.send(datagram, to: address) else { return refused(.failed("sending PULL_RESP failed")) }
+            return sent(request, outcome: .sent(powerDBm: nil))
+        }
+        let timeout = acknowledgementTimeout
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            self?.resumePending(token, with: nil)
+        }
+        defer { timer.cancel() }
+        let acknowledgement: [UInt8]? = await withCheckedContinuation { continuation in
+            state.withLock { $0.pending[token] = (forwarder.gateway, continuation) }
+            if !socket.send(datagram, to: address) {
+                resumePending(token, with: nil)
+            }
+        }
+        guard let acknowledgement else {
+            return refused(.failed("no TX_ACK from forwarder \(forwarder.gateway) within \(acknowledgementTimeout)"))
+        }
+        let outcome = Downlink.outcome(ofAcknowledgement: acknowledgement, requestedPowerDBm: request.powerDBm)
+        return outcome.isSent ? sent(request, outcome: outcome) : refused(outcome)
+    }
+
+    private func resumePending(_ token: GWMP.Token, with value: [UInt8]?) {
+        let waiter = state.withLock { state in
+            defer { state.pending[token] = nil }
+            return state.pending[token]?.continuation
+        }
+        waiter?.resume(returning: value)
+    }
+
+    private func sent(_ request: TransmitRequest, outcome: TransmitOutcome) -> TransmitOutcome {
+        policy.record(request)
+        state.withLock {
+            $0.stats.framesTransmitted += 1
+            $0.stats.lastProgressNanoseconds = monotonicNanoseconds()
+        }
+        return outcome
+    }
+
+    private func refused(_ outcome: TransmitOutcome) -> TransmitOutcome {
+        state.withLock { $0.stats.transmissionsRefused += 1 }
+        return outcome
+    }
+
+    /// The concentrator counter of the most recently heard forwarder, advanced by the time
+    /// since: good enough to schedule against, as every downlink time is relative to an uplink's.
+    public func currentTimestamp() async -> UInt32 {
+        let now = monotonicNanoseconds()
+        return state.withLock { state in
+            let latest = state.forwarders.values.compactMap(\.lastTimestamp).max { $0.at < $1.at }
+            guard let latest else { return microsecondCounter() }
+            return latest.value &+ UInt32(truncatingIfNeeded: (now - latest.at) / 1000)
+        }
+    }
+}

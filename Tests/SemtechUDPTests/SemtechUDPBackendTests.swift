@@ -1,0 +1,275 @@
+import LoRaPHY
+import Logging
+import Radio
+import Testing
+import Wire
+@testable import SemtechUDP
+
+let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+/// A packet forwarder on loopback, speaking GWMP to the backend under test.
+final class FakeForwarder: Sendable {
+    let socket: UDPSocket
+    let server: SocketAddress
+    let gateway: EUI64
+    let version: UInt8
+
+    init(server: SocketAddress, gateway: EUI64, version: UInt8 = 2) throws {
+        socket = try UDPSocket(binding: SocketAddress("127.0.0.1:0")!)
+        self.server = server
+        self.gateway = gateway
+        self.version = version
+    }
+
+    func send(_ bytes: [UInt8]) {
+        socket.send(bytes, to: server)
+    }
+
+    func header(_ identifier: UInt8, token: (UInt8, UInt8)) -> [UInt8] {
+        [version, token.0, token.1, identifier] + gateway.bytes
+    }
+
+    func pushData(_ json: String, token: (UInt8, UInt8) = (0x12, 0x34)) {
+        send(header(0, token: token) + Array(json.utf8))
+    }
+
+    func pullData(token: (UInt8, UInt8) = (0x56, 0x78)) {
+        send(header(2, token: token))
+    }
+
+    func receive(timeoutMilliseconds: Int32 = 2000) -> [UInt8]? {
+        socket.receive(timeoutMilliseconds: timeoutMilliseconds)?.bytes
+    }
+}
+
+func rxpk(_ payload: [UInt8], tmst: UInt32 = 1_000_000, freq: String = "868.1", datr: String = "SF7BW125", rssi: Int = -60) -> String {
+    #"{"rxpk":[{"tmst":\#(tmst),"chan":0,"rfch":0,"freq":\#(freq),"stat":1,"modu":"LORA","datr":"\#(datr)","codr":"4/5","rssi":\#(rssi),"lsnr":9.5,"size":\#(payload.count),"data":"\#(Base64.encode(payload))"}]}"#
+}
+
+func makeBackend(region: Region = .eu868) async throws -> (SemtechUDPBackend, SocketAddress) {
+    let backend = SemtechUDPBackend(bind: "127.0.0.1:0", policy: RegionalTransmitPolicy(region: region), logger: quiet, acknowledgementTimeout: .milliseconds(500))
+    try await backend.start()
+    return (backend, try #require(backend.localAddress))
+}
+
+func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
+    try await withTimeout(seconds: 5) { await backend.frames.first { _ in true } }
+}
+
+@Suite(.serialized) struct SemtechUDPBackendTests {
+    @Test func pushDataIsAcknowledgedWithItsTokenAndDelivered() async throws {
+        let (backend, server) = try await makeBackend()
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0001))
+        forwarder.pushData(rxpk([0x40, 1, 2, 3], tmst: 123_456), token: (0xBE, 0xEF))
+        #expect(forwarder.receive() == [2, 0xBE, 0xEF, 1], "PUSH_ACK echoes the token")
+        let frame = try #require(try await nextFrame(backend))
+        #expect(frame.payload == [0x40, 1, 2, 3])
+        #expect(frame.gatewayEUI == EUI64(0xAA55_0000_0000_0001))
+        #expect(frame.timestamp == 123_456)
+        #expect(frame.frequencyHz == 868_100_000)
+        #expect(frame.snrDB == 9.5)
+        await backend.stop()
+    }
+
+    @Test func pullDataIsAcknowledgedAndADownlinkGoesBackWithATxAck() async throws {
+        let (backend, server) = try await makeBackend()
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0002))
+        forwarder.pullData(token: (0x01, 0x02))
+        #expect(forwarder.receive() == [2, 0x01, 0x02, 4])
+        forwarder.pushData(rxpk([0x40], tmst: 5_000_000))
+        _ = forwarder.receive()
+        let uplink = try #require(try await nextFrame(backend))
+
+        let request = TransmitRequest(payload: [0x60, 0x01, 0x02], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(uplink.timestamp &+ 1_000_000), gatewayEUI: uplink.gatewayEUI)
+        async let outcome = backend.transmit(request)
+        let pullResp = try #require(forwarder.receive())
+        #expect(pullResp.count > 4 && pullResp[0] == 2 && pullResp[3] == 3)
+        let txpk = try #require(try JSON.parse(pullResp[4...])["txpk"])
+        #expect(txpk["tmst"] == .number(6_000_000))
+        #expect(txpk["freq"] == .number(868.1))
+        #expect(txpk["datr"] == .string("SF7BW125"))
+        #expect(txpk["ipol"] == .bool(true))
+        #expect(txpk["ncrc"] == .bool(true))
+        #expect(txpk["data"]?.string.flatMap(Base64.decode) == [0x60, 0x01, 0x02])
+        forwarder.send(forwarder.header(5, token: (pullResp[1], pullResp[2])))
+        #expect(await outcome == .sent(powerDBm: 14))
+        await backend.stop()
+    }
+
+    @Test func txAckErrorsBecomeOutcomes() async throws {
+        let (backend, server) = try await makeBackend()
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(3))
+        forwarder.pullData()
+        _ = forwarder.receive()
+        let request = TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+        async let outcome = backend.transmit(request)
+        let pullResp = try #require(forwarder.receive())
+        forwarder.send(forwarder.header(5, token: (pullResp[1], pullResp[2])) + Array(#"{"txpk_ack":{"error":"TOO_LATE"}}"#.utf8))
+        #expect(await outcome == .tooLate)
+        await backend.stop()
+    }
+
+    @Test func aMissingTxAckIsAFailure() async throws {
+        let (backend, server) = try await makeBackend()
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(4))
+        forwarder.pullData()
+        _ = forwarder.receive()
+        let outcome = await backend.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+        guard case .failed(let reason) = outcome else {
+            Issue.record("\(outcome)")
+            return
+        }
+        #expect(reason.contains("no TX_ACK"))
+        await backend.stop()
+    }
+
+    @Test func versionOneForwardersWork() async throws {
+        let (backend, server) = try await makeBackend()
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xB827_EBFF_FE00_0001), version: 1)
+        forwarder.pushData(rxpk([7, 7]), token: (9, 8))
+        #expect(forwarder.receive() == [1, 9, 8, 1])
+        #expect(try await nextFrame(backend)?.payload == [7, 7])
+        forwarder.pullData(token: (3, 4))
+        #expect(forwarder.receive() == [1, 3, 4, 4])
+        let outcome = await backend.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+        #expect(outcome == .sent(powerDBm: nil), "version 1 sends no TX_ACK")
+        let pullResp = try #require(forwarder.receive())
+        #expect(Array(pullResp.prefix(4)) == [1, 0, 0, 3], "version 1 PULL_RESP has no token")
+        await backend.stop()
+    }
+
+    @Test func eachDownlinkGoesToTheForwarderThatHeardTheUplink() async throws {
+        let (backend, server) = try await makeBackend()
+        let first = try FakeForwarder(server: server, gateway: EUI64(0x11))
+        let second = try FakeForwarder(server: server, gateway: EUI64(0x22))
+        first.pullData()
+        second.pullData()
+        _ = first.receive()
+        _ = second.receive()
+        var request = TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+        request.gatewayEUI = EUI64(0x22)
+        async let outcome = backend.transmit(request)
+        let pullResp = try #require(second.receive())
+        second.send(second.header(5, token: (pullResp[1], pullResp[2])))
+        #expect(await outcome == .sent(powerDBm: 14))
+        #expect(first.receive(timeoutMilliseconds: 100) == nil, "nothing went to the other forwarder")
+
+        request.gatewayEUI = nil
+        guard case .failed = await backend.transmit(request) else {
+            Issue.record("a downlink without a forwarder went somewhere with two forwarders known")
+            return
+        }
+        await backend.stop()
+    }
+
+    @Test func regionRulesApplyBeforeTheForwarderIsAsked() async throws {
+        let (backend, server) = try await makeBackend()
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(5))
+        forwarder.pullData()
+        _ = forwarder.receive()
+        let outcome = await backend.transmit(TransmitRequest(payload: [1], frequencyHz: 915_000_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+        #expect(outcome == .frequencyNotAllowed)
+        #expect(forwarder.receive(timeoutMilliseconds: 100) == nil)
+        await backend.stop()
+    }
+
+    @Test func statReportsAreKept() async throws {
+        let (backend, server) = try await makeBackend()
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(6))
+        forwarder.pushData(protocolStat)
+        _ = forwarder.receive()
+        #expect(backend.forwarders.first?.status?.temperature == 23.2)
+        await backend.stop()
+    }
+
+    @Test func aBusyPortIsANamedError() async throws {
+        let (backend, server) = try await makeBackend()
+        let second = SemtechUDPBackend(bind: "\(server)", policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        await #expect(throws: RadioError.self) { try await second.start() }
+        let bad = SemtechUDPBackend(bind: "nowhere", policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        await #expect(throws: RadioError.self) { try await bad.start() }
+        await backend.stop()
+    }
+
+    /// 10,000 random and mutated datagrams, then a good one, which must still be delivered.
+    @Test func survivesTenThousandHostileDatagrams() async throws {
+        let (backend, server) = try await makeBackend()
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(7))
+        var generator = SplitMix64(seed: 0xF0F0_2026)
+        let valid: [[UInt8]] = [
+            forwarder.header(0, token: (1, 2)) + Array(rxpk([0x40, 1, 2, 3, 4]).utf8),
+            forwarder.header(0, token: (1, 2)) + Array(protocolRxpk.utf8),
+            forwarder.header(0, token: (1, 2)) + Array(protocolStat.utf8),
+            forwarder.header(2, token: (1, 2)),
+            forwarder.header(5, token: (1, 2)) + Array(#"{"txpk_ack":{"error":"NONE"}}"#.utf8),
+        ]
+        var sent = 0
+        for batch in 0..<20 {
+            for _ in 0..<500 {
+                forwarder.send(mutate(valid.randomElement(using: &generator)!, using: &generator))
+                sent += 1
+            }
+            // Let the server drain each batch, so the kernel's buffer never overflows.
+            for _ in 0..<500 where backend.counters.datagrams < sent {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            #expect(backend.counters.datagrams == sent, "batch \(batch)")
+        }
+        while forwarder.receive(timeoutMilliseconds: 10) != nil {}  // the acknowledgements
+        let counters = backend.counters
+        #expect(counters.malformedDatagrams + counters.malformedPackets > 1_000)
+
+        // Whatever frames the mutations let through are consumed; then the good one arrives.
+        let drained = Task { () -> Bool in
+            for await frame in backend.frames where frame.payload == Array("the good one".utf8) {
+                return true
+            }
+            return false
+        }
+        forwarder.pushData(rxpk(Array("the good one".utf8)))
+        #expect(forwarder.receive() == [2, 0x12, 0x34, 1])
+        #expect(try await withTimeout(seconds: 5) { await drained.value })
+        await backend.stop()
+    }
+}
+
+/// A datagram with random damage: bytes flipped, cut short, garbage inserted or appended, or
+/// replaced by noise altogether.
+func mutate(_ datagram: [UInt8], using generator: inout SplitMix64) -> [UInt8] {
+    var bytes = datagram
+    switch Int.random(in: 0..<6, using: &generator) {
+    case 0:
+        for _ in 0..<Int.random(in: 1...8, using: &generator) where !bytes.isEmpty {
+            bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+        }
+    case 1:
+        bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &generator)))
+    case 2:
+        let at = Int.random(in: 0...bytes.count, using: &generator)
+        bytes.insert(contentsOf: (0..<Int.random(in: 1...16, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }, at: at)
+    case 3:
+        bytes = (0..<Int.random(in: 0...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    case 4:
+        // Structural damage to the JSON: a bracket, quote or colon dropped.
+        if let index = bytes.indices.filter({ $0 >= 12 && [0x7B, 0x7D, 0x22, 0x3A, 0x5B, 0x5D].contains(bytes[$0]) }).randomElement(using: &generator) {
+            bytes.remove(at: index)
+        }
+    default:
+        if !bytes.isEmpty { bytes[0] = UInt8.random(in: 0...4, using: &generator) }
+    }
+    return bytes
+}
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+let sf7 = LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)
