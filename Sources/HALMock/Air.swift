@@ -106,6 +106,7 @@ public final class Air: Sendable {
     private struct State {
         var listeners: [ObjectIdentifier: Weak] = [:]
         var transmitted: [AirFrame] = []
+        var transmissionStarts: [UInt64] = []
         var subscribers: [Int: AsyncStream<AirFrame>.Continuation] = [:]
         var nextSubscriber = 0
         var sent = 0
@@ -151,6 +152,12 @@ public final class Air: Sendable {
         state.withLock { $0.transmitted }
     }
 
+    /// When each of `transmissions` went on air (CLOCK_MONOTONIC nanoseconds, the clock of the
+    /// radios' microsecond counter).
+    public var transmissionStarts: [UInt64] {
+        state.withLock { $0.transmissionStarts }
+    }
+
     /// The radios' transmissions from now on.
     public func transmissionStream() -> AsyncStream<AirFrame> {
         let (stream, continuation) = AsyncStream.makeStream(of: AirFrame.self)
@@ -170,8 +177,10 @@ public final class Air: Sendable {
     public func radioTransmitted(_ frame: AirFrame, by radio: any AirListener) {
         let subscribers = state.withLock { state -> [AsyncStream<AirFrame>.Continuation] in
             state.transmitted.append(frame)
+            state.transmissionStarts.append(monotonicNanoseconds())
             if state.transmitted.count > Self.transmissionLimit {
                 state.transmitted.removeFirst(state.transmitted.count - Self.transmissionLimit)
+                state.transmissionStarts.removeFirst(state.transmissionStarts.count - Self.transmissionLimit)
             }
             return Array(state.subscribers.values)
         }

@@ -159,7 +159,7 @@ extension Region {
         downlinkChannels: (0..<8).map { 923_300_000 + 600_000 * UInt32($0) },
         dataRates: [0: lora(.sf10, .khz125), 1: lora(.sf9, .khz125), 2: lora(.sf8, .khz125), 3: lora(.sf7, .khz125), 4: lora(.sf8, .khz500), 5: .lrFHSS, 6: .lrFHSS]
             .merging(downlink500) { $1 },
-        maximumMACPayload: [0: 19, 1: 61, 2: 133, 3: 250, 4: 250, 8: 41, 9: 117, 10: 250, 11: 250, 12: 250, 13: 250],
+        maximumMACPayload: [0: 19, 1: 61, 2: 133, 3: 250, 4: 250, 8: 61, 9: 137, 10: 250, 11: 250, 12: 250, 13: 250],
         maximumEIRP: 30,
         rx2FrequencyHz: 923_300_000,
         rx2DataRate: 8,

@@ -31,6 +31,7 @@ public actor SX126xRadio: Radio {
     private var running = false
     private var responsive = false
     private var transmitting: (id: Int, continuation: CheckedContinuation<Bool, Never>)?
+    private var queue = TransmitQueue()
 
     enum Opcode {
         static let getStatus: UInt8 = 0xC0
@@ -80,6 +81,7 @@ public actor SX126xRadio: Radio {
     /// IQ and set otherwise (datasheet §15.4, "Optimizing the Inverted IQ Operation").
     static let syncWordRegister: UInt16 = 0x0740
     static let iqPolarityRegister: UInt16 = 0x0736
+    static let txModulationRegister: UInt16 = 0x0889
 
     public init(
         board: any BoardHardware, configuration: RadioConfiguration, policy: any TransmitPolicy,
@@ -101,9 +103,10 @@ public actor SX126xRadio: Radio {
         (frames, output) = AsyncStream.makeStream(of: RadioFrame.self, bufferingPolicy: .bufferingOldest(timing.frameBuffer))
     }
 
-    /// The power the chip will use: what was asked, within −17…15 dBm (SX1261) or −9…22 dBm (SX1262).
+    /// The power the chip will use: what was asked, within −17…14 dBm (SX1261 with the +14 dBm
+    /// PA setting) or −9…22 dBm (SX1262).
     private func chipPower(_ dBm: Int) -> Int {
-        board.profile.radio == .sx1261 ? min(max(dBm, -17), 15) : min(max(dBm, -9), 22)
+        board.profile.radio == .sx1261 ? min(max(dBm, -17), 14) : min(max(dBm, -9), 22)
     }
 
     // MARK: Life cycle
@@ -160,9 +163,10 @@ public actor SX126xRadio: Radio {
         spi = nil
     }
 
+    /// Changes how the radio listens; during a transmission the change applies when it ends.
     public func configure(_ configuration: RadioConfiguration) throws(RadioError) {
         self.configuration = configuration
-        guard running else { return }
+        guard running, !queue.isBusy else { return }
         do {
             try configureReceiver()
         } catch {
@@ -335,44 +339,44 @@ public actor SX126xRadio: Radio {
         guard running, responsive else {
             return refuse(.failed("the radio is not running"))
         }
-        let (id, startAt): (Int, UInt32)
+        let admission: TransmitGate.Admission
         switch gate.admit(request, now: microsecondCounter()) {
-        case .refused(let outcome):
-            return refuse(outcome)
-        case .accepted(let accepted, let start):
-            (id, startAt) = (accepted, start)
+        case .failure(let refusal): return refuse(refusal.outcome)
+        case .success(let admitted): admission = admitted
         }
-        let airtime = request.airtime
         var sent = false
-        defer { gate.finish(id: id, request: request, sent: sent) }
+        defer { gate.finish(admission, sent: sent) }
+        await withCheckedContinuation { queue.acquire($0) }
+        defer { queue.release() }
 
-        do {
-            // Everything but SetTx ahead of time, so the frame leaves on the dot.
-            try prepareTransmission(request)
-        } catch {
-            logger.warning("sx126x: preparing the transmission failed", metadata: ["error": "\(error)"])
-            try? configureReceiver()
-            return refuse(.failed(error.message))
-        }
-        await waitUntil(startAt)
+        // Keep listening until just before the start; then prepare and key up on time.
+        await sleepUntil(admission.start, leaving: timing.preparationMicroseconds)
         guard running else { return refuse(.failed("the radio stopped")) }
+        let airtime = request.airtime
+        var outcome: TransmitOutcome
         do {
-            try command(Opcode.setTx, [0x00, 0x00, 0x00])
-            sent = await awaitTxDone(id: id, timeout: airtime.duration + .milliseconds(500))
+            try prepareTransmission(request)
+            spinUntil(admission.start)
+            if case .atTimestamp = request.timing, lateness(of: admission.start) > timing.lateToleranceMicroseconds {
+                outcome = .tooLate
+            } else {
+                try command(Opcode.setTx, [0x00, 0x00, 0x00])
+                sent = await awaitTxDone(id: admission.id, timeout: airtime.duration + .milliseconds(500))
+                outcome = sent ? .sent(powerDBm: chipPower(request.powerDBm)) : .failed("no TxDone from the radio within \(airtime.milliseconds + 500) ms")
+            }
         } catch {
             logger.warning("sx126x: transmission failed", metadata: ["error": "\(error)"])
+            outcome = .failed(error.message)
         }
         do {
             try configureReceiver()
         } catch {
             logger.warning("sx126x: returning to receive failed", metadata: ["error": "\(error)"])
         }
-        guard sent else {
-            return refuse(.failed("no TxDone from the radio within \(airtime.milliseconds + 500) ms"))
-        }
+        guard sent else { return refuse(outcome) }
         stats.framesTransmitted += 1
         stats.lastProgressNanoseconds = monotonicNanoseconds()
-        return .sent(powerDBm: chipPower(request.powerDBm))
+        return outcome
     }
 
     private func refuse(_ outcome: TransmitOutcome) -> TransmitOutcome {
@@ -385,15 +389,21 @@ public actor SX126xRadio: Radio {
         try setModulation(frequencyHz: request.frequencyHz, dataRate: request.dataRate, codingRate: request.codingRate)
         try setPacketParameters(preamble: request.preambleLength, payloadLength: request.payload.count, crc: request.crc, invertedIQ: request.invertedIQ)
         if board.profile.radio == .sx1261 {
-            try command(Opcode.setPaConfig, [0x04, 0x00, 0x01, 0x01])  // up to 15 dBm
+            try command(Opcode.setPaConfig, [0x04, 0x00, 0x01, 0x01])  // the +14 dBm row
         } else {
             try command(Opcode.setPaConfig, [0x04, 0x07, 0x00, 0x01])  // up to 22 dBm
         }
         let power = chipPower(request.powerDBm)
         try command(Opcode.setTxParams, [UInt8(bitPattern: Int8(power)), 0x04])  // 200 µs ramp
         try command(Opcode.writeBuffer, [0x00] + request.payload)
+        // Datasheet §15.1: TX modulation quality needs bit 2 of 0x0889 cleared at 500 kHz, set otherwise.
+        let quality = try readRegister(Self.txModulationRegister, count: 1)[0]
+        try writeRegister(Self.txModulationRegister, [request.dataRate.bandwidth == .khz500 ? quality & ~0x04 : quality | 0x04])
         try command(Opcode.clearIrqStatus, [0xFF, 0xFF])
     }
+
+    /// Frames admitted and not yet finished (for tests).
+    func pendingTransmissions() -> Int { gate.pending }
 
     private func awaitTxDone(id: Int, timeout: Duration) async -> Bool {
         let timer = Task {
@@ -425,7 +435,7 @@ public actor SX126xRadio: Radio {
 
     /// Confirms the chip answers, is receiving and holds its sync word; sets it up again if not.
     public func checkHealth() async {
-        guard running, transmitting == nil else { return }
+        guard running, !queue.isBusy else { return }
         let problem: String?
         do {
             let status = try command(Opcode.getStatus, reading: 1)[1]

@@ -31,6 +31,7 @@ public actor SX127xRadio: Radio {
     /// Whether the last initialisation succeeded; the health check retries while it did not.
     private var responsive = false
     private var transmitting: (id: Int, continuation: CheckedContinuation<Bool, Never>)?
+    private var queue = TransmitQueue()
 
     enum Register {
         static let fifo: UInt8 = 0x00
@@ -149,10 +150,10 @@ public actor SX127xRadio: Radio {
         spi = nil
     }
 
-    /// Changes how the radio listens; it keeps receiving with the new settings.
+    /// Changes how the radio listens; during a transmission the change applies when it ends.
     public func configure(_ configuration: RadioConfiguration) throws(RadioError) {
         self.configuration = configuration
-        guard running else { return }
+        guard running, !queue.isBusy else { return }
         do {
             try configureReceiver()
         } catch {
@@ -328,39 +329,44 @@ public actor SX127xRadio: Radio {
         guard running, responsive else {
             return refuse(.failed("the radio is not running"))
         }
-        let (id, startAt): (Int, UInt32)
+        let admission: TransmitGate.Admission
         switch gate.admit(request, now: microsecondCounter()) {
-        case .refused(let outcome):
-            return refuse(outcome)
-        case .accepted(let accepted, let start):
-            (id, startAt) = (accepted, start)
+        case .failure(let refusal): return refuse(refusal.outcome)
+        case .success(let admitted): admission = admitted
         }
-        let airtime = request.airtime
         var sent = false
-        defer { gate.finish(id: id, request: request, sent: sent) }
+        defer { gate.finish(admission, sent: sent) }
+        await withCheckedContinuation { queue.acquire($0) }
+        defer { queue.release() }
 
-        await waitUntil(startAt)
+        // Keep listening until just before the start; then prepare and key up on time.
+        await sleepUntil(admission.start, leaving: timing.preparationMicroseconds)
         guard running else { return refuse(.failed("the radio stopped")) }
+        let airtime = request.airtime
+        var outcome: TransmitOutcome
         do {
             try prepareTransmission(request)
-            sent = await awaitTxDone(id: id, timeout: airtime.duration + .milliseconds(500))
+            spinUntil(admission.start)
+            if case .atTimestamp = request.timing, lateness(of: admission.start) > timing.lateToleranceMicroseconds {
+                outcome = .tooLate
+            } else {
+                try setMode(.tx)
+                sent = await awaitTxDone(id: admission.id, timeout: airtime.duration + .milliseconds(500))
+                outcome = sent ? .sent(powerDBm: chipPower(request.powerDBm)) : .failed("no TxDone from the radio within \(airtime.milliseconds + 500) ms")
+            }
         } catch {
             logger.warning("sx127x: transmission failed", metadata: ["error": "\(error)"])
-            sent = false
+            outcome = .failed(error.message)
         }
         do {
-            try setInvertedIQ(receive: configuration.invertedIQ, transmit: false)
-            try setModulation(frequencyHz: configuration.frequencyHz, dataRate: configuration.dataRate, codingRate: configuration.codingRate, preamble: configuration.preambleLength, crc: true)
-            try startReceiving()
+            try configureReceiver()
         } catch {
             logger.warning("sx127x: returning to receive failed", metadata: ["error": "\(error)"])
         }
-        guard sent else {
-            return refuse(.failed("no TxDone from the radio within \(airtime.milliseconds + 500) ms"))
-        }
+        guard sent else { return refuse(outcome) }
         stats.framesTransmitted += 1
         stats.lastProgressNanoseconds = monotonicNanoseconds()
-        return .sent(powerDBm: chipPower(request.powerDBm))
+        return outcome
     }
 
     private func refuse(_ outcome: TransmitOutcome) -> TransmitOutcome {
@@ -381,15 +387,15 @@ public actor SX127xRadio: Radio {
         try write(Register.payloadLength, UInt8(request.payload.count))
         try write(Register.irqFlags, 0xFF)
         try write(Register.dioMapping1, 0x40)  // DIO0 = TxDone
-        try setMode(.tx)
     }
 
     /// The power the chip will use for a request: what was asked, within what the chip can do.
     private func chipPower(_ dBm: Int) -> Int {
-        board.profile.frontEnd.paBoost ? min(max(dBm, 2), 20) : min(max(dBm, -1), 14)
+        board.profile.frontEnd.paBoost ? min(max(dBm, 2), 20) : min(max(dBm, 0), 14)
     }
 
-    /// PA_BOOST: 2 to 17 dBm, and 20 dBm with the high-power DAC; RFO: up to 14 dBm.
+    /// PA_BOOST: 2 to 17 dBm, and 20 dBm with the high-power DAC. RFO: with MaxPower 7 the
+    /// ceiling is 15 dBm and the output equals OutputPower, 0 to 14 dBm (datasheet §5.4.3).
     private func setPower(_ dBm: Int) throws(HardwareError) {
         let power = chipPower(dBm)
         if board.profile.frontEnd.paBoost {
@@ -403,9 +409,12 @@ public actor SX127xRadio: Radio {
                 try write(Register.paConfig, 0x80 | UInt8(power - 2))
             }
         } else {
-            try write(Register.paConfig, 0x70 | UInt8(power + 1))
+            try write(Register.paConfig, 0x70 | UInt8(power))
         }
     }
+
+    /// Frames admitted and not yet finished (for tests).
+    func pendingTransmissions() -> Int { gate.pending }
 
     private func awaitTxDone(id: Int, timeout: Duration) async -> Bool {
         let timer = Task {
@@ -438,7 +447,7 @@ public actor SX127xRadio: Radio {
     /// Confirms the chip still answers and still holds its configuration; sets it up again
     /// when not. Skipped while a transmission is under way.
     public func checkHealth() async {
-        guard running, transmitting == nil else { return }
+        guard running, !queue.isBusy else { return }
         let problem: String?
         do {
             let version = try read(Register.version)
@@ -497,13 +506,20 @@ public struct RadioTiming: Sendable {
     public var minimumLeadMicroseconds: Int64
     /// And at most this much: further ahead is refused as too early.
     public var maximumLeadMicroseconds: Int64
+    /// How long before its start a frame is prepared: the radio listens until then.
+    public var preparationMicroseconds: Int64
+    /// A scheduled frame that can no longer start within this of its time is refused as too late.
+    public var lateToleranceMicroseconds: Int64
     /// Received frames held for a slow consumer before new ones are dropped.
     public var frameBuffer: Int
 
     public init(
         healthCheckInterval: Duration = .seconds(5), pollInterval: Duration = .milliseconds(2),
-        minimumLeadMicroseconds: Int64 = 5_000, maximumLeadMicroseconds: Int64 = 10_000_000, frameBuffer: Int = 1024
+        minimumLeadMicroseconds: Int64 = 5_000, maximumLeadMicroseconds: Int64 = 10_000_000,
+        preparationMicroseconds: Int64 = 3_000, lateToleranceMicroseconds: Int64 = 2_000, frameBuffer: Int = 1024
     ) {
+        self.preparationMicroseconds = preparationMicroseconds
+        self.lateToleranceMicroseconds = lateToleranceMicroseconds
         self.healthCheckInterval = healthCheckInterval
         self.pollInterval = pollInterval
         self.minimumLeadMicroseconds = minimumLeadMicroseconds

@@ -22,6 +22,10 @@ final class TransmitSchedule: Sendable {
         }
     }
 
+    var count: Int {
+        slots.withLock { $0.count }
+    }
+
     func release(id: Int) {
         slots.withLock { $0.removeAll { $0.id == id } }
     }

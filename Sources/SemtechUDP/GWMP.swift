@@ -109,7 +109,9 @@ public enum ReceivedPacket {
             throw .invalid("datr '\(rateText)'")
         }
         guard let freq = rxpk["freq"] else { throw .missing("freq") }
-        guard let mhz = freq.number, mhz > 0, mhz < 10_000 else { throw .invalid("freq") }
+        guard let mhz = freq.number, mhz > 0, mhz < 4_000, let frequencyHz = UInt32(exactly: (mhz * 1_000_000).rounded()) else {
+            throw .invalid("freq")
+        }
         guard let tmst = rxpk["tmst"] else { throw .missing("tmst") }
         guard let timestamp = tmst.integer(in: 0...Int64(UInt32.max)) else { throw .invalid("tmst") }
         guard let data = rxpk["data"] else { throw .missing("data") }
@@ -160,7 +162,7 @@ public enum ReceivedPacket {
         }
         return RadioFrame(
             payload: payload,
-            frequencyHz: UInt32((mhz * 1_000_000).rounded()),
+            frequencyHz: frequencyHz,
             dataRate: dataRate,
             codingRate: codingRate,
             rssiDBm: rssi,
@@ -241,7 +243,7 @@ public enum Downlink {
         }
         if ack["warn"]?.string == "TX_POWER" {
             let power = ack["value"]?.number ?? ack["value"]?.string.flatMap(Double.init)
-            return .sent(powerDBm: power.map { Int($0.rounded()) })
+            return .sent(powerDBm: power.flatMap { $0.isFinite && abs($0) < 100 ? Int($0.rounded()) : nil })
         }
         switch ack["error"]?.string ?? "NONE" {
         case "NONE": return .sent(powerDBm: requestedPowerDBm)

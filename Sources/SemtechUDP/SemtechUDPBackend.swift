@@ -16,7 +16,7 @@ public final class SemtechUDPBackend: Radio {
     public let frames: AsyncStream<RadioFrame>
     private let output: AsyncStream<RadioFrame>.Continuation
     private let bindAddress: String
-    private let policy: any TransmitPolicy
+    private let makePolicy: @Sendable () -> any TransmitPolicy
     private let logger: Logger
     private let acknowledgementTimeout: Duration
 
@@ -48,6 +48,8 @@ public final class SemtechUDPBackend: Radio {
         var thread: DedicatedThread?
         var forwarders: [EUI64: Forwarder] = [:]
         var pending: [GWMP.Token: (gateway: EUI64, continuation: CheckedContinuation<[UInt8]?, Never>)] = [:]
+        /// Each concentrator has its own duty-cycle budget.
+        var policies: [EUI64: any TransmitPolicy] = [:]
         var stats = RadioStatistics()
         var counters = Counters()
         var running = false
@@ -56,13 +58,15 @@ public final class SemtechUDPBackend: Radio {
     private let state = Mutex(State())
     private let stopping = Mutex(false)
 
+    /// `region` sets the rules each forwarder's downlinks are held to; `makePolicy`, when given,
+    /// replaces them (one policy per forwarder).
     public init(
-        bind: String = "127.0.0.1:1700", policy: any TransmitPolicy,
+        bind: String = "127.0.0.1:1700", region: Region, makePolicy: (@Sendable () -> any TransmitPolicy)? = nil,
         logger: Logger = Logger(label: "hotspotd.semtech-udp"), acknowledgementTimeout: Duration = .seconds(1),
         frameBuffer: Int = 1024
     ) {
         bindAddress = bind
-        self.policy = policy
+        self.makePolicy = makePolicy ?? { RegionalTransmitPolicy(region: region) }
         self.logger = logger
         self.acknowledgementTimeout = acknowledgementTimeout
         (frames, output) = AsyncStream.makeStream(of: RadioFrame.self, bufferingPolicy: .bufferingOldest(frameBuffer))
@@ -248,51 +252,67 @@ public final class SemtechUDPBackend: Radio {
     // MARK: Transmitting
 
     public func transmit(_ request: TransmitRequest) async -> TransmitOutcome {
-        if let refusal = policy.check(request) {
-            return refused(refusal)
-        }
-        let target = state.withLock { state -> (Forwarder, UDPSocket)? in
+        let target = state.withLock { state -> (Forwarder, UDPSocket, any TransmitPolicy)? in
             guard state.running, let socket = state.socket else { return nil }
             let ready = state.forwarders.values.filter { $0.downlinkAddress != nil }
-            if let gateway = request.gatewayEUI {
-                return ready.first { $0.gateway == gateway }.map { ($0, socket) }
-            }
-            return ready.count == 1 ? (ready[0], socket) : nil
+            let chosen = request.gatewayEUI.map { gateway in ready.first { $0.gateway == gateway } } ?? (ready.count == 1 ? ready.first : nil)
+            guard let forwarder = chosen else { return nil }
+            let policy = state.policies[forwarder.gateway] ?? makePolicy()
+            state.policies[forwarder.gateway] = policy
+            return (forwarder, socket, policy)
         }
-        guard let (forwarder, socket) = target, let address = forwarder.downlinkAddress else {
+        guard let (forwarder, socket, policy) = target, let address = forwarder.downlinkAddress else {
             let which = request.gatewayEUI.map { "forwarder \($0)" } ?? "a single forwarder"
             return refused(.failed("no PULL_DATA from \(which) yet: nowhere to send the downlink"))
         }
-        var token = GWMP.Token(0, 0)
-        if forwarder.version >= 2 {
-            // A fresh token not already awaiting an acknowledgement.
-            repeat {
-                token = GWMP.Token(UInt8.random(in: 0...255), UInt8.random(in: 0...255))
-            } while state.withLock({ $0.pending[token] != nil })
+        let ticket: TransmitTicket
+        switch policy.admit(request) {
+        case .failure(let refusal): return refused(refusal.outcome)
+        case .success(let admitted): ticket = admitted
         }
-        let datagram = GWMP.pullResponse(version: forwarder.version, token: token, txpk: Downlink.txpk(request))
+        let outcome = await send(request, to: forwarder, at: address, through: socket)
+        if outcome.isSent {
+            state.withLock {
+                $0.stats.framesTransmitted += 1
+                $0.stats.lastProgressNanoseconds = monotonicNanoseconds()
+            }
+            return outcome
+        }
+        policy.cancel(ticket)
+        return refused(outcome)
+    }
+
+    private func send(_ request: TransmitRequest, to forwarder: Forwarder, at address: SocketAddress, through socket: UDPSocket) async -> TransmitOutcome {
+        let txpk = Downlink.txpk(request)
         guard forwarder.version >= 2 else {
-            // Version 1 has no TX_ACK: the forwarder took it, or not; nobody says.
-            guard socket.send(datagram, to: address) else { return refused(.failed("sending PULL_RESP failed")) }
-            return sent(request, outcome: .sent(powerDBm: nil))
+            // Version 1 has no token and no TX_ACK: the forwarder took it, or not; nobody says.
+            let sent = socket.send(GWMP.pullResponse(version: 1, token: GWMP.Token(0, 0), txpk: txpk), to: address)
+            return sent ? .sent(powerDBm: nil) : .failed("sending PULL_RESP to \(address) failed")
         }
-        let timeout = acknowledgementTimeout
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            self?.resumePending(token, with: nil)
-        }
-        defer { timer.cancel() }
         let acknowledgement: [UInt8]? = await withCheckedContinuation { continuation in
-            state.withLock { $0.pending[token] = (forwarder.gateway, continuation) }
-            if !socket.send(datagram, to: address) {
+            // A fresh token, chosen and registered under one lock.
+            let token = state.withLock { state in
+                var token: GWMP.Token
+                repeat {
+                    token = GWMP.Token(UInt8.random(in: 0...255), UInt8.random(in: 0...255))
+                } while state.pending[token] != nil
+                state.pending[token] = (forwarder.gateway, continuation)
+                return token
+            }
+            if !socket.send(GWMP.pullResponse(version: forwarder.version, token: token, txpk: txpk), to: address) {
                 resumePending(token, with: nil)
+                return
+            }
+            let timeout = acknowledgementTimeout
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                self?.resumePending(token, with: nil)
             }
         }
         guard let acknowledgement else {
-            return refused(.failed("no TX_ACK from forwarder \(forwarder.gateway) within \(acknowledgementTimeout)"))
+            return .failed("no TX_ACK from forwarder \(forwarder.gateway) within \(acknowledgementTimeout)")
         }
-        let outcome = Downlink.outcome(ofAcknowledgement: acknowledgement, requestedPowerDBm: request.powerDBm)
-        return outcome.isSent ? sent(request, outcome: outcome) : refused(outcome)
+        return Downlink.outcome(ofAcknowledgement: acknowledgement, requestedPowerDBm: request.powerDBm)
     }
 
     private func resumePending(_ token: GWMP.Token, with value: [UInt8]?) {
@@ -303,15 +323,6 @@ public final class SemtechUDPBackend: Radio {
         waiter?.resume(returning: value)
     }
 
-    private func sent(_ request: TransmitRequest, outcome: TransmitOutcome) -> TransmitOutcome {
-        policy.record(request)
-        state.withLock {
-            $0.stats.framesTransmitted += 1
-            $0.stats.lastProgressNanoseconds = monotonicNanoseconds()
-        }
-        return outcome
-    }
-
     private func refused(_ outcome: TransmitOutcome) -> TransmitOutcome {
         state.withLock { $0.stats.transmissionsRefused += 1 }
         return outcome
@@ -320,11 +331,20 @@ public final class SemtechUDPBackend: Radio {
     /// The concentrator counter of the most recently heard forwarder, advanced by the time
     /// since: good enough to schedule against, as every downlink time is relative to an uplink's.
     public func currentTimestamp() async -> UInt32 {
-        let now = monotonicNanoseconds()
-        return state.withLock { state in
-            let latest = state.forwarders.values.compactMap(\.lastTimestamp).max { $0.at < $1.at }
-            guard let latest else { return microsecondCounter() }
-            return latest.value &+ UInt32(truncatingIfNeeded: (now - latest.at) / 1000)
+        currentTimestamp(of: nil)
+    }
+
+    /// The counter of one forwarder's concentrator (each has its own), or of the most recently
+    /// heard one; the local microsecond counter when none has sent an uplink yet.
+    public func currentTimestamp(of gateway: EUI64?) -> UInt32 {
+        state.withLock { state in
+            let now = monotonicNanoseconds()
+            let candidates = gateway.map { state.forwarders[$0].map { [$0] } ?? [] } ?? Array(state.forwarders.values)
+            guard let latest = candidates.compactMap(\.lastTimestamp).max(by: { $0.at < $1.at }) else {
+                return microsecondCounter()
+            }
+            let elapsed = now > latest.at ? now - latest.at : 0
+            return latest.value &+ UInt32(truncatingIfNeeded: elapsed / 1000)
         }
     }
 }

@@ -1,17 +1,37 @@
-/// Awaits `operation`, failing after `seconds` instead of hanging the test run.
+import Synchronization
+
+/// Awaits `operation`, failing after `seconds` instead of hanging the test run. The operation is
+/// not awaited past the deadline (it is cancelled and left behind), so even a stuck one cannot
+/// hold the run.
 func withTimeout<T: Sendable>(seconds: Double = 5, _ operation: @escaping @Sendable () async -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { await operation() }
-        group.addTask {
-            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else {
-            throw TimedOut(seconds: seconds)
-        }
-        return value
+    let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    let finish = { @Sendable (result: Result<T, any Error>) -> Bool in
+        guard let continuation = slot.withLock({ slot -> CheckedContinuation<T, any Error>? in
+            defer { slot = nil }
+            return slot
+        }) else { return false }
+        continuation.resume(with: result)
+        return true
     }
+    return try await withCheckedThrowingContinuation { continuation in
+        slot.withLock { $0 = continuation }
+        let work = Task { _ = finish(.success(await operation())) }
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            if finish(.failure(TimedOut(seconds: seconds))) { work.cancel() }
+        }
+    }
+}
+
+/// Polls `condition` until it holds, for up to `seconds`; a loaded machine gets time, a
+/// condition that never holds still fails the test.
+func eventually(within seconds: Double = 5, _ condition: @Sendable () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
 }
 
 struct TimedOut: Error, CustomStringConvertible {

@@ -33,6 +33,8 @@ import Testing
         #expect(region.index(of: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500)) == nil, "downlink only")
         #expect(region.index(of: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500), uplink: false) == 8)
         #expect(region.maximumPHYPayload(dataRate: 0) == 24)
+        #expect(region.maximumPHYPayload(dataRate: 8) == 66)
+        #expect(region.maximumPHYPayload(dataRate: 9) == 142)
         #expect(region.rx2FrequencyHz == 923_300_000 && region.rx2DataRate == 8)
         #expect(region.maximumEIRP == 30)
     }
@@ -74,28 +76,49 @@ import Testing
         // so 27 fit and the 28th does not.
         let downlink = request(868_100_000)
         var sent = 0
-        while policy.check(downlink) == nil {
-            policy.record(downlink)
+        while case .success = policy.admit(downlink) {
             sent += 1
             clock.nanoseconds += 1_000_000_000
         }
         #expect(sent == 27)
-        #expect(policy.check(downlink) == .dutyCycleExhausted)
-        #expect(policy.check(request(869_525_000)) == nil, "another sub-band has its own budget")
+        #expect(refusal(policy, downlink) == .dutyCycleExhausted)
+        #expect(refusal(policy, request(869_525_000)) == nil, "another sub-band has its own budget")
         clock.nanoseconds += 3_600_000_000_000
-        #expect(policy.check(downlink) == nil, "an hour later the budget is back")
+        #expect(refusal(policy, downlink) == nil, "an hour later the budget is back")
+    }
+
+    @Test func aCancelledReservationGivesItsAirtimeBack() throws {
+        let policy = RegionalTransmitPolicy(region: .eu868)
+        let ticket = try policy.admit(request(868_100_000)).get()
+        #expect(policy.airtimeUsed(band: 2) > 0)
+        policy.cancel(ticket)
+        #expect(policy.airtimeUsed(band: 2) == 0)
     }
 
     @Test func frequencyAndPowerLimits() {
         let policy = RegionalTransmitPolicy(region: .eu868)
-        #expect(policy.check(request(915_000_000)) == .frequencyNotAllowed)
-        #expect(policy.check(request(869_300_000)) == .frequencyNotAllowed)
-        #expect(policy.check(request(868_100_000, power: 17)) == .powerNotAllowed)
-        #expect(policy.check(request(869_525_000, power: 27)) == nil)
-        #expect(policy.check(request(869_525_000, power: 30)) == .powerNotAllowed)
+        #expect(refusal(policy, request(915_000_000)) == .frequencyNotAllowed)
+        #expect(refusal(policy, request(869_300_000)) == .frequencyNotAllowed)
+        #expect(refusal(policy, request(868_100_000, power: 17)) == .powerNotAllowed)
+        #expect(refusal(policy, request(869_525_000, power: 27)) == nil)
+        #expect(refusal(policy, request(869_525_000, power: 30)) == .powerNotAllowed)
         let us = RegionalTransmitPolicy(region: .us915)
-        #expect(us.check(request(923_300_000, power: 30)) == nil, "no duty cycle in US915")
-        #expect(us.check(request(868_100_000)) == .frequencyNotAllowed)
+        #expect(refusal(us, request(923_300_000, power: 30)) == nil, "no duty cycle in US915")
+        #expect(refusal(us, request(868_100_000)) == .frequencyNotAllowed)
+    }
+
+    @Test func impossibleFramesAreRefused() {
+        let policy = RegionalTransmitPolicy(region: .us915)
+        var long = request(923_300_000, size: 256)
+        #expect(refusal(policy, long)?.isSent == false)
+        long.payload = [1]
+        long.preambleLength = 2
+        if case .failed = refusal(policy, long) {} else { Issue.record("a 2-symbol preamble was admitted") }
+    }
+
+    func refusal(_ policy: RegionalTransmitPolicy, _ request: TransmitRequest) -> TransmitOutcome? {
+        if case .failure(let refusal) = policy.admit(request) { return refusal.outcome }
+        return nil
     }
 
     @Test func collisionsOnTheWrappingCounter() {

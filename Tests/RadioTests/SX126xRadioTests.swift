@@ -70,11 +70,33 @@ import Testing
         await us.stop()
     }
 
+    @Test func scheduledAndBackToBackTransmissionsKeepTheirOwnFrames() async throws {
+        try await radio.start()
+        let now = await radio.currentTimestamp()
+        let first = TransmitRequest(payload: [0xA1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(now &+ 200_000))
+        let second = TransmitRequest(payload: [0xB2, 0xB2], frequencyHz: 868_300_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(now &+ 400_000))
+        async let a = radio.transmit(first)
+        async let b = radio.transmit(second)
+        // While both wait, the radio keeps receiving and its health checks find nothing wrong.
+        board.air.send(sensorFrame([0x33]))
+        #expect(try await nextFrame(radio)?.payload == [0x33])
+        #expect(await a == .sent(powerDBm: 14))
+        #expect(await b == .sent(powerDBm: 14))
+        let sent = board.air.transmissions
+        #expect(sent.map(\.payload) == [[0xA1], [0xB2, 0xB2]])
+        #expect(abs(Int(sent[1].frequencyHz) - 868_300_000) < 62)
+        #expect(await radio.statistics().reinitialisations == 0)
+        let starts = board.air.transmissionStarts
+        let offset = Int32(bitPattern: UInt32(truncatingIfNeeded: starts[0] / 1000) &- (now &+ 200_000))
+        #expect(offset >= 0 && offset < 100_000)
+        await radio.stop()
+    }
+
     @Test func recoversWhenTheRadioLosesItsConfiguration() async throws {
         try await radio.start()
         board.sx1262!.glitch()
-        try await Task.sleep(for: .milliseconds(150))
-        #expect(await radio.statistics().reinitialisations >= 1)
+        let chip = board.sx1262!
+        #expect(await eventually { await radio.statistics().reinitialisations >= 1 && chip.chipMode == .rx })
         board.air.send(sensorFrame([5]))
         #expect(try await nextFrame(radio)?.payload == [5])
         await radio.stop()
@@ -82,9 +104,12 @@ import Testing
 
     @Test func recoversWhenTheRadioStopsAnswering() async throws {
         try await radio.start()
+        let hungAt = monotonicNanoseconds()
         board.sx1262!.hang()
-        try await Task.sleep(for: .milliseconds(150))
-        #expect(await radio.statistics().reinitialisations >= 1)
+        #expect(await eventually {
+            let stats = await radio.statistics()
+            return stats.reinitialisations >= 1 && stats.lastProgressNanoseconds > hungAt
+        })
         board.air.send(sensorFrame([6]))
         #expect(try await nextFrame(radio)?.payload == [6])
         await radio.stop()
