@@ -88,14 +88,15 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "TOMLTests", dependencies: ["TOML"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "LoRaPHYTests", dependencies: ["LoRaPHY"]),
-        .testTarget(name: "HALTests", dependencies: ["HAL"]),
+        .testTarget(name: "HALTests", dependencies: ["TestSupport", "HAL"]),
         .testTarget(name: "HALLinuxTests", dependencies: ["HALLinux", "CSPI", "CGPIO", "CMosquitto", "CCrypto"]),
-        .testTarget(name: "HALMockTests", dependencies: ["HALMock", "HAL", "LoRaPHY"]),
-        .testTarget(name: "RadioTests", dependencies: ["Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "HALMockTests", dependencies: ["TestSupport", "HALMock", "HAL", "LoRaPHY"]),
+        .testTarget(name: "RadioTests", dependencies: ["TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "SemtechUDPTests", dependencies: ["SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "hotspotdTests", dependencies: ["hotspotd"]),
+        .testTarget(name: "SemtechUDPTests", dependencies: ["TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd"]),
     ]
 )

@@ -1,5 +1,6 @@
 import HAL
 import LoRaPHY
+import TestSupport
 import Testing
 @testable import HALMock
 

@@ -1,13 +1,8 @@
+import TestSupport
 import Testing
 import TOML
 @testable import HAL
 
-/// The repository's Board/ directory, found from this file's path.
-let boardDirectory: String = {
-    var path = #filePath
-    for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-    return path + "/Board"
-}()
 
 let validSX1276 = """
     name = "test"

@@ -1,13 +1,9 @@
 import HAL
 import HALMock
+import TestSupport
 import Testing
 @testable import Radio
 
-let boardDirectory: String = {
-    var path = #filePath
-    for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-    return path + "/Board"
-}()
 
 func mockBoard(_ name: String) throws -> MockBoard {
     try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/\(name).toml"), air: Air(timeScale: 0))

@@ -1,16 +1,17 @@
 import HAL
 import HALMock
 import LoRaPHY
+import TestSupport
 import Testing
 @testable import Radio
 
 @Suite(.serialized) struct SX126xRadioTests {
     let board: MockBoard
-    let radio: SX126xRadio
+    let radio: SPIRadio
 
     init() throws {
         board = try mockBoard("mock-sx1262")
-        radio = try SX126xRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
     }
 
     @Test func receivesWhatIsSentOnItsChannelWithRSSIAndSNR() async throws {
@@ -60,7 +61,7 @@ import Testing
     }
 
     @Test func aTransmissionAboveTheChipsPowerGoesOutAtTheChipsMaximum() async throws {
-        let us = try SX126xRadio(board: try mockBoard("mock-sx1262"), configuration: RadioConfiguration(frequencyHz: 902_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf10, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .us915), logger: quiet, timing: fastTiming)
+        let us = try SPIRadio(board: try mockBoard("mock-sx1262"), configuration: RadioConfiguration(frequencyHz: 902_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf10, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .us915), logger: quiet, timing: fastTiming)
         try await us.start()
         let request = TransmitRequest(payload: [1], frequencyHz: 923_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500), powerDBm: 27, invertedIQ: true)
         #expect(await us.transmit(request) == .sent(powerDBm: 22))
@@ -128,7 +129,7 @@ import Testing
     @Test func noCommandIsSentWhileBusy() async throws {
         // Real time: BUSY stays high for a while after every command; the driver must wait.
         let slow = try MockBoard(profile: mockBoard("mock-sx1262").profile, air: Air(timeScale: 1))
-        let radio = try SX126xRadio(board: slow, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        let radio = try SPIRadio(board: slow, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
         try await radio.start()
         #expect(slow.sx1262!.counters.commandsWhileBusy == 0)
         #expect(slow.sx1262!.chipMode == .rx)
@@ -150,7 +151,7 @@ import Testing
             busy = { offset = 20 }
             """, file: "no-dio1.toml")
         let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
-        let radio = try SX126xRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        let radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
         try await radio.start()
         board.air.send(sensorFrame([0xCD]))
         #expect(try await nextFrame(radio)?.payload == [0xCD])
@@ -159,10 +160,10 @@ import Testing
     }
 
     @Test func imageCalibrationBands() {
-        #expect(SX126xRadio.imageCalibration(frequencyHz: 868_100_000) == [0xD7, 0xDB])
-        #expect(SX126xRadio.imageCalibration(frequencyHz: 915_000_000) == [0xE1, 0xE9])
-        #expect(SX126xRadio.imageCalibration(frequencyHz: 433_175_000) == [0x6B, 0x6F])
-        #expect(SX126xRadio.tcxoCode(1.8) == 2)
-        #expect(SX126xRadio.tcxoCode(3.3) == 7)
+        #expect(SX126xChip.imageCalibration(frequencyHz: 868_100_000) == [0xD7, 0xDB])
+        #expect(SX126xChip.imageCalibration(frequencyHz: 915_000_000) == [0xE1, 0xE9])
+        #expect(SX126xChip.imageCalibration(frequencyHz: 433_175_000) == [0x6B, 0x6F])
+        #expect(SX126xChip.tcxoCode(1.8) == 2)
+        #expect(SX126xChip.tcxoCode(3.3) == 7)
     }
 }

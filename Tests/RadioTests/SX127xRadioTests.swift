@@ -2,6 +2,7 @@ import HAL
 import HALMock
 import LoRaPHY
 import Logging
+import TestSupport
 import Testing
 @testable import Radio
 
@@ -24,11 +25,11 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
 @Suite(.serialized) struct SX127xRadioTests {
     let air = Air(timeScale: 0)
     let board: MockBoard
-    let radio: SX127xRadio
+    let radio: SPIRadio
 
     init() throws {
         board = try mockBoard("mock")
-        radio = try SX127xRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
     }
 
     @Test func receivesWhatIsSentOnItsChannelWithRSSIAndSNR() async throws {
@@ -228,7 +229,7 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
             reset = { offset = 25, active_low = true }
             """, file: "no-dio0.toml")
         let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
-        let radio = try SX127xRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        let radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
         try await radio.start()
         board.air.send(sensorFrame([0xAB]))
         #expect(try await nextFrame(radio)?.payload == [0xAB])
@@ -251,7 +252,7 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
             pa_boost = false
             """, file: "rfo.toml")
         let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
-        let radio = try SX127xRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .us915), logger: quiet, timing: fastTiming)
+        let radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .us915), logger: quiet, timing: fastTiming)
         try await radio.start()
         let request = TransmitRequest(payload: [1], frequencyHz: 923_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz500), powerDBm: 20, invertedIQ: true)
         #expect(await radio.transmit(request) == .sent(powerDBm: 14))
@@ -260,8 +261,8 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
     }
 
     @Test func datasheetRSSIFormula() {
-        #expect(SX127xRadio.packetRSSI(packetRssi: 60, snr: -5, frequencyHz: 868_100_000) == -157 + 60 - 5)
-        #expect(SX127xRadio.packetRSSI(packetRssi: 60, snr: 5, frequencyHz: 868_100_000) == -157 + 64)
-        #expect(SX127xRadio.packetRSSI(packetRssi: 60, snr: -5, frequencyHz: 433_175_000) == -164 + 60 - 5)
+        #expect(SX127xChip.packetRSSI(packetRssi: 60, snr: -5, frequencyHz: 868_100_000) == -157 + 60 - 5)
+        #expect(SX127xChip.packetRSSI(packetRssi: 60, snr: 5, frequencyHz: 868_100_000) == -157 + 64)
+        #expect(SX127xChip.packetRSSI(packetRssi: 60, snr: -5, frequencyHz: 433_175_000) == -164 + 60 - 5)
     }
 }

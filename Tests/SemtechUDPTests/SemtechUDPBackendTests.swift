@@ -1,6 +1,7 @@
 import LoRaPHY
 import Logging
 import Radio
+import TestSupport
 import Testing
 import Wire
 @testable import SemtechUDP
@@ -265,16 +266,5 @@ func mutate(_ datagram: [UInt8], using generator: inout SplitMix64) -> [UInt8] {
     return bytes
 }
 
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 let sf7 = LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)

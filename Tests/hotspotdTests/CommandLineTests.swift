@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs the built `hotspotd` binary, as an owner would.
@@ -20,11 +21,6 @@ func runHotspotd(_ arguments: [String]) throws -> (status: Int32, stdout: String
     return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
 }
 
-let repositoryRoot: String = {
-    var path = #filePath
-    for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-    return path
-}()
 
 /// The build products folder: the test bundle sits in it, next to the hotspotd binary.
 let productsDirectory: URL = {

@@ -3,7 +3,7 @@ import Synchronization
 /// Awaits `operation`, failing after `seconds` instead of hanging the test run. The operation is
 /// not awaited past the deadline (it is cancelled and left behind), so even a stuck one cannot
 /// hold the run.
-func withTimeout<T: Sendable>(seconds: Double = 5, _ operation: @escaping @Sendable () async -> T) async throws -> T {
+public func withTimeout<T: Sendable>(seconds: Double = 5, _ operation: @escaping @Sendable () async -> T) async throws -> T {
     let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
     let finish = { @Sendable (result: Result<T, any Error>) -> Bool in
         guard let continuation = slot.withLock({ slot -> CheckedContinuation<T, any Error>? in
@@ -25,7 +25,7 @@ func withTimeout<T: Sendable>(seconds: Double = 5, _ operation: @escaping @Senda
 
 /// Polls `condition` until it holds, for up to `seconds`; a loaded machine gets time, a
 /// condition that never holds still fails the test.
-func eventually(within seconds: Double = 5, _ condition: @Sendable () async -> Bool) async -> Bool {
+public func eventually(within seconds: Double = 5, _ condition: @Sendable () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if await condition() { return true }
@@ -34,7 +34,7 @@ func eventually(within seconds: Double = 5, _ condition: @Sendable () async -> B
     return await condition()
 }
 
-struct TimedOut: Error, CustomStringConvertible {
-    var seconds: Double
-    var description: String { "nothing arrived within \(seconds) s" }
+public struct TimedOut: Error, CustomStringConvertible {
+    public var seconds: Double
+    public var description: String { "nothing arrived within \(seconds) s" }
 }
