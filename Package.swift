@@ -65,6 +65,7 @@ let package = Package(
         .target(name: "TOML"),
         .target(name: "LoRaPHY"),
         .target(name: "Wire"),
+        .target(name: "Cryptography", dependencies: ["CCrypto"]),
 
         // The hardware abstraction layer and its two backends.
         .target(name: "HAL", dependencies: ["TOML"]),
@@ -96,6 +97,7 @@ let package = Package(
         .testTarget(name: "HALMockTests", dependencies: ["TestSupport", "HALMock", "HAL", "LoRaPHY"]),
         .testTarget(name: "RadioTests", dependencies: ["TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "CryptographyTests", dependencies: ["Cryptography", "TestSupport"]),
         .testTarget(name: "SemtechUDPTests", dependencies: ["TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd"]),
     ]

@@ -1,0 +1,145 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Base58 with Bitcoin's alphabet, and Base58Check (a 4-byte double-SHA-256 checksum).
+public enum Base58 {
+    private static let alphabet = Array("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        let zeros = bytes.prefix { $0 == 0 }.count
+        var digits: [UInt8] = []  // base-58 digits, least significant first
+        for byte in bytes {
+            var carry = Int(byte)
+            for index in digits.indices {
+                carry += Int(digits[index]) << 8
+                digits[index] = UInt8(carry % 58)
+                carry /= 58
+            }
+            while carry > 0 {
+                digits.append(UInt8(carry % 58))
+                carry /= 58
+            }
+        }
+        let text = [UInt8](repeating: alphabet[0], count: zeros) + digits.reversed().map { alphabet[Int($0)] }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    public static func decode(_ text: String) -> [UInt8]? {
+        var values = [UInt8](repeating: 0xFF, count: 256)
+        for (index, character) in alphabet.enumerated() { values[Int(character)] = UInt8(index) }
+        let characters = Array(text.utf8)
+        guard characters.count <= 1024 else { return nil }
+        let zeros = characters.prefix { $0 == alphabet[0] }.count
+        var bytes: [UInt8] = []  // least significant first
+        for character in characters {
+            let value = values[Int(character)]
+            guard value != 0xFF else { return nil }
+            var carry = Int(value)
+            for index in bytes.indices {
+                carry += Int(bytes[index]) * 58
+                bytes[index] = UInt8(carry & 0xFF)
+                carry >>= 8
+            }
+            while carry > 0 {
+                bytes.append(UInt8(carry & 0xFF))
+                carry >>= 8
+            }
+        }
+        return [UInt8](repeating: 0, count: zeros) + bytes.reversed()
+    }
+
+    /// Base58 of `payload` followed by the first four bytes of SHA-256(SHA-256(payload)).
+    public static func encodeCheck(_ payload: [UInt8]) -> String {
+        encode(payload + SHA256.hash(SHA256.hash(payload)).prefix(4))
+    }
+
+    /// The payload of a Base58Check string whose checksum holds, or nil.
+    public static func decodeCheck(_ text: String) -> [UInt8]? {
+        guard let bytes = decode(text), bytes.count >= 4 else { return nil }
+        let payload = Array(bytes.dropLast(4))
+        guard Array(bytes.suffix(4)) == Array(SHA256.hash(SHA256.hash(payload)).prefix(4)) else { return nil }
+        return payload
+    }
+}
+
+/// Helium's key and address encodings (helium-crypto-rs): a key's binary form is a tag byte,
+/// network (mainnet 0x00, testnet 0x10) OR key type (ed25519 0x01), then the key; an address
+/// is Base58Check of a version byte 0x00 and the binary public key.
+public enum Helium {
+    public static let ed25519Tag: UInt8 = 0x01
+
+    /// The address of an Ed25519 public key on mainnet: base58check(0x00 ‖ 0x01 ‖ key).
+    public static func address(of key: Ed25519PublicKey) -> String {
+        Base58.encodeCheck([0x00, ed25519Tag] + key.bytes)
+    }
+
+    /// The Ed25519 public key an address names; nil for a bad checksum, another key type or
+    /// another network.
+    public static func publicKey(fromAddress address: String) -> Ed25519PublicKey? {
+        guard let payload = Base58.decodeCheck(address), payload.count == 34,
+              payload[0] == 0x00, payload[1] == ed25519Tag else { return nil }
+        return try? Ed25519PublicKey(bytes: Array(payload[2...]))
+    }
+
+    /// The binary form of a keypair file: the tag byte, then the 64-byte secret (the 32-byte
+    /// seed followed by the 32-byte public key).
+    public static func keypairBytes(_ key: Ed25519PrivateKey) -> [UInt8] {
+        [ed25519Tag] + key.seed + key.publicKey.bytes
+    }
+
+    public static func privateKey(fromKeypairBytes bytes: [UInt8]) throws(CryptoError) -> Ed25519PrivateKey {
+        guard bytes.count == 65 else {
+            throw CryptoError("a Helium Ed25519 keypair is 65 bytes (tag and 64-byte secret), not \(bytes.count)")
+        }
+        guard bytes[0] == ed25519Tag else {
+            throw CryptoError("key type 0x\(String(bytes[0], radix: 16)) is not an Ed25519 mainnet key (0x01)")
+        }
+        let key = try Ed25519PrivateKey(seed: Array(bytes[1..<33]))
+        guard key.publicKey.bytes == Array(bytes[33..<65]) else {
+            throw CryptoError("the keypair's public key does not belong to its secret")
+        }
+        return key
+    }
+}
+
+/// A key file in Helium's keypair format, guarded like ssh guards its keys: created with mode
+/// 0600, and refused when group or others may read it.
+public enum KeyFile {
+    public static func read(_ path: String) throws(CryptoError) -> Ed25519PrivateKey {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw CryptoError(code == ENOENT ? "\(path) does not exist (create one with `hotspotd key generate --key-file \(path)`)" : "cannot read \(path): \(String(cString: strerror(code)))")
+        }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw CryptoError("cannot stat \(path)") }
+        if status.st_mode & 0o077 != 0 {
+            let mode = String(status.st_mode & 0o777, radix: 8)
+            throw CryptoError("\(path) has mode 0\(mode): a key must be readable by its owner only; run `chmod 600 \(path)`")
+        }
+        var bytes = [UInt8](repeating: 0, count: 66)
+        let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count >= 0 else { throw CryptoError("cannot read \(path)") }
+        return try Helium.privateKey(fromKeypairBytes: Array(bytes[0..<count]))
+    }
+
+    /// Writes a new key file with mode 0600; refuses to overwrite one.
+    public static func create(_ path: String, key: Ed25519PrivateKey) throws(CryptoError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            throw CryptoError(code == EEXIST ? "\(path) exists already; it is not overwritten" : "cannot create \(path): \(String(cString: strerror(code)))")
+        }
+        defer { close(fd) }
+        let bytes = Helium.keypairBytes(key)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fsync(fd) == 0 else {
+            unlink(path)
+            throw CryptoError("cannot write \(path)")
+        }
+    }
+}
