@@ -66,6 +66,7 @@ let package = Package(
         .target(name: "LoRaPHY"),
         .target(name: "Wire"),
         .target(name: "Cryptography", dependencies: ["CCrypto"]),
+        .target(name: "LoRaWAN", dependencies: ["LoRaPHY", "Cryptography"]),
 
         // The hardware abstraction layer and its two backends.
         .target(name: "HAL", dependencies: ["TOML"]),
@@ -98,6 +99,7 @@ let package = Package(
         .testTarget(name: "RadioTests", dependencies: ["TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography", "TestSupport"]),
+        .testTarget(name: "LoRaWANTests", dependencies: ["LoRaWAN", "LoRaPHY", "Cryptography"]),
         .testTarget(name: "SemtechUDPTests", dependencies: ["TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd"]),
     ]
