@@ -85,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP",
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

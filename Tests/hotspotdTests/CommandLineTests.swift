@@ -101,4 +101,23 @@ let productsDirectory: URL = {
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("--sf must be 5 to 12"))
     }
+
+    @Test func frameDecodeChecksTheMICAndDecrypts() throws {
+        let result = try runHotspotd(["frame", "decode", "40F17DBE4900020001954378762B11FF0D", "--nwk-s-key", "44024241ed4ce9a68c6a8bc055233fd3", "--app-s-key", "ec925802ae430ca77fd3dd73cb2cc588"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("DevAddr     49BE7DF1"))
+        #expect(result.stdout.contains("MIC         2b11ff0d (valid)"))
+        #expect(result.stdout.contains("\"test\""))
+        let wrongKey = try runHotspotd(["frame", "decode", "QPF9vkkAAgABlUN4disR/w0=", "--nwk-s-key", "00000000000000000000000000000000", "--json"])
+        #expect(wrongKey.status == 0)
+        #expect(wrongKey.stdout.contains("\"valid\":false"), "Base64 input, and a MIC that fails with the wrong key")
+    }
+
+    @Test func frameDecodeRefusesGarbage() throws {
+        let result = try runHotspotd(["frame", "decode", "40F1"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("not a LoRaWAN frame"))
+        let badKey = try runHotspotd(["frame", "decode", "40F17DBE4900020001954378762B11FF0D", "--nwk-s-key", "1234"])
+        #expect(badKey.stderr.contains("32 hex digits"))
+    }
 }
