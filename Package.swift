@@ -35,6 +35,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C shims: system libraries and the two helpers Swift cannot express directly.
@@ -55,6 +56,11 @@ let package = Package(
             providers: [.apt(["libmosquitto-dev"])]
         ),
         .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CShims/CSQLite",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
             name: "CCrypto",
             path: "Sources/CShims/CCrypto",
             pkgConfig: "libcrypto",
@@ -67,6 +73,9 @@ let package = Package(
         .target(name: "Wire"),
         .target(name: "Cryptography", dependencies: ["CCrypto"]),
         .target(name: "LoRaWAN", dependencies: ["LoRaPHY", "Cryptography"]),
+        // Protobuf messages generated from proto/ by scripts/generate-protos (committed).
+        .target(name: "Messages", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "Store", dependencies: ["CSQLite", "HAL", "Cryptography"]),
 
         // The hardware abstraction layer and its two backends.
         .target(name: "HAL", dependencies: ["TOML"]),
@@ -99,6 +108,7 @@ let package = Package(
         .testTarget(name: "RadioTests", dependencies: ["TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Cryptography", "CSQLite", "TestSupport"]),
         .testTarget(name: "LoRaWANTests", dependencies: ["LoRaWAN", "LoRaPHY", "Cryptography"]),
         .testTarget(name: "SemtechUDPTests", dependencies: ["TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd"]),

@@ -43,7 +43,7 @@ enum ChipEvent {
 /// A single-channel radio over SPI and GPIO: the SX127x (SX1276/77/78/79, RFM95/96) or the
 /// SX126x (SX1261/62), chosen by the board profile.
 ///
-/// The driver is an actor on a thread of its own (see `RadioExecutor`). It resets the chip,
+/// The driver is an actor on a thread of its own (see `ThreadExecutor`). It resets the chip,
 /// checks it, configures LoRa mode and listens continuously. Interrupts arrive as GPIO edge
 /// events stamped by the kernel, or the chip's flags are polled on a board without the line.
 /// Transmissions run one at a time at the time asked for: the radio listens until just before,
@@ -53,7 +53,7 @@ enum ChipEvent {
 public actor SPIRadio: Radio {
     public nonisolated let frames: AsyncStream<RadioFrame>
     private let output: AsyncStream<RadioFrame>.Continuation
-    private nonisolated let executor: RadioExecutor
+    private nonisolated let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     private let chip: any RadioChip
@@ -82,7 +82,7 @@ public actor SPIRadio: Radio {
             throw RadioError("a \(board.profile.radio.displayName) concentrator is driven by the packet forwarder: use the semtech_udp backend")
         }
         do {
-            executor = try RadioExecutor(name: chip.name)
+            executor = try ThreadExecutor(name: chip.name)
         } catch {
             throw RadioError(error.message)
         }

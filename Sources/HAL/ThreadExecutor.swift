@@ -1,13 +1,13 @@
 import Dispatch
-import HAL
 import Synchronization
 
-/// A serial executor on a thread of its own. A radio driver is an actor on one of these, so its
-/// SPI transfers, BUSY waits and reset pulses run on the radio's thread and never block Swift's
-/// cooperative pool, while the rest of the program talks to it with plain `await`.
+/// A serial executor on a thread of its own. An actor that makes blocking C calls (a radio
+/// driver's SPI transfers and BUSY waits, the store's SQLite writes and fsyncs) runs on one of
+/// these, so they never block Swift's cooperative pool, while the rest of the program talks to
+/// it with plain `await`.
 ///
 /// The thread ends by itself once the executor is released and its queue is empty.
-public final class RadioExecutor: SerialExecutor {
+public final class ThreadExecutor: SerialExecutor {
     /// What the thread and the executor share. The thread holds it strongly, the executor too;
     /// the thread never holds the executor, so releasing the executor cannot deadlock on a join.
     private final class Queue: Sendable {

@@ -1,0 +1,462 @@
+import Cryptography
+import HAL
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A sensor paired to an owner's account.
+public struct Pairing: Sendable, Equatable {
+    public var devAddr: UInt32
+    public var devEUI: UInt64?
+    public var owner: String
+    /// With a network session key, MICs are checked and the frame counter must move forward.
+    public var nwkSKey: [UInt8]?
+    /// The last 32-bit frame counter charged.
+    public var lastFCnt: UInt32?
+    public var pairedAt: Int64
+
+    public init(devAddr: UInt32, devEUI: UInt64? = nil, owner: String, nwkSKey: [UInt8]? = nil, lastFCnt: UInt32? = nil, pairedAt: Int64) {
+        self.devAddr = devAddr
+        self.devEUI = devEUI
+        self.owner = owner
+        self.nwkSKey = nwkSKey
+        self.lastFCnt = lastFCnt
+        self.pairedAt = pairedAt
+    }
+}
+
+/// An owner's data-credit account.
+public struct Account: Sendable, Equatable {
+    public var owner: String
+    public var balance: Int64
+    /// The head of the owner's chain of charged uplinks (32 zero bytes before the first).
+    public var chain: [UInt8]
+    public var charged: Int64
+}
+
+/// What goes to the broker: a row of the outbox until the broker has acknowledged it.
+public struct OutboxMessage: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// Forwarded uplinks: under pressure, the oldest of these may be dropped.
+        case uplink
+        /// Signed reports and receipts, acknowledgements, rejections: never dropped.
+        case receipt, beacon, witness, rejected, ack, other
+    }
+
+    public var id: Int64
+    public var kind: Kind
+    public var topic: String
+    /// A stable id the consumer can drop an at-least-once duplicate by.
+    public var messageID: String
+    public var payload: [UInt8]
+    public var createdAt: Int64
+}
+
+/// A message to put into the outbox.
+public struct NewMessage: Sendable, Equatable {
+    public var kind: OutboxMessage.Kind
+    public var topic: String
+    public var messageID: String
+    public var payload: [UInt8]
+
+    public init(kind: OutboxMessage.Kind, topic: String, messageID: String, payload: [UInt8]) {
+        self.kind = kind
+        self.topic = topic
+        self.messageID = messageID
+        self.payload = payload
+    }
+}
+
+/// An uplink to charge.
+public struct Charge: Sendable {
+    public var owner: String
+    public var devAddr: UInt32?
+    public var devEUI: UInt64?
+    public var phyPayload: [UInt8]
+    public var credits: Int64
+    /// The frame counter to remember for the pairing (data frames with a session key).
+    public var fCnt: UInt32?
+    public var receivedAt: Int64
+
+    public init(owner: String, devAddr: UInt32?, devEUI: UInt64?, phyPayload: [UInt8], credits: Int64, fCnt: UInt32?, receivedAt: Int64) {
+        self.owner = owner
+        self.devAddr = devAddr
+        self.devEUI = devEUI
+        self.phyPayload = phyPayload
+        self.credits = credits
+        self.fCnt = fCnt
+        self.receivedAt = receivedAt
+    }
+}
+
+public enum ChargeResult: Sendable, Equatable {
+    case charged(seq: Int64, balance: Int64)
+    /// Not enough credit; nothing changed.
+    case insufficientCredit(balance: Int64)
+}
+
+/// A period of one owner's charges, as a usage receipt states it.
+public struct ReceiptSummary: Sendable, Equatable {
+    public var owner: String
+    public var periodStart: Int64
+    public var periodEnd: Int64
+    public var uplinks: Int64
+    public var bytes: Int64
+    public var credits: Int64
+    public var firstSeq: Int64
+    public var lastSeq: Int64
+    /// The owner's chain head before the period's first charge, and after its last.
+    public var previousChain: [UInt8]
+    public var chain: [UInt8]
+}
+
+/// The outcome of applying a signed command.
+public enum CommandApplication: Sendable, Equatable {
+    case applied
+    /// The nonce was applied before: nothing changed.
+    case replayed
+    /// Unpair of a DevAddr that is not paired.
+    case notPaired
+}
+
+/// hotspotd's one SQLite database: pairings, accounts, applied command nonces, the chain of
+/// charged uplinks, receipts, and the outbox. WAL mode; the schema is versioned (PRAGMA
+/// user_version) and migrated on open; a file that is not a database, or is damaged, is reported
+/// with its path and never overwritten.
+///
+/// The store is an actor on a thread of its own: SQLite's writes and fsyncs block, and they must
+/// not block Swift's cooperative pool. Every state change and the messages it causes are one
+/// transaction, so a crash or power loss leaves either both or neither.
+public actor Store {
+    public static let schemaVersion = 1
+    public nonisolated let path: String
+    private nonisolated let executor: ThreadExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    private let db: SQLiteConnection
+
+    /// Opens (creating when absent) the database at `path` and migrates it.
+    public init(path: String) throws(StoreError) {
+        self.path = path
+        do {
+            executor = try ThreadExecutor(name: "store")
+        } catch {
+            throw StoreError(.other, error.message)
+        }
+        db = try SQLiteConnection(path: path)
+        try Self.prepare(db)
+    }
+
+    /// Opens `hotspotd.db` in `directory`, creating the directory (mode 0750) when needed.
+    public static func open(directory: String) throws(StoreError) -> Store {
+        if access(directory, F_OK) != 0 && mkdir(directory, 0o750) != 0 {
+            throw StoreError(.readOnly, "cannot create the data directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        return try Store(path: directory + "/hotspotd.db")
+    }
+
+    private static func prepare(_ db: SQLiteConnection) throws(StoreError) {
+        // The first read tells a database from anything else.
+        let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
+        if version > Int64(schemaVersion) {
+            throw StoreError(.tooNew, "\(db.path) has schema version \(version), newer than this hotspotd's \(schemaVersion): install the newer hotspotd again, or move the file aside")
+        }
+        try db.execute("PRAGMA journal_mode = WAL")
+        try db.execute("PRAGMA synchronous = NORMAL")
+        try db.execute("PRAGMA foreign_keys = ON")
+        for (index, migration) in migrations.enumerated() where Int64(index + 1) > version {
+            try db.transaction { () throws(StoreError) in
+                try db.execute(migration)
+                try db.execute("PRAGMA user_version = \(index + 1)")
+            }
+        }
+    }
+
+    /// One entry a schema version; a migration is never edited once released.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE accounts (
+            owner TEXT PRIMARY KEY,
+            balance INTEGER NOT NULL DEFAULT 0 CHECK (balance >= 0),
+            chain BLOB NOT NULL,
+            charged INTEGER NOT NULL DEFAULT 0,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE pairings (
+            dev_addr INTEGER PRIMARY KEY,
+            dev_eui INTEGER UNIQUE,
+            owner TEXT NOT NULL,
+            nwk_s_key BLOB,
+            last_fcnt INTEGER,
+            paired_at INTEGER NOT NULL
+        );
+        CREATE TABLE nonces (
+            nonce BLOB PRIMARY KEY,
+            command TEXT NOT NULL,
+            applied_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE TABLE charges (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            owner TEXT NOT NULL,
+            dev_addr INTEGER,
+            dev_eui INTEGER,
+            size INTEGER NOT NULL,
+            credits INTEGER NOT NULL,
+            payload_hash BLOB NOT NULL,
+            chain BLOB NOT NULL,
+            received_at INTEGER NOT NULL
+        );
+        CREATE INDEX charges_by_owner ON charges (owner, seq);
+        CREATE TABLE receipts (
+            owner TEXT PRIMARY KEY,
+            last_seq INTEGER NOT NULL,
+            chain BLOB NOT NULL,
+            period_end INTEGER NOT NULL
+        );
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE INDEX outbox_by_kind ON outbox (kind, id);
+        """,
+    ]
+
+    public func userVersion() throws(StoreError) -> Int64 {
+        try db.query("PRAGMA user_version").first?.first?.integer ?? 0
+    }
+
+    // MARK: Pairings and accounts
+
+    public func pairing(devAddr: UInt32) throws(StoreError) -> Pairing? {
+        try db.query("SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).first.map(Self.pairing)
+    }
+
+    public func pairing(devEUI: UInt64) throws(StoreError) -> Pairing? {
+        try db.query("SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings WHERE dev_eui = ?", [.integer(Int64(bitPattern: devEUI))]).first.map(Self.pairing)
+    }
+
+    public func pairings() throws(StoreError) -> [Pairing] {
+        try db.query("SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings ORDER BY owner, dev_addr").map(Self.pairing)
+    }
+
+    private static func pairing(_ row: [SQLValue]) -> Pairing {
+        Pairing(
+            devAddr: UInt32(truncatingIfNeeded: row[0].integer ?? 0),
+            devEUI: row[1].integer.map { UInt64(bitPattern: $0) },
+            owner: row[2].text ?? "",
+            nwkSKey: row[3].blob,
+            lastFCnt: row[4].integer.map { UInt32(truncatingIfNeeded: $0) },
+            pairedAt: row[5].integer ?? 0
+        )
+    }
+
+    public func account(owner: String) throws(StoreError) -> Account? {
+        try db.query("SELECT owner, balance, chain, charged FROM accounts WHERE owner = ?", [.text(owner)]).first.map(Self.account)
+    }
+
+    public func accounts() throws(StoreError) -> [Account] {
+        try db.query("SELECT owner, balance, chain, charged FROM accounts ORDER BY owner").map(Self.account)
+    }
+
+    private static func account(_ row: [SQLValue]) -> Account {
+        Account(owner: row[0].text ?? "", balance: row[1].integer ?? 0, chain: row[2].blob ?? [], charged: row[3].integer ?? 0)
+    }
+
+    private func ensureAccount(_ owner: String, at time: Int64) throws(StoreError) {
+        try db.query("INSERT OR IGNORE INTO accounts (owner, balance, chain, charged, updated_at) VALUES (?, 0, ?, 0, ?)", [.text(owner), .blob([UInt8](repeating: 0, count: 32)), .integer(time)])
+    }
+
+    // MARK: Commands
+
+    /// Applies a pairing under a command nonce: a nonce seen before changes nothing.
+    /// Pairing again replaces the previous pairing of that DevAddr, and forgets its frame counter.
+    public func pair(_ pairing: Pairing, nonce: [UInt8], expiresAt: Int64, then messages: [NewMessage] = []) throws(StoreError) -> CommandApplication {
+        try underNonce(nonce, command: "pair", expiresAt: expiresAt, at: pairing.pairedAt, messages: messages) { () throws(StoreError) in
+            try ensureAccount(pairing.owner, at: pairing.pairedAt)
+            if let devEUI = pairing.devEUI {
+                try db.query("DELETE FROM pairings WHERE dev_eui = ? AND dev_addr != ?", [.integer(Int64(bitPattern: devEUI)), .integer(Int64(pairing.devAddr))])
+            }
+            try db.query(
+                "INSERT OR REPLACE INTO pairings (dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at) VALUES (?, ?, ?, ?, NULL, ?)",
+                [.integer(Int64(pairing.devAddr)), pairing.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null, .text(pairing.owner),
+                 pairing.nwkSKey.map { .blob($0) } ?? .null, .integer(pairing.pairedAt)]
+            )
+            return .applied
+        }
+    }
+
+    public func unpair(devAddr: UInt32, nonce: [UInt8], expiresAt: Int64, at time: Int64, then messages: [NewMessage] = []) throws(StoreError) -> CommandApplication {
+        try underNonce(nonce, command: "unpair", expiresAt: expiresAt, at: time, messages: messages) { () throws(StoreError) in
+            try db.query("DELETE FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))])
+            return db.changes > 0 ? .applied : .notPaired
+        }
+    }
+
+    /// Adds credits to an owner's account (creating it).
+    public func credit(owner: String, amount: Int64, nonce: [UInt8], expiresAt: Int64, at time: Int64, then messages: [NewMessage] = []) throws(StoreError) -> CommandApplication {
+        try underNonce(nonce, command: "credit", expiresAt: expiresAt, at: time, messages: messages) { () throws(StoreError) in
+            try ensureAccount(owner, at: time)
+            try db.query("UPDATE accounts SET balance = balance + ?, updated_at = ? WHERE owner = ?", [.integer(amount), .integer(time), .text(owner)])
+            return .applied
+        }
+    }
+
+    /// Records a nonce for a command that changes nothing here (entropy), so it is not replayed.
+    public func recordNonce(_ nonce: [UInt8], command: String, expiresAt: Int64, at time: Int64) throws(StoreError) -> CommandApplication {
+        try underNonce(nonce, command: command, expiresAt: expiresAt, at: time, messages: []) { () throws(StoreError) in .applied }
+    }
+
+    private func underNonce(
+        _ nonce: [UInt8], command: String, expiresAt: Int64, at time: Int64, messages: [NewMessage],
+        _ body: () throws(StoreError) -> CommandApplication
+    ) throws(StoreError) -> CommandApplication {
+        try db.transaction { () throws(StoreError) in
+            if try !db.query("SELECT 1 FROM nonces WHERE nonce = ?", [.blob(nonce)]).isEmpty {
+                return .replayed
+            }
+            try db.query("INSERT INTO nonces (nonce, command, applied_at, expires_at) VALUES (?, ?, ?, ?)", [.blob(nonce), .text(command), .integer(time), .integer(expiresAt)])
+            let outcome = try body()
+            for message in messages { try insert(message, at: time) }
+            return outcome
+        }
+    }
+
+    /// Forgets nonces of commands that expired before `time`: an expired command is refused
+    /// for its expiry anyway, so its nonce need not be kept.
+    public func pruneNonces(before time: Int64) throws(StoreError) -> Int {
+        try db.query("DELETE FROM nonces WHERE expires_at < ?", [.integer(time)])
+        return db.changes
+    }
+
+    // MARK: Charging
+
+    /// Debits an uplink and puts the messages it causes into the outbox, in one transaction.
+    /// `message` builds those messages once the charge's sequence number and the new balance
+    /// are known. An owner without enough credit is charged nothing and nothing is stored.
+    public func charge(_ charge: Charge, message: @Sendable (_ seq: Int64, _ balance: Int64) -> [NewMessage]) throws(StoreError) -> ChargeResult {
+        try db.transaction { () throws(StoreError) in
+            try ensureAccount(charge.owner, at: charge.receivedAt)
+            let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)])[0]
+            let balance = account[0].integer ?? 0
+            guard balance >= charge.credits else { return .insufficientCredit(balance: balance) }
+            let payloadHash = SHA256.hash(charge.phyPayload)
+            try db.query(
+                "INSERT INTO charges (owner, dev_addr, dev_eui, size, credits, payload_hash, chain, received_at) VALUES (?, ?, ?, ?, ?, ?, x'', ?)",
+                [.text(charge.owner), charge.devAddr.map { .integer(Int64($0)) } ?? .null, charge.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null,
+                 .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .blob(payloadHash), .integer(charge.receivedAt)]
+            )
+            let seq = db.lastInsertRowID
+            let chain = Self.nextChain(previous: account[1].blob ?? [], seq: seq, credits: charge.credits, payloadHash: payloadHash)
+            try db.query("UPDATE charges SET chain = ? WHERE seq = ?", [.blob(chain), .integer(seq)])
+            let newBalance = balance - charge.credits
+            try db.query(
+                "UPDATE accounts SET balance = ?, chain = ?, charged = charged + ?, updated_at = ? WHERE owner = ?",
+                [.integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt), .text(charge.owner)]
+            )
+            if let devAddr = charge.devAddr, let fCnt = charge.fCnt {
+                try db.query("UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ?", [.integer(Int64(fCnt)), .integer(Int64(devAddr))])
+            }
+            for message in message(seq, newBalance) { try insert(message, at: charge.receivedAt) }
+            return .charged(seq: seq, balance: newBalance)
+        }
+    }
+
+    /// The owner's chain of charged uplinks: chain = SHA-256(previous chain ‖ seq ‖ credits ‖
+    /// SHA-256(PHYPayload)), seq and credits as 8-byte big-endian integers. An owner who keeps
+    /// the forwarded uplinks (each carries its seq and credits) can recompute it.
+    public static func nextChain(previous: [UInt8], seq: Int64, credits: Int64, payloadHash: [UInt8]) -> [UInt8] {
+        SHA256.hash(previous + bigEndian(seq) + bigEndian(credits) + payloadHash)
+    }
+
+    static func bigEndian(_ value: Int64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+    }
+
+    // MARK: Receipts
+
+    /// For every owner charged since their last receipt: summarises the period, puts the
+    /// messages `build` makes of it into the outbox, and marks the period receipted, in one
+    /// transaction.
+    public func issueReceipts(at time: Int64, build: @Sendable (ReceiptSummary) -> [NewMessage]) throws(StoreError) -> [ReceiptSummary] {
+        try db.transaction { () throws(StoreError) in
+            let rows = try db.query("""
+                SELECT c.owner, COUNT(*), SUM(c.size), SUM(c.credits), MIN(c.seq), MAX(c.seq), MIN(c.received_at),
+                       COALESCE(r.chain, zeroblob(32)), COALESCE(r.period_end, 0)
+                FROM charges c LEFT JOIN receipts r ON r.owner = c.owner
+                WHERE c.seq > COALESCE(r.last_seq, 0)
+                GROUP BY c.owner ORDER BY c.owner
+                """)
+            var summaries: [ReceiptSummary] = []
+            for row in rows {
+                let owner = row[0].text ?? ""
+                let lastSeq = row[5].integer ?? 0
+                let chain = try db.query("SELECT chain FROM charges WHERE seq = ?", [.integer(lastSeq)]).first?.first?.blob ?? []
+                let previousEnd = row[8].integer ?? 0
+                let summary = ReceiptSummary(
+                    owner: owner, periodStart: previousEnd > 0 ? previousEnd : (row[6].integer ?? time), periodEnd: time,
+                    uplinks: row[1].integer ?? 0, bytes: row[2].integer ?? 0, credits: row[3].integer ?? 0,
+                    firstSeq: row[4].integer ?? 0, lastSeq: lastSeq, previousChain: row[7].blob ?? [], chain: chain
+                )
+                for message in build(summary) { try insert(message, at: time) }
+                try db.query(
+                    "INSERT OR REPLACE INTO receipts (owner, last_seq, chain, period_end) VALUES (?, ?, ?, ?)",
+                    [.text(owner), .integer(lastSeq), .blob(chain), .integer(time)]
+                )
+                summaries.append(summary)
+            }
+            return summaries
+        }
+    }
+
+    // MARK: Outbox
+
+    /// Puts messages into the outbox on their own (reports, rejections).
+    public func enqueue(_ messages: [NewMessage], at time: Int64) throws(StoreError) {
+        try db.transaction { () throws(StoreError) in
+            for message in messages { try insert(message, at: time) }
+        }
+    }
+
+    private func insert(_ message: NewMessage, at time: Int64) throws(StoreError) {
+        try db.query(
+            "INSERT INTO outbox (kind, topic, message_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            [.text(message.kind.rawValue), .text(message.topic), .text(message.messageID), .blob(message.payload), .integer(time)]
+        )
+    }
+
+    /// Messages in outbox order, after `id`.
+    public func outbox(after id: Int64 = 0, limit: Int = 100) throws(StoreError) -> [OutboxMessage] {
+        try db.query("SELECT id, kind, topic, message_id, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?", [.integer(id), .integer(Int64(limit))]).map { row in
+            OutboxMessage(
+                id: row[0].integer ?? 0, kind: OutboxMessage.Kind(rawValue: row[1].text ?? "") ?? .other,
+                topic: row[2].text ?? "", messageID: row[3].text ?? "", payload: row[4].blob ?? [], createdAt: row[5].integer ?? 0
+            )
+        }
+    }
+
+    /// Removes messages the broker has acknowledged.
+    public func acknowledge(_ ids: [Int64]) throws(StoreError) {
+        guard !ids.isEmpty else { return }
+        try db.transaction { () throws(StoreError) in
+            for id in ids { try db.query("DELETE FROM outbox WHERE id = ?", [.integer(id)]) }
+        }
+    }
+
+    public func outboxDepth() throws(StoreError) -> Int {
+        Int(try db.query("SELECT COUNT(*) FROM outbox").first?.first?.integer ?? 0)
+    }
+
+    /// Charges by sequence number, for audits and tests.
+    public func charges(owner: String) throws(StoreError) -> [(seq: Int64, credits: Int64, payloadHash: [UInt8], chain: [UInt8])] {
+        try db.query("SELECT seq, credits, payload_hash, chain FROM charges WHERE owner = ? ORDER BY seq", [.text(owner)]).map {
+            ($0[0].integer ?? 0, $0[1].integer ?? 0, $0[2].blob ?? [], $0[3].blob ?? [])
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Cryptography
+import TestSupport
+import Testing
+@testable import Store
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fresh directory under /tmp for one test's database.
+func temporaryDirectory() -> String {
+    var template = Array("/tmp/hotspotd-store-XXXXXX".utf8CString)
+    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+}
+
+func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
+    [NewMessage(kind: .uplink, topic: "eu868/gateway/x/event/up", messageID: "up-\(seq)", payload: Array("seq \(seq) balance \(balance)".utf8))]
+}
+
+@Suite struct StoreTests {
+    let directory = temporaryDirectory()
+
+    @Test func createsAMigratedDatabaseInWALMode() async throws {
+        let store = try Store.open(directory: directory)
+        #expect(try await store.userVersion() == Int64(Store.schemaVersion))
+        #expect(access(directory + "/hotspotd.db-wal", F_OK) == 0 || access(directory + "/hotspotd.db", F_OK) == 0)
+    }
+
+    @Test func pairCreditAndChargeInOneTransactionWithTheOutbox() async throws {
+        let store = try Store.open(directory: directory)
+        #expect(try await store.pair(Pairing(devAddr: 0x2601_1BDA, owner: "alice", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1), nonce: [1], expiresAt: 100) == .applied)
+        #expect(try await store.credit(owner: "alice", amount: 3, nonce: [2], expiresAt: 100, at: 2) == .applied)
+        let charge = Charge(owner: "alice", devAddr: 0x2601_1BDA, devEUI: nil, phyPayload: [0x40, 1, 2], credits: 2, fCnt: 7, receivedAt: 3)
+        #expect(try await store.charge(charge, message: uplinkMessage) == .charged(seq: 1, balance: 1))
+        #expect(try await store.charge(charge, message: uplinkMessage) == .insufficientCredit(balance: 1), "1 DC left, 2 needed")
+        #expect(try await store.account(owner: "alice")?.balance == 1)
+        #expect(try await store.pairing(devAddr: 0x2601_1BDA)?.lastFCnt == 7)
+        let outbox = try await store.outbox()
+        #expect(outbox.map(\.messageID) == ["up-1"])
+        #expect(outbox.first?.payload == Array("seq 1 balance 1".utf8))
+    }
+
+    @Test func aNonceIsAppliedOnce() async throws {
+        let store = try Store.open(directory: directory)
+        #expect(try await store.credit(owner: "bob", amount: 10, nonce: [9, 9], expiresAt: 100, at: 1) == .applied)
+        #expect(try await store.credit(owner: "bob", amount: 10, nonce: [9, 9], expiresAt: 100, at: 2) == .replayed)
+        #expect(try await store.account(owner: "bob")?.balance == 10)
+        #expect(try await store.unpair(devAddr: 5, nonce: [3], expiresAt: 100, at: 3) == .notPaired)
+    }
+
+    @Test func theChainCanBeRecomputedFromTheChargedUplinks() async throws {
+        let store = try Store.open(directory: directory)
+        _ = try await store.credit(owner: "carol", amount: 100, nonce: [1], expiresAt: 100, at: 1)
+        let frames: [[UInt8]] = [[0x40, 1], [0x40, 2, 2], [0x40, 3, 3, 3]]
+        for (index, frame) in frames.enumerated() {
+            _ = try await store.charge(Charge(owner: "carol", devAddr: 1, devEUI: nil, phyPayload: frame, credits: 1, fCnt: UInt32(index), receivedAt: 10), message: uplinkMessage)
+        }
+        var chain = [UInt8](repeating: 0, count: 32)
+        for (seq, frame) in zip(1..., frames) {
+            chain = Store.nextChain(previous: chain, seq: Int64(seq), credits: 1, payloadHash: SHA256.hash(frame))
+        }
+        #expect(try await store.account(owner: "carol")?.chain == chain)
+    }
+
+    @Test func receiptsSummariseEachOwnersPeriodOnce() async throws {
+        let store = try Store.open(directory: directory)
+        _ = try await store.credit(owner: "dave", amount: 100, nonce: [1], expiresAt: 100, at: 1)
+        _ = try await store.credit(owner: "erin", amount: 100, nonce: [2], expiresAt: 100, at: 1)
+        for size in [12, 30] {
+            _ = try await store.charge(Charge(owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: size), credits: 1, fCnt: nil, receivedAt: 5), message: uplinkMessage)
+        }
+        let summaries = try await store.issueReceipts(at: 60) { summary in
+            [NewMessage(kind: .receipt, topic: "receipt", messageID: "receipt-\(summary.owner)-\(summary.lastSeq)", payload: [])]
+        }
+        #expect(summaries.count == 1, "erin has no charges")
+        let receipt = try #require(summaries.first)
+        #expect(receipt.owner == "dave" && receipt.uplinks == 2 && receipt.bytes == 42 && receipt.credits == 2)
+        #expect(receipt.firstSeq == 1 && receipt.lastSeq == 2)
+        #expect(receipt.previousChain == [UInt8](repeating: 0, count: 32))
+        #expect(try await receipt.chain == store.account(owner: "dave")?.chain)
+        #expect(try await store.issueReceipts(at: 120) { _ in [] }.isEmpty, "nothing new to receipt")
+        #expect(try await store.outbox().contains { $0.kind == .receipt })
+    }
+
+    @Test func outboxAcknowledgementDeletes() async throws {
+        let store = try Store.open(directory: directory)
+        try await store.enqueue([NewMessage(kind: .beacon, topic: "t", messageID: "a", payload: [1]), NewMessage(kind: .other, topic: "t", messageID: "b", payload: [2])], at: 1)
+        let pending = try await store.outbox()
+        #expect(pending.count == 2)
+        try await store.acknowledge([pending[0].id])
+        #expect(try await store.outbox().map(\.messageID) == ["b"])
+        #expect(try await store.outboxDepth() == 1)
+    }
+
+    @Test func aCorruptFileIsReportedAndLeftAlone() throws {
+        let path = directory + "/hotspotd.db"
+        let garbage = Array("this is not a database, it is a shopping list".utf8) + [UInt8](repeating: 0x55, count: 4096)
+        let file = fopen(path, "w")
+        fwrite(garbage, 1, garbage.count, file)
+        fclose(file)
+        do {
+            _ = try Store.open(directory: directory)
+            Issue.record("opened a file that is not a database")
+        } catch {
+            #expect(error.kind == .corrupt)
+            #expect(error.message.contains(path))
+        }
+        var bytes = [UInt8](repeating: 0, count: garbage.count)
+        let reader = fopen(path, "r")
+        let count = fread(&bytes, 1, bytes.count, reader)
+        fclose(reader)
+        #expect(count == garbage.count && bytes == garbage, "the file is not overwritten")
+    }
+
+    @Test func aDatabaseFromANewerVersionIsRefused() async throws {
+        do {
+            let store = try Store.open(directory: directory)
+            _ = try await store.userVersion()
+        }
+        let path = directory + "/hotspotd.db"
+        try bumpUserVersion(path: path, to: 99)
+        do {
+            _ = try Store(path: path)
+            Issue.record("opened a newer schema")
+        } catch {
+            #expect(error.kind == .tooNew)
+            #expect(error.message.contains("99"))
+        }
+    }
+
+    @Test func anOlderSchemaIsMigratedOnOpen() async throws {
+        let path = directory + "/hotspotd.db"
+        try createVersionZero(path: path)
+        let store = try Store(path: path)
+        #expect(try await store.userVersion() == Int64(Store.schemaVersion))
+        #expect(try await store.accounts().isEmpty)
+    }
+}
