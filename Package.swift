@@ -76,6 +76,10 @@ let package = Package(
         // Protobuf messages generated from proto/ by scripts/generate-protos (committed).
         .target(name: "Messages", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "Store", dependencies: ["CSQLite", "HAL", "Cryptography"]),
+        .target(
+            name: "Credits",
+            dependencies: ["Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
 
         // The hardware abstraction layer and its two backends.
         .target(name: "HAL", dependencies: ["TOML"]),
@@ -108,6 +112,7 @@ let package = Package(
         .testTarget(name: "RadioTests", dependencies: ["TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography", "TestSupport"]),
+        .testTarget(name: "CreditsTests", dependencies: ["Credits", "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Cryptography", "CSQLite", "TestSupport"]),
         .testTarget(name: "LoRaWANTests", dependencies: ["LoRaWAN", "LoRaPHY", "Cryptography"]),
         .testTarget(name: "SemtechUDPTests", dependencies: ["TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),

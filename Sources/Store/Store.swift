@@ -340,7 +340,8 @@ public actor Store {
     /// Debits an uplink and puts the messages it causes into the outbox, in one transaction.
     /// `message` builds those messages once the charge's sequence number and the new balance
     /// are known. An owner without enough credit is charged nothing and nothing is stored.
-    public func charge(_ charge: Charge, message: @Sendable (_ seq: Int64, _ balance: Int64) -> [NewMessage]) throws(StoreError) -> ChargeResult {
+    /// If `message` throws, the transaction is rolled back: nothing is debited and nothing queued.
+    public func charge(_ charge: Charge, message: @Sendable (_ seq: Int64, _ balance: Int64) throws -> [NewMessage]) throws(StoreError) -> ChargeResult {
         try db.transaction { () throws(StoreError) in
             try ensureAccount(charge.owner, at: charge.receivedAt)
             let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)])[0]
@@ -363,7 +364,13 @@ public actor Store {
             if let devAddr = charge.devAddr, let fCnt = charge.fCnt {
                 try db.query("UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ?", [.integer(Int64(fCnt)), .integer(Int64(devAddr))])
             }
-            for message in message(seq, newBalance) { try insert(message, at: charge.receivedAt) }
+            let messages: [NewMessage]
+            do {
+                messages = try message(seq, newBalance)
+            } catch {
+                throw StoreError(.other, "the messages for charge \(seq) could not be built (\(error)); nothing was charged")
+            }
+            for message in messages { try insert(message, at: charge.receivedAt) }
             return .charged(seq: seq, balance: newBalance)
         }
     }

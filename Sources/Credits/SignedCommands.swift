@@ -1,0 +1,234 @@
+import Cryptography
+import Foundation
+import Messages
+import SwiftProtobuf
+
+/// A command from the network authority, once checked.
+public enum Command: Sendable, Equatable {
+    case pair(devAddr: UInt32, devEUI: UInt64?, owner: String, nwkSKey: [UInt8]?)
+    case unpair(devAddr: UInt32)
+    case credit(owner: String, amount: Int64)
+    case entropy(data: [UInt8], timestamp: UInt64)
+
+    public var name: String {
+        switch self {
+        case .pair: "pair"
+        case .unpair: "unpair"
+        case .credit: "credit"
+        case .entropy: "entropy"
+        }
+    }
+}
+
+/// A command that passed every check but the nonce, which the store applies once.
+public struct VerifiedCommand: Sendable, Equatable {
+    public var command: Command
+    public var nonce: [UInt8]
+    /// Seconds since the Unix epoch.
+    public var expiresAt: UInt64
+}
+
+/// Why a command was refused. The raw value is the `reason` published on `event/rejected`.
+public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
+    case undecodable
+    case wrongSigner = "wrong_signer"
+    case badSignature = "bad_signature"
+    case wrongGateway = "wrong_gateway"
+    case expired
+    case badNonce = "bad_nonce"
+    case replayed
+    case invalid
+    case notPaired = "not_paired"
+
+    public var explanation: String {
+        switch self {
+        case .undecodable: "not a SignedCommand"
+        case .wrongSigner: "not signed by the configured network authority"
+        case .badSignature: "the signature does not match the command"
+        case .wrongGateway: "the command names another gateway"
+        case .expired: "the command has expired"
+        case .badNonce: "the nonce must be 8 to 32 bytes"
+        case .replayed: "the command's nonce was applied before"
+        case .invalid: "the command's fields are not valid"
+        case .notPaired: "no sensor is paired at that DevAddr"
+        }
+    }
+}
+
+/// Checks signed commands: signed by the network authority (an Ed25519 key given as a Helium
+/// address), for this gateway, not expired, with a usable nonce. Replays are the store's to
+/// refuse, since only it remembers the nonces applied.
+public struct CommandAuthority: Sendable {
+    public let authority: Ed25519PublicKey
+    public let gatewayID: String
+
+    public init(authority: Ed25519PublicKey, gatewayID: String) {
+        self.authority = authority
+        self.gatewayID = gatewayID.lowercased()
+    }
+
+    /// `now` in seconds since the Unix epoch.
+    public func verify(_ bytes: [UInt8], now: UInt64) -> Result<VerifiedCommand, CommandRefusal> {
+        guard let signed = try? Hotspotd_SignedCommand(serializedBytes: bytes) else { return .failure(.undecodable) }
+        guard Array(signed.signer) == authority.bytes else { return .failure(.wrongSigner) }
+        guard authority.isValidSignature(Array(signed.signature), for: Array(signed.body)) else { return .failure(.badSignature) }
+        guard let body = try? Hotspotd_CommandBody(serializedBytes: signed.body) else { return .failure(.undecodable) }
+        guard body.gatewayID.lowercased() == gatewayID else { return .failure(.wrongGateway) }
+        guard body.expiresAt > now else { return .failure(.expired) }
+        guard (8...32).contains(body.nonce.count) else { return .failure(.badNonce) }
+        let command: Command
+        switch body.command {
+        case .pair(let pair):
+            guard !pair.owner.isEmpty, pair.owner.utf8.count <= 128 else { return .failure(.invalid) }
+            guard pair.devEui.isEmpty || pair.devEui.count == 8 else { return .failure(.invalid) }
+            guard pair.nwkSKey.isEmpty || pair.nwkSKey.count == 16 else { return .failure(.invalid) }
+            command = .pair(
+                devAddr: pair.devAddr,
+                devEUI: pair.devEui.isEmpty ? nil : pair.devEui.reduce(0) { $0 << 8 | UInt64($1) },
+                owner: pair.owner,
+                nwkSKey: pair.nwkSKey.isEmpty ? nil : Array(pair.nwkSKey)
+            )
+        case .unpair(let unpair):
+            command = .unpair(devAddr: unpair.devAddr)
+        case .credit(let credit):
+            guard !credit.owner.isEmpty, credit.owner.utf8.count <= 128, credit.amount > 0, credit.amount <= UInt64(Int64.max / 2) else {
+                return .failure(.invalid)
+            }
+            command = .credit(owner: credit.owner, amount: Int64(credit.amount))
+        case .entropy(let entropy):
+            guard !entropy.data.isEmpty, entropy.data.count <= 64 else { return .failure(.invalid) }
+            command = .entropy(data: Array(entropy.data), timestamp: entropy.timestamp)
+        case nil:
+            return .failure(.invalid)
+        }
+        return .success(VerifiedCommand(command: command, nonce: Array(body.nonce), expiresAt: body.expiresAt))
+    }
+}
+
+/// Builds signed commands, as the network authority (or `hotspotd command sign`) does.
+public enum CommandSigner {
+    public static func sign(_ command: Command, gatewayID: String, key: Ed25519PrivateKey, expiresAt: UInt64, nonce: [UInt8] = secureRandomBytes(16)) throws -> [UInt8] {
+        var body = Hotspotd_CommandBody()
+        body.gatewayID = gatewayID.lowercased()
+        body.nonce = Data(nonce)
+        body.expiresAt = expiresAt
+        switch command {
+        case .pair(let devAddr, let devEUI, let owner, let nwkSKey):
+            var pair = Hotspotd_PairCommand()
+            pair.devAddr = devAddr
+            if let devEUI { pair.devEui = Data((0..<8).map { UInt8(truncatingIfNeeded: devEUI >> (56 - 8 * $0)) }) }
+            pair.owner = owner
+            if let nwkSKey { pair.nwkSKey = Data(nwkSKey) }
+            body.pair = pair
+        case .unpair(let devAddr):
+            var unpair = Hotspotd_UnpairCommand()
+            unpair.devAddr = devAddr
+            body.unpair = unpair
+        case .credit(let owner, let amount):
+            var credit = Hotspotd_CreditCommand()
+            credit.owner = owner
+            credit.amount = UInt64(max(amount, 0))
+            body.credit = credit
+        case .entropy(let data, let timestamp):
+            var entropy = Hotspotd_EntropyCommand()
+            entropy.data = Data(data)
+            entropy.timestamp = timestamp
+            body.entropy = entropy
+        }
+        let bodyBytes: [UInt8] = try body.serializedBytes()
+        var signed = Hotspotd_SignedCommand()
+        signed.body = Data(bodyBytes)
+        signed.signature = Data(key.signature(for: bodyBytes))
+        signed.signer = Data(key.publicKey.bytes)
+        return try signed.serializedBytes()
+    }
+}
+
+/// Applies signed commands arriving on the command topics: verifies them, applies them under
+/// their nonce in the store, and reports every refusal on `event/rejected` through the outbox.
+public struct CommandProcessor: Sendable {
+    public let store: Store
+    public let authority: CommandAuthority
+    public let topics: Topics
+    public let encoding: MessageEncoding
+    private let now: @Sendable () -> Int64
+
+    /// `now` is the wall clock in nanoseconds since the Unix epoch.
+    public init(store: Store, authority: CommandAuthority, topics: Topics, encoding: MessageEncoding = .protobuf, now: @escaping @Sendable () -> Int64) {
+        self.store = store
+        self.authority = authority
+        self.topics = topics
+        self.encoding = encoding
+        self.now = now
+    }
+
+    /// Handles a command received on `topic`. A command of another kind than its topic names
+    /// is refused as invalid.
+    public func process(_ bytes: [UInt8], topic: String) async throws(StoreError) -> Result<Command, CommandRefusal> {
+        let time = now()
+        switch authority.verify(bytes, now: UInt64(max(time, 0) / 1_000_000_000)) {
+        case .failure(let refusal):
+            try await reject(refusal, topic: topic, nonce: [], command: nil, at: time)
+            return .failure(refusal)
+        case .success(let verified):
+            let expected: String? = switch topic {
+            case topics.pair: "pair"
+            case topics.unpair: "unpair"
+            case topics.credit: "credit"
+            case topics.entropy: "entropy"
+            default: nil
+            }
+            if let expected, expected != verified.command.name {
+                try await reject(.invalid, topic: topic, nonce: verified.nonce, command: verified.command, at: time, detail: "a \(verified.command.name) command on the \(expected) topic")
+                return .failure(.invalid)
+            }
+            let expiresAt = Int64(clamping: verified.expiresAt)
+            let application: CommandApplication
+            switch verified.command {
+            case .pair(let devAddr, let devEUI, let owner, let nwkSKey):
+                application = try await store.pair(Pairing(devAddr: devAddr, devEUI: devEUI, owner: owner, nwkSKey: nwkSKey, pairedAt: time), nonce: verified.nonce, expiresAt: expiresAt)
+            case .unpair(let devAddr):
+                application = try await store.unpair(devAddr: devAddr, nonce: verified.nonce, expiresAt: expiresAt, at: time)
+            case .credit(let owner, let amount):
+                application = try await store.credit(owner: owner, amount: amount, nonce: verified.nonce, expiresAt: expiresAt, at: time)
+            case .entropy:
+                application = try await store.recordNonce(verified.nonce, command: "entropy", expiresAt: expiresAt, at: time)
+            }
+            switch application {
+            case .applied:
+                return .success(verified.command)
+            case .replayed:
+                try await reject(.replayed, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
+                return .failure(.replayed)
+            case .notPaired:
+                try await reject(.notPaired, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
+                return .failure(.notPaired)
+            }
+        }
+    }
+
+    private func reject(_ refusal: CommandRefusal, topic: String, nonce: [UInt8], command: Command?, at time: Int64, detail: String? = nil) async throws(StoreError) {
+        var rejection = Hotspotd_Rejection()
+        rejection.reason = refusal.rawValue
+        rejection.detail = detail ?? refusal.explanation
+        rejection.nonce = Data(nonce)
+        rejection.time = UInt64(max(time, 0))
+        rejection.topic = topic
+        switch command {
+        case .pair(let devAddr, _, let owner, _):
+            rejection.devAddr = String(format: "%08X", devAddr)
+            rejection.owner = owner
+        case .unpair(let devAddr):
+            rejection.devAddr = String(format: "%08X", devAddr)
+        case .credit(let owner, _):
+            rejection.owner = owner
+        default:
+            break
+        }
+        guard let payload = try? encoding.encode(rejection) else { return }
+        let id = nonce.isEmpty ? "\(time)" : Hex.encode(nonce)
+        try await store.enqueue([NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-\(refusal.rawValue)-\(id)", payload: payload)], at: time)
+    }
+}
+
+import Store

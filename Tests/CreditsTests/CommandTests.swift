@@ -1,0 +1,81 @@
+import Cryptography
+import Messages
+import Store
+import Testing
+@testable import Credits
+
+@Suite struct CommandTests {
+    let clock = TestClock()
+    let store: Store
+    let processor: CommandProcessor
+
+    init() throws {
+        store = try temporaryStore()
+        let clock = self.clock
+        processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authorityKey.publicKey, gatewayID: gatewayID), topics: topics) { clock.nanoseconds }
+    }
+
+    var future: UInt64 { clock.seconds + 300 }
+
+    func rejections() async throws -> [Hotspotd_Rejection] {
+        try await store.outbox().filter { $0.kind == .rejected }.map { try Hotspotd_Rejection(serializedBytes: $0.payload) }
+    }
+
+    @Test func aSignedPairAndCreditAreApplied() async throws {
+        let pair = try signed(.pair(devAddr: sensor.rawValue, devEUI: 0x70B3_D57E_D000_0001, owner: "alice", nwkSKey: nwkSKey), expiresAt: future)
+        #expect(try await processor.process(pair, topic: topics.pair) == .success(.pair(devAddr: sensor.rawValue, devEUI: 0x70B3_D57E_D000_0001, owner: "alice", nwkSKey: nwkSKey)))
+        #expect(try await processor.process(try signed(.credit(owner: "alice", amount: 500), expiresAt: future), topic: topics.credit) == .success(.credit(owner: "alice", amount: 500)))
+        #expect(try await store.pairing(devAddr: sensor.rawValue)?.owner == "alice")
+        #expect(try await store.pairing(devEUI: 0x70B3_D57E_D000_0001)?.devAddr == sensor.rawValue)
+        #expect(try await store.account(owner: "alice")?.balance == 500)
+        #expect(try await rejections().isEmpty)
+    }
+
+    @Test func aBadSignatureIsRefused() async throws {
+        var bytes = try signed(.credit(owner: "mallory", amount: 1_000_000), expiresAt: future)
+        var command = try Hotspotd_SignedCommand(serializedBytes: bytes)
+        var signature = Array(command.signature)
+        signature[0] ^= 0xFF
+        command.signature = .init(signature)
+        bytes = try command.serializedBytes()
+        #expect(try await processor.process(bytes, topic: topics.credit) == .failure(.badSignature))
+        #expect(try await store.account(owner: "mallory") == nil)
+        #expect(try await rejections().map(\.reason) == ["bad_signature"])
+    }
+
+    @Test func aCommandSignedByAnyoneElseIsRefused() async throws {
+        let impostor = Ed25519PrivateKey.generate()
+        let bytes = try signed(.credit(owner: "mallory", amount: 1_000_000), key: impostor, expiresAt: future)
+        #expect(try await processor.process(bytes, topic: topics.credit) == .failure(.wrongSigner))
+        #expect(try await store.account(owner: "mallory") == nil)
+        #expect(try await rejections().first?.reason == "wrong_signer")
+    }
+
+    @Test func aCommandForAnotherGatewayIsRefused() async throws {
+        let bytes = try signed(.credit(owner: "alice", amount: 5), gateway: "0016c001ff10a236", expiresAt: future)
+        #expect(try await processor.process(bytes, topic: topics.credit) == .failure(.wrongGateway))
+        #expect(try await rejections().first?.reason == "wrong_gateway")
+    }
+
+    @Test func anExpiredCommandIsRefused() async throws {
+        let bytes = try signed(.credit(owner: "alice", amount: 5), expiresAt: clock.seconds - 1)
+        #expect(try await processor.process(bytes, topic: topics.credit) == .failure(.expired))
+        #expect(try await store.account(owner: "alice") == nil)
+    }
+
+    @Test func aReplayedNonceIsRefused() async throws {
+        let bytes = try signed(.credit(owner: "alice", amount: 5), expiresAt: future)
+        #expect(try await processor.process(bytes, topic: topics.credit) == .success(.credit(owner: "alice", amount: 5)))
+        #expect(try await processor.process(bytes, topic: topics.credit) == .failure(.replayed))
+        #expect(try await store.account(owner: "alice")?.balance == 5, "credited once")
+        #expect(try await rejections().first?.reason == "replayed")
+    }
+
+    @Test func garbageShortNoncesAndMismatchedTopicsAreRefused() async throws {
+        #expect(try await processor.process([0xFF, 0x01, 0x02], topic: topics.pair) == .failure(.undecodable))
+        #expect(try await processor.process(try signed(.credit(owner: "a", amount: 1), expiresAt: future, nonce: [1, 2]), topic: topics.credit) == .failure(.badNonce))
+        #expect(try await processor.process(try signed(.credit(owner: "a", amount: 1), expiresAt: future), topic: topics.pair) == .failure(.invalid))
+        #expect(try await processor.process(try signed(.unpair(devAddr: 7), expiresAt: future), topic: topics.unpair) == .failure(.notPaired))
+        #expect(try await rejections().map(\.reason) == ["undecodable", "bad_nonce", "invalid", "not_paired"])
+    }
+}

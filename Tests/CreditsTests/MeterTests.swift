@@ -1,0 +1,177 @@
+import Cryptography
+import LoRaWAN
+import Messages
+import Radio
+import Store
+import Testing
+@testable import Credits
+
+@Suite struct PricingTests {
+    @Test(arguments: [(12, 1), (24, 1), (25, 2), (48, 2), (49, 3), (255, 11), (0, 1)])
+    func oneCreditPerTwentyFourBytesRoundedUp(length: Int, credits: Int64) {
+        #expect(Pricing.credits(forPayloadOf: length) == credits)
+    }
+}
+
+@Suite struct MeterTests {
+    let clock = TestClock()
+    let store: Store
+
+    init() throws {
+        store = try temporaryStore()
+    }
+
+    func meter(_ settings: MeterSettings = MeterSettings()) -> Meter {
+        let clock = self.clock
+        return Meter(store: store, topics: topics, settings: settings) { clock.nanoseconds }
+    }
+
+    func pairAndCredit(_ credits: Int64, key: [UInt8]? = nwkSKey, devEUI: UInt64? = nil) async throws {
+        _ = try await store.pair(Pairing(devAddr: sensor.rawValue, devEUI: devEUI, owner: "alice", nwkSKey: key, pairedAt: 1), nonce: secureRandomBytes(16), expiresAt: .max)
+        if credits > 0 { _ = try await store.credit(owner: "alice", amount: credits, nonce: secureRandomBytes(16), expiresAt: .max, at: 1) }
+    }
+
+    func uplinksInOutbox() async throws -> [Gw_UplinkFrame] {
+        try await store.outbox().filter { $0.kind == .uplink }.map { try Gw_UplinkFrame(serializedBytes: $0.payload) }
+    }
+
+    @Test func aPairedUplinkIsChargedAndForwardedWithItsMetadata() async throws {
+        try await pairAndCredit(10)
+        let frame = try uplink(fCnt: 1, payload: [UInt8](repeating: 7, count: 20), at: clock.nanoseconds)
+        #expect(frame.payload.count == 33, "20 bytes and 13 of LoRaWAN")
+        #expect(try await meter().meter(frame) == .forwarded(seq: 1, credits: 2, balance: 8, owner: "alice"))
+        let forwarded = try #require(try await uplinksInOutbox().first)
+        #expect(Array(forwarded.phyPayload) == frame.payload)
+        #expect(forwarded.rxInfo.metadata == ["dc": "2", "balance": "8", "owner": "alice", "seq": "1"])
+        #expect(forwarded.rxInfo.gatewayID == gatewayID)
+        #expect(forwarded.txInfo.frequency == 868_100_000)
+        #expect(forwarded.txInfo.modulation.lora.spreadingFactor == 7 && forwarded.txInfo.modulation.lora.bandwidth == 125_000)
+        #expect(forwarded.rxInfo.crcStatus == .crcOk)
+        #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == 1)
+    }
+
+    @Test func aForgedMICIsRefusedAndNotCharged() async throws {
+        try await pairAndCredit(10)
+        let forged = try uplink(fCnt: 1, key: [UInt8](repeating: 0x99, count: 16))
+        #expect(try await meter().meter(forged) == .refused(.badMIC))
+        #expect(try await store.account(owner: "alice")?.balance == 10)
+        #expect(try await uplinksInOutbox().isEmpty)
+        let rejected = try await store.outbox().filter { $0.kind == .rejected }.map { try Hotspotd_Rejection(serializedBytes: $0.payload) }
+        #expect(rejected.map(\.reason) == ["bad_mic"])
+        #expect(rejected.first?.devAddr == "26011BDA")
+    }
+
+    @Test func aReplayedOrOldFrameCounterIsRefused() async throws {
+        try await pairAndCredit(10)
+        let meter = meter()
+        clock.nanoseconds += 10_000_000_000
+        #expect(try await meter.meter(uplink(fCnt: 5, at: clock.nanoseconds)) != .refused(.oldFCnt))
+        clock.nanoseconds += 10_000_000_000
+        #expect(try await meter.meter(uplink(fCnt: 5, at: clock.nanoseconds)) == .refused(.oldFCnt), "the same counter again, after the duplicate window")
+        #expect(try await meter.meter(uplink(fCnt: 4, at: clock.nanoseconds)) == .refused(.oldFCnt))
+        #expect(try await store.account(owner: "alice")?.balance == 9, "charged once")
+    }
+
+    @Test func anOwnerWithoutCreditIsRefused() async throws {
+        try await pairAndCredit(0)
+        #expect(try await meter().meter(uplink(fCnt: 1)) == .refused(.noCredit))
+        #expect(try await uplinksInOutbox().isEmpty)
+        #expect(try await store.outbox().contains { $0.kind == .rejected && $0.topic == topics.rejected })
+        #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == nil, "the refused frame's counter is not remembered")
+    }
+
+    @Test func unpairedUplinksAreDroppedUnlessForwardingIsOn() async throws {
+        #expect(try await meter().meter(uplink(fCnt: 1)) == .dropped(.unpaired))
+        #expect(try await store.outboxDepth() == 0)
+        #expect(try await meter(MeterSettings(forwardUnpaired: true)).meter(uplink(fCnt: 1)) == .forwardedUnpaired)
+        #expect(try await uplinksInOutbox().first?.rxInfo.metadata["dc"] == "0")
+    }
+
+    @Test func theSameFrameTwiceIsChargedOnce() async throws {
+        try await pairAndCredit(10)
+        let meter = meter()
+        let frame = try uplink(fCnt: 1, at: clock.nanoseconds)
+        #expect(try await meter.meter(frame) == .forwarded(seq: 1, credits: 1, balance: 9, owner: "alice"))
+        var second = frame
+        second.frequencyHz = 868_300_000
+        second.receivedAt = clock.nanoseconds + 200_000_000
+        #expect(try await meter.meter(second) == .duplicate)
+        #expect(try await store.account(owner: "alice")?.balance == 9)
+    }
+
+    @Test func withoutASessionKeyNeitherMICNorCounterIsChecked() async throws {
+        try await pairAndCredit(5, key: nil)
+        let meter = meter()
+        #expect(try await meter.meter(uplink(fCnt: 9, key: [UInt8](repeating: 3, count: 16), at: 1)) == .forwarded(seq: 1, credits: 1, balance: 4, owner: "alice"))
+    }
+
+    @Test func joinRequestsAreChargedByDevEUIUnlessConfiguredOff() async throws {
+        try await pairAndCredit(5, devEUI: 0x0102_0304_0506_0708)
+        var join = try uplink(fCnt: 0)
+        join.payload = Hex.decode("00080706050403020108070605040302010201e6e10c55")!
+        #expect(try await meter().meter(join) == .forwarded(seq: 1, credits: 1, balance: 4, owner: "alice"))
+        join.receivedAt = clock.nanoseconds + 60_000_000_000
+        #expect(try await meter(MeterSettings(chargeJoins: false)).meter(join) == .forwarded(seq: 2, credits: 0, balance: 4, owner: "alice"))
+    }
+
+    @Test func beaconsNoiseAndCRCErrorsAreNotCharged() async throws {
+        try await pairAndCredit(5)
+        var beacon = try uplink(fCnt: 1)
+        beacon.payload = [0xE0] + [UInt8](repeating: 0x5A, count: 51)
+        #expect(try await meter().meter(beacon) == .beacon)
+        var bad = try uplink(fCnt: 1)
+        bad.crc = .bad
+        #expect(try await meter().meter(bad) == .dropped(.crcError))
+        var noise = try uplink(fCnt: 1)
+        noise.payload = [0x40, 1, 2]
+        #expect(try await meter().meter(noise) == .dropped(.undecodable))
+        var downlink = try uplink(fCnt: 1)
+        downlink.payload[0] = 0x60
+        #expect(try await meter().meter(downlink) == .dropped(.downlink))
+        #expect(try await store.account(owner: "alice")?.balance == 5)
+    }
+
+    /// The debit and the outbox row are one transaction: a failure between them leaves neither,
+    /// and a charge that committed survives a restart exactly once.
+    @Test func noCreditIsLostAndNoneChargedTwiceAcrossAFailureAndARestart() async throws {
+        try await pairAndCredit(10)
+        let charge = Charge(owner: "alice", devAddr: sensor.rawValue, devEUI: nil, phyPayload: try uplink(fCnt: 1).payload, credits: 1, fCnt: 1, receivedAt: 5)
+        struct PublishFailed: Error {}
+        await #expect(throws: StoreError.self) {
+            try await store.charge(charge) { _, _ in throw PublishFailed() }
+        }
+        #expect(try await store.account(owner: "alice")?.balance == 10, "nothing debited")
+        #expect(try await store.outboxDepth() == 0)
+        #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == nil)
+
+        #expect(try await meter().meter(uplink(fCnt: 1)) == .forwarded(seq: 1, credits: 1, balance: 9, owner: "alice"), "the retry is charged once, with the sequence number the rolled-back charge never took")
+        let path = store.path
+        let reopened = try Store(path: path)
+        #expect(try await reopened.account(owner: "alice")?.balance == 9)
+        #expect(try await reopened.outbox().filter { $0.kind == .uplink }.count == 1, "the unpublished uplink is still there to publish")
+        #expect(try await reopened.charges(owner: "alice").count == 1)
+    }
+}
+
+@Suite struct ReceiptTests {
+    @Test func receiptsAreSignedAndVerifiable() async throws {
+        let store = try temporaryStore()
+        let gatewayKey = Ed25519PrivateKey.generate()
+        _ = try await store.pair(Pairing(devAddr: sensor.rawValue, owner: "alice", pairedAt: 1), nonce: [1, 2, 3, 4, 5, 6, 7, 8], expiresAt: .max)
+        _ = try await store.credit(owner: "alice", amount: 10, nonce: [2, 2, 3, 4, 5, 6, 7, 8], expiresAt: .max, at: 1)
+        let clock = TestClock()
+        let meter = Meter(store: store, topics: topics) { clock.nanoseconds }
+        _ = try await meter.meter(uplink(fCnt: 1, at: 10))
+        _ = try await meter.meter(uplink(fCnt: 2, payload: [UInt8](repeating: 1, count: 30), at: 20))
+        let summaries = try await ReceiptIssuer(store: store, key: gatewayKey, topics: topics).issue(at: 100)
+        #expect(summaries.count == 1)
+        let message = try #require(try await store.outbox().first { $0.kind == .receipt })
+        #expect(message.topic == topics.receipt)
+        let receipt = try Hotspotd_UsageReceipt(serializedBytes: message.payload)
+        #expect(SignedReports.verify(receipt) == gatewayKey.publicKey)
+        #expect(receipt.owner == "alice" && receipt.uplinks == 2 && receipt.credits == 3 && receipt.firstSeq == 1 && receipt.lastSeq == 2)
+        var tampered = receipt
+        tampered.credits = 1
+        #expect(SignedReports.verify(tampered) == nil)
+    }
+}
