@@ -78,7 +78,10 @@ let package = Package(
         .target(name: "Store", dependencies: ["CSQLite", "HAL", "Cryptography"]),
         .target(
             name: "Credits",
-            dependencies: ["Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [
+                "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+            ]
         ),
 
         // The hardware abstraction layer and its two backends.
@@ -98,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire",
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -116,6 +119,6 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "Cryptography", "CSQLite", "TestSupport"]),
         .testTarget(name: "LoRaWANTests", dependencies: ["LoRaWAN", "LoRaPHY", "Cryptography"]),
         .testTarget(name: "SemtechUDPTests", dependencies: ["TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd"]),
+        .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd", "Credits", "Cryptography", "Messages", "Store"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Cryptography
 import Foundation
+import Logging
 import LoRaPHY
 import LoRaWAN
 import Messages
@@ -69,6 +70,7 @@ public actor Meter {
     private let encoding: MessageEncoding
     private let settings: MeterSettings
     private let now: @Sendable () -> Int64
+    private let logger: Logger
     private var recent: [[UInt8]: Int64] = [:]
     private var recentOrder: [([UInt8], Int64)] = []
     public private(set) var counts: [String: Int] = [:]
@@ -77,7 +79,11 @@ public actor Meter {
     public static let maximumFrameCounterGap: UInt32 = 16_384
 
     /// `now` is the wall clock in nanoseconds since the Unix epoch.
-    public init(store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, settings: MeterSettings = MeterSettings(), now: @escaping @Sendable () -> Int64) {
+    public init(
+        store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, settings: MeterSettings = MeterSettings(),
+        logger: Logger = Logger(label: "hotspotd.meter"), now: @escaping @Sendable () -> Int64
+    ) {
+        self.logger = logger
         self.store = store
         self.topics = topics
         self.encoding = encoding
@@ -150,6 +156,9 @@ public actor Meter {
         }
         switch result {
         case .charged(let seq, let balance):
+            logger.debug("uplink charged", metadata: [
+                "DEV_ADDR": "\(DevAddr(pairing.devAddr))", "OWNER": "\(pairing.owner)", "DC": "\(credits)", "BALANCE": "\(balance)", "SEQ": "\(seq)",
+            ])
             return .forwarded(seq: seq, credits: credits, balance: balance, owner: pairing.owner)
         case .insufficientCredit(let balance):
             return try await refuse(.noCredit, frame: frame, pairing: pairing, detail: "\(credits) DC needed, \(balance) DC left", at: time)
@@ -167,6 +176,10 @@ public actor Meter {
     }
 
     private func refuse(_ reason: UplinkRefusal, frame: RadioFrame, pairing: Pairing, detail: String, at time: Int64) async throws(StoreError) -> MeterOutcome {
+        // One line per refusal: rare and worth an owner's attention; forwarded uplinks log at debug.
+        logger.notice("uplink refused: \(detail)", metadata: [
+            "REASON": "\(reason.rawValue)", "DEV_ADDR": "\(DevAddr(pairing.devAddr))", "OWNER": "\(pairing.owner)",
+        ])
         var rejection = Hotspotd_Rejection()
         rejection.reason = reason.rawValue
         rejection.detail = detail

@@ -1,5 +1,6 @@
 import Cryptography
 import Foundation
+import Logging
 import Messages
 import SwiftProtobuf
 
@@ -152,13 +153,18 @@ public struct CommandProcessor: Sendable {
     public let topics: Topics
     public let encoding: MessageEncoding
     private let now: @Sendable () -> Int64
+    private let logger: Logger
 
     /// `now` is the wall clock in nanoseconds since the Unix epoch.
-    public init(store: Store, authority: CommandAuthority, topics: Topics, encoding: MessageEncoding = .protobuf, now: @escaping @Sendable () -> Int64) {
+    public init(
+        store: Store, authority: CommandAuthority, topics: Topics, encoding: MessageEncoding = .protobuf,
+        logger: Logger = Logger(label: "hotspotd.commands"), now: @escaping @Sendable () -> Int64
+    ) {
         self.store = store
         self.authority = authority
         self.topics = topics
         self.encoding = encoding
+        self.logger = logger
         self.now = now
     }
 
@@ -196,6 +202,7 @@ public struct CommandProcessor: Sendable {
             }
             switch application {
             case .applied:
+                logger.info("command applied: \(verified.command.name)", metadata: Self.metadata(verified.command))
                 return .success(verified.command)
             case .replayed:
                 try await reject(.replayed, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
@@ -207,7 +214,23 @@ public struct CommandProcessor: Sendable {
         }
     }
 
+    static func metadata(_ command: Command?) -> Logger.Metadata {
+        switch command {
+        case .pair(let devAddr, let devEUI, let owner, _):
+            var metadata: Logger.Metadata = ["DEV_ADDR": "\(String(format: "%08X", devAddr))", "OWNER": "\(owner)"]
+            if let devEUI { metadata["DEV_EUI"] = "\(String(format: "%016llx", devEUI))" }
+            return metadata
+        case .unpair(let devAddr): return ["DEV_ADDR": "\(String(format: "%08X", devAddr))"]
+        case .credit(let owner, let amount): return ["OWNER": "\(owner)", "AMOUNT": "\(amount)"]
+        case .entropy, nil: return [:]
+        }
+    }
+
     private func reject(_ refusal: CommandRefusal, topic: String, nonce: [UInt8], command: Command?, at time: Int64, detail: String? = nil) async throws(StoreError) {
+        var metadata = Self.metadata(command)
+        metadata["REASON"] = "\(refusal.rawValue)"
+        metadata["TOPIC"] = "\(topic)"
+        logger.notice("command refused: \(detail ?? refusal.explanation)", metadata: metadata)
         var rejection = Hotspotd_Rejection()
         rejection.reason = refusal.rawValue
         rejection.detail = detail ?? refusal.explanation

@@ -143,3 +143,26 @@ public enum KeyFile {
         }
     }
 }
+
+/// A gateway's identity: its Ed25519 key, its Helium address, and its EUI-64.
+public struct GatewayIdentity: Sendable {
+    public let key: Ed25519PrivateKey
+    public let address: String
+    /// 16 lower-case hex digits: the configured `gateway.id`, or derived from the key.
+    public let gatewayID: String
+
+    public init(key: Ed25519PrivateKey, gatewayID: String? = nil) {
+        self.key = key
+        address = Helium.address(of: key.publicKey)
+        self.gatewayID = gatewayID?.lowercased() ?? Self.derivedGatewayID(of: key.publicKey)
+    }
+
+    /// The first eight bytes of SHA-256 of the public key, marked as a locally administered,
+    /// unicast EUI-64 (bit 1 of the first byte set, bit 0 cleared), so it cannot clash with a
+    /// manufacturer's EUI.
+    public static func derivedGatewayID(of key: Ed25519PublicKey) -> String {
+        var bytes = Array(SHA256.hash(key.bytes).prefix(8))
+        bytes[0] = (bytes[0] | 0x02) & ~0x01
+        return Hex.encode(bytes)
+    }
+}

@@ -111,6 +111,19 @@ public struct ReceiptSummary: Sendable, Equatable {
     /// The owner's chain head before the period's first charge, and after its last.
     public var previousChain: [UInt8]
     public var chain: [UInt8]
+
+    public init(owner: String, periodStart: Int64, periodEnd: Int64, uplinks: Int64, bytes: Int64, credits: Int64, firstSeq: Int64, lastSeq: Int64, previousChain: [UInt8], chain: [UInt8]) {
+        self.owner = owner
+        self.periodStart = periodStart
+        self.periodEnd = periodEnd
+        self.uplinks = uplinks
+        self.bytes = bytes
+        self.credits = credits
+        self.firstSeq = firstSeq
+        self.lastSeq = lastSeq
+        self.previousChain = previousChain
+        self.chain = chain
+    }
 }
 
 /// The outcome of applying a signed command.

@@ -6,7 +6,7 @@ struct Hotspotd: AsyncParsableCommand {
         commandName: "hotspotd",
         abstract: "A LoRa hotspot agent: radios over SPI and GPIO or a packet forwarder, uplinks over MQTT, metered data credits, proof of coverage.",
         version: hotspotdVersion,
-        subcommands: [BoardCommand.self, FrameCommand.self, AirtimeCommand.self]
+        subcommands: [BoardCommand.self, KeyCommand.self, FrameCommand.self, CommandCommand.self, DevicesCommand.self, CreditsCommand.self, ReportCommand.self, AirtimeCommand.self]
     )
 }
 

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Credits
+import Cryptography
+import Wire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct CommandCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "command",
+        abstract: "Build signed commands for a gateway, as the network authority.",
+        subcommands: [Sign.self]
+    )
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign a pair, unpair, credit or entropy command.",
+            discussion: """
+                Writes the command's bytes to standard output, for `mosquitto_pub -s`:
+                  hotspotd command sign --key authority.key --gateway 0016c001ff10a235 credit --owner alice --amount 1000 \\
+                    | mosquitto_pub -t eu868/gateway/0016c001ff10a235/command/credit -s
+                pair: --dev-addr, --owner, optionally --dev-eui and --nwk-s-key; unpair: --dev-addr;
+                credit: --owner, --amount; entropy: --data.
+                """
+        )
+
+        enum Kind: String, ExpressibleByArgument, CaseIterable {
+            case pair, unpair, credit, entropy
+        }
+
+        @Option(name: .long, help: "The network authority's key file (Helium keypair format).")
+        var key: String
+
+        @Option(name: .long, help: "The gateway ID the command is for (16 hex digits).")
+        var gateway: String
+
+        @Argument(help: "pair, unpair, credit or entropy.")
+        var kind: Kind
+
+        @Option(name: .customLong("dev-addr"), help: "pair, unpair: the DevAddr, 8 hex digits.")
+        var devAddr: String?
+
+        @Option(name: .customLong("dev-eui"), help: "pair: the DevEUI, 16 hex digits (its join requests are charged).")
+        var devEUI: String?
+
+        @Option(name: .customLong("nwk-s-key"), help: "pair: the NwkSKey, 32 hex digits (MICs and frame counters are checked).")
+        var nwkSKey: String?
+
+        @Option(help: "pair, credit: the owner's account.")
+        var owner: String?
+
+        @Option(help: "credit: data credits to add.")
+        var amount: Int64?
+
+        @Option(help: "entropy: the entropy, hex (up to 64 bytes).")
+        var data: String?
+
+        @Option(name: .long, help: "How long the command stays valid, in seconds.")
+        var expiresIn: UInt64 = 3600
+
+        @Flag(name: .long, help: "Write Base64 instead of raw bytes.")
+        var base64 = false
+
+        func run() throws {
+            guard gateway.count == 16, gateway.allSatisfy(\.isHexDigit) else {
+                throw ValidationError("--gateway must be 16 hex digits, not '\(gateway)'")
+            }
+            let command = try makeCommand()
+            let authority: Ed25519PrivateKey
+            do {
+                authority = try KeyFile.read(key)
+            } catch {
+                printError(error.message)
+                throw ExitCode(1)
+            }
+            let bytes = try CommandSigner.sign(command, gatewayID: gateway, key: authority, expiresAt: UInt64(wallClockSeconds()) + expiresIn)
+            if base64 {
+                print(Base64.encode(bytes))
+            } else {
+                bytes.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
+            }
+        }
+
+        func makeCommand() throws -> Command {
+            func address() throws -> UInt32 {
+                guard let devAddr, devAddr.count == 8, let value = UInt32(devAddr, radix: 16) else { throw ValidationError("\(kind.rawValue) needs --dev-addr, 8 hex digits") }
+                return value
+            }
+            func account() throws -> String {
+                guard let owner, !owner.isEmpty else { throw ValidationError("\(kind.rawValue) needs --owner") }
+                return owner
+            }
+            switch kind {
+            case .pair:
+                var eui: UInt64?
+                if let devEUI {
+                    guard devEUI.count == 16, let value = UInt64(devEUI, radix: 16) else { throw ValidationError("--dev-eui must be 16 hex digits") }
+                    eui = value
+                }
+                var sessionKey: [UInt8]?
+                if let nwkSKey {
+                    guard let bytes = Hex.decode(nwkSKey), bytes.count == 16 else { throw ValidationError("--nwk-s-key must be 32 hex digits") }
+                    sessionKey = bytes
+                }
+                return .pair(devAddr: try address(), devEUI: eui, owner: try account(), nwkSKey: sessionKey)
+            case .unpair:
+                return .unpair(devAddr: try address())
+            case .credit:
+                guard let amount, amount > 0 else { throw ValidationError("credit needs --amount, a positive number of data credits") }
+                return .credit(owner: try account(), amount: amount)
+            case .entropy:
+                guard let data, let bytes = Hex.decode(data), !bytes.isEmpty, bytes.count <= 64 else { throw ValidationError("entropy needs --data, 1 to 64 bytes of hex") }
+                return .entropy(data: bytes, timestamp: UInt64(wallClockSeconds()) * 1_000_000_000)
+            }
+        }
+    }
+}
+
+func wallClockSeconds() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return now.tv_sec
+}
