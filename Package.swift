@@ -97,6 +97,14 @@ let package = Package(
             dependencies: ["HAL", "LoRaPHY", "Radio", "Wire", .product(name: "Logging", package: "swift-log")]
         ),
 
+        .target(
+            name: "Transport",
+            dependencies: [
+                "CMosquitto", "HAL", "Store", "Messages", "Radio", "LoRaPHY", "Credits",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // The command-line program.
         .executableTarget(
             name: "hotspotd",
@@ -119,6 +127,13 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store", "Cryptography", "CSQLite", "TestSupport"]),
         .testTarget(name: "LoRaWANTests", dependencies: ["LoRaWAN", "LoRaPHY", "Cryptography"]),
         .testTarget(name: "SemtechUDPTests", dependencies: ["TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "TransportTests",
+            dependencies: [
+                "Transport", "Credits", "Store", "Messages", "Radio", "HAL", "HALMock", "LoRaPHY", "LoRaWAN", "Cryptography", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd", "Credits", "Cryptography", "Messages", "Store"]),
     ]
 )

@@ -149,10 +149,21 @@ public actor Store {
     private nonisolated let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private let db: SQLiteConnection
+    /// Signals that messages were added to the outbox (coalesced: one pending signal at most).
+    public nonisolated let outboxChanges: AsyncStream<Void>
+    private let outboxChanged: AsyncStream<Void>.Continuation
+    /// Messages in the outbox, kept here so that the cap needs no COUNT(*) over a million rows.
+    private var depth: Int
+    /// The outbox's cap: past it the oldest uplinks are dropped, never other messages.
+    public private(set) var outboxLimit: Int
+    /// Uplinks dropped at the cap since the store was opened.
+    public private(set) var droppedAtCap = 0
 
     /// Opens (creating when absent) the database at `path` and migrates it.
-    public init(path: String) throws(StoreError) {
+    public init(path: String, outboxLimit: Int = 1_000_000) throws(StoreError) {
         self.path = path
+        self.outboxLimit = outboxLimit
+        (outboxChanges, outboxChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         do {
             executor = try ThreadExecutor(name: "store")
         } catch {
@@ -160,14 +171,15 @@ public actor Store {
         }
         db = try SQLiteConnection(path: path)
         try Self.prepare(db)
+        depth = Int(try db.query("SELECT COUNT(*) FROM outbox").first?.first?.integer ?? 0)
     }
 
     /// Opens `hotspotd.db` in `directory`, creating the directory (mode 0750) when needed.
-    public static func open(directory: String) throws(StoreError) -> Store {
+    public static func open(directory: String, outboxLimit: Int = 1_000_000) throws(StoreError) -> Store {
         if access(directory, F_OK) != 0 && mkdir(directory, 0o750) != 0 {
             throw StoreError(.readOnly, "cannot create the data directory \(directory): \(String(cString: strerror(errno)))")
         }
-        return try Store(path: directory + "/hotspotd.db")
+        return try Store(path: directory + "/hotspotd.db", outboxLimit: outboxLimit)
     }
 
     private static func prepare(_ db: SQLiteConnection) throws(StoreError) {
@@ -330,7 +342,7 @@ public actor Store {
         _ nonce: [UInt8], command: String, expiresAt: Int64, at time: Int64, messages: [NewMessage],
         _ body: () throws(StoreError) -> CommandApplication
     ) throws(StoreError) -> CommandApplication {
-        try db.transaction { () throws(StoreError) in
+        try write { () throws(StoreError) in
             if try !db.query("SELECT 1 FROM nonces WHERE nonce = ?", [.blob(nonce)]).isEmpty {
                 return .replayed
             }
@@ -355,7 +367,7 @@ public actor Store {
     /// are known. An owner without enough credit is charged nothing and nothing is stored.
     /// If `message` throws, the transaction is rolled back: nothing is debited and nothing queued.
     public func charge(_ charge: Charge, message: @Sendable (_ seq: Int64, _ balance: Int64) throws -> [NewMessage]) throws(StoreError) -> ChargeResult {
-        try db.transaction { () throws(StoreError) in
+        try write { () throws(StoreError) in
             try ensureAccount(charge.owner, at: charge.receivedAt)
             let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)])[0]
             let balance = account[0].integer ?? 0
@@ -405,7 +417,7 @@ public actor Store {
     /// messages `build` makes of it into the outbox, and marks the period receipted, in one
     /// transaction.
     public func issueReceipts(at time: Int64, build: @Sendable (ReceiptSummary) -> [NewMessage]) throws(StoreError) -> [ReceiptSummary] {
-        try db.transaction { () throws(StoreError) in
+        try write { () throws(StoreError) in
             let rows = try db.query("""
                 SELECT c.owner, COUNT(*), SUM(c.size), SUM(c.credits), MIN(c.seq), MAX(c.seq), MIN(c.received_at),
                        COALESCE(r.chain, zeroblob(32)), COALESCE(r.period_end, 0)
@@ -439,16 +451,48 @@ public actor Store {
 
     /// Puts messages into the outbox on their own (reports, rejections).
     public func enqueue(_ messages: [NewMessage], at time: Int64) throws(StoreError) {
-        try db.transaction { () throws(StoreError) in
+        try write { () throws(StoreError) in
             for message in messages { try insert(message, at: time) }
         }
     }
 
+    /// Inside a transaction: adds a row, and counts it once the transaction commits.
     private func insert(_ message: NewMessage, at time: Int64) throws(StoreError) {
         try db.query(
             "INSERT INTO outbox (kind, topic, message_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
             [.text(message.kind.rawValue), .text(message.topic), .text(message.messageID), .blob(message.payload), .integer(time)]
         )
+        uncommittedInserts += 1
+    }
+
+    private var uncommittedInserts = 0
+
+    /// After a transaction: counts its rows, enforces the cap, wakes the publisher.
+    private func committed(_ success: Bool) {
+        defer { uncommittedInserts = 0 }
+        guard success, uncommittedInserts > 0 else { return }
+        depth += uncommittedInserts
+        if depth > outboxLimit {
+            let excess = depth - outboxLimit
+            if (try? db.query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = 'uplink' ORDER BY id LIMIT ?)", [.integer(Int64(excess))])) != nil {
+                droppedAtCap += db.changes
+                depth -= db.changes
+            }
+        }
+        outboxChanged.yield()
+    }
+
+    /// Runs a write transaction and keeps the outbox's bookkeeping in step with it.
+    private func write<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        uncommittedInserts = 0
+        do {
+            let result = try db.transaction(body)
+            committed(true)
+            return result
+        } catch {
+            committed(false)
+            throw error
+        }
     }
 
     /// Messages in outbox order, after `id`.
@@ -464,13 +508,20 @@ public actor Store {
     /// Removes messages the broker has acknowledged.
     public func acknowledge(_ ids: [Int64]) throws(StoreError) {
         guard !ids.isEmpty else { return }
-        try db.transaction { () throws(StoreError) in
-            for id in ids { try db.query("DELETE FROM outbox WHERE id = ?", [.integer(id)]) }
+        let removed = try db.transaction { () throws(StoreError) -> Int in
+            var removed = 0
+            for id in ids {
+                try db.query("DELETE FROM outbox WHERE id = ?", [.integer(id)])
+                removed += db.changes
+            }
+            return removed
         }
+        depth -= removed
     }
 
-    public func outboxDepth() throws(StoreError) -> Int {
-        Int(try db.query("SELECT COUNT(*) FROM outbox").first?.first?.integer ?? 0)
+    /// Messages waiting in the outbox.
+    public func outboxDepth() -> Int {
+        depth
     }
 
     /// Charges by sequence number, for audits and tests.

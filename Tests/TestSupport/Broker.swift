@@ -1,0 +1,144 @@
+import Foundation
+
+/// A real mosquitto broker on a free loopback port, for end-to-end tests. It can be stopped
+/// and started again on the same port, with its persistence (so that persistent sessions
+/// survive the restart, as they would on a real broker).
+public final class Broker: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    private var pid: pid_t?
+    private let extraConfiguration: String
+
+    /// `configuration` is added to the listener's block (TLS options, say).
+    public init(port: Int? = nil, configuration: String = "") throws {
+        self.port = try port ?? Self.freePort()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-broker-\(self.port)-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        extraConfiguration = configuration
+        try start()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    public static var executable: String {
+        ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "mosquitto"
+    }
+
+    public func start() throws {
+        let configuration = """
+            persistence true
+            persistence_location \(directory.path)/
+            autosave_interval 1
+            log_dest none
+            listener \(port) 127.0.0.1
+            allow_anonymous true
+            \(extraConfiguration)
+            """
+        // mosquitto started as root drops to its own user: let it write its persistence here.
+        chmod(directory.path, 0o777)
+        let file = directory.appendingPathComponent("mosquitto.conf")
+        try configuration.write(to: file, atomically: true, encoding: .utf8)
+        pid = try spawn(Self.executable, ["-c", file.path])
+        for _ in 0..<200 {
+            if Self.accepts(port: port) { return }
+            usleep(20_000)
+        }
+        throw BrokerError("mosquitto did not listen on port \(port)")
+    }
+
+    /// Stops the broker (SIGTERM: it saves its persistence and says nothing to clients).
+    public func stop() {
+        guard let pid else { return }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<250 {
+            if waitpid(pid, &status, WNOHANG) == pid { break }
+            usleep(20_000)
+        }
+        kill(pid, SIGKILL)
+        _ = waitpid(pid, &status, WNOHANG)
+        self.pid = nil
+    }
+
+    public var isRunning: Bool { pid != nil }
+
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw BrokerError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+public struct BrokerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Starts a program with posix_spawn, its output discarded; returns its pid.
+func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
+    var pid: pid_t = 0
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    let code = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    guard code == 0 else { throw BrokerError("cannot start \(executable): \(String(cString: strerror(code)))") }
+    return pid
+}
+
+/// Runs a command to completion and returns its exit status and output; for openssl,
+/// protoc, python3 and the like. Input, output and error go through temporary files, and the
+/// wait is a plain waitpid, so it is safe on any thread.
+@discardableResult
+public func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String, error: String) {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-run-\(UInt32.random(in: 0...UInt32.max))")
+    let inputPath = base.path + ".in", outputPath = base.path + ".out", errorPath = base.path + ".err"
+    try (input ?? Data()).write(to: URL(fileURLWithPath: inputPath))
+    defer {
+        for path in [inputPath, outputPath, errorPath] { unlink(path) }
+    }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, inputPath, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let code = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    guard code == 0 else { throw BrokerError("cannot start \(executable): \(String(cString: strerror(code)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    let error = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+    let exited = status & 0x7F == 0
+    return (exited ? (status >> 8) & 0xFF : -1, output, error)
+}
