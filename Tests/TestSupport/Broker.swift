@@ -108,9 +108,27 @@ func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
-    let code = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    var attributes = cleanSignalAttributes()
+    defer { posix_spawnattr_destroy(&attributes) }
+    let code = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
     guard code == 0 else { throw BrokerError("cannot start \(executable): \(String(cString: strerror(code)))") }
     return pid
+}
+
+/// Spawn attributes that give the child an empty signal mask and default handlers: the thread
+/// that spawns (a Dispatch worker) blocks signals, and a child inheriting that would ignore SIGTERM.
+func cleanSignalAttributes() -> posix_spawnattr_t {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    return attributes
 }
 
 /// Runs a command to completion and returns its exit status and output; for openssl,
@@ -133,7 +151,9 @@ public func run(_ executable: String, _ arguments: [String], input: Data? = nil)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
-    let code = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    var attributes = cleanSignalAttributes()
+    defer { posix_spawnattr_destroy(&attributes) }
+    let code = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
     guard code == 0 else { throw BrokerError("cannot start \(executable): \(String(cString: strerror(code)))") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}

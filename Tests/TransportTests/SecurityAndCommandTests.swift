@@ -1,0 +1,151 @@
+import Credits
+import Cryptography
+import Foundation
+import HAL
+import HALMock
+import LoRaPHY
+import LoRaWAN
+import Messages
+import Radio
+import Store
+import SwiftProtobuf
+import TestSupport
+import Testing
+@testable import Transport
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+struct Certificates {
+    let directory: URL
+    var ca: String { directory.appendingPathComponent("ca.crt").path }
+    var serverCertificate: String { directory.appendingPathComponent("server.crt").path }
+    var serverKey: String { directory.appendingPathComponent("server.key").path }
+    var clientCertificate: String { directory.appendingPathComponent("client.crt").path }
+    var clientKey: String { directory.appendingPathComponent("client.key").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-tls-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        chmod(directory.path, 0o755)
+        let d = directory.path
+        let openssl = "/usr/bin/openssl"
+        func ok(_ result: (status: Int32, output: String, error: String)) throws {
+            guard result.status == 0 else { throw BrokerError("openssl: \(result.error)") }
+        }
+        try ok(run(openssl, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.crt", "-days", "2", "-subj", "/CN=hotspotd test CA"]))
+        try (["subjectAltName=IP:127.0.0.1"].joined(separator: "\n")).write(toFile: "\(d)/server.ext", atomically: true, encoding: .utf8)
+        for name in ["server", "client"] {
+            try ok(run(openssl, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/\(name).key", "-out", "\(d)/\(name).csr", "-subj", "/CN=\(name == "server" ? "127.0.0.1" : "0016c001ff10a235")"]))
+            var arguments = ["x509", "-req", "-in", "\(d)/\(name).csr", "-CA", "\(d)/ca.crt", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-out", "\(d)/\(name).crt", "-days", "2"]
+            if name == "server" { arguments += ["-extfile", "\(d)/server.ext"] }
+            try ok(run(openssl, arguments))
+            chmod("\(d)/\(name).key", 0o644)
+        }
+    }
+}
+
+@Suite(.serialized) struct SecurityAndCommandTests {
+    @Test func aTLSListenerWithClientCertificatesAcceptsTheAgentAndRefusesItWithoutOne() async throws {
+        let certificates = try Certificates()
+        let broker = try Broker(configuration: """
+            cafile \(certificates.ca)
+            certfile \(certificates.serverCertificate)
+            keyfile \(certificates.serverKey)
+            require_certificate true
+            """)
+        let good = try await Agent.start(port: broker.port, tls: (certificates.ca, certificates.clientCertificate, certificates.clientKey))
+        #expect(await eventually(within: 10) { good.transport.client.isConnected }, "accepted with a valid client certificate")
+        good.stop()
+
+        let anonymous = try await Agent.start(port: broker.port, tls: (certificates.ca, nil, nil))
+        try await Task.sleep(for: .seconds(3))
+        #expect(!anonymous.transport.client.isConnected, "refused without one")
+        anonymous.stop()
+
+        let plain = try await Agent.start(port: broker.port)
+        try await Task.sleep(for: .seconds(2))
+        #expect(!plain.transport.client.isConnected, "refused without TLS")
+        plain.stop()
+    }
+
+    @Test func mqttFiveConnectsToo() async throws {
+        let broker = try Broker()
+        let settings = MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "v5-\(UInt32.random(in: 0...UInt32.max))", protocolVersion: 5)
+        let client = try MQTTClient(settings: settings, subscriptions: [])
+        try client.start()
+        #expect(await eventually(within: 10) { client.isConnected })
+        client.stop()
+    }
+
+    @Test func aDownlinkCommandIsTransmittedAndAcknowledgedItemByItem() async throws {
+        let broker = try Broker()
+        let collector = try Collector(port: broker.port, topics: [topics.ack, topics.rejected])
+        #expect(await collector.waitUntilConnected())
+        let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
+        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        try await radio.start()
+        let agent = try await Agent.start(port: broker.port, radio: radio)
+        defer { agent.stop() }
+        #expect(await eventually(within: 10) { agent.transport.client.isConnected })
+
+        // RX1 on a frequency EU868 forbids (refused: TX_FREQ), then RX2 at 869.525 MHz, then a third never tried.
+        func item(frequency: UInt32, sf: UInt32) -> Gw_DownlinkFrameItem {
+            var lora = Gw_LoraModulationInfo()
+            lora.bandwidth = 125_000
+            lora.spreadingFactor = sf
+            lora.codeRate = .cr45
+            lora.polarizationInversion = true
+            var info = Gw_DownlinkTxInfo()
+            info.frequency = frequency
+            info.power = 14
+            info.modulation.lora = lora
+            info.timing.immediately = Gw_ImmediatelyTimingInfo()
+            var item = Gw_DownlinkFrameItem()
+            item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
+            item.txInfo = info
+            return item
+        }
+        var downlink = Gw_DownlinkFrame()
+        downlink.downlinkID = 4242
+        downlink.gatewayID = gatewayID
+        downlink.items = [item(frequency: 915_000_000, sf: 7), item(frequency: 869_525_000, sf: 12), item(frequency: 868_100_000, sf: 7)]
+        let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "ns-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
+        try publisher.start()
+        #expect(await eventually { publisher.isConnected })
+        try publisher.publish(topic: topics.down, payload: try downlink.serializedBytes())
+        #expect(await collector.waitForCount(1, within: 15))
+        let ack = try Gw_DownlinkTxAck(serializedBytes: try #require(collector.messages.first { $0.topic == topics.ack }).payload)
+        #expect(ack.downlinkID == 4242)
+        #expect(ack.gatewayID == gatewayID)
+        #expect(ack.items.map(\.status) == [.txFreq, .ok, .ignored])
+        #expect(board.air.transmissions.count == 1)
+        #expect(board.air.transmissions.first?.modulation.spreadingFactor == .sf12)
+
+        try publisher.publish(topic: topics.down, payload: [0xFF, 0xFF, 0xFF])
+        #expect(await collector.waitForCount(2, within: 15))
+        let rejection = try Hotspotd_Rejection(serializedBytes: try #require(collector.messages.last).payload)
+        #expect(rejection.reason == "undecodable")
+        publisher.stop()
+        await radio.stop()
+    }
+
+    @Test func creditCommandsArriveOverMQTT() async throws {
+        let broker = try Broker()
+        let authority = Ed25519PrivateKey.generate()
+        let store = try temporaryStore()
+        let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID), topics: topics, logger: quiet, now: wallClock)
+        let transport = try MQTTTransport(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: gatewayID), store: store, topics: topics, commands: commands, downlinks: nil, logger: quiet, now: wallClock)
+        let running = Task { _ = try? await transport.run() }
+        defer {
+            transport.stop()
+            running.cancel()
+        }
+        #expect(await eventually(within: 10) { transport.client.isConnected })
+        let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "authority-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
+        try publisher.start()
+        #expect(await eventually { publisher.isConnected })
+        let command = try CommandSigner.sign(.credit(owner: "bob", amount: 77), gatewayID: gatewayID, key: authority, expiresAt: UInt64(Date().timeIntervalSince1970) + 60)
+        try publisher.publish(topic: topics.credit, payload: command)
+        #expect(await eventually(within: 10) { (try? await store.account(owner: "bob"))??.balance == 77 })
+        publisher.stop()
+    }
+}
