@@ -250,7 +250,7 @@ public enum UplinkMessages {
         return bytes
     }
 
-    static func codeRate(_ rate: CodingRate?) -> Gw_CodeRate {
+    public static func codeRate(_ rate: CodingRate?) -> Gw_CodeRate {
         switch rate {
         case .cr4_5: .cr45
         case .cr4_6: .cr46

@@ -149,3 +149,35 @@ struct Certificates {
         publisher.stop()
     }
 }
+
+@Suite struct StatisticsTests {
+    @Test func statsCountTrafficPerFrequencyModulationAndStatus() async throws {
+        let store = try temporaryStore()
+        let statistics = TrafficStatistics()
+        let reporter = StatsReporter(statistics: statistics, store: store, topics: topics) {
+            ["version": "0.1.0", "board": "mock", "region": "EU868", "refused_no_credit": "3"]
+        }
+        var frame = try uplinkFrame(fCnt: 1, payload: [1])
+        await statistics.recordReceived(frame)
+        frame.frequencyHz = 868_300_000
+        await statistics.recordReceived(frame)
+        frame.crc = .bad
+        await statistics.recordReceived(frame)
+        let request = TransmitRequest(payload: [1], frequencyHz: 869_525_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
+        await statistics.recordTransmission(request, outcome: .sent(powerDBm: 14))
+        await statistics.recordTransmission(request, outcome: .dutyCycleExhausted)
+        let stats = try await reporter.report(at: 1_700_000_000_000_000_000)
+        #expect(stats.rxPacketsReceived == 3 && stats.rxPacketsReceivedOk == 2)
+        #expect(stats.txPacketsReceived == 2 && stats.txPacketsEmitted == 1)
+        #expect(stats.rxPacketsPerFrequency == [868_100_000: 1, 868_300_000: 2])
+        #expect(stats.txPacketsPerFrequency == [869_525_000: 1])
+        #expect(stats.rxPacketsPerModulation.first?.modulation.lora.spreadingFactor == 7)
+        #expect(stats.rxPacketsPerModulation.first?.count == 3)
+        #expect(stats.txPacketsPerStatus == ["OK": 1, "DUTY_CYCLE_OVERFLOW": 1])
+        #expect(stats.metadata["region"] == "EU868" && stats.metadata["outbox_depth"] == "0")
+        let queued = try #require(try await store.outbox().first { $0.topic == topics.stats })
+        #expect(try Gw_GatewayStats(serializedBytes: queued.payload) == stats)
+        let next = try await reporter.report(at: 1_700_000_030_000_000_000)
+        #expect(next.rxPacketsReceived == 0, "each report covers its own period")
+    }
+}
