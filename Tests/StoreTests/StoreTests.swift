@@ -136,3 +136,19 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         #expect(try await store.accounts().isEmpty)
     }
 }
+
+@Suite struct OutboxCapTests {
+    @Test func atTheCapTheOldestUplinksGoAndReportsStay() async throws {
+        let store = try Store.open(directory: temporaryDirectory(), outboxLimit: 10)
+        try await store.enqueue([NewMessage(kind: .receipt, topic: "r", messageID: "receipt-1", payload: [])], at: 1)
+        try await store.enqueue((0..<12).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 2)
+        try await store.enqueue([NewMessage(kind: .witness, topic: "w", messageID: "witness-1", payload: [])], at: 3)
+        #expect(await store.outboxDepth() == 10)
+        #expect(await store.droppedAtCap == 4)
+        let ids = try await store.outbox(limit: 100).map(\.messageID)
+        #expect(ids.first == "receipt-1" && ids.last == "witness-1", "signed reports are never dropped")
+        #expect(ids.filter { $0.hasPrefix("up-") } == (4..<12).map { "up-\($0)" }, "the oldest uplinks went")
+        let reopened = try Store(path: store.path, outboxLimit: 10)
+        #expect(await reopened.outboxDepth() == 10, "the depth is counted again on open")
+    }
+}
