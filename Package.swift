@@ -105,6 +105,14 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "Coverage",
+            dependencies: [
+                "Credits", "Cryptography", "LoRaPHY", "Messages", "Radio", "Store",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // The command-line program.
         .executableTarget(
             name: "hotspotd",
@@ -131,6 +139,13 @@ let package = Package(
             name: "TransportTests",
             dependencies: [
                 "Transport", "Credits", "Store", "Messages", "Radio", "HAL", "HALMock", "LoRaPHY", "LoRaWAN", "Cryptography", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "CoverageTests",
+            dependencies: [
+                "Coverage", "Credits", "Cryptography", "LoRaPHY", "Messages", "Radio", "Store", "HAL", "HALMock", "Transport", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),

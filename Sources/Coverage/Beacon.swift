@@ -1,0 +1,80 @@
+import Cryptography
+import LoRaPHY
+import Messages
+import Radio
+
+/// A proof-of-coverage beacon: 51 bytes of data sent as a LoRaWAN proprietary frame
+/// (MHDR 0xE0, 52 bytes on air), not inverted, at the slowest data rate of the region that
+/// carries it, on a channel chosen from the data.
+public struct Beacon: Sendable, Hashable {
+    public static let dataLength = 51
+    public static let frameLength = 52
+    public static let mhdr: UInt8 = 0xE0
+
+    public var data: [UInt8]
+    public var localEntropy: [UInt8]
+    public var remoteEntropy: [UInt8]
+    public var frequencyHz: UInt32
+    public var channel: Int
+    public var dataRate: LoRaDataRate
+
+    /// The frame on air: MHDR then the data.
+    public var frame: [UInt8] { [Self.mhdr] + data }
+
+    /// Derives a beacon: seed = SHA-256(remote entropy ‖ local entropy); the data is the first
+    /// 51 bytes of SHA-256(seed ‖ 0x00) ‖ SHA-256(seed ‖ 0x01); the channel is the data's first
+    /// byte modulo the region's uplink channels; the data rate the slowest that carries 52 bytes.
+    public static func make(remoteEntropy: [UInt8], localEntropy: [UInt8], region: Region) -> Beacon? {
+        guard let (_, dataRate) = region.slowestUplinkDataRate(carrying: frameLength) else { return nil }
+        let seed = SHA256.hash(remoteEntropy + localEntropy)
+        let data = Array((SHA256.hash(seed + [0x00]) + SHA256.hash(seed + [0x01])).prefix(dataLength))
+        // Channels that can carry the data rate: 125 kHz ones for a 125 kHz rate (US915's 64),
+        // or all of a region's default channels.
+        let channels = region.uplinkChannels.enumerated().filter { index, _ in
+            region.name == .us915 || region.name == .au915 ? (dataRate.bandwidth == .khz125 ? index < 64 : index >= 64) : true
+        }.map(\.element)
+        guard !channels.isEmpty else { return nil }
+        let channel = Int(data[0]) % channels.count
+        return Beacon(data: data, localEntropy: localEntropy, remoteEntropy: remoteEntropy, frequencyHz: channels[channel], channel: channel, dataRate: dataRate)
+    }
+
+    /// The beacon data of a received frame, when it has a beacon's shape.
+    public static func data(ofFrame payload: [UInt8]) -> [UInt8]? {
+        guard payload.count == frameLength, payload[0] == mhdr else { return nil }
+        return Array(payload.dropFirst())
+    }
+}
+
+/// Helium's `data_rate` enum for a LoRa data rate: SF12BW125 = 0 … SF7BW500 = 17.
+public func heliumDataRate(_ rate: LoRaDataRate) -> Helium_data_rate {
+    let base: Int
+    switch rate.bandwidth {
+    case .khz125: base = 0
+    case .khz250: base = 6
+    case .khz500: base = 12
+    default: return .sf12Bw125
+    }
+    return Helium_data_rate(rawValue: base + (12 - rate.spreadingFactor.rawValue)) ?? .sf12Bw125
+}
+
+/// A small least-recently-used set of byte strings, for beacons sent and beacons witnessed.
+struct RecentSet {
+    private var order: [[UInt8]] = []
+    private var members: Set<[UInt8]> = []
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func contains(_ item: [UInt8]) -> Bool { members.contains(item) }
+
+    /// Adds `item`; returns false when it was there already.
+    @discardableResult
+    mutating func insert(_ item: [UInt8]) -> Bool {
+        guard members.insert(item).inserted else { return false }
+        order.append(item)
+        if order.count > capacity { members.remove(order.removeFirst()) }
+        return true
+    }
+}

@@ -1,0 +1,168 @@
+import Credits
+import Cryptography
+import Foundation
+import LoRaPHY
+import Logging
+import Messages
+import Radio
+import Store
+import SwiftProtobuf
+
+/// What became of a beacon.
+public enum BeaconOutcome: Sendable, Equatable {
+    case sent(Beacon)
+    /// Not sent; the reason is logged and the next window tries again.
+    case notSent(TransmitOutcome)
+    case noDataRate
+}
+
+/// What became of a received frame, seen by the witness side.
+public enum WitnessOutcome: Sendable, Equatable {
+    case witnessed
+    case notABeacon
+    case ownBeacon
+    /// The same beacon was witnessed already.
+    case duplicate
+}
+
+/// Proof of coverage: sends a beacon once per interval, at a random moment of each
+/// interval-aligned window, and turns beacons heard from other hotspots into witness reports.
+/// Both reports are signed with the gateway's key and go through the outbox, so none is lost
+/// while the broker is away.
+public actor CoverageService {
+    private let radio: any Radio
+    private let store: Store
+    private let identity: GatewayIdentity
+    private let region: Region
+    private let topics: Topics
+    private let encoding: MessageEncoding
+    private let powerDBm: Int
+    private let logger: Logger
+    private let now: @Sendable () -> Int64
+    private var remoteEntropy: (data: [UInt8], timestamp: UInt64)?
+    private var sentBeacons = RecentSet(capacity: 64)
+    private var witnessedBeacons = RecentSet(capacity: 1024)
+    /// Remote entropy older than this is not used.
+    public let entropyLifetimeNanoseconds: Int64
+
+    /// `powerDBm` is the beacon's transmit power (conducted); `now` the wall clock in ns.
+    public init(
+        radio: any Radio, store: Store, identity: GatewayIdentity, region: Region, topics: Topics,
+        encoding: MessageEncoding = .protobuf, powerDBm: Int = 14, entropyLifetime: Duration = .seconds(3 * 3600),
+        logger: Logger = Logger(label: "hotspotd.coverage"), now: @escaping @Sendable () -> Int64
+    ) {
+        self.radio = radio
+        self.store = store
+        self.identity = identity
+        self.region = region
+        self.topics = topics
+        self.encoding = encoding
+        self.powerDBm = powerDBm
+        self.logger = logger
+        self.now = now
+        entropyLifetimeNanoseconds = Int64(entropyLifetime.components.seconds) * 1_000_000_000
+    }
+
+    /// Remote entropy from a signed `network/entropy` command.
+    public func receiveEntropy(_ data: [UInt8], timestamp: UInt64) {
+        if let current = remoteEntropy, current.timestamp > timestamp { return }
+        remoteEntropy = (data, timestamp)
+    }
+
+    /// The fresh remote entropy held, or none.
+    func freshRemoteEntropy(at time: Int64) -> [UInt8] {
+        guard let remote = remoteEntropy, time - Int64(clamping: remote.timestamp) <= entropyLifetimeNanoseconds else { return [] }
+        return remote.data
+    }
+
+    // MARK: Beacons
+
+    /// The moment to beacon in the window that holds `time`: windows are aligned to multiples
+    /// of the interval since the epoch, and the moment within one is random.
+    public static func beaconTime(windowContaining time: Int64, interval: Int64) -> Int64 {
+        let start = time - time % interval
+        return start + Int64.random(in: 0..<interval)
+    }
+
+    /// Sends a beacon now and queues its signed report.
+    public func beacon() async throws(StoreError) -> BeaconOutcome {
+        let time = now()
+        let local = secureRandomBytes(4)
+        let remote = freshRemoteEntropy(at: time)
+        guard let beacon = Beacon.make(remoteEntropy: remote, localEntropy: local, region: region) else {
+            logger.error("no data rate of \(region.name.rawValue) carries a \(Beacon.frameLength)-byte beacon")
+            return .noDataRate
+        }
+        let request = TransmitRequest(
+            payload: beacon.frame, frequencyHz: beacon.frequencyHz, dataRate: beacon.dataRate, codingRate: .cr4_5,
+            powerDBm: powerDBm, invertedIQ: false, preambleLength: 8, crc: true, timing: .immediately
+        )
+        sentBeacons.insert(beacon.data)
+        let tmst = await radio.currentTimestamp()
+        let outcome = await radio.transmit(request)
+        guard case .sent(let power) = outcome else {
+            logger.warning("beacon not sent: \(outcome); trying in the next window", metadata: ["FREQUENCY": "\(beacon.frequencyHz)"])
+            return .notSent(outcome)
+        }
+        var report = Helium_PocLora_lora_beacon_report_req_v1()
+        report.pubKey = Data([Helium.ed25519Tag] + identity.key.publicKey.bytes)
+        report.localEntropy = Data(local)
+        report.remoteEntropy = Data(remote)
+        report.data = Data(beacon.data)
+        report.frequency = UInt64(beacon.frequencyHz)
+        report.channel = Int32(beacon.channel)
+        report.datarate = heliumDataRate(beacon.dataRate)
+        report.txPower = Int32((power ?? powerDBm) * 10)
+        report.timestamp = UInt64(max(time, 0))
+        report.tmst = tmst
+        let signed = SignedReports.sign(report, with: identity.key)
+        if let payload = try? encoding.encode(signed) {
+            try await store.enqueue([NewMessage(kind: .beacon, topic: topics.beacon, messageID: "beacon-\(Hex.encode(beacon.data.prefix(8)))", payload: payload)], at: time)
+        }
+        logger.info("beacon sent", metadata: ["FREQUENCY": "\(beacon.frequencyHz)", "DATA_RATE": "\(beacon.dataRate)", "REMOTE_ENTROPY": "\(remote.isEmpty ? "none" : "held")"])
+        return .sent(beacon)
+    }
+
+    /// Beacons once in every window until cancelled.
+    public func run(interval: Duration) async {
+        let period = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
+        guard period > 0 else { return }
+        var window = now()
+        while !Task.isCancelled {
+            let target = Self.beaconTime(windowContaining: window, interval: period)
+            let wait = target - now()
+            // A moment already past (the agent started late in the window) waits for the next.
+            if wait >= 0 {
+                try? await Task.sleep(for: .nanoseconds(wait))
+                guard !Task.isCancelled else { return }
+                _ = try? await beacon()
+            }
+            window = window - window % period + period
+        }
+    }
+
+    // MARK: Witnessing
+
+    /// Turns a received beacon from another hotspot into a signed witness report.
+    public func consider(_ frame: RadioFrame) async throws(StoreError) -> WitnessOutcome {
+        guard frame.crc != .bad, let data = Beacon.data(ofFrame: frame.payload) else { return .notABeacon }
+        guard !sentBeacons.contains(data) else { return .ownBeacon }
+        guard witnessedBeacons.insert(data) else { return .duplicate }
+        let time = frame.receivedAt ?? now()
+        var report = Helium_PocLora_lora_witness_report_req_v1()
+        report.pubKey = Data([Helium.ed25519Tag] + identity.key.publicKey.bytes)
+        report.data = Data(data)
+        report.timestamp = UInt64(max(time, 0))
+        report.tmst = frame.timestamp
+        report.signal = Int32((frame.rssiDBm * 10).rounded())
+        report.snr = Int32((frame.snrDB * 10).rounded())
+        report.frequency = UInt64(frame.frequencyHz)
+        report.datarate = heliumDataRate(frame.dataRate)
+        let signed = SignedReports.sign(report, with: identity.key)
+        if let payload = try? encoding.encode(signed) {
+            try await store.enqueue([NewMessage(kind: .witness, topic: topics.witness, messageID: "witness-\(Hex.encode(data.prefix(8)))", payload: payload)], at: time)
+        }
+        logger.info("beacon witnessed", metadata: ["FREQUENCY": "\(frame.frequencyHz)", "RSSI": "\(frame.rssiDBm)", "SNR": "\(frame.snrDB)"])
+        return .witnessed
+    }
+}

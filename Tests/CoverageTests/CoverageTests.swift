@@ -1,0 +1,220 @@
+import Credits
+import Cryptography
+import Foundation
+import HAL
+import HALMock
+import LoRaPHY
+import Logging
+import Messages
+import Radio
+import Store
+import SwiftProtobuf
+import TestSupport
+import Testing
+@testable import Coverage
+@testable import Transport
+
+let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+func wallClock() -> Int64 { Int64(Date().timeIntervalSince1970 * 1e9) }
+
+func temporaryStore() throws -> Store {
+    try Store.open(directory: FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-coverage-\(UInt32.random(in: 0...UInt32.max))").path)
+}
+
+/// A hotspot on the simulated air: a mock board, its radio, a store and the coverage service.
+struct Hotspot {
+    let board: MockBoard
+    let radio: SPIRadio
+    let store: Store
+    let identity: GatewayIdentity
+    let coverage: CoverageService
+
+    static func start(air: Air, profile: String = "mock") async throws -> Hotspot {
+        let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/\(profile).toml"), air: air)
+        // Listening where beacons go: EU868's beacon data rate is DR0, SF12 at 125 kHz.
+        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        try await radio.start()
+        let store = try temporaryStore()
+        let identity = GatewayIdentity(key: .generate())
+        let coverage = CoverageService(radio: radio, store: store, identity: identity, region: .eu868, topics: Topics(prefix: "eu868", gatewayID: identity.gatewayID), logger: quiet, now: wallClock)
+        return Hotspot(board: board, radio: radio, store: store, identity: identity, coverage: coverage)
+    }
+}
+
+/// Checks an Ed25519 signature with Python's `cryptography` (OpenSSL-independent code paths
+/// aside, an implementation hotspotd does not share).
+func verifiedByPython(publicKey: [UInt8], message: [UInt8], signature: [UInt8]) throws -> Bool {
+    let script = """
+        import sys
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        key, message, signature = (bytes.fromhex(part) for part in sys.stdin.read().split())
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(signature, message)
+            print("valid")
+        except Exception:
+            print("invalid")
+        """
+    let input = [publicKey, message, signature].map { Hex.encode($0) }.joined(separator: " ")
+    let result = try run("/usr/bin/python3", ["-c", script], input: Data(input.utf8))
+    guard result.status == 0 else { throw BrokerError("python3: \(result.error)") }
+    return result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "valid"
+}
+
+func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
+    var copy = report
+    copy.signature = Data()
+    return try copy.serializedBytes()
+}
+
+@Suite(.serialized) struct CoverageTests {
+    @Test func beaconsAreDerivedFromTheEntropyAndCarriedAtTheSlowestRate() throws {
+        let beacon = try #require(Beacon.make(remoteEntropy: [1, 2, 3], localEntropy: [4, 5, 6, 7], region: .eu868))
+        #expect(beacon.data.count == 51 && beacon.frame.count == 52 && beacon.frame[0] == 0xE0)
+        let seed = SHA256.hash([1, 2, 3, 4, 5, 6, 7])
+        #expect(beacon.data == Array((SHA256.hash(seed + [0]) + SHA256.hash(seed + [1])).prefix(51)))
+        #expect(beacon.dataRate == LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125))
+        #expect(Region.eu868.uplinkChannels.contains(beacon.frequencyHz))
+        #expect(Beacon.make(remoteEntropy: [1, 2, 3], localEntropy: [4, 5, 6, 8], region: .eu868)?.data != beacon.data)
+        let us = try #require(Beacon.make(remoteEntropy: [], localEntropy: [1, 2, 3, 4], region: .us915))
+        #expect(us.dataRate == LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125), "US915 DR0 cannot carry 52 bytes; DR1 can")
+        #expect(us.frequencyHz < 915_000_000, "a 125 kHz channel")
+        #expect(heliumDataRate(LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)) == .sf7Bw125)
+        #expect(heliumDataRate(LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500)) == .sf12Bw500)
+    }
+
+    @Test func beaconMomentsFallInsideTheirWindow() {
+        let interval: Int64 = 6 * 3600 * 1_000_000_000
+        for _ in 0..<100 {
+            let now = Int64.random(in: 0..<(1 << 62))
+            let moment = CoverageService.beaconTime(windowContaining: now, interval: interval)
+            #expect(moment / interval == now / interval)
+        }
+    }
+
+    @Test func oneHotspotsBeaconIsWitnessedByAnotherAndBothReportsVerify() async throws {
+        let air = Air(timeScale: 0)
+        let sender = try await Hotspot.start(air: air)
+        let witness = try await Hotspot.start(air: air)
+        await sender.coverage.receiveEntropy([9, 9, 9, 9], timestamp: UInt64(wallClock()))
+        let witnessing = Task {
+            for await frame in witness.radio.frames {
+                if try await witness.coverage.consider(frame) == .witnessed { return true }
+            }
+            return false
+        }
+        // The sender beacons; the witness radio listens on the beacon's channel.
+        var outcome = BeaconOutcome.noDataRate
+        for _ in 0..<20 {
+            outcome = try await sender.coverage.beacon()
+            if case .sent(let beacon) = outcome, beacon.frequencyHz == 868_100_000 { break }
+        }
+        guard case .sent(let beacon) = outcome else {
+            Issue.record("no beacon went out: \(outcome)")
+            return
+        }
+        #expect(try await withTimeout(seconds: 10) { (try? await witnessing.value) ?? false })
+
+        let beaconReports = try await sender.store.outbox().filter { $0.kind == .beacon }
+        let beaconReport = try Helium_PocLora_lora_beacon_report_req_v1(serializedBytes: try #require(beaconReports.last).payload)
+        #expect(Array(beaconReport.data) == beacon.data)
+        #expect(Array(beaconReport.remoteEntropy) == [9, 9, 9, 9])
+        #expect(beaconReport.localEntropy.count == 4)
+        #expect(beaconReport.frequency == 868_100_000 && beaconReport.datarate == .sf12Bw125)
+        #expect(beaconReport.txPower == 140)
+        #expect(SignedReports.verify(beaconReport) == sender.identity.key.publicKey)
+        #expect(try verifiedByPython(publicKey: sender.identity.key.publicKey.bytes, message: try unsignedBytes(beaconReport), signature: Array(beaconReport.signature)))
+
+        let witnessReports = try await witness.store.outbox().filter { $0.kind == .witness }
+        #expect(witnessReports.count == 1)
+        let witnessReport = try Helium_PocLora_lora_witness_report_req_v1(serializedBytes: witnessReports[0].payload)
+        #expect(Array(witnessReport.data) == beacon.data)
+X
+        #expect(witnessReport.snr == 90)
+        #expect(witnessReport.frequency == 868_100_000)
+        #expect(SignedReports.verify(witnessReport) == witness.identity.key.publicKey)
+        #expect(try verifiedByPython(publicKey: witness.identity.key.publicKey.bytes, message: try unsignedBytes(witnessReport), signature: Array(witnessReport.signature)))
+        var forged = witnessReport
+        forged.signal = -300
+        #expect(try !verifiedByPython(publicKey: witness.identity.key.publicKey.bytes, message: try unsignedBytes(forged), signature: Array(forged.signature)))
+
+        // Beacons are never charged or forwarded as uplinks; the sender does not witness itself.
+        #expect(try await witness.store.outbox().filter { $0.kind == .uplink }.isEmpty)
+        #expect(try await sender.store.outbox().filter { $0.kind == .witness }.isEmpty)
+        await sender.radio.stop()
+        await witness.radio.stop()
+    }
+
+    @Test func theSameBeaconHeardTwiceGivesOneReport() async throws {
+        let store = try temporaryStore()
+        let identity = GatewayIdentity(key: .generate())
+        let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
+        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        let coverage = CoverageService(radio: radio, store: store, identity: identity, region: .eu868, topics: Topics(prefix: "eu868", gatewayID: identity.gatewayID), logger: quiet, now: wallClock)
+        let beacon = [UInt8(0xE0)] + [UInt8](repeating: 0x42, count: 51)
+        var frame = RadioFrame(payload: beacon, frequencyHz: 868_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), codingRate: .cr4_5, rssiDBm: -110.4, snrDB: -7.25, crc: .ok, timestamp: 77, receivedAt: wallClock())
+        #expect(try await coverage.consider(frame) == .witnessed)
+        frame.frequencyHz = 868_500_000
+        #expect(try await coverage.consider(frame) == .duplicate)
+        frame.payload = [0xE0] + [UInt8](repeating: 0x43, count: 50)
+        #expect(try await coverage.consider(frame) == .notABeacon, "51 bytes is not a beacon")
+        let report = try Helium_PocLora_lora_witness_report_req_v1(serializedBytes: try #require(try await store.outbox().first).payload)
+        #expect(report.signal == -1104 && report.snr == -73 && report.tmst == 77)
+    }
+
+    @Test func aReportMadeWhileTheBrokerIsDownArrivesAfterItReturns() async throws {
+        // A consumer subscribed with a persistent session, then the broker goes away.
+        let broker = try Broker()
+        let port = broker.port
+        let air = Air(timeScale: 0)
+        let hotspot = try await Hotspot.start(air: air)
+        let topics = Topics(prefix: "eu868", gatewayID: hotspot.identity.gatewayID)
+        let collector = try CollectorClient(port: port, topic: topics.beacon)
+        #expect(await eventually(within: 10) { collector.client.isConnected })
+        try await Task.sleep(for: .milliseconds(300))
+        broker.stop()
+        let transport = try MQTTTransport(settings: MQTTSettings(host: "127.0.0.1", port: port, clientID: hotspot.identity.gatewayID, reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 1), store: hotspot.store, topics: topics, commands: nil, downlinks: nil, logger: quiet, now: wallClock)
+        let running = Task { _ = try? await transport.run() }
+        defer {
+            transport.stop()
+            running.cancel()
+        }
+        guard case .sent = try await hotspot.coverage.beacon() else {
+            Issue.record("no beacon")
+            return
+        }
+        #expect(await hotspot.store.outboxDepth() == 1, "queued while the broker is away")
+        try await Task.sleep(for: .seconds(2))
+        try broker.start()
+        #expect(await eventually(within: 30) { collector.received.count >= 1 })
+        let report = try Helium_PocLora_lora_beacon_report_req_v1(serializedBytes: try #require(collector.received.first))
+        #expect(SignedReports.verify(report) == hotspot.identity.key.publicKey)
+        #expect(await eventually(within: 10) { await hotspot.store.outboxDepth() == 0 })
+        collector.client.stop()
+        await hotspot.radio.stop()
+    }
+}
+
+/// A subscriber with a persistent session: the broker keeps what it missed while away.
+final class CollectorClient: @unchecked Sendable {
+    let client: MQTTClient
+    private let lock = NSLock()
+    private var messages: [[UInt8]] = []
+    private var task: Task<Void, Never>?
+
+    init(port: Int, topic: String) throws {
+        var settings = MQTTSettings(host: "127.0.0.1", port: port, clientID: "beacon-collector-\(UInt32.random(in: 0...UInt32.max))", reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 1)
+        settings.cleanSession = false
+        client = try MQTTClient(settings: settings, subscriptions: [topic])
+        let client = self.client
+        task = Task { [weak self] in
+            for await event in client.events {
+                if case .message(_, let payload) = event {
+                    self?.lock.withLock { self?.messages.append(payload) }
+                }
+            }
+        }
+        try client.start()
+    }
+
+    var received: [[UInt8]] { lock.withLock { messages } }
+}
