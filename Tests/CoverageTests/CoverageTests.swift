@@ -128,7 +128,7 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         #expect(witnessReports.count == 1)
         let witnessReport = try Helium_PocLora_lora_witness_report_req_v1(serializedBytes: witnessReports[0].payload)
         #expect(Array(witnessReport.data) == beacon.data)
-X
+        #expect(abs(witnessReport.signal - -700) <= 11, "the air's radio link, −70 dBm, in tenths, within the SX1276 register's resolution")
         #expect(witnessReport.snr == 90)
         #expect(witnessReport.frequency == 868_100_000)
         #expect(SignedReports.verify(witnessReport) == witness.identity.key.publicKey)
