@@ -127,6 +127,23 @@ public enum KeyFile {
         return try Helium.privateKey(fromKeypairBytes: Array(bytes[0..<count]))
     }
 
+    /// The key in `path`, created (mode 0600, in a directory created 0700 if needed) when there
+    /// is none yet: what the agent does on its first start. A key others may read is refused.
+    public static func loadOrCreate(_ path: String) throws(CryptoError) -> (key: Ed25519PrivateKey, created: Bool) {
+        if access(path, F_OK) == 0 {
+            return (try read(path), false)
+        }
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            let directory = String(path[..<slash])
+            if access(directory, F_OK) != 0 && mkdir(directory, 0o700) != 0 {
+                throw CryptoError("cannot create \(directory) for the key file: \(String(cString: strerror(errno)))")
+            }
+        }
+        let key = Ed25519PrivateKey.generate()
+        try create(path, key: key)
+        return (key, true)
+    }
+
     /// Writes a new key file with mode 0600; refuses to overwrite one.
     public static func create(_ path: String, key: Ed25519PrivateKey) throws(CryptoError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)

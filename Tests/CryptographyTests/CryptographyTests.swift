@@ -132,4 +132,17 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
             #expect(error.message.contains("chmod 600"))
         }
     }
+
+    @Test func theFirstStartCreatesTheKeyAndLaterStartsReadIt() throws {
+        let directory = "/tmp/hotspotd-first-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let path = directory + "/gateway.key"
+        defer { unlink(path); rmdir(directory) }
+        let first = try KeyFile.loadOrCreate(path)
+        #expect(first.created)
+        let second = try KeyFile.loadOrCreate(path)
+        #expect(!second.created)
+        #expect(second.key.publicKey == first.key.publicKey)
+        chmod(path, 0o640)
+        #expect(throws: CryptoError.self) { try KeyFile.loadOrCreate(path) }
+    }
 }
