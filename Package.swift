@@ -79,7 +79,7 @@ let package = Package(
         .target(
             name: "Credits",
             dependencies: [
-                "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio",
+                "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", "HAL",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,5 +1,6 @@
 import Cryptography
 import Foundation
+import HAL
 import Logging
 import LoRaPHY
 import LoRaWAN
@@ -38,6 +39,7 @@ public enum UplinkRefusal: String, Sendable, Equatable {
     case badMIC = "bad_mic"
     case oldFCnt = "old_fcnt"
     case noCredit = "no_credit"
+    case replayedJoin = "replayed_join"
 }
 
 /// How the meter treats what it does not charge.
@@ -71,6 +73,7 @@ public actor Meter {
     private let settings: MeterSettings
     private let now: @Sendable () -> Int64
     private let logger: Logger
+    private let arrivalClock: @Sendable () -> Int64
     private var recent: [[UInt8]: Int64] = [:]
     private var recentOrder: [([UInt8], Int64)] = []
     public private(set) var counts: [String: Int] = [:]
@@ -81,9 +84,11 @@ public actor Meter {
     /// `now` is the wall clock in nanoseconds since the Unix epoch.
     public init(
         store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, settings: MeterSettings = MeterSettings(),
-        logger: Logger = Logger(label: "hotspotd.meter"), now: @escaping @Sendable () -> Int64
+        logger: Logger = Logger(label: "hotspotd.meter"), now: @escaping @Sendable () -> Int64,
+        arrivalClock: @escaping @Sendable () -> Int64 = { Int64(monotonicNanoseconds()) }
     ) {
         self.logger = logger
+        self.arrivalClock = arrivalClock
         self.store = store
         self.topics = topics
         self.encoding = encoding
@@ -121,15 +126,15 @@ public actor Meter {
             guard let pairing = try await store.pairing(devEUI: request.devEUI.rawValue) else {
                 return try await unpaired(frame, at: time)
             }
-            if isDuplicate(frame.payload, at: time) { return .duplicate }
+            if isDuplicate(frame.payload) { return .duplicate }
             let credits = settings.chargeJoins ? Pricing.credits(forPayloadOf: frame.payload.count) : 0
-            return try await charge(frame, pairing: pairing, credits: credits, fCnt: nil, devEUI: request.devEUI.rawValue, at: time)
+            return try await charge(frame, pairing: pairing, credits: credits, fCnt: nil, devEUI: request.devEUI.rawValue, devNonce: request.devNonce, at: time)
         case .data(let data):
             guard phy.mType.isUplink else { return .dropped(.downlink) }
             guard let pairing = try await store.pairing(devAddr: data.devAddr.rawValue) else {
                 return try await unpaired(frame, at: time)
             }
-            if isDuplicate(frame.payload, at: time) { return .duplicate }
+            if isDuplicate(frame.payload) { return .duplicate }
             var fCnt: UInt32?
             if let key = pairing.nwkSKey {
                 let full = LoRaWANCrypto.fullFrameCounter(received: data.fCnt, last: pairing.lastFCnt)
@@ -145,8 +150,8 @@ public actor Meter {
         }
     }
 
-    private func charge(_ frame: RadioFrame, pairing: Pairing, credits: Int64, fCnt: UInt32?, devEUI: UInt64?, at time: Int64) async throws(StoreError) -> MeterOutcome {
-        let charge = Charge(owner: pairing.owner, devAddr: pairing.devAddr, devEUI: devEUI, phyPayload: frame.payload, credits: credits, fCnt: fCnt, receivedAt: time)
+    private func charge(_ frame: RadioFrame, pairing: Pairing, credits: Int64, fCnt: UInt32?, devEUI: UInt64?, devNonce: UInt16? = nil, at time: Int64) async throws(StoreError) -> MeterOutcome {
+        let charge = Charge(owner: pairing.owner, devAddr: pairing.devAddr, devEUI: devEUI, phyPayload: frame.payload, credits: credits, fCnt: fCnt, devNonce: devNonce, receivedAt: time)
         let topics = self.topics
         let encoding = self.encoding
         let result = try await store.charge(charge) { seq, balance in
@@ -162,12 +167,16 @@ public actor Meter {
             return .forwarded(seq: seq, credits: credits, balance: balance, owner: pairing.owner)
         case .insufficientCredit(let balance):
             return try await refuse(.noCredit, frame: frame, pairing: pairing, detail: "\(credits) DC needed, \(balance) DC left", at: time)
+        case .staleFrameCounter:
+            return try await refuse(.oldFCnt, frame: frame, pairing: pairing, detail: "FCnt \(fCnt.map(String.init) ?? "?") was overtaken by another frame", at: time)
+        case .replayedJoin:
+            return try await refuse(.replayedJoin, frame: frame, pairing: pairing, detail: "DevNonce \(devNonce.map(String.init) ?? "?") was used before", at: time)
         }
     }
 
     private func unpaired(_ frame: RadioFrame, at time: Int64) async throws(StoreError) -> MeterOutcome {
         guard settings.forwardUnpaired else { return .dropped(.unpaired) }
-        if isDuplicate(frame.payload, at: time) { return .duplicate }
+        if isDuplicate(frame.payload) { return .duplicate }
         let id = UInt32.random(in: 1...UInt32.max)
         let uplink = UplinkMessages.uplinkFrame(frame, gatewayID: topics.gatewayID, uplinkID: id, metadata: ["dc": "0"])
         guard let payload = try? encoding.encode(uplink) else { return .dropped(.undecodable) }
@@ -194,8 +203,10 @@ public actor Meter {
         return .refused(reason)
     }
 
-    /// Whether the same bytes were metered within the window; remembers them otherwise.
-    private func isDuplicate(_ payload: [UInt8], at time: Int64) -> Bool {
+    /// Whether the same bytes were metered within the window, by this machine's monotonic clock
+    /// (forwarders' clocks may disagree); remembers them otherwise.
+    private func isDuplicate(_ payload: [UInt8]) -> Bool {
+        let time = arrivalClock()
         let window = settings.duplicateWindowNanoseconds
         while let oldest = recentOrder.first, time - oldest.1 > window || recentOrder.count > 4096 {
             recentOrder.removeFirst()

@@ -63,6 +63,8 @@ public struct CommandAuthority: Sendable {
     public let authority: Ed25519PublicKey
     public let gatewayID: String
 
+    public static let maximumLifetimeSeconds: UInt64 = 7 * 86_400
+
     public init(authority: Ed25519PublicKey, gatewayID: String) {
         self.authority = authority
         self.gatewayID = gatewayID.lowercased()
@@ -76,6 +78,8 @@ public struct CommandAuthority: Sendable {
         guard let body = try? Hotspotd_CommandBody(serializedBytes: signed.body) else { return .failure(.undecodable) }
         guard body.gatewayID.lowercased() == gatewayID else { return .failure(.wrongGateway) }
         guard body.expiresAt > now else { return .failure(.expired) }
+        // A command may live a week at most: its nonce is kept until it expires.
+        guard body.expiresAt <= now + Self.maximumLifetimeSeconds else { return .failure(.invalid) }
         guard (8...32).contains(body.nonce.count) else { return .failure(.badNonce) }
         let command: Command
         switch body.command {

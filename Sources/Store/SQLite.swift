@@ -103,9 +103,14 @@ final class SQLiteConnection {
             switch parameter {
             case .null: code = sqlite3_bind_null(statement, position)
             case .integer(let value): code = sqlite3_bind_int64(statement, position, value)
-            case .text(let value): code = sqlite3_bind_text(statement, position, value, -1, hs_sqlite_transient())
+            case .text(let value):
+                // With its byte count, so a NUL inside the text does not cut it short.
+                let length = Int32(value.utf8.count)
+                code = value.utf8CString.withUnsafeBufferPointer { sqlite3_bind_text(statement, position, $0.baseAddress, length, hs_sqlite_transient()) }
             case .blob(let value):
-                code = value.withUnsafeBytes { sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), hs_sqlite_transient()) }
+                code = value.isEmpty
+                    ? sqlite3_bind_zeroblob(statement, position, 0)
+                    : value.withUnsafeBytes { sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), hs_sqlite_transient()) }
             }
             guard code == SQLITE_OK else { throw Self.error(code: code, db: handle, path: path, context: sql) }
         }

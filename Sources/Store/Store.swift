@@ -79,15 +79,18 @@ public struct Charge: Sendable {
     public var credits: Int64
     /// The frame counter to remember for the pairing (data frames with a session key).
     public var fCnt: UInt32?
+    /// A join request's DevNonce: a join is charged once per DevNonce.
+    public var devNonce: UInt16?
     public var receivedAt: Int64
 
-    public init(owner: String, devAddr: UInt32?, devEUI: UInt64?, phyPayload: [UInt8], credits: Int64, fCnt: UInt32?, receivedAt: Int64) {
+    public init(owner: String, devAddr: UInt32?, devEUI: UInt64?, phyPayload: [UInt8], credits: Int64, fCnt: UInt32?, devNonce: UInt16? = nil, receivedAt: Int64) {
         self.owner = owner
         self.devAddr = devAddr
         self.devEUI = devEUI
         self.phyPayload = phyPayload
         self.credits = credits
         self.fCnt = fCnt
+        self.devNonce = devNonce
         self.receivedAt = receivedAt
     }
 }
@@ -96,6 +99,11 @@ public enum ChargeResult: Sendable, Equatable {
     case charged(seq: Int64, balance: Int64)
     /// Not enough credit; nothing changed.
     case insufficientCredit(balance: Int64)
+    /// The frame counter is not after the one last charged (checked inside the transaction,
+    /// so two frames metered at once cannot move it backwards); nothing changed.
+    case staleFrameCounter
+    /// The join request's DevNonce was charged before: a replay; nothing changed.
+    case replayedJoin
 }
 
 /// A period of one owner's charges, as a usage receipt states it.
@@ -144,14 +152,14 @@ public enum CommandApplication: Sendable, Equatable {
 /// not block Swift's cooperative pool. Every state change and the messages it causes are one
 /// transaction, so a crash or power loss leaves either both or neither.
 public actor Store {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     public nonisolated let path: String
     private nonisolated let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     private let db: SQLiteConnection
-    /// Signals that messages were added to the outbox (coalesced: one pending signal at most).
-    public nonisolated let outboxChanges: AsyncStream<Void>
-    private let outboxChanged: AsyncStream<Void>.Continuation
+    /// Who waits for messages to be added to the outbox.
+    private var outboxWatchers: [Int: AsyncStream<Void>.Continuation] = [:]
+    private var nextWatcher = 0
     /// Messages in the outbox, kept here so that the cap needs no COUNT(*) over a million rows.
     private var depth: Int
     /// The outbox's cap: past it the oldest uplinks are dropped, never other messages.
@@ -163,7 +171,7 @@ public actor Store {
     public init(path: String, outboxLimit: Int = 1_000_000) throws(StoreError) {
         self.path = path
         self.outboxLimit = outboxLimit
-        (outboxChanges, outboxChanged) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+
         do {
             executor = try ThreadExecutor(name: "store")
         } catch {
@@ -251,7 +259,19 @@ public actor Store {
         );
         CREATE INDEX outbox_by_kind ON outbox (kind, id);
         """,
+        """
+        CREATE TABLE join_nonces (
+            dev_eui INTEGER NOT NULL,
+            dev_nonce INTEGER NOT NULL,
+            seen_at INTEGER NOT NULL,
+            PRIMARY KEY (dev_eui, dev_nonce)
+        );
+        """,
     ]
+
+    public func journalMode() throws(StoreError) -> String {
+        try db.query("PRAGMA journal_mode").first?.first?.text ?? ""
+    }
 
     public func userVersion() throws(StoreError) -> Int64 {
         try db.query("PRAGMA user_version").first?.first?.integer ?? 0
@@ -353,10 +373,11 @@ public actor Store {
         }
     }
 
-    /// Forgets nonces of commands that expired before `time`: an expired command is refused
-    /// for its expiry anyway, so its nonce need not be kept.
-    public func pruneNonces(before time: Int64) throws(StoreError) -> Int {
-        try db.query("DELETE FROM nonces WHERE expires_at < ?", [.integer(time)])
+    /// Forgets nonces of commands that expired more than a day before `unixSeconds`: an expired
+    /// command is refused for its expiry anyway, and the day's margin covers a clock that
+    /// jumps back (a Pi without a real-time clock before NTP).
+    public func pruneNonces(beforeUnixSeconds unixSeconds: Int64) throws(StoreError) -> Int {
+        try db.query("DELETE FROM nonces WHERE expires_at < ?", [.integer(unixSeconds - 86_400)])
         return db.changes
     }
 
@@ -372,6 +393,16 @@ public actor Store {
             let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)])[0]
             let balance = account[0].integer ?? 0
             guard balance >= charge.credits else { return .insufficientCredit(balance: balance) }
+            if let devAddr = charge.devAddr, let fCnt = charge.fCnt {
+                try db.query("UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ? AND (last_fcnt IS NULL OR last_fcnt < ?)", [.integer(Int64(fCnt)), .integer(Int64(devAddr)), .integer(Int64(fCnt))])
+                if db.changes == 0, try !db.query("SELECT 1 FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).isEmpty {
+                    return .staleFrameCounter
+                }
+            }
+            if let devEUI = charge.devEUI, let devNonce = charge.devNonce {
+                try db.query("INSERT OR IGNORE INTO join_nonces (dev_eui, dev_nonce, seen_at) VALUES (?, ?, ?)", [.integer(Int64(bitPattern: devEUI)), .integer(Int64(devNonce)), .integer(charge.receivedAt)])
+                guard db.changes == 1 else { return .replayedJoin }
+            }
             let payloadHash = SHA256.hash(charge.phyPayload)
             try db.query(
                 "INSERT INTO charges (owner, dev_addr, dev_eui, size, credits, payload_hash, chain, received_at) VALUES (?, ?, ?, ?, ?, ?, x'', ?)",
@@ -386,9 +417,6 @@ public actor Store {
                 "UPDATE accounts SET balance = ?, chain = ?, charged = charged + ?, updated_at = ? WHERE owner = ?",
                 [.integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt), .text(charge.owner)]
             )
-            if let devAddr = charge.devAddr, let fCnt = charge.fCnt {
-                try db.query("UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ?", [.integer(Int64(fCnt)), .integer(Int64(devAddr))])
-            }
             let messages: [NewMessage]
             do {
                 messages = try message(seq, newBalance)
@@ -479,7 +507,24 @@ public actor Store {
                 depth -= db.changes
             }
         }
-        outboxChanged.yield()
+        for watcher in outboxWatchers.values { watcher.yield() }
+    }
+
+    /// A signal each time messages are added to the outbox (coalesced: one pending signal at
+    /// most), for one consumer; every call makes a new stream.
+    public func outboxChanges() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let id = nextWatcher
+        nextWatcher += 1
+        outboxWatchers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.removeWatcher(id) }
+        }
+        return stream
+    }
+
+    private func removeWatcher(_ id: Int) {
+        outboxWatchers[id] = nil
     }
 
     /// Runs a write transaction and keeps the outbox's bookkeeping in step with it.

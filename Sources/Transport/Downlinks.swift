@@ -99,7 +99,10 @@ public struct DownlinkHandler: Sendable {
         case .immediately?, nil:
             timing = .immediately
         case .delay(let delay)?:
-            guard context.count >= 4 else { return .failure(Refusal(status: .internalError)) }
+            // Class A windows are 1 to 16 s after the uplink; anything else is refused.
+            guard context.count >= 4, (0...16).contains(delay.delay.seconds), (0..<1_000_000_000).contains(delay.delay.nanos) else {
+                return .failure(Refusal(status: .internalError))
+            }
             let uplink = context.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             let microseconds = Int64(delay.delay.seconds) * 1_000_000 + Int64(delay.delay.nanos) / 1000
             timing = .atTimestamp(uplink &+ UInt32(truncatingIfNeeded: microseconds))

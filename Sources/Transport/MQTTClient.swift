@@ -69,8 +69,18 @@ public enum MQTTEvent: Sendable, Equatable {
 
 public struct MQTTError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// libmosquitto's error code, when it gave one.
+    public var code: Int32?
+    public init(_ message: String, code: Int32? = nil) {
+        self.message = message
+        self.code = code
+    }
     public var description: String { message }
+
+    /// An error that retrying cannot cure: the payload or packet is too large.
+    public var isPermanent: Bool {
+        code == MOSQ_ERR_PAYLOAD_SIZE.rawValue || code == MOSQ_ERR_OVERSIZE_PACKET.rawValue || code == MOSQ_ERR_INVAL.rawValue
+    }
 }
 
 /// An MQTT client over libmosquitto. libmosquitto runs its own network thread
@@ -137,7 +147,9 @@ public final class MQTTClient: Sendable {
     deinit {
         stopping.set()
         connector.withLock { $0 }?.join()
-        mosquitto_loop_stop(handle.mosq, true)
+        // Not forced: cancelling the network thread inside a callback would unwind through Swift.
+        mosquitto_disconnect(handle.mosq)
+        mosquitto_loop_stop(handle.mosq, false)
         mosquitto_destroy(handle.mosq)
         bridge.continuation.finish()
     }
@@ -258,7 +270,7 @@ public final class MQTTClient: Sendable {
         let code = payload.withUnsafeBytes {
             mosquitto_publish(handle.mosq, &messageID, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
         }
-        guard code == MOSQ_ERR_SUCCESS.rawValue else { throw MQTTError("publish to \(topic): \(Self.describe(code))") }
+        guard code == MOSQ_ERR_SUCCESS.rawValue else { throw MQTTError("publish to \(topic): \(Self.describe(code))", code: code) }
         return messageID
     }
 

@@ -1,13 +1,16 @@
+import HAL
 import Logging
 import Store
 
 /// Drains the outbox to the broker, in order, with a bounded number of messages in flight,
 /// and deletes a message only when the broker has acknowledged it (PUBACK, QoS 1).
 ///
-/// After a reconnect (or a restart) it starts again from the oldest message still in the
-/// outbox: what was in flight is sent again, so a consumer may see a message twice, always
-/// under the same id, and never misses one. Memory stays bounded by the in-flight window
-/// however many messages wait on disk.
+/// Messages in flight when the connection drops are sent again by libmosquitto when it
+/// reconnects (with their message ids, so their PUBACKs still find their rows); one still
+/// unacknowledged a minute into a connection is published again; after a restart the drain
+/// starts from the oldest message in the outbox. A consumer may therefore see a message more
+/// than once, identified by the ids inside it, and never misses one. Memory stays bounded by
+/// the in-flight window however many messages wait on disk.
 public actor OutboxPublisher {
     private let store: Store
     private let client: MQTTClient
@@ -16,10 +19,15 @@ public actor OutboxPublisher {
     private let logger: Logger
 
     private var connected = false
-    /// Message ids of this connection's publishes, to outbox ids.
-    private var inFlight: [Int32: Int64] = [:]
-    /// The newest outbox id published on this connection.
+    /// Message ids of publishes not yet acknowledged, to outbox ids and when they were sent.
+    private var inFlight: [Int32: (id: Int64, sentAt: UInt64)] = [:]
+    /// Bumped at every connect and disconnect: a drain that awaited across one drops its batch.
+    private var epoch = 0
+    /// An unacknowledged message is published again after this long on a live connection.
+    private let resendAfterNanoseconds: UInt64 = 60_000_000_000
+    /// The newest outbox id published since the process started.
     private var cursor: Int64 = 0
+    private var connectedAt: UInt64 = 0
     private var pumping = false
     private var incoming: AsyncStream<(topic: String, payload: [UInt8])>.Continuation?
 
@@ -29,6 +37,9 @@ public actor OutboxPublisher {
         public var acknowledged = 0
         public var connections = 0
         public var maximumInFlightSeen = 0
+        public var republished = 0
+        public var unpublishable = 0
+        public var incomingDropped = 0
     }
     public private(set) var counters = Counters()
 
@@ -42,7 +53,7 @@ public actor OutboxPublisher {
 
     /// Messages that arrive on subscribed topics, for the command handlers.
     public func incomingMessages() -> AsyncStream<(topic: String, payload: [UInt8])> {
-        let (stream, continuation) = AsyncStream.makeStream(of: (topic: String, payload: [UInt8]).self, bufferingPolicy: .bufferingOldest(1000))
+        let (stream, continuation) = AsyncStream.makeStream(of: (topic: String, payload: [UInt8]).self, bufferingPolicy: .bufferingOldest(10_000))
         incoming = continuation
         return stream
     }
@@ -50,7 +61,7 @@ public actor OutboxPublisher {
     /// Follows the connection and the outbox until the client's events end. `onConnect` runs
     /// on every (re)connection, before the backlog is sent (the ONLINE state goes there).
     public func run(onConnect: @Sendable @escaping () -> Void = {}) async {
-        let changes = store.outboxChanges
+        let changes = await store.outboxChanges()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in changes { await self.pump() }
@@ -59,8 +70,8 @@ public actor OutboxPublisher {
                 switch event {
                 case .connected:
                     connected = true
-                    inFlight.removeAll()
-                    cursor = 0
+                    epoch += 1
+                    connectedAt = monotonicNanoseconds()
                     counters.connections += 1
                     let depth = await store.outboxDepth()
                     logger.info("connected to the broker", metadata: ["outbox": "\(depth)"])
@@ -71,12 +82,11 @@ public actor OutboxPublisher {
                 case .disconnected(let reason):
                     if connected { logger.warning("disconnected from the broker: \(reason)") }
                     connected = false
-                    inFlight.removeAll()
-                    cursor = 0
+                    epoch += 1
                 case .published(let messageID):
-                    if let id = inFlight.removeValue(forKey: messageID) {
+                    if let entry = inFlight.removeValue(forKey: messageID) {
                         do throws(StoreError) {
-                            try await store.acknowledge([id])
+                            try await store.acknowledge([entry.id])
                             counters.acknowledged += 1
                         } catch {
                             logger.error("cannot delete an acknowledged message from the outbox: \(error.message)")
@@ -84,7 +94,10 @@ public actor OutboxPublisher {
                     }
                     await pump()
                 case .message(let topic, let payload):
-                    incoming?.yield((topic, payload))
+                    if case .dropped = incoming?.yield((topic, payload)) {
+                        counters.incomingDropped += 1
+                        logger.warning("incoming message dropped: handlers are 10000 messages behind", metadata: ["topic": "\(topic)"])
+                    }
                 }
             }
             incoming?.finish()
@@ -110,7 +123,9 @@ public actor OutboxPublisher {
     private var wakeAgain = false
 
     private func drain() async {
+        await resendStale()
         while connected && inFlight.count < maximumInFlight {
+            let started = epoch
             let batch: [OutboxMessage]
             do {
                 batch = try await store.outbox(after: cursor, limit: maximumInFlight - inFlight.count)
@@ -118,6 +133,8 @@ public actor OutboxPublisher {
                 logger.error("cannot read the outbox: \(error.message)")
                 return
             }
+            // A connect or disconnect happened during the read: the batch may be stale.
+            guard epoch == started else { continue }
             guard !batch.isEmpty else { return }
             var acknowledgedAtOnce: [Int64] = []
             for message in batch {
@@ -129,11 +146,17 @@ public actor OutboxPublisher {
                     if qos == 0 {
                         acknowledgedAtOnce.append(message.id)
                     } else {
-                        inFlight[messageID] = message.id
+                        inFlight[messageID] = (message.id, monotonicNanoseconds())
                         counters.maximumInFlightSeen = max(counters.maximumInFlightSeen, inFlight.count)
                     }
+                } catch where error.isPermanent {
+                    // A message the broker can never take (too large): it must not hold up the rest.
+                    logger.error("dropping an outbox message that cannot be published: \(error.message)", metadata: ["topic": "\(message.topic)"])
+                    cursor = message.id
+                    acknowledgedAtOnce.append(message.id)
+                    counters.unpublishable += 1
                 } catch {
-                    // Not connected after all: the next connection starts over.
+                    // Not connected after all: the next connection goes on from here.
                     logger.debug("publish deferred: \(error.message)")
                     return
                 }
@@ -146,4 +169,20 @@ public actor OutboxPublisher {
     }
 
     public var inFlightCount: Int { inFlight.count }
+
+    /// Publishes again what a live connection has left unacknowledged for a minute.
+    private func resendStale() async {
+        let now = monotonicNanoseconds()
+        guard connected, now > connectedAt + resendAfterNanoseconds else { return }
+        for (messageID, entry) in inFlight where now > entry.sentAt + resendAfterNanoseconds {
+            guard let message = try? await store.outbox(after: entry.id - 1, limit: 1).first, message.id == entry.id else {
+                inFlight[messageID] = nil
+                continue
+            }
+            guard let newID = try? client.publish(topic: message.topic, payload: message.payload, qos: qos) else { return }
+            inFlight[messageID] = nil
+            inFlight[newID] = (entry.id, monotonicNanoseconds())
+            counters.republished += 1
+        }
+    }
 }

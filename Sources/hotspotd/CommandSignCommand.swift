@@ -75,6 +75,9 @@ struct CommandCommand: ParsableCommand {
                 printError(error.message)
                 throw ExitCode(1)
             }
+            guard (1...CommandAuthority.maximumLifetimeSeconds).contains(expiresIn) else {
+                throw ValidationError("--expires-in must be 1 to \(CommandAuthority.maximumLifetimeSeconds) seconds (a gateway refuses commands that live longer than a week)")
+            }
             let bytes = try CommandSigner.sign(command, gatewayID: gateway, key: authority, expiresAt: UInt64(wallClockSeconds()) + expiresIn)
             if base64 {
                 print(Base64.encode(bytes))
@@ -108,7 +111,7 @@ struct CommandCommand: ParsableCommand {
             case .unpair:
                 return .unpair(devAddr: try address())
             case .credit:
-                guard let amount, amount > 0 else { throw ValidationError("credit needs --amount, a positive number of data credits") }
+                guard let amount, amount > 0, amount <= Int64.max / 2 else { throw ValidationError("credit needs --amount, a positive number of data credits") }
                 return .credit(owner: try account(), amount: amount)
             case .entropy:
                 guard let data, let bytes = Hex.decode(data), !bytes.isEmpty, bytes.count <= 64 else { throw ValidationError("entropy needs --data, 1 to 64 bytes of hex") }

@@ -23,7 +23,7 @@ import Testing
 
     func meter(_ settings: MeterSettings = MeterSettings()) -> Meter {
         let clock = self.clock
-        return Meter(store: store, topics: topics, settings: settings) { clock.nanoseconds }
+        return Meter(store: store, topics: topics, settings: settings, now: { clock.nanoseconds }, arrivalClock: { clock.nanoseconds })
     }
 
     func pairAndCredit(_ credits: Int64, key: [UInt8]? = nwkSKey, devEUI: UInt64? = nil) async throws {
@@ -110,7 +110,8 @@ import Testing
         var join = try uplink(fCnt: 0)
         join.payload = Hex.decode("00080706050403020108070605040302010201e6e10c55")!
         #expect(try await meter().meter(join) == .forwarded(seq: 1, credits: 1, balance: 4, owner: "alice"))
-        join.receivedAt = clock.nanoseconds + 60_000_000_000
+        #expect(try await meter(MeterSettings(duplicateWindowNanoseconds: 0)).meter(join) == .refused(.replayedJoin), "the same DevNonce again")
+        join.payload = Hex.decode("00080706050403020108070605040302010202e6e10c55")!
         #expect(try await meter(MeterSettings(chargeJoins: false)).meter(join) == .forwarded(seq: 2, credits: 0, balance: 4, owner: "alice"))
     }
 

@@ -23,7 +23,7 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
     @Test func createsAMigratedDatabaseInWALMode() async throws {
         let store = try Store.open(directory: directory)
         #expect(try await store.userVersion() == Int64(Store.schemaVersion))
-        #expect(access(directory + "/hotspotd.db-wal", F_OK) == 0 || access(directory + "/hotspotd.db", F_OK) == 0)
+        #expect(try await store.journalMode() == "wal")
     }
 
     @Test func pairCreditAndChargeInOneTransactionWithTheOutbox() async throws {
@@ -38,6 +38,36 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         let outbox = try await store.outbox()
         #expect(outbox.map(\.messageID) == ["up-1"])
         #expect(outbox.first?.payload == Array("seq 1 balance 1".utf8))
+    }
+
+    @Test func theFrameCounterNeverMovesBackwardsInsideTheTransaction() async throws {
+        let store = try Store.open(directory: directory)
+        _ = try await store.pair(Pairing(devAddr: 7, owner: "zoe", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1), nonce: [1], expiresAt: 100)
+        _ = try await store.credit(owner: "zoe", amount: 10, nonce: [2], expiresAt: 100, at: 1)
+        let twelve = Charge(owner: "zoe", devAddr: 7, devEUI: nil, phyPayload: [0x40, 12], credits: 1, fCnt: 12, receivedAt: 2)
+        var eleven = twelve
+        eleven.fCnt = 11
+        eleven.phyPayload = [0x40, 11]
+        #expect(try await store.charge(twelve, message: uplinkMessage) == .charged(seq: 1, balance: 9))
+        #expect(try await store.charge(eleven, message: uplinkMessage) == .staleFrameCounter, "checked again in the transaction")
+        #expect(try await store.pairing(devAddr: 7)?.lastFCnt == 12)
+        #expect(try await store.account(owner: "zoe")?.balance == 9)
+    }
+
+    @Test func aJoinIsChargedOncePerDevNonce() async throws {
+        let store = try Store.open(directory: directory)
+        _ = try await store.credit(owner: "yan", amount: 10, nonce: [2], expiresAt: 100, at: 1)
+        let join = Charge(owner: "yan", devAddr: nil, devEUI: 0x70B3, phyPayload: [0x00, 1], credits: 1, fCnt: nil, devNonce: 0x1234, receivedAt: 2)
+        #expect(try await store.charge(join, message: uplinkMessage) == .charged(seq: 1, balance: 9))
+        #expect(try await store.charge(join, message: uplinkMessage) == .replayedJoin)
+        #expect(try await store.account(owner: "yan")?.balance == 9)
+    }
+
+    @Test func textWithANulIsStoredWhole() async throws {
+        let store = try Store.open(directory: directory)
+        _ = try await store.credit(owner: "alice\u{0}x", amount: 5, nonce: [4], expiresAt: 100, at: 1)
+        #expect(try await store.account(owner: "alice") == nil)
+        #expect(try await store.account(owner: "alice\u{0}x")?.balance == 5)
     }
 
     @Test func aNonceIsAppliedOnce() async throws {

@@ -132,8 +132,6 @@ import Testing
         var firstSeen: [Int] = []
         for seq in seqs where !firstSeen.contains(seq) { firstSeen.append(seq) }
         #expect(firstSeen == Array(1...200))
-        let duplicates = seqs.count - Set(seqs).count
-        #expect(duplicates >= 0)
         #expect(await eventually(within: 10) { await agent.store.outboxDepth() == 0 }, "everything acknowledged")
     }
 
@@ -162,7 +160,7 @@ import Testing
         let agent = try await Agent.start(port: port, store: store, maximumInFlight: 64)
         defer { agent.stop() }
         try await Task.sleep(for: .seconds(2))
-        #expect(await agent.transport.publisher.inFlightCount == 0, "nothing is held while the broker is away")
+        #expect(await agent.transport.publisher.counters.published == 0, "nothing is taken from disk while the broker is away")
         #expect(await store.outboxDepth() == count + 0)
         let broker = try Broker(port: port)
         #expect(await eventually(within: 120) { await store.outboxDepth() == 0 }, "drained")
