@@ -113,6 +113,14 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "Agent",
+            dependencies: [
+                "TOML", "Cryptography", "LoRaPHY", "Radio", "HAL", "HALLinux", "HALMock", "SemtechUDP", "Store", "Credits",
+                "Transport", "Coverage", "Messages", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // The command-line program.
         .executableTarget(
             name: "hotspotd",
@@ -149,6 +157,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "TOML", "Radio", "LoRaPHY", "TestSupport"]),
         .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd", "Credits", "Cryptography", "Messages", "Store"]),
     ]
 )

@@ -1,0 +1,132 @@
+import Foundation
+import LoRaPHY
+import Radio
+import TOML
+import Testing
+@testable import Agent
+
+let authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+
+func parse(_ text: String, environment: [String: String] = [:]) throws(TOMLConfigError) -> Configuration {
+    try Configuration.parse(text, file: "hotspotd.toml", environment: environment)
+}
+
+func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigError? {
+    do {
+        _ = try parse(text, environment: environment)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite struct ConfigurationTests {
+    @Test func theDesignsExampleParsesAndEveryOtherKeyHasADefault() throws {
+        let configuration = try parse("""
+            [gateway]
+            region = "EU868"
+            board = "mock"
+            key_file = "/var/lib/hotspotd/gateway.key"
+            data_dir = "/var/lib/hotspotd"
+
+            [radio]
+            frequency = 868100000
+            spreading_factor = 7
+            bandwidth = 125000
+
+            [semtech_udp]
+            bind = "127.0.0.1:1700"
+
+            [mqtt]
+            server = "mqtt://127.0.0.1:1883"
+            topic_prefix = "eu868"
+            json = false
+            qos = 1
+
+            [credits]
+            authority = "\(authority)"
+            forward_unpaired = false
+            charge_joins = true
+            receipt_interval = "10m"
+
+            [coverage]
+            enabled = true
+            interval = "6h"
+
+            [stats]
+            interval = "30s"
+
+            [log]
+            level = "info"
+            """)
+        #expect(configuration.gateway.region.name == .eu868)
+        #expect(configuration.radio.dataRate == LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))
+        #expect(configuration.mqtt.host == "127.0.0.1" && configuration.mqtt.port == 1883 && !configuration.mqtt.tls)
+        #expect(configuration.credits.receiptInterval == .seconds(600))
+        #expect(configuration.coverage.interval == .seconds(21_600))
+
+        let minimal = try parse("[credits]\nauthority = \"\(authority)\"\n")
+        #expect(minimal.gateway.board == "mock" && minimal.mqtt.topicPrefix == "eu868")
+        #expect(minimal.radio.frequencyHz == 868_100_000)
+        #expect(minimal.statsInterval == .seconds(30) && minimal.mqtt.outboxMaximum == 1_000_000)
+    }
+
+    @Test func theAuthorityIsRequired() {
+        let missing = error("[gateway]\nregion = \"US915\"\n")
+        #expect(missing?.key == "credits.authority")
+        #expect(missing?.message.contains("required") == true)
+        #expect(error("[credits]\nauthority = \"nope\"\n")?.key == "credits.authority")
+    }
+
+    @Test(arguments: [
+        ("[gateway]\nregoin = \"EU868\"", "gateway.regoin", 2, "unknown key"),
+        ("[gateway]\nregion = \"XX123\"", "gateway.region", 2, "unknown region"),
+        ("[radio]\nfrequency = \"868.1\"", "radio.frequency", 2, "expected an integer"),
+        ("[radio]\nfrequency = 915000000", "radio.frequency", 2, "outside EU868"),
+        ("[radio]\nspreading_factor = 13", "radio.spreading_factor", 2, "7 to 12"),
+        ("[radio]\nbandwidth = 100000", "radio.bandwidth", 2, "not a LoRaWAN bandwidth"),
+        ("[mqtt]\nserver = \"http://broker\"", "mqtt.server", 2, "mqtt://"),
+        ("[mqtt]\nqos = 2", "mqtt.qos", 2, "0 or 1"),
+        ("[mqtt]\nserver = \"mqtts://broker\"", "mqtt.ca_cert", 0, "CA"),
+        ("[credits]\nreceipt_interval = \"soon\"", "credits.receipt_interval", 3, "not a duration"),
+        ("[coverage]\ninterval = \"5s\"", "coverage.interval", 2, "minimum"),
+        ("[log]\nlevel = \"loud\"", "log.level", 2, "not a log level"),
+        ("[telemetry]\nx = 1", "telemetry", 1, "unknown key"),
+    ])
+    func badValuesNameTheKeyAndLine(text: String, key: String, line: Int, message: String) {
+        let withAuthority = text.contains("[credits]")
+            ? text.replacingOccurrences(of: "[credits]", with: "[credits]\nauthority = \"\(authority)\"")
+            : text + "\n[credits]\nauthority = \"\(authority)\"\n"
+        let found = error(withAuthority)
+        #expect(found?.key == key, "\(String(describing: found))")
+        #expect(found?.message.contains(message) == true, "\(String(describing: found))")
+        if line > 0 { #expect(found?.line == line, "\(String(describing: found))") }
+        #expect(found?.description.hasPrefix("hotspotd.toml") == true)
+    }
+
+    @Test func environmentVariablesOverrideTheFile() throws {
+        let configuration = try parse("[mqtt]\nserver = \"mqtt://127.0.0.1:1883\"\n[credits]\nauthority = \"\(authority)\"\n", environment: [
+            "HOTSPOTD_MQTT_SERVER": "mqtt://broker.example:2883",
+            "HOTSPOTD_MQTT_JSON": "true",
+            "HOTSPOTD_GATEWAY_REGION": "US915",
+            "HOTSPOTD_COVERAGE_INTERVAL": "2h",
+        ])
+        #expect(configuration.mqtt.host == "broker.example" && configuration.mqtt.port == 2883)
+        #expect(configuration.mqtt.json)
+        #expect(configuration.gateway.region.name == .us915)
+        #expect(configuration.radio.frequencyHz == 902_300_000, "the default follows the region")
+        #expect(configuration.coverage.interval == .seconds(7200))
+        let bad = error("[credits]\nauthority = \"\(authority)\"\n", environment: ["HOTSPOTD_MQTT_QOS": "lots"])
+        #expect(bad?.key == "HOTSPOTD_MQTT_QOS")
+    }
+
+    @Test func durations() {
+        #expect(DurationText.parse("30s") == .seconds(30))
+        #expect(DurationText.parse("1h30m") == .seconds(5400))
+        #expect(DurationText.parse("500ms") == .milliseconds(500))
+        #expect(DurationText.parse("6h") == .seconds(21_600))
+        #expect(DurationText.parse("10") == nil)
+        #expect(DurationText.parse("m5") == nil)
+        #expect(DurationText.parse("5 parsecs") == nil)
+    }
+}
