@@ -125,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", .product(name: "Logging", package: "swift-log"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -158,6 +158,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "TOML", "Radio", "LoRaPHY", "TestSupport"]),
-        .testTarget(name: "hotspotdTests", dependencies: ["TestSupport", "hotspotd", "Credits", "Cryptography", "Messages", "Store"]),
+        .testTarget(
+            name: "hotspotdTests",
+            dependencies: ["TestSupport", "hotspotd", "Credits", "Cryptography", "Messages", "Store", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
     ]
 )

@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 
 @main
@@ -6,8 +7,8 @@ struct Hotspotd: AsyncParsableCommand {
         commandName: "hotspotd",
         abstract: "A LoRa hotspot agent: radios over SPI and GPIO or a packet forwarder, uplinks over MQTT, metered data credits, proof of coverage.",
         version: hotspotdVersion,
-        subcommands: [BoardCommand.self, KeyCommand.self, FrameCommand.self, CommandCommand.self, DevicesCommand.self, CreditsCommand.self, ReportCommand.self, AirtimeCommand.self]
+        subcommands: [RunCommand.self, BoardCommand.self, KeyCommand.self, FrameCommand.self, CommandCommand.self, DevicesCommand.self, CreditsCommand.self, ReportCommand.self, AirtimeCommand.self]
     )
 }
 
-let hotspotdVersion = "0.1.0"
+

@@ -41,7 +41,7 @@ public final class Broker: @unchecked Sendable {
         chmod(directory.path, 0o777)
         let file = directory.appendingPathComponent("mosquitto.conf")
         try configuration.write(to: file, atomically: true, encoding: .utf8)
-        pid = try spawn(Self.executable, ["-c", file.path])
+        pid = try spawnQuietly(Self.executable, ["-c", file.path])
         for _ in 0..<200 {
             if Self.accepts(port: port) { return }
             usleep(20_000)
@@ -98,8 +98,45 @@ public struct BrokerError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Starts a program with posix_spawn, its output discarded; returns its pid.
-func spawn(_ executable: String, _ arguments: [String]) throws -> pid_t {
+/// Starts a program with posix_spawn, its output discarded, with a clean signal mask and the
+/// given extra environment; returns its pid. Stop it with `kill`, reap it with `waitForExit`.
+public func spawn(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> pid_t {
+    if !extra.isEmpty {
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var merged = ProcessInfo.processInfo.environment
+        for (key, value) in extra { merged[key] = value }
+        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var attributes = cleanSignalAttributes()
+        defer { posix_spawnattr_destroy(&attributes) }
+        let code = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard code == 0 else { throw BrokerError("cannot start \(executable): \(String(cString: strerror(code)))") }
+        return pid
+    }
+    return try spawnQuietly(executable, arguments)
+}
+
+/// Waits up to `seconds` for `pid` to exit; its exit status, or nil (still running).
+public func waitForExit(_ pid: pid_t, seconds: Double) -> Int32? {
+    var status: Int32 = 0
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if waitpid(pid, &status, WNOHANG) == pid {
+            return status & 0x7F == 0 ? (status >> 8) & 0xFF : -(status & 0x7F)
+        }
+        usleep(20_000)
+    }
+    return nil
+}
+
+func spawnQuietly(_ executable: String, _ arguments: [String]) throws -> pid_t {
     var pid: pid_t = 0
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)

@@ -1,0 +1,279 @@
+import Coverage
+import Credits
+import Cryptography
+import HAL
+import HALLinux
+import HALMock
+import LoRaPHY
+import Logging
+import Messages
+import Radio
+import SemtechUDP
+import Store
+import Synchronization
+import Transport
+
+/// Why the agent could not start, with the exit code that says so (78, EX_CONFIG, for a
+/// configuration problem).
+public struct StartError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var exitCode: Int32
+    public init(_ message: String, exitCode: Int32 = 1) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+    public var description: String { message }
+}
+
+/// The running agent: the radio backend, the store, metering, MQTT, proof of coverage,
+/// receipts, stats and systemd's notifications, wired together.
+///
+/// Frames flow radio → classify (beacon or uplink) → meter → store (with the outbox row) →
+/// publisher → broker. `run()` returns when `shutDown()` has drained what it could.
+public final class Daemon: Sendable {
+    public let configuration: Configuration
+    public let identity: GatewayIdentity
+    public let topics: Topics
+    private let store: Store
+    private let radio: any Radio
+    private let board: (any BoardHardware)?
+    private let meter: Meter
+    private let statistics = TrafficStatistics()
+    private let transport: MQTTTransport
+    private let coverage: CoverageService
+    private let receipts: ReceiptIssuer
+    private let notifier: SystemdNotifier
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let stopping = Mutex(false)
+
+    struct State {
+        var tasks: [Task<Void, Never>] = []
+        var lastUplinkNanoseconds: Int64 = 0
+        var received = 0
+        var forwarded = 0
+        var refused = 0
+        var lastAcknowledged = 0
+        var lastOutboxProgress: UInt64 = monotonicNanoseconds()
+    }
+
+    public static func wallClock() -> Int64 { wallClockNanoseconds() }
+
+    /// Loads everything the configuration names and opens the radio; throws with an exit code.
+    public init(configuration: Configuration, environment: [String: String], catalog: BoardCatalog, logger: Logger) async throws(StartError) {
+        self.configuration = configuration
+        self.logger = logger
+        notifier = SystemdNotifier(environment: environment)
+
+        let key: Ed25519PrivateKey
+        do {
+            let (loaded, created) = try KeyFile.loadOrCreate(configuration.gateway.keyFile)
+            key = loaded
+            if created { logger.notice("created the gateway key", metadata: ["key_file": "\(configuration.gateway.keyFile)"]) }
+        } catch {
+            throw StartError(error.message, exitCode: 78)
+        }
+        identity = GatewayIdentity(key: key, gatewayID: configuration.gateway.id)
+        topics = Topics(prefix: configuration.mqtt.topicPrefix, gatewayID: identity.gatewayID)
+        let encoding: MessageEncoding = configuration.mqtt.json ? .json : .protobuf
+
+        do {
+            store = try Store.open(directory: configuration.gateway.dataDirectory, outboxLimit: configuration.mqtt.outboxMaximum)
+        } catch {
+            throw StartError(error.message)
+        }
+
+        let profile: BoardProfile
+        do {
+            profile = try catalog.load(configuration.gateway.board)
+        } catch {
+            throw StartError(error.description, exitCode: 78)
+        }
+        let region = configuration.gateway.region
+        let radioLogger = Logger(label: "hotspotd.radio")
+        switch profile.backend {
+        case .semtechUDP:
+            board = nil
+            radio = SemtechUDPBackend(bind: configuration.semtechUDP.bind, region: region, logger: radioLogger)
+        case .sx127x, .sx126x:
+            let hardware: any BoardHardware
+            do {
+                hardware = profile.hal == .mock ? try MockBoard(profile: profile, air: Air(timeScale: 1)) : LinuxBoard(profile: profile)
+            } catch {
+                throw StartError(error.message)
+            }
+            board = hardware
+            do {
+                radio = try SPIRadio(
+                    board: hardware,
+                    configuration: RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate),
+                    policy: RegionalTransmitPolicy(region: region), logger: radioLogger
+                )
+            } catch {
+                throw StartError(error.message)
+            }
+        }
+        do {
+            try await radio.start()
+        } catch {
+            throw StartError("the radio did not start: \(error.message)")
+        }
+
+        meter = Meter(
+            store: store, topics: topics, encoding: encoding,
+            settings: MeterSettings(forwardUnpaired: configuration.credits.forwardUnpaired, chargeJoins: configuration.credits.chargeJoins),
+            logger: Logger(label: "hotspotd.meter"), now: Self.wallClock
+        )
+        let commands = CommandProcessor(
+            store: store, authority: CommandAuthority(authority: configuration.credits.authority, gatewayID: identity.gatewayID),
+            topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.commands"), now: Self.wallClock
+        )
+        let downlinks = DownlinkHandler(radio: radio, store: store, topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.downlink"))
+        let mqtt = configuration.mqtt
+        let settings = MQTTSettings(
+            host: mqtt.host, port: mqtt.port, clientID: identity.gatewayID, protocolVersion: mqtt.protocolVersion,
+            keepaliveSeconds: Int(mqtt.keepalive.components.seconds), username: mqtt.username, password: mqtt.password,
+            caFile: mqtt.caCertificate, certificateFile: mqtt.tlsCertificate, keyFile: mqtt.tlsKey, maximumInFlight: mqtt.maximumInFlight
+        )
+        do {
+            transport = try MQTTTransport(settings: settings, store: store, topics: topics, encoding: encoding, commands: commands, downlinks: downlinks, qos: mqtt.qos, logger: Logger(label: "hotspotd.mqtt"), now: Self.wallClock)
+        } catch {
+            throw StartError(error.message)
+        }
+        coverage = CoverageService(radio: radio, store: store, identity: identity, region: region, topics: topics, encoding: encoding, powerDBm: configuration.coverage.powerDBm, logger: Logger(label: "hotspotd.coverage"), now: Self.wallClock)
+        receipts = ReceiptIssuer(store: store, key: key, topics: topics, encoding: encoding)
+    }
+
+    /// Runs until `shutDown()`.
+    public func run() async {
+        let radio = self.radio
+        let meter = self.meter
+        let coverage = self.coverage
+        let statistics = self.statistics
+        let transport = self.transport
+        let configuration = self.configuration
+        let logger = self.logger
+        var tasks: [Task<Void, Never>] = []
+        tasks.append(Task { [self] in
+            for await frame in radio.frames {
+                await statistics.recordReceived(frame)
+                do {
+                    let outcome = try await meter.meter(frame)
+                    record(outcome)
+                    if outcome == .beacon { _ = try await coverage.consider(frame) }
+                } catch {
+                    logger.error("storing an uplink failed: \(error)")
+                }
+            }
+        })
+        tasks.append(Task {
+            do {
+                try await transport.run { data, timestamp in await coverage.receiveEntropy(data, timestamp: timestamp) }
+            } catch {
+                logger.error("MQTT: \(error)")
+            }
+        })
+        if configuration.coverage.enabled {
+            tasks.append(Task { await coverage.run(interval: configuration.coverage.interval) })
+        }
+        tasks.append(Task { [receipts] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: configuration.credits.receiptInterval)
+                guard !Task.isCancelled else { return }
+                _ = try? await receipts.issue(at: Self.wallClock())
+            }
+        })
+        let reporter = StatsReporter(statistics: statistics, store: store, topics: topics, encoding: configuration.mqtt.json ? .json : .protobuf) { [self] in
+            await statsMetadata()
+        }
+        tasks.append(Task { await reporter.run(every: configuration.statsInterval, now: Self.wallClock) })
+        tasks.append(Task { [store] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(3600))
+                _ = try? await store.pruneNonces(beforeUnixSeconds: Self.wallClock() / 1_000_000_000)
+            }
+        })
+        tasks.append(Task { [self] in await superviseForSystemd() })
+        state.withLock { $0.tasks = tasks }
+
+        notifier.notify("READY=1\nSTATUS=receiving")
+        logger.notice("hotspotd running", metadata: [
+            "GATEWAY_ID": "\(identity.gatewayID)", "ADDRESS": "\(identity.address)", "BOARD": "\(configuration.gateway.board)",
+            "REGION": "\(configuration.gateway.region.name.rawValue)",
+        ])
+        for task in tasks { await task.value }
+    }
+
+    private func record(_ outcome: MeterOutcome) {
+        state.withLock { state in
+            state.received += 1
+            switch outcome {
+            case .forwarded, .forwardedUnpaired:
+                state.forwarded += 1
+                state.lastUplinkNanoseconds = Self.wallClock()
+            case .refused:
+                state.refused += 1
+            default:
+                break
+            }
+        }
+    }
+
+    private func statsMetadata() async -> [String: String] {
+        let counts = await meter.counts
+        return [
+            "version": hotspotdVersion, "board": configuration.gateway.board, "region": configuration.gateway.region.name.rawValue,
+            "refused_no_credit": String(counts["refused_no_credit"] ?? 0),
+        ]
+    }
+
+    /// Pings systemd's watchdog only while the radio and the outbox make progress, and keeps
+    /// STATUS= current.
+    private func superviseForSystemd() async {
+        let interval = notifier.watchdogInterval ?? .seconds(10)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled else { return }
+            let radioStats = await radio.statistics()
+            let depth = await store.outboxDepth()
+            let acknowledged = await transport.publisher.counters.acknowledged
+            let now = monotonicNanoseconds()
+            let (received, forwarded, refused, outboxMoving) = state.withLock { state -> (Int, Int, Int, Bool) in
+                if acknowledged != state.lastAcknowledged || depth == 0 {
+                    state.lastAcknowledged = acknowledged
+                    state.lastOutboxProgress = now
+                }
+                // Disconnected from the broker is not stuck: the outbox waits on disk.
+                let moving = now - state.lastOutboxProgress < 300_000_000_000 || !transport.client.isConnected
+                return (state.received, state.forwarded, state.refused, moving)
+            }
+            let radioAlive = now - radioStats.lastProgressNanoseconds < 60_000_000_000
+            notifier.notify("STATUS=received \(received), forwarded \(forwarded), refused \(refused), outbox \(depth)")
+            if radioAlive && outboxMoving {
+                notifier.notify("WATCHDOG=1")
+            } else {
+                logger.warning("not pinging the watchdog", metadata: ["radio_alive": "\(radioAlive)", "outbox_moving": "\(outboxMoving)"])
+            }
+        }
+    }
+
+    /// Stops receiving, flushes the outbox for up to the shutdown timeout, puts the radio to
+    /// sleep, publishes OFFLINE and ends `run()`.
+    public func shutDown() async {
+        guard stopping.withLock({ stopping in
+            defer { stopping = true }
+            return !stopping
+        }) else { return }
+        notifier.notify("STOPPING=1")
+        logger.notice("stopping")
+        await radio.stop()
+        let deadline = monotonicNanoseconds() + UInt64(configuration.gateway.shutdownTimeout.components.seconds) * 1_000_000_000
+        while transport.client.isConnected, await store.outboxDepth() > 0, monotonicNanoseconds() < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        transport.stop()
+        for task in state.withLock({ $0.tasks }) { task.cancel() }
+    }
+}
+
+public let hotspotdVersion = "0.1.0"

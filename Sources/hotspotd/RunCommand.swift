@@ -1,0 +1,93 @@
+import Agent
+import ArgumentParser
+import Dispatch
+import HAL
+import Logging
+import TOML
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the agent.",
+        discussion: """
+            Exits 78 (EX_CONFIG) for a configuration problem, naming the file, the line and the key.
+            SIGTERM or SIGINT: stop receiving, flush the outbox for up to gateway.shutdown_timeout, publish OFFLINE, exit 0;
+            a second signal exits at once (everything accepted is already on disk).
+            """
+    )
+
+    @Option(name: .long, help: "The configuration file.")
+    var config: String = Configuration.defaultPath
+
+    func run() async throws {
+        let environment = hotspotd.environment()
+        let configuration: Configuration
+        do {
+            configuration = try Configuration.parse(try readTextFile(config), file: config, environment: environment)
+        } catch let error as TOMLConfigError {
+            printError(error.description)
+            throw ExitCode(78)
+        } catch let error as HardwareError {
+            printError("cannot read the configuration: \(error.message)")
+            throw ExitCode(78)
+        }
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "hotspotd")
+        let daemon: Daemon
+        do {
+            daemon = try await Daemon(configuration: configuration, environment: environment, catalog: catalog(nil), logger: logger)
+        } catch {
+            printError(error.message)
+            throw ExitCode(error.exitCode)
+        }
+        let signals = SignalWatch()
+        signals.start {
+            Task { await daemon.shutDown() }
+        }
+        await daemon.run()
+        signals.stop()
+    }
+}
+
+/// SIGTERM and SIGINT: the first runs `onFirst`; a second exits at once.
+final class SignalWatch: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private var count = 0
+    private let queue = DispatchQueue(label: "hotspotd.signals")
+
+    func start(onFirst: @escaping @Sendable () -> Void) {
+        // A parent may have left these blocked; the agent must hear them.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGTERM)
+        sigaddset(&unblock, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
+            source.setEventHandler { [self] in
+                count += 1
+                if count == 1 {
+                    onFirst()
+                } else {
+                    _exit(1)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func stop() {
+        queue.sync { sources.forEach { $0.cancel() } }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Messages
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A fake systemd: a datagram socket that collects what the agent notifies.
+final class FakeNotifySocket {
+    let path: String
+    private let fd: Int32
+
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock").path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
+        }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+
+    /// Messages received within `seconds`, until `until` holds for one of them.
+    func collect(seconds: Double, until: (String) -> Bool = { _ in false }) -> [String] {
+        var messages: [String] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline {
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 100) > 0 else { continue }
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { continue }
+            let message = String(decoding: buffer[0..<count], as: UTF8.self)
+            messages.append(message)
+            if until(message) { break }
+        }
+        return messages
+    }
+}
+
+@Suite(.serialized) struct RunTests {
+    let directory: URL = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }()
+
+    func writeConfiguration(port: Int, extra: String = "") throws -> String {
+        let path = directory.appendingPathComponent("hotspotd.toml").path
+        try """
+            [gateway]
+            board = "mock"
+            key_file = "\(directory.path)/gateway.key"
+            data_dir = "\(directory.path)/data"
+            shutdown_timeout = "2s"
+            [mqtt]
+            server = "mqtt://127.0.0.1:\(port)"
+            [credits]
+            authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+            [coverage]
+            enabled = false
+            \(extra)
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func start(_ config: String, notify: FakeNotifySocket?, watchdogMicroseconds: Int = 1_000_000) throws -> pid_t {
+        var environment = ["HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board"]
+        if let notify {
+            environment["NOTIFY_SOCKET"] = notify.path
+            environment["WATCHDOG_USEC"] = String(watchdogMicroseconds)
+        }
+        return try spawn(productsDirectory.appendingPathComponent("hotspotd").path, ["run", "--config", config], environment: environment)
+    }
+
+    func retainedConnState(port: Int) throws -> Gw_ConnState? {
+        let retained = try run("/usr/bin/mosquitto_sub", ["-p", "\(port)", "-t", "+/gateway/+/state/conn", "-C", "1", "-W", "5", "-F", "%x"])
+        let hex = retained.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return hex.isEmpty ? nil : try Gw_ConnState(serializedBytes: hexBytes(hex))
+    }
+
+    @Test func readyWatchdogAndStatusThenSIGTERMExitsCleanlyWithOFFLINE() throws {
+        let broker = try Broker()
+        let notify = FakeNotifySocket()
+        let config = try writeConfiguration(port: broker.port)
+        let agent = try start(config, notify: notify)
+        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        let messages = notify.collect(seconds: 15) { $0.contains("WATCHDOG=1") }
+        #expect(messages.first?.contains("READY=1") == true, "\(messages)")
+        #expect(messages.contains { $0.hasPrefix("STATUS=received") })
+        #expect(messages.contains("WATCHDOG=1"))
+        #expect(try retainedConnState(port: broker.port)?.state == .online)
+        kill(agent, SIGTERM)
+        #expect(waitForExit(agent, seconds: 15) == 0)
+        #expect(try retainedConnState(port: broker.port)?.state == .offline)
+    }
+
+    @Test func badConfigurationExitsSeventyEightNamingTheKey() throws {
+        let config = try writeConfiguration(port: 1, extra: "[radio]\nspreading_factor = 42\n")
+        let result = try runHotspotd(["run", "--config", config])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("radio.spreading_factor"))
+        #expect(result.stderr.contains("hotspotd.toml:"))
+        let missing = try runHotspotd(["run", "--config", directory.path + "/none.toml"])
+        #expect(missing.status == 78)
+    }
+
+    @Test func aKeyFileOthersMayReadStopsTheStart() throws {
+        let config = try writeConfiguration(port: 1)
+        let keyFile = directory.path + "/gateway.key"
+        #expect(try runHotspotd(["key", "generate", "--key-file", keyFile]).status == 0)
+        chmod(keyFile, 0o644)
+        let result = try runHotspotd(["run", "--config", config])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("mode 0644"))
+        #expect(result.stderr.contains("chmod 600"))
+    }
+}
+
+func hexBytes(_ text: String) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var index = text.startIndex
+    while index < text.endIndex, let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex), let byte = UInt8(text[index..<next], radix: 16) {
+        bytes.append(byte)
+        index = next
+    }
+    return bytes
+}
