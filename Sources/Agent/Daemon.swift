@@ -107,7 +107,8 @@ public final class Daemon: Sendable {
                 radio = try SPIRadio(
                     board: hardware,
                     configuration: RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate),
-                    policy: RegionalTransmitPolicy(region: region), logger: radioLogger
+                    policy: RegionalTransmitPolicy(region: region), logger: radioLogger,
+                    timing: RadioTiming(healthCheckInterval: Self.healthCheckInterval(watchdog: notifier.watchdogInterval))
                 )
             } catch {
                 throw StartError(error.message)
@@ -227,10 +228,22 @@ public final class Daemon: Sendable {
         ]
     }
 
+    /// The radio is checked at least as often as systemd expects a ping, so that a wedged radio
+    /// stops the pings within a few watchdog periods.
+    static func healthCheckInterval(watchdog: Duration?) -> Duration {
+        min(.seconds(5), watchdog ?? .seconds(5))
+    }
+
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        return UInt64(max(seconds, 0)) * 1_000_000_000 + UInt64(max(attoseconds, 0) / 1_000_000_000)
+    }
+
     /// Pings systemd's watchdog only while the radio and the outbox make progress, and keeps
     /// STATUS= current.
     private func superviseForSystemd() async {
         let interval = notifier.watchdogInterval ?? .seconds(10)
+        let healthInterval = Self.healthCheckInterval(watchdog: notifier.watchdogInterval)
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled else { return }
@@ -247,7 +260,8 @@ public final class Daemon: Sendable {
                 let moving = now - state.lastOutboxProgress < 300_000_000_000 || !transport.client.isConnected
                 return (state.received, state.forwarded, state.refused, moving)
             }
-            let radioAlive = now - radioStats.lastProgressNanoseconds < 60_000_000_000
+            // Three missed health checks in a row: the driver could not revive the chip.
+            let radioAlive = now - radioStats.lastProgressNanoseconds < Self.nanoseconds(healthInterval * 3)
             notifier.notify("STATUS=received \(received), forwarded \(forwarded), refused \(refused), outbox \(depth)")
             if radioAlive && outboxMoving {
                 notifier.notify("WATCHDOG=1")
@@ -267,7 +281,7 @@ public final class Daemon: Sendable {
         notifier.notify("STOPPING=1")
         logger.notice("stopping")
         await radio.stop()
-        let deadline = monotonicNanoseconds() + UInt64(configuration.gateway.shutdownTimeout.components.seconds) * 1_000_000_000
+        let deadline = monotonicNanoseconds() + Self.nanoseconds(configuration.gateway.shutdownTimeout)
         while transport.client.isConnected, await store.outboxDepth() > 0, monotonicNanoseconds() < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }

@@ -107,6 +107,8 @@ public struct BoardProfile: Sendable, Equatable {
     public var lines: [LineRole: GPIOLineSpec]
     public var reset: ResetTiming
     public var frontEnd: RadioFrontEnd
+    /// Faults the mock board plays out (`[mock]`, mock boards only).
+    public var mockFaults: MockFaults = MockFaults()
     /// The file the profile was read from ("" for one built in code).
     public var file: String
 
@@ -137,8 +139,19 @@ public struct BoardProfile: Sendable, Equatable {
     }
 }
 
+/// What the mock board does wrong on purpose, to show the daemon's supervision at work.
+public struct MockFaults: Sendable, Equatable {
+    /// The simulated radio stops answering this long after the board is opened, and no reset
+    /// revives it: a wedged radio, which only a restart of the service clears.
+    public var wedgeAfterSeconds: Double?
+
+    public init(wedgeAfterSeconds: Double? = nil) {
+        self.wedgeAfterSeconds = wedgeAfterSeconds
+    }
+}
+
 extension BoardProfile {
-    static let topLevelKeys = ["name", "description", "radio", "backend", "hal", "spi", "gpio", "reset", "radio_front_end"]
+    static let topLevelKeys = ["name", "description", "radio", "backend", "hal", "spi", "gpio", "reset", "radio_front_end", "mock"]
 
     /// Parses and validates a profile. Every problem is reported with the file, the line and
     /// the key: an unknown key, a wrong type, a missing or misplaced line, one pin used twice,
@@ -186,12 +199,31 @@ extension BoardProfile {
         let lines = try parseGPIO(root, backend: backend, hal: hal, spi: spi)
         let reset = try parseReset(root)
         let frontEnd = try parseFrontEnd(root, radio: radio)
+        let mockFaults = try parseMockFaults(root, hal: hal)
         try root.rejectUnknownKeys(known: topLevelKeys)
 
-        return BoardProfile(
+        var profile = BoardProfile(
             name: name, description: description, radio: radio, backend: backend, hal: hal,
             spi: spi, lines: lines, reset: reset, frontEnd: frontEnd, file: file
         )
+        profile.mockFaults = mockFaults
+        return profile
+    }
+
+    private static func parseMockFaults(_ root: TOMLSection, hal: HALKind) throws(TOMLConfigError) -> MockFaults {
+        guard let section = try root.section("mock") else { return MockFaults() }
+        guard hal == .mock else {
+            throw root.error("mock", "is only for boards with hal = \"mock\"")
+        }
+        var faults = MockFaults()
+        if let seconds = try section.float("wedge_after_seconds") {
+            guard seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
+                throw section.error("wedge_after_seconds", "must be between 0 and 86400 seconds, not \(seconds)")
+            }
+            faults.wedgeAfterSeconds = seconds
+        }
+        try section.rejectUnknownKeys(known: ["wedge_after_seconds"])
+        return faults
     }
 
     private static func parseSPI(_ root: TOMLSection, radio: RadioChip, backend: Backend, hal: HALKind) throws(TOMLConfigError) -> SPI? {

@@ -1,3 +1,4 @@
+import Foundation
 import HAL
 
 /// The mock board: a simulated radio on a virtual SPI bus and virtual GPIO lines, wired as the
@@ -48,6 +49,15 @@ public final class MockBoard: BoardHardware {
         if let chipSelect = profile.line(.chipSelect) {
             // NSS idles high through the board's pull-up.
             gpio.setPull(chipSelect.offset, high: true)
+        }
+        if let seconds = profile.mockFaults.wedgeAfterSeconds {
+            let (sx1276, sx1262) = (sx1276, sx1262)
+            // Real time, whatever the air's time scale: the fault is for the daemon's supervision.
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: seconds)
+                sx1276?.hang(survivesReset: true)
+                sx1262?.hang(survivesReset: true)
+            }
         }
     }
 

@@ -135,6 +135,7 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         var busyToken = 0
         var heldBusy = false
         var hung = false
+        var hangClearedByReset = true
         /// SetSleep without the warm-start bit: the configuration is lost on wake-up.
         var coldSleep = false
         /// Bumped on every mode change so a stale TxDone or RX timeout is ignored.
@@ -197,9 +198,13 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         updatePins()
     }
 
-    /// Makes the chip stop answering until the next reset through NRESET.
-    public func hang() {
-        state.withLock { $0.hung = true }
+    /// Makes the chip stop answering until the next reset through NRESET, or for good when
+    /// `survivesReset` is set, as a radio wedged beyond what its driver can do.
+    public func hang(survivesReset: Bool = false) {
+        state.withLock {
+            $0.hung = true
+            $0.hangClearedByReset = !survivesReset
+        }
         updatePins()
     }
 
@@ -522,8 +527,11 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
             }
             guard state.inReset else { return false }
             let heldBusy = state.heldBusy
+            let hangSurvives = state.hung && !state.hangClearedByReset
             Self.powerOn(&state)
             state.heldBusy = heldBusy
+            state.hung = hangSurvives
+            state.hangClearedByReset = !hangSurvives
             state.counters.resets += 1
             state.booting = true
             state.busyToken += 1

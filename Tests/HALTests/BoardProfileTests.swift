@@ -66,6 +66,14 @@ func parseError(_ text: String) -> TOMLConfigError? {
         #expect(error?.description.hasPrefix("test.toml:3: colour: unknown key") == true)
     }
 
+    @Test func mockFaultsAreOnlyForMockBoards() throws {
+        let mock = try BoardProfile.parse(String(contentsOfFile: boardDirectory + "/mock.toml", encoding: .utf8) + "\n[mock]\nwedge_after_seconds = 2.5\n", file: "mock.toml")
+        #expect(mock.mockFaults.wedgeAfterSeconds == 2.5)
+        let linux = parseError(validSX1276 + "\n[mock]\nwedge_after_seconds = 1\n")
+        #expect(linux?.key == "mock")
+        #expect(linux?.message.contains("hal = \"mock\"") == true)
+    }
+
     @Test func unknownKeyInsideALine() {
         let error = parseError(validSX1276.replacingFirst("dio0 = { offset = 4 }", with: "dio0 = { offset = 4, pull = \"up\" }"))
         #expect(error?.key == "gpio.dio0.pull")

@@ -55,11 +55,11 @@ final class FakeNotifySocket {
         return url
     }()
 
-    func writeConfiguration(port: Int, extra: String = "") throws -> String {
+    func writeConfiguration(port: Int, board: String = "mock", extra: String = "") throws -> String {
         let path = directory.appendingPathComponent("hotspotd.toml").path
         try """
             [gateway]
-            board = "mock"
+            board = "\(board)"
             key_file = "\(directory.path)/gateway.key"
             data_dir = "\(directory.path)/data"
             shutdown_timeout = "2s"
@@ -75,7 +75,7 @@ final class FakeNotifySocket {
     }
 
     func start(_ config: String, notify: FakeNotifySocket?, watchdogMicroseconds: Int = 1_000_000) throws -> pid_t {
-        var environment = ["HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board"]
+        var environment = ["HOTSPOTD_BOARD_DIR": directory.path + "/boards:" + repositoryRoot + "/Board"]
         if let notify {
             environment["NOTIFY_SOCKET"] = notify.path
             environment["WATCHDOG_USEC"] = String(watchdogMicroseconds)
@@ -103,6 +103,47 @@ final class FakeNotifySocket {
         kill(agent, SIGTERM)
         #expect(waitForExit(agent, seconds: 15) == 0)
         #expect(try retainedConnState(port: broker.port)?.state == .offline)
+    }
+
+    @Test func aWedgedRadioStopsTheWatchdogPings() throws {
+        // The mock board's radio stops answering after 3 s, for good: the driver's resets
+        // cannot revive it, so only systemd restarting the service can.
+        let boards = directory.appendingPathComponent("boards")
+        try FileManager.default.createDirectory(at: boards, withIntermediateDirectories: true)
+        let profile = try String(contentsOfFile: repositoryRoot + "/Board/mock.toml", encoding: .utf8)
+            .replacingOccurrences(of: "name = \"mock\"", with: "name = \"wedging\"")
+        try (profile + "\n[mock]\nwedge_after_seconds = 3\n").write(to: boards.appendingPathComponent("wedging.toml"), atomically: true, encoding: .utf8)
+        let broker = try Broker()
+        let notify = FakeNotifySocket()
+        let agent = try start(try writeConfiguration(port: broker.port, board: "wedging"), notify: notify)
+        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        // Pings every 0.5 s while the radio answers; health checks as often; three failed in a
+        // row stop the pings.
+        let before = notify.collect(seconds: 2.5)
+        #expect(before.first?.contains("READY=1") == true, "\(before)")
+        #expect(before.contains("WATCHDOG=1"), "\(before)")
+        _ = notify.collect(seconds: 3.5)
+        let after = notify.collect(seconds: 3)
+        #expect(!after.contains("WATCHDOG=1"), "\(after)")
+        #expect(after.contains { $0.hasPrefix("STATUS=") }, "the agent is alive and still reporting: \(after)")
+    }
+
+    @Test func killingTheAgentLeavesOFFLINERetained() throws {
+        let broker = try Broker()
+        let notify = FakeNotifySocket()
+        let agent = try start(try writeConfiguration(port: broker.port), notify: notify)
+        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        _ = notify.collect(seconds: 15) { $0.contains("READY=1") }
+        #expect(try retainedConnState(port: broker.port)?.state == .online)
+        kill(agent, SIGKILL)
+        _ = waitForExit(agent, seconds: 5)
+        // The broker publishes the agent's will as soon as the connection drops.
+        var state = try retainedConnState(port: broker.port)?.state
+        for _ in 0..<20 where state != .offline {
+            usleep(250_000)
+            state = try retainedConnState(port: broker.port)?.state
+        }
+        #expect(state == .offline)
     }
 
     @Test func badConfigurationExitsSeventyEightNamingTheKey() throws {
