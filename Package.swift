@@ -157,7 +157,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "TOML", "Radio", "LoRaPHY", "TestSupport"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "TOML", "Radio", "LoRaPHY", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "hotspotdTests",
             dependencies: ["TestSupport", "hotspotd", "Credits", "Cryptography", "Messages", "Store", .product(name: "SwiftProtobuf", package: "swift-protobuf")]

@@ -73,7 +73,9 @@ public final class Daemon: Sendable {
         } catch {
             throw StartError(error.message, exitCode: 78)
         }
-        identity = GatewayIdentity(key: key, gatewayID: configuration.gateway.id)
+        let identity = GatewayIdentity(key: key, gatewayID: configuration.gateway.id)
+        self.identity = identity
+        processLogMetadata.withLock { $0["GATEWAY_ID"] = "\(identity.gatewayID)" }
         topics = Topics(prefix: configuration.mqtt.topicPrefix, gatewayID: identity.gatewayID)
         let encoding: MessageEncoding = configuration.mqtt.json ? .json : .protobuf
 

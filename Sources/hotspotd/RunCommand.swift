@@ -36,10 +36,19 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(78)
         }
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        // Native journal entries when systemd gave stderr to the journal; plain lines otherwise.
+        if standardErrorIsTheJournal(environment: environment), let journal = JournalSocket() {
+            LoggingSystem.bootstrap({ label, provider in
+                var handler = JournalLogHandler(label: label, socket: journal, metadataProvider: provider)
+                handler.logLevel = level
+                return handler
+            }, metadataProvider: processMetadataProvider)
+        } else {
+            LoggingSystem.bootstrap({ label, provider in
+                var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                handler.logLevel = level
+                return handler
+            }, metadataProvider: processMetadataProvider)
         }
         let logger = Logger(label: "hotspotd")
         let daemon: Daemon
