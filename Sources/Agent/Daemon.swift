@@ -13,6 +13,10 @@ import Store
 import Synchronization
 import Transport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Why the agent could not start, with the exit code that says so (78, EX_CONFIG, for a
 /// configuration problem).
 public struct StartError: Error, Sendable, CustomStringConvertible {
@@ -55,6 +59,7 @@ public final class Daemon: Sendable {
         var refused = 0
         var lastAcknowledged = 0
         var lastOutboxProgress: UInt64 = monotonicNanoseconds()
+        var startedAt = wallClockNanoseconds() / 1_000_000_000
     }
 
     public static func wallClock() -> Int64 { wallClockNanoseconds() }
@@ -200,6 +205,7 @@ public final class Daemon: Sendable {
         state.withLock { $0.tasks = tasks }
 
         notifier.notify("READY=1\nSTATUS=receiving")
+        await writeStatus(running: true, radioAnswering: true, outboxDepth: await store.outboxDepth(), interval: notifier.watchdogInterval ?? .seconds(10))
         logger.notice("hotspotd running", metadata: [
             "GATEWAY_ID": "\(identity.gatewayID)", "ADDRESS": "\(identity.address)", "BOARD": "\(configuration.gateway.board)",
             "REGION": "\(configuration.gateway.region.name.rawValue)",
@@ -265,11 +271,35 @@ public final class Daemon: Sendable {
             // Three missed health checks in a row: the driver could not revive the chip.
             let radioAlive = now - radioStats.lastProgressNanoseconds < Self.nanoseconds(healthInterval * 3)
             notifier.notify("STATUS=received \(received), forwarded \(forwarded), refused \(refused), outbox \(depth)")
+            await writeStatus(running: true, radioAnswering: radioAlive, outboxDepth: depth, interval: interval)
             if radioAlive && outboxMoving {
                 notifier.notify("WATCHDOG=1")
             } else {
                 logger.warning("not pinging the watchdog", metadata: ["radio_alive": "\(radioAlive)", "outbox_moving": "\(outboxMoving)"])
             }
+        }
+    }
+
+    /// Writes `status.json` for `hotspotd status`; a failure is logged, never fatal.
+    private func writeStatus(running: Bool, radioAnswering: Bool, outboxDepth: Int, interval: Duration) async {
+        let lastBeacon = await coverage.lastBeaconAt, lastWitness = await coverage.lastWitnessAt
+        let snapshot = state.withLock { $0 }
+        let (seconds, attoseconds) = interval.components
+        let status = AgentStatus(
+            pid: getpid(), version: hotspotdVersion, gatewayID: "\(identity.gatewayID)", board: configuration.gateway.board,
+            region: configuration.gateway.region.name.rawValue, broker: "\(configuration.mqtt.tls ? "mqtts" : "mqtt")://\(configuration.mqtt.host):\(configuration.mqtt.port)",
+            startedAt: snapshot.startedAt, updatedAt: Self.wallClock() / 1_000_000_000,
+            updateIntervalSeconds: Double(seconds) + Double(attoseconds) / 1e18,
+            running: running, radioAnswering: radioAnswering, brokerConnected: transport.client.isConnected,
+            framesReceived: snapshot.received, uplinksForwarded: snapshot.forwarded, uplinksRefused: snapshot.refused,
+            outboxDepth: outboxDepth,
+            lastUplinkAt: snapshot.lastUplinkNanoseconds > 0 ? snapshot.lastUplinkNanoseconds / 1_000_000_000 : nil,
+            lastBeaconAt: lastBeacon.map { $0 / 1_000_000_000 }, lastWitnessAt: lastWitness.map { $0 / 1_000_000_000 }
+        )
+        do {
+            try status.write(dataDirectory: configuration.gateway.dataDirectory)
+        } catch {
+            logger.warning("cannot write the status file: \(error)")
         }
     }
 
@@ -288,6 +318,7 @@ public final class Daemon: Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         transport.stop()
+        await writeStatus(running: false, radioAnswering: false, outboxDepth: await store.outboxDepth(), interval: .seconds(10))
         for task in state.withLock({ $0.tasks }) { task.cancel() }
     }
 }

@@ -42,6 +42,9 @@ public actor CoverageService {
     private var remoteEntropy: (data: [UInt8], timestamp: UInt64)?
     private var sentBeacons = RecentSet(capacity: 64)
     private var witnessedBeacons = RecentSet(capacity: 1024)
+    /// When the last beacon went out and the last witness report was made (wall clock, ns).
+    public private(set) var lastBeaconAt: Int64?
+    public private(set) var lastWitnessAt: Int64?
     /// Remote entropy older than this is not used.
     public let entropyLifetimeNanoseconds: Int64
 
@@ -119,6 +122,7 @@ public actor CoverageService {
         if let payload = try? encoding.encode(signed) {
             try await store.enqueue([NewMessage(kind: .beacon, topic: topics.beacon, messageID: "beacon-\(Hex.encode(beacon.data.prefix(8)))", payload: payload)], at: time)
         }
+        lastBeaconAt = time
         logger.info("beacon sent", metadata: ["FREQUENCY": "\(beacon.frequencyHz)", "DATA_RATE": "\(beacon.dataRate)", "REMOTE_ENTROPY": "\(remote.isEmpty ? "none" : "held")"])
         return .sent(beacon)
     }
@@ -162,6 +166,7 @@ public actor CoverageService {
         if let payload = try? encoding.encode(signed) {
             try await store.enqueue([NewMessage(kind: .witness, topic: topics.witness, messageID: "witness-\(Hex.encode(data.prefix(8)))", payload: payload)], at: time)
         }
+        lastWitnessAt = time
         logger.info("beacon witnessed", metadata: ["FREQUENCY": "\(frame.frequencyHz)", "RSSI": "\(frame.rssiDBm)", "SNR": "\(frame.snrDB)"])
         return .witnessed
     }

@@ -7,7 +7,7 @@ struct Hotspotd: AsyncParsableCommand {
         commandName: "hotspotd",
         abstract: "A LoRa hotspot agent: radios over SPI and GPIO or a packet forwarder, uplinks over MQTT, metered data credits, proof of coverage.",
         version: hotspotdVersion,
-        subcommands: [RunCommand.self, BoardCommand.self, KeyCommand.self, FrameCommand.self, CommandCommand.self, DevicesCommand.self, CreditsCommand.self, ReportCommand.self, AirtimeCommand.self]
+        subcommands: [RunCommand.self, StatusCommand.self, BoardCommand.self, KeyCommand.self, FrameCommand.self, CommandCommand.self, DevicesCommand.self, CreditsCommand.self, ReportCommand.self, AirtimeCommand.self]
     )
 }
 

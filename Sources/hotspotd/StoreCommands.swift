@@ -42,6 +42,11 @@ struct StoreLocation: ParsableArguments {
         }
     }
 
+    /// The data directory: `--data-dir`, or the configuration's `gateway.data_dir`.
+    func directory() throws -> String {
+        try dataDir ?? configuredDataDirectory()
+    }
+
     private func configuredDataDirectory() throws -> String {
         guard access(config, F_OK) == 0 else { return defaultDataDirectory }
         let text: String

@@ -140,7 +140,10 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         var second = request
         second.timing = .atTimestamp(target &+ 10_000)
         #expect(await radio.transmit(second) == .collisionPacket)
-        #expect(await first == .sent(powerDBm: 14))
+        // The first keeps its slot; on a loaded machine its timer may wake past the 2 ms late
+        // tolerance, and then it is refused as late rather than sent off time.
+        let outcome = await first
+        #expect(outcome == .sent(powerDBm: 14) || outcome == .tooLate, "\(outcome)")
         await radio.stop()
     }
 

@@ -100,9 +100,21 @@ final class FakeNotifySocket {
         #expect(messages.contains { $0.hasPrefix("STATUS=received") })
         #expect(messages.contains("WATCHDOG=1"))
         #expect(try retainedConnState(port: broker.port)?.state == .online)
+        let status = try runHotspotd(["status", "--config", config, "--json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        let fields = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+        #expect(fields?["state"] as? String == "running")
+        #expect(fields?["pid"] as? Int == Int(agent))
+        #expect(fields?["broker_connected"] as? Bool == true)
+        #expect(fields?["radio_answering"] as? Bool == true)
+        #expect(fields?["outbox_depth"] as? Int == 0)
         kill(agent, SIGTERM)
         #expect(waitForExit(agent, seconds: 15) == 0)
         #expect(try retainedConnState(port: broker.port)?.state == .offline)
+        let stopped = try runHotspotd(["status", "--config", config])
+        #expect(stopped.status == 3)
+        #expect(stopped.stdout.hasPrefix("state"), "\(stopped.stdout)")
+        #expect(stopped.stdout.contains("stopped (last report"), "\(stopped.stdout)")
     }
 
     @Test func aWedgedRadioStopsTheWatchdogPings() throws {
@@ -144,6 +156,9 @@ final class FakeNotifySocket {
             state = try retainedConnState(port: broker.port)?.state
         }
         #expect(state == .offline)
+        let died = try runHotspotd(["status", "--config", try writeConfiguration(port: broker.port)])
+        #expect(died.status == 3)
+        #expect(died.stdout.contains("died"), "\(died.stdout)")
     }
 
     @Test func badConfigurationExitsSeventyEightNamingTheKey() throws {
@@ -154,6 +169,9 @@ final class FakeNotifySocket {
         #expect(result.stderr.contains("hotspotd.toml:"))
         let missing = try runHotspotd(["run", "--config", directory.path + "/none.toml"])
         #expect(missing.status == 78)
+        let neverRan = try runHotspotd(["status", "--config", config])
+        #expect(neverRan.status == 1)
+        #expect(neverRan.stderr.contains("has not run"))
     }
 
     @Test func aKeyFileOthersMayReadStopsTheStart() throws {

@@ -1,0 +1,95 @@
+import Agent
+import ArgumentParser
+import Foundation
+import Store
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `hotspotd status`: what the running agent last reported, with the store's view of the
+/// outbox and pairings.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the running agent's state: radio, broker, last uplink, outbox, coverage.",
+        discussion: "Exits 0 while the agent runs, 3 when it is stopped, has died or does not respond, 1 when it never ran here."
+    )
+
+    @OptionGroup var location: StoreLocation
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let directory = try location.directory()
+        let status: AgentStatus
+        do {
+            status = try AgentStatus.read(dataDirectory: directory)
+        } catch CocoaError.fileReadNoSuchFile {
+            printError("no status at \(AgentStatus.path(dataDirectory: directory)): hotspotd has not run with this data directory")
+            throw ExitCode(1)
+        } catch {
+            printError("cannot read \(AgentStatus.path(dataDirectory: directory)): \(error)")
+            throw ExitCode(1)
+        }
+        let now = Int64(Date().timeIntervalSince1970)
+        let liveness = status.liveness(nowUnixSeconds: now) { pid in kill(pid, 0) == 0 || errno == EPERM }
+        // The store is the truth for what waits to be sent; the file may be a period old.
+        var outboxDepth = status.outboxDepth
+        var pairings: Int?
+        if access(directory + "/hotspotd.db", R_OK) == 0, let store = try? Store(path: directory + "/hotspotd.db") {
+            outboxDepth = await store.outboxDepth()
+            pairings = (try? await store.pairings())?.count
+        }
+
+        if json {
+            var object: [String: Any] = [
+                "state": liveness.rawValue, "pid": status.pid, "version": status.version, "gateway_id": status.gatewayID,
+                "board": status.board, "region": status.region, "broker": status.broker,
+                "broker_connected": status.brokerConnected, "radio_answering": status.radioAnswering,
+                "started_at": status.startedAt, "updated_at": status.updatedAt,
+                "frames_received": status.framesReceived, "uplinks_forwarded": status.uplinksForwarded,
+                "uplinks_refused": status.uplinksRefused, "outbox_depth": outboxDepth,
+            ]
+            object["last_uplink_at"] = status.lastUplinkAt
+            object["last_beacon_at"] = status.lastBeaconAt
+            object["last_witness_at"] = status.lastWitnessAt
+            object["pairings"] = pairings
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            let running = liveness == .running
+            let rows: [(String, String)] = [
+                ("state", liveness == .running ? "running (pid \(status.pid), since \(Self.time(status.startedAt, now: now)))" : "\(liveness.rawValue) (last report \(Self.time(status.updatedAt, now: now)))"),
+                ("gateway", "\(status.gatewayID), \(status.board), \(status.region), hotspotd \(status.version)"),
+                ("radio", running ? (status.radioAnswering ? "answering" : "NOT ANSWERING") : "-"),
+                ("broker", "\(status.broker), " + (running ? (status.brokerConnected ? "connected" : "DISCONNECTED") : "-")),
+                ("frames received", "\(status.framesReceived)"),
+                ("uplinks forwarded", "\(status.uplinksForwarded)"),
+                ("uplinks refused", "\(status.uplinksRefused)"),
+                ("last uplink", status.lastUplinkAt.map { Self.time($0, now: now) } ?? "none"),
+                ("outbox", "\(outboxDepth) waiting"),
+                ("last beacon", status.lastBeaconAt.map { Self.time($0, now: now) } ?? "none"),
+                ("last witness", status.lastWitnessAt.map { Self.time($0, now: now) } ?? "none"),
+                ("pairings", pairings.map { "\($0)" } ?? "-"),
+            ]
+            let width = rows.map(\.0.count).max() ?? 0
+            for (name, value) in rows {
+                print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+            }
+        }
+        if liveness != .running { throw ExitCode(3) }
+    }
+
+    /// "2026-11-26 14:27:55 UTC (12 s ago)".
+    static func time(_ unixSeconds: Int64, now: Int64) -> String {
+        var seconds = time_t(unixSeconds)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let text = String(format: "%04d-%02d-%02d %02d:%02d:%02d UTC", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+        let ago = now - unixSeconds
+        let relative = ago < 120 ? "\(ago) s ago" : ago < 7200 ? "\(ago / 60) min ago" : ago < 172_800 ? "\(ago / 3600) h ago" : "\(ago / 86400) days ago"
+        return "\(text) (\(relative))"
+    }
+}
