@@ -252,8 +252,11 @@ public final class Daemon: Sendable {
     private func superviseForSystemd() async {
         let interval = notifier.watchdogInterval ?? .seconds(10)
         let healthInterval = Self.healthCheckInterval(watchdog: notifier.watchdogInterval)
+        // The first report comes after a second, once the broker had time to answer.
+        var wait = min(interval, .seconds(1))
         while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+            try? await Task.sleep(for: wait)
+            wait = interval
             guard !Task.isCancelled else { return }
             let radioStats = await radio.statistics()
             let depth = await store.outboxDepth()
