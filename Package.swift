@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "TOML", "Cryptography", "LoRaPHY", "Radio", "HAL", "HALLinux", "HALMock", "SemtechUDP", "Store", "Credits",
+                "TOML", "Cryptography", "LoRaPHY", "LoRaWAN", "Radio", "HAL", "HALLinux", "HALMock", "SemtechUDP", "Store", "Credits",
                 "Transport", "Coverage", "Messages", .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -157,7 +157,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "TOML", "Radio", "LoRaPHY", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "hotspotdTests",
             dependencies: ["TestSupport", "hotspotd", "Credits", "Cryptography", "Messages", "Store", .product(name: "SwiftProtobuf", package: "swift-protobuf")]

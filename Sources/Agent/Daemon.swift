@@ -64,8 +64,13 @@ public final class Daemon: Sendable {
 
     public static func wallClock() -> Int64 { wallClockNanoseconds() }
 
+    /// Whether the radio is the mock board's simulated one.
+    public var runsOnAMockBoard: Bool { board is MockBoard }
+
     /// Loads everything the configuration names and opens the radio; throws with an exit code.
-    public init(configuration: Configuration, environment: [String: String], catalog: BoardCatalog, logger: Logger) async throws(StartError) {
+    /// `air` is the mock board's simulated air, when something else (the demo's sensors)
+    /// transmits into it; a mock board gets an air of its own otherwise.
+    public init(configuration: Configuration, environment: [String: String], catalog: BoardCatalog, logger: Logger, air: Air? = nil) async throws(StartError) {
         self.configuration = configuration
         self.logger = logger
         notifier = SystemdNotifier(environment: environment)
@@ -105,7 +110,7 @@ public final class Daemon: Sendable {
         case .sx127x, .sx126x:
             let hardware: any BoardHardware
             do {
-                hardware = profile.hal == .mock ? try MockBoard(profile: profile, air: Air(timeScale: 1)) : LinuxBoard(profile: profile)
+                hardware = profile.hal == .mock ? try MockBoard(profile: profile, air: air ?? Air(timeScale: 1)) : LinuxBoard(profile: profile)
             } catch {
                 throw StartError(error.message)
             }

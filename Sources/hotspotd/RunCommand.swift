@@ -2,7 +2,9 @@ import Agent
 import ArgumentParser
 import Dispatch
 import HAL
+import HALMock
 import Logging
+import Radio
 import TOML
 
 #if canImport(Glibc)
@@ -22,6 +24,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "The configuration file.")
     var config: String = Configuration.defaultPath
+
+    @Flag(name: .long, help: "On a mock board: simulated sensors and a neighbour's beacons transmit into its air (the demo's).")
+    var simulateSensors = false
 
     func run() async throws {
         let environment = hotspotd.environment()
@@ -51,9 +56,10 @@ struct RunCommand: AsyncParsableCommand {
             }, metadataProvider: processMetadataProvider)
         }
         let logger = Logger(label: "hotspotd")
+        let air = simulateSensors ? Air(timeScale: 1) : nil
         let daemon: Daemon
         do {
-            daemon = try await Daemon(configuration: configuration, environment: environment, catalog: catalog(nil), logger: logger)
+            daemon = try await Daemon(configuration: configuration, environment: environment, catalog: catalog(nil), logger: logger, air: air)
         } catch {
             printError(error.message)
             throw ExitCode(error.exitCode)
@@ -62,7 +68,22 @@ struct RunCommand: AsyncParsableCommand {
         signals.start {
             Task { await daemon.shutDown() }
         }
+        var simulation: Task<Void, Never>?
+        if let air {
+            guard daemon.runsOnAMockBoard else {
+                printError("--simulate-sensors needs a mock board (gateway.board = \"mock\" or \"mock-sx1262\")")
+                await daemon.shutDown()
+                throw ExitCode(78)
+            }
+            let simulator = SensorSimulator(
+                air: air, sensors: SimulatedSensor.demo,
+                channel: RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate),
+                region: configuration.gateway.region
+            )
+            simulation = Task { await simulator.run() }
+        }
         await daemon.run()
+        simulation?.cancel()
         signals.stop()
     }
 }

@@ -74,13 +74,13 @@ final class FakeNotifySocket {
         return path
     }
 
-    func start(_ config: String, notify: FakeNotifySocket?, watchdogMicroseconds: Int = 1_000_000) throws -> pid_t {
+    func start(_ config: String, notify: FakeNotifySocket?, watchdogMicroseconds: Int = 1_000_000, arguments: [String] = []) throws -> pid_t {
         var environment = ["HOTSPOTD_BOARD_DIR": directory.path + "/boards:" + repositoryRoot + "/Board"]
         if let notify {
             environment["NOTIFY_SOCKET"] = notify.path
             environment["WATCHDOG_USEC"] = String(watchdogMicroseconds)
         }
-        return try spawn(productsDirectory.appendingPathComponent("hotspotd").path, ["run", "--config", config], environment: environment)
+        return try spawn(productsDirectory.appendingPathComponent("hotspotd").path, ["run", "--config", config] + arguments, environment: environment)
     }
 
     func retainedConnState(port: Int) throws -> Gw_ConnState? {
@@ -159,6 +159,25 @@ final class FakeNotifySocket {
         let died = try runHotspotd(["status", "--config", try writeConfiguration(port: broker.port)])
         #expect(died.status == 3)
         #expect(died.stdout.contains("died"), "\(died.stdout)")
+    }
+
+    @Test func simulatedSensorsUplinksReachTheBroker() throws {
+        let broker = try Broker()
+        let config = try writeConfiguration(port: broker.port)
+        // forward_unpaired: the demo's sensors are forwarded without a pairing.
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "[credits]\n", with: "[credits]\nforward_unpaired = true\n")
+        #expect(text.contains("forward_unpaired = true"))
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let agent = try start(config, notify: nil, arguments: ["--simulate-sensors"])
+        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        let up = try run("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "1", "-W", "20", "-F", "%x"])
+        let hex = up.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let frame = try Gw_UplinkFrame(serializedBytes: hexBytes(hex))
+        #expect(frame.phyPayload.count >= 12, "a LoRaWAN data frame from a simulated sensor")
+        #expect([0xDA, 0xDB, 0xDC].contains(frame.phyPayload[1]), "DevAddr 26011BDx, little endian")
+        kill(agent, SIGTERM)
+        #expect(waitForExit(agent, seconds: 15) == 0)
     }
 
     @Test func badConfigurationExitsSeventyEightNamingTheKey() throws {
