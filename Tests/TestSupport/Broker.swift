@@ -4,7 +4,7 @@ import Foundation
 /// and started again on the same port, with its persistence (so that persistent sessions
 /// survive the restart, as they would on a real broker).
 public final class Broker: @unchecked Sendable {
-    public let port: Int
+    public private(set) var port: Int
     public let directory: URL
     private var pid: pid_t?
     private let extraConfiguration: String
@@ -15,7 +15,17 @@ public final class Broker: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-broker-\(self.port)-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         extraConfiguration = configuration
-        try start()
+        // A port found free can be taken by someone else's outgoing connection before the
+        // broker binds it: then try another, when the caller did not ask for this one.
+        for attempt in 1...3 {
+            do {
+                try start()
+                return
+            } catch where port == nil && attempt < 3 {
+                stop()
+                self.port = try Self.freePort()
+            }
+        }
     }
 
     deinit {
@@ -41,9 +51,15 @@ public final class Broker: @unchecked Sendable {
         chmod(directory.path, 0o777)
         let file = directory.appendingPathComponent("mosquitto.conf")
         try configuration.write(to: file, atomically: true, encoding: .utf8)
-        pid = try spawnQuietly(Self.executable, ["-c", file.path])
-        for _ in 0..<200 {
+        let spawned = try spawnQuietly(Self.executable, ["-c", file.path])
+        pid = spawned
+        for _ in 0..<500 {
             if Self.accepts(port: port) { return }
+            var status: Int32 = 0
+            if waitpid(spawned, &status, WNOHANG) == spawned {
+                pid = nil
+                throw BrokerError("mosquitto exited (status \(status)) instead of listening on port \(port)")
+            }
             usleep(20_000)
         }
         throw BrokerError("mosquitto did not listen on port \(port)")
