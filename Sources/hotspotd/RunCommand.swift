@@ -18,7 +18,7 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Exits 78 (EX_CONFIG) for a configuration problem, naming the file, the line and the key.
             SIGTERM or SIGINT: stop receiving, flush the outbox for up to gateway.shutdown_timeout, publish OFFLINE, exit 0;
-            a second signal exits at once (everything accepted is already on disk).
+            what is still in the outbox stays on disk for the next start.
             """
     )
 
