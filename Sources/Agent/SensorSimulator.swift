@@ -37,16 +37,7 @@ public struct SimulatedSensor: Sendable {
         SimulatedSensor(name: "stranger", devAddr: DevAddr(0x2601_1BDC), nwkSKey: hex("11111111111111111111111111111111"), appSKey: hex("22222222222222222222222222222222"), interval: .seconds(11)),
     ]
 
-    static func hex(_ text: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            bytes.append(UInt8(text[index..<next], radix: 16) ?? 0)
-            index = next
-        }
-        return bytes
-    }
+    private static func hex(_ text: String) -> [UInt8] { Hex.decode(text) ?? [] }
 }
 
 /// Runs simulated sensors and a neighbour hotspot's beacons on the agent's channel, until
