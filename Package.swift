@@ -36,12 +36,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C shims: system libraries and the two helpers Swift cannot express directly.
         .target(
             name: "CSPI",
             path: "Sources/CShims/CSPI"
+        ),
+        .target(
+            name: "CSignals",
+            path: "Sources/CShims/CSignals"
         ),
         .target(
             name: "CGPIO",
@@ -118,6 +123,7 @@ let package = Package(
             dependencies: [
                 "TOML", "Cryptography", "LoRaPHY", "LoRaWAN", "Radio", "HAL", "HALLinux", "HALMock", "SemtechUDP", "Store", "Credits",
                 "Transport", "Coverage", "Messages", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
 
@@ -125,7 +131,8 @@ let package = Package(
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", .product(name: "Logging", package: "swift-log"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", "CSignals", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -9,6 +9,7 @@ import Logging
 import Messages
 import Radio
 import SemtechUDP
+import ServiceLifecycle
 import Store
 import Synchronization
 import Transport
@@ -34,7 +35,10 @@ public struct StartError: Error, Sendable, CustomStringConvertible {
 ///
 /// Frames flow radio → classify (beacon or uplink) → meter → store (with the outbox row) →
 /// publisher → broker. `run()` returns when `shutDown()` has drained what it could.
-public final class Daemon: Sendable {
+///
+/// It is a `Service`: in a `ServiceGroup`, the group's graceful shutdown calls `shutDown()`,
+/// and cancelling it abandons the drain (what is stored stays stored for the next start).
+public final class Daemon: Service, Sendable {
     public let configuration: Configuration
     public let identity: GatewayIdentity
     public let topics: Topics
@@ -53,6 +57,7 @@ public final class Daemon: Sendable {
 
     struct State {
         var tasks: [Task<Void, Never>] = []
+        var tasksCancelled = false
         var lastUplinkNanoseconds: Int64 = 0
         var received = 0
         var forwarded = 0
@@ -157,8 +162,21 @@ public final class Daemon: Sendable {
         receipts = ReceiptIssuer(store: store, key: key, topics: topics, encoding: encoding)
     }
 
-    /// Runs until `shutDown()`.
+    /// Runs until `shutDown()`, or a graceful shutdown of its service group, has drained what it
+    /// could; or until cancelled.
     public func run() async {
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await runTasks()
+            } onCancel: {
+                cancelTasks()
+            }
+        } onGracefulShutdown: { [self] in
+            Task { await shutDown() }
+        }
+    }
+
+    private func runTasks() async {
         let radio = self.radio
         let meter = self.meter
         let coverage = self.coverage
@@ -207,7 +225,11 @@ public final class Daemon: Sendable {
             }
         })
         tasks.append(Task { [self] in await superviseForSystemd() })
-        state.withLock { $0.tasks = tasks }
+        let cancelledAlready = state.withLock { state in
+            state.tasks = tasks
+            return state.tasksCancelled
+        }
+        if cancelledAlready || Task.isCancelled { tasks.forEach { $0.cancel() } }
 
         notifier.notify("READY=1\nSTATUS=receiving")
         await writeStatus(running: true, radioAnswering: true, outboxDepth: await store.outboxDepth(), interval: notifier.watchdogInterval ?? .seconds(10))
@@ -327,7 +349,16 @@ public final class Daemon: Sendable {
         }
         transport.stop()
         await writeStatus(running: false, radioAnswering: false, outboxDepth: await store.outboxDepth(), interval: .seconds(10))
-        for task in state.withLock({ $0.tasks }) { task.cancel() }
+        cancelTasks()
+    }
+
+    /// Ends `run()`: cancels its tasks, and those it starts later if it has not started them yet.
+    private func cancelTasks() {
+        let tasks = state.withLock { state in
+            state.tasksCancelled = true
+            return state.tasks
+        }
+        tasks.forEach { $0.cancel() }
     }
 }
 

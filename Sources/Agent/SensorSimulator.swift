@@ -4,6 +4,7 @@ import HALMock
 import LoRaPHY
 import LoRaWAN
 import Radio
+import ServiceLifecycle
 
 /// A sensor of the demo: sends encrypted, MIC'd LoRaWAN data uplinks into the mock board's air.
 public struct SimulatedSensor: Sendable {
@@ -41,8 +42,8 @@ public struct SimulatedSensor: Sendable {
 }
 
 /// Runs simulated sensors and a neighbour hotspot's beacons on the agent's channel, until
-/// cancelled.
-public struct SensorSimulator: Sendable {
+/// cancelled or, in a service group, until the group shuts down.
+public struct SensorSimulator: Service, Sendable {
     public let air: Air
     public let sensors: [SimulatedSensor]
     public let channel: RadioConfiguration
@@ -58,6 +59,10 @@ public struct SensorSimulator: Sendable {
     }
 
     public func run() async {
+        await cancelWhenGracefulShutdown { await transmit() }
+    }
+
+    private func transmit() async {
         await withTaskGroup(of: Void.self) { group in
             for sensor in sensors {
                 group.addTask { await send(sensor) }

@@ -1,10 +1,12 @@
 import Agent
 import ArgumentParser
-import Dispatch
+import CSignals
+import Foundation
 import HAL
 import HALMock
 import Logging
 import Radio
+import ServiceLifecycle
 import TOML
 
 #if canImport(Glibc)
@@ -19,6 +21,7 @@ struct RunCommand: AsyncParsableCommand {
             Exits 78 (EX_CONFIG) for a configuration problem, naming the file, the line and the key.
             SIGTERM or SIGINT: stop receiving, flush the outbox for up to gateway.shutdown_timeout, publish OFFLINE, exit 0;
             what is still in the outbox stays on disk for the next start.
+            A second SIGTERM or SIGINT exits at once (128 + the signal's number), losing nothing stored.
             """
     )
 
@@ -56,6 +59,13 @@ struct RunCommand: AsyncParsableCommand {
             }, metadataProvider: processMetadataProvider)
         }
         let logger = Logger(label: "hotspotd")
+        let stopSignals: StopSignals
+        do {
+            stopSignals = try StopSignals()
+        } catch {
+            printError(error.message)
+            throw ExitCode(error.exitCode)
+        }
         let air = simulateSensors ? Air(timeScale: 1) : nil
         let daemon: Daemon
         do {
@@ -64,11 +74,11 @@ struct RunCommand: AsyncParsableCommand {
             printError(error.message)
             throw ExitCode(error.exitCode)
         }
-        let signals = SignalWatch()
-        signals.start {
-            Task { await daemon.shutDown() }
-        }
-        var simulation: Task<Void, Never>?
+        var services = [
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: daemon, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup
+            ),
+        ]
         if let air {
             guard daemon.runsOnAMockBoard else {
                 printError("--simulate-sensors needs a mock board (gateway.board = \"mock\" or \"mock-sx1262\")")
@@ -80,44 +90,37 @@ struct RunCommand: AsyncParsableCommand {
                 channel: RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate),
                 region: configuration.gateway.region
             )
-            simulation = Task { await simulator.run() }
+            services.append(.init(service: simulator))
         }
-        await daemon.run()
-        simulation?.cancel()
-        signals.stop()
+        // The group is told of the first SIGTERM or SIGINT by `stopSignals`, not by its own signal
+        // handling, so that a second signal can end the process from the handler itself.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: Logger(label: "hotspotd.services")))
+        stopSignals.onFirst { Task { await group.triggerGracefulShutdown() } }
+        try await group.run()
     }
 }
 
-/// SIGTERM and SIGINT: the first runs `onFirst`; a second exits at once.
-final class SignalWatch: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
-    private var count = 0
-    private let queue = DispatchQueue(label: "hotspotd.signals")
+/// SIGTERM and SIGINT (see CSignals): the first runs the handler given to `onFirst`, outside
+/// the signal handler; a second ends the process at once with 128 + its number.
+struct StopSignals: Sendable {
+    private let pipe: Int32
 
-    func start(onFirst: @escaping @Sendable () -> Void) {
-        // A parent may have left these blocked; the agent must hear them.
-        var unblock = sigset_t()
-        sigemptyset(&unblock)
-        sigaddset(&unblock, SIGTERM)
-        sigaddset(&unblock, SIGINT)
-        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
-            source.setEventHandler { [self] in
-                count += 1
-                if count == 1 {
-                    onFirst()
-                } else {
-                    _exit(1)
-                }
-            }
-            source.resume()
-            sources.append(source)
+    /// Installs the handlers; a signal from now on is not lost, even before `onFirst`.
+    init() throws(StartError) {
+        let fd = hs_stop_signals_install()
+        guard fd >= 0 else {
+            throw StartError("cannot install the SIGTERM and SIGINT handlers: \(String(cString: strerror(-fd)))")
         }
+        pipe = fd
     }
 
-    func stop() {
-        queue.sync { sources.forEach { $0.cancel() } }
+    /// Runs `handler` on a thread of its own when the first signal arrives (or has arrived).
+    func onFirst(_ handler: @escaping @Sendable () -> Void) {
+        let pipe = self.pipe
+        Thread.detachNewThread {
+            var byte: UInt8 = 0
+            while read(pipe, &byte, 1) < 0, errno == EINTR {}
+            handler()
+        }
     }
 }

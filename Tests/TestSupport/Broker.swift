@@ -81,6 +81,16 @@ public final class Broker: @unchecked Sendable {
 
     public var isRunning: Bool { pid != nil }
 
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is answered.
+    public func pause() {
+        if let pid { kill(pid, SIGSTOP) }
+    }
+
+    /// Lets a paused broker go on (SIGCONT).
+    public func resume() {
+        if let pid { kill(pid, SIGCONT) }
+    }
+
     public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }

@@ -180,6 +180,55 @@ final class FakeNotifySocket {
         #expect(waitForExit(agent, seconds: 15) == 0)
     }
 
+    @Test func aSecondSignalExitsAtOnceAndLosesNothingStored() throws {
+        let broker = try Broker()
+        defer { broker.resume() }
+        let config = try writeConfiguration(port: broker.port)
+        // A long drain, so that the second signal arrives while the first one's shutdown waits.
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "[credits]\n", with: "[credits]\nforward_unpaired = true\n")
+            .replacingOccurrences(of: "shutdown_timeout = \"2s\"", with: "shutdown_timeout = \"60s\"")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let agent = try start(config, notify: nil, arguments: ["--simulate-sensors"])
+        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        _ = try run("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "1", "-W", "20"])
+
+        // The broker stops answering: uplinks stay in the outbox, unacknowledged.
+        broker.pause()
+        var queued = 0
+        for _ in 0..<100 where queued == 0 {
+            usleep(200_000)
+            queued = try outboxDepth(config)
+        }
+        #expect(queued > 0, "an uplink waits in the outbox")
+
+        kill(agent, SIGTERM)
+        #expect(waitForExit(agent, seconds: 1) == nil, "the first signal waits for the outbox to drain")
+        kill(agent, SIGTERM)
+        #expect(waitForExit(agent, seconds: 2) == 128 + SIGTERM, "the second one exits at once")
+        #expect(try outboxDepth(config) >= queued, "what was stored is still stored")
+
+        // The next start delivers what the interrupted one could not.
+        broker.resume()
+        let restarted = try start(config, notify: nil)
+        defer { kill(restarted, SIGKILL); _ = waitForExit(restarted, seconds: 1) }
+        var left = queued
+        for _ in 0..<100 where left > 0 {
+            usleep(200_000)
+            left = try outboxDepth(config)
+        }
+        #expect(left == 0, "the outbox drained after the restart")
+        kill(restarted, SIGTERM)
+        #expect(waitForExit(restarted, seconds: 15) == 0)
+    }
+
+    /// The outbox depth `hotspotd status` reads from the store.
+    func outboxDepth(_ config: String) throws -> Int {
+        let status = try runHotspotd(["status", "--config", config, "--json"])
+        let fields = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+        return fields?["outbox_depth"] as? Int ?? -1
+    }
+
     @Test func badConfigurationExitsSeventyEightNamingTheKey() throws {
         let config = try writeConfiguration(port: 1, extra: "[radio]\nspreading_factor = 42\n")
         let result = try runHotspotd(["run", "--config", config])
