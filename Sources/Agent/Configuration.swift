@@ -70,6 +70,8 @@ public struct Configuration: Sendable {
     public var file: String
 
     public static let defaultPath = "/etc/hotspotd/hotspotd.toml"
+    /// The CA bundle an mqtts:// connection trusts when `mqtt.ca_cert` is not set.
+    public static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
 
     /// Parses `text` (read from `file`), then applies `environment` overrides.
     public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(TOMLConfigError) -> Configuration {
@@ -104,7 +106,9 @@ public enum DurationText {
             default: return false
             }
             guard value <= Int64.max / scale / 2 else { return false }
-            total += value * scale
+            let (sum, overflow) = total.addingReportingOverflow(value * scale)
+            guard !overflow, sum <= Int64.max / 2 else { return false }
+            total = sum
             number = ""
             unit = ""
             parsedAny = true
@@ -274,17 +278,20 @@ private struct Reader {
         guard outboxMaximum >= 100 else { throw mqtt.error("outbox_max", "must be at least 100, not \(outboxMaximum)") }
         let inFlight = try mqtt.integer("max_inflight") ?? 100
         guard (1...65_535).contains(inFlight) else { throw mqtt.error("max_inflight", "must be 1 to 65535, not \(inFlight)") }
-        let caCertificate = try mqtt.string("ca_cert")
-        if tls && caCertificate == nil {
-            throw mqtt.error("ca_cert", "an mqtts:// server needs the CA certificate that signed it (ca_cert)")
+        // Over TLS, without ca_cert: the system's CA bundle (Debian, Raspberry Pi OS).
+        let caCertificate = try mqtt.string("ca_cert") ?? (tls ? Configuration.systemCABundle : nil)
+        let topicPrefix = try mqtt.string("topic_prefix") ?? region.name.rawValue.lowercased()
+        // A wildcard or an empty level would make every publish fail: refuse it here.
+        if topicPrefix.isEmpty || topicPrefix.contains(where: { "+#\u{0}".contains($0) }) || topicPrefix.hasPrefix("/") || topicPrefix.hasSuffix("/") {
+            throw mqtt.error("topic_prefix", "'\(topicPrefix)' is not a topic prefix: no + or #, not empty, no leading or trailing /")
         }
         let settings = Configuration.MQTT(
             host: host, port: port, tls: tls,
-            topicPrefix: try mqtt.string("topic_prefix") ?? region.name.rawValue.lowercased(),
+            topicPrefix: topicPrefix,
             json: try mqtt.boolean("json") ?? false, qos: Int(qos),
             username: try mqtt.string("username"), password: try mqtt.string("password"),
             caCertificate: caCertificate, tlsCertificate: try mqtt.string("tls_cert"), tlsKey: try mqtt.string("tls_key"),
-            keepalive: try mqtt.duration("keepalive", minimum: .seconds(5)) ?? .seconds(30),
+            keepalive: try mqtt.duration("keepalive", minimum: .seconds(5), maximum: .seconds(65_535)) ?? .seconds(30),
             protocolVersion: Int(version), outboxMaximum: Int(outboxMaximum), maximumInFlight: Int(inFlight)
         )
         if (settings.tlsCertificate == nil) != (settings.tlsKey == nil) {
@@ -340,13 +347,16 @@ private struct Section {
         return try table?.boolean(key)
     }
 
-    func duration(_ key: String, minimum: Duration) throws(TOMLConfigError) -> Duration? {
+    func duration(_ key: String, minimum: Duration, maximum: Duration? = nil) throws(TOMLConfigError) -> Duration? {
         guard let text = try string(key) else { return nil }
         guard let duration = DurationText.parse(text) ?? (text == "0s" || text == "0" ? Duration.zero : nil) else {
             throw error(key, "'\(text)' is not a duration (such as 30s, 10m, 6h, 1h30m)")
         }
         guard duration >= minimum else {
             throw error(key, "\(text) is shorter than the \(DurationText.describe(minimum)) minimum")
+        }
+        if let maximum, duration > maximum {
+            throw error(key, "\(text) is longer than the \(DurationText.describe(maximum)) maximum")
         }
         return duration
     }

@@ -57,7 +57,12 @@ public final class Daemon: Service, Sendable {
 
     struct State {
         var tasks: [Task<Void, Never>] = []
+        /// The task that meters received frames: a shutdown waits for it to store what the radio
+        /// had already handed over.
+        var frameLoop: Task<Void, Never>?
         var tasksCancelled = false
+        /// The stopped status has been written: nothing overwrites it with "running".
+        var finalStatusWritten = false
         var lastUplinkNanoseconds: Int64 = 0
         var received = 0
         var forwarded = 0
@@ -185,7 +190,7 @@ public final class Daemon: Service, Sendable {
         let configuration = self.configuration
         let logger = self.logger
         var tasks: [Task<Void, Never>] = []
-        tasks.append(Task { [self] in
+        let frameLoop = Task { [self] in
             for await frame in radio.frames {
                 await statistics.recordReceived(frame)
                 do {
@@ -196,7 +201,8 @@ public final class Daemon: Service, Sendable {
                     logger.error("storing an uplink failed: \(error)")
                 }
             }
-        })
+        }
+        tasks.append(frameLoop)
         tasks.append(Task {
             do {
                 try await transport.run { data, timestamp in await coverage.receiveEntropy(data, timestamp: timestamp) }
@@ -227,9 +233,14 @@ public final class Daemon: Service, Sendable {
         tasks.append(Task { [self] in await superviseForSystemd() })
         let cancelledAlready = state.withLock { state in
             state.tasks = tasks
+            state.frameLoop = frameLoop
             return state.tasksCancelled
         }
         if cancelledAlready || Task.isCancelled { tasks.forEach { $0.cancel() } }
+        guard !stopping.withLock({ $0 }) else {
+            for task in tasks { await task.value }
+            return
+        }
 
         notifier.notify("READY=1\nSTATUS=receiving")
         await writeStatus(running: true, radioAnswering: true, outboxDepth: await store.outboxDepth(), interval: notifier.watchdogInterval ?? .seconds(10))
@@ -289,13 +300,15 @@ public final class Daemon: Service, Sendable {
             let depth = await store.outboxDepth()
             let acknowledged = await transport.publisher.counters.acknowledged
             let now = monotonicNanoseconds()
+            let connected = transport.client.isConnected
             let (received, forwarded, refused, outboxMoving) = state.withLock { state -> (Int, Int, Int, Bool) in
-                if acknowledged != state.lastAcknowledged || depth == 0 {
+                // Disconnected from the broker is not stuck: the outbox waits on disk, and the
+                // five minutes start again when the connection is back.
+                if acknowledged != state.lastAcknowledged || depth == 0 || !connected {
                     state.lastAcknowledged = acknowledged
                     state.lastOutboxProgress = now
                 }
-                // Disconnected from the broker is not stuck: the outbox waits on disk.
-                let moving = now - state.lastOutboxProgress < 300_000_000_000 || !transport.client.isConnected
+                let moving = now - state.lastOutboxProgress < 300_000_000_000
                 return (state.received, state.forwarded, state.refused, moving)
             }
             // Three missed health checks in a row: the driver could not revive the chip.
@@ -326,11 +339,18 @@ public final class Daemon: Service, Sendable {
             lastUplinkAt: snapshot.lastUplinkNanoseconds > 0 ? snapshot.lastUplinkNanoseconds / 1_000_000_000 : nil,
             lastBeaconAt: lastBeacon.map { $0 / 1_000_000_000 }, lastWitnessAt: lastWitness.map { $0 / 1_000_000_000 }
         )
-        do {
-            try status.write(dataDirectory: configuration.gateway.dataDirectory)
-        } catch {
-            logger.warning("cannot write the status file: \(error)")
+        // Under the lock: once the stopped status is written, a late "running" must not win.
+        let failure = state.withLock { state -> (any Error)? in
+            guard !state.finalStatusWritten else { return nil }
+            if !running { state.finalStatusWritten = true }
+            do {
+                try status.write(dataDirectory: configuration.gateway.dataDirectory)
+                return nil
+            } catch {
+                return error
+            }
         }
+        if let failure { logger.warning("cannot write the status file: \(failure)") }
     }
 
     /// Stops receiving, flushes the outbox for up to the shutdown timeout, puts the radio to
@@ -343,6 +363,8 @@ public final class Daemon: Service, Sendable {
         notifier.notify("STOPPING=1")
         logger.notice("stopping")
         await radio.stop()
+        // The frame in hand, and any the radio handed over before it stopped, are stored first.
+        await state.withLock({ $0.frameLoop })?.value
         let deadline = monotonicNanoseconds() + Self.nanoseconds(configuration.gateway.shutdownTimeout)
         while transport.client.isConnected, await store.outboxDepth() > 0, monotonicNanoseconds() < deadline {
             try? await Task.sleep(for: .milliseconds(50))

@@ -6,12 +6,13 @@ import Glibc
 /// abstract socket ("@name"). Without the variable every call does nothing.
 public struct SystemdNotifier: Sendable {
     public let socketPath: String?
-    /// Half of `$WATCHDOG_USEC`: how often to ping, when systemd asked for pings.
+    /// A third of `$WATCHDOG_USEC`: how often to ping, when systemd asked for pings; one late or
+    /// skipped ping is not yet a timeout.
     public let watchdogInterval: Duration?
 
     public init(environment: [String: String]) {
         socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
-        watchdogInterval = environment["WATCHDOG_USEC"].flatMap(UInt64.init).map { .microseconds(Int64($0 / 2)) }
+        watchdogInterval = environment["WATCHDOG_USEC"].flatMap(UInt64.init).map { .microseconds(Int64($0 / 3)) }
     }
 
     @discardableResult

@@ -244,16 +244,25 @@ public actor SPIRadio: Radio {
             } else {
                 try chip.keyUp()
                 sent = await awaitTxDone(id: admission.id, timeout: airtime.duration + .milliseconds(500))
-                outcome = sent ? .sent(powerDBm: chip.power(for: request.powerDBm)) : .failed("no TxDone from the radio within \(airtime.milliseconds + 500) ms")
+                if sent {
+                    outcome = .sent(powerDBm: chip.power(for: request.powerDBm))
+                } else if !running {
+                    outcome = .failed("the radio stopped")
+                } else {
+                    outcome = .failed("no TxDone from the radio within \(airtime.milliseconds + 500) ms")
+                }
             }
         } catch {
             logger.warning("\(chip.name): transmission failed", metadata: ["error": "\(error)"])
             outcome = .failed(error.message)
         }
-        do {
-            try chip.configureReceiver(configuration)
-        } catch {
-            logger.warning("\(chip.name): returning to receive failed", metadata: ["error": "\(error)"])
+        // A radio stopped meanwhile is asleep and closed: nothing to return to.
+        if running {
+            do {
+                try chip.configureReceiver(configuration)
+            } catch {
+                logger.warning("\(chip.name): returning to receive failed", metadata: ["error": "\(error)"])
+            }
         }
         guard sent else { return refuse(outcome) }
         stats.framesTransmitted += 1

@@ -135,9 +135,14 @@ public final class SemtechUDPBackend: Radio {
 
     // MARK: Receiving
 
+    /// Receives until stopped. Each turn (at least every 100 ms) is the backend's sign of life:
+    /// a forwarder that falls silent is not something a restart of hotspotd would cure, a stuck
+    /// receive thread is.
     private func receiveLoop(_ socket: UDPSocket) {
         while !stopping.withLock({ $0 }) {
-            guard let (datagram, sender) = socket.receive(timeoutMilliseconds: 100) else { continue }
+            let received = socket.receive(timeoutMilliseconds: 100)
+            state.withLock { $0.stats.lastProgressNanoseconds = monotonicNanoseconds() }
+            guard let (datagram, sender) = received else { continue }
             handle(datagram, from: sender, socket: socket)
         }
     }

@@ -182,6 +182,26 @@ public actor Store {
         depth = Int(try db.query("SELECT COUNT(*) FROM outbox").first?.first?.integer ?? 0)
     }
 
+    /// Opens the existing database at `path` for reading only: no migration, no change of journal
+    /// mode, nothing written (the CLI's view beside a running agent, maybe an agent of another
+    /// version). A schema this hotspotd does not know is refused.
+    public init(readingFrom path: String) throws(StoreError) {
+        self.path = path
+        self.outboxLimit = 0
+        do {
+            executor = try ThreadExecutor(name: "store-reader")
+        } catch {
+            throw StoreError(.other, error.message)
+        }
+        db = try SQLiteConnection(path: path, readOnly: true)
+        let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
+        guard version == Int64(Self.schemaVersion) else {
+            throw StoreError(version > Int64(Self.schemaVersion) ? .tooNew : .other,
+                             "\(path) has schema version \(version), this hotspotd reads version \(Self.schemaVersion): use the hotspotd that runs the agent")
+        }
+        depth = Int(try db.query("SELECT COUNT(*) FROM outbox").first?.first?.integer ?? 0)
+    }
+
     /// Opens `hotspotd.db` in `directory`, creating the directory (mode 0750) when needed.
     public static func open(directory: String, outboxLimit: Int = 1_000_000) throws(StoreError) -> Store {
         if access(directory, F_OK) != 0 && mkdir(directory, 0o750) != 0 {

@@ -21,7 +21,7 @@ struct RunCommand: AsyncParsableCommand {
             Exits 78 (EX_CONFIG) for a configuration problem, naming the file, the line and the key.
             SIGTERM or SIGINT: stop receiving, flush the outbox for up to gateway.shutdown_timeout, publish OFFLINE, exit 0;
             what is still in the outbox stays on disk for the next start.
-            A second SIGTERM or SIGINT exits at once (128 + the signal's number), losing nothing stored.
+            A second SIGTERM or SIGINT ends the process at once, as the signal would without a handler, losing nothing stored.
             """
     )
 
@@ -101,7 +101,7 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 /// SIGTERM and SIGINT (see CSignals): the first runs the handler given to `onFirst`, outside
-/// the signal handler; a second ends the process at once with 128 + its number.
+/// the signal handler; a second ends the process at once (it dies of the signal).
 struct StopSignals: Sendable {
     private let pipe: Int32
 

@@ -38,7 +38,7 @@ struct StatusCommand: AsyncParsableCommand {
         // The store is the truth for what waits to be sent; the file may be a period old.
         var outboxDepth = status.outboxDepth
         var pairings: Int?
-        if access(directory + "/hotspotd.db", R_OK) == 0, let store = try? Store(path: directory + "/hotspotd.db") {
+        if access(directory + "/hotspotd.db", R_OK) == 0, let store = try? Store(readingFrom: directory + "/hotspotd.db") {
             outboxDepth = await store.outboxDepth()
             pairings = (try? await store.pairings())?.count
         }

@@ -35,7 +35,7 @@ struct StoreLocation: ParsableArguments {
             throw ExitCode(1)
         }
         do {
-            return try Store(path: path)
+            return try Store(readingFrom: path)
         } catch {
             printError(error.message)
             throw ExitCode(1)

@@ -87,7 +87,11 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         ("[radio]\nbandwidth = 100000", "radio.bandwidth", 2, "not a LoRaWAN bandwidth"),
         ("[mqtt]\nserver = \"http://broker\"", "mqtt.server", 2, "mqtt://"),
         ("[mqtt]\nqos = 2", "mqtt.qos", 2, "0 or 1"),
-        ("[mqtt]\nserver = \"mqtts://broker\"", "mqtt.ca_cert", 0, "CA"),
+        ("[mqtt]\ntopic_prefix = \"#\"", "mqtt.topic_prefix", 2, "no + or #"),
+        ("[mqtt]\ntopic_prefix = \"a/+/b\"", "mqtt.topic_prefix", 2, "no + or #"),
+        ("[mqtt]\ntopic_prefix = \"\"", "mqtt.topic_prefix", 2, "not empty"),
+        ("[mqtt]\nkeepalive = \"1000d\"", "mqtt.keepalive", 2, "maximum"),
+        ("[gateway]\nshutdown_timeout = \"4611686018s4611686018s4611686018s\"", "gateway.shutdown_timeout", 2, "not a duration"),
         ("[credits]\nreceipt_interval = \"soon\"", "credits.receipt_interval", 3, "not a duration"),
         ("[coverage]\ninterval = \"5s\"", "coverage.interval", 2, "minimum"),
         ("[log]\nlevel = \"loud\"", "log.level", 2, "not a log level"),
@@ -128,5 +132,16 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(DurationText.parse("10") == nil)
         #expect(DurationText.parse("m5") == nil)
         #expect(DurationText.parse("5 parsecs") == nil)
+        #expect(DurationText.parse("4611686018s4611686018s4611686018s") == nil, "a sum that overflows is refused, not a trap")
+    }
+
+    @Test func tlsTrustsTheSystemsCABundleUnlessTold() throws {
+        let system = try parse("[mqtt]\nserver = \"mqtts://broker.example\"\n[credits]\nauthority = \"\(authority)\"\n")
+        #expect(system.mqtt.tls && system.mqtt.port == 8883)
+        #expect(system.mqtt.caCertificate == "/etc/ssl/certs/ca-certificates.crt")
+        let own = try parse("[mqtt]\nserver = \"mqtts://broker.example\"\nca_cert = \"/etc/hotspotd/ca.pem\"\n[credits]\nauthority = \"\(authority)\"\n")
+        #expect(own.mqtt.caCertificate == "/etc/hotspotd/ca.pem")
+        let plain = try parse("[credits]\nauthority = \"\(authority)\"\n")
+        #expect(plain.mqtt.caCertificate == nil)
     }
 }

@@ -78,6 +78,18 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         await backend.stop()
     }
 
+    @Test func aSilentForwarderIsNotADeadBackend() async throws {
+        // The daemon's watchdog reads lastProgressNanoseconds: without any datagram it must keep
+        // moving while the receive thread runs, and stop moving once the backend stops.
+        let (backend, _) = try await makeBackend()
+        let started = await backend.statistics().lastProgressNanoseconds
+        #expect(await eventually(within: 10) { await backend.statistics().lastProgressNanoseconds > started })
+        await backend.stop()
+        let stopped = await backend.statistics().lastProgressNanoseconds
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await backend.statistics().lastProgressNanoseconds == stopped)
+    }
+
     @Test func pullDataIsAcknowledgedAndADownlinkGoesBackWithATxAck() async throws {
         let (backend, server) = try await makeBackend()
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0002))

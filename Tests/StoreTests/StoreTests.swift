@@ -158,6 +158,33 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         }
     }
 
+    @Test func aReaderNeitherCreatesNorMigratesNorWrites() async throws {
+        let path = directory + "/hotspotd.db"
+        #expect(throws: StoreError.self, "no database is created") { try Store(readingFrom: path) }
+        #expect(access(path, F_OK) != 0)
+
+        try createVersionZero(path: path)
+        #expect(throws: StoreError.self, "an older schema is not migrated") { try Store(readingFrom: path) }
+        unlink(path)
+
+        do {
+            let writer = try Store(path: path)
+            _ = try await writer.pair(Pairing(devAddr: 0x2601_1BDA, owner: "alice", pairedAt: 1), nonce: [1], expiresAt: 100)
+        }
+        let reader = try Store(readingFrom: path)
+        #expect(try await reader.pairings().map(\.owner) == ["alice"])
+        await #expect(throws: StoreError.self, "the reader cannot write") {
+            _ = try await reader.pair(Pairing(devAddr: 0x2601_1BDB, owner: "bob", pairedAt: 2), nonce: [2], expiresAt: 100)
+        }
+        try bumpUserVersion(path: path, to: 99)
+        do {
+            _ = try Store(readingFrom: path)
+            Issue.record("read a newer schema")
+        } catch {
+            #expect(error.kind == .tooNew)
+        }
+    }
+
     @Test func anOlderSchemaIsMigratedOnOpen() async throws {
         let path = directory + "/hotspotd.db"
         try createVersionZero(path: path)

@@ -13,6 +13,18 @@ static int notify_fd = -1;
 
 static void on_stop_signal(int signal_number) {
     if (atomic_fetch_add(&received, 1) > 0) {
+        // Die of the signal, as without a handler: a shell sees 128 + its number, and systemd
+        // counts a SIGTERM death as a clean stop rather than a failure.
+        struct sigaction fallback;
+        memset(&fallback, 0, sizeof fallback);
+        fallback.sa_handler = SIG_DFL;
+        sigemptyset(&fallback.sa_mask);
+        sigaction(signal_number, &fallback, NULL);
+        sigset_t self;
+        sigemptyset(&self);
+        sigaddset(&self, signal_number);
+        pthread_sigmask(SIG_UNBLOCK, &self, NULL);
+        raise(signal_number);
         _exit(128 + signal_number);
     }
     int saved = errno;

@@ -5,8 +5,8 @@
 ///
 /// The first of them writes its number, one byte, to a pipe whose read end is returned:
 /// the program reads it outside the handler and stops gracefully. Any later one ends the
-/// process at once with `_exit(128 + signal)`, from inside the handler, so it works even
-/// when every other thread of the program is stuck.
+/// process at once, from inside the handler, as the signal's default action would (the process
+/// dies of it), so it works even when every other thread of the program is stuck.
 ///
 /// Returns the pipe's read end (close-on-exec), or -errno. Call it once.
 int hs_stop_signals_install(void);
