@@ -165,7 +165,7 @@ public final class SemtechUDPBackend: Radio {
                 state.counters.pullData += 1
                 var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now)
                 if forwarder.downlinkAddress != sender {
-                    logger.info("packet forwarder ready for downlinks", metadata: ["gateway_id": "\(gateway)", "address": "\(sender)", "protocol": "\(version)"])
+                    logger.info("packet forwarder ready for downlinks", metadata: ["forwarder_eui": "\(gateway)", "address": "\(sender)", "protocol": "\(version)"])
                 }
                 forwarder.version = version
                 forwarder.downlinkAddress = sender
@@ -188,7 +188,7 @@ public final class SemtechUDPBackend: Radio {
             if let waiter {
                 waiter.resume(returning: json)
             } else {
-                logger.debug("TX_ACK for no pending downlink", metadata: ["gateway_id": "\(gateway)"])
+                logger.debug("TX_ACK for no pending downlink", metadata: ["forwarder_eui": "\(gateway)"])
             }
         }
     }
@@ -214,10 +214,10 @@ public final class SemtechUDPBackend: Radio {
                     frames.append(try ReceivedPacket.frame(from: element, gateway: gateway))
                 } catch .unsupportedModulation(let modulation) {
                     unsupported += 1
-                    logger.debug("rxpk skipped: \(modulation)", metadata: ["gateway_id": "\(gateway)"])
+                    logger.debug("rxpk skipped: \(modulation)", metadata: ["forwarder_eui": "\(gateway)"])
                 } catch {
                     malformedPackets += 1
-                    logger.debug("rxpk refused: \(error)", metadata: ["gateway_id": "\(gateway)"])
+                    logger.debug("rxpk refused: \(error)", metadata: ["forwarder_eui": "\(gateway)"])
                 }
             }
         }
