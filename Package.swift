@@ -31,6 +31,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "hotspotd", targets: ["hotspotd"]),
+        .executable(name: "hotspot-bench", targets: ["hotspot-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -134,6 +135,15 @@ let package = Package(
                 "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", "CSignals", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The benchmark: `swift run -c release hotspot-bench`.
+        .executableTarget(
+            name: "hotspot-bench",
+            dependencies: [
+                "Credits", "HALMock", "LoRaPHY", "LoRaWAN", "Messages", "Radio", "Store", "Wire", "CMosquitto", "CSQLite", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 

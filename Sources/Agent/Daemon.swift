@@ -251,6 +251,33 @@ public final class Daemon: Service, Sendable {
         for task in tasks { await task.value }
     }
 
+    /// What the agent has done so far: for `hotspotd status`'s file, benchmarks and tests.
+    public struct Progress: Sendable, Equatable {
+        /// Frames the meter has seen, and of them uplinks forwarded and refused.
+        public var framesMetered: Int
+        public var uplinksForwarded: Int
+        public var uplinksRefused: Int
+        /// Messages waiting in the outbox, and acknowledged by the broker since the start.
+        public var outboxDepth: Int
+        public var acknowledged: Int
+        public var brokerConnected: Bool
+    }
+
+    /// Frames the meter has seen so far (cheap: no store access).
+    public var framesMetered: Int {
+        state.withLock { $0.received }
+    }
+
+    public func progress() async -> Progress {
+        let depth = await store.outboxDepth()
+        let acknowledged = await transport.publisher.counters.acknowledged
+        let counts = state.withLock { ($0.received, $0.forwarded, $0.refused) }
+        return Progress(
+            framesMetered: counts.0, uplinksForwarded: counts.1, uplinksRefused: counts.2,
+            outboxDepth: depth, acknowledged: acknowledged, brokerConnected: transport.client.isConnected
+        )
+    }
+
     private func record(_ outcome: MeterOutcome) {
         state.withLock { state in
             state.received += 1

@@ -86,6 +86,13 @@ public protocol AirListener: AnyObject, Sendable {
     func reception() -> AirReception?
     /// The end of a frame the radio was tuned to has arrived.
     func hear(_ frame: AirFrame)
+    /// A frame it heard waits in its buffer, not yet read by the host. A radio that reports it
+    /// calls `Air.frameReadOut()` when that changes.
+    var holdsUnreadFrame: Bool { get }
+}
+
+extension AirListener {
+    public var holdsUnreadFrame: Bool { false }
 }
 
 /// The simulated air between the mock board's radios and simulated transmitters.
@@ -111,6 +118,8 @@ public final class Air: Sendable {
         var nextSubscriber = 0
         var sent = 0
         var heard = 0
+        /// `sendAndAwaitReadout` callers waiting for the radios' hosts.
+        var readoutWaiters: [CheckedContinuation<Bool, Never>] = []
     }
 
     private struct Weak: @unchecked Sendable {
@@ -140,6 +149,40 @@ public final class Air: Sendable {
     public func send(_ frame: AirFrame) {
         state.withLock { $0.sent += 1 }
         deliver(frame, excluding: nil, after: frame.airtime.duration)
+    }
+
+    /// Sends `frame`, then waits until no radio holds a frame its host has not read: a
+    /// transmitter that waits its turn, so that a benchmark can offer frames exactly as fast as
+    /// a driver takes them (a real channel needs each frame's airtime instead). With a time
+    /// scale of 0 only.
+    public func sendAndAwaitReadout(_ frame: AirFrame) async {
+        precondition(timeScale == 0, "sendAndAwaitReadout needs an air whose frames arrive at once")
+        send(frame)
+        while true {
+            let clear = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                // Under the lock, so that a read-out between the check and the wait still wakes it.
+                let clear = state.withLock { state -> Bool in
+                    let holding = state.listeners.values.contains { $0.listener?.holdsUnreadFrame == true }
+                    if holding {
+                        state.readoutWaiters.append(continuation)
+                    }
+                    return !holding
+                }
+                if clear { continuation.resume(returning: true) }
+            }
+            if clear { return }
+        }
+    }
+
+    /// A radio's host read a frame out (or the radio lost it): wakes `sendAndAwaitReadout`.
+    /// Called by radios outside their own locks.
+    public func frameReadOut() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+            defer { state.readoutWaiters.removeAll(keepingCapacity: true) }
+            return state.readoutWaiters
+        }
+        // false: not known to be clear; each waiter looks again.
+        for waiter in waiters { waiter.resume(returning: false) }
     }
 
     /// Frames sent by `send` and frames the radios heard, for tests and the demo's counters.

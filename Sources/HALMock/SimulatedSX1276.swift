@@ -109,6 +109,12 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         var transmission = 0
         /// Bumped whenever the radio starts receiving.
         var rxSession = 0
+        /// A received frame waits in the FIFO: the host has not read its last byte yet.
+        var unreadFrame = false
+        /// The host cleared interrupt flags since the DIO lines were last driven: they must go
+        /// low before they follow the flags again, or a flag raised again meanwhile would not
+        /// make the edge the real chip makes.
+        var flagsCleared = false
         var counters = Counters()
     }
 
@@ -196,6 +202,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
                 state.counters.ignoredMessages += 1
                 return miso
             }
+            let hadUnreadFrame = state.unreadFrame
+            defer { effects.frameReadOut = hadUnreadFrame && !state.unreadFrame }
             let write = first & 0x80 != 0
             var address = first & 0x7F
             for index in 1..<mosi.count {
@@ -216,13 +224,18 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         var transmit: (frame: AirFrame, generation: Int)?
         var cad = false
         var dioChanged = false
+        var frameReadOut = false
     }
 
     private static func read(_ state: inout State, address: UInt8) -> UInt8 {
         if address == Register.fifo {
             guard state.registers[1] & 0x07 != Mode.sleep.rawValue else { return 0 }
             let pointer = Int(state.registers[Int(Register.fifoAddrPtr)])
-            state.registers[Int(Register.fifoAddrPtr)] = UInt8((pointer + 1) & 0xFF)
+            let next = UInt8((pointer + 1) & 0xFF)
+            state.registers[Int(Register.fifoAddrPtr)] = next
+            if state.unreadFrame && next == state.registers[Int(Register.fifoRxByteAddr)] {
+                state.unreadFrame = false
+            }
             return state.fifo[pointer]
         }
         return state.registers[Int(address)]
@@ -244,6 +257,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         case Register.opMode:
             setOpMode(&state, value: value, effects: &effects, chip: chip)
         case Register.irqFlags:
+            if state.registers[Int(Register.irqFlags)] & value != 0 { state.flagsCleared = true }
             state.registers[Int(Register.irqFlags)] &= ~value
             effects.dioChanged = true
         case Register.dioMapping1, Register.irqFlagsMask:
@@ -269,6 +283,9 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         }
         if mode == .sleep {
             state.fifo = [UInt8](repeating: 0, count: 256)
+        }
+        if mode != .rxContinuous && mode != .rxSingle {
+            state.unreadFrame = false  // left behind: a transmission or sleep overwrites it
         }
         if (mode == .rxContinuous || mode == .rxSingle) && mode != oldMode {
             state.rxSession += 1
@@ -314,6 +331,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             // Channel activity detection: the simulated air is quiet between frames.
             air.schedule(after: .milliseconds(1)) { [weak self] in self?.raise(IRQ.cadDone, thenMode: .standby, from: .cad) }
         }
+        if effects.frameReadOut { air.frameReadOut() }
         updateDIOs()
     }
 
@@ -359,6 +377,10 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         }
     }
 
+    public var holdsUnreadFrame: Bool {
+        state.withLock { $0.unreadFrame }
+    }
+
     public func hear(_ frame: AirFrame) {
         let heard = state.withLock { state -> Bool in
             let mode = state.registers[1] & 0x07
@@ -381,6 +403,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
                 state.counters.crcErrors += 1
             }
             Self.raise(&state, flags)
+            state.unreadFrame = length > 0
             state.counters.received += 1
             if mode == Mode.rxSingle.rawValue {
                 state.registers[1] = (state.registers[1] & 0xF8) | Mode.standby.rawValue
@@ -425,6 +448,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
                 state.hung = hangSurvives
             }
         }
+        air.frameReadOut()  // a reset loses what the FIFO held: who waits for it can go on
         updateDIOs()
     }
 
@@ -433,8 +457,10 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     }
 
     private func driveDIOs() {
-        let (dio0, dio1) = state.withLock { state -> (Bool, Bool) in
-            if state.inReset || state.hung { return (false, false) }
+        let (dio0, dio1, pulse) = state.withLock { state -> (Bool, Bool, Bool) in
+            let pulse = state.flagsCleared
+            state.flagsCleared = false
+            if state.inReset || state.hung { return (false, false, pulse) }
             let flags = state.registers[Int(Register.irqFlags)]
             let mapping = state.registers[Int(Register.dioMapping1)]
             let dio0Source: UInt8 = switch mapping >> 6 {
@@ -449,7 +475,11 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             case 2: IRQ.cadDetected
             default: 0
             }
-            return (flags & dio0Source != 0, flags & dio1Source != 0)
+            return (flags & dio0Source != 0, flags & dio1Source != 0, pulse)
+        }
+        if pulse {
+            if let pin = pins.dio0 { gpio.drive(pin, high: false) }
+            if let pin = pins.dio1 { gpio.drive(pin, high: false) }
         }
         if let pin = pins.dio0 { gpio.drive(pin, high: dio0) }
         if let pin = pins.dio1 { gpio.drive(pin, high: dio1) }
@@ -472,6 +502,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         for (address, value) in defaults { registers[Int(address)] = value }
         state.registers = registers
         state.fifo = [UInt8](repeating: 0, count: 256)
+        state.unreadFrame = false
         state.transmission += 1
         state.rxSession += 1
     }

@@ -31,6 +31,12 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "On a mock board: simulated sensors and a neighbour's beacons transmit into its air (the demo's).")
     var simulateSensors = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "On a mock board: replay the frames in FILE into its air, each once the driver has read the one before (the benchmark's load).",
+        discussion: "FILE holds frames, each a 2-byte big-endian length and that many bytes of PHYPayload.", valueName: "FILE"
+    ))
+    var replayFrames: String?
+
     func run() async throws {
         let environment = hotspotd.environment()
         let configuration: Configuration
@@ -66,7 +72,16 @@ struct RunCommand: AsyncParsableCommand {
             printError(error.message)
             throw ExitCode(error.exitCode)
         }
-        let air = simulateSensors ? Air(timeScale: 1) : nil
+        if simulateSensors && replayFrames != nil {
+            printError("--simulate-sensors and --replay-frames exclude each other")
+            throw ExitCode(64)
+        }
+        if let replayFrames, let problem = FrameReplayer.check(replayFrames) {
+            printError(problem)
+            throw ExitCode(66)
+        }
+        // Simulated sensors run in real time; a replay as fast as the driver reads.
+        let air = simulateSensors ? Air(timeScale: 1) : replayFrames != nil ? Air(timeScale: 0) : nil
         let daemon: Daemon
         do {
             daemon = try await Daemon(configuration: configuration, environment: environment, catalog: catalog(nil), logger: logger, air: air)
@@ -81,16 +96,17 @@ struct RunCommand: AsyncParsableCommand {
         ]
         if let air {
             guard daemon.runsOnAMockBoard else {
-                printError("--simulate-sensors needs a mock board (gateway.board = \"mock\" or \"mock-sx1262\")")
+                printError("\(simulateSensors ? "--simulate-sensors" : "--replay-frames") needs a mock board (gateway.board = \"mock\" or \"mock-sx1262\")")
                 await daemon.shutDown()
                 throw ExitCode(78)
             }
-            let simulator = SensorSimulator(
-                air: air, sensors: SimulatedSensor.demo,
-                channel: RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate),
-                region: configuration.gateway.region
-            )
-            services.append(.init(service: simulator))
+            let channel = RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate)
+            if let replayFrames {
+                // The replay ends when the file does; the agent goes on.
+                services.append(.init(service: FrameReplayer(air: air, path: replayFrames, channel: channel) { daemon.framesMetered }, successTerminationBehavior: .ignore))
+            } else {
+                services.append(.init(service: SensorSimulator(air: air, sensors: SimulatedSensor.demo, channel: channel, region: configuration.gateway.region)))
+            }
         }
         // The group is told of the first SIGTERM or SIGINT by `stopSignals`, not by its own signal
         // handling, so that a second signal can end the process from the handler itself.

@@ -49,6 +49,29 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         await radio.stop()
     }
 
+    @Test func aTransmitterThatAwaitsReadoutLosesNoFrame() async throws {
+        // Frames offered as fast as the driver reads them: each arrives, in order, none
+        // overwritten in the FIFO by the next.
+        try await radio.start()
+        let count = 2000
+        let received = Task {
+            var payloads: [[UInt8]] = []
+            for await frame in radio.frames {
+                payloads.append(frame.payload)
+                if payloads.count == count { break }
+            }
+            return payloads
+        }
+        for index in 0..<count {
+            await board.air.sendAndAwaitReadout(sensorFrame([0x40, UInt8(index & 0xFF), UInt8(index >> 8)] + [UInt8](repeating: 7, count: index % 50)))
+        }
+        let payloads = try #require(try await withTimeout(seconds: 20) { await received.value })
+        #expect(payloads.count == count)
+        #expect(payloads.map { Int($0[1]) | Int($0[2]) << 8 } == Array(0..<count))
+        #expect(payloads.allSatisfy { $0.count == 3 + (Int($0[1]) | Int($0[2]) << 8) % 50 })
+        await radio.stop()
+    }
+
     @Test func positiveSNRUsesTheDatasheetSlope() async throws {
         try await radio.start()
         board.air.send(sensorFrame([1, 2, 3], rssi: -45, snr: 9.75))

@@ -124,16 +124,17 @@ public struct BrokerError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Starts a program with posix_spawn, its output discarded, with a clean signal mask and the
-/// given extra environment; returns its pid. Stop it with `kill`, reap it with `waitForExit`.
-public func spawn(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> pid_t {
-    if !extra.isEmpty {
+/// Starts a program with posix_spawn, its output discarded (or appended to `logFile`), with a
+/// clean signal mask and the given extra environment; returns its pid. Stop it with `kill`,
+/// reap it with `waitForExit`.
+public func spawn(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:], logFile: String? = nil) throws -> pid_t {
+    if !extra.isEmpty || logFile != nil {
         var pid: pid_t = 0
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var merged = ProcessInfo.processInfo.environment

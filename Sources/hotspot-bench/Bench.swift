@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct HotspotBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hotspot-bench",
+        abstract: "Measure hotspotd against libmosquitto's floor, on a mosquitto of its own.",
+        discussion: """
+            The floor: libmosquitto publishing the agent's messages (QoS 1, the same sizes and in-flight bound) from a tight loop.
+            The pipeline: LoRaWAN uplinks of paired sensors replayed into the mock board's air, through the SX1276 driver, \
+            metering, the outbox and MQTT, until the broker acknowledged every one.
+            The concentrator path: the same uplinks as GWMP PUSH_DATA datagrams into the semtech_udp backend.
+            The drain: uplinks accepted while the broker is down, then the broker started.
+            Start-up: exec to READY=1. The agent is the built hotspotd binary, in a process of its own.
+            """
+    )
+
+    @Option(help: "Uplinks in the floor, pipeline and concentrator runs.")
+    var frames = 20_000
+
+    @Option(help: "Uplinks accepted during the outage of the drain run.")
+    var drain = 100_000
+
+    @Option(help: "Messages in flight (mqtt.max_inflight), for the agent and the floor.")
+    var inFlight = 100
+
+    @Option(help: "Where to write the figures as JSON.")
+    var json = "bench-results.json"
+
+    @Option(help: "The hotspotd binary (default: the one built beside this benchmark, built if missing).")
+    var hotspotd: String?
+
+    mutating func run() async throws {
+        let binary = try hotspotd ?? Self.builtHotspotd()
+        let machine = Machine.current()
+        say("hotspot-bench: \(machine.summary)")
+        say("hotspotd: \(binary)")
+        let broker = try Broker()
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("hotspot-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+
+        let workload = Workload(frames: frames)
+        let replay = work.appendingPathComponent("frames.bin").path
+        try workload.writeReplayFile(replay)
+
+        say("floor: \(frames) QoS 1 messages …")
+        let floorPayloads = workload.publishedPayloads(gatewayID: "0123456789abcdef")
+        guard let floor = FloorPublisher(maximumInFlight: inFlight).run(
+            host: "127.0.0.1", port: broker.port, topic: "eu868/gateway/0123456789abcdef/event/up", payloads: floorPayloads, maximumInFlight: inFlight
+        ) else { throw BenchError("the floor could not connect to mosquitto on port \(broker.port)") }
+
+        say("pipeline: \(frames) uplinks through the mock SX1276 …")
+        let pipeline = try await measurePipeline(binary: binary, brokerPort: broker.port, workload: workload, replay: replay)
+
+        say("concentrator: \(frames) uplinks as GWMP datagrams …")
+        let concentrator = try await measureConcentrator(binary: binary, brokerPort: broker.port, workload: workload)
+
+        say("drain: \(drain) uplinks accepted with the broker down, then delivered …")
+        let drainWorkload = Workload(frames: drain)
+        let drainReplay = work.appendingPathComponent("drain.bin").path
+        try drainWorkload.writeReplayFile(drainReplay)
+        let (drained, accepted) = try await measureDrain(binary: binary, workload: drainWorkload, replay: drainReplay)
+
+        say("start-up: exec to READY=1 …")
+        let startup = try await measureStartup(binary: binary, brokerPort: broker.port)
+
+        let report = Report(
+            machine: machine, date: ISO8601DateFormatter().string(from: Date()), inFlight: inFlight,
+            floor: floor, pipeline: pipeline, concentrator: concentrator, drainAccept: accepted, drain: drained, startup: startup
+        )
+        say()
+        say(report.table())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+        say("figures written to \(json)")
+    }
+
+    /// Pipeline: the replay starts as the agent starts; timed from READY=1 to the last PUBACK.
+    func measurePipeline(binary: String, brokerPort: Int, workload: Workload, replay: String) async throws -> Figures {
+        let agent = try await AgentProcess(binary: binary, board: "mock", brokerPort: brokerPort, replay: replay, provision: workload, maximumInFlight: inFlight)
+        defer { agent.remove() }
+        let cpuAtReady = agent.cpuMicroseconds
+        guard await agent.waitUntilDelivered(charged: workload.frames.count, seconds: 900) else {
+            agent.stop()
+            throw BenchError("pipeline: not every uplink was delivered: \(agent.progress())")
+        }
+        let seconds = now() - agent.readyAt
+        let figures = Figures(
+            name: "pipeline", messages: workload.frames.count, seconds: seconds,
+            cpuMicroseconds: agent.cpuMicroseconds - cpuAtReady, peakRSSMegabytes: agent.peakResidentMegabytes
+        )
+        agent.stop()
+        return figures
+    }
+
+    /// Concentrator path: this process is the packet forwarder; timed from the first datagram.
+    func measureConcentrator(binary: String, brokerPort: Int, workload: Workload) async throws -> Figures {
+        let udpPort = try freeUDPPort()
+        let agent = try await AgentProcess(binary: binary, board: "rak2287", brokerPort: brokerPort, udpPort: udpPort, provision: workload, maximumInFlight: inFlight)
+        defer { agent.remove() }
+        let sender = GWMPSender(port: udpPort, workload: workload, batch: 8, window: 16)
+        let datagrams = sender.datagrams()
+        let cpuBefore = agent.cpuMicroseconds
+        let start = now()
+        let resent = try sender.run(datagrams) { agent.progress().charged }
+        guard await agent.waitUntilDelivered(charged: workload.frames.count, seconds: 900) else {
+            agent.stop()
+            throw BenchError("concentrator: not every uplink was delivered: \(agent.progress())")
+        }
+        let figures = Figures(
+            name: "concentrator", messages: workload.frames.count, seconds: now() - start,
+            cpuMicroseconds: agent.cpuMicroseconds - cpuBefore, peakRSSMegabytes: agent.peakResidentMegabytes,
+            note: resent > 0 ? "\(resent) datagrams sent again" : nil
+        )
+        agent.stop()
+        return figures
+    }
+
+    /// Drain: the broker is down while the replay is accepted; then it starts, and the drain is
+    /// timed from its start to the last PUBACK. Peak RSS covers the outage and the drain.
+    func measureDrain(binary: String, workload: Workload, replay: String) async throws -> (drain: Figures, accepted: Figures) {
+        let port = try Broker.freePort()
+        let agent = try await AgentProcess(binary: binary, board: "mock", brokerPort: port, replay: replay, provision: workload, maximumInFlight: inFlight)
+        defer { agent.remove() }
+        let count = workload.frames.count
+        guard await waitUntil(seconds: 1800, { agent.progress().charged >= count }) else {
+            agent.stop()
+            throw BenchError("drain: not every uplink was accepted: \(agent.progress())")
+        }
+        let accepted = Figures(
+            name: "accept (broker down)", messages: count, seconds: now() - agent.readyAt,
+            cpuMicroseconds: agent.cpuMicroseconds, peakRSSMegabytes: agent.peakResidentMegabytes
+        )
+        let rssDuringOutage = agent.peakResidentMegabytes
+        let cpuBefore = agent.cpuMicroseconds
+        let broker = try Broker(port: port)
+        let start = now()
+        guard await agent.waitUntilDelivered(charged: count, seconds: 1800) else {
+            agent.stop()
+            throw BenchError("drain: the outbox did not drain: \(agent.progress())")
+        }
+        let figures = Figures(
+            name: "drain", messages: count, seconds: now() - start,
+            cpuMicroseconds: agent.cpuMicroseconds - cpuBefore, peakRSSMegabytes: agent.peakResidentMegabytes,
+            note: String(format: "peak RSS %.1f MB after the outage, before the broker came back", rssDuringOutage)
+        )
+        agent.stop()
+        broker.stop()
+        return (figures, accepted)
+    }
+
+    /// Start-up: exec to READY=1, with a store and key that exist (a restart), five times.
+    func measureStartup(binary: String, brokerPort: Int) async throws -> Startup {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspot-bench-start-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var times: [Double] = []
+        var rss: [Double] = []
+        for run in 0..<6 {
+            let agent = try await AgentProcess(binary: binary, board: "mock", brokerPort: brokerPort, provision: nil, maximumInFlight: inFlight, directory: directory)
+            // The first run creates the key and the store; the next five are restarts.
+            if run > 0 {
+                times.append((agent.readyAt - agent.startedAt) * 1000)
+                rss.append(agent.peakResidentMegabytes)
+            }
+            agent.stop()
+        }
+        times.sort()
+        return Startup(runs: times.count, medianMilliseconds: times[times.count / 2], maximumMilliseconds: times.last ?? 0, peakRSSMegabytes: rss.max() ?? 0)
+    }
+
+    /// The hotspotd built beside this benchmark, in the same configuration; built when missing.
+    static func builtHotspotd() throws -> String {
+        let own = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let sibling = own.deletingLastPathComponent().appendingPathComponent("hotspotd").path
+        if !FileManager.default.isExecutableFile(atPath: sibling) {
+            let configuration = own.path.contains("/release/") ? "release" : "debug"
+            say("building hotspotd (\(configuration)) …")
+            let result = try TestSupport.run("/usr/bin/env", ["swift", "build", "-c", configuration, "--product", "hotspotd", "--package-path", repositoryRoot])
+            guard result.status == 0, FileManager.default.isExecutableFile(atPath: sibling) else {
+                throw BenchError("could not build hotspotd: \(result.output)")
+            }
+        }
+        return sibling
+    }
+}
