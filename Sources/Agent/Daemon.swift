@@ -190,18 +190,36 @@ public final class Daemon: Service, Sendable {
         let configuration = self.configuration
         let logger = self.logger
         var tasks: [Task<Void, Never>] = []
+        // Frames wait in the inbox while the meter commits the ones before them; each batch is
+        // then one transaction (group commit). At a trickle a batch is one frame.
+        let inbox = FrameInbox()
+        let collector = Task {
+            var dropped = 0
+            for await frame in radio.frames where !inbox.put(frame) {
+                dropped += 1
+                if dropped % 1000 == 1 {
+                    logger.warning("frames dropped: the meter is \(FrameInbox.capacity) frames behind the radio", metadata: ["dropped": "\(dropped)"])
+                }
+            }
+            inbox.finish()
+        }
         let frameLoop = Task { [self] in
-            for await frame in radio.frames {
-                await statistics.recordReceived(frame)
-                do {
-                    let outcome = try await meter.meter(frame)
-                    record(outcome)
-                    if outcome == .beacon { _ = try await coverage.consider(frame) }
-                } catch {
-                    logger.error("storing an uplink failed: \(error)")
+            for await _ in inbox.arrivals {
+                while case let batch = inbox.take(atMost: Self.meterBatch), !batch.isEmpty {
+                    await statistics.recordReceived(batch)
+                    do {
+                        let outcomes = try await meter.meter(batch: batch)
+                        for (frame, outcome) in zip(batch, outcomes) {
+                            record(outcome)
+                            if outcome == .beacon { _ = try? await coverage.consider(frame) }
+                        }
+                    } catch {
+                        logger.error("storing \(batch.count) uplink(s) failed: \(error)")
+                    }
                 }
             }
         }
+        tasks.append(collector)
         tasks.append(frameLoop)
         tasks.append(Task {
             do {
@@ -303,6 +321,9 @@ public final class Daemon: Service, Sendable {
 
     /// The radio is checked at least as often as systemd expects a ping, so that a wedged radio
     /// stops the pings within a few watchdog periods.
+    /// The most frames metered in one transaction.
+    static let meterBatch = 256
+
     static func healthCheckInterval(watchdog: Duration?) -> Duration {
         min(.seconds(5), watchdog ?? .seconds(5))
     }
@@ -412,3 +433,46 @@ public final class Daemon: Service, Sendable {
 }
 
 public let hotspotdVersion = "0.1.0"
+
+/// Frames between the radio and the meter: the radio's side puts them in one by one, the
+/// meter's side takes what has gathered. `arrivals` signals (coalesced) that there is more.
+final class FrameInbox: Sendable {
+    private let frames = Mutex<[RadioFrame]>([])
+    let arrivals: AsyncStream<Void>
+    private let signal: AsyncStream<Void>.Continuation
+
+    init() {
+        (arrivals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// How many frames may wait: as many as the radio's own buffer holds.
+    static let capacity = 1024
+
+    /// Adds a frame; false when the inbox is full and the frame is dropped (the meter is that
+    /// far behind the radio).
+    func put(_ frame: RadioFrame) -> Bool {
+        let added = frames.withLock { frames in
+            guard frames.count < Self.capacity else { return false }
+            frames.append(frame)
+            return true
+        }
+        signal.yield()
+        return added
+    }
+
+    func take(atMost limit: Int) -> [RadioFrame] {
+        frames.withLock { frames in
+            guard frames.count > limit else {
+                defer { frames.removeAll(keepingCapacity: true) }
+                return frames
+            }
+            defer { frames.removeFirst(limit) }
+            return Array(frames.prefix(limit))
+        }
+    }
+
+    /// No more frames will come; the meter's side ends once it has taken the rest.
+    func finish() {
+        signal.finish()
+    }
+}

@@ -97,9 +97,142 @@ public actor Meter {
     }
 
     public func meter(_ frame: RadioFrame) async throws(StoreError) -> MeterOutcome {
-        let outcome = try await classifyAndCharge(frame)
-        counts[Self.countKey(outcome), default: 0] += 1
-        return outcome
+        try await meter(batch: [frame])[0]
+    }
+
+    /// Meters frames that arrived together, in order, as if one by one: their pairings are read
+    /// in one visit to the store, and their charges and forwarded messages committed in one
+    /// transaction (group commit). If the store fails, none of them is charged or forwarded.
+    public func meter(batch frames: [RadioFrame]) async throws(StoreError) -> [MeterOutcome] {
+        guard !frames.isEmpty else { return [] }
+        let decoded = frames.map { $0.crc == .bad ? nil : try? PHYPayload.decode($0.payload) }
+        var devAddrs = Set<UInt32>()
+        var devEUIs = Set<UInt64>()
+        for phy in decoded {
+            switch phy?.message {
+            case .data(let data)?: devAddrs.insert(data.devAddr.rawValue)
+            case .joinRequest(let request)?: devEUIs.insert(request.devEUI.rawValue)
+            default: break
+            }
+        }
+        let pairings = devAddrs.isEmpty && devEUIs.isEmpty ? ([:], [:]) : try await store.pairings(devAddrs: devAddrs, devEUIs: devEUIs)
+
+        var plans: [Plan] = []
+        plans.reserveCapacity(frames.count)
+        var charges: [PlannedCharge] = []
+        var unpairedMessages: [NewMessage] = []
+        // Frame counters charged earlier in this batch, which the store has not seen yet.
+        var batchFCnts: [UInt32: UInt32] = [:]
+        for (frame, phy) in zip(frames, decoded) {
+            let time = frame.receivedAt ?? now()
+            guard frame.crc != .bad else { plans.append(.done(.dropped(.crcError))); continue }
+            guard let phy else { plans.append(.done(.dropped(.undecodable))); continue }
+            switch phy.message {
+            case .proprietary:
+                plans.append(.done(frame.payload.count == 52 && frame.payload[0] == 0xE0 ? .beacon : .dropped(.unsupported)))
+            case .joinAccept, .rejoinRequest:
+                plans.append(.done(.dropped(phy.mType.isUplink ? .unsupported : .downlink)))
+            case .joinRequest(let request):
+                guard let pairing = pairings.1[request.devEUI.rawValue] else {
+                    plans.append(unpaired(frame, at: time, into: &unpairedMessages))
+                    continue
+                }
+                if isDuplicate(frame.payload) { plans.append(.done(.duplicate)); continue }
+                let credits = settings.chargeJoins ? Pricing.credits(forPayloadOf: frame.payload.count) : 0
+                plans.append(.charge(charges.count))
+                charges.append(PlannedCharge(frame: frame, pairing: pairing, credits: credits, fCnt: nil, devEUI: request.devEUI.rawValue, devNonce: request.devNonce, time: time))
+            case .data(let data):
+                guard phy.mType.isUplink else { plans.append(.done(.dropped(.downlink))); continue }
+                guard let pairing = pairings.0[data.devAddr.rawValue] else {
+                    plans.append(unpaired(frame, at: time, into: &unpairedMessages))
+                    continue
+                }
+                if isDuplicate(frame.payload) { plans.append(.done(.duplicate)); continue }
+                var fCnt: UInt32?
+                if let key = pairing.nwkSKey {
+                    let lastFCnt = batchFCnts[pairing.devAddr] ?? pairing.lastFCnt
+                    let full = LoRaWANCrypto.fullFrameCounter(received: data.fCnt, last: lastFCnt)
+                    if let last = lastFCnt, full <= last || full - last > Self.maximumFrameCounterGap {
+                        plans.append(.refuse(.oldFCnt, pairing, "FCnt \(data.fCnt) is not after \(last)", time))
+                        continue
+                    }
+                    guard (try? phy.hasValidMIC(nwkSKey: key, fCnt: full)) == true else {
+                        plans.append(.refuse(.badMIC, pairing, "the MIC does not check with the paired NwkSKey", time))
+                        continue
+                    }
+                    fCnt = full
+                    batchFCnts[pairing.devAddr] = full
+                }
+                plans.append(.charge(charges.count))
+                charges.append(PlannedCharge(
+                    frame: frame, pairing: pairing, credits: Pricing.credits(forPayloadOf: frame.payload.count), fCnt: fCnt,
+                    devEUI: pairing.devEUI, devNonce: nil, time: time
+                ))
+            }
+        }
+
+        let topics = self.topics
+        let encoding = self.encoding
+        let planned = charges
+        let results = try await store.charge(
+            planned.map { Charge(owner: $0.pairing.owner, devAddr: $0.pairing.devAddr, devEUI: $0.devEUI, phyPayload: $0.frame.payload, credits: $0.credits, fCnt: $0.fCnt, devNonce: $0.devNonce, receivedAt: $0.time) },
+            along: unpairedMessages, at: frames.last?.receivedAt ?? now()
+        ) { index, seq, balance in
+            let charge = planned[index]
+            let metadata = ["dc": String(charge.credits), "balance": String(balance), "owner": charge.pairing.owner, "seq": String(seq)]
+            let uplink = UplinkMessages.uplinkFrame(charge.frame, gatewayID: topics.gatewayID, uplinkID: UInt32(truncatingIfNeeded: seq), metadata: metadata)
+            return [NewMessage(kind: .uplink, topic: topics.up, messageID: "up-\(seq)", payload: try encoding.encode(uplink))]
+        }
+
+        var outcomes: [MeterOutcome] = []
+        outcomes.reserveCapacity(frames.count)
+        var rejections: [NewMessage] = []
+        for plan in plans {
+            let outcome: MeterOutcome
+            switch plan {
+            case .done(let done):
+                outcome = done
+            case .refuse(let reason, let pairing, let detail, let time):
+                outcome = refuse(reason, pairing: pairing, detail: detail, at: time, into: &rejections)
+            case .charge(let index):
+                let charge = planned[index]
+                switch results[index] {
+                case .charged(let seq, let balance):
+                    logger.debug("uplink charged", metadata: [
+                        "DEV_ADDR": "\(DevAddr(charge.pairing.devAddr))", "OWNER": "\(charge.pairing.owner)", "DC": "\(charge.credits)",
+                        "BALANCE": "\(balance)", "SEQ": "\(seq)",
+                    ])
+                    outcome = .forwarded(seq: seq, credits: charge.credits, balance: balance, owner: charge.pairing.owner)
+                case .insufficientCredit(let balance):
+                    outcome = refuse(.noCredit, pairing: charge.pairing, detail: "\(charge.credits) DC needed, \(balance) DC left", at: charge.time, into: &rejections)
+                case .staleFrameCounter:
+                    outcome = refuse(.oldFCnt, pairing: charge.pairing, detail: "FCnt \(charge.fCnt.map(String.init) ?? "?") was overtaken by another frame", at: charge.time, into: &rejections)
+                case .replayedJoin:
+                    outcome = refuse(.replayedJoin, pairing: charge.pairing, detail: "DevNonce \(charge.devNonce.map(String.init) ?? "?") was used before", at: charge.time, into: &rejections)
+                }
+            }
+            counts[Self.countKey(outcome), default: 0] += 1
+            outcomes.append(outcome)
+        }
+        if !rejections.isEmpty { try await store.enqueue(rejections, at: now()) }
+        return outcomes
+    }
+
+    /// What the meter decided for one frame of a batch before the store had its say.
+    private enum Plan {
+        case done(MeterOutcome)
+        case charge(Int)
+        case refuse(UplinkRefusal, Pairing, String, Int64)
+    }
+
+    private struct PlannedCharge: Sendable {
+        var frame: RadioFrame
+        var pairing: Pairing
+        var credits: Int64
+        var fCnt: UInt32?
+        var devEUI: UInt64?
+        var devNonce: UInt16?
+        var time: Int64
     }
 
     static func countKey(_ outcome: MeterOutcome) -> String {
@@ -113,78 +246,17 @@ public actor Meter {
         }
     }
 
-    private func classifyAndCharge(_ frame: RadioFrame) async throws(StoreError) -> MeterOutcome {
-        guard frame.crc != .bad else { return .dropped(.crcError) }
-        guard let phy = try? PHYPayload.decode(frame.payload) else { return .dropped(.undecodable) }
-        let time = frame.receivedAt ?? now()
-        switch phy.message {
-        case .proprietary:
-            return frame.payload.count == 52 && frame.payload[0] == 0xE0 ? .beacon : .dropped(.unsupported)
-        case .joinAccept, .rejoinRequest:
-            return .dropped(phy.mType.isUplink ? .unsupported : .downlink)
-        case .joinRequest(let request):
-            guard let pairing = try await store.pairing(devEUI: request.devEUI.rawValue) else {
-                return try await unpaired(frame, at: time)
-            }
-            if isDuplicate(frame.payload) { return .duplicate }
-            let credits = settings.chargeJoins ? Pricing.credits(forPayloadOf: frame.payload.count) : 0
-            return try await charge(frame, pairing: pairing, credits: credits, fCnt: nil, devEUI: request.devEUI.rawValue, devNonce: request.devNonce, at: time)
-        case .data(let data):
-            guard phy.mType.isUplink else { return .dropped(.downlink) }
-            guard let pairing = try await store.pairing(devAddr: data.devAddr.rawValue) else {
-                return try await unpaired(frame, at: time)
-            }
-            if isDuplicate(frame.payload) { return .duplicate }
-            var fCnt: UInt32?
-            if let key = pairing.nwkSKey {
-                let full = LoRaWANCrypto.fullFrameCounter(received: data.fCnt, last: pairing.lastFCnt)
-                if let last = pairing.lastFCnt, full <= last || full - last > Self.maximumFrameCounterGap {
-                    return try await refuse(.oldFCnt, frame: frame, pairing: pairing, detail: "FCnt \(data.fCnt) is not after \(last)", at: time)
-                }
-                guard (try? phy.hasValidMIC(nwkSKey: key, fCnt: full)) == true else {
-                    return try await refuse(.badMIC, frame: frame, pairing: pairing, detail: "the MIC does not check with the paired NwkSKey", at: time)
-                }
-                fCnt = full
-            }
-            return try await charge(frame, pairing: pairing, credits: Pricing.credits(forPayloadOf: frame.payload.count), fCnt: fCnt, devEUI: pairing.devEUI, at: time)
-        }
-    }
-
-    private func charge(_ frame: RadioFrame, pairing: Pairing, credits: Int64, fCnt: UInt32?, devEUI: UInt64?, devNonce: UInt16? = nil, at time: Int64) async throws(StoreError) -> MeterOutcome {
-        let charge = Charge(owner: pairing.owner, devAddr: pairing.devAddr, devEUI: devEUI, phyPayload: frame.payload, credits: credits, fCnt: fCnt, devNonce: devNonce, receivedAt: time)
-        let topics = self.topics
-        let encoding = self.encoding
-        let result = try await store.charge(charge) { seq, balance in
-            let metadata = ["dc": String(credits), "balance": String(balance), "owner": pairing.owner, "seq": String(seq)]
-            let uplink = UplinkMessages.uplinkFrame(frame, gatewayID: topics.gatewayID, uplinkID: UInt32(truncatingIfNeeded: seq), metadata: metadata)
-            return [NewMessage(kind: .uplink, topic: topics.up, messageID: "up-\(seq)", payload: try encoding.encode(uplink))]
-        }
-        switch result {
-        case .charged(let seq, let balance):
-            logger.debug("uplink charged", metadata: [
-                "DEV_ADDR": "\(DevAddr(pairing.devAddr))", "OWNER": "\(pairing.owner)", "DC": "\(credits)", "BALANCE": "\(balance)", "SEQ": "\(seq)",
-            ])
-            return .forwarded(seq: seq, credits: credits, balance: balance, owner: pairing.owner)
-        case .insufficientCredit(let balance):
-            return try await refuse(.noCredit, frame: frame, pairing: pairing, detail: "\(credits) DC needed, \(balance) DC left", at: time)
-        case .staleFrameCounter:
-            return try await refuse(.oldFCnt, frame: frame, pairing: pairing, detail: "FCnt \(fCnt.map(String.init) ?? "?") was overtaken by another frame", at: time)
-        case .replayedJoin:
-            return try await refuse(.replayedJoin, frame: frame, pairing: pairing, detail: "DevNonce \(devNonce.map(String.init) ?? "?") was used before", at: time)
-        }
-    }
-
-    private func unpaired(_ frame: RadioFrame, at time: Int64) async throws(StoreError) -> MeterOutcome {
-        guard settings.forwardUnpaired else { return .dropped(.unpaired) }
-        if isDuplicate(frame.payload) { return .duplicate }
+    private func unpaired(_ frame: RadioFrame, at time: Int64, into messages: inout [NewMessage]) -> Plan {
+        guard settings.forwardUnpaired else { return .done(.dropped(.unpaired)) }
+        if isDuplicate(frame.payload) { return .done(.duplicate) }
         let id = UInt32.random(in: 1...UInt32.max)
         let uplink = UplinkMessages.uplinkFrame(frame, gatewayID: topics.gatewayID, uplinkID: id, metadata: ["dc": "0"])
-        guard let payload = try? encoding.encode(uplink) else { return .dropped(.undecodable) }
-        try await store.enqueue([NewMessage(kind: .uplink, topic: topics.up, messageID: "up-unpaired-\(time)-\(id)", payload: payload)], at: time)
-        return .forwardedUnpaired
+        guard let payload = try? encoding.encode(uplink) else { return .done(.dropped(.undecodable)) }
+        messages.append(NewMessage(kind: .uplink, topic: topics.up, messageID: "up-unpaired-\(time)-\(id)", payload: payload))
+        return .done(.forwardedUnpaired)
     }
 
-    private func refuse(_ reason: UplinkRefusal, frame: RadioFrame, pairing: Pairing, detail: String, at time: Int64) async throws(StoreError) -> MeterOutcome {
+    private func refuse(_ reason: UplinkRefusal, pairing: Pairing, detail: String, at time: Int64, into messages: inout [NewMessage]) -> MeterOutcome {
         // One line per refusal: rare and worth an owner's attention; forwarded uplinks log at debug.
         logger.notice("uplink refused: \(detail)", metadata: [
             "REASON": "\(reason.rawValue)", "DEV_ADDR": "\(DevAddr(pairing.devAddr))", "OWNER": "\(pairing.owner)",
@@ -198,7 +270,7 @@ public actor Meter {
         rejection.time = UInt64(max(time, 0))
         rejection.topic = topics.up
         if let payload = try? encoding.encode(rejection) {
-            try await store.enqueue([NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-\(time)-\(reason.rawValue)-\(DevAddr(pairing.devAddr))", payload: payload)], at: time)
+            messages.append(NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-\(time)-\(reason.rawValue)-\(DevAddr(pairing.devAddr))", payload: payload))
         }
         return .refused(reason)
     }

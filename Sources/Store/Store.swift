@@ -307,6 +307,19 @@ public actor Store {
         try db.query("SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings WHERE dev_eui = ?", [.integer(Int64(bitPattern: devEUI))]).first.map(Self.pairing)
     }
 
+    /// The pairings of these DevAddrs and DevEUIs (those that exist), in one visit to the store.
+    public func pairings(devAddrs: Set<UInt32>, devEUIs: Set<UInt64>) throws(StoreError) -> (byDevAddr: [UInt32: Pairing], byDevEUI: [UInt64: Pairing]) {
+        var byDevAddr: [UInt32: Pairing] = [:]
+        var byDevEUI: [UInt64: Pairing] = [:]
+        for devAddr in devAddrs {
+            if let pairing = try pairing(devAddr: devAddr) { byDevAddr[devAddr] = pairing }
+        }
+        for devEUI in devEUIs {
+            if let pairing = try pairing(devEUI: devEUI) { byDevEUI[devEUI] = pairing }
+        }
+        return (byDevAddr, byDevEUI)
+    }
+
     public func pairings() throws(StoreError) -> [Pairing] {
         try db.query("SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings ORDER BY owner, dev_addr").map(Self.pairing)
     }
@@ -408,44 +421,67 @@ public actor Store {
     /// are known. An owner without enough credit is charged nothing and nothing is stored.
     /// If `message` throws, the transaction is rolled back: nothing is debited and nothing queued.
     public func charge(_ charge: Charge, message: @Sendable (_ seq: Int64, _ balance: Int64) throws -> [NewMessage]) throws(StoreError) -> ChargeResult {
-        try write { () throws(StoreError) in
-            try ensureAccount(charge.owner, at: charge.receivedAt)
-            let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)])[0]
-            let balance = account[0].integer ?? 0
-            guard balance >= charge.credits else { return .insufficientCredit(balance: balance) }
-            if let devAddr = charge.devAddr, let fCnt = charge.fCnt {
-                try db.query("UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ? AND (last_fcnt IS NULL OR last_fcnt < ?)", [.integer(Int64(fCnt)), .integer(Int64(devAddr)), .integer(Int64(fCnt))])
-                if db.changes == 0, try !db.query("SELECT 1 FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).isEmpty {
-                    return .staleFrameCounter
-                }
+        try write { () throws(StoreError) in try charged(charge, message: message) }
+    }
+
+    /// Group commit: charges several uplinks, in order, and queues `messages` beside them, in
+    /// one transaction. Each charge is decided as `charge(_:message:)` decides it alone, seeing
+    /// the ones before it; `message` gets the charge's index in `charges`. If anything fails, the
+    /// transaction is rolled back whole: nothing is debited and nothing queued.
+    public func charge(
+        _ charges: [Charge], along messages: [NewMessage] = [], at time: Int64,
+        message: @Sendable (_ index: Int, _ seq: Int64, _ balance: Int64) throws -> [NewMessage]
+    ) throws(StoreError) -> [ChargeResult] {
+        guard !charges.isEmpty || !messages.isEmpty else { return [] }
+        return try write { () throws(StoreError) in
+            for message in messages { try insert(message, at: time) }
+            var results: [ChargeResult] = []
+            results.reserveCapacity(charges.count)
+            for (index, charge) in charges.enumerated() {
+                results.append(try charged(charge) { seq, balance in try message(index, seq, balance) })
             }
-            if let devEUI = charge.devEUI, let devNonce = charge.devNonce {
-                try db.query("INSERT OR IGNORE INTO join_nonces (dev_eui, dev_nonce, seen_at) VALUES (?, ?, ?)", [.integer(Int64(bitPattern: devEUI)), .integer(Int64(devNonce)), .integer(charge.receivedAt)])
-                guard db.changes == 1 else { return .replayedJoin }
-            }
-            let payloadHash = SHA256.hash(charge.phyPayload)
-            try db.query(
-                "INSERT INTO charges (owner, dev_addr, dev_eui, size, credits, payload_hash, chain, received_at) VALUES (?, ?, ?, ?, ?, ?, x'', ?)",
-                [.text(charge.owner), charge.devAddr.map { .integer(Int64($0)) } ?? .null, charge.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null,
-                 .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .blob(payloadHash), .integer(charge.receivedAt)]
-            )
-            let seq = db.lastInsertRowID
-            let chain = Self.nextChain(previous: account[1].blob ?? [], seq: seq, credits: charge.credits, payloadHash: payloadHash)
-            try db.query("UPDATE charges SET chain = ? WHERE seq = ?", [.blob(chain), .integer(seq)])
-            let newBalance = balance - charge.credits
-            try db.query(
-                "UPDATE accounts SET balance = ?, chain = ?, charged = charged + ?, updated_at = ? WHERE owner = ?",
-                [.integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt), .text(charge.owner)]
-            )
-            let messages: [NewMessage]
-            do {
-                messages = try message(seq, newBalance)
-            } catch {
-                throw StoreError(.other, "the messages for charge \(seq) could not be built (\(error)); nothing was charged")
-            }
-            for message in messages { try insert(message, at: charge.receivedAt) }
-            return .charged(seq: seq, balance: newBalance)
+            return results
         }
+    }
+
+    /// Inside a transaction: one charge.
+    private func charged(_ charge: Charge, message: (_ seq: Int64, _ balance: Int64) throws -> [NewMessage]) throws(StoreError) -> ChargeResult {
+        try ensureAccount(charge.owner, at: charge.receivedAt)
+        let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)])[0]
+        let balance = account[0].integer ?? 0
+        guard balance >= charge.credits else { return .insufficientCredit(balance: balance) }
+        if let devAddr = charge.devAddr, let fCnt = charge.fCnt {
+            try db.query("UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ? AND (last_fcnt IS NULL OR last_fcnt < ?)", [.integer(Int64(fCnt)), .integer(Int64(devAddr)), .integer(Int64(fCnt))])
+            if db.changes == 0, try !db.query("SELECT 1 FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).isEmpty {
+                return .staleFrameCounter
+            }
+        }
+        if let devEUI = charge.devEUI, let devNonce = charge.devNonce {
+            try db.query("INSERT OR IGNORE INTO join_nonces (dev_eui, dev_nonce, seen_at) VALUES (?, ?, ?)", [.integer(Int64(bitPattern: devEUI)), .integer(Int64(devNonce)), .integer(charge.receivedAt)])
+            guard db.changes == 1 else { return .replayedJoin }
+        }
+        let payloadHash = SHA256.hash(charge.phyPayload)
+        try db.query(
+            "INSERT INTO charges (owner, dev_addr, dev_eui, size, credits, payload_hash, chain, received_at) VALUES (?, ?, ?, ?, ?, ?, x'', ?)",
+            [.text(charge.owner), charge.devAddr.map { .integer(Int64($0)) } ?? .null, charge.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null,
+             .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .blob(payloadHash), .integer(charge.receivedAt)]
+        )
+        let seq = db.lastInsertRowID
+        let chain = Self.nextChain(previous: account[1].blob ?? [], seq: seq, credits: charge.credits, payloadHash: payloadHash)
+        try db.query("UPDATE charges SET chain = ? WHERE seq = ?", [.blob(chain), .integer(seq)])
+        let newBalance = balance - charge.credits
+        try db.query(
+            "UPDATE accounts SET balance = ?, chain = ?, charged = charged + ?, updated_at = ? WHERE owner = ?",
+            [.integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt), .text(charge.owner)]
+        )
+        let messages: [NewMessage]
+        do {
+            messages = try message(seq, newBalance)
+        } catch {
+            throw StoreError(.other, "the messages for charge \(seq) could not be built (\(error)); nothing was charged")
+        }
+        for message in messages { try insert(message, at: charge.receivedAt) }
+        return .charged(seq: seq, balance: newBalance)
     }
 
     /// The owner's chain of charged uplinks: chain = SHA-256(previous chain ‖ seq ‖ credits ‖

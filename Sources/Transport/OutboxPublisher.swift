@@ -85,12 +85,7 @@ public actor OutboxPublisher {
                     epoch += 1
                 case .published(let messageID):
                     if let entry = inFlight.removeValue(forKey: messageID) {
-                        do throws(StoreError) {
-                            try await store.acknowledge([entry.id])
-                            counters.acknowledged += 1
-                        } catch {
-                            logger.error("cannot delete an acknowledged message from the outbox: \(error.message)")
-                        }
+                        acknowledgeLater(entry.id)
                     }
                     await pump()
                 case .message(let topic, let payload):
@@ -169,6 +164,34 @@ public actor OutboxPublisher {
     }
 
     public var inFlightCount: Int { inFlight.count }
+
+    /// Acknowledged ids not yet deleted from the outbox, and whether a deletion is under way.
+    private var pendingAcknowledgements: [Int64] = []
+    private var deletingAcknowledged = false
+
+    /// Deletes acknowledged messages in batches: the PUBACKs that arrive while one deletion
+    /// commits go together into the next. The window frees at once; the rows go a moment later
+    /// (a crash in between sends them again, which QoS 1 allows).
+    private func acknowledgeLater(_ id: Int64) {
+        pendingAcknowledgements.append(id)
+        guard !deletingAcknowledged else { return }
+        deletingAcknowledged = true
+        Task { await deleteAcknowledged() }
+    }
+
+    private func deleteAcknowledged() async {
+        while !pendingAcknowledgements.isEmpty {
+            let batch = pendingAcknowledgements
+            pendingAcknowledgements.removeAll(keepingCapacity: true)
+            do throws(StoreError) {
+                try await store.acknowledge(batch)
+                counters.acknowledged += batch.count
+            } catch {
+                logger.error("cannot delete acknowledged messages from the outbox: \(error.message)")
+            }
+        }
+        deletingAcknowledged = false
+    }
 
     /// Publishes again what a live connection has left unacknowledged for a minute.
     private func resendStale() async {

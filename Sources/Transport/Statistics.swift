@@ -26,6 +26,10 @@ public actor TrafficStatistics {
 
     public init() {}
 
+    public func recordReceived(_ frames: [RadioFrame]) {
+        for frame in frames { recordReceived(frame) }
+    }
+
     public func recordReceived(_ frame: RadioFrame) {
         received += 1
         if frame.crc != .bad { receivedOK += 1 }
