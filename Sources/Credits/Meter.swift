@@ -76,6 +76,8 @@ public actor Meter {
     private let arrivalClock: @Sendable () -> Int64
     private var recent: [[UInt8]: Int64] = [:]
     private var recentOrder: [([UInt8], Int64)] = []
+    /// Entries of `recentOrder` before this index are forgotten.
+    private var recentStart = 0
     public private(set) var counts: [String: Int] = [:]
 
     /// LoRaWAN's MAX_FCNT_GAP.
@@ -280,9 +282,15 @@ public actor Meter {
     private func isDuplicate(_ payload: [UInt8]) -> Bool {
         let time = arrivalClock()
         let window = settings.duplicateWindowNanoseconds
-        while let oldest = recentOrder.first, time - oldest.1 > window || recentOrder.count > 4096 {
-            recentOrder.removeFirst()
+        while recentStart < recentOrder.count, time - recentOrder[recentStart].1 > window || recentOrder.count - recentStart > 4096 {
+            let oldest = recentOrder[recentStart]
+            recentStart += 1
             if recent[oldest.0] == oldest.1 { recent[oldest.0] = nil }
+        }
+        // The forgotten head goes in one move once it is as long as what is kept.
+        if recentStart > 64 && recentStart * 2 > recentOrder.count {
+            recentOrder.removeFirst(recentStart)
+            recentStart = 0
         }
         if let seen = recent[payload], time - seen <= window { return true }
         recent[payload] = time

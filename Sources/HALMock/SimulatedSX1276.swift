@@ -256,6 +256,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             state.registers[Int(Register.fifoAddrPtr)] = UInt8((pointer + 1) & 0xFF)
         case Register.opMode:
             setOpMode(&state, value: value, effects: &effects, chip: chip)
+            effects.dioChanged = true
         case Register.irqFlags:
             if state.registers[Int(Register.irqFlags)] & value != 0 { state.flagsCleared = true }
             state.registers[Int(Register.irqFlags)] &= ~value
@@ -332,7 +333,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             air.schedule(after: .milliseconds(1)) { [weak self] in self?.raise(IRQ.cadDone, thenMode: .standby, from: .cad) }
         }
         if effects.frameReadOut { air.frameReadOut() }
-        updateDIOs()
+        // Only a write to the mode, the flags or their mapping moves a DIO line.
+        if effects.dioChanged { updateDIOs() }
     }
 
     private func transmissionEnded(generation: Int) {

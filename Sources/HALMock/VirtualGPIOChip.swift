@@ -79,7 +79,7 @@ public final class VirtualGPIOChip: GPIOController {
 
     /// The line's recent level changes, oldest first.
     public func history(_ offset: UInt32) -> [LevelChange] {
-        lines.withLock { $0[offset]?.history ?? [] }
+        lines.withLock { Array(($0[offset]?.history ?? []).suffix(Self.historyLimit)) }
     }
 
     /// Who holds the line on the host side, if anyone.
@@ -163,7 +163,8 @@ public final class VirtualGPIOChip: GPIOController {
         line.high = high
         let now = monotonicNanoseconds()
         line.history.append(LevelChange(high: high, timestampNanoseconds: now))
-        if line.history.count > historyLimit { line.history.removeFirst(line.history.count - historyLimit) }
+        // Trimmed in halves, not one entry per change: a change stays O(1).
+        if line.history.count > 2 * historyLimit { line.history.removeFirst(line.history.count - historyLimit) }
         if let continuation = line.continuation, !line.hostOutput {
             let active = high != line.activeLow
             let edge: GPIOEdge = active ? .rising : .falling

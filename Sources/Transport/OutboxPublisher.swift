@@ -117,8 +117,13 @@ public actor OutboxPublisher {
 
     private var wakeAgain = false
 
+    /// The window is refilled once half of it is free: one read of the outbox for many
+    /// PUBACKs rather than one each.
+    private var refillBelow: Int { max(1, maximumInFlight / 2) }
+
     private func drain() async {
         await resendStale()
+        guard inFlight.count < refillBelow || inFlight.isEmpty else { return }
         while connected && inFlight.count < maximumInFlight {
             let started = epoch
             let batch: [OutboxMessage]
