@@ -157,13 +157,18 @@ final class SX127xChip: RadioChip {
     }
 
     private func receiveFrame(_ configuration: RadioConfiguration, flags: UInt8, timestamp: UInt32) throws(HardwareError) -> RadioFrame {
-        let count = Int(try read(Register.rxNbBytes))
-        let start = try read(Register.fifoRxCurrentAddr)
-        try write(Register.fifoAddrPtr, start)
+        // One burst from RegFifoRxCurrentAddr (0x10) to RegHopChannel (0x1C) holds where the
+        // frame starts, its size, SNR, RSSI and whether it carried a CRC: one SPI transfer
+        // rather than five.
+        let first = Register.fifoRxCurrentAddr
+        let block = try spi!.write([first], thenRead: Int(Register.hopChannel - first) + 1)
+        func register(_ address: UInt8) -> UInt8 { block[Int(address - first)] }
+        let count = Int(register(Register.rxNbBytes))
+        try write(Register.fifoAddrPtr, register(Register.fifoRxCurrentAddr))
         let payload = count > 0 ? try spi!.write([Register.fifo], thenRead: count) : []
-        let snr = Double(Int8(bitPattern: try read(Register.pktSnrValue))) / 4
-        let packetRssi = Double(try read(Register.pktRssiValue))
-        let hasCRC = try read(Register.hopChannel) & 0x40 != 0
+        let snr = Double(Int8(bitPattern: register(Register.pktSnrValue))) / 4
+        let packetRssi = Double(register(Register.pktRssiValue))
+        let hasCRC = register(Register.hopChannel) & 0x40 != 0
         return RadioFrame(
             payload: payload,
             frequencyHz: configuration.frequencyHz,

@@ -232,6 +232,14 @@ private struct JSONParser {
             guard index < bytes.count else { throw error("unterminated string") }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                if scalars.isEmpty {
+                    // No escape in it (nearly every string): validated once, nothing copied twice.
+                    guard let text = String(validating: bytes[run..<index], as: UTF8.self) else {
+                        throw JSONError(offset: run, message: "invalid UTF-8")
+                    }
+                    index += 1
+                    return text
+                }
                 scalars.append(contentsOf: try decodeUTF8(run..<index))
                 index += 1
                 return String(scalars)

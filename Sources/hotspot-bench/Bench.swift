@@ -27,6 +27,9 @@ struct HotspotBench: AsyncParsableCommand {
     @Option(help: "Uplinks accepted during the outage of the drain run.")
     var drain = 100_000
 
+    @Option(help: "Runs of the floor, pipeline and concentrator paths; the median of each is reported.")
+    var runs = 3
+
     @Option(help: "Messages in flight (mqtt.max_inflight), for the agent and the floor.")
     var inFlight = 100
 
@@ -50,17 +53,20 @@ struct HotspotBench: AsyncParsableCommand {
         let replay = work.appendingPathComponent("frames.bin").path
         try workload.writeReplayFile(replay)
 
-        say("floor: \(frames) QoS 1 messages …")
         let floorPayloads = workload.publishedPayloads(gatewayID: "0123456789abcdef")
-        guard let floor = FloorPublisher(maximumInFlight: inFlight).run(
-            host: "127.0.0.1", port: broker.port, topic: "eu868/gateway/0123456789abcdef/event/up", payloads: floorPayloads, maximumInFlight: inFlight
-        ) else { throw BenchError("the floor could not connect to mosquitto on port \(broker.port)") }
-
-        say("pipeline: \(frames) uplinks through the mock SX1276 …")
-        let pipeline = try await measurePipeline(binary: binary, brokerPort: broker.port, workload: workload, replay: replay)
-
-        say("concentrator: \(frames) uplinks as GWMP datagrams …")
-        let concentrator = try await measureConcentrator(binary: binary, brokerPort: broker.port, workload: workload)
+        var floors: [Figures] = [], pipelines: [Figures] = [], concentrators: [Figures] = []
+        for run in 1...max(runs, 1) {
+            say("run \(run) of \(runs): floor, \(frames) QoS 1 messages …")
+            guard let floor = FloorPublisher(maximumInFlight: inFlight).run(
+                host: "127.0.0.1", port: broker.port, topic: "eu868/gateway/0123456789abcdef/event/up", payloads: floorPayloads, maximumInFlight: inFlight
+            ) else { throw BenchError("the floor could not connect to mosquitto on port \(broker.port)") }
+            floors.append(floor)
+            say("run \(run) of \(runs): pipeline, \(frames) uplinks through the mock SX1276 …")
+            pipelines.append(try await measurePipeline(binary: binary, brokerPort: broker.port, workload: workload, replay: replay))
+            say("run \(run) of \(runs): concentrator, \(frames) uplinks as GWMP datagrams …")
+            concentrators.append(try await measureConcentrator(binary: binary, brokerPort: broker.port, workload: workload))
+        }
+        let floor = Self.median(floors), pipeline = Self.median(pipelines), concentrator = Self.median(concentrators)
 
         say("drain: \(drain) uplinks accepted with the broker down, then delivered …")
         let drainWorkload = Workload(frames: drain)
@@ -81,6 +87,16 @@ struct HotspotBench: AsyncParsableCommand {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(report).write(to: URL(fileURLWithPath: json))
         say("figures written to \(json)")
+    }
+
+    /// The run with the median rate.
+    static func median(_ runs: [Figures]) -> Figures {
+        var median = runs.sorted { $0.perSecond < $1.perSecond }[runs.count / 2]
+        if runs.count > 1 {
+            median.note = [median.note, "median of \(runs.count) runs: " + runs.map { String(format: "%.0f", $0.perSecond) }.joined(separator: ", ") + " msg/s"]
+                .compactMap { $0 }.joined(separator: "; ")
+        }
+        return median
     }
 
     /// Pipeline: the replay starts as the agent starts; timed from READY=1 to the last PUBACK.
