@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What the running agent last said about itself, in `status.json` beside the store: written
 /// at every watchdog period and once more on a clean stop, read by `hotspotd status`.

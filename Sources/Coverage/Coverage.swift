@@ -1,6 +1,6 @@
 import Credits
 import Cryptography
-import Foundation
+import FoundationEssentials
 import LoRaPHY
 import Logging
 import Messages

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HAL
 
 /// The mock board: a simulated radio on a virtual SPI bus and virtual GPIO lines, wired as the
@@ -53,8 +53,8 @@ public final class MockBoard: BoardHardware {
         if let seconds = profile.mockFaults.wedgeAfterSeconds {
             let (sx1276, sx1262) = (sx1276, sx1262)
             // Real time, whatever the air's time scale: the fault is for the daemon's supervision.
-            Thread.detachNewThread {
-                Thread.sleep(forTimeInterval: seconds)
+            Task.detached {
+                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
                 sx1276?.hang(survivesReset: true)
                 sx1262?.hang(survivesReset: true)
             }

@@ -1,5 +1,5 @@
 import Credits
-import Foundation
+import FoundationEssentials
 import Logging
 import Messages
 import Radio

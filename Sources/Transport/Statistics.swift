@@ -1,5 +1,5 @@
 import Credits
-import Foundation
+import FoundationEssentials
 import LoRaPHY
 import Messages
 import Radio

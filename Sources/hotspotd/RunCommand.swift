@@ -1,7 +1,7 @@
 import Agent
 import ArgumentParser
 import CSignals
-import Foundation
+import FoundationEssentials
 import HAL
 import HALMock
 import Logging
@@ -111,7 +111,13 @@ struct RunCommand: AsyncParsableCommand {
         // The group is told of the first SIGTERM or SIGINT by `stopSignals`, not by its own signal
         // handling, so that a second signal can end the process from the handler itself.
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: Logger(label: "hotspotd.services")))
-        stopSignals.onFirst { Task { await group.triggerGracefulShutdown() } }
+        do {
+            try stopSignals.onFirst { Task { await group.triggerGracefulShutdown() } }
+        } catch {
+            printError(error.message)
+            await daemon.shutDown()
+            throw ExitCode(1)
+        }
         try await group.run()
     }
 }
@@ -131,12 +137,12 @@ struct StopSignals: Sendable {
     }
 
     /// Runs `handler` on a thread of its own when the first signal arrives (or has arrived).
-    func onFirst(_ handler: @escaping @Sendable () -> Void) {
+    func onFirst(_ handler: @escaping @Sendable () -> Void) throws(HardwareError) {
         let pipe = self.pipe
-        Thread.detachNewThread {
+        try DedicatedThread(name: "stop-signals") {
             var byte: UInt8 = 0
             while read(pipe, &byte, 1) < 0, errno == EINTR {}
             handler()
-        }
+        }.detach()
     }
 }

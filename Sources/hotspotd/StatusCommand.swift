@@ -1,6 +1,6 @@
 import Agent
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Store
 
 #if canImport(Glibc)
@@ -24,11 +24,12 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = try location.directory()
         let status: AgentStatus
-        do {
-            status = try AgentStatus.read(dataDirectory: directory)
-        } catch CocoaError.fileReadNoSuchFile {
+        guard access(AgentStatus.path(dataDirectory: directory), F_OK) == 0 else {
             printError("no status at \(AgentStatus.path(dataDirectory: directory)): hotspotd has not run with this data directory")
             throw ExitCode(1)
+        }
+        do {
+            status = try AgentStatus.read(dataDirectory: directory)
         } catch {
             printError("cannot read \(AgentStatus.path(dataDirectory: directory)): \(error)")
             throw ExitCode(1)
@@ -44,20 +45,19 @@ struct StatusCommand: AsyncParsableCommand {
         }
 
         if json {
-            var object: [String: Any] = [
-                "state": liveness.rawValue, "pid": status.pid, "version": status.version, "gateway_id": status.gatewayID,
-                "board": status.board, "region": status.region, "broker": status.broker,
-                "broker_connected": status.brokerConnected, "radio_answering": status.radioAnswering,
-                "started_at": status.startedAt, "updated_at": status.updatedAt,
-                "frames_received": status.framesReceived, "uplinks_forwarded": status.uplinksForwarded,
-                "uplinks_refused": status.uplinksRefused, "outbox_depth": outboxDepth,
-            ]
-            object["last_uplink_at"] = status.lastUplinkAt
-            object["last_beacon_at"] = status.lastBeaconAt
-            object["last_witness_at"] = status.lastWitnessAt
-            object["pairings"] = pairings
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            let report = StatusReport(
+                state: liveness.rawValue, pid: status.pid, version: status.version, gateway_id: status.gatewayID,
+                board: status.board, region: status.region, broker: status.broker,
+                broker_connected: status.brokerConnected, radio_answering: status.radioAnswering,
+                started_at: status.startedAt, updated_at: status.updatedAt,
+                frames_received: status.framesReceived, uplinks_forwarded: status.uplinksForwarded,
+                uplinks_refused: status.uplinksRefused, outbox_depth: outboxDepth,
+                last_uplink_at: status.lastUplinkAt, last_beacon_at: status.lastBeaconAt, last_witness_at: status.lastWitnessAt,
+                pairings: pairings
+            )
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             let running = liveness == .running
             let rows: [(String, String)] = [
@@ -76,10 +76,33 @@ struct StatusCommand: AsyncParsableCommand {
             ]
             let width = rows.map(\.0.count).max() ?? 0
             for (name, value) in rows {
-                print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+                print(name + String(repeating: " ", count: width - name.count) + "  " + value)
             }
         }
         if liveness != .running { throw ExitCode(3) }
+    }
+
+    /// `status --json`: the status file's fields, the liveness, and the store's outbox and pairings.
+    struct StatusReport: Encodable {
+        var state: String
+        var pid: Int32
+        var version: String
+        var gateway_id: String
+        var board: String
+        var region: String
+        var broker: String
+        var broker_connected: Bool
+        var radio_answering: Bool
+        var started_at: Int64
+        var updated_at: Int64
+        var frames_received: Int
+        var uplinks_forwarded: Int
+        var uplinks_refused: Int
+        var outbox_depth: Int
+        var last_uplink_at: Int64?
+        var last_beacon_at: Int64?
+        var last_witness_at: Int64?
+        var pairings: Int?
     }
 
     /// "2026-11-26 14:27:55 UTC (12 s ago)".
@@ -87,7 +110,8 @@ struct StatusCommand: AsyncParsableCommand {
         var seconds = time_t(unixSeconds)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        let text = String(format: "%04d-%02d-%02d %02d:%02d:%02d UTC", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let text = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) UTC"
         let ago = now - unixSeconds
         let relative = ago < 120 ? "\(ago) s ago" : ago < 7200 ? "\(ago / 60) min ago" : ago < 172_800 ? "\(ago / 3600) h ago" : "\(ago / 86400) days ago"
         return "\(text) (\(relative))"

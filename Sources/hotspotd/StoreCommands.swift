@@ -2,7 +2,7 @@ import ArgumentParser
 import Credits
 import HAL
 import Cryptography
-import Foundation
+import FoundationEssentials
 import LoRaPHY
 import LoRaWAN
 import Messages
