@@ -609,10 +609,20 @@ public actor Store {
     /// Removes messages the broker has acknowledged.
     public func acknowledge(_ ids: [Int64]) throws(StoreError) {
         guard !ids.isEmpty else { return }
+        // PUBACKs come nearly in order: runs of consecutive ids go in one statement each.
+        let sorted = ids.sorted()
+        var runs: [(Int64, Int64)] = []
+        for id in sorted {
+            if let last = runs.last, id <= last.1 + 1 {
+                runs[runs.count - 1].1 = max(last.1, id)
+            } else {
+                runs.append((id, id))
+            }
+        }
         let removed = try db.transaction { () throws(StoreError) -> Int in
             var removed = 0
-            for id in ids {
-                try db.query("DELETE FROM outbox WHERE id = ?", [.integer(id)])
+            for (first, last) in runs {
+                try db.query("DELETE FROM outbox WHERE id BETWEEN ? AND ?", [.integer(first), .integer(last)])
                 removed += db.changes
             }
             return removed

@@ -194,6 +194,18 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
     }
 }
 
+@Suite struct AcknowledgementTests {
+    @Test func acknowledgedIdsGoAndOnlyThey() async throws {
+        let store = try Store.open(directory: temporaryDirectory())
+        try await store.enqueue((1...10).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 1)
+        let ids = try await store.outbox(limit: 100).map(\.id)
+        // Out of order, with a repeat and gaps: the runs 1–3 and 5–6, and 9.
+        try await store.acknowledge([ids[2], ids[0], ids[1], ids[5], ids[4], ids[8], ids[0]])
+        #expect(try await store.outbox(limit: 100).map(\.messageID) == ["up-4", "up-7", "up-8", "up-10"])
+        #expect(await store.outboxDepth() == 4)
+    }
+}
+
 @Suite struct OutboxCapTests {
     @Test func atTheCapTheOldestUplinksGoAndReportsStay() async throws {
         let store = try Store.open(directory: temporaryDirectory(), outboxLimit: 10)
