@@ -117,28 +117,37 @@ public actor OutboxPublisher {
 
     private var wakeAgain = false
 
-    /// The window is refilled once half of it is free: one read of the outbox for many
-    /// PUBACKs rather than one each.
-    private var refillBelow: Int { max(1, maximumInFlight / 2) }
+    /// Messages read from the outbox ahead of the window, oldest first, and the id of the newest
+    /// one read: a PUBACK frees a slot that is filled from here at once, and the store is
+    /// visited once per window's worth of messages, not once per message.
+    private var readAhead: [OutboxMessage] = []
+    private var readCursor: Int64 = 0
 
     private func drain() async {
         await resendStale()
-        guard inFlight.count < refillBelow || inFlight.isEmpty else { return }
         while connected && inFlight.count < maximumInFlight {
-            let started = epoch
-            let batch: [OutboxMessage]
-            do {
-                batch = try await store.outbox(after: cursor, limit: maximumInFlight - inFlight.count)
-            } catch {
-                logger.error("cannot read the outbox: \(error.message)")
-                return
+            if readAhead.isEmpty {
+                let started = epoch
+                let batch: [OutboxMessage]
+                do {
+                    batch = try await store.outbox(after: max(cursor, readCursor), limit: maximumInFlight)
+                } catch {
+                    logger.error("cannot read the outbox: \(error.message)")
+                    return
+                }
+                // A connect or disconnect happened during the read: the batch may be stale.
+                guard epoch == started else { continue }
+                guard !batch.isEmpty else { return }
+                // Another pass may have filled the read-ahead meanwhile: keep the order.
+                guard readAhead.isEmpty else { continue }
+                readAhead = batch
+                readCursor = batch.last!.id
             }
-            // A connect or disconnect happened during the read: the batch may be stale.
-            guard epoch == started else { continue }
-            guard !batch.isEmpty else { return }
+            var published = 0
             var acknowledgedAtOnce: [Int64] = []
-            for message in batch {
-                guard connected else { break }
+            defer { readAhead.removeFirst(published) }
+            for message in readAhead {
+                guard connected, inFlight.count < maximumInFlight else { break }
                 do {
                     let messageID = try client.publish(topic: message.topic, payload: message.payload, qos: qos)
                     counters.published += 1
@@ -158,13 +167,12 @@ public actor OutboxPublisher {
                 } catch {
                     // Not connected after all: the next connection goes on from here.
                     logger.debug("publish deferred: \(error.message)")
-                    return
+                    break
                 }
+                published += 1
             }
-            if !acknowledgedAtOnce.isEmpty {
-                try? await store.acknowledge(acknowledgedAtOnce)
-                counters.acknowledged += acknowledgedAtOnce.count
-            }
+            for id in acknowledgedAtOnce { acknowledgeLater(id) }
+            if published == 0 { return }
         }
     }
 
