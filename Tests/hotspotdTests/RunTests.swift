@@ -139,6 +139,37 @@ import Glibc
         #expect(waitForExit(agent, seconds: 15) == 0)
     }
 
+    @Test func everyReplayedFrameIsForwarded() throws {
+        // The benchmark's load: frames replayed into the mock board's air as fast as the driver
+        // and the meter take them; none may be lost on the way to the broker.
+        let broker = try Broker()
+        let config = try writeConfiguration(port: broker.port)
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "[credits]\n", with: "[credits]\nforward_unpaired = true\n")
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let count = 300
+        var replay: [UInt8] = []
+        for index in 0..<count {
+            // Unconfirmed data up from 26011BDD, FCnt = index, FPort 2, a payload, a MIC (not checked: unpaired).
+            let frame: [UInt8] = [0x40, 0xDD, 0x1B, 0x01, 0x26, 0x00, UInt8(index & 0xFF), UInt8(index >> 8), 0x02]
+                + [UInt8](repeating: UInt8(index % 251), count: 12 + index % 49) + [0, 0, 0, 0]
+            replay += [UInt8(frame.count >> 8), UInt8(frame.count & 0xFF)] + frame
+        }
+        let file = directory.appendingPathComponent("frames.bin").path
+        try Data(replay).write(to: URL(fileURLWithPath: file))
+        let received = directory.appendingPathComponent("received.txt").path
+        let subscriber = try spawn("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "\(count)", "-W", "60", "-F", "%t"], logFile: received)
+        defer { kill(subscriber, SIGKILL); _ = waitForExit(subscriber, seconds: 1) }
+        usleep(500_000)
+        let agent = try start(config, notify: nil, arguments: ["--replay-frames", file])
+        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        #expect(waitForExit(subscriber, seconds: 60) == 0, "the subscriber saw \(count) uplinks")
+        let lines = try String(contentsOfFile: received, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == count)
+        kill(agent, SIGTERM)
+        #expect(waitForExit(agent, seconds: 15) == 0)
+    }
+
     @Test func aSecondSignalExitsAtOnceAndLosesNothingStored() throws {
         let broker = try Broker()
         defer { broker.resume() }
