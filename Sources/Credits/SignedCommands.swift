@@ -1,5 +1,7 @@
 import Cryptography
 import FoundationEssentials
+import LoRaPHY
+import LoRaWAN
 import Logging
 import Messages
 import SwiftProtobuf
@@ -221,10 +223,10 @@ public struct CommandProcessor: Sendable {
     static func metadata(_ command: Command?) -> Logger.Metadata {
         switch command {
         case .pair(let devAddr, let devEUI, let owner, _):
-            var metadata: Logger.Metadata = ["DEV_ADDR": "\(String(format: "%08X", devAddr))", "OWNER": "\(owner)"]
-            if let devEUI { metadata["DEV_EUI"] = "\(String(format: "%016llx", devEUI))" }
+            var metadata: Logger.Metadata = ["DEV_ADDR": "\(DevAddr(devAddr).description)", "OWNER": "\(owner)"]
+            if let devEUI { metadata["DEV_EUI"] = "\(EUI64(devEUI).description)" }
             return metadata
-        case .unpair(let devAddr): return ["DEV_ADDR": "\(String(format: "%08X", devAddr))"]
+        case .unpair(let devAddr): return ["DEV_ADDR": "\(DevAddr(devAddr).description)"]
         case .credit(let owner, let amount): return ["OWNER": "\(owner)", "AMOUNT": "\(amount)"]
         case .entropy, nil: return [:]
         }
@@ -243,10 +245,10 @@ public struct CommandProcessor: Sendable {
         rejection.topic = topic
         switch command {
         case .pair(let devAddr, _, let owner, _):
-            rejection.devAddr = String(format: "%08X", devAddr)
+            rejection.devAddr = DevAddr(devAddr).description
             rejection.owner = owner
         case .unpair(let devAddr):
-            rejection.devAddr = String(format: "%08X", devAddr)
+            rejection.devAddr = DevAddr(devAddr).description
         case .credit(let owner, _):
             rejection.owner = owner
         default:
