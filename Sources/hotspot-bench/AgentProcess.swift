@@ -69,9 +69,19 @@ final class AgentProcess {
     /// The agent's peak resident memory so far, in MB.
     var peakResidentMegabytes: Double { Double(statusKilobytes("VmHWM", pid: String(pid)) ?? 0) / 1024 }
 
+    /// The most anonymous memory (heap, stacks: what is the agent's alone, where the rest of
+    /// RSS is pages of the binary and libraries) seen at any `progress()` poll, in MB.
+    private(set) var peakAnonymousMegabytes: Double = 0
+
+    private func sampleAnonymousMemory() {
+        let megabytes = Double(statusKilobytes("RssAnon", pid: String(pid)) ?? 0) / 1024
+        peakAnonymousMegabytes = max(peakAnonymousMegabytes, megabytes)
+    }
+
     /// Uplinks charged so far and messages waiting in the outbox, read from the agent's store
     /// through a read-only connection of this process.
     func progress() -> (charged: Int, outbox: Int) {
+        sampleAnonymousMemory()
         if probe == nil {
             var db: OpaquePointer?
             guard sqlite3_open_v2(directory.path + "/data/hotspotd.db", &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { return (0, -1) }

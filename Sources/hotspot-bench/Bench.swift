@@ -111,7 +111,7 @@ struct HotspotBench: AsyncParsableCommand {
         let seconds = now() - agent.readyAt
         let figures = Figures(
             name: "pipeline", messages: workload.frames.count, seconds: seconds,
-            cpuMicroseconds: agent.cpuMicroseconds - cpuAtReady, peakRSSMegabytes: agent.peakResidentMegabytes
+            cpuMicroseconds: agent.cpuMicroseconds - cpuAtReady, peakRSSMegabytes: agent.peakResidentMegabytes, peakAnonymousMegabytes: agent.peakAnonymousMegabytes
         )
         agent.stop()
         return figures
@@ -133,7 +133,7 @@ struct HotspotBench: AsyncParsableCommand {
         }
         let figures = Figures(
             name: "concentrator", messages: workload.frames.count, seconds: now() - start,
-            cpuMicroseconds: agent.cpuMicroseconds - cpuBefore, peakRSSMegabytes: agent.peakResidentMegabytes,
+            cpuMicroseconds: agent.cpuMicroseconds - cpuBefore, peakRSSMegabytes: agent.peakResidentMegabytes, peakAnonymousMegabytes: agent.peakAnonymousMegabytes,
             note: resent > 0 ? "\(resent) datagrams sent again" : nil
         )
         agent.stop()
@@ -153,7 +153,7 @@ struct HotspotBench: AsyncParsableCommand {
         }
         let accepted = Figures(
             name: "accept (broker down)", messages: count, seconds: now() - agent.readyAt,
-            cpuMicroseconds: agent.cpuMicroseconds, peakRSSMegabytes: agent.peakResidentMegabytes
+            cpuMicroseconds: agent.cpuMicroseconds, peakRSSMegabytes: agent.peakResidentMegabytes, peakAnonymousMegabytes: agent.peakAnonymousMegabytes
         )
         let rssDuringOutage = agent.peakResidentMegabytes
         let cpuBefore = agent.cpuMicroseconds
@@ -172,7 +172,7 @@ struct HotspotBench: AsyncParsableCommand {
         }
         let figures = Figures(
             name: "drain", messages: count, seconds: now() - start,
-            cpuMicroseconds: agent.cpuMicroseconds - cpuBefore, peakRSSMegabytes: agent.peakResidentMegabytes,
+            cpuMicroseconds: agent.cpuMicroseconds - cpuBefore, peakRSSMegabytes: agent.peakResidentMegabytes, peakAnonymousMegabytes: agent.peakAnonymousMegabytes,
             note: String(format: "first message delivered %.1f s after the broker started (reconnect backoff); peak RSS %.1f MB during the outage", start - brokerStarted, rssDuringOutage)
         )
         agent.stop()

@@ -60,6 +60,7 @@ struct Figures: Codable {
     var seconds: Double
     var cpuMicroseconds: Int64
     var peakRSSMegabytes: Double?
+    var peakAnonymousMegabytes: Double?
     var note: String?
 
     var perSecond: Double { seconds > 0 ? Double(messages) / seconds : 0 }

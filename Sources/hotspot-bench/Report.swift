@@ -75,13 +75,14 @@ struct Report: Codable {
         var lines: [String] = []
         func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
         func padLeft(_ text: String, _ width: Int) -> String { text.count >= width ? text : String(repeating: " ", count: width - text.count) + text }
-        lines.append(pad("path", 22) + padLeft("messages", 9) + padLeft("seconds", 9) + padLeft("msg/s", 9) + padLeft("CPU µs/msg", 12) + padLeft("vs floor", 10) + padLeft("peak RSS", 10))
+        lines.append(pad("path", 22) + padLeft("messages", 9) + padLeft("seconds", 9) + padLeft("msg/s", 9) + padLeft("CPU µs/msg", 12) + padLeft("vs floor", 10) + padLeft("peak RSS", 10) + padLeft("anon", 9))
         for figures in [floor, pipeline, concentrator, drainAccept, drain] {
             let ratio = figures.name == "floor" ? "1.00" : String(format: "%.2f", figures.perSecond / floor.perSecond)
             lines.append(
                 pad(figures.name, 22) + padLeft("\(figures.messages)", 9) + padLeft(String(format: "%.2f", figures.seconds), 9)
                     + padLeft(String(format: "%.0f", figures.perSecond), 9) + padLeft(String(format: "%.1f", figures.cpuPerMessage), 12)
                     + padLeft(ratio, 10) + padLeft(figures.peakRSSMegabytes.map { String(format: "%.1f MB", $0) } ?? "", 10)
+                    + padLeft(figures.peakAnonymousMegabytes.map { String(format: "%.1f MB", $0) } ?? "", 9)
             )
         }
         lines.append(String(format: "start-up: exec to READY=1 %.0f ms median, %.0f ms at most (%d restarts); %.1f MB resident", startup.medianMilliseconds, startup.maximumMilliseconds, startup.runs, startup.peakRSSMegabytes))
