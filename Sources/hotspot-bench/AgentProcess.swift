@@ -16,7 +16,7 @@ final class AgentProcess {
     /// CLOCK_MONOTONIC seconds just before the exec, and when READY=1 arrived.
     let startedAt: Double
     let readyAt: Double
-    private let notify: FakeNotifySocket
+    private let notify: DatagramSink
     private var probe: OpaquePointer?
 
     /// `board` is "mock" (the SX1276 on the mock board; `replay` feeds its air) or a packet
@@ -49,7 +49,7 @@ final class AgentProcess {
             let store = try Store.open(directory: directory.path + "/data")
             try await workload.provision(store)
         }
-        notify = FakeNotifySocket()
+        notify = DatagramSink()
         var arguments = ["run", "--config", config]
         if let replay { arguments += ["--replay-frames", replay] }
         startedAt = now()

@@ -1,41 +1,12 @@
 import Foundation
 import Logging
+import TestSupport
 import Testing
 @testable import Agent
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A stand-in for journald's socket: collects datagrams.
-private final class FakeJournal {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock").path
-    private let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-
-    init() {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
-        }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-    }
-
-    deinit {
-        close(fd)
-        unlink(path)
-    }
-
-    func receive() -> [UInt8]? {
-        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&descriptor, 1, 2000) > 0 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let count = recv(fd, &buffer, buffer.count, 0)
-        return count > 0 ? Array(buffer[0..<count]) : nil
-    }
-}
 
 /// Parses the native protocol back into fields, as journald does.
 private func decode(_ datagram: [UInt8]) -> [String: String] {
@@ -61,7 +32,7 @@ private func decode(_ datagram: [UInt8]) -> [String: String] {
 
 @Suite struct JournalLogHandlerTests {
     @Test func entriesCarryPriorityIdentifierAndMetadataAsFields() throws {
-        let journal = FakeJournal()
+        let journal = DatagramSink()
         let socket = try #require(JournalSocket(path: journal.path))
         let provider = Logger.MetadataProvider { ["GATEWAY_ID": "0016c001ff10a235"] }
         var logger = Logger(label: "hotspotd.meter") { label in

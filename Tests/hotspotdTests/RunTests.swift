@@ -33,7 +33,7 @@ import Glibc
         return path
     }
 
-    func start(_ config: String, notify: FakeNotifySocket?, watchdogMicroseconds: Int = 1_000_000, arguments: [String] = []) throws -> pid_t {
+    func start(_ config: String, notify: DatagramSink?, watchdogMicroseconds: Int = 1_000_000, arguments: [String] = []) throws -> pid_t {
         var environment = ["HOTSPOTD_BOARD_DIR": directory.path + "/boards:" + repositoryRoot + "/Board"]
         if let notify {
             environment["NOTIFY_SOCKET"] = notify.path
@@ -50,7 +50,7 @@ import Glibc
 
     @Test func readyWatchdogAndStatusThenSIGTERMExitsCleanlyWithOFFLINE() throws {
         let broker = try Broker()
-        let notify = FakeNotifySocket()
+        let notify = DatagramSink()
         let config = try writeConfiguration(port: broker.port)
         let agent = try start(config, notify: notify)
         defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
@@ -85,7 +85,7 @@ import Glibc
             .replacingOccurrences(of: "name = \"mock\"", with: "name = \"wedging\"")
         try (profile + "\n[mock]\nwedge_after_seconds = 3\n").write(to: boards.appendingPathComponent("wedging.toml"), atomically: true, encoding: .utf8)
         let broker = try Broker()
-        let notify = FakeNotifySocket()
+        let notify = DatagramSink()
         let agent = try start(try writeConfiguration(port: broker.port, board: "wedging"), notify: notify)
         defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
         // Pings every 0.5 s while the radio answers; health checks as often; three failed in a
@@ -101,7 +101,7 @@ import Glibc
 
     @Test func killingTheAgentLeavesOFFLINERetained() throws {
         let broker = try Broker()
-        let notify = FakeNotifySocket()
+        let notify = DatagramSink()
         let agent = try start(try writeConfiguration(port: broker.port), notify: notify)
         defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
         _ = notify.collect(seconds: 15) { $0.contains("READY=1") }

@@ -4,13 +4,14 @@ import Foundation
 import Glibc
 #endif
 
-/// A fake systemd: a datagram socket that collects what the agent notifies.
-public final class FakeNotifySocket {
+/// A Unix datagram socket at a fresh path that collects what is sent to it: a fake systemd
+/// notification socket (`NOTIFY_SOCKET`) or a fake journald socket.
+public final class DatagramSink {
     public let path: String
     private let fd: Int32
 
     public init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock").path
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("sink-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock").path
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -25,6 +26,15 @@ public final class FakeNotifySocket {
     deinit {
         close(fd)
         unlink(path)
+    }
+
+    /// The next datagram, or nil after `timeoutMilliseconds`.
+    public func receive(timeoutMilliseconds: Int32 = 2000) -> [UInt8]? {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&descriptor, 1, timeoutMilliseconds) > 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count > 0 ? Array(buffer[0..<count]) : nil
     }
 
     /// Messages received within `seconds`, until `until` holds for one of them.
