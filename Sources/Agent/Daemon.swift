@@ -68,6 +68,7 @@ public final class Daemon: Service, Sendable {
         var forwarded = 0
         var refused = 0
         var lastAcknowledged = 0
+        var lastDropped = 0
         var lastOutboxProgress: UInt64 = monotonicNanoseconds()
         var startedAt = wallClockNanoseconds() / 1_000_000_000
     }
@@ -192,17 +193,10 @@ public final class Daemon: Service, Sendable {
         var tasks: [Task<Void, Never>] = []
         // Frames wait in the inbox while the meter commits the ones before them; each batch is
         // then one transaction (group commit). At a trickle a batch is one frame.
+        // The radio puts frames into the inbox from its own thread (no task hand-over per
+        // frame); a frame it cannot put is counted in its statistics' framesDropped.
         let inbox = FrameInbox()
-        let collector = Task {
-            var dropped = 0
-            for await frame in radio.frames where !inbox.put(frame) {
-                dropped += 1
-                if dropped % 1000 == 1 {
-                    logger.warning("frames dropped: the meter is \(FrameInbox.capacity) frames behind the radio", metadata: ["dropped": "\(dropped)"])
-                }
-            }
-            inbox.finish()
-        }
+        await radio.deliver(to: inbox)
         let frameLoop = Task { [self] in
             for await _ in inbox.arrivals {
                 while case let batch = inbox.take(atMost: Self.meterBatch), !batch.isEmpty {
@@ -219,7 +213,6 @@ public final class Daemon: Service, Sendable {
                 }
             }
         }
-        tasks.append(collector)
         tasks.append(frameLoop)
         tasks.append(Task {
             do {
@@ -359,6 +352,13 @@ public final class Daemon: Service, Sendable {
                 let moving = now - state.lastOutboxProgress < 300_000_000_000
                 return (state.received, state.forwarded, state.refused, moving)
             }
+            let newlyDropped = state.withLock { state -> Int in
+                defer { state.lastDropped = radioStats.framesDropped }
+                return radioStats.framesDropped - state.lastDropped
+            }
+            if newlyDropped > 0 {
+                logger.warning("frames dropped: the meter fell \(FrameInbox.capacity) frames behind the radio", metadata: ["dropped": "\(newlyDropped)"])
+            }
             // Three missed health checks in a row: the driver could not revive the chip.
             let radioAlive = now - radioStats.lastProgressNanoseconds < Self.nanoseconds(healthInterval * 3)
             notifier.notify("STATUS=received \(received), forwarded \(forwarded), refused \(refused), outbox \(depth)")
@@ -436,7 +436,7 @@ public let hotspotdVersion = "0.1.0"
 
 /// Frames between the radio and the meter: the radio's side puts them in one by one, the
 /// meter's side takes what has gathered. `arrivals` signals (coalesced) that there is more.
-final class FrameInbox: Sendable {
+final class FrameInbox: FrameSink {
     private let frames = Mutex<[RadioFrame]>([])
     let arrivals: AsyncStream<Void>
     private let signal: AsyncStream<Void>.Continuation

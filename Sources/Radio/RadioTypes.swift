@@ -182,4 +182,27 @@ public protocol Radio: AnyObject, Sendable {
 
     /// Stops receiving, puts the radio to sleep and ends `frames`.
     func stop() async
+
+    /// From now on, received frames go to `sink` rather than to `frames`: the consumer takes
+    /// them without a task hand-over per frame. A frame the sink refuses counts as dropped.
+    func deliver(to sink: any FrameSink) async
+}
+
+/// A consumer that takes received frames straight from the radio's thread.
+public protocol FrameSink: Sendable {
+    /// Takes a frame; false when it is full and the frame is dropped.
+    func put(_ frame: RadioFrame) -> Bool
+    /// The radio stopped: no frame follows.
+    func finish()
+}
+
+extension Radio {
+    /// For radios without a direct path: a task forwards `frames` to the sink.
+    public func deliver(to sink: any FrameSink) async {
+        let frames = self.frames
+        Task {
+            for await frame in frames { _ = sink.put(frame) }
+            sink.finish()
+        }
+    }
 }

@@ -123,6 +123,14 @@ public actor SPIRadio: Radio {
         ])
     }
 
+    /// Where received frames go instead of `frames`, once `deliver(to:)` named it.
+    private var sink: (any FrameSink)?
+
+    public func deliver(to sink: any FrameSink) async {
+        self.sink = sink
+        if !running { sink.finish() }
+    }
+
     public func stop() async {
         guard running else { return }
         running = false
@@ -133,6 +141,7 @@ public actor SPIRadio: Radio {
         transmitting = nil
         chip.close()
         output.finish()
+        sink?.finish()
     }
 
     /// Changes how the radio listens; during a transmission the change applies when it ends.
@@ -203,7 +212,9 @@ public actor SPIRadio: Radio {
                     stats.crcErrors += 1
                     logger.debug("\(chip.name): CRC error", metadata: ["size": "\(frame.payload.count)", "rssi": "\(frame.rssiDBm)"])
                 }
-                if case .dropped = output.yield(frame) {
+                if let sink {
+                    if !sink.put(frame) { stats.framesDropped += 1 }
+                } else if case .dropped = output.yield(frame) {
                     stats.framesDropped += 1
                 }
             case .transmitted:

@@ -127,10 +127,19 @@ public final class SemtechUDPBackend: Radio {
         for waiter in pending { waiter.continuation.resume(returning: nil) }
         state.withLock { $0.socket = nil }
         output.finish()
+        sink.withLock { $0 }?.finish()
     }
 
     public func statistics() async -> RadioStatistics {
         state.withLock { $0.stats }
+    }
+
+    /// Where received frames go instead of `frames`, once `deliver(to:)` named it.
+    private let sink = Mutex<(any FrameSink)?>(nil)
+
+    public func deliver(to sink: any FrameSink) async {
+        self.sink.withLock { $0 = sink }
+        if stopping.withLock({ $0 }) { sink.finish() }
     }
 
     // MARK: Receiving
@@ -223,8 +232,13 @@ public final class SemtechUDPBackend: Radio {
         }
         let status = body["stat"].map(ForwarderStatus.init)
         var dropped = 0
+        let sink = self.sink.withLock { $0 }
         for frame in frames {
-            if case .dropped = output.yield(frame) { dropped += 1 }
+            if let sink {
+                if !sink.put(frame) { dropped += 1 }
+            } else if case .dropped = output.yield(frame) {
+                dropped += 1
+            }
         }
         state.withLock { state in
             state.counters.pushData += 1

@@ -2,6 +2,7 @@ import HAL
 import HALMock
 import LoRaPHY
 import Logging
+import Synchronization
 import TestSupport
 import Testing
 @testable import Radio
@@ -70,6 +71,23 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         #expect(payloads.map { Int($0[1]) | Int($0[2]) << 8 } == Array(0..<count))
         #expect(payloads.allSatisfy { $0.count == 3 + (Int($0[1]) | Int($0[2]) << 8) % 50 })
         await radio.stop()
+    }
+
+    @Test func framesGoStraightToANamedSink() async throws {
+        final class Sink: FrameSink, @unchecked Sendable {
+            let frames = Mutex<[[UInt8]]>([])
+            let finished = Mutex(false)
+            func put(_ frame: RadioFrame) -> Bool { frames.withLock { $0.append(frame.payload) }; return true }
+            func finish() { finished.withLock { $0 = true } }
+        }
+        try await radio.start()
+        let sink = Sink()
+        let asRadio: any Radio = radio
+        await asRadio.deliver(to: sink)
+        await board.air.sendAndAwaitReadout(sensorFrame([0x40, 1, 2, 3]))
+        #expect(await eventually { sink.frames.withLock { $0 } == [[0x40, 1, 2, 3]] })
+        await radio.stop()
+        #expect(sink.finished.withLock { $0 }, "stopping finishes the sink at once")
     }
 
     @Test func positiveSNRUsesTheDatasheetSlope() async throws {

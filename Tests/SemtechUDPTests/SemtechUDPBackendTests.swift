@@ -1,6 +1,7 @@
 import LoRaPHY
 import Logging
 import Radio
+import Synchronization
 import TestSupport
 import Testing
 import Wire
@@ -76,6 +77,24 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         #expect(frame.frequencyHz == 868_100_000)
         #expect(frame.snrDB == 9.5)
         await backend.stop()
+    }
+
+    @Test func framesGoToASinkWhenOneIsNamed() async throws {
+        final class Sink: FrameSink, @unchecked Sendable {
+            let frames = Mutex<[RadioFrame]>([])
+            let finished = Mutex(false)
+            func put(_ frame: RadioFrame) -> Bool { frames.withLock { $0.append(frame) }; return true }
+            func finish() { finished.withLock { $0 = true } }
+        }
+        let (backend, server) = try await makeBackend()
+        let sink = Sink()
+        await backend.deliver(to: sink)
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0002))
+        forwarder.pushData(rxpk([0x40, 9, 8, 7]), token: (0x01, 0x02))
+        #expect(await forwarder.receive() == [2, 0x01, 0x02, 1])
+        #expect(await eventually { sink.frames.withLock { $0.map(\.payload) } == [[0x40, 9, 8, 7]] })
+        await backend.stop()
+        #expect(sink.finished.withLock { $0 }, "stopping finishes the sink")
     }
 
     @Test func aSilentForwarderIsNotADeadBackend() async throws {
