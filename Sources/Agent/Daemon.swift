@@ -53,6 +53,8 @@ public final class Daemon: Service, Sendable {
     private let notifier: SystemdNotifier
     private let logger: Logger
     private let state = Mutex(State())
+    /// Received frames between the radio and the meter.
+    private let inbox = FrameInbox()
     private let stopping = Mutex(false)
 
     struct State {
@@ -69,6 +71,7 @@ public final class Daemon: Service, Sendable {
         var refused = 0
         var lastAcknowledged = 0
         var lastDropped = 0
+        var taken = 0
         var lastOutboxProgress: UInt64 = monotonicNanoseconds()
         var startedAt = wallClockNanoseconds() / 1_000_000_000
     }
@@ -137,6 +140,8 @@ public final class Daemon: Service, Sendable {
                 throw StartError(error.message)
             }
         }
+        // Frames go to the inbox from the first one on, before `run()` starts metering them.
+        await radio.deliver(to: inbox)
         do {
             try await radio.start()
         } catch {
@@ -195,21 +200,13 @@ public final class Daemon: Service, Sendable {
         // then one transaction (group commit). At a trickle a batch is one frame.
         // The radio puts frames into the inbox from its own thread (no task hand-over per
         // frame); a frame it cannot put is counted in its statistics' framesDropped.
-        let inbox = FrameInbox()
-        await radio.deliver(to: inbox)
+        let inbox = self.inbox
         let frameLoop = Task { [self] in
             for await _ in inbox.arrivals {
                 while case let batch = inbox.take(atMost: Self.meterBatch), !batch.isEmpty {
+                    state.withLock { $0.taken += batch.count }
                     await statistics.recordReceived(batch)
-                    do {
-                        let outcomes = try await meter.meter(batch: batch)
-                        for (frame, outcome) in zip(batch, outcomes) {
-                            record(outcome)
-                            if outcome == .beacon { _ = try? await coverage.consider(frame) }
-                        }
-                    } catch {
-                        logger.error("storing \(batch.count) uplink(s) failed: \(error)")
-                    }
+                    await meterAndRecord(batch)
                 }
             }
         }
@@ -262,6 +259,23 @@ public final class Daemon: Service, Sendable {
         for task in tasks { await task.value }
     }
 
+    /// Meters a batch in one transaction; if the store fails, each frame alone, so that one bad
+    /// frame costs itself and not the whole batch.
+    private func meterAndRecord(_ batch: [RadioFrame]) async {
+        do {
+            let outcomes = try await meter.meter(batch: batch)
+            for (frame, outcome) in zip(batch, outcomes) {
+                record(outcome)
+                if outcome == .beacon { _ = try? await coverage.consider(frame) }
+            }
+        } catch where batch.count > 1 {
+            logger.warning("storing a batch of \(batch.count) frames failed, storing them one by one: \(error)")
+            for frame in batch { await meterAndRecord([frame]) }
+        } catch {
+            logger.error("storing an uplink failed: \(error)")
+        }
+    }
+
     /// What the agent has done so far: for `hotspotd status`'s file, benchmarks and tests.
     public struct Progress: Sendable, Equatable {
         /// Frames the meter has seen, and of them uplinks forwarded and refused.
@@ -277,6 +291,11 @@ public final class Daemon: Service, Sendable {
     /// Frames the meter has seen so far (cheap: no store access).
     public var framesMetered: Int {
         state.withLock { $0.received }
+    }
+
+    /// Frames the meter has taken from the radio so far, stored or not.
+    public var framesTaken: Int {
+        state.withLock { $0.taken }
     }
 
     public func progress() async -> Progress {

@@ -19,7 +19,7 @@ public struct FrameReplayer: Service, Sendable {
     public let path: String
     public let channel: RadioConfiguration
     public let ahead: Int
-    /// How many frames the agent has taken in so far (metered).
+    /// How many frames the agent has taken from the radio so far.
     public let absorbed: @Sendable () -> Int
 
     public init(air: Air, path: String, channel: RadioConfiguration, ahead: Int = 256, absorbed: @escaping @Sendable () -> Int) {

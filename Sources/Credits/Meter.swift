@@ -78,6 +78,8 @@ public actor Meter {
     private var recentOrder: [([UInt8], Int64)] = []
     /// Entries of `recentOrder` before this index are forgotten.
     private var recentStart = 0
+    /// Payloads `isDuplicate` remembered for the batch being metered.
+    private var rememberedThisBatch: [[UInt8]] = []
     public private(set) var counts: [String: Int] = [:]
 
     /// LoRaWAN's MAX_FCNT_GAP.
@@ -107,6 +109,7 @@ public actor Meter {
     /// transaction (group commit). If the store fails, none of them is charged or forwarded.
     public func meter(batch frames: [RadioFrame]) async throws(StoreError) -> [MeterOutcome] {
         guard !frames.isEmpty else { return [] }
+        rememberedThisBatch.removeAll(keepingCapacity: true)
         let decoded = frames.map { $0.crc == .bad ? nil : try? PHYPayload.decode($0.payload) }
         var devAddrs = Set<UInt32>()
         var devEUIs = Set<UInt64>()
@@ -176,7 +179,9 @@ public actor Meter {
         let topics = self.topics
         let encoding = self.encoding
         let planned = charges
-        let results = try await store.charge(
+        let results: [ChargeResult]
+        do {
+            results = try await store.charge(
             planned.map { Charge(owner: $0.pairing.owner, devAddr: $0.pairing.devAddr, devEUI: $0.devEUI, phyPayload: $0.frame.payload, credits: $0.credits, fCnt: $0.fCnt, devNonce: $0.devNonce, receivedAt: $0.time) },
             along: unpairedMessages, at: frames.last?.receivedAt ?? now()
         ) { index, seq, balance in
@@ -184,6 +189,12 @@ public actor Meter {
             let metadata = ["dc": String(charge.credits), "balance": String(balance), "owner": charge.pairing.owner, "seq": String(seq)]
             let uplink = UplinkMessages.uplinkFrame(charge.frame, gatewayID: topics.gatewayID, uplinkID: UInt32(truncatingIfNeeded: seq), metadata: metadata)
             return [NewMessage(kind: .uplink, topic: topics.up, messageID: "up-\(seq)", payload: try encoding.encode(uplink))]
+            }
+        } catch {
+            // Nothing of the batch was stored: its frames may come again (one by one) and must
+            // not be taken for duplicates then.
+            for payload in rememberedThisBatch where recent[payload] != nil { recent[payload] = nil }
+            throw error
         }
 
         var outcomes: [MeterOutcome] = []
@@ -216,7 +227,14 @@ public actor Meter {
             counts[Self.countKey(outcome), default: 0] += 1
             outcomes.append(outcome)
         }
-        if !rejections.isEmpty { try await store.enqueue(rejections, at: now()) }
+        if !rejections.isEmpty {
+            // The charges are committed: a failure here loses the rejection messages, not the outcomes.
+            do {
+                try await store.enqueue(rejections, at: now())
+            } catch {
+                logger.error("cannot queue \(rejections.count) rejection message(s): \(error.message)")
+            }
+        }
         return outcomes
     }
 
@@ -294,6 +312,7 @@ public actor Meter {
         }
         if let seen = recent[payload], time - seen <= window { return true }
         recent[payload] = time
+        rememberedThisBatch.append(payload)
         recentOrder.append((payload, time))
         return false
     }

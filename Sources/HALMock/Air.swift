@@ -158,17 +158,24 @@ public final class Air: Sendable {
     public func sendAndAwaitReadout(_ frame: AirFrame) async {
         precondition(timeScale == 0, "sendAndAwaitReadout needs an air whose frames arrive at once")
         send(frame)
-        while true {
-            let clear = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+        while !Task.isCancelled {
+            let clear = await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
                 // Under the lock, so that a read-out between the check and the wait still wakes it.
                 let clear = state.withLock { state -> Bool in
                     let holding = state.listeners.values.contains { $0.listener?.holdsUnreadFrame == true }
-                    if holding {
+                    // Checked under the lock too: a cancellation that already ran its handler
+                    // would not wake this waiter again.
+                    let cancelled = Task.isCancelled
+                    if holding && !cancelled {
                         state.readoutWaiters.append(continuation)
                     }
-                    return !holding
+                    return !holding || cancelled
                 }
                 if clear { continuation.resume(returning: true) }
+                }
+            } onCancel: {
+                frameReadOut()  // the waiters look again, and a cancelled one stops waiting
             }
             if clear { return }
         }

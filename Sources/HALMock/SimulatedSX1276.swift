@@ -166,6 +166,7 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             Self.powerOn(&$0, version: version)
             $0.counters.resets += 1
         }
+        air.frameReadOut()  // the FIFO's frame is gone
         updateDIOs()
     }
 

@@ -128,12 +128,16 @@ public actor SPIRadio: Radio {
 
     public func deliver(to sink: any FrameSink) async {
         self.sink = sink
-        if !running { sink.finish() }
+        if stopped { sink.finish() }
     }
+
+    /// Stopped after a start: no frame will come.
+    private var stopped = false
 
     public func stop() async {
         guard running else { return }
         running = false
+        stopped = true
         for task in tasks { task.cancel() }
         tasks.removeAll()
         chip.sleep()

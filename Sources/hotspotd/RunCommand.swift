@@ -103,7 +103,7 @@ struct RunCommand: AsyncParsableCommand {
             let channel = RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate)
             if let replayFrames {
                 // The replay ends when the file does; the agent goes on.
-                services.append(.init(service: FrameReplayer(air: air, path: replayFrames, channel: channel) { daemon.framesMetered }, successTerminationBehavior: .ignore))
+                services.append(.init(service: FrameReplayer(air: air, path: replayFrames, channel: channel) { daemon.framesTaken }, successTerminationBehavior: .ignore))
             } else {
                 services.append(.init(service: SensorSimulator(air: air, sensors: SimulatedSensor.demo, channel: channel, region: configuration.gateway.region)))
             }
