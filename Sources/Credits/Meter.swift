@@ -108,6 +108,41 @@ public actor Meter {
     /// in one visit to the store, and their charges and forwarded messages committed in one
     /// transaction (group commit). If the store fails, none of them is charged or forwarded.
     public func meter(batch frames: [RadioFrame]) async throws(StoreError) -> [MeterOutcome] {
+        // A device appears once in each transaction, so that every frame is decided exactly as
+        // it would be alone, after the ones before it: a batch is cut where a device comes again.
+        var outcomes: [MeterOutcome] = []
+        outcomes.reserveCapacity(frames.count)
+        var start = 0
+        var devices = Set<UInt64>()
+        for (index, frame) in frames.enumerated() {
+            guard let device = Self.device(of: frame) else { continue }
+            if !devices.insert(device).inserted {
+                outcomes += try await meterOnce(Array(frames[start..<index]))
+                start = index
+                devices = [device]
+            }
+        }
+        outcomes += try await meterOnce(Array(frames[start...]))
+        return outcomes
+    }
+
+    /// The device a frame claims to come from (DevAddr of a data frame, DevEUI of a join
+    /// request, tagged apart), without decoding the rest.
+    static func device(of frame: RadioFrame) -> UInt64? {
+        let payload = frame.payload
+        guard let mhdr = payload.first else { return nil }
+        let mType = mhdr >> 5
+        if mType == 0b000 && payload.count >= 17 {  // join request: AppEUI(8) DevEUI(8); tagged apart (a clash only cuts a batch once more)
+            return payload[9..<17].reversed().reduce(0) { $0 << 8 | UInt64($1) } ^ (1 << 63)
+        }
+        if (mType == 0b010 || mType == 0b100) && payload.count >= 5 {  // (un)confirmed data up
+            return payload[1..<5].reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        return nil
+    }
+
+    /// One transaction's worth: no device twice.
+    private func meterOnce(_ frames: [RadioFrame]) async throws(StoreError) -> [MeterOutcome] {
         guard !frames.isEmpty else { return [] }
         rememberedThisBatch.removeAll(keepingCapacity: true)
         let decoded = frames.map { $0.crc == .bad ? nil : try? PHYPayload.decode($0.payload) }
@@ -126,8 +161,6 @@ public actor Meter {
         plans.reserveCapacity(frames.count)
         var charges: [PlannedCharge] = []
         var unpairedMessages: [NewMessage] = []
-        // Frame counters charged earlier in this batch, which the store has not seen yet.
-        var batchFCnts: [UInt32: UInt32] = [:]
         for (frame, phy) in zip(frames, decoded) {
             let time = frame.receivedAt ?? now()
             guard frame.crc != .bad else { plans.append(.done(.dropped(.crcError))); continue }
@@ -155,7 +188,7 @@ public actor Meter {
                 if isDuplicate(frame.payload) { plans.append(.done(.duplicate)); continue }
                 var fCnt: UInt32?
                 if let key = pairing.nwkSKey {
-                    let lastFCnt = batchFCnts[pairing.devAddr] ?? pairing.lastFCnt
+                    let lastFCnt = pairing.lastFCnt
                     let full = LoRaWANCrypto.fullFrameCounter(received: data.fCnt, last: lastFCnt)
                     if let last = lastFCnt, full <= last || full - last > Self.maximumFrameCounterGap {
                         plans.append(.refuse(.oldFCnt, pairing, "FCnt \(data.fCnt) is not after \(last)", time))
@@ -166,7 +199,6 @@ public actor Meter {
                         continue
                     }
                     fCnt = full
-                    batchFCnts[pairing.devAddr] = full
                 }
                 plans.append(.charge(charges.count))
                 charges.append(PlannedCharge(

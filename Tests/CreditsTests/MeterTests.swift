@@ -72,6 +72,17 @@ import Testing
         #expect(try await store.account(owner: "alice")?.balance == 9, "charged once")
     }
 
+    @Test func aBatchDecidesEachFrameAsIfAlone() async throws {
+        // 1 DC left; FCnt 10 needs 2 DC, then FCnt 9 (out of order, another forwarder) needs 1.
+        // Alone, 10 is refused for credit and 9 is charged; in one batch the same.
+        try await pairAndCredit(1)
+        let large = try uplink(fCnt: 10, payload: [UInt8](repeating: 1, count: 30), at: clock.nanoseconds)
+        let small = try uplink(fCnt: 9, payload: [UInt8](repeating: 2, count: 5), at: clock.nanoseconds)
+        let outcomes = try await meter().meter(batch: [large, small])
+        #expect(outcomes == [.refused(.noCredit), .forwarded(seq: 1, credits: 1, balance: 0, owner: "alice")])
+        #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == 9)
+    }
+
     @Test func anOwnerWithoutCreditIsRefused() async throws {
         try await pairAndCredit(0)
         #expect(try await meter().meter(uplink(fCnt: 1)) == .refused(.noCredit))
