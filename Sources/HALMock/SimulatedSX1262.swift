@@ -118,6 +118,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         var buffer = [UInt8](repeating: 0, count: 256)
         var registers: [UInt16: UInt8] = [:]
         var irqStatus: UInt16 = 0
+        /// The host cleared interrupt bits since DIO1 was last driven: it goes low before it
+        /// follows them again, so a bit raised again meanwhile still makes an edge, as on the chip.
+        var irqCleared = false
         var irqMask: UInt16 = 0
         var dio1Mask: UInt16 = 0
         var rxLength: UInt8 = 0
@@ -348,7 +351,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
             reply([UInt8(state.irqStatus >> 8), UInt8(state.irqStatus & 0xFF)], at: 2)
         case Opcode.clearIrqStatus:
             guard need(2) else { break }
-            state.irqStatus &= ~(UInt16(arguments[0]) << 8 | UInt16(arguments[1]))
+            let clearing = UInt16(arguments[0]) << 8 | UInt16(arguments[1])
+            if state.irqStatus & clearing != 0 { state.irqCleared = true }
+            state.irqStatus &= ~clearing
         case Opcode.getRxBufferStatus:
             reply([state.rxLength, state.rxStart], at: 2)
         case Opcode.getPacketStatus:
@@ -547,10 +552,12 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     private func updatePins() {
         // Computed and driven under one lock, so two threads cannot drive stale levels last.
         pinLock.withLock { _ in
-            let (busy, dio1) = state.withLock { state in
-                (state.busy || state.hung, !state.inReset && state.irqStatus & state.dio1Mask != 0)
+            let (busy, dio1, pulse) = state.withLock { state in
+                defer { state.irqCleared = false }
+                return (state.busy || state.hung, !state.inReset && state.irqStatus & state.dio1Mask != 0, state.irqCleared)
             }
             if let pin = pins.busy { gpio.drive(pin, high: busy) }
+            if pulse, let pin = pins.dio1 { gpio.drive(pin, high: false) }
             if let pin = pins.dio1 { gpio.drive(pin, high: dio1) }
         }
     }
