@@ -110,51 +110,41 @@ public actor Meter {
     public func meter(batch frames: [RadioFrame]) async throws(StoreError) -> [MeterOutcome] {
         // A device appears once in each transaction, so that every frame is decided exactly as
         // it would be alone, after the ones before it: a batch is cut where a device comes again.
+        let decoded = frames.map { $0.crc == .bad ? nil : try? PHYPayload.decode($0.payload) }
         var outcomes: [MeterOutcome] = []
         outcomes.reserveCapacity(frames.count)
         var start = 0
-        var devices = Set<UInt64>()
-        for (index, frame) in frames.enumerated() {
-            guard let device = Self.device(of: frame) else { continue }
-            if !devices.insert(device).inserted {
-                outcomes += try await meterOnce(Array(frames[start..<index]))
-                start = index
-                devices = [device]
-            }
-        }
-        outcomes += try await meterOnce(Array(frames[start...]))
-        return outcomes
-    }
-
-    /// The device a frame claims to come from (DevAddr of a data frame, DevEUI of a join
-    /// request, tagged apart), without decoding the rest.
-    static func device(of frame: RadioFrame) -> UInt64? {
-        let payload = frame.payload
-        guard let mhdr = payload.first else { return nil }
-        let mType = mhdr >> 5
-        if mType == 0b000 && payload.count >= 17 {  // join request: AppEUI(8) DevEUI(8); tagged apart (a clash only cuts a batch once more)
-            return payload[9..<17].reversed().reduce(0) { $0 << 8 | UInt64($1) } ^ (1 << 63)
-        }
-        if (mType == 0b010 || mType == 0b100) && payload.count >= 5 {  // (un)confirmed data up
-            return payload[1..<5].reversed().reduce(0) { $0 << 8 | UInt64($1) }
-        }
-        return nil
-    }
-
-    /// One transaction's worth: no device twice.
-    private func meterOnce(_ frames: [RadioFrame]) async throws(StoreError) -> [MeterOutcome] {
-        guard !frames.isEmpty else { return [] }
-        rememberedThisBatch.removeAll(keepingCapacity: true)
-        let decoded = frames.map { $0.crc == .bad ? nil : try? PHYPayload.decode($0.payload) }
         var devAddrs = Set<UInt32>()
         var devEUIs = Set<UInt64>()
-        for phy in decoded {
+        for (index, phy) in decoded.enumerated() {
+            let repeated: Bool
+            switch phy?.message {
+            case .data(let data)?: repeated = !devAddrs.insert(data.devAddr.rawValue).inserted
+            case .joinRequest(let request)?: repeated = !devEUIs.insert(request.devEUI.rawValue).inserted
+            default: repeated = false
+            }
+            guard repeated else { continue }
+            outcomes += try await meterOnce(frames[start..<index], decoded[start..<index], devAddrs: devAddrs, devEUIs: devEUIs)
+            start = index
+            devAddrs = []
+            devEUIs = []
             switch phy?.message {
             case .data(let data)?: devAddrs.insert(data.devAddr.rawValue)
             case .joinRequest(let request)?: devEUIs.insert(request.devEUI.rawValue)
             default: break
             }
         }
+        outcomes += try await meterOnce(frames[start...], decoded[start...], devAddrs: devAddrs, devEUIs: devEUIs)
+        return outcomes
+    }
+
+    /// One transaction's worth, in which no device comes twice; `devAddrs` and `devEUIs` are
+    /// the devices its frames claim.
+    private func meterOnce(
+        _ frames: ArraySlice<RadioFrame>, _ decoded: ArraySlice<PHYPayload?>, devAddrs: Set<UInt32>, devEUIs: Set<UInt64>
+    ) async throws(StoreError) -> [MeterOutcome] {
+        guard !frames.isEmpty else { return [] }
+        rememberedThisBatch.removeAll(keepingCapacity: true)
         let pairings = devAddrs.isEmpty && devEUIs.isEmpty ? ([:], [:]) : try await store.pairings(devAddrs: devAddrs, devEUIs: devEUIs)
 
         var plans: [Plan] = []

@@ -51,7 +51,7 @@ public final class Broker: @unchecked Sendable {
         chmod(directory.path, 0o777)
         let file = directory.appendingPathComponent("mosquitto.conf")
         try configuration.write(to: file, atomically: true, encoding: .utf8)
-        let spawned = try spawnQuietly(Self.executable, ["-c", file.path])
+        let spawned = try spawn(Self.executable, ["-c", file.path])
         pid = spawned
         for _ in 0..<500 {
             if Self.accepts(port: port) { return }
@@ -128,26 +128,23 @@ public struct BrokerError: Error, CustomStringConvertible {
 /// clean signal mask and the given extra environment; returns its pid. Stop it with `kill`,
 /// reap it with `waitForExit`.
 public func spawn(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:], logFile: String? = nil) throws -> pid_t {
-    if !extra.isEmpty || logFile != nil {
-        var pid: pid_t = 0
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, logFile ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var merged = ProcessInfo.processInfo.environment
-        for (key, value) in extra { merged[key] = value }
-        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var attributes = cleanSignalAttributes()
-        defer { posix_spawnattr_destroy(&attributes) }
-        let code = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard code == 0 else { throw BrokerError("cannot start \(executable): \(String(cString: strerror(code)))") }
-        return pid
-    }
-    return try spawnQuietly(executable, arguments)
+    var pid: pid_t = 0
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, logFile ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var merged = ProcessInfo.processInfo.environment
+    for (key, value) in extra { merged[key] = value }
+    let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { envp.forEach { free($0) } }
+    var attributes = cleanSignalAttributes()
+    defer { posix_spawnattr_destroy(&attributes) }
+    let code = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+    guard code == 0 else { throw BrokerError("cannot start \(executable): \(String(cString: strerror(code)))") }
+    return pid
 }
 
 /// Waits up to `seconds` for `pid` to exit; its exit status, or nil (still running).
@@ -161,22 +158,6 @@ public func waitForExit(_ pid: pid_t, seconds: Double) -> Int32? {
         usleep(20_000)
     }
     return nil
-}
-
-func spawnQuietly(_ executable: String, _ arguments: [String]) throws -> pid_t {
-    var pid: pid_t = 0
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var attributes = cleanSignalAttributes()
-    defer { posix_spawnattr_destroy(&attributes) }
-    let code = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-    guard code == 0 else { throw BrokerError("cannot start \(executable): \(String(cString: strerror(code)))") }
-    return pid
 }
 
 /// Spawn attributes that give the child an empty signal mask and default handlers: the thread
