@@ -32,6 +32,7 @@ let package = Package(
     products: [
         .executable(name: "hotspotd", targets: ["hotspotd"]),
         .executable(name: "hotspot-bench", targets: ["hotspot-bench"]),
+        .executable(name: "hotspot-fuzz", targets: ["hotspot-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -147,7 +148,18 @@ let package = Package(
             ]
         ),
 
+        // The parsers of what arrives from outside, as fuzz targets: `scripts/fuzz`.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "Agent", "Credits", "Cryptography", "HAL", "LoRaPHY", "LoRaWAN", "Messages", "Radio", "SemtechUDP", "Transport", "Wire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .executableTarget(name: "hotspot-fuzz", dependencies: ["FuzzTargets"]),
+
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "TestSupport"]),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "LoRaPHYTests", dependencies: ["LoRaPHY"]),
         .testTarget(name: "HALTests", dependencies: ["TestSupport", "HAL"]),

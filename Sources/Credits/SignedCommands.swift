@@ -42,9 +42,11 @@ public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
     case replayed
     case invalid
     case notPaired = "not_paired"
+    case oversized
 
     public var explanation: String {
         switch self {
+        case .oversized: "larger than any signed command (\(CommandAuthority.maximumSize) bytes at most)"
         case .undecodable: "not a SignedCommand"
         case .wrongSigner: "not signed by the configured network authority"
         case .badSignature: "the signature does not match the command"
@@ -66,6 +68,9 @@ public struct CommandAuthority: Sendable {
     public let gatewayID: String
 
     public static let maximumLifetimeSeconds: UInt64 = 7 * 86_400
+    /// The largest signed command: a pair with the longest owner is under 300 bytes. Anything
+    /// larger is refused before it is decoded.
+    public static let maximumSize = 1024
 
     public init(authority: Ed25519PublicKey, gatewayID: String) {
         self.authority = authority
@@ -74,6 +79,7 @@ public struct CommandAuthority: Sendable {
 
     /// `now` in seconds since the Unix epoch.
     public func verify(_ bytes: [UInt8], now: UInt64) -> Result<VerifiedCommand, CommandRefusal> {
+        guard bytes.count <= Self.maximumSize else { return .failure(.oversized) }
         guard let signed = try? Hotspotd_SignedCommand(serializedBytes: bytes) else { return .failure(.undecodable) }
         guard Array(signed.signer) == authority.bytes else { return .failure(.wrongSigner) }
         guard authority.isValidSignature(Array(signed.signature), for: Array(signed.body)) else { return .failure(.badSignature) }

@@ -177,6 +177,53 @@ public enum ReceivedPacket {
     }
 }
 
+/// What one PUSH_DATA body carries: the frames of its `rxpk` array, its `stat` report, and
+/// the packets it had to refuse, each with the reason.
+public struct PushDataContents: Sendable {
+    public var frames: [RadioFrame] = []
+    public var status: ForwarderStatus?
+    /// Packets whose fields were missing or invalid.
+    public var malformed: [ReceivedPacket.Problem] = []
+    /// Valid packets of a modulation hotspotd does not handle (FSK, LR-FHSS).
+    public var unsupported: [ReceivedPacket.Problem] = []
+
+    public enum Refusal: Error, Sendable, Equatable, CustomStringConvertible {
+        case notJSON(JSONError)
+        case notAnObject
+
+        public var description: String {
+            switch self {
+            case .notJSON(let error): "PUSH_DATA: \(error)"
+            case .notAnObject: "PUSH_DATA body is not a JSON object"
+            }
+        }
+    }
+
+    /// Reads the JSON body of a PUSH_DATA sent by `gateway`. A body that is not a JSON object is
+    /// refused whole; a bad packet in it is counted and skipped, and the others are kept.
+    public init(json: [UInt8], gateway: EUI64) throws(Refusal) {
+        let body: JSONValue
+        do {
+            body = try JSON.parse(json)
+        } catch {
+            throw .notJSON(error)
+        }
+        guard case .object = body else { throw .notAnObject }
+        if let rxpk = body["rxpk"] {
+            for element in rxpk.array ?? [rxpk] {
+                do {
+                    frames.append(try ReceivedPacket.frame(from: element, gateway: gateway))
+                } catch .unsupportedModulation(let modulation) {
+                    unsupported.append(.unsupportedModulation(modulation))
+                } catch {
+                    malformed.append(error)
+                }
+            }
+        }
+        status = body["stat"].map(ForwarderStatus.init)
+    }
+}
+
 /// A forwarder's `stat` report.
 public struct ForwarderStatus: Sendable, Equatable {
     public var time: String?

@@ -203,34 +203,20 @@ public final class SemtechUDPBackend: Radio {
     }
 
     private func handlePushData(_ json: [UInt8], version: UInt8, gateway: EUI64, from sender: SocketAddress, at now: UInt64) {
-        let body: JSONValue
+        let contents: PushDataContents
         do {
-            body = try JSON.parse(json)
+            contents = try PushDataContents(json: json, gateway: gateway)
         } catch {
-            malformed("PUSH_DATA: \(error)", from: sender)
+            malformed("\(error)", from: sender)
             return
         }
-        guard case .object = body else {
-            malformed("PUSH_DATA body is not a JSON object", from: sender)
-            return
+        for problem in contents.unsupported + contents.malformed {
+            logger.debug("rxpk skipped: \(problem)", metadata: ["forwarder_eui": "\(gateway)"])
         }
-        var frames: [RadioFrame] = []
-        var malformedPackets = 0
-        var unsupported = 0
-        if let rxpk = body["rxpk"] {
-            for element in rxpk.array ?? [rxpk] {
-                do {
-                    frames.append(try ReceivedPacket.frame(from: element, gateway: gateway))
-                } catch .unsupportedModulation(let modulation) {
-                    unsupported += 1
-                    logger.debug("rxpk skipped: \(modulation)", metadata: ["forwarder_eui": "\(gateway)"])
-                } catch {
-                    malformedPackets += 1
-                    logger.debug("rxpk refused: \(error)", metadata: ["forwarder_eui": "\(gateway)"])
-                }
-            }
-        }
-        let status = body["stat"].map(ForwarderStatus.init)
+        let frames = contents.frames
+        let malformedPackets = contents.malformed.count
+        let unsupported = contents.unsupported.count
+        let status = contents.status
         var dropped = 0
         let sink = self.sink.withLock { $0 }
         for frame in frames {

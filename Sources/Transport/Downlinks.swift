@@ -24,20 +24,27 @@ public struct DownlinkHandler: Sendable {
         self.logger = logger
     }
 
+    /// The largest `command/down` payload decoded: a few items of at most 255 bytes each fit
+    /// in well under this; anything larger is refused unread.
+    public static let maximumSize = 16_384
+
     /// Handles one `command/down` payload; returns the acknowledgement put into the outbox, or
     /// nil when the payload could not be decoded (a rejection is queued instead).
     @discardableResult
     public func handle(_ payload: [UInt8], now: Int64) async throws(StoreError) -> Gw_DownlinkTxAck? {
-        guard let frame = try? encoding.decode(Gw_DownlinkFrame.self, from: payload), !frame.items.isEmpty else {
+        let oversized = payload.count > Self.maximumSize
+        guard !oversized, let frame = try? encoding.decode(Gw_DownlinkFrame.self, from: payload), !frame.items.isEmpty else {
             var rejection = Hotspotd_Rejection()
-            rejection.reason = "undecodable"
-            rejection.detail = "command/down payload is not a gw.DownlinkFrame with items"
+            rejection.reason = oversized ? "oversized" : "undecodable"
+            rejection.detail = oversized
+                ? "command/down payload of \(payload.count) bytes (\(Self.maximumSize) at most)"
+                : "command/down payload is not a gw.DownlinkFrame with items"
             rejection.topic = topics.down
             rejection.time = UInt64(max(now, 0))
             if let bytes = try? encoding.encode(rejection) {
                 try await store.enqueue([NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-down-\(now)", payload: bytes)], at: now)
             }
-            logger.notice("undecodable downlink refused")
+            logger.notice("downlink refused: \(rejection.detail)")
             return nil
         }
         var ack = Gw_DownlinkTxAck()

@@ -229,6 +229,53 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         await backend.stop()
     }
 
+    /// A second sender floods the port with malformed datagrams, ten between any two of a real
+    /// forwarder's: every good frame arrives, in order, each good PUSH_DATA is acknowledged, and
+    /// the counters say exactly what was refused.
+    @Test func goodTrafficFlowsThroughAFloodOfMalformedDatagrams() async throws {
+        final class Sink: FrameSink, @unchecked Sendable {
+            let frames = Mutex<[RadioFrame]>([])
+            func put(_ frame: RadioFrame) -> Bool { frames.withLock { $0.append(frame) }; return true }
+            func finish() {}
+        }
+        let (backend, server) = try await makeBackend()
+        let sink = Sink()
+        await backend.deliver(to: sink)
+        let good = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_00AA))
+        let hostile = try FakeForwarder(server: server, gateway: EUI64(0xBAD0_0000_0000_0BAD))
+        var generator = SplitMix64(seed: 0xF100D)
+        let rounds = 300
+        for round in 0..<rounds {
+            let noise = (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let malformed: [[UInt8]] = [
+                [UInt8.random(in: 3...255, using: &generator)] + noise,                    // an unknown protocol version
+                Array(hostile.header(0, token: (1, 1)).prefix(Int.random(in: 0...11, using: &generator))),  // cut short
+                hostile.header(0, token: (1, 2)) + Array("{\"rxpk\":[{".utf8) + noise,   // not JSON
+                hostile.header(0, token: (1, 3)) + Array("[1,2,3]".utf8),                 // not an object
+                hostile.header(0, token: (1, 4)) + Array("\"rxpk\"".utf8),
+                hostile.header(3, token: (1, 5)) + noise,                                // PULL_RESP goes the other way
+                hostile.header(4, token: (1, 6)),                                        // so does PULL_ACK
+                hostile.header(0x07, token: (1, 7)) + noise,                             // no such identifier
+                hostile.header(0, token: (1, 8)) + [0xFF, 0xFE] + noise,                  // not UTF-8
+                hostile.header(0, token: (1, 9)) + Array(String(repeating: "[", count: 10_000).utf8),  // nested too deep
+            ]
+            for datagram in malformed { hostile.send(datagram) }
+            // A well-formed PUSH_DATA whose one packet is malformed: acknowledged, packet refused.
+            hostile.pushData(#"{"rxpk":[{"tmst":1,"freq":868.1,"modu":"LORA","datr":"SF7BW125","size":3}]}"#, token: (2, 0))
+            good.pushData(rxpk([0x40] + Array("good \(round)".utf8)), token: (UInt8(round >> 8), UInt8(round & 0xFF)))
+            #expect(await good.receive() == [2, UInt8(round >> 8), UInt8(round & 0xFF), 1], "round \(round)")
+        }
+        let expected = (0..<rounds).map { [0x40] + Array("good \($0)".utf8) }
+        #expect(await eventually { sink.frames.withLock { $0.count } >= rounds })
+        #expect(sink.frames.withLock { $0.map(\.payload) } == expected)
+        let counters = backend.counters
+        #expect(counters.datagrams == rounds * 12)
+        #expect(counters.malformedDatagrams == rounds * 10)
+        #expect(counters.malformedPackets == rounds)
+        #expect(counters.pushData == rounds * 2)
+        await backend.stop()
+    }
+
     /// 10,000 random and mutated datagrams, then a good one, which must still be delivered.
     @Test func survivesTenThousandHostileDatagrams() async throws {
         let (backend, server) = try await makeBackend()

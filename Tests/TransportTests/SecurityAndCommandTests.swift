@@ -148,6 +148,114 @@ struct Certificates {
         #expect(await eventually(within: 10) { (try? await store.account(owner: "bob"))??.balance == 77 })
         publisher.stop()
     }
+
+    /// Forged, foreign, replayed, expired, misdirected, oversized and garbage commands arrive on
+    /// the command topics between two good ones: each is refused with its reason on
+    /// `event/rejected`, and only the good ones change a balance.
+    @Test func hostileCommandsAreRefusedWithTheirReasonsAndNoneIsApplied() async throws {
+        let broker = try Broker()
+        let authority = Ed25519PrivateKey.generate()
+        let store = try temporaryStore()
+        let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID), topics: topics, logger: quiet, now: wallClock)
+        let transport = try MQTTTransport(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: gatewayID), store: store, topics: topics, commands: commands, downlinks: nil, logger: quiet, now: wallClock)
+        let running = Task { _ = try? await transport.run() }
+        defer {
+            transport.stop()
+            running.cancel()
+        }
+        let collector = try Collector(port: broker.port, topics: [topics.rejected])
+        #expect(await collector.waitUntilConnected())
+        #expect(await eventually(within: 10) { transport.client.isConnected })
+        let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "attacker-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
+        try publisher.start()
+        #expect(await eventually { publisher.isConnected })
+
+        let now = UInt64(Date().timeIntervalSince1970)
+        func credit(_ amount: Int64, key: Ed25519PrivateKey = authority, gateway: String = gatewayID, expiresAt: UInt64? = nil) throws -> [UInt8] {
+            try CommandSigner.sign(.credit(owner: "mallory", amount: amount), gatewayID: gateway, key: key, expiresAt: expiresAt ?? now + 60)
+        }
+        let good = try credit(10)
+        var forged = try Hotspotd_SignedCommand(serializedBytes: try credit(5_000))
+        var body = try Hotspotd_CommandBody(serializedBytes: forged.body)
+        body.credit.amount = 1_000_000  // the signature was made over 5,000
+        forged.body = try body.serializedBytes()
+        let hostile: [(topic: String, payload: [UInt8], reason: String)] = [
+            (topics.credit, try forged.serializedBytes(), "bad_signature"),
+            (topics.credit, try credit(1_000, key: .generate()), "wrong_signer"),
+            (topics.credit, good, "replayed"),
+            (topics.credit, try credit(1_000, expiresAt: now - 1), "expired"),
+            (topics.credit, try credit(1_000, gateway: "00000000deadbeef"), "wrong_gateway"),
+            (topics.credit, try credit(1_000) + [UInt8](repeating: 0, count: 100_000), "oversized"),
+            (topics.pair, Array("{\"pair\":\"everything\"}".utf8), "undecodable"),
+            (topics.pair, try credit(1_000), "invalid"),
+        ]
+        try publisher.publish(topic: topics.credit, payload: good)
+        #expect(await eventually(within: 10) { (try? await store.account(owner: "mallory"))??.balance == 10 })
+        for message in hostile {
+            try publisher.publish(topic: message.topic, payload: message.payload)
+        }
+        let last = try credit(1)
+        try publisher.publish(topic: topics.credit, payload: last)
+        #expect(await eventually(within: 10) { (try? await store.account(owner: "mallory"))??.balance == 11 })
+        #expect(await collector.waitForCount(hostile.count, within: 10))
+        let reasons = try collector.messages.map { try Hotspotd_Rejection(serializedBytes: $0.payload).reason }
+        #expect(reasons.sorted() == hostile.map(\.reason).sorted())
+        #expect(try await store.account(owner: "mallory")?.balance == 11, "only the two good credits were applied")
+        publisher.stop()
+    }
+
+    /// A downlink no region allows (40 dBm), one on a forbidden frequency, and a payload too
+    /// large to be a downlink: refused with TX_POWER, TX_FREQ and `oversized`; nothing is sent.
+    @Test func impossibleDownlinksAreRefusedWithTheirAcks() async throws {
+        let broker = try Broker()
+        let collector = try Collector(port: broker.port, topics: [topics.ack, topics.rejected])
+        #expect(await collector.waitUntilConnected())
+        let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
+        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        try await radio.start()
+        let agent = try await Agent.start(port: broker.port, radio: radio)
+        defer { agent.stop() }
+        #expect(await eventually(within: 10) { agent.transport.client.isConnected })
+        func downlink(id: UInt32, frequency: UInt32, power: Int32) throws -> [UInt8] {
+            var lora = Gw_LoraModulationInfo()
+            lora.bandwidth = 125_000
+            lora.spreadingFactor = 9
+            lora.codeRate = .cr45
+            lora.polarizationInversion = true
+            var item = Gw_DownlinkFrameItem()
+            item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
+            item.txInfo.frequency = frequency
+            item.txInfo.power = power
+            item.txInfo.modulation.lora = lora
+            item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
+            var frame = Gw_DownlinkFrame()
+            frame.downlinkID = id
+            frame.items = [item]
+            return try frame.serializedBytes()
+        }
+        let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "ns-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
+        try publisher.start()
+        #expect(await eventually { publisher.isConnected })
+        try publisher.publish(topic: topics.down, payload: try downlink(id: 1, frequency: 869_525_000, power: 40))
+        try publisher.publish(topic: topics.down, payload: try downlink(id: 2, frequency: 2_400_000_000, power: 14))
+        try publisher.publish(topic: topics.down, payload: [UInt8](repeating: 0x0A, count: DownlinkHandler.maximumSize + 1))
+        #expect(await collector.waitForCount(3, within: 15))
+        var statuses: [UInt32: [Gw_TxAckStatus]] = [:]
+        var rejections: [String] = []
+        for message in collector.messages {
+            if message.topic == topics.ack {
+                let ack = try Gw_DownlinkTxAck(serializedBytes: message.payload)
+                statuses[ack.downlinkID] = ack.items.map(\.status)
+            } else {
+                rejections.append(try Hotspotd_Rejection(serializedBytes: message.payload).reason)
+            }
+        }
+        #expect(statuses == [1: [.txPower], 2: [.txFreq]])
+        #expect(rejections == ["oversized"])
+        #expect(board.air.transmissions.isEmpty)
+        publisher.stop()
+        await radio.stop()
+    }
 }
 
 @Suite struct StatisticsTests {

@@ -1,0 +1,171 @@
+import Agent
+import Credits
+import Cryptography
+import FoundationEssentials
+import HAL
+import LoRaPHY
+import LoRaWAN
+import Messages
+import Radio
+import SemtechUDP
+import SwiftProtobuf
+import Transport
+import Wire
+
+/// The parsers that read what arrives from outside: each takes arbitrary bytes, must never
+/// crash, and must keep the invariants checked here. `hotspot-fuzz` runs them under libFuzzer;
+/// the tests run them over their seeds and over every input that once broke them.
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    /// A datagram from a packet forwarder: the GWMP header, then the PUSH_DATA JSON and its rxpk.
+    case gwmp
+    /// A LoRaWAN PHYPayload as a radio hands it on, with its MAC commands and MIC.
+    case lorawan
+    /// A signed command as it arrives on a command topic.
+    case command
+    /// A `command/down` payload in protobuf.
+    case downlinkProtobuf = "downlink-protobuf"
+    /// A `command/down` payload in protobuf's JSON mapping (`mqtt.json = true`).
+    case downlinkJSON = "downlink-json"
+    /// A board profile (TOML).
+    case boardProfile = "board-profile"
+    /// The agent's configuration file (TOML).
+    case config
+
+    /// A broken invariant: the parser accepted the input but said something inconsistent.
+    public struct Violation: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Runs one input. Throws when an invariant breaks; a crash is a crash.
+    public func run(_ input: [UInt8]) throws(Violation) {
+        switch self {
+        case .gwmp: try Self.gwmp(input)
+        case .lorawan: try Self.lorawan(input)
+        case .command: try Self.command(input)
+        case .downlinkProtobuf: try Self.downlink(input, encoding: .protobuf)
+        case .downlinkJSON: try Self.downlink(input, encoding: .json)
+        case .boardProfile: Self.boardProfile(input)
+        case .config: Self.config(input)
+        }
+    }
+
+    static func gwmp(_ input: [UInt8]) throws(Violation) {
+        guard let datagram = try? GWMP.parse(input) else { return }
+        switch datagram {
+        case .pushData(let version, let token, let gateway, let json):
+            guard input.count >= 12, version == input[0], token == GWMP.Token(input[1], input[2]) else {
+                throw Violation(description: "PUSH_DATA header read wrongly")
+            }
+            guard let contents = try? PushDataContents(json: json, gateway: gateway) else { return }
+            for frame in contents.frames {
+                guard frame.payload.count <= 255 else { throw Violation(description: "a frame of \(frame.payload.count) bytes") }
+                guard frame.gatewayEUI == gateway else { throw Violation(description: "a frame credited to another gateway") }
+            }
+            // What the parser accepted, written out again, reads back the same.
+            if let value = try? JSON.parse(json) {
+                let again: JSONValue
+                do {
+                    again = try JSON.parse(Array(JSON.serialize(value).utf8))
+                } catch {
+                    throw Violation(description: "serialized JSON does not parse: \(error)")
+                }
+                guard again == value else { throw Violation(description: "JSON changed on a round trip") }
+            }
+        case .txAck(_, _, _, let json):
+            _ = Downlink.outcome(ofAcknowledgement: json, requestedPowerDBm: 14)
+        case .pullData:
+            break
+        }
+    }
+
+    static let fuzzKey: [UInt8] = Array(repeating: 0x2B, count: 16)
+
+    static func lorawan(_ input: [UInt8]) throws(Violation) {
+        guard let frame = try? PHYPayload.decode(input) else { return }
+        guard frame.bytes == input, frame.mic.count == 4 || frame.mic.isEmpty, frame.bytesWithoutMIC.count + frame.mic.count == input.count else {
+            throw Violation(description: "PHYPayload does not account for its bytes")
+        }
+        switch frame.message {
+        case .data(let data):
+            guard data.fOpts.count == data.fCtrl.fOptsLength else { throw Violation(description: "FOpts length differs from FCtrl's") }
+            _ = MACCommand.parse(data.fOpts, uplink: frame.mType.isUplink)
+            if data.fPort == 0 { _ = MACCommand.parse(data.frmPayload, uplink: frame.mType.isUplink) }
+            let fCnt = LoRaWANCrypto.fullFrameCounter(received: data.fCnt, last: 0xFFFF_FFF0)
+            _ = try? frame.hasValidMIC(nwkSKey: fuzzKey, fCnt: fCnt)
+            _ = try? frame.decryptedPayload(nwkSKey: fuzzKey, appSKey: fuzzKey, fCnt: fCnt)
+        case .joinRequest:
+            _ = try? frame.hasValidJoinMIC(appKey: fuzzKey)
+        case .joinAccept:
+            _ = try? LoRaWANCrypto.decryptJoinAccept(frame, appKey: fuzzKey)
+        default:
+            break
+        }
+    }
+
+    static let authorityKey = try! Ed25519PrivateKey(seed: Array(repeating: 0x5A, count: 32))
+    static let authority = CommandAuthority(authority: authorityKey.publicKey, gatewayID: "0016c001ff10a235")
+    static let now: UInt64 = 1_800_000_000
+
+    /// The first byte chooses: even, the input is a whole signed command (which almost never
+    /// carries a good signature); odd, the rest is a command body, signed here with the
+    /// authority's key, so the checks behind the signature are reached too.
+    static func command(_ input: [UInt8]) throws(Violation) {
+        guard let mode = input.first else { return }
+        let body = Array(input.dropFirst())
+        let bytes: [UInt8]
+        if mode & 1 == 0 {
+            bytes = body
+        } else {
+            var signed = Hotspotd_SignedCommand()
+            signed.body = Data(body)
+            signed.signature = Data(authorityKey.signature(for: body))
+            signed.signer = Data(authorityKey.publicKey.bytes)
+            guard let serialized: [UInt8] = try? signed.serializedBytes() else { return }
+            bytes = serialized
+        }
+        guard case .success(let verified) = authority.verify(bytes, now: now) else { return }
+        guard verified.expiresAt > now, (8...32).contains(verified.nonce.count) else {
+            throw Violation(description: "an expired command or a bad nonce was accepted")
+        }
+        switch verified.command {
+        case .pair(_, _, let owner, let nwkSKey):
+            guard !owner.isEmpty, nwkSKey.map({ $0.count == 16 }) ?? true else { throw Violation(description: "a bad pair was accepted") }
+        case .credit(let owner, let amount):
+            guard !owner.isEmpty, amount > 0 else { throw Violation(description: "a bad credit was accepted") }
+        case .entropy(let data, _):
+            guard (1...64).contains(data.count) else { throw Violation(description: "bad entropy was accepted") }
+        case .unpair:
+            break
+        }
+    }
+
+    static let policies = [RegionalTransmitPolicy(region: .eu868), RegionalTransmitPolicy(region: .us915)]
+
+    static func downlink(_ input: [UInt8], encoding: MessageEncoding) throws(Violation) {
+        guard let frame = try? encoding.decode(Gw_DownlinkFrame.self, from: input) else { return }
+        for item in frame.items {
+            guard case .success(let request) = DownlinkHandler.request(for: item) else { continue }
+            guard request.payload.count == item.phyPayload.count, request.frequencyHz == item.txInfo.frequency else {
+                throw Violation(description: "the transmission differs from the item")
+            }
+            // The region's rules must answer for any request, however odd, and an admitted
+            // one must be on an allowed frequency.
+            for policy in policies {
+                if case .success(let ticket) = policy.admit(request) {
+                    guard policy.region.allows(frequencyHz: request.frequencyHz) else { throw Violation(description: "a forbidden frequency was admitted") }
+                    policy.cancel(ticket)
+                }
+            }
+        }
+        // A decoded message encodes again.
+        guard (try? encoding.encode(frame)) != nil else { throw Violation(description: "a decoded downlink does not encode") }
+    }
+
+    static func boardProfile(_ input: [UInt8]) {
+        _ = try? BoardProfile.parse(String(decoding: input, as: UTF8.self), file: "fuzz.toml")
+    }
+
+    static func config(_ input: [UInt8]) {
+        _ = try? Configuration.parse(String(decoding: input, as: UTF8.self), file: "hotspotd.toml")
+    }
+}
