@@ -189,7 +189,10 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "hotspotdTests",
-            dependencies: ["TestSupport", "hotspotd", "Credits", "Cryptography", "Messages", "Store", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [
+                "TestSupport", "hotspotd", "Credits", "Cryptography", "LoRaWAN", "Messages", "SemtechUDP", "Store", "Wire",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
     ]
 )

@@ -144,9 +144,13 @@ public struct MockFaults: Sendable, Equatable {
     /// The simulated radio stops answering this long after the board is opened, and no reset
     /// revives it: a wedged radio, which only a restart of the service clears.
     public var wedgeAfterSeconds: Double?
+    /// The simulated radio stops answering this long after the board is opened, until the
+    /// driver resets it: a radio that hangs mid-stream and is set up again.
+    public var hangAfterSeconds: Double?
 
-    public init(wedgeAfterSeconds: Double? = nil) {
+    public init(wedgeAfterSeconds: Double? = nil, hangAfterSeconds: Double? = nil) {
         self.wedgeAfterSeconds = wedgeAfterSeconds
+        self.hangAfterSeconds = hangAfterSeconds
     }
 }
 
@@ -216,13 +220,14 @@ extension BoardProfile {
             throw root.error("mock", "is only for boards with hal = \"mock\"")
         }
         var faults = MockFaults()
-        if let seconds = try section.float("wedge_after_seconds") {
+        for key in ["wedge_after_seconds", "hang_after_seconds"] {
+            guard let seconds = try section.float(key) else { continue }
             guard seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
-                throw section.error("wedge_after_seconds", "must be between 0 and 86400 seconds, not \(seconds)")
+                throw section.error(key, "must be between 0 and 86400 seconds, not \(seconds)")
             }
-            faults.wedgeAfterSeconds = seconds
+            if key == "wedge_after_seconds" { faults.wedgeAfterSeconds = seconds } else { faults.hangAfterSeconds = seconds }
         }
-        try section.rejectUnknownKeys(known: ["wedge_after_seconds"])
+        try section.rejectUnknownKeys(known: ["wedge_after_seconds", "hang_after_seconds"])
         return faults
     }
 

@@ -50,13 +50,14 @@ public final class MockBoard: BoardHardware {
             // NSS idles high through the board's pull-up.
             gpio.setPull(chipSelect.offset, high: true)
         }
-        if let seconds = profile.mockFaults.wedgeAfterSeconds {
+        // Real time, whatever the air's time scale: the faults are for the daemon's supervision.
+        for (delay, survivesReset) in [(profile.mockFaults.wedgeAfterSeconds, true), (profile.mockFaults.hangAfterSeconds, false)] {
+            guard let seconds = delay else { continue }
             let (sx1276, sx1262) = (sx1276, sx1262)
-            // Real time, whatever the air's time scale: the fault is for the daemon's supervision.
             Task.detached {
                 try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-                sx1276?.hang(survivesReset: true)
-                sx1262?.hang(survivesReset: true)
+                sx1276?.hang(survivesReset: survivesReset)
+                sx1262?.hang(survivesReset: survivesReset)
             }
         }
     }

@@ -95,3 +95,19 @@ private func decode(_ datagram: [UInt8]) -> [String: String] {
         #expect(!standardErrorIsTheJournal(environment: ["JOURNAL_STREAM": "\(status.st_dev):\(status.st_ino &+ 1)"]))
     }
 }
+
+@Suite struct SystemdNotifierTests {
+    /// A manager that stops reading its socket fills it; the agent must not wait on it, since
+    /// its reports are sent from the threads everything else runs on.
+    @Test(.timeLimit(.minutes(1))) func aManagerThatDoesNotReadNeverStallsTheSender() {
+        let manager = DatagramSink()
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": manager.path])
+        var delivered = 0
+        for index in 0..<5_000 where notifier.notify("STATUS=report \(index)") {
+            delivered += 1
+        }
+        #expect(delivered > 0, "the first reports went through")
+        #expect(delivered < 5_000, "the rest were dropped, not waited for")
+        #expect(manager.receive()?.starts(with: Array("STATUS=report 0".utf8)) == true)
+    }
+}

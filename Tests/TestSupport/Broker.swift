@@ -79,6 +79,15 @@ public final class Broker: @unchecked Sendable {
         self.pid = nil
     }
 
+    /// Kills the broker (SIGKILL): no goodbye to clients, nothing saved since the last autosave.
+    public func crash() {
+        guard let pid else { return }
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        self.pid = nil
+    }
+
     public var isRunning: Bool { pid != nil }
 
     /// Freezes the broker (SIGSTOP): connections stay open, nothing is answered.

@@ -6,7 +6,7 @@ import Glibc
 
 /// A Unix datagram socket at a fresh path that collects what is sent to it: a fake systemd
 /// notification socket (`NOTIFY_SOCKET`) or a fake journald socket.
-public final class DatagramSink {
+public final class DatagramSink: @unchecked Sendable {
     public let path: String
     private let fd: Int32
 

@@ -1,0 +1,294 @@
+import Cryptography
+import Foundation
+import LoRaWAN
+import Messages
+import SemtechUDP
+import Store
+import Synchronization
+import TestSupport
+import Testing
+import Wire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A hotspot with a concentrator, for fault tests: `hotspotd run` (board rak2287) in a process
+/// of its own behind a fake packet forwarder on loopback, a real mosquitto, and a subscriber
+/// with a persistent session (mosquitto_sub) writing down every `event/up` it is given. The
+/// store starts with four sensors paired; dave's owner has credit for a few uplinks only, so
+/// refusals for credit happen along the way.
+final class FaultRig: @unchecked Sendable {
+    struct Sensor {
+        var devAddr: DevAddr
+        var owner: String
+        var nwkSKey: [UInt8]
+        var fCnt: UInt32 = 0
+    }
+
+    let directory: String
+    let dataDirectory: String
+    let broker: Broker
+    let udpPort: Int
+    let granted: [String: Int64] = ["alice": 1_000_000, "bob": 1_000_000, "carol": 1_000_000, "dave": 40]
+    private(set) var sensors: [Sensor]
+    private(set) var agent: pid_t?
+    private(set) var manager: ServiceManager?
+    private let collector: pid_t
+    private let collectorFile: String
+    private let forwarder: UDPSocket
+    private var token: UInt16 = 0
+    private(set) var framesAcknowledged = 0
+
+    var logFile: String { directory + "/agent.log" }
+
+    /// `dataDirectory`: where the store lives (a small tmpfs, say); by default in the rig's own
+    /// temporary directory.
+    init(dataDirectory: String? = nil, brokerConfiguration: String = "") async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-fault-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.dataDirectory = dataDirectory ?? directory + "/data"
+        // The broker gives the subscriber every message at once (no in-flight window to queue
+        // behind) and keeps its session in its persistence, saved every second.
+        broker = try Broker(configuration: "max_inflight_messages 0\nmax_queued_messages 0\n" + brokerConfiguration)
+        udpPort = try Self.freeUDPPort()
+        sensors = ["alice", "bob", "carol", "dave"].enumerated().map { index, owner in
+            Sensor(devAddr: DevAddr(0x2601_1000 + UInt32(index)), owner: owner, nwkSKey: (0..<16).map { UInt8(index * 16 + $0) })
+        }
+        forwarder = try UDPSocket(binding: SocketAddress("127.0.0.1:0")!)
+
+        let store = try Store.open(directory: self.dataDirectory)
+        for sensor in sensors {
+            _ = try await store.pair(Pairing(devAddr: sensor.devAddr.rawValue, owner: sensor.owner, nwkSKey: sensor.nwkSKey, pairedAt: 1), nonce: Array("pair-\(sensor.owner)".utf8), expiresAt: Int64.max / 2)
+        }
+        for (owner, amount) in granted {
+            _ = try await store.credit(owner: owner, amount: amount, nonce: Array("credit-\(owner)".utf8), expiresAt: Int64.max / 2, at: 1)
+        }
+
+        try """
+            [gateway]
+            board = "rak2287"
+            key_file = "\(directory)/gateway.key"
+            data_dir = "\(self.dataDirectory)"
+            shutdown_timeout = "3s"
+            [semtech_udp]
+            bind = "127.0.0.1:\(udpPort)"
+            [mqtt]
+            server = "mqtt://127.0.0.1:\(broker.port)"
+            keepalive = "5s"
+            [credits]
+            authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+            [coverage]
+            enabled = false
+            [stats]
+            interval = "1h"
+            """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
+
+        collectorFile = directory + "/collected.hex"
+        collector = try spawn("/usr/bin/mosquitto_sub", [
+            "-p", "\(broker.port)", "-i", "collector-\(udpPort)", "-c", "-q", "1", "-t", "+/gateway/+/event/up", "-F", "%x",
+        ], logFile: collectorFile)
+        // Subscribed once a probe comes back; the broker has saved the session a second later.
+        var subscribed = false
+        for _ in 0..<50 where !subscribed {
+            _ = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-t", "probe/gateway/probe/event/up", "-q", "1", "-m", "probe"])
+            subscribed = await eventually(within: 0.2) { (try? String(contentsOfFile: self.collectorFile, encoding: .utf8))?.contains("70726f6265") == true }
+        }
+        guard subscribed else { throw BrokerError("the collector did not subscribe") }
+        try await Task.sleep(for: .milliseconds(1500))
+    }
+
+    deinit {
+        if let agent {
+            kill(agent, SIGKILL)
+            _ = waitForExit(agent, seconds: 5)
+        }
+        kill(collector, SIGKILL)
+        _ = waitForExit(collector, seconds: 5)
+    }
+
+    // MARK: The agent
+
+    /// Starts `hotspotd run` under a stand-in for systemd, and waits for READY=1. `wrapper`
+    /// goes before the program (setpriv, say).
+    func startAgent(extraArguments: [String] = [], wrapper: [String] = []) async throws {
+        let manager = ServiceManager()
+        self.manager = manager
+        let program = productsDirectory.appendingPathComponent("hotspotd").path
+        let command = wrapper + [program, "run", "--config", directory + "/hotspotd.toml"] + extraArguments
+        agent = try spawn(command[0], Array(command.dropFirst()), environment: [
+            "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "2000000", "HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board",
+        ], logFile: logFile)
+        guard await eventually(within: 30, { manager.messages.contains { $0.contains("READY=1") } || !self.agentIsRunning }),
+              manager.messages.contains(where: { $0.contains("READY=1") }) else {
+            throw BrokerError("hotspotd did not become ready: \(tail(of: logFile))")
+        }
+    }
+
+    /// SIGKILL: no drain, no goodbye.
+    func killAgent() {
+        guard let agent else { return }
+        kill(agent, SIGKILL)
+        _ = waitForExit(agent, seconds: 10)
+        self.agent = nil
+    }
+
+    /// SIGTERM; the exit status.
+    @discardableResult
+    func stopAgent() -> Int32? {
+        guard let agent else { return nil }
+        kill(agent, SIGTERM)
+        let status = waitForExit(agent, seconds: 20)
+        if status == nil {
+            _ = try? run("/usr/bin/gdb", ["-p", "\(agent)", "-batch", "-ex", "thread apply all bt 25"]).output.write(toFile: directory + "/hung.txt", atomically: true, encoding: .utf8)
+            kill(agent, SIGKILL)
+        }
+        self.agent = nil
+        return status
+    }
+
+    var agentIsRunning: Bool {
+        guard let agent else { return false }
+        return waitForExit(agent, seconds: 0) == nil
+    }
+
+    /// The STATUS= lines systemd would show, oldest first.
+    var statusLines: [String] {
+        (manager?.messages ?? []).flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("STATUS=") }.map(String.init)
+    }
+
+    // MARK: The packet forwarder
+
+    /// Sends one PUSH_DATA carrying `count` uplinks, round robin over the sensors, each with a
+    /// new frame counter; true if the agent acknowledged it. Uplinks of an unacknowledged
+    /// datagram count as never received.
+    @discardableResult
+    func push(_ count: Int = 8) async -> Bool {
+        var packets: [String] = []
+        for _ in 0..<count {
+            let index = Int(token) % sensors.count
+            sensors[index].fCnt += 1
+            let sensor = sensors[index]
+            let reading = (0..<20).map { UInt8(truncatingIfNeeded: Int(sensor.fCnt) &+ $0) }
+            guard let frame = try? LoRaWANCrypto.encodeDataFrame(devAddr: sensor.devAddr, fCnt: sensor.fCnt, fPort: 2, payload: reading, nwkSKey: sensor.nwkSKey, appSKey: sensor.nwkSKey) else { continue }
+            token &+= 1
+            packets.append(#"{"tmst":\#(UInt32(truncatingIfNeeded: Int(token) * 1000)),"chan":0,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(frame.count),"data":"\#(Base64.encode(frame))"}"#)
+        }
+        let high = UInt8(token >> 8), low = UInt8(token & 0xFF)
+        let datagram = [2, high, low, 0x00] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x01] + Array(#"{"rxpk":[\#(packets.joined(separator: ","))]}"#.utf8)
+        while forwarder.receive(timeoutMilliseconds: 0) != nil {}  // acknowledgements that came late
+        _ = forwarder.send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
+        let deadline = ContinuousClock.now + .milliseconds(200)
+        repeat {
+            if let reply = forwarder.receive(timeoutMilliseconds: 0), reply.bytes == [2, high, low, 0x01] {
+                framesAcknowledged += count
+                return true
+            }
+            try? await Task.sleep(for: .milliseconds(1))
+        } while ContinuousClock.now < deadline
+        return false
+    }
+
+    /// Pushes for `seconds`, a datagram of eight uplinks every `interval`.
+    func stream(for seconds: Double, interval: Duration = .milliseconds(20)) async {
+        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < end {
+            await push()
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    // MARK: The ledger
+
+    /// Every uplink the collector was given, by the store's sequence number: owner and credits.
+    func published() -> [Int64: (owner: String, credits: Int64)] {
+        let text = (try? String(contentsOfFile: collectorFile, encoding: .utf8)) ?? ""
+        var result: [Int64: (String, Int64)] = [:]
+        for line in text.split(separator: "\n") {
+            guard let bytes = Hex.decode(String(line)), let uplink = try? Gw_UplinkFrame(serializedBytes: bytes) else { continue }
+            let metadata = uplink.rxInfo.metadata
+            guard let seq = metadata["seq"].flatMap({ Int64($0) }), let owner = metadata["owner"], let credits = metadata["dc"].flatMap({ Int64($0) }) else { continue }
+            result[seq] = (owner, credits)
+        }
+        return result
+    }
+
+    /// Every uplink the store has debited, by sequence number, and each owner's balance.
+    func debited() async throws -> (charges: [Int64: (owner: String, credits: Int64)], balances: [String: Int64]) {
+        let store = try Store(readingFrom: dataDirectory + "/hotspotd.db")
+        var charges: [Int64: (String, Int64)] = [:]
+        var balances: [String: Int64] = [:]
+        for owner in granted.keys {
+            for charge in try await store.charges(owner: owner) { charges[charge.seq] = (owner, charge.credits) }
+            balances[owner] = try await store.account(owner: owner)?.balance
+        }
+        return (charges, balances)
+    }
+
+    /// What is wrong with the ledger, or nil: every debited uplink must have been published,
+    /// and every balance must be the credits granted less the credits of the published uplinks.
+    func ledgerProblem() async -> String? {
+        let published = published()
+        let store: (charges: [Int64: (owner: String, credits: Int64)], balances: [String: Int64])
+        do {
+            store = try await debited()
+        } catch {
+            return "cannot read the store: \(error)"
+        }
+        let unpublished = store.charges.keys.filter { published[$0] == nil }.sorted()
+        if !unpublished.isEmpty {
+            return "\(unpublished.count) of \(store.charges.count) debited uplinks were not published (seq \(unpublished.prefix(10)))"
+        }
+        for (owner, granted) in granted {
+            let spent = published.values.filter { $0.owner == owner }.reduce(Int64(0)) { $0 + $1.credits }
+            if store.balances[owner] != granted - spent {
+                return "\(owner)'s balance is \(store.balances[owner].map(String.init) ?? "missing"), but \(granted) were granted and the published uplinks carry \(spent)"
+            }
+        }
+        return nil
+    }
+
+    // MARK: Helpers
+
+    static func freeUDPPort() throws -> Int {
+        let socket = try UDPSocket(binding: SocketAddress("127.0.0.1:0")!)
+        return Int(socket.localAddress.port)
+    }
+}
+
+/// Stands in for systemd: reads the notification socket all the time, as systemd does, and
+/// keeps what arrives.
+final class ServiceManager: Sendable {
+    private final class Shared: Sendable {
+        let messages = Mutex<[String]>([])
+        let stopped = Mutex(false)
+    }
+
+    private let sink: DatagramSink
+    private let shared = Shared()
+
+    var path: String { sink.path }
+    var messages: [String] { shared.messages.withLock { $0 } }
+
+    init() {
+        let sink = DatagramSink()
+        self.sink = sink
+        let shared = shared
+        Thread.detachNewThread {
+            while !shared.stopped.withLock({ $0 }) {
+                guard let datagram = sink.receive(timeoutMilliseconds: 100) else { continue }
+                shared.messages.withLock { $0.append(String(decoding: datagram, as: UTF8.self)) }
+            }
+        }
+    }
+
+    deinit {
+        shared.stopped.withLock { $0 = true }
+    }
+}
+
+/// The last lines of a log file, for failure messages.
+func tail(of path: String, lines: Int = 15) -> String {
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+}
