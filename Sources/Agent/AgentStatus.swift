@@ -1,7 +1,25 @@
 import FoundationEssentials
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the running agent last said about itself, in `status.json` beside the store: written
 /// at every watchdog period and once more on a clean stop, read by `hotspotd status`.
+/// Why `status.json` could not be written: the path and the system's reason.
+public struct StatusFileError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+
+    init(message: String) {
+        self.message = message
+    }
+
+    init(path: String) {
+        message = "\(path): \(String(cString: strerror(errno)))"
+    }
+}
+
 public struct AgentStatus: Codable, Sendable, Equatable {
     public static let fileName = "status.json"
 
@@ -24,6 +42,9 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var uplinksForwarded: Int
     public var uplinksRefused: Int
     public var outboxDepth: Int
+    /// Why the store refuses writes, while it does; and how many frames it could not take.
+    public var storeError: String? = nil
+    public var framesNotStored: Int? = nil
     public var lastUplinkAt: Int64?
     public var lastBeaconAt: Int64?
     public var lastWitnessAt: Int64?
@@ -40,6 +61,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         case uplinksForwarded = "uplinks_forwarded"
         case uplinksRefused = "uplinks_refused"
         case outboxDepth = "outbox_depth"
+        case storeError = "store_error"
+        case framesNotStored = "frames_not_stored"
         case lastUplinkAt = "last_uplink_at"
         case lastBeaconAt = "last_beacon_at"
         case lastWitnessAt = "last_witness_at"
@@ -50,10 +73,31 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     }
 
     /// Replaces the file at once (write and rename), so a reader never sees half of it.
-    public func write(dataDirectory: String) throws {
+    public func write(dataDirectory: String) throws(StatusFileError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(self).write(to: URL(fileURLWithPath: Self.path(dataDirectory: dataDirectory)), options: .atomic)
+        guard let bytes = try? encoder.encode(self) else { throw StatusFileError(message: "cannot encode the status") }
+        let path = Self.path(dataDirectory: dataDirectory)
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StatusFileError(path: temporary) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            guard count > 0 else {
+                let failure = StatusFileError(path: temporary)
+                close(fd)
+                unlink(temporary)
+                throw failure
+            }
+            written += count
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let failure = StatusFileError(path: path)
+            unlink(temporary)
+            throw failure
+        }
     }
 
     public static func read(dataDirectory: String) throws -> AgentStatus {

@@ -74,6 +74,14 @@ public final class Daemon: Service, Sendable {
         var taken = 0
         var lastOutboxProgress: UInt64 = monotonicNanoseconds()
         var startedAt = wallClockNanoseconds() / 1_000_000_000
+        /// Why the store refuses writes (a full disk, a read-only file), while it does.
+        var storeFailure: String?
+        /// Frames the store could not take since the start, and since the last log line saying so.
+        var framesNotStored = 0
+        var notStoredSinceReport = 0
+        var lastStoreReport: UInt64 = 0
+        /// Why status.json cannot be written, once logged.
+        var statusFileFailure: String?
     }
 
     public static func wallClock() -> Int64 { wallClockNanoseconds() }
@@ -264,15 +272,70 @@ public final class Daemon: Service, Sendable {
     private func meterAndRecord(_ batch: [RadioFrame]) async {
         do {
             let outcomes = try await meter.meter(batch: batch)
+            // Only a forwarded uplink proves the store writes again: a refusal writes nothing.
+            if outcomes.contains(where: { if case .forwarded = $0 { true } else if case .forwardedUnpaired = $0 { true } else { false } }) {
+                storeAccepted()
+            }
             for (frame, outcome) in zip(batch, outcomes) {
                 record(outcome)
                 if outcome == .beacon { _ = try? await coverage.consider(frame) }
             }
         } catch where batch.count > 1 {
-            logger.warning("storing a batch of \(batch.count) frames failed, storing them one by one: \(error)")
+            if state.withLock({ $0.storeFailure == nil }) {
+                logger.warning("storing a batch of \(batch.count) frames failed, storing them one by one: \(error)")
+            }
             for frame in batch { await meterAndRecord([frame]) }
         } catch {
-            logger.error("storing an uplink failed: \(error)")
+            storeRefused(error, frames: batch.count)
+        }
+    }
+
+    /// A frame the store could not take is neither debited nor forwarded: the transaction that
+    /// would have done both is rolled back. The first refusal is logged at once; after it, one
+    /// line a minute counts them, so that a full disk does not also flood the journal.
+    private func storeRefused(_ error: StoreError, frames: Int) {
+        let first = state.withLock { state -> Bool in
+            state.framesNotStored += frames
+            let first = state.storeFailure == nil
+            state.storeFailure = error.message
+            if first {
+                state.lastStoreReport = monotonicNanoseconds()
+            } else {
+                state.notStoredSinceReport += frames
+            }
+            return first
+        }
+        if first {
+            logger.error("the store refuses writes: \(error.message); uplinks are neither debited nor forwarded until it takes them again", metadata: [
+                "data_dir": "\(configuration.gateway.dataDirectory)",
+            ])
+        }
+    }
+
+    private func storeAccepted() {
+        let recovered = state.withLock { state -> Int? in
+            guard state.storeFailure != nil else { return nil }
+            state.storeFailure = nil
+            state.notStoredSinceReport = 0
+            return state.framesNotStored
+        }
+        if let recovered {
+            logger.notice("the store takes writes again; \(recovered) frames could not be stored since the start")
+        }
+    }
+
+    /// The minute's count of frames the store refused, while it refuses them.
+    private func reportStoreRefusals(now: UInt64) {
+        let report = state.withLock { state -> (Int, String)? in
+            guard let failure = state.storeFailure, state.notStoredSinceReport > 0, now - state.lastStoreReport >= 60_000_000_000 else { return nil }
+            defer {
+                state.notStoredSinceReport = 0
+                state.lastStoreReport = now
+            }
+            return (state.notStoredSinceReport, failure)
+        }
+        if let (count, failure) = report {
+            logger.error("\(count) more frames not stored: \(failure)")
         }
     }
 
@@ -380,7 +443,14 @@ public final class Daemon: Service, Sendable {
             }
             // Three missed health checks in a row: the driver could not revive the chip.
             let radioAlive = now - radioStats.lastProgressNanoseconds < Self.nanoseconds(healthInterval * 3)
-            notifier.notify("STATUS=received \(received), forwarded \(forwarded), refused \(refused), outbox \(depth)")
+            reportStoreRefusals(now: now)
+            let (storeFailure, notStored) = state.withLock { ($0.storeFailure, $0.framesNotStored) }
+            let counts = "received \(received), forwarded \(forwarded), refused \(refused), outbox \(depth)"
+            if let storeFailure {
+                notifier.notify("STATUS=the store refuses writes (\(storeFailure)): \(notStored) frames not stored; \(counts)")
+            } else {
+                notifier.notify("STATUS=\(counts)")
+            }
             await writeStatus(running: true, radioAnswering: radioAlive, outboxDepth: depth, interval: interval)
             if radioAlive && outboxMoving {
                 notifier.notify("WATCHDOG=1")
@@ -402,22 +472,27 @@ public final class Daemon: Service, Sendable {
             updateIntervalSeconds: Double(seconds) + Double(attoseconds) / 1e18,
             running: running, radioAnswering: radioAnswering, brokerConnected: transport.client.isConnected,
             framesReceived: snapshot.received, uplinksForwarded: snapshot.forwarded, uplinksRefused: snapshot.refused,
-            outboxDepth: outboxDepth,
+            outboxDepth: outboxDepth, storeError: snapshot.storeFailure, framesNotStored: snapshot.framesNotStored,
             lastUplinkAt: snapshot.lastUplinkNanoseconds > 0 ? snapshot.lastUplinkNanoseconds / 1_000_000_000 : nil,
             lastBeaconAt: lastBeacon.map { $0 / 1_000_000_000 }, lastWitnessAt: lastWitness.map { $0 / 1_000_000_000 }
         )
         // Under the lock: once the stopped status is written, a late "running" must not win.
-        let failure = state.withLock { state -> (any Error)? in
-            guard !state.finalStatusWritten else { return nil }
+        // A failure is logged when it first happens or changes, not on every period.
+        let (failure, recovered) = state.withLock { state -> (String?, Bool) in
+            guard !state.finalStatusWritten else { return (nil, false) }
             if !running { state.finalStatusWritten = true }
             do {
                 try status.write(dataDirectory: configuration.gateway.dataDirectory)
-                return nil
+                defer { state.statusFileFailure = nil }
+                return (nil, state.statusFileFailure != nil)
             } catch {
-                return error
+                let message = "\(error)"
+                defer { state.statusFileFailure = message }
+                return (state.statusFileFailure == message ? nil : message, false)
             }
         }
         if let failure { logger.warning("cannot write the status file: \(failure)") }
+        if recovered { logger.notice("the status file is written again") }
     }
 
     /// Stops receiving, flushes the outbox for up to the shutdown timeout, puts the radio to

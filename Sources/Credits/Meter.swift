@@ -81,6 +81,8 @@ public actor Meter {
     /// Payloads `isDuplicate` remembered for the batch being metered.
     private var rememberedThisBatch: [[UInt8]] = []
     public private(set) var counts: [String: Int] = [:]
+    /// Whether the last attempt to queue rejection messages failed.
+    private var rejectionsFailing = false
 
     /// LoRaWAN's MAX_FCNT_GAP.
     public static let maximumFrameCounterGap: UInt32 = 16_384
@@ -253,8 +255,14 @@ public actor Meter {
             // The charges are committed: a failure here loses the rejection messages, not the outcomes.
             do {
                 try await store.enqueue(rejections, at: now())
+                rejectionsFailing = false
             } catch {
-                logger.error("cannot queue \(rejections.count) rejection message(s): \(error.message)")
+                // Logged when it starts, not for every frame while the store refuses writes.
+                counts["rejections_not_queued", default: 0] += rejections.count
+                if !rejectionsFailing {
+                    logger.error("cannot queue \(rejections.count) rejection message(s): \(error.message)")
+                }
+                rejectionsFailing = true
             }
         }
         return outcomes

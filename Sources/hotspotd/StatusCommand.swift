@@ -52,6 +52,7 @@ struct StatusCommand: AsyncParsableCommand {
                 started_at: status.startedAt, updated_at: status.updatedAt,
                 frames_received: status.framesReceived, uplinks_forwarded: status.uplinksForwarded,
                 uplinks_refused: status.uplinksRefused, outbox_depth: outboxDepth,
+                store_error: status.storeError, frames_not_stored: status.framesNotStored ?? 0,
                 last_uplink_at: status.lastUplinkAt, last_beacon_at: status.lastBeaconAt, last_witness_at: status.lastWitnessAt,
                 pairings: pairings
             )
@@ -70,6 +71,8 @@ struct StatusCommand: AsyncParsableCommand {
                 ("uplinks refused", "\(status.uplinksRefused)"),
                 ("last uplink", status.lastUplinkAt.map { Self.time($0, now: now) } ?? "none"),
                 ("outbox", "\(outboxDepth) waiting"),
+                ("store", (status.storeError.map { "REFUSES WRITES: \($0)" } ?? "writable")
+                    + ((status.framesNotStored ?? 0) > 0 ? " (\(status.framesNotStored ?? 0) frames could not be stored since the start)" : "")),
                 ("last beacon", status.lastBeaconAt.map { Self.time($0, now: now) } ?? "none"),
                 ("last witness", status.lastWitnessAt.map { Self.time($0, now: now) } ?? "none"),
                 ("pairings", pairings.map { "\($0)" } ?? "-"),
@@ -99,6 +102,8 @@ struct StatusCommand: AsyncParsableCommand {
         var uplinks_forwarded: Int
         var uplinks_refused: Int
         var outbox_depth: Int
+        var store_error: String?
+        var frames_not_stored: Int
         var last_uplink_at: Int64?
         var last_beacon_at: Int64?
         var last_witness_at: Int64?

@@ -189,13 +189,18 @@ final class FaultRig: @unchecked Sendable {
         return false
     }
 
-    /// Pushes for `seconds`, a datagram of eight uplinks every `interval`.
-    func stream(for seconds: Double, interval: Duration = .milliseconds(20)) async {
+    /// Pushes for `seconds`, a datagram of eight uplinks every `interval`; how many datagrams
+    /// were sent, and how many of them acknowledged.
+    @discardableResult
+    func stream(for seconds: Double, interval: Duration = .milliseconds(20)) async -> (sent: Int, acknowledged: Int) {
         let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        var sent = 0, acknowledged = 0
         while ContinuousClock.now < end {
-            await push()
+            sent += 1
+            if await push() { acknowledged += 1 }
             try? await Task.sleep(for: interval)
         }
+        return (sent, acknowledged)
     }
 
     // MARK: The ledger

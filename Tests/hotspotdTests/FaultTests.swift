@@ -63,3 +63,69 @@ import Glibc
         #expect(try await rig.debited().charges.count > 500)
     }
 }
+
+/// Faults of the data directory's disk; they need a file system of their own, which only root
+/// may mount.
+@Suite(.serialized, .enabled(if: geteuid() == 0, "mounting a small tmpfs needs root")) struct DiskFaultTests {
+    /// A small tmpfs mounted for the test, unmounted after it.
+    final class SmallDisk {
+        let path: String
+        init(megabytes: Int) throws {
+            path = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-disk-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            let mounted = try run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m,mode=0755", "tmpfs", path])
+            guard mounted.status == 0 else { throw BrokerError("cannot mount a tmpfs on \(path): \(mounted.error)") }
+        }
+
+        /// Writes a file until the disk is full; its path.
+        @discardableResult
+        func fill() -> String {
+            let filler = path + "/filler"
+            let fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            let chunk = [UInt8](repeating: 0xEE, count: 4096)
+            while write(fd, chunk, chunk.count) > 0 {}
+            close(fd)
+            return filler
+        }
+
+        deinit {
+            _ = try? run("/usr/bin/umount", ["-l", path])
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+
+    /// With the broker away the outbox must grow on disk, and the disk fills: the forwarder's
+    /// datagrams are still acknowledged, nothing that could not be stored is debited, STATUS and
+    /// the log say why, and once space returns uplinks are debited and delivered again.
+    @Test func aFullDiskDebitsNothingItCannotStoreAndTheAgentRecovers() async throws {
+        let disk = try SmallDisk(megabytes: 8)
+        let rig = try await FaultRig(dataDirectory: disk.path + "/data")
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        await rig.stream(for: 1)
+        _ = await eventually(within: 30) { await rig.ledgerProblem() == nil }
+        let before = await rig.ledgerProblem()
+        #expect(before == nil)
+
+        rig.broker.stop()
+        let filler = disk.fill()
+        let whileFull = await rig.stream(for: 4)
+        #expect(whileFull.acknowledged == whileFull.sent, "the radio side kept running: every datagram acknowledged")
+        #expect(rig.agentIsRunning)
+        let said = await eventually(within: 10) { rig.statusLines.last?.contains("full") == true }
+        #expect(said, "STATUS says the disk is full: \(rig.statusLines.suffix(3))")
+        #expect(tail(of: rig.logFile, lines: 400).contains("full"), "the log says why")
+        let debitedWhileFull = try await rig.debited().charges.count
+
+        try FileManager.default.removeItem(atPath: filler)
+        await rig.stream(for: 2)
+        let recovered = await eventually(within: 10) { rig.statusLines.last.map { !$0.contains("full") } == true }
+        #expect(recovered, "STATUS no longer speaks of a full disk: \(rig.statusLines.suffix(3))")
+        try rig.broker.start()
+        _ = await eventually(within: 60) { await rig.ledgerProblem() == nil }
+        let after = await rig.ledgerProblem()
+        #expect(after == nil)
+        #expect(try await rig.debited().charges.count > debitedWhileFull, "uplinks are debited again once space returns")
+        #expect(rig.stopAgent() == 0)
+    }
+}
