@@ -74,6 +74,12 @@ final class SQLiteConnection {
         }
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, 5_000)
+        // SQLite quietly opens a file it may not write read-only; every write would then fail.
+        if !readOnly && sqlite3_db_readonly(db, "main") == 1 {
+            sqlite3_close_v2(db)
+            handle = nil
+            throw StoreError(.readOnly, "\(path) is read-only: hotspotd must be able to write its store (the file's owner and mode, and a file system mounted read-write)")
+        }
     }
 
     deinit {

@@ -160,12 +160,13 @@ public func spawn(_ executable: String, _ arguments: [String], environment extra
 public func waitForExit(_ pid: pid_t, seconds: Double) -> Int32? {
     var status: Int32 = 0
     let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
+    // Looked at once at least, so that `seconds: 0` asks "has it ended?".
+    repeat {
         if waitpid(pid, &status, WNOHANG) == pid {
             return status & 0x7F == 0 ? (status >> 8) & 0xFF : -(status & 0x7F)
         }
         usleep(20_000)
-    }
+    } while Date() < deadline
     return nil
 }
 

@@ -147,9 +147,15 @@ final class FaultRig: @unchecked Sendable {
         return status
     }
 
+    /// The exit status of an agent that ended by itself, once `agentIsRunning` saw it end.
+    private(set) var lastExitStatus: Int32?
+
     var agentIsRunning: Bool {
         guard let agent else { return false }
-        return waitForExit(agent, seconds: 0) == nil
+        guard let status = waitForExit(agent, seconds: 0) else { return true }
+        lastExitStatus = status
+        self.agent = nil
+        return false
     }
 
     /// The STATUS= lines systemd would show, oldest first.

@@ -129,3 +129,37 @@ import Glibc
         #expect(rig.stopAgent() == 0)
     }
 }
+
+/// A store file the agent may not write (a card remounted read-only, a wrong `chmod`). The
+/// tests run as root, whom file modes do not stop: the agent runs without CAP_DAC_OVERRIDE.
+@Suite(.serialized, .enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv"))
+struct ReadOnlyStoreTests {
+    static let unprivileged = ["/usr/bin/setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
+
+    @Test func aReadOnlyStoreStopsTheStartWithItsReasonAndLosesNothing() async throws {
+        let rig = try await FaultRig()
+        try await rig.startAgent(wrapper: Self.unprivileged)
+        await rig.stream(for: 1)
+        _ = await eventually(within: 30) { await rig.ledgerProblem() == nil }
+        rig.broker.stop()
+        await rig.stream(for: 1)  // these wait in the outbox
+        #expect(rig.stopAgent() == 0)
+        let waiting = try await rig.debited().charges.count
+
+        let database = rig.dataDirectory + "/hotspotd.db"
+        #expect(chmod(database, 0o444) == 0)
+        await #expect(throws: (any Error).self) { try await rig.startAgent(wrapper: Self.unprivileged) }
+        #expect(!rig.agentIsRunning)
+        #expect(rig.lastExitStatus == 1, "an exit that systemd's Restart=on-failure retries")
+        #expect(tail(of: rig.logFile, lines: 3).contains("hotspotd.db is read-only"), "the log names the file and the reason")
+
+        #expect(chmod(database, 0o644) == 0)
+        try rig.broker.start()
+        try await rig.startAgent(wrapper: Self.unprivileged)
+        _ = await eventually(within: 30) { await rig.ledgerProblem() == nil }
+        let problem = await rig.ledgerProblem()
+        #expect(problem == nil)
+        #expect(try await rig.debited().charges.count == waiting, "nothing debited while read-only")
+        #expect(rig.stopAgent() == 0)
+    }
+}
