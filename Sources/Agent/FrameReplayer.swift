@@ -45,10 +45,18 @@ public struct FrameReplayer: Service, Sendable {
         let modulation = LoRaModulation(spreadingFactor: channel.dataRate.spreadingFactor, bandwidth: channel.dataRate.bandwidth)
         var header = [UInt8](repeating: 0, count: 2)
         var sent = 0
-        let base = absorbed()
+        var base = absorbed()
         while !Task.isCancelled, fread(&header, 1, 2, file) == 2 {
+            // Frames the radio never heard (it was hanging, or being reset) are never taken:
+            // when nothing is taken for a second, those ahead are counted as lost.
+            var waited = 0
             while sent - (absorbed() - base) >= ahead, !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(1))
+                waited += 1
+                if waited >= 1000 {
+                    base = absorbed() - sent
+                    break
+                }
             }
             let length = Int(header[0]) << 8 | Int(header[1])
             var payload = [UInt8](repeating: 0, count: length)

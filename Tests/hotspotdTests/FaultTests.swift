@@ -163,3 +163,96 @@ struct ReadOnlyStoreTests {
         #expect(rig.stopAgent() == 0)
     }
 }
+
+/// The radio stops answering in the middle of a stream (the mock board's SX1276, fed as fast
+/// as the agent takes frames): a hang that a reset clears is set right by the driver and the
+/// stream goes on, watchdog pings and all; a wedge that survives resets stops the pings, so
+/// that systemd restarts the service.
+@Suite(.serialized) struct RadioFaultTests {
+    struct Run {
+        var manager: ServiceManager
+        var log: String
+        var pid: pid_t
+        var broker: Broker
+    }
+
+    func start(fault: String) throws -> Run {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-radio-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: directory + "/boards", withIntermediateDirectories: true)
+        let profile = try String(contentsOfFile: repositoryRoot + "/Board/mock.toml", encoding: .utf8)
+            .replacingOccurrences(of: "name = \"mock\"", with: "name = \"faulty\"")
+        try (profile + "\n[mock]\n\(fault)\n").write(toFile: directory + "/boards/faulty.toml", atomically: true, encoding: .utf8)
+        // Data uplinks of a sensor nobody paired: metered (and dropped), which is all this needs.
+        var frames: [UInt8] = []
+        for fCnt in 0..<60_000 {
+            let frame: [UInt8] = [0x40, 0x01, 0x02, 0x03, 0x04, 0x00, UInt8(fCnt & 0xFF), UInt8(fCnt >> 8 & 0xFF), 0x01, 0xAA, 0xBB, 0x11, 0x22, 0x33, 0x44]
+            frames += [0, UInt8(frame.count)] + frame
+        }
+        try Data(frames).write(to: URL(fileURLWithPath: directory + "/frames.bin"))
+        let broker = try Broker()
+        try """
+            [gateway]
+            board = "faulty"
+            key_file = "\(directory)/gateway.key"
+            data_dir = "\(directory)/data"
+            [mqtt]
+            server = "mqtt://127.0.0.1:\(broker.port)"
+            [credits]
+            authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+            [coverage]
+            enabled = false
+            """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
+        let manager = ServiceManager()
+        let pid = try spawn(productsDirectory.appendingPathComponent("hotspotd").path, ["run", "--config", directory + "/hotspotd.toml", "--replay-frames", directory + "/frames.bin"], environment: [
+            "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "1000000", "HOTSPOTD_BOARD_DIR": directory + "/boards:" + repositoryRoot + "/Board",
+        ], logFile: directory + "/agent.log")
+        return Run(manager: manager, log: directory + "/agent.log", pid: pid, broker: broker)
+    }
+
+    /// The frame count of the newest STATUS= line among `messages`.
+    func received(_ messages: ArraySlice<String>) -> Int? {
+        for message in messages.reversed() {
+            guard let range = message.range(of: "STATUS=received ") else { continue }
+            return Int(message[range.upperBound...].prefix { $0.isNumber })
+        }
+        return nil
+    }
+
+    @Test func aRadioThatHangsMidStreamIsSetUpAgainAndTheStreamGoesOn() async throws {
+        let run = try start(fault: "hang_after_seconds = 3")
+        defer { kill(run.pid, SIGKILL); _ = waitForExit(run.pid, seconds: 5) }
+        try await Task.sleep(for: .seconds(2.5))
+        let before = run.manager.messages
+        #expect(before.contains { $0.contains("READY=1") })
+        #expect((received(before[...]) ?? 0) > 0, "frames flowed before the hang: \(before.suffix(2))")
+        // The hang, the health checks that find it, the reset and the new set-up.
+        let recovered = await eventually(within: 15) { (try? String(contentsOfFile: run.log, encoding: .utf8))?.contains("receiving again") == true }
+        #expect(recovered, "\(tail(of: run.log))")
+        let log = try String(contentsOfFile: run.log, encoding: .utf8)
+        #expect(log.contains("setting the radio up again"))
+        let atRecovery = run.manager.messages
+        try await Task.sleep(for: .seconds(3))
+        let after = run.manager.messages[atRecovery.count...]
+        let (then, now) = (received(atRecovery[...]) ?? 0, received(after) ?? 0)
+        #expect(now > then + 100, "frames flow again after the reset: \(then) then, \(now) now")
+        #expect(after.contains("WATCHDOG=1"), "the watchdog is pinged again")
+        #expect(waitForExit(run.pid, seconds: 0) == nil, "the agent did not exit")
+    }
+
+    @Test func aRadioWedgedMidStreamStopsTheWatchdogPings() async throws {
+        let run = try start(fault: "wedge_after_seconds = 3")
+        defer { kill(run.pid, SIGKILL); _ = waitForExit(run.pid, seconds: 5) }
+        try await Task.sleep(for: .seconds(2.5))
+        let before = run.manager.messages
+        #expect((received(before[...]) ?? 0) > 0, "frames flowed before the wedge")
+        #expect(before.contains("WATCHDOG=1"))
+        // Three health checks of a third of a second fail, the resets do not help.
+        try await Task.sleep(for: .seconds(4))
+        let settled = run.manager.messages.count
+        try await Task.sleep(for: .seconds(3))
+        let after = run.manager.messages[settled...]
+        #expect(!after.contains("WATCHDOG=1"), "\(after)")
+        #expect(after.contains { $0.hasPrefix("STATUS=") }, "the agent is alive and still reporting")
+        #expect(try String(contentsOfFile: run.log, encoding: .utf8).contains("the radio does not answer"))
+    }
+}

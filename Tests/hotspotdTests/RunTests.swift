@@ -76,29 +76,6 @@ import Glibc
         #expect(stopped.stdout.contains("stopped (last report"), "\(stopped.stdout)")
     }
 
-    @Test func aWedgedRadioStopsTheWatchdogPings() throws {
-        // The mock board's radio stops answering after 3 s, for good: the driver's resets
-        // cannot revive it, so only systemd restarting the service can.
-        let boards = directory.appendingPathComponent("boards")
-        try FileManager.default.createDirectory(at: boards, withIntermediateDirectories: true)
-        let profile = try String(contentsOfFile: repositoryRoot + "/Board/mock.toml", encoding: .utf8)
-            .replacingOccurrences(of: "name = \"mock\"", with: "name = \"wedging\"")
-        try (profile + "\n[mock]\nwedge_after_seconds = 3\n").write(to: boards.appendingPathComponent("wedging.toml"), atomically: true, encoding: .utf8)
-        let broker = try Broker()
-        let notify = DatagramSink()
-        let agent = try start(try writeConfiguration(port: broker.port, board: "wedging"), notify: notify)
-        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
-        // Pings every 0.5 s while the radio answers; health checks as often; three failed in a
-        // row stop the pings.
-        let before = notify.collect(seconds: 2.5)
-        #expect(before.first?.contains("READY=1") == true, "\(before)")
-        #expect(before.contains("WATCHDOG=1"), "\(before)")
-        _ = notify.collect(seconds: 3.5)
-        let after = notify.collect(seconds: 3)
-        #expect(!after.contains("WATCHDOG=1"), "\(after)")
-        #expect(after.contains { $0.hasPrefix("STATUS=") }, "the agent is alive and still reporting: \(after)")
-    }
-
     @Test func killingTheAgentLeavesOFFLINERetained() throws {
         let broker = try Broker()
         let notify = DatagramSink()
