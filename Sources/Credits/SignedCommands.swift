@@ -164,14 +164,18 @@ public struct CommandProcessor: Sendable {
     public let authority: CommandAuthority
     public let topics: Topics
     public let encoding: MessageEncoding
+    /// Refusals are reported within its limits, so that a flood of bad commands fills neither
+    /// the outbox nor the journal.
+    public let limiter: RefusalLimiter
     private let now: @Sendable () -> Int64
     private let logger: Logger
 
     /// `now` is the wall clock in nanoseconds since the Unix epoch.
     public init(
         store: Store, authority: CommandAuthority, topics: Topics, encoding: MessageEncoding = .protobuf,
-        logger: Logger = Logger(label: "hotspotd.commands"), now: @escaping @Sendable () -> Int64
+        logger: Logger = Logger(label: "hotspotd.commands"), limiter: RefusalLimiter = RefusalLimiter(), now: @escaping @Sendable () -> Int64
     ) {
+        self.limiter = limiter
         self.store = store
         self.authority = authority
         self.topics = topics
@@ -239,13 +243,17 @@ public struct CommandProcessor: Sendable {
     }
 
     private func reject(_ refusal: CommandRefusal, topic: String, nonce: [UInt8], command: Command?, at time: Int64, detail: String? = nil) async throws(StoreError) {
+        let (report, unreported) = limiter.admit()
+        guard report else { return }
         var metadata = Self.metadata(command)
         metadata["REASON"] = "\(refusal.rawValue)"
         metadata["TOPIC"] = "\(topic)"
-        logger.notice("command refused: \(detail ?? refusal.explanation)", metadata: metadata)
+        var detail = detail ?? refusal.explanation
+        if unreported > 0 { detail += " (and \(unreported) more refusals not reported, to keep a flood out of the outbox)" }
+        logger.notice("command refused: \(detail)", metadata: metadata)
         var rejection = Hotspotd_Rejection()
         rejection.reason = refusal.rawValue
-        rejection.detail = detail ?? refusal.explanation
+        rejection.detail = detail
         rejection.nonce = Data(nonce)
         rejection.time = UInt64(max(time, 0))
         rejection.topic = topic

@@ -1,3 +1,4 @@
+import Credits
 import FoundationEssentials
 import LoRaPHY
 import Logging
@@ -14,9 +15,12 @@ public struct DownlinkHandler: Sendable {
     public let store: Store
     public let topics: Topics
     public let encoding: MessageEncoding
+    /// Refusals of undecodable payloads are reported within its limits.
+    public let limiter: RefusalLimiter
     private let logger: Logger
 
-    public init(radio: any Radio, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, logger: Logger = Logger(label: "hotspotd.downlink")) {
+    public init(radio: any Radio, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, logger: Logger = Logger(label: "hotspotd.downlink"), limiter: RefusalLimiter = RefusalLimiter()) {
+        self.limiter = limiter
         self.radio = radio
         self.store = store
         self.topics = topics
@@ -34,11 +38,14 @@ public struct DownlinkHandler: Sendable {
     public func handle(_ payload: [UInt8], now: Int64) async throws(StoreError) -> Gw_DownlinkTxAck? {
         let oversized = payload.count > Self.maximumSize
         guard !oversized, let frame = try? encoding.decode(Gw_DownlinkFrame.self, from: payload), !frame.items.isEmpty else {
+            let (report, unreported) = limiter.admit()
+            guard report else { return nil }
             var rejection = Hotspotd_Rejection()
             rejection.reason = oversized ? "oversized" : "undecodable"
             rejection.detail = oversized
                 ? "command/down payload of \(payload.count) bytes (\(Self.maximumSize) at most)"
                 : "command/down payload is not a gw.DownlinkFrame with items"
+            if unreported > 0 { rejection.detail += " (and \(unreported) more refusals not reported, to keep a flood out of the outbox)" }
             rejection.topic = topics.down
             rejection.time = UInt64(max(now, 0))
             if let bytes = try? encoding.encode(rejection) {

@@ -21,7 +21,7 @@ final class AgentProcess {
 
     /// `board` is "mock" (the SX1276 on the mock board; `replay` feeds its air) or a packet
     /// forwarder profile ("rak2287") listening on `udpPort`.
-    init(binary: String, board: String, brokerPort: Int, udpPort: Int = 1700, replay: String? = nil, provision workload: Workload?, maximumInFlight: Int, directory existing: URL? = nil) async throws {
+    init(binary: String, board: String, brokerPort: Int, udpPort: Int = 1700, replay: String? = nil, provision workload: Workload?, maximumInFlight: Int, json: Bool = false, statsInterval: String = "1h", directory existing: URL? = nil) async throws {
         directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("hotspot-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let config = directory.appendingPathComponent("hotspotd.toml").path
@@ -36,12 +36,13 @@ final class AgentProcess {
             [mqtt]
             server = "mqtt://127.0.0.1:\(brokerPort)"
             max_inflight = \(maximumInFlight)
+            json = \(json)
             [credits]
             authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
             [coverage]
             enabled = false
             [stats]
-            interval = "1h"
+            interval = "\(statsInterval)"
             [log]
             level = "warning"
             """.write(toFile: config, atomically: true, encoding: .utf8)

@@ -10,6 +10,15 @@ import Glibc
 struct HotspotBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hotspot-bench",
+        abstract: "Measure hotspotd (the default: `run`), or soak it under load for a long time (`soak`).",
+        subcommands: [Benchmark.self, Soak.self],
+        defaultSubcommand: Benchmark.self
+    )
+}
+
+struct Benchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Measure hotspotd against libmosquitto's floor, on a mosquitto of its own.",
         discussion: """
             The floor: libmosquitto publishing the agent's messages (QoS 1, the same sizes and in-flight bound) from a tight loop.

@@ -1,6 +1,7 @@
 import Cryptography
 import Messages
 import Store
+import Synchronization
 import Testing
 @testable import Credits
 
@@ -77,5 +78,42 @@ import Testing
         #expect(try await processor.process(try signed(.credit(owner: "a", amount: 1), expiresAt: future), topic: topics.pair) == .failure(.invalid))
         #expect(try await processor.process(try signed(.unpair(devAddr: 7), expiresAt: future), topic: topics.unpair) == .failure(.notPaired))
         #expect(try await rejections().map(\.reason) == ["undecodable", "bad_nonce", "invalid", "not_paired"])
+    }
+}
+
+@Suite struct RefusalLimiterTests {
+    final class FakeClock: Sendable {
+        let nanoseconds = Mutex<UInt64>(0)
+        func advance(seconds: Double) { nanoseconds.withLock { $0 += UInt64(seconds * 1e9) } }
+    }
+
+    @Test func aBurstThenOnePerSecondAndTheRestCounted() {
+        let clock = FakeClock()
+        let limiter = RefusalLimiter(burst: 5, perSecond: 1) { clock.nanoseconds.withLock { $0 } }
+        let first = (0..<8).map { _ in limiter.admit() }
+        #expect(first.map(\.report) == [true, true, true, true, true, false, false, false])
+        clock.advance(seconds: 1)
+        #expect(limiter.admit() == (true, 3), "the next report says how many were not reported")
+        #expect(limiter.admit().report == false)
+        clock.advance(seconds: 100)
+        #expect((0..<6).filter { _ in limiter.admit().report }.count == 5, "the bucket holds a burst at most")
+        #expect(limiter.unreported == 5)
+    }
+
+    /// A flood of garbage on the command topics queues a bounded number of rejections, and a
+    /// good command after it is still applied.
+    @Test func aFloodOfGarbageCommandsQueuesBoundedRejections() async throws {
+        let clock = TestClock()
+        let store = try temporaryStore()
+        let limiter = RefusalLimiter(burst: 60, perSecond: 1) { 0 }  // a clock that stands still: no refill
+        let processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authorityKey.publicKey, gatewayID: gatewayID), topics: topics, limiter: limiter) { clock.nanoseconds }
+        for index in 0..<2_000 {
+            #expect(try await processor.process([0xFF, UInt8(index & 0xFF)], topic: topics.credit) == .failure(.undecodable))
+        }
+        let rejections = try await store.outbox(limit: 10_000).filter { $0.kind == .rejected }
+        #expect(rejections.count == 60)
+        #expect(limiter.unreported == 2_000 - 60)
+        let good = try signed(.credit(owner: "alice", amount: 9), expiresAt: clock.seconds + 300)
+        #expect(try await processor.process(good, topic: topics.credit) == .success(.credit(owner: "alice", amount: 9)))
     }
 }
