@@ -196,8 +196,6 @@ public final class Daemon: Service, Sendable {
     }
 
     private func runTasks() async {
-        let radio = self.radio
-        let meter = self.meter
         let coverage = self.coverage
         let statistics = self.statistics
         let transport = self.transport

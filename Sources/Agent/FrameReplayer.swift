@@ -71,6 +71,6 @@ public struct FrameReplayer: Service, Sendable {
     }
 
     public func run() async {
-        await cancelWhenGracefulShutdown { await replay() }
+        _ = await cancelWhenGracefulShutdown { await replay() }
     }
 }

@@ -24,7 +24,7 @@ import Glibc
             try await Task.sleep(for: .milliseconds(Int.random(in: 200...1200, using: &generator)))
             try rig.broker.start()
         }
-        await stream.value
+        _ = await stream.value
         #expect(rig.agentIsRunning)
         #expect(rig.framesAcknowledged > 1_000, "the forwarder's uplinks were acknowledged throughout")
         _ = await eventually(within: 60) { await rig.ledgerProblem() == nil }
@@ -47,7 +47,7 @@ import Glibc
             let stream = Task { await rig.stream(for: 4) }
             try await Task.sleep(for: .milliseconds(Int.random(in: 100...3000, using: &generator)))
             rig.killAgent()
-            await stream.value
+            _ = await stream.value
             try await rig.startAgent()
             _ = await eventually(within: 30) { await rig.ledgerProblem() == nil }
             let problem = await rig.ledgerProblem()
