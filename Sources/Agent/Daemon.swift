@@ -256,7 +256,7 @@ public final class Daemon: Service, Sendable {
             return
         }
 
-        notifier.notify("READY=1\nSTATUS=receiving")
+        notifier.notify("READY=1\nSTATUS=receiving", patience: .seconds(2))
         await writeStatus(running: true, radioAnswering: true, outboxDepth: await store.outboxDepth(), interval: notifier.watchdogInterval ?? .seconds(10))
         logger.notice("hotspotd running", metadata: [
             "GATEWAY_ID": "\(identity.gatewayID)", "ADDRESS": "\(identity.address)", "BOARD": "\(configuration.gateway.board)",
@@ -323,9 +323,11 @@ public final class Daemon: Service, Sendable {
     }
 
     /// The minute's count of frames the store refused, while it refuses them.
-    private func reportStoreRefusals(now: UInt64) {
+    private func reportStoreRefusals() {
         let report = state.withLock { state -> (Int, String)? in
-            guard let failure = state.storeFailure, state.notStoredSinceReport > 0, now - state.lastStoreReport >= 60_000_000_000 else { return nil }
+            // Read under the lock: the meter may have set lastStoreReport a moment ago.
+            let now = monotonicNanoseconds()
+            guard let failure = state.storeFailure, state.notStoredSinceReport > 0, now >= state.lastStoreReport + 60_000_000_000 else { return nil }
             defer {
                 state.notStoredSinceReport = 0
                 state.lastStoreReport = now
@@ -441,7 +443,7 @@ public final class Daemon: Service, Sendable {
             }
             // Three missed health checks in a row: the driver could not revive the chip.
             let radioAlive = now - radioStats.lastProgressNanoseconds < Self.nanoseconds(healthInterval * 3)
-            reportStoreRefusals(now: now)
+            reportStoreRefusals()
             let (storeFailure, notStored) = state.withLock { ($0.storeFailure, $0.framesNotStored) }
             let counts = "received \(received), forwarded \(forwarded), refused \(refused), outbox \(depth)"
             if let storeFailure {
@@ -500,7 +502,7 @@ public final class Daemon: Service, Sendable {
             defer { stopping = true }
             return !stopping
         }) else { return }
-        notifier.notify("STOPPING=1")
+        notifier.notify("STOPPING=1", patience: .seconds(2))
         logger.notice("stopping")
         await radio.stop()
         // The frame in hand, and any the radio handed over before it stopped, are stored first.

@@ -15,8 +15,12 @@ public struct SystemdNotifier: Sendable {
         watchdogInterval = environment["WATCHDOG_USEC"].flatMap(UInt64.init).map { .microseconds(Int64($0 / 3)) }
     }
 
+    /// Sends `message`. Reports and pings never wait: a manager that does not read its socket
+    /// must not stall the agent's threads (the next report supersedes this one, and missed
+    /// pings are the manager's to act on). A state change that is said once (READY=1,
+    /// STOPPING=1) may wait up to `patience` for room in the manager's queue.
     @discardableResult
-    public func notify(_ message: String) -> Bool {
+    public func notify(_ message: String, patience: Duration? = nil) -> Bool {
         guard let socketPath else { return false }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
@@ -32,11 +36,16 @@ public struct SystemdNotifier: Sendable {
         }
         let length = socklen_t(MemoryLayout<sa_family_t>.size + path.count + (path.first == 0 ? 0 : 1))
         let bytes = Array(message.utf8)
+        var flags = Int32(MSG_NOSIGNAL)
+        if let patience {
+            let (seconds, attoseconds) = patience.components
+            var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        } else {
+            flags |= Int32(MSG_DONTWAIT)
+        }
         let sent = withUnsafePointer(to: &address) {
-            // Never waits: a manager that does not read its socket must not stall the agent's
-            // threads (the next report supersedes this one; missed watchdog pings are the
-            // manager's to act on).
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), $0, length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, flags, $0, length) }
         }
         return sent == bytes.count
     }

@@ -28,9 +28,9 @@ public final class RefusalLimiter: Sendable {
 
     /// Whether to report this refusal, and if so how many went unreported since the last one.
     public func admit() -> (report: Bool, unreportedBefore: Int) {
-        let time = now()
-        return state.withLock { state in
-            let elapsed = Double(time &- state.updated) / 1e9
+        state.withLock { state in
+            let time = now()
+            let elapsed = Double(time >= state.updated ? time - state.updated : 0) / 1e9
             state.tokens = min(Double(burst), state.tokens + elapsed * perSecond)
             state.updated = time
             guard state.tokens >= 1 else {

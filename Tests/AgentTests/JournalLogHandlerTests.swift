@@ -110,4 +110,17 @@ private func decode(_ datagram: [UInt8]) -> [String: String] {
         #expect(delivered < 5_000, "the rest were dropped, not waited for")
         #expect(manager.receive()?.starts(with: Array("STATUS=report 0".utf8)) == true)
     }
+
+    /// READY=1 is said once: it waits (a while) for room in a full queue rather than be lost.
+    @Test(.timeLimit(.minutes(1))) func readinessWaitsForRoomInAFullQueue() {
+        let manager = DatagramSink()
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": manager.path])
+        while notifier.notify("STATUS=filling") {}
+        #expect(!notifier.notify("READY=1"), "full: a report is dropped")
+        Thread.detachNewThread {
+            usleep(300_000)
+            while manager.receive(timeoutMilliseconds: 100) != nil {}
+        }
+        #expect(notifier.notify("READY=1", patience: .seconds(5)), "READY=1 waited for the manager to read")
+    }
 }

@@ -89,12 +89,7 @@ final class FaultRig: @unchecked Sendable {
             "-p", "\(broker.port)", "-i", "collector-\(udpPort)", "-c", "-q", "1", "-t", "+/gateway/+/event/up", "-F", "%x",
         ], logFile: collectorFile)
         // Subscribed once a probe comes back; the broker has saved the session a second later.
-        var subscribed = false
-        for _ in 0..<50 where !subscribed {
-            _ = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-t", "probe/gateway/probe/event/up", "-q", "1", "-m", "probe"])
-            subscribed = await eventually(within: 0.2) { (try? String(contentsOfFile: self.collectorFile, encoding: .utf8))?.contains("70726f6265") == true }
-        }
-        guard subscribed else { throw BrokerError("the collector did not subscribe") }
+        guard await collectorCaughtUp() else { throw BrokerError("the collector did not subscribe") }
         try await Task.sleep(for: .milliseconds(1500))
     }
 
@@ -105,6 +100,25 @@ final class FaultRig: @unchecked Sendable {
         }
         kill(collector, SIGKILL)
         _ = waitForExit(collector, seconds: 5)
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private var probes = 0
+
+    /// Publishes a probe where the collector listens and waits until it arrives: the collector
+    /// is connected, and has been given everything the broker held for it before the probe.
+    func collectorCaughtUp(within seconds: Double = 15) async -> Bool {
+        probes += 1
+        let marker = "probe-\(probes)"
+        let hex = Hex.encode(Array(marker.utf8))
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            _ = try? run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-t", "probe/gateway/probe/event/up", "-q", "1", "-m", marker])
+            if await eventually(within: 0.3, { (try? String(contentsOfFile: self.collectorFile, encoding: .utf8))?.contains(hex) == true }) {
+                return true
+            }
+        }
+        return false
     }
 
     // MARK: The agent
@@ -112,6 +126,7 @@ final class FaultRig: @unchecked Sendable {
     /// Starts `hotspotd run` under a stand-in for systemd, and waits for READY=1. `wrapper`
     /// goes before the program (setpriv, say).
     func startAgent(extraArguments: [String] = [], wrapper: [String] = []) async throws {
+        guard !agentIsRunning else { throw BrokerError("an agent is running already") }
         let manager = ServiceManager()
         self.manager = manager
         let program = productsDirectory.appendingPathComponent("hotspotd").path
@@ -121,6 +136,8 @@ final class FaultRig: @unchecked Sendable {
         ], logFile: logFile)
         guard await eventually(within: 30, { manager.messages.contains { $0.contains("READY=1") } || !self.agentIsRunning }),
               manager.messages.contains(where: { $0.contains("READY=1") }) else {
+            // Not left behind: one that did not exit by itself is killed.
+            if agentIsRunning { killAgent() }
             throw BrokerError("hotspotd did not become ready: \(tail(of: logFile))")
         }
     }

@@ -23,10 +23,13 @@ import Glibc
             rig.broker.crash()
             try await Task.sleep(for: .milliseconds(Int.random(in: 200...1200, using: &generator)))
             try rig.broker.start()
+            // What a broker loses when it is killed is its own loss, not the agent's: the next
+            // kill waits until the collector has what the broker held for it.
+            #expect(await rig.collectorCaughtUp())
         }
-        _ = await stream.value
+        let (sent, acknowledged) = await stream.value
         #expect(rig.agentIsRunning)
-        #expect(rig.framesAcknowledged > 1_000, "the forwarder's uplinks were acknowledged throughout")
+        #expect(sent > 300 && acknowledged * 100 >= sent * 99, "the forwarder's datagrams were acknowledged throughout: \(acknowledged) of \(sent)")
         _ = await eventually(within: 60) { await rig.ledgerProblem() == nil }
         let problem = await rig.ledgerProblem()
         #expect(problem == nil, "seed \(seed)")
@@ -64,36 +67,43 @@ import Glibc
     }
 }
 
-/// Faults of the data directory's disk; they need a file system of their own, which only root
-/// may mount.
-@Suite(.serialized, .enabled(if: geteuid() == 0, "mounting a small tmpfs needs root")) struct DiskFaultTests {
-    /// A small tmpfs mounted for the test, unmounted after it.
-    final class SmallDisk {
-        let path: String
-        init(megabytes: Int) throws {
-            path = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-disk-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            let mounted = try run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m,mode=0755", "tmpfs", path])
-            guard mounted.status == 0 else { throw BrokerError("cannot mount a tmpfs on \(path): \(mounted.error)") }
-        }
-
-        /// Writes a file until the disk is full; its path.
-        @discardableResult
-        func fill() -> String {
-            let filler = path + "/filler"
-            let fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-            let chunk = [UInt8](repeating: 0xEE, count: 4096)
-            while write(fd, chunk, chunk.count) > 0 {}
-            close(fd)
-            return filler
-        }
-
-        deinit {
-            _ = try? run("/usr/bin/umount", ["-l", path])
-            try? FileManager.default.removeItem(atPath: path)
-        }
+/// A small tmpfs mounted for a test, unmounted after it.
+final class SmallDisk {
+    let path: String
+    init(megabytes: Int) throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-disk-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let mounted = try run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m,mode=0755", "tmpfs", path])
+        guard mounted.status == 0 else { throw BrokerError("cannot mount a tmpfs on \(path): \(mounted.error)") }
     }
 
+    /// Writes a file until the disk is full; its path.
+    @discardableResult
+    func fill() -> String {
+        let filler = path + "/filler"
+        let fd = open(filler, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        let chunk = [UInt8](repeating: 0xEE, count: 4096)
+        while write(fd, chunk, chunk.count) > 0 {}
+        close(fd)
+        return filler
+    }
+
+    deinit {
+        _ = try? run("/usr/bin/umount", ["-l", path])
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// Whether this process may mount a tmpfs (root in a container may not).
+let mayMountTmpfs: Bool = {
+    guard geteuid() == 0, let disk = try? SmallDisk(megabytes: 1) else { return false }
+    _ = disk
+    return true
+}()
+
+/// Faults of the data directory's disk; they need a file system of their own, which only root
+/// may mount.
+@Suite(.serialized, .enabled(if: mayMountTmpfs, "mounting a small tmpfs needs root (CAP_SYS_ADMIN)")) struct DiskFaultTests {
     /// With the broker away the outbox must grow on disk, and the disk fills: the forwarder's
     /// datagrams are still acknowledged, nothing that could not be stored is debited, STATUS and
     /// the log say why, and once space returns uplinks are debited and delivered again.
@@ -134,7 +144,7 @@ import Glibc
 /// tests run as root, whom file modes do not stop: the agent runs without CAP_DAC_OVERRIDE.
 @Suite(.serialized, .enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv"))
 struct ReadOnlyStoreTests {
-    static let unprivileged = ["/usr/bin/setpriv", "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
+    static let unprivileged = ["/usr/bin/setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
 
     @Test func aReadOnlyStoreStopsTheStartWithItsReasonAndLosesNothing() async throws {
         let rig = try await FaultRig()
@@ -159,7 +169,7 @@ struct ReadOnlyStoreTests {
         _ = await eventually(within: 30) { await rig.ledgerProblem() == nil }
         let problem = await rig.ledgerProblem()
         #expect(problem == nil)
-        #expect(try await rig.debited().charges.count == waiting, "nothing debited while read-only")
+        #expect(try await rig.debited().charges.count == waiting, "the failed start neither lost nor added a charge")
         #expect(rig.stopAgent() == 0)
     }
 }
@@ -174,6 +184,13 @@ struct ReadOnlyStoreTests {
         var log: String
         var pid: pid_t
         var broker: Broker
+        var directory: String
+
+        func end() {
+            kill(pid, SIGKILL)
+            _ = waitForExit(pid, seconds: 5)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
     }
 
     func start(fault: String) throws -> Run {
@@ -184,7 +201,7 @@ struct ReadOnlyStoreTests {
         try (profile + "\n[mock]\n\(fault)\n").write(toFile: directory + "/boards/faulty.toml", atomically: true, encoding: .utf8)
         // Data uplinks of a sensor nobody paired: metered (and dropped), which is all this needs.
         var frames: [UInt8] = []
-        for fCnt in 0..<60_000 {
+        for fCnt in 0..<300_000 {
             let frame: [UInt8] = [0x40, 0x01, 0x02, 0x03, 0x04, 0x00, UInt8(fCnt & 0xFF), UInt8(fCnt >> 8 & 0xFF), 0x01, 0xAA, 0xBB, 0x11, 0x22, 0x33, 0x44]
             frames += [0, UInt8(frame.count)] + frame
         }
@@ -206,7 +223,7 @@ struct ReadOnlyStoreTests {
         let pid = try spawn(productsDirectory.appendingPathComponent("hotspotd").path, ["run", "--config", directory + "/hotspotd.toml", "--replay-frames", directory + "/frames.bin"], environment: [
             "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "1000000", "HOTSPOTD_BOARD_DIR": directory + "/boards:" + repositoryRoot + "/Board",
         ], logFile: directory + "/agent.log")
-        return Run(manager: manager, log: directory + "/agent.log", pid: pid, broker: broker)
+        return Run(manager: manager, log: directory + "/agent.log", pid: pid, broker: broker, directory: directory)
     }
 
     /// The frame count of the newest STATUS= line among `messages`.
@@ -220,7 +237,7 @@ struct ReadOnlyStoreTests {
 
     @Test func aRadioThatHangsMidStreamIsSetUpAgainAndTheStreamGoesOn() async throws {
         let run = try start(fault: "hang_after_seconds = 3")
-        defer { kill(run.pid, SIGKILL); _ = waitForExit(run.pid, seconds: 5) }
+        defer { run.end() }
         try await Task.sleep(for: .seconds(2.5))
         let before = run.manager.messages
         #expect(before.contains { $0.contains("READY=1") })
@@ -241,7 +258,7 @@ struct ReadOnlyStoreTests {
 
     @Test func aRadioWedgedMidStreamStopsTheWatchdogPings() async throws {
         let run = try start(fault: "wedge_after_seconds = 3")
-        defer { kill(run.pid, SIGKILL); _ = waitForExit(run.pid, seconds: 5) }
+        defer { run.end() }
         try await Task.sleep(for: .seconds(2.5))
         let before = run.manager.messages
         #expect((received(before[...]) ?? 0) > 0, "frames flowed before the wedge")
