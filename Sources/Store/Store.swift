@@ -152,7 +152,7 @@ public enum CommandApplication: Sendable, Equatable {
 /// not block Swift's cooperative pool. Every state change and the messages it causes are one
 /// transaction, so a crash or power loss leaves either both or neither.
 public actor Store {
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
     public nonisolated let path: String
     private nonisolated let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -286,6 +286,27 @@ public actor Store {
             seen_at INTEGER NOT NULL,
             PRIMARY KEY (dev_eui, dev_nonce)
         );
+        """,
+        // Each account keeps the running totals of its charges since its last receipt, so that
+        // issuing receipts reads one row per owner instead of every charge ever made.
+        """
+        ALTER TABLE accounts ADD COLUMN period_uplinks INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE accounts ADD COLUMN period_bytes INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE accounts ADD COLUMN period_credits INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE accounts ADD COLUMN period_first_seq INTEGER;
+        ALTER TABLE accounts ADD COLUMN period_last_seq INTEGER;
+        ALTER TABLE accounts ADD COLUMN period_first_at INTEGER;
+        UPDATE accounts SET
+            period_uplinks = p.uplinks, period_bytes = p.bytes, period_credits = p.credits,
+            period_first_seq = p.first_seq, period_last_seq = p.last_seq, period_first_at = p.first_at
+        FROM (
+            SELECT c.owner AS owner, COUNT(*) AS uplinks, SUM(c.size) AS bytes, SUM(c.credits) AS credits,
+                   MIN(c.seq) AS first_seq, MAX(c.seq) AS last_seq, MIN(c.received_at) AS first_at
+            FROM charges c LEFT JOIN receipts r ON r.owner = c.owner
+            WHERE c.seq > COALESCE(r.last_seq, 0)
+            GROUP BY c.owner
+        ) AS p
+        WHERE accounts.owner = p.owner;
         """,
     ]
 
@@ -471,8 +492,15 @@ public actor Store {
         try db.query("UPDATE charges SET chain = ? WHERE seq = ?", [.blob(chain), .integer(seq)])
         let newBalance = balance - charge.credits
         try db.query(
-            "UPDATE accounts SET balance = ?, chain = ?, charged = charged + ?, updated_at = ? WHERE owner = ?",
-            [.integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt), .text(charge.owner)]
+            """
+            UPDATE accounts SET balance = ?, chain = ?, charged = charged + ?, updated_at = ?,
+                period_uplinks = period_uplinks + 1, period_bytes = period_bytes + ?, period_credits = period_credits + ?,
+                period_first_seq = COALESCE(period_first_seq, ?), period_last_seq = ?, period_first_at = COALESCE(period_first_at, ?)
+            WHERE owner = ?
+            """,
+            [.integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt),
+             .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .integer(seq), .integer(seq), .integer(charge.receivedAt),
+             .text(charge.owner)]
         )
         let messages: [NewMessage]
         do {
@@ -502,18 +530,21 @@ public actor Store {
     /// transaction.
     public func issueReceipts(at time: Int64, build: @Sendable (ReceiptSummary) -> [NewMessage]) throws(StoreError) -> [ReceiptSummary] {
         try write { () throws(StoreError) in
+            // One row per owner charged since its last receipt: the running totals kept by each
+            // charge, not a scan of the charges.
             let rows = try db.query("""
-                SELECT c.owner, COUNT(*), SUM(c.size), SUM(c.credits), MIN(c.seq), MAX(c.seq), MIN(c.received_at),
-                       COALESCE(r.chain, zeroblob(32)), COALESCE(r.period_end, 0)
-                FROM charges c LEFT JOIN receipts r ON r.owner = c.owner
-                WHERE c.seq > COALESCE(r.last_seq, 0)
-                GROUP BY c.owner ORDER BY c.owner
+                SELECT a.owner, a.period_uplinks, a.period_bytes, a.period_credits, a.period_first_seq, a.period_last_seq,
+                       a.period_first_at, COALESCE(r.chain, zeroblob(32)), COALESCE(r.period_end, 0), a.chain
+                FROM accounts a LEFT JOIN receipts r ON r.owner = a.owner
+                WHERE a.period_uplinks > 0
+                ORDER BY a.owner
                 """)
             var summaries: [ReceiptSummary] = []
             for row in rows {
                 let owner = row[0].text ?? ""
                 let lastSeq = row[5].integer ?? 0
-                let chain = try db.query("SELECT chain FROM charges WHERE seq = ?", [.integer(lastSeq)]).first?.first?.blob ?? []
+                // The account's chain is the chain of its latest charge.
+                let chain = row[9].blob ?? []
                 let previousEnd = row[8].integer ?? 0
                 let summary = ReceiptSummary(
                     owner: owner, periodStart: previousEnd > 0 ? previousEnd : (row[6].integer ?? time), periodEnd: time,
@@ -524,6 +555,14 @@ public actor Store {
                 try db.query(
                     "INSERT OR REPLACE INTO receipts (owner, last_seq, chain, period_end) VALUES (?, ?, ?, ?)",
                     [.text(owner), .integer(lastSeq), .blob(chain), .integer(time)]
+                )
+                try db.query(
+                    """
+                    UPDATE accounts SET period_uplinks = 0, period_bytes = 0, period_credits = 0,
+                        period_first_seq = NULL, period_last_seq = NULL, period_first_at = NULL
+                    WHERE owner = ?
+                    """,
+                    [.text(owner)]
                 )
                 summaries.append(summary)
             }

@@ -21,7 +21,7 @@ final class AgentProcess {
 
     /// `board` is "mock" (the SX1276 on the mock board; `replay` feeds its air) or a packet
     /// forwarder profile ("rak2287") listening on `udpPort`.
-    init(binary: String, board: String, brokerPort: Int, udpPort: Int = 1700, replay: String? = nil, provision workload: Workload?, maximumInFlight: Int, json: Bool = false, statsInterval: String = "1h", directory existing: URL? = nil) async throws {
+    init(binary: String, board: String, brokerPort: Int, udpPort: Int = 1700, replay: String? = nil, provision workload: Workload?, maximumInFlight: Int, json: Bool = false, statsInterval: String = "1h", logLevel: String = "warning", directory existing: URL? = nil) async throws {
         directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("hotspot-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let config = directory.appendingPathComponent("hotspotd.toml").path
@@ -44,7 +44,7 @@ final class AgentProcess {
             [stats]
             interval = "\(statsInterval)"
             [log]
-            level = "warning"
+            level = "\(logLevel)"
             """.write(toFile: config, atomically: true, encoding: .utf8)
         if let workload {
             let store = try Store.open(directory: directory.path + "/data")

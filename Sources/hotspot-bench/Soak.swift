@@ -71,7 +71,7 @@ struct Soak: AsyncParsableCommand {
         let udpPort = try freeUDPPort()
         let agent = try await AgentProcess(
             binary: binary, board: "rak2287", brokerPort: broker.port, udpPort: udpPort, provision: sensors, maximumInFlight: 100,
-            json: true, statsInterval: "10s"
+            json: true, statsInterval: "10s", logLevel: "notice"
         )
         defer { agent.remove() }
         let forwarder = try PacedForwarder(port: udpPort, sensors: sensors.sensors)
@@ -121,6 +121,17 @@ struct Soak: AsyncParsableCommand {
         let (charged, outbox) = agent.progress()
         let peak = agent.peakResidentMegabytes
         let status = agent.stop()
+        // What the agent itself said (notices and worse), kept beside the figures.
+        let log = (try? String(contentsOf: agent.directory.appendingPathComponent("agent.log"), encoding: .utf8)) ?? ""
+        try? log.write(toFile: "soak-agent.log", atomically: true, encoding: .utf8)
+        var said: [String: Int] = [:]
+        for line in log.split(separator: "\n") {
+            // "… warning hotspotd: GATEWAY_ID=… [Agent] message": the level and the message.
+            let words = line.split(separator: " ", maxSplits: 1)
+            guard words.count == 2, let bracket = line.range(of: "] ") else { continue }
+            let level = words[1].prefix { $0 != " " }
+            said["\(level): \(line[bracket.upperBound...].prefix(90))", default: 0] += 1
+        }
         say()
         say(String(format: "%d frames sent in %.0f s (%.0f/s); %d datagrams of %d not acknowledged", sent, elapsed, Double(sent) / elapsed, forwarder.unacknowledged, forwarder.datagramsSent))
         say("\(charged) uplinks charged; outbox \(drained ? "drained" : "NOT drained") (\(outbox) left) within 2 minutes of the end; exit status \(status.map(String.init) ?? "killed")")
@@ -129,6 +140,10 @@ struct Soak: AsyncParsableCommand {
             say(String(format: "RSS: %.1f MB after a minute, %.1f MB at the end, peak %.1f MB; anonymous %.1f → %.1f MB (from minute %d: %+.1f MB)",
                        first.rssMegabytes, last.rssMegabytes, peak, first.anonymousMegabytes, last.anonymousMegabytes, settled.minute, last.anonymousMegabytes - settled.anonymousMegabytes))
             say(String(format: "outbox depth: at most %d; CPU %.0f%% of one core on average", samples.map(\.outboxDepth).max() ?? 0, samples.map(\.cpuPercent).reduce(0, +) / Double(samples.count)))
+        }
+        say(said.isEmpty ? "the agent logged nothing at notice or above" : "the agent logged (soak-agent.log):")
+        for (message, count) in said.sorted(by: { $0.value > $1.value }).prefix(12) {
+            say("  \(count) × \(message)")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -1,3 +1,4 @@
+import CSQLite
 import Cryptography
 import TestSupport
 import Testing
@@ -110,6 +111,42 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         #expect(try await receipt.chain == store.account(owner: "dave")?.chain)
         #expect(try await store.issueReceipts(at: 120) { _ in [] }.isEmpty, "nothing new to receipt")
         #expect(try await store.outbox().contains { $0.kind == .receipt })
+
+        // The next period starts where the last receipt ended, and its chain goes on from it.
+        _ = try await store.charge(Charge(owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: 20), credits: 1, fCnt: nil, receivedAt: 130), message: uplinkMessage)
+        let next = try #require(try await store.issueReceipts(at: 180) { _ in [] }.first)
+        #expect(next.uplinks == 1 && next.bytes == 20 && next.credits == 1 && next.firstSeq == 3 && next.lastSeq == 3)
+        #expect(next.periodStart == 60 && next.previousChain == receipt.chain)
+        #expect(try await next.chain == store.account(owner: "dave")?.chain)
+    }
+
+    /// A store of schema version 2 had no running totals: the migration computes them from the
+    /// charges not yet in a receipt, so the first receipt after it covers exactly those.
+    @Test func theMigrationToRunningTotalsCarriesThePeriodOver() async throws {
+        let path = directory + "/hotspotd.db"
+        do {
+            let store = try Store(path: path)
+            _ = try await store.credit(owner: "dave", amount: 100, nonce: [1], expiresAt: 100, at: 1)
+            _ = try await store.charge(Charge(owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: 12), credits: 1, fCnt: nil, receivedAt: 5), message: uplinkMessage)
+            _ = try await store.issueReceipts(at: 10) { _ in [] }
+            for size in [30, 50] {
+                _ = try await store.charge(Charge(owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: size), credits: 2, fCnt: nil, receivedAt: 15), message: uplinkMessage)
+            }
+        }
+        // Back to version 2: the columns gone, as a store written before them.
+        var db: OpaquePointer?
+        #expect(sqlite3_open(path, &db) == SQLITE_OK)
+        for column in ["period_uplinks", "period_bytes", "period_credits", "period_first_seq", "period_last_seq", "period_first_at"] {
+            #expect(sqlite3_exec(db, "ALTER TABLE accounts DROP COLUMN \(column)", nil, nil, nil) == SQLITE_OK)
+        }
+        #expect(sqlite3_exec(db, "PRAGMA user_version = 2", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+
+        let store = try Store(path: path)
+        #expect(try await store.userVersion() == Int64(Store.schemaVersion))
+        let receipt = try #require(try await store.issueReceipts(at: 20) { _ in [] }.first)
+        #expect(receipt.uplinks == 2 && receipt.bytes == 80 && receipt.credits == 4 && receipt.firstSeq == 2 && receipt.lastSeq == 3)
+        #expect(receipt.periodStart == 10)
     }
 
     @Test func outboxAcknowledgementDeletes() async throws {
