@@ -30,17 +30,8 @@ struct GWMPSender {
     /// agent has charged (`charged()`, polled), so that its frame buffer never overflows;
     /// returns how many datagrams had to be sent again.
     func run(_ datagrams: [[UInt8]], ahead: Int = 512, charged: () -> Int) throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+        let fd = try connectedUDPSocket(port: port)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw BenchError("connect: \(String(cString: strerror(errno)))") }
 
         var next = 0
         var outstanding: [UInt16: (index: Int, sentAt: Double)] = [:]
@@ -74,6 +65,25 @@ struct GWMPSender {
         }
         return resent
     }
+}
+
+/// A UDP socket connected to `port` on loopback: a packet forwarder's uplink side.
+func connectedUDPSocket(port: Int) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        let failure = BenchError("connect: \(String(cString: strerror(errno)))")
+        close(fd)
+        throw failure
+    }
+    return fd
 }
 
 /// A UDP port free on loopback right now.

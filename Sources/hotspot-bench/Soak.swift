@@ -168,16 +168,7 @@ final class PacedForwarder {
     init(port: Int, sensors: [Workload.Sensor]) throws {
         self.sensors = sensors
         fCnts = Array(repeating: 0, count: sensors.count)
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw BenchError("connect: \(String(cString: strerror(errno)))") }
+        fd = try connectedUDPSocket(port: port)
     }
 
     deinit { close(fd) }

@@ -43,6 +43,32 @@ struct Certificates {
     }
 }
 
+/// A downlink item as a network server sends it: LoRa at 125 kHz, coding rate 4/5, inverted IQ,
+/// to be sent at once.
+func downlinkItem(frequency: UInt32, spreadingFactor: UInt32, power: Int32 = 14) -> Gw_DownlinkFrameItem {
+    var lora = Gw_LoraModulationInfo()
+    lora.bandwidth = 125_000
+    lora.spreadingFactor = spreadingFactor
+    lora.codeRate = .cr45
+    lora.polarizationInversion = true
+    var item = Gw_DownlinkFrameItem()
+    item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
+    item.txInfo.frequency = frequency
+    item.txInfo.power = power
+    item.txInfo.modulation.lora = lora
+    item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
+    return item
+}
+
+/// The mock board's SX1276 on EU868, receiving, and an agent connected to the broker on `port`
+/// that transmits downlinks through it.
+func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Agent) {
+    let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
+    let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+    try await radio.start()
+    return (board, radio, try await Agent.start(port: port, radio: radio))
+}
+
 @Suite(.serialized) struct SecurityAndCommandTests {
     @Test func aTLSListenerWithClientCertificatesAcceptsTheAgentAndRefusesItWithoutOne() async throws {
         let certificates = try Certificates()
@@ -80,34 +106,15 @@ struct Certificates {
         let broker = try Broker()
         let collector = try Collector(port: broker.port, topics: [topics.ack, topics.rejected])
         #expect(await collector.waitUntilConnected())
-        let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
-        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
-        try await radio.start()
-        let agent = try await Agent.start(port: broker.port, radio: radio)
+        let (board, radio, agent) = try await startTransmittingAgent(port: broker.port)
         defer { agent.stop() }
         #expect(await eventually(within: 10) { agent.transport.client.isConnected })
 
         // RX1 on a frequency EU868 forbids (refused: TX_FREQ), then RX2 at 869.525 MHz, then a third never tried.
-        func item(frequency: UInt32, sf: UInt32) -> Gw_DownlinkFrameItem {
-            var lora = Gw_LoraModulationInfo()
-            lora.bandwidth = 125_000
-            lora.spreadingFactor = sf
-            lora.codeRate = .cr45
-            lora.polarizationInversion = true
-            var info = Gw_DownlinkTxInfo()
-            info.frequency = frequency
-            info.power = 14
-            info.modulation.lora = lora
-            info.timing.immediately = Gw_ImmediatelyTimingInfo()
-            var item = Gw_DownlinkFrameItem()
-            item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
-            item.txInfo = info
-            return item
-        }
         var downlink = Gw_DownlinkFrame()
         downlink.downlinkID = 4242
         downlink.gatewayID = gatewayID
-        downlink.items = [item(frequency: 915_000_000, sf: 7), item(frequency: 869_525_000, sf: 12), item(frequency: 868_100_000, sf: 7)]
+        downlink.items = [downlinkItem(frequency: 915_000_000, spreadingFactor: 7), downlinkItem(frequency: 869_525_000, spreadingFactor: 12), downlinkItem(frequency: 868_100_000, spreadingFactor: 7)]
         let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "ns-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
         try publisher.start()
         #expect(await eventually { publisher.isConnected })
@@ -210,27 +217,13 @@ struct Certificates {
         let broker = try Broker()
         let collector = try Collector(port: broker.port, topics: [topics.ack, topics.rejected])
         #expect(await collector.waitUntilConnected())
-        let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
-        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
-        try await radio.start()
-        let agent = try await Agent.start(port: broker.port, radio: radio)
+        let (board, radio, agent) = try await startTransmittingAgent(port: broker.port)
         defer { agent.stop() }
         #expect(await eventually(within: 10) { agent.transport.client.isConnected })
         func downlink(id: UInt32, frequency: UInt32, power: Int32) throws -> [UInt8] {
-            var lora = Gw_LoraModulationInfo()
-            lora.bandwidth = 125_000
-            lora.spreadingFactor = 9
-            lora.codeRate = .cr45
-            lora.polarizationInversion = true
-            var item = Gw_DownlinkFrameItem()
-            item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
-            item.txInfo.frequency = frequency
-            item.txInfo.power = power
-            item.txInfo.modulation.lora = lora
-            item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
             var frame = Gw_DownlinkFrame()
             frame.downlinkID = id
-            frame.items = [item]
+            frame.items = [downlinkItem(frequency: frequency, spreadingFactor: 9, power: power)]
             return try frame.serializedBytes()
         }
         let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "ns-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
