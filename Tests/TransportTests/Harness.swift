@@ -75,13 +75,13 @@ struct Agent {
     let transport: MQTTTransport
     let runTask: Task<Void, Never>
 
-    static func start(port: Int, encoding: MessageEncoding = .protobuf, radio: (any Radio)? = nil, store: Store? = nil, credits: Int64 = 1_000_000, maximumInFlight: Int = 50, tls: (ca: String, cert: String?, key: String?)? = nil) async throws -> Agent {
+    /// `authority` signs the commands the agent accepts.
+    static func start(port: Int, encoding: MessageEncoding = .protobuf, radio: (any Radio)? = nil, store: Store? = nil, credits: Int64 = 1_000_000, maximumInFlight: Int = 50, tls: (ca: String, cert: String?, key: String?)? = nil, authority: Ed25519PrivateKey = .generate()) async throws -> Agent {
         let store = try store ?? temporaryStore()
         _ = try await store.pair(Pairing(devAddr: 0x2601_1BDA, owner: "alice", nwkSKey: nwkSKey, pairedAt: 1), nonce: secureRandomBytes(16), expiresAt: .max)
         _ = try await store.credit(owner: "alice", amount: credits, nonce: secureRandomBytes(16), expiresAt: .max, at: 1)
         let meter = Meter(store: store, topics: topics, encoding: encoding, logger: quiet, now: wallClock)
         let settings = MQTTSettings(host: "127.0.0.1", port: port, clientID: gatewayID, caFile: tls?.ca, certificateFile: tls?.cert, keyFile: tls?.key, maximumInFlight: maximumInFlight, reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2)
-        let authority = Ed25519PrivateKey.generate()
         let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID), topics: topics, encoding: encoding, logger: quiet, now: wallClock)
         let downlinks = radio.map { DownlinkHandler(radio: $0, store: store, topics: topics, encoding: encoding, logger: quiet) }
         let transport = try MQTTTransport(settings: settings, store: store, topics: topics, encoding: encoding, commands: commands, downlinks: downlinks, logger: quiet, now: wallClock)
@@ -93,6 +93,14 @@ struct Agent {
         transport.stop()
         runTask.cancel()
     }
+}
+
+/// A client that only publishes (a network server, the authority, an attacker), connected.
+func connectedPublisher(port: Int, name: String) async throws -> MQTTClient {
+    let client = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: port, clientID: "\(name)-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
+    try client.start()
+    guard await eventually(within: 10, { client.isConnected }) else { throw BrokerError("\(name) could not connect to the broker") }
+    return client
 }
 
 /// A data uplink from the paired sensor.

@@ -115,9 +115,7 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         downlink.downlinkID = 4242
         downlink.gatewayID = gatewayID
         downlink.items = [downlinkItem(frequency: 915_000_000, spreadingFactor: 7), downlinkItem(frequency: 869_525_000, spreadingFactor: 12), downlinkItem(frequency: 868_100_000, spreadingFactor: 7)]
-        let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "ns-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
-        try publisher.start()
-        #expect(await eventually { publisher.isConnected })
+        let publisher = try await connectedPublisher(port: broker.port, name: "ns")
         try publisher.publish(topic: topics.down, payload: try downlink.serializedBytes())
         #expect(await collector.waitForCount(1, within: 15))
         let ack = try Gw_DownlinkTxAck(serializedBytes: try #require(collector.messages.first { $0.topic == topics.ack }).payload)
@@ -138,18 +136,11 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
     @Test func creditCommandsArriveOverMQTT() async throws {
         let broker = try Broker()
         let authority = Ed25519PrivateKey.generate()
-        let store = try temporaryStore()
-        let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID), topics: topics, logger: quiet, now: wallClock)
-        let transport = try MQTTTransport(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: gatewayID), store: store, topics: topics, commands: commands, downlinks: nil, logger: quiet, now: wallClock)
-        let running = Task { _ = try? await transport.run() }
-        defer {
-            transport.stop()
-            running.cancel()
-        }
+        let agent = try await Agent.start(port: broker.port, authority: authority)
+        defer { agent.stop() }
+        let (store, transport) = (agent.store, agent.transport)
         #expect(await eventually(within: 10) { transport.client.isConnected })
-        let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "authority-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
-        try publisher.start()
-        #expect(await eventually { publisher.isConnected })
+        let publisher = try await connectedPublisher(port: broker.port, name: "authority")
         let command = try CommandSigner.sign(.credit(owner: "bob", amount: 77), gatewayID: gatewayID, key: authority, expiresAt: UInt64(Date().timeIntervalSince1970) + 60)
         try publisher.publish(topic: topics.credit, payload: command)
         #expect(await eventually(within: 10) { (try? await store.account(owner: "bob"))??.balance == 77 })
@@ -162,20 +153,13 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
     @Test func hostileCommandsAreRefusedWithTheirReasonsAndNoneIsApplied() async throws {
         let broker = try Broker()
         let authority = Ed25519PrivateKey.generate()
-        let store = try temporaryStore()
-        let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID), topics: topics, logger: quiet, now: wallClock)
-        let transport = try MQTTTransport(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: gatewayID), store: store, topics: topics, commands: commands, downlinks: nil, logger: quiet, now: wallClock)
-        let running = Task { _ = try? await transport.run() }
-        defer {
-            transport.stop()
-            running.cancel()
-        }
+        let agent = try await Agent.start(port: broker.port, authority: authority)
+        defer { agent.stop() }
+        let (store, transport) = (agent.store, agent.transport)
         let collector = try Collector(port: broker.port, topics: [topics.rejected])
         #expect(await collector.waitUntilConnected())
         #expect(await eventually(within: 10) { transport.client.isConnected })
-        let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "attacker-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
-        try publisher.start()
-        #expect(await eventually { publisher.isConnected })
+        let publisher = try await connectedPublisher(port: broker.port, name: "attacker")
 
         let now = UInt64(Date().timeIntervalSince1970)
         func credit(_ amount: Int64, key: Ed25519PrivateKey = authority, gateway: String = gatewayID, expiresAt: UInt64? = nil) throws -> [UInt8] {
@@ -226,9 +210,7 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
             frame.items = [downlinkItem(frequency: frequency, spreadingFactor: 9, power: power)]
             return try frame.serializedBytes()
         }
-        let publisher = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "ns-\(UInt32.random(in: 0...UInt32.max))"), subscriptions: [])
-        try publisher.start()
-        #expect(await eventually { publisher.isConnected })
+        let publisher = try await connectedPublisher(port: broker.port, name: "ns")
         try publisher.publish(topic: topics.down, payload: try downlink(id: 1, frequency: 869_525_000, power: 40))
         try publisher.publish(topic: topics.down, payload: try downlink(id: 2, frequency: 2_400_000_000, power: 14))
         try publisher.publish(topic: topics.down, payload: [UInt8](repeating: 0x0A, count: DownlinkHandler.maximumSize + 1))
