@@ -13,18 +13,13 @@ import TestSupport
 import Testing
 @testable import Transport
 
-@Suite(.serialized) struct TransportTests {
-    /// An independent decoder: Python's protobuf, from the same .proto files.
-    func decodeWithPython(_ payloads: [[UInt8]]) throws -> [[String: Any]] {
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-pb-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-        let proto = repositoryRoot + "/proto"
-        let generated = try run("/usr/bin/protoc", ["-I", proto, "--python_out=\(work.path)", "\(proto)/common/common.proto", "\(proto)/gw/gw.proto"])
-        try #require(generated.status == 0, "\(generated.error)")
+@Suite(.capturingLogs, .serialized) struct TransportTests {
+    /// An independent decoder: ChirpStack's own published Python bindings of gw.proto
+    /// (PyPI chirpstack-api), so a wrong field number in the project's copy cannot agree with itself.
+    func decodeWithChirpStack(_ payloads: [[UInt8]]) throws -> [[String: Any]] {
         let script = """
             import json, sys
-            sys.path.insert(0, '\(work.path)')
-            from gw import gw_pb2
+            from chirpstack_api.gw import gw_pb2
             from google.protobuf import json_format
             out = []
             for line in sys.stdin.read().split():
@@ -34,7 +29,7 @@ import Testing
             print(json.dumps(out))
             """
         let input = payloads.map { Hex.encode($0) }.joined(separator: "\n")
-        let result = try run("/usr/bin/python3", ["-c", script], input: Data(input.utf8))
+        let result = try run(try chirpStackPython(), ["-c", script], input: Data(input.utf8))
         try #require(result.status == 0, "\(result.error)")
         return try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] ?? []
     }
@@ -66,7 +61,7 @@ import Testing
         #expect(await collector.waitForCount(3))
         let messages = collector.messages
         #expect(messages.allSatisfy { $0.topic == "eu868/gateway/0016c001ff10a235/event/up" })
-        let decoded = try decodeWithPython(messages.map(\.payload))
+        let decoded = try decodeWithChirpStack(messages.map(\.payload))
         #expect(decoded.count == 3)
         for (index, frame) in decoded.enumerated() {
             #expect((frame["phy_payload"] as? String).flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) } == sent[index])

@@ -17,7 +17,7 @@ fi
 
 # C libraries hotspotd links, and what its tests run against.
 HOTSPOTD_BUILD_PACKAGES="pkg-config libmosquitto-dev libgpiod-dev libssl-dev libsqlite3-dev libsystemd-dev"
-HOTSPOTD_TEST_PACKAGES="mosquitto mosquitto-clients systemd python3 python3-pip python3-protobuf python3-cryptography protobuf-compiler openssl"
+HOTSPOTD_TEST_PACKAGES="mosquitto mosquitto-clients systemd python3 python3-venv python3-cryptography openssl"
 
 ensure_packages() {
     local missing=()
@@ -30,6 +30,39 @@ ensure_packages() {
     echo "Installing ${missing[*]}" >&2
     local sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # apt's own chatter (debconf, dpkg's progress) is kept in a file and shown only on failure.
+    local log
+    log=$(mktemp)
+    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "Could not install ${missing[*]} (see apt's output above)." >&2
+        return 1
+    fi
+    rm -f "$log"
+}
+
+# Python decoders that somebody else wrote, for the tests to check hotspotd's messages with:
+# ChirpStack's published gw.proto bindings (PyPI chirpstack-api). In a virtual environment of
+# the repository's own (.build-python, ignored by git), made or completed when it lacks them.
+HOTSPOTD_TEST_PYTHON_PACKAGES="chirpstack-api==4.20.0"
+ensure_test_python() {
+    local venv=.build-python
+    if "$venv/bin/python3" -c 'import chirpstack_api.gw.gw_pb2' >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "Installing $HOTSPOTD_TEST_PYTHON_PACKAGES into $venv" >&2
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    local log
+    log=$(mktemp)
+    if ! { "$venv/bin/pip" install --disable-pip-version-check wheel &&
+        "$venv/bin/pip" install --disable-pip-version-check $HOTSPOTD_TEST_PYTHON_PACKAGES; } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "Could not install $HOTSPOTD_TEST_PYTHON_PACKAGES from PyPI (see pip's output above)." >&2
+        return 1
+    fi
+    rm -f "$log"
+    "$venv/bin/python3" -c 'import chirpstack_api.gw.gw_pb2'
 }
