@@ -1,3 +1,4 @@
+import Foundation
 import LoRaPHY
 import Logging
 import Radio
@@ -40,7 +41,9 @@ final class FakeForwarder: Sendable {
     }
 
     /// The next datagram from the server, polled without blocking a thread of the test pool.
-    func receive(timeoutMilliseconds: Int = 3000) async -> [UInt8]? {
+    /// The wait ends when the datagram comes; the bound only ends a test that fails, and is
+    /// long enough for a machine loaded by a build beside the tests.
+    func receive(timeoutMilliseconds: Int = 30_000) async -> [UInt8]? {
         let deadline = ContinuousClock.now + .milliseconds(timeoutMilliseconds)
         repeat {
             if let datagram = socket.receive(timeoutMilliseconds: 0) { return datagram.bytes }
@@ -54,8 +57,8 @@ func rxpk(_ payload: [UInt8], tmst: UInt32 = 1_000_000, freq: String = "868.1", 
     #"{"rxpk":[{"tmst":\#(tmst),"chan":0,"rfch":0,"freq":\#(freq),"stat":1,"modu":"LORA","datr":"\#(datr)","codr":"4/5","rssi":\#(rssi),"lsnr":9.5,"size":\#(payload.count),"data":"\#(Base64.encode(payload))"}]}"#
 }
 
-func makeBackend(region: Region = .eu868) async throws -> (SemtechUDPBackend, SocketAddress) {
-    let backend = SemtechUDPBackend(bind: "127.0.0.1:0", region: region, logger: quiet, acknowledgementTimeout: .milliseconds(500))
+func makeBackend(region: Region = .eu868, logger: Logger = quiet) async throws -> (SemtechUDPBackend, SocketAddress) {
+    let backend = SemtechUDPBackend(bind: "127.0.0.1:0", region: region, logger: logger, acknowledgementTimeout: .milliseconds(500))
     try await backend.start()
     return (backend, try #require(backend.localAddress))
 }
@@ -64,7 +67,7 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
     try await withTimeout(seconds: 5) { await backend.frames.first { _ in true } }
 }
 
-@Suite(.serialized) struct SemtechUDPBackendTests {
+@Suite(.capturingLogs, .serialized) struct SemtechUDPBackendTests {
     @Test func pushDataIsAcknowledgedWithItsTokenAndDelivered() async throws {
         let (backend, server) = try await makeBackend()
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0001))
@@ -76,6 +79,49 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         #expect(frame.timestamp == 123_456)
         #expect(frame.frequencyHz == 868_100_000)
         #expect(frame.snrDB == 9.5)
+        await backend.stop()
+    }
+
+    /// Some forwarders (lora-mote-emulator among them) write the Base64 text's length as
+    /// `size`: the frame is what `data` holds, and the disagreement is counted and said once.
+    @Test func anRxpkWhoseSizeDisagreesWithItsDataIsTakenByItsData() async throws {
+        let log = CapturedLog()
+        let (backend, server) = try await makeBackend(logger: log.logger)
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0003))
+        let payload: [UInt8] = [0x40, 4, 3, 2, 1, 0, 9, 8]
+        for (index, token) in [(0x01, 0x01), (0x01, 0x02)].enumerated() {
+            let text = rxpk(payload, tmst: UInt32(1_000 + index)).replacingOccurrences(of: #""size":\#(payload.count)"#, with: #""size":\#(Base64.encode(payload).utf8.count)"#)
+            forwarder.pushData(text, token: (UInt8(token.0), UInt8(token.1)))
+            #expect(await forwarder.receive() == [2, UInt8(token.0), UInt8(token.1), 1])
+            let frame = try #require(try await nextFrame(backend))
+            #expect(frame.payload == payload)
+        }
+        #expect(backend.counters.sizeDisagreements == 2)
+        #expect(backend.forwarders.first?.sizeDisagreements == 2)
+        let notices = log.entries(atLeast: .notice).filter { $0.message.contains("size") }
+        #expect(notices.count == 1, "said once per forwarder")
+        #expect(notices.first?.message.contains("size 12, data 8 bytes") == true)
+        #expect(notices.first?.metadata["forwarder_eui"] == "aa55000000000003")
+        await backend.stop()
+    }
+
+    /// A misconfigured forwarder must not lose every frame silently: each refused `rxpk` is
+    /// said at notice level with its reason, within a budget, and counted.
+    @Test func refusedRxpksAreSaidWithTheirReasonWithinABudget() async throws {
+        let log = CapturedLog()
+        let (backend, server) = try await makeBackend(logger: log.logger)
+        let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0004))
+        for index in 0..<50 {
+            let token = (UInt8(index >> 8), UInt8(index & 0xFF))
+            forwarder.pushData(#"{"rxpk":[{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","lsnr":9.5,"data":"QAECAw=="}]}"#, token: token)
+            #expect(await forwarder.receive() == [2, token.0, token.1, 1])
+        }
+        #expect(backend.counters.malformedPackets == 50)
+        #expect(await backend.statistics().malformed == 50)
+        let refusals = log.entries(atLeast: .notice).filter { $0.message.hasPrefix("rxpk refused") }
+        #expect(refusals.count == 20, "a burst of 20, then one a minute")
+        #expect(refusals.first?.message == "rxpk refused: rxpk has no rssi")
+        #expect(refusals.first?.metadata["forwarder_eui"] == "aa55000000000004")
         await backend.stop()
     }
 

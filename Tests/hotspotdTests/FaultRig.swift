@@ -38,6 +38,8 @@ final class FaultRig: @unchecked Sendable {
     private let collectorFile: String
     private let forwarder: UDPSocket
     private var token: UInt16 = 0
+    /// Datagrams sent and not acknowledged yet: token → how many frames each carried.
+    private var unacknowledged: [UInt16: Int] = [:]
     private(set) var framesAcknowledged = 0
 
     var logFile: String { directory + "/agent.log" }
@@ -199,31 +201,49 @@ final class FaultRig: @unchecked Sendable {
         }
         let high = UInt8(token >> 8), low = UInt8(token & 0xFF)
         let datagram = [2, high, low, 0x00] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x01] + Array(#"{"rxpk":[\#(packets.joined(separator: ","))]}"#.utf8)
-        while forwarder.receive(timeoutMilliseconds: 0) != nil {}  // acknowledgements that came late
+        unacknowledged[token] = count
         _ = forwarder.send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
+        // A short look for this datagram's PUSH_ACK keeps the stream paced like a forwarder's;
+        // one that comes later still counts, when `collectAcknowledgements` sees it.
+        let sentToken = token
         let deadline = ContinuousClock.now + .milliseconds(200)
         repeat {
-            if let reply = forwarder.receive(timeoutMilliseconds: 0), reply.bytes == [2, high, low, 0x01] {
-                framesAcknowledged += count
-                return true
-            }
+            collectAcknowledgements()
+            if unacknowledged[sentToken] == nil { return true }
             try? await Task.sleep(for: .milliseconds(1))
         } while ContinuousClock.now < deadline
         return false
     }
 
+    /// Takes every PUSH_ACK waiting on the forwarder's socket; each acknowledges the datagram
+    /// of its token, however late it came.
+    private func collectAcknowledgements() {
+        while let reply = forwarder.receive(timeoutMilliseconds: 0) {
+            guard reply.bytes.count == 4, reply.bytes[0] == 2, reply.bytes[3] == 0x01 else { continue }
+            let token = UInt16(reply.bytes[1]) << 8 | UInt16(reply.bytes[2])
+            if let count = unacknowledged.removeValue(forKey: token) { framesAcknowledged += count }
+        }
+    }
+
     /// Pushes for `seconds`, a datagram of eight uplinks every `interval`; how many datagrams
-    /// were sent, and how many of them acknowledged.
+    /// were sent, and how many of them were acknowledged. While the agent runs, the count waits
+    /// for the acknowledgements still on their way (a loaded machine delays them, it does not
+    /// lose them), up to `settle`.
     @discardableResult
-    func stream(for seconds: Double, interval: Duration = .milliseconds(20)) async -> (sent: Int, acknowledged: Int) {
+    func stream(for seconds: Double, interval: Duration = .milliseconds(20), settle: Duration = .seconds(20)) async -> (sent: Int, acknowledged: Int) {
         let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        var sent = 0, acknowledged = 0
+        var sent: [UInt16] = []
         while ContinuousClock.now < end {
-            sent += 1
-            if await push() { acknowledged += 1 }
+            _ = await push()
+            sent.append(token)  // the token of the datagram just sent
             try? await Task.sleep(for: interval)
         }
-        return (sent, acknowledged)
+        let deadline = ContinuousClock.now + settle
+        while agentIsRunning, sent.contains(where: { unacknowledged[$0] != nil }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+            collectAcknowledgements()
+        }
+        return (sent.count, sent.filter { unacknowledged[$0] == nil }.count)
     }
 
     // MARK: The ledger
