@@ -1,4 +1,5 @@
 import Cryptography
+import HAL
 import FoundationEssentials
 import LoRaPHY
 import LoRaWAN

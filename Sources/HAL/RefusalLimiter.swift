@@ -1,4 +1,3 @@
-import HAL
 import Synchronization
 
 /// Caps how many refusals of input from outside are reported. Anyone who can publish on the

@@ -116,9 +116,8 @@ public enum ReceivedPacket {
         guard let timestamp = tmst.integer(in: 0...Int64(UInt32.max)) else { throw .invalid("tmst") }
         guard let data = rxpk["data"] else { throw .missing("data") }
         guard let text = data.string, let payload = Base64.decode(text) else { throw .invalid("data (not base64)") }
-        if let size = rxpk["size"] {
-            guard size.integer(in: 0...255) == Int64(payload.count) else { throw .invalid("size (does not match data)") }
-        }
+        // `size` is not checked here: the bytes received are `data`. Some forwarders write the
+        // Base64 text's length there; `PushDataContents` counts the disagreement.
         guard payload.count <= 255 else { throw .invalid("data (longer than 255 bytes)") }
         let crc: CRCStatus
         switch rxpk["stat"]?.integer(in: -1...1) {
@@ -186,6 +185,10 @@ public struct PushDataContents: Sendable {
     public var malformed: [ReceivedPacket.Problem] = []
     /// Valid packets of a modulation hotspotd does not handle (FSK, LR-FHSS).
     public var unsupported: [ReceivedPacket.Problem] = []
+    /// Frames taken whose `size` disagreed with the length of their `data`, and the first such
+    /// pair (size, data length): frames are taken by their data.
+    public var sizeDisagreements = 0
+    public var firstSizeDisagreement: (size: String, dataLength: Int)?
 
     public enum Refusal: Error, Sendable, Equatable, CustomStringConvertible {
         case notJSON(JSONError)
@@ -212,7 +215,14 @@ public struct PushDataContents: Sendable {
         if let rxpk = body["rxpk"] {
             for element in rxpk.array ?? [rxpk] {
                 do {
-                    frames.append(try ReceivedPacket.frame(from: element, gateway: gateway))
+                    let frame = try ReceivedPacket.frame(from: element, gateway: gateway)
+                    if let size = element["size"], size.integer(in: 0...Int64(Int32.max)) != Int64(frame.payload.count) {
+                        sizeDisagreements += 1
+                        if firstSizeDisagreement == nil {
+                            firstSizeDisagreement = (JSON.serialize(size), frame.payload.count)
+                        }
+                    }
+                    frames.append(frame)
                 } catch .unsupportedModulation(let modulation) {
                     unsupported.append(.unsupportedModulation(modulation))
                 } catch {

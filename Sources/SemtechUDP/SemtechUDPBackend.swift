@@ -11,7 +11,10 @@ import Wire
 /// Datagrams are read on a thread of their own and answered as soon as they are handled
 /// (PUSH_ACK, PULL_ACK), the token echoed byte for byte. Each forwarder is known by its gateway EUI; a downlink goes to
 /// the forwarder that heard the uplink, at the address of its last PULL_DATA. A malformed
-/// datagram is counted, logged at debug level and dropped; it never holds up the next one.
+/// datagram or `rxpk` is counted, logged at notice level with its reason (at most a burst of
+/// 20, then one a minute, the others counted in the next line) and dropped; it never holds up
+/// the next one. An `rxpk` whose `size` disagrees with its `data` is taken by its data, and
+/// the disagreement counted and logged once per forwarder.
 public final class SemtechUDPBackend: Radio {
     public let frames: AsyncStream<RadioFrame>
     private let output: AsyncStream<RadioFrame>.Continuation
@@ -30,6 +33,8 @@ public final class SemtechUDPBackend: Radio {
         /// Its concentrator counter at the last uplink, and when that arrived (monotonic).
         public var lastTimestamp: (value: UInt32, at: UInt64)?
         public var status: ForwarderStatus?
+        /// Frames whose `size` disagreed with their `data` (taken by their data).
+        public var sizeDisagreements = 0
     }
 
     /// Counters beyond `RadioStatistics`.
@@ -38,6 +43,8 @@ public final class SemtechUDPBackend: Radio {
         public var malformedDatagrams = 0
         public var malformedPackets = 0
         public var unsupportedPackets = 0
+        /// Frames taken by their `data` although their `size` said otherwise.
+        public var sizeDisagreements = 0
         public var pushData = 0
         public var pullData = 0
         public var txAcks = 0
@@ -57,6 +64,9 @@ public final class SemtechUDPBackend: Radio {
 
     private let state = Mutex(State())
     private let stopping = Mutex(false)
+    /// Refused datagrams and packets are logged within this budget; a forwarder that sends
+    /// nothing but garbage must not fill the journal.
+    private let refusalLog = RefusalLimiter(burst: 20, perSecond: 1.0 / 60)
 
     /// `region` sets the rules each forwarder's downlinks are held to; `makePolicy`, when given,
     /// replaces them (one policy per forwarder).
@@ -210,7 +220,10 @@ public final class SemtechUDPBackend: Radio {
             malformed("\(error)", from: sender)
             return
         }
-        for problem in contents.unsupported + contents.malformed {
+        for problem in contents.malformed {
+            refused("rxpk refused: \(problem)", metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
+        }
+        for problem in contents.unsupported {
             logger.debug("rxpk skipped: \(problem)", metadata: ["forwarder_eui": "\(gateway)"])
         }
         let frames = contents.frames
@@ -242,8 +255,26 @@ public final class SemtechUDPBackend: Radio {
                 forwarder.lastTimestamp = (latest, now)
             }
             if let status { forwarder.status = status }
+            if contents.sizeDisagreements > 0 {
+                state.counters.sizeDisagreements += contents.sizeDisagreements
+                if forwarder.sizeDisagreements == 0, let (size, length) = contents.firstSizeDisagreement {
+                    logger.notice(
+                        "packet forwarder writes an rxpk size that disagrees with its data (size \(size), data \(length) bytes): frames are taken by their data",
+                        metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
+                }
+                forwarder.sizeDisagreements += contents.sizeDisagreements
+            }
             state.forwarders[gateway] = forwarder
         }
+    }
+
+    /// Logs a refusal at notice level within `refusalLog`'s budget.
+    private func refused(_ message: String, metadata: Logger.Metadata) {
+        let (report, unreported) = refusalLog.admit()
+        guard report else { return }
+        var metadata = metadata
+        if unreported > 0 { metadata["not_logged_before"] = "\(unreported)" }
+        logger.notice("\(message)", metadata: metadata)
     }
 
     private func malformed(_ reason: String, from sender: SocketAddress) {
@@ -251,7 +282,7 @@ public final class SemtechUDPBackend: Radio {
             $0.counters.malformedDatagrams += 1
             $0.stats.malformed += 1
         }
-        logger.debug("malformed datagram dropped: \(reason)", metadata: ["from": "\(sender)"])
+        refused("datagram refused: \(reason)", metadata: ["from": "\(sender)"])
     }
 
     // MARK: Transmitting

@@ -1,5 +1,6 @@
 import Credits
 import FoundationEssentials
+import HAL
 import LoRaPHY
 import Logging
 import Messages

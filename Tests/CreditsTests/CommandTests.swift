@@ -1,11 +1,13 @@
 import Cryptography
+import HAL
 import Messages
 import Store
 import Synchronization
+import TestSupport
 import Testing
 @testable import Credits
 
-@Suite struct CommandTests {
+@Suite(.capturingLogs) struct CommandTests {
     let clock = TestClock()
     let store: Store
     let processor: CommandProcessor
@@ -81,7 +83,7 @@ import Testing
     }
 }
 
-@Suite struct RefusalLimiterTests {
+@Suite(.capturingLogs) struct RefusalLimiterTests {
     final class FakeClock: Sendable {
         let nanoseconds = Mutex<UInt64>(0)
         func advance(seconds: Double) { nanoseconds.withLock { $0 += UInt64(seconds * 1e9) } }

@@ -190,7 +190,7 @@ let protocolStat = """
     }
 
     @Test(arguments: [
-        (#"{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","rssi":-50,"size":2,"data":"AAAA"}"#, "size"),
+        (#"{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","rssi":-50,"size":2,"data":"AA=*"}"#, "data"),
         (#"{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF13BW125","rssi":-50,"data":"AA=="}"#, "datr"),
         (#"{"tmst":-5,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","rssi":-50,"data":"AA=="}"#, "tmst"),
         (#"{"tmst":1,"freq":868.1,"stat":7,"modu":"LORA","datr":"SF7BW125","rssi":-50,"data":"AA=="}"#, "stat"),
