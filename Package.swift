@@ -158,7 +158,7 @@ let package = Package(
         ),
         .executableTarget(name: "hotspot-fuzz", dependencies: ["FuzzTargets"]),
 
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "TestSupport"], exclude: ["Regressions"]),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "LoRaPHYTests", dependencies: ["LoRaPHY"]),

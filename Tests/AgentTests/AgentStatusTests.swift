@@ -1,8 +1,9 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Agent
 
-@Suite struct AgentStatusTests {
+@Suite(.capturingLogs) struct AgentStatusTests {
     let status = AgentStatus(
         pid: 4242, version: "0.1.0", gatewayID: "0016c001ff10a235", board: "mock", region: "EU868", broker: "mqtt://127.0.0.1:1883",
         startedAt: 1_000, updatedAt: 2_000, updateIntervalSeconds: 10, running: true, radioAnswering: true, brokerConnected: true,

@@ -2,6 +2,7 @@ import Foundation
 import LoRaPHY
 import Radio
 import TOML
+import TestSupport
 import Testing
 @testable import Agent
 
@@ -20,7 +21,7 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
     }
 }
 
-@Suite struct ConfigurationTests {
+@Suite(.capturingLogs) struct ConfigurationTests {
     @Test func theDesignsExampleParsesAndEveryOtherKeyHasADefault() throws {
         let configuration = try parse("""
             [gateway]

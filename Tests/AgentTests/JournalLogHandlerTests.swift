@@ -30,7 +30,7 @@ private func decode(_ datagram: [UInt8]) -> [String: String] {
     return fields
 }
 
-@Suite struct JournalLogHandlerTests {
+@Suite(.capturingLogs) struct JournalLogHandlerTests {
     @Test func entriesCarryPriorityIdentifierAndMetadataAsFields() throws {
         let journal = DatagramSink()
         let socket = try #require(JournalSocket(path: journal.path))
@@ -96,7 +96,7 @@ private func decode(_ datagram: [UInt8]) -> [String: String] {
     }
 }
 
-@Suite struct SystemdNotifierTests {
+@Suite(.capturingLogs) struct SystemdNotifierTests {
     /// A manager that stops reading its socket fills it; the agent must not wait on it, since
     /// its reports are sent from the threads everything else runs on.
     @Test(.timeLimit(.minutes(1))) func aManagerThatDoesNotReadNeverStallsTheSender() {

@@ -7,7 +7,7 @@ import TestSupport
 import Testing
 @testable import Agent
 
-@Suite struct SensorSimulatorTests {
+@Suite(.capturingLogs) struct SensorSimulatorTests {
     @Test func demoSensorsSendFramesTheirKeysVerify() throws {
         for sensor in SimulatedSensor.demo {
             for fCnt: UInt32 in [0, 1, 70_000] {

@@ -66,7 +66,7 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
     return try copy.serializedBytes()
 }
 
-@Suite(.serialized) struct CoverageTests {
+@Suite(.capturingLogs, .serialized) struct CoverageTests {
     @Test func beaconsAreDerivedFromTheEntropyAndCarriedAtTheSlowestRate() throws {
         let beacon = try #require(Beacon.make(remoteEntropy: [1, 2, 3], localEntropy: [4, 5, 6, 7], region: .eu868))
         #expect(beacon.data.count == 51 && beacon.frame.count == 52 && beacon.frame[0] == 0xE0)

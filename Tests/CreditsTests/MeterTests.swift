@@ -3,17 +3,18 @@ import LoRaWAN
 import Messages
 import Radio
 import Store
+import TestSupport
 import Testing
 @testable import Credits
 
-@Suite struct PricingTests {
+@Suite(.capturingLogs) struct PricingTests {
     @Test(arguments: [(12, 1), (24, 1), (25, 2), (48, 2), (49, 3), (255, 11), (0, 1)])
     func oneCreditPerTwentyFourBytesRoundedUp(length: Int, credits: Int64) {
         #expect(Pricing.credits(forPayloadOf: length) == credits)
     }
 }
 
-@Suite struct MeterTests {
+@Suite(.capturingLogs) struct MeterTests {
     let clock = TestClock()
     let store: Store
 
@@ -93,7 +94,7 @@ import Testing
 
     @Test func unpairedUplinksAreDroppedUnlessForwardingIsOn() async throws {
         #expect(try await meter().meter(uplink(fCnt: 1)) == .dropped(.unpaired))
-        #expect(try await store.outboxDepth() == 0)
+        #expect(await store.outboxDepth() == 0)
         #expect(try await meter(MeterSettings(forwardUnpaired: true)).meter(uplink(fCnt: 1)) == .forwardedUnpaired)
         #expect(try await uplinksInOutbox().first?.rxInfo.metadata["dc"] == "0")
     }
@@ -153,7 +154,7 @@ import Testing
             try await store.charge(charge) { _, _ in throw PublishFailed() }
         }
         #expect(try await store.account(owner: "alice")?.balance == 10, "nothing debited")
-        #expect(try await store.outboxDepth() == 0)
+        #expect(await store.outboxDepth() == 0)
         #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == nil)
 
         #expect(try await meter().meter(uplink(fCnt: 1)) == .forwarded(seq: 1, credits: 1, balance: 9, owner: "alice"), "the retry is charged once, with the sequence number the rolled-back charge never took")
@@ -165,7 +166,7 @@ import Testing
     }
 }
 
-@Suite struct ReceiptTests {
+@Suite(.capturingLogs) struct ReceiptTests {
     @Test func receiptsAreSignedAndVerifiable() async throws {
         let store = try temporaryStore()
         let gatewayKey = Ed25519PrivateKey.generate()

@@ -8,7 +8,7 @@ import Glibc
 
 func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
 
-@Suite struct AESTests {
+@Suite(.capturingLogs) struct AESTests {
     /// FIPS 197 appendix C.1.
     @Test func fips197Block() throws {
         let key = hex("000102030405060708090a0b0c0d0e0f")
@@ -24,7 +24,7 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
     }
 }
 
-@Suite struct AESCMACTests {
+@Suite(.capturingLogs) struct AESCMACTests {
     static let key = hex("2b7e151628aed2a6abf7158809cf4f3c")
     static let message = hex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710")
 
@@ -35,7 +35,7 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
     }
 }
 
-@Suite struct SHA256Tests {
+@Suite(.capturingLogs) struct SHA256Tests {
     /// FIPS 180-2 appendix B.
     @Test func fipsVectors() {
         #expect(SHA256.hash(Array("abc".utf8)) == hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
@@ -43,7 +43,7 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
     }
 }
 
-@Suite struct Ed25519Tests {
+@Suite(.capturingLogs) struct Ed25519Tests {
     /// RFC 8032 §7.1, tests 1 and 2.
     @Test(arguments: [
         ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
@@ -72,7 +72,7 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
     }
 }
 
-@Suite struct HeliumKeyTests {
+@Suite(.capturingLogs) struct HeliumKeyTests {
     /// helium-crypto-rs's ed25519 test: a message signed with Erlang's libp2p_crypto, checked
     /// against the key its Base58 address names.
     @Test func heliumAddressAndSignatureVector() throws {

@@ -6,7 +6,7 @@ import Testing
 /// The fuzz targets without the fuzzer: their seeds, hostile inputs and every input that once
 /// broke a parser (Regressions/TARGET/), and a few thousand seeded mutations each, so that CI exercises them
 /// on every run even where `scripts/fuzz` is not run.
-@Suite struct FuzzTargetsTests {
+@Suite(.capturingLogs) struct FuzzTargetsTests {
     @Test(arguments: FuzzTarget.allCases)
     func seedsAreAcceptedWhole(_ target: FuzzTarget) throws {
         let seeds = target.seeds(repository: repositoryRoot)

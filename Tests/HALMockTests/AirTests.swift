@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 @testable import HALMock
 
-@Suite struct AirTests {
+@Suite(.capturingLogs) struct AirTests {
     @Test func aRadioHearsOnlyItsChannelDataRateSyncWordAndPolarity() throws {
         let air = Air(timeScale: 0)
         let board = try MockBoard(profile: mockSX1276Profile, air: air)

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 @testable import HALMock
 
-@Suite struct SimulatedSX1262Tests {
+@Suite(.capturingLogs) struct SimulatedSX1262Tests {
     let air = Air(timeScale: 0)
     let board: MockBoard
     let bus: SX1262Bus
@@ -131,7 +131,7 @@ import Testing
     }
 }
 
-@Suite struct SimulatedSX1262TimingTests {
+@Suite(.capturingLogs) struct SimulatedSX1262TimingTests {
     @Test func aCommandSentWhileBusyIsLost() throws {
         // Stretched time: the 20 µs busy period lasts 100 ms, so a loaded machine cannot
         // let it end before the next exchange.

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 @testable import HALMock
 
-@Suite struct SimulatedSX1276Tests {
+@Suite(.capturingLogs) struct SimulatedSX1276Tests {
     let air = Air(timeScale: 0)
     let board: MockBoard
     let bus: SX1276Bus

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 @testable import HALMock
 
-@Suite struct VirtualGPIOTests {
+@Suite(.capturingLogs) struct VirtualGPIOTests {
     let chip = VirtualGPIOChip()
 
     @Test func edgeEventsReachAnAsyncConsumerInOrder() async throws {

@@ -6,7 +6,7 @@ import Glibc
 import TOML
 @testable import HAL
 
-@Suite struct BoardCatalogTests {
+@Suite(.capturingLogs) struct BoardCatalogTests {
     @Test func loadsByNameAndByPath() throws {
         let catalog = BoardCatalog(directories: ["/nonexistent", boardDirectory])
         #expect(try catalog.load("mock").name == "mock")
@@ -51,7 +51,7 @@ import TOML
     }
 }
 
-@Suite struct GPIOChipLocatorTests {
+@Suite(.capturingLogs) struct GPIOChipLocatorTests {
     let pi4 = [
         GPIOChipInfo(path: "/dev/gpiochip0", label: "pinctrl-bcm2711", lineCount: 58),
         GPIOChipInfo(path: "/dev/gpiochip1", label: "raspberrypi-exp-gpio", lineCount: 8),

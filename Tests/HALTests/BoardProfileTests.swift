@@ -26,7 +26,7 @@ func parseError(_ text: String) -> TOMLConfigError? {
     }
 }
 
-@Suite struct BoardProfileTests {
+@Suite(.capturingLogs) struct BoardProfileTests {
     @Test func everyShippedProfileIsValid() throws {
         let entries = BoardCatalog(directories: [boardDirectory]).entries()
         let names = Set(entries.map(\.name))

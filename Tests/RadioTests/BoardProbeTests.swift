@@ -9,7 +9,7 @@ func mockBoard(_ name: String) throws -> MockBoard {
     try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/\(name).toml"), air: Air(timeScale: 0))
 }
 
-@Suite struct BoardProbeTests {
+@Suite(.capturingLogs) struct BoardProbeTests {
     @Test func probesTheMockSX1276() async throws {
         let board = try mockBoard("mock")
         let report = try await BoardProbe.probe(board)
@@ -65,7 +65,7 @@ func mockBoard(_ name: String) throws -> MockBoard {
     }
 }
 
-@Suite struct MiswiredBoardProbeTests {
+@Suite(.capturingLogs) struct MiswiredBoardProbeTests {
     @Test func anSX1276WhoseResetIsNotWiredFailsTheProbe() async throws {
         let profile = try BoardCatalog.loadFile(boardDirectory + "/mock.toml")
         let board = try MockBoard(profile: profile, air: Air(timeScale: 0), disconnected: [.reset])

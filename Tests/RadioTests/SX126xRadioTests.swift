@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 @testable import Radio
 
-@Suite(.serialized) struct SX126xRadioTests {
+@Suite(.capturingLogs, .serialized) struct SX126xRadioTests {
     let board: MockBoard
     let radio: SPIRadio
 
@@ -148,7 +148,7 @@ import Testing
     }
 }
 
-@Suite struct SX126xPollingTests {
+@Suite(.capturingLogs) struct SX126xPollingTests {
     @Test func receivesByPollingWithoutDIO1() async throws {
         let profile = try BoardProfile.parse("""
             name = "no-dio1"

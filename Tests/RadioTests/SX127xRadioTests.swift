@@ -23,7 +23,7 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
     try await withTimeout(seconds: 5) { await radio.frames.first { _ in true } }
 }
 
-@Suite(.serialized) struct SX127xRadioTests {
+@Suite(.capturingLogs, .serialized) struct SX127xRadioTests {
     let air = Air(timeScale: 0)
     let board: MockBoard
     let radio: SPIRadio
@@ -66,7 +66,7 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         for index in 0..<count {
             await board.air.sendAndAwaitReadout(sensorFrame([0x40, UInt8(index & 0xFF), UInt8(index >> 8)] + [UInt8](repeating: 7, count: index % 50)))
         }
-        let payloads = try #require(try await withTimeout(seconds: 20) { await received.value })
+        let payloads = try await withTimeout(seconds: 20) { await received.value }
         #expect(payloads.count == count)
         #expect(payloads.map { Int($0[1]) | Int($0[2]) << 8 } == Array(0..<count))
         #expect(payloads.allSatisfy { $0.count == 3 + (Int($0[1]) | Int($0[2]) << 8) % 50 })
@@ -260,7 +260,7 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
     }
 }
 
-@Suite struct SX127xPollingTests {
+@Suite(.capturingLogs) struct SX127xPollingTests {
     @Test func receivesByPollingWithoutDIO0() async throws {
         let profile = try BoardProfile.parse("""
             name = "no-dio0"

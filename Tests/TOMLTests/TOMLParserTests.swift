@@ -2,7 +2,7 @@ import TestSupport
 import Testing
 @testable import TOML
 
-@Suite struct TOMLParserTests {
+@Suite(.capturingLogs) struct TOMLParserTests {
     @Test func parsesScalarsTablesAndComments() throws {
         let document = try TOML.parse("""
             # comment

@@ -69,7 +69,7 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
     return (board, radio, try await Agent.start(port: port, radio: radio))
 }
 
-@Suite(.serialized) struct SecurityAndCommandTests {
+@Suite(.capturingLogs, .serialized) struct SecurityAndCommandTests {
     @Test func aTLSListenerWithClientCertificatesAcceptsTheAgentAndRefusesItWithoutOne() async throws {
         let certificates = try Certificates()
         let broker = try Broker(configuration: """
@@ -233,7 +233,7 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
     }
 }
 
-@Suite struct StatisticsTests {
+@Suite(.capturingLogs) struct StatisticsTests {
     @Test func statsCountTrafficPerFrequencyModulationAndStatus() async throws {
         let store = try temporaryStore()
         let statistics = TrafficStatistics()

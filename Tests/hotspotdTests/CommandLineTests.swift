@@ -28,7 +28,7 @@ let productsDirectory: URL = {
     return bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
 }()
 
-@Suite(.serialized) struct CommandLineTests {
+@Suite(.capturingLogs, .serialized) struct CommandLineTests {
     @Test func boardProbeSucceedsOnTheMockBoard() throws {
         let result = try runHotspotd(["board", "probe", "--board", "mock"])
         #expect(result.status == 0, "\(result.stderr)")

@@ -6,7 +6,7 @@ import Store
 import TestSupport
 import Testing
 
-@Suite(.serialized) struct CreditsCommandLineTests {
+@Suite(.capturingLogs, .serialized) struct CreditsCommandLineTests {
     let directory: String = {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-cli-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

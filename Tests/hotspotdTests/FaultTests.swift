@@ -10,7 +10,7 @@ import Glibc
 /// a real mosquitto and a real SQLite store. After each, the ledger must hold: every uplink the
 /// store debited was published (by its sequence number, at least once), and every balance is
 /// the credits granted less the credits on the published uplinks.
-@Suite(.serialized) struct FaultTests {
+@Suite(.capturingLogs, .serialized) struct FaultTests {
     /// The broker dies (SIGKILL) and comes back five times while uplinks keep arriving.
     @Test func theBrokerKilledAndRestartedDuringAStreamLosesNothing() async throws {
         let rig = try await FaultRig()
@@ -103,7 +103,7 @@ let mayMountTmpfs: Bool = {
 
 /// Faults of the data directory's disk; they need a file system of their own, which only root
 /// may mount.
-@Suite(.serialized, .enabled(if: mayMountTmpfs, "mounting a small tmpfs needs root (CAP_SYS_ADMIN)")) struct DiskFaultTests {
+@Suite(.capturingLogs, .serialized, .enabled(if: mayMountTmpfs, "mounting a small tmpfs needs root (CAP_SYS_ADMIN)")) struct DiskFaultTests {
     /// With the broker away the outbox must grow on disk, and the disk fills: the forwarder's
     /// datagrams are still acknowledged, nothing that could not be stored is debited, STATUS and
     /// the log say why, and once space returns uplinks are debited and delivered again.
@@ -142,7 +142,7 @@ let mayMountTmpfs: Bool = {
 
 /// A store file the agent may not write (a card remounted read-only, a wrong `chmod`). The
 /// tests run as root, whom file modes do not stop: the agent runs without CAP_DAC_OVERRIDE.
-@Suite(.serialized, .enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv"))
+@Suite(.capturingLogs, .serialized, .enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv"))
 struct ReadOnlyStoreTests {
     static let unprivileged = ["/usr/bin/setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
 
@@ -178,7 +178,7 @@ struct ReadOnlyStoreTests {
 /// as the agent takes frames): a hang that a reset clears is set right by the driver and the
 /// stream goes on, watchdog pings and all; a wedge that survives resets stops the pings, so
 /// that systemd restarts the service.
-@Suite(.serialized) struct RadioFaultTests {
+@Suite(.capturingLogs, .serialized) struct RadioFaultTests {
     struct Run {
         var manager: ServiceManager
         var log: String

@@ -7,7 +7,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite(.serialized) struct RunTests {
+@Suite(.capturingLogs, .serialized) struct RunTests {
     let directory: URL = {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

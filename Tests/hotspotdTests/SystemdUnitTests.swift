@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 
-@Suite struct SystemdUnitTests {
+@Suite(.capturingLogs) struct SystemdUnitTests {
     let unit = (try? String(contentsOfFile: repositoryRoot + "/systemd/hotspotd.service", encoding: .utf8)) ?? ""
 
     func values(_ key: String) -> [String] {
