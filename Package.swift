@@ -133,7 +133,7 @@ let package = Package(
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", "CSignals", .product(name: "Logging", package: "swift-log"),
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", "Transport", "CSignals", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

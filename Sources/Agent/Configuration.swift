@@ -73,13 +73,45 @@ public struct Configuration: Sendable {
     /// The CA bundle an mqtts:// connection trusts when `mqtt.ca_cert` is not set.
     public static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
 
-    /// Parses `text` (read from `file`), then applies `environment` overrides.
+    /// Where each key that was set came from (`gateway.board` → file and line, or the
+    /// environment variable); keys left at their default are absent.
+    public var origins: [String: ConfigurationOrigin] = [:]
+
+    /// Parses `text` (read from `file`), then applies `environment` overrides. Throws the
+    /// first problem; `check` finds them all.
     public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(TOMLConfigError) -> Configuration {
-        let root = try TOMLSection.parse(text, file: file)
-        let reader = Reader(root: root, environment: environment)
-        let configuration = try reader.read()
-        return configuration
+        let (configuration, problems) = check(text, file: file, environment: environment)
+        if let first = problems.first { throw first }
+        return configuration!
     }
+
+    /// Reads the whole configuration and returns every problem found, each naming the file,
+    /// the line and the key (or the environment variable); the configuration, with defaults in
+    /// place of what was wrong, unless the file is not TOML at all.
+    public static func check(_ text: String, file: String, environment: [String: String] = [:]) -> (configuration: Configuration?, problems: [TOMLConfigError]) {
+        let root: TOMLSection
+        do {
+            root = try TOMLSection.parse(text, file: file)
+        } catch {
+            return (nil, [error])
+        }
+        let reader = Reader(root: root, environment: environment)
+        let configuration = reader.read()
+        return (configuration, reader.problems)
+    }
+
+    /// A problem with `key` (dotted, as `gateway.board`) found after reading, such as a board
+    /// profile that does not exist: located where the key was set.
+    public func error(_ key: String, _ message: String) -> TOMLConfigError {
+        if let origin = origins[key] {
+            return TOMLConfigError(file: origin.file, line: origin.line, key: origin.key, message: message)
+        }
+        return TOMLConfigError(file: file, line: 0, key: key, message: message + " (the default; set it in the file)")
+    }
+
+    /// `HOTSPOTD_` variables read elsewhere than the configuration: where board profiles are
+    /// (`HOTSPOTD_BOARD_DIR`) and the build's choice of libgpiod API.
+    public static let otherEnvironmentVariables = ["HOTSPOTD_BOARD_DIR", "HOTSPOTD_GPIOD_API", "HOTSPOTD_SKIP_GPIOD_V2"]
 
     /// The names of the environment variables that override keys: `HOTSPOTD_MQTT_SERVER` …
     public static func environmentName(section: String, key: String) -> String {
@@ -145,161 +177,280 @@ extension String {
     }
 }
 
-/// Reads each section with its defaults; an environment variable wins over the file.
-private struct Reader {
+/// Where a key's value came from: a line of the file, an environment variable, or nowhere
+/// (its default).
+public struct ConfigurationOrigin: Sendable, Equatable {
+    public var file: String
+    /// 0 for a default or an environment variable.
+    public var line: Int
+    /// The dotted key (`gateway.board`), or the environment variable that set it.
+    public var key: String
+    public var fromEnvironment: Bool { file == "environment" }
+}
+
+/// Reads each section with its defaults; an environment variable wins over the file. Every
+/// problem is recorded and reading goes on with the key's default, so that one pass finds them
+/// all (`hotspotd config check`).
+private final class Reader {
     let root: TOMLSection
     let environment: [String: String]
+    var problems: [TOMLConfigError] = []
+    let origins = Origins()
 
-    func read() throws(TOMLConfigError) -> Configuration {
-        let known = ["gateway", "radio", "semtech_udp", "mqtt", "credits", "coverage", "stats", "log"]
-        let sections = try Dictionary(uniqueKeysWithValues: known.map { (name: String) throws(TOMLConfigError) -> (String, Section) in
-            (name, Section(name: name, table: try root.section(name), file: root.file, environment: environment))
-        })
-        try root.rejectUnknownKeys(known: known)
+    static let sectionKeys: [(section: String, keys: [String])] = [
+        ("gateway", ["region", "board", "key_file", "data_dir", "id", "shutdown_timeout"]),
+        ("radio", ["frequency", "spreading_factor", "bandwidth"]),
+        ("semtech_udp", ["bind"]),
+        ("mqtt", ["server", "topic_prefix", "json", "qos", "username", "password", "ca_cert", "tls_cert", "tls_key", "keepalive", "protocol_version", "outbox_max", "max_inflight"]),
+        ("credits", ["authority", "forward_unpaired", "charge_joins", "receipt_interval"]),
+        ("coverage", ["enabled", "interval", "power"]),
+        ("stats", ["interval"]),
+        ("log", ["level"]),
+    ]
+
+    init(root: TOMLSection, environment: [String: String]) {
+        self.root = root
+        self.environment = environment
+    }
+
+    /// Runs one read; a problem is recorded and gives nil.
+    func attempt<T>(_ read: () throws(TOMLConfigError) -> T?) -> T? {
+        do {
+            return try read()
+        } catch {
+            problems.append(error)
+            return nil
+        }
+    }
+
+    func problem(_ error: TOMLConfigError) {
+        problems.append(error)
+    }
+
+    func read() -> Configuration {
+        let known = Self.sectionKeys.map(\.section)
+        var sections: [String: Section] = [:]
+        for name in known {
+            let table = attempt { () throws(TOMLConfigError) in try root.section(name) }
+            sections[name] = Section(name: name, table: table, file: root.file, environment: environment, origins: origins)
+        }
+        problems += root.unknownKeys(known: known)
+        checkEnvironment()
 
         let gateway = sections["gateway"]!
-        let regionName = try gateway.string("region") ?? "EU868"
-        guard let region = Region.named(regionName) else {
-            throw gateway.error("region", "unknown region '\(regionName)' (one of: \(Region.Name.allCases.map(\.rawValue).joined(separator: ", ")))")
+        let regionName = attempt { () throws(TOMLConfigError) in try gateway.string("region") } ?? "EU868"
+        var region = Region.eu868
+        if let named = Region.named(regionName) {
+            region = named
+        } else {
+            problem(gateway.error("region", "unknown region '\(regionName)' (one of: \(Region.Name.allCases.map(\.rawValue).joined(separator: ", ")))"))
         }
-        var id = try gateway.string("id")
+        var id = attempt { () throws(TOMLConfigError) in try gateway.string("id") }
         if let given = id {
-            guard given.count == 16, given.allSatisfy(\.isHexDigit) else { throw gateway.error("id", "'\(given)' is not an EUI-64 (16 hex digits)") }
-            id = given.lowercased()
+            if given.count == 16, given.allSatisfy(\.isHexDigit) {
+                id = given.lowercased()
+            } else {
+                problem(gateway.error("id", "'\(given)' is not an EUI-64 (16 hex digits)"))
+                id = nil
+            }
         }
         let gatewaySettings = Configuration.Gateway(
             region: region,
-            board: try gateway.string("board") ?? "mock",
-            keyFile: try gateway.string("key_file") ?? "/var/lib/hotspotd/gateway.key",
-            dataDirectory: try gateway.string("data_dir") ?? "/var/lib/hotspotd",
+            board: attempt { () throws(TOMLConfigError) in try gateway.string("board") } ?? "mock",
+            keyFile: attempt { () throws(TOMLConfigError) in try gateway.string("key_file") } ?? "/var/lib/hotspotd/gateway.key",
+            dataDirectory: attempt { () throws(TOMLConfigError) in try gateway.string("data_dir") } ?? "/var/lib/hotspotd",
             id: id,
-            shutdownTimeout: try gateway.duration("shutdown_timeout", minimum: .zero) ?? .seconds(5)
+            shutdownTimeout: attempt { () throws(TOMLConfigError) in try gateway.duration("shutdown_timeout", minimum: .zero) } ?? .seconds(5)
         )
-        try gateway.finish(["region", "board", "key_file", "data_dir", "id", "shutdown_timeout"])
+        problems += gateway.unknownKeys()
 
         let radio = sections["radio"]!
-        let frequency = try radio.integer("frequency") ?? Int64(region.uplinkChannels[0])
-        guard frequency > 0, frequency <= Int64(UInt32.max), region.band.contains(UInt32(frequency)) else {
-            throw radio.error("frequency", "\(frequency) Hz is outside \(region.name.rawValue)'s band (\(region.band.lowerBound)–\(region.band.upperBound) Hz)")
+        var frequency = attempt { () throws(TOMLConfigError) in try radio.integer("frequency") } ?? Int64(region.uplinkChannels[0])
+        if !(frequency > 0 && frequency <= Int64(UInt32.max) && region.band.contains(UInt32(frequency))) {
+            problem(radio.error("frequency", "\(frequency) Hz is outside \(region.name.rawValue)'s band (\(region.band.lowerBound)–\(region.band.upperBound) Hz)"))
+            frequency = Int64(region.uplinkChannels[0])
         }
-        let sf = try radio.integer("spreading_factor") ?? 7
-        guard let spreadingFactor = SpreadingFactor(rawValue: Int(clamping: sf)), spreadingFactor >= .sf7 else {
-            throw radio.error("spreading_factor", "\(sf) is not a LoRaWAN spreading factor (7 to 12)")
+        let sf = attempt { () throws(TOMLConfigError) in try radio.integer("spreading_factor") } ?? 7
+        var spreadingFactor = SpreadingFactor.sf7
+        if let given = SpreadingFactor(rawValue: Int(clamping: sf)), given >= .sf7 {
+            spreadingFactor = given
+        } else {
+            problem(radio.error("spreading_factor", "\(sf) is not a LoRaWAN spreading factor (7 to 12)"))
         }
-        let bw = try radio.integer("bandwidth") ?? 125_000
-        guard [125_000, 250_000, 500_000].contains(bw), let bandwidth = LoRaBandwidth(hz: Int(bw)) else {
-            throw radio.error("bandwidth", "\(bw) Hz is not a LoRaWAN bandwidth (125000, 250000 or 500000)")
+        let bw = attempt { () throws(TOMLConfigError) in try radio.integer("bandwidth") } ?? 125_000
+        var bandwidth = LoRaBandwidth.khz125
+        if [125_000, 250_000, 500_000].contains(bw), let given = LoRaBandwidth(hz: Int(bw)) {
+            bandwidth = given
+        } else {
+            problem(radio.error("bandwidth", "\(bw) Hz is not a LoRaWAN bandwidth (125000, 250000 or 500000)"))
         }
-        try radio.finish(["frequency", "spreading_factor", "bandwidth"])
+        problems += radio.unknownKeys()
 
         let udp = sections["semtech_udp"]!
-        let bind = try udp.string("bind") ?? "127.0.0.1:1700"
-        guard let colon = bind.lastIndex(of: ":"), let port = Int(bind[bind.index(after: colon)...]), (0...65_535).contains(port) else {
-            throw udp.error("bind", "'\(bind)' is not an address and port (such as 127.0.0.1:1700)")
+        var bind = attempt { () throws(TOMLConfigError) in try udp.string("bind") } ?? "127.0.0.1:1700"
+        if !(bind.lastIndex(of: ":").flatMap { Int(bind[bind.index(after: $0)...]) }.map { (0...65_535).contains($0) } ?? false) {
+            problem(udp.error("bind", "'\(bind)' is not an address and port (such as 127.0.0.1:1700)"))
+            bind = "127.0.0.1:1700"
         }
-        try udp.finish(["bind"])
+        problems += udp.unknownKeys()
 
-        let mqtt = try readMQTT(sections["mqtt"]!, region: region)
+        let mqtt = readMQTT(sections["mqtt"]!, region: region)
 
         let credits = sections["credits"]!
-        guard let address = try credits.string("authority") else {
-            throw TOMLConfigError(file: root.file, line: 0, key: "credits.authority", message: "is required: the network authority's Helium address, whose signed commands pair sensors and add credits")
-        }
-        guard let authority = Helium.publicKey(fromAddress: address) else {
-            throw credits.error("authority", "'\(address)' is not the Helium address of an Ed25519 key")
+        // Without an authority nothing can be paired: a key that stands for "none" keeps the
+        // reading going, and the problem is what the caller sees.
+        var authority = try! Ed25519PublicKey(bytes: [UInt8](repeating: 0, count: 32))
+        let address = attempt { () throws(TOMLConfigError) in try credits.string("authority") } ?? ""
+        if address.isEmpty {
+            if !credits.has("authority") {
+                problem(TOMLConfigError(file: root.file, line: 0, key: "credits.authority", message: "is required: the network authority's Helium address, whose signed commands pair sensors and add credits"))
+            } else {
+                problem(credits.error("authority", "is empty: the network authority's Helium address is required"))
+            }
+        } else if let key = Helium.publicKey(fromAddress: address) {
+            authority = key
+        } else {
+            problem(credits.error("authority", "'\(address)' is not the Helium address of an Ed25519 key"))
         }
         let creditsSettings = Configuration.Credits(
             authority: authority, authorityAddress: address,
-            forwardUnpaired: try credits.boolean("forward_unpaired") ?? false,
-            chargeJoins: try credits.boolean("charge_joins") ?? true,
-            receiptInterval: try credits.duration("receipt_interval", minimum: .seconds(10)) ?? .seconds(600)
+            forwardUnpaired: attempt { () throws(TOMLConfigError) in try credits.boolean("forward_unpaired") } ?? false,
+            chargeJoins: attempt { () throws(TOMLConfigError) in try credits.boolean("charge_joins") } ?? true,
+            receiptInterval: attempt { () throws(TOMLConfigError) in try credits.duration("receipt_interval", minimum: .seconds(10)) } ?? .seconds(600)
         )
-        try credits.finish(["authority", "forward_unpaired", "charge_joins", "receipt_interval"])
+        problems += credits.unknownKeys()
 
         let coverage = sections["coverage"]!
-        let coverageSettings = Configuration.Coverage(
-            enabled: try coverage.boolean("enabled") ?? true,
-            interval: try coverage.duration("interval", minimum: .seconds(60)) ?? .seconds(6 * 3600),
-            powerDBm: Int(try coverage.integer("power") ?? 14)
+        var coverageSettings = Configuration.Coverage(
+            enabled: attempt { () throws(TOMLConfigError) in try coverage.boolean("enabled") } ?? true,
+            interval: attempt { () throws(TOMLConfigError) in try coverage.duration("interval", minimum: .seconds(60)) } ?? .seconds(6 * 3600),
+            powerDBm: Int(clamping: attempt { () throws(TOMLConfigError) in try coverage.integer("power") } ?? 14)
         )
-        guard Double(coverageSettings.powerDBm) <= region.maximumEIRP(at: region.uplinkChannels[0]), coverageSettings.powerDBm >= 0 else {
-            throw coverage.error("power", "\(coverageSettings.powerDBm) dBm is above \(region.name.rawValue)'s limit of \(region.maximumEIRP) dBm")
+        if !(Double(coverageSettings.powerDBm) <= region.maximumEIRP(at: region.uplinkChannels[0]) && coverageSettings.powerDBm >= 0) {
+            problem(coverage.error("power", "\(coverageSettings.powerDBm) dBm is outside 0 to \(region.name.rawValue)'s limit of \(region.maximumEIRP) dBm"))
+            coverageSettings.powerDBm = 14
         }
-        try coverage.finish(["enabled", "interval", "power"])
+        problems += coverage.unknownKeys()
 
         let stats = sections["stats"]!
-        let statsInterval = try stats.duration("interval", minimum: .seconds(1)) ?? .seconds(30)
-        try stats.finish(["interval"])
+        let statsInterval = attempt { () throws(TOMLConfigError) in try stats.duration("interval", minimum: .seconds(1)) } ?? .seconds(30)
+        problems += stats.unknownKeys()
 
         let log = sections["log"]!
-        let level = try log.string("level") ?? "info"
-        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) else {
-            throw log.error("level", "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)")
+        var level = attempt { () throws(TOMLConfigError) in try log.string("level") } ?? "info"
+        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
+            problem(log.error("level", "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)"))
+            level = "info"
         }
-        try log.finish(["level"])
+        problems += log.unknownKeys()
 
         return Configuration(
             gateway: gatewaySettings,
             radio: Configuration.RadioSettings(frequencyHz: UInt32(frequency), dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth)),
             semtechUDP: Configuration.SemtechUDP(bind: bind),
             mqtt: mqtt, credits: creditsSettings, coverage: coverageSettings,
-            statsInterval: statsInterval, logLevel: level, file: root.file
+            statsInterval: statsInterval, logLevel: level, file: root.file,
+            origins: origins.all
         )
     }
 
-    func readMQTT(_ mqtt: Section, region: Region) throws(TOMLConfigError) -> Configuration.MQTT {
-        let server = try mqtt.string("server") ?? "mqtt://127.0.0.1:1883"
-        let tls: Bool
-        let rest: Substring
-        if server.hasPrefix("mqtts://") {
-            tls = true
-            rest = server.dropFirst(8)
-        } else if server.hasPrefix("mqtt://") {
-            tls = false
-            rest = server.dropFirst(7)
-        } else {
-            throw mqtt.error("server", "'\(server)' must start with mqtt:// or mqtts://")
-        }
-        var host = String(rest)
-        var port = tls ? 8883 : 1883
-        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
-            host = String(rest[..<colon])
-            guard let number = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(number) else {
-                throw mqtt.error("server", "'\(server)' has no valid port")
+    /// A `HOTSPOTD_…` variable that overrides no key is a mistake the owner would not notice:
+    /// the key they meant keeps its value from the file.
+    func checkEnvironment() {
+        let overrides = Self.sectionKeys.flatMap { section, keys in keys.map { Configuration.environmentName(section: section, key: $0) } }
+        let allowed = Set(overrides + Configuration.otherEnvironmentVariables)
+        for variable in environment.keys.sorted() where variable.hasPrefix("HOTSPOTD_") && !allowed.contains(variable) {
+            var message = "unknown variable: it overrides no configuration key"
+            if let nearest = NearestName.find(variable, among: overrides + Configuration.otherEnvironmentVariables) {
+                message += "; did you mean \(nearest)?"
             }
-            port = number
+            problem(TOMLConfigError(file: "environment", line: 0, key: variable, message: message))
         }
-        guard !host.isEmpty else { throw mqtt.error("server", "'\(server)' names no host") }
-        let qos = try mqtt.integer("qos") ?? 1
-        guard qos == 0 || qos == 1 else { throw mqtt.error("qos", "QoS must be 0 or 1, not \(qos)") }
-        let version = try mqtt.integer("protocol_version") ?? 4
-        guard version == 4 || version == 5 else { throw mqtt.error("protocol_version", "must be 4 (MQTT 3.1.1) or 5, not \(version)") }
-        let outboxMaximum = try mqtt.integer("outbox_max") ?? 1_000_000
-        guard outboxMaximum >= 100 else { throw mqtt.error("outbox_max", "must be at least 100, not \(outboxMaximum)") }
-        let inFlight = try mqtt.integer("max_inflight") ?? 100
-        guard (1...65_535).contains(inFlight) else { throw mqtt.error("max_inflight", "must be 1 to 65535, not \(inFlight)") }
+    }
+
+    func readMQTT(_ mqtt: Section, region: Region) -> Configuration.MQTT {
+        var server = attempt { () throws(TOMLConfigError) in try mqtt.string("server") } ?? "mqtt://127.0.0.1:1883"
+        var tls = false
+        var host = "127.0.0.1"
+        var port = 1883
+        func parseServer() -> String? {
+            let rest: Substring
+            if server.hasPrefix("mqtts://") {
+                tls = true
+                rest = server.dropFirst(8)
+            } else if server.hasPrefix("mqtt://") {
+                tls = false
+                rest = server.dropFirst(7)
+            } else {
+                return "'\(server)' must start with mqtt:// or mqtts://"
+            }
+            host = String(rest)
+            port = tls ? 8883 : 1883
+            if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+                host = String(rest[..<colon])
+                guard let number = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(number) else {
+                    return "'\(server)' has no valid port"
+                }
+                port = number
+            }
+            return host.isEmpty ? "'\(server)' names no host" : nil
+        }
+        if let message = parseServer() {
+            problem(mqtt.error("server", message))
+            server = "mqtt://127.0.0.1:1883"
+            (tls, host, port) = (false, "127.0.0.1", 1883)
+        }
+        var qos = attempt { () throws(TOMLConfigError) in try mqtt.integer("qos") } ?? 1
+        if qos != 0 && qos != 1 {
+            problem(mqtt.error("qos", "QoS must be 0 or 1, not \(qos)"))
+            qos = 1
+        }
+        var version = attempt { () throws(TOMLConfigError) in try mqtt.integer("protocol_version") } ?? 4
+        if version != 4 && version != 5 {
+            problem(mqtt.error("protocol_version", "must be 4 (MQTT 3.1.1) or 5, not \(version)"))
+            version = 4
+        }
+        var outboxMaximum = attempt { () throws(TOMLConfigError) in try mqtt.integer("outbox_max") } ?? 1_000_000
+        if outboxMaximum < 100 {
+            problem(mqtt.error("outbox_max", "must be at least 100, not \(outboxMaximum)"))
+            outboxMaximum = 1_000_000
+        }
+        var inFlight = attempt { () throws(TOMLConfigError) in try mqtt.integer("max_inflight") } ?? 100
+        if !(1...65_535).contains(inFlight) {
+            problem(mqtt.error("max_inflight", "must be 1 to 65535, not \(inFlight)"))
+            inFlight = 100
+        }
         // Over TLS, without ca_cert: the system's CA bundle (Debian, Raspberry Pi OS).
-        let caCertificate = try mqtt.string("ca_cert") ?? (tls ? Configuration.systemCABundle : nil)
-        let topicPrefix = try mqtt.string("topic_prefix") ?? region.name.rawValue.lowercased()
+        let caCertificate = attempt { () throws(TOMLConfigError) in try mqtt.string("ca_cert") } ?? (tls ? Configuration.systemCABundle : nil)
+        var topicPrefix = attempt { () throws(TOMLConfigError) in try mqtt.string("topic_prefix") } ?? region.name.rawValue.lowercased()
         // A wildcard or an empty level would make every publish fail: refuse it here.
         if topicPrefix.isEmpty || topicPrefix.contains(where: { "+#\u{0}".contains($0) }) || topicPrefix.hasPrefix("/") || topicPrefix.hasSuffix("/") {
-            throw mqtt.error("topic_prefix", "'\(topicPrefix)' is not a topic prefix: no + or #, not empty, no leading or trailing /")
+            problem(mqtt.error("topic_prefix", "'\(topicPrefix)' is not a topic prefix: no + or #, not empty, no leading or trailing /"))
+            topicPrefix = region.name.rawValue.lowercased()
         }
         let settings = Configuration.MQTT(
             host: host, port: port, tls: tls,
             topicPrefix: topicPrefix,
-            json: try mqtt.boolean("json") ?? false, qos: Int(qos),
-            username: try mqtt.string("username"), password: try mqtt.string("password"),
-            caCertificate: caCertificate, tlsCertificate: try mqtt.string("tls_cert"), tlsKey: try mqtt.string("tls_key"),
-            keepalive: try mqtt.duration("keepalive", minimum: .seconds(5), maximum: .seconds(65_535)) ?? .seconds(30),
+            json: attempt { () throws(TOMLConfigError) in try mqtt.boolean("json") } ?? false, qos: Int(qos),
+            username: attempt { () throws(TOMLConfigError) in try mqtt.string("username") },
+            password: attempt { () throws(TOMLConfigError) in try mqtt.string("password") },
+            caCertificate: caCertificate,
+            tlsCertificate: attempt { () throws(TOMLConfigError) in try mqtt.string("tls_cert") },
+            tlsKey: attempt { () throws(TOMLConfigError) in try mqtt.string("tls_key") },
+            keepalive: attempt { () throws(TOMLConfigError) in try mqtt.duration("keepalive", minimum: .seconds(5), maximum: .seconds(65_535)) } ?? .seconds(30),
             protocolVersion: Int(version), outboxMaximum: Int(outboxMaximum), maximumInFlight: Int(inFlight)
         )
         if (settings.tlsCertificate == nil) != (settings.tlsKey == nil) {
-            throw mqtt.error(settings.tlsCertificate == nil ? "tls_cert" : "tls_key", "tls_cert and tls_key go together")
+            problem(mqtt.error(settings.tlsCertificate == nil ? "tls_cert" : "tls_key", "tls_cert and tls_key go together"))
         }
-        try mqtt.finish(["server", "topic_prefix", "json", "qos", "username", "password", "ca_cert", "tls_cert", "tls_key", "keepalive", "protocol_version", "outbox_max", "max_inflight"])
+        problems += mqtt.unknownKeys()
         return settings
     }
+}
+
+/// Where each key read came from, filled in as the reader goes.
+private final class Origins {
+    var all: [String: ConfigurationOrigin] = [:]
 }
 
 /// One section: typed reads where an environment variable overrides the file.
@@ -308,10 +459,25 @@ private struct Section {
     let table: TOMLSection?
     let file: String
     let environment: [String: String]
+    let origins: Origins
 
     func override(_ key: String) -> (variable: String, value: String)? {
         let variable = Configuration.environmentName(section: name, key: key)
         return environment[variable].map { (variable, $0) }
+    }
+
+    func has(_ key: String) -> Bool {
+        override(key) != nil || table?.contains(key) == true
+    }
+
+    /// Notes where `key`'s value comes from.
+    func note(_ key: String) {
+        let dotted = "\(name).\(key)"
+        if let (variable, _) = override(key) {
+            origins.all[dotted] = ConfigurationOrigin(file: "environment", line: 0, key: variable)
+        } else if let table, table.contains(key) {
+            origins.all[dotted] = ConfigurationOrigin(file: file, line: table.line(of: key), key: dotted)
+        }
     }
 
     func error(_ key: String, _ message: String) -> TOMLConfigError {
@@ -322,13 +488,15 @@ private struct Section {
     }
 
     func string(_ key: String) throws(TOMLConfigError) -> String? {
-        if let (_, value) = override(key) { _ = try table?.string(key); return value }
+        note(key)
+        if let (_, value) = override(key) { _ = try? table?.string(key); return value }
         return try table?.string(key)
     }
 
     func integer(_ key: String) throws(TOMLConfigError) -> Int64? {
+        note(key)
         if let (variable, value) = override(key) {
-            _ = try table?.integer(key)
+            _ = try? table?.integer(key)
             guard let number = Int64(value) else { throw TOMLConfigError(file: "environment", line: 0, key: variable, message: "expected an integer, found '\(value)'") }
             return number
         }
@@ -336,8 +504,9 @@ private struct Section {
     }
 
     func boolean(_ key: String) throws(TOMLConfigError) -> Bool? {
+        note(key)
         if let (variable, value) = override(key) {
-            _ = try table?.boolean(key)
+            _ = try? table?.boolean(key)
             switch value.lowercased() {
             case "true", "1", "yes": return true
             case "false", "0", "no": return false
@@ -347,10 +516,15 @@ private struct Section {
         return try table?.boolean(key)
     }
 
+    /// A duration is a string with units; a bare number says which.
     func duration(_ key: String, minimum: Duration, maximum: Duration? = nil) throws(TOMLConfigError) -> Duration? {
+        if override(key) == nil, let table, table.contains(key), let number = try? table.integer(key) {
+            note(key)
+            throw error(key, "expected a duration as a string with its unit, such as \"\(number)s\" (units: ms, s, m, h, d), found an integer")
+        }
         guard let text = try string(key) else { return nil }
         guard let duration = DurationText.parse(text) ?? (text == "0s" || text == "0" ? Duration.zero : nil) else {
-            throw error(key, "'\(text)' is not a duration (such as 30s, 10m, 6h, 1h30m)")
+            throw error(key, "'\(text)' is not a duration (such as 30s, 10m, 6h, 1h30m; units: ms, s, m, h, d)")
         }
         guard duration >= minimum else {
             throw error(key, "\(text) is shorter than the \(DurationText.describe(minimum)) minimum")
@@ -361,7 +535,8 @@ private struct Section {
         return duration
     }
 
-    func finish(_ known: [String]) throws(TOMLConfigError) {
-        try table?.rejectUnknownKeys(known: known)
+    func unknownKeys() -> [TOMLConfigError] {
+        let known = Reader.sectionKeys.first { $0.section == name }?.keys ?? []
+        return table?.unknownKeys(known: known) ?? []
     }
 }

@@ -120,8 +120,11 @@ public final class Daemon: Service, Sendable {
         let profile: BoardProfile
         do {
             profile = try catalog.load(configuration.gateway.board)
+        } catch where error.line == 0 && error.key.isEmpty {
+            // No such profile: the problem is the configuration's gateway.board.
+            throw StartError(configuration.error("gateway.board", error.message).description, exitCode: 78)
         } catch {
-            throw StartError(error.description, exitCode: 78)
+            throw StartError("\(error.description) (the board profile named by \(configuration.error("gateway.board", "").place))", exitCode: 78)
         }
         let region = configuration.gateway.region
         let radioLogger = Logger(label: "hotspotd.radio")

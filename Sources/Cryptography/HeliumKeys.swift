@@ -133,19 +133,20 @@ public enum KeyFile {
         if access(path, F_OK) == 0 {
             return (try read(path), false)
         }
+        let key = Ed25519PrivateKey.generate()
+        try create(path, key: key)
+        return (key, true)
+    }
+
+    /// Writes a new key file with mode 0600, in a directory created 0700 when it does not
+    /// exist yet; refuses to overwrite one.
+    public static func create(_ path: String, key: Ed25519PrivateKey) throws(CryptoError) {
         if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
             let directory = String(path[..<slash])
             if access(directory, F_OK) != 0 && mkdir(directory, 0o700) != 0 {
                 throw CryptoError("cannot create \(directory) for the key file: \(String(cString: strerror(errno)))")
             }
         }
-        let key = Ed25519PrivateKey.generate()
-        try create(path, key: key)
-        return (key, true)
-    }
-
-    /// Writes a new key file with mode 0600; refuses to overwrite one.
-    public static func create(_ path: String, key: Ed25519PrivateKey) throws(CryptoError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno

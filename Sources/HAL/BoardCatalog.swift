@@ -19,7 +19,8 @@ public struct BoardCatalog: Sendable {
 
     /// The usual places, in order: `$HOTSPOTD_BOARD_DIR`, `/etc/hotspotd/boards` (an owner's own
     /// profiles), the package's `share/hotspotd/boards` beside the binary, `/usr/share/hotspotd/boards`,
-    /// and `Board/` in the working directory (a source checkout).
+    /// the `Board/` of the source checkout a development build's binary lies in
+    /// (`CHECKOUT/.build/debug/hotspotd`), and `Board/` in the working directory.
     public static func standard(environment: [String: String], executablePath: String?) -> BoardCatalog {
         var directories: [String] = []
         if let custom = environment["HOTSPOTD_BOARD_DIR"], !custom.isEmpty {
@@ -31,8 +32,25 @@ public struct BoardCatalog: Sendable {
             directories.append(binDirectory + "/../share/hotspotd/boards")
         }
         directories.append("/usr/share/hotspotd/boards")
+        if let executablePath, let checkout = sourceCheckout(containing: executablePath) {
+            directories.append(checkout + "/Board")
+        }
         directories.append("Board")
         return BoardCatalog(directories: directories)
+    }
+
+    /// The source checkout whose build folder holds `executablePath`: the nearest ancestor with
+    /// both `Package.swift` and `Board/`, at most five levels up.
+    static func sourceCheckout(containing executablePath: String) -> String? {
+        var directory = executablePath
+        for _ in 0..<5 {
+            guard let slash = directory.lastIndex(of: "/"), slash != directory.startIndex else { return nil }
+            directory = String(directory[..<slash])
+            if access(directory + "/Package.swift", F_OK) == 0 && access(directory + "/Board", F_OK) == 0 {
+                return directory
+            }
+        }
+        return nil
     }
 
     /// One profile file found in the catalog, parsed or not.
@@ -55,7 +73,7 @@ public struct BoardCatalog: Sendable {
                 entries.append(Entry(name: name, path: path, profile: Result { () throws(TOMLConfigError) in try Self.loadFile(path) }))
             }
         }
-        return entries
+        return entries.sorted { $0.name < $1.name }
     }
 
     /// Loads a profile by name or path.
@@ -74,6 +92,7 @@ public struct BoardCatalog: Sendable {
             file: nameOrPath, line: 0, key: "",
             message: "no board profile named '\(nameOrPath)' in \(directories.joined(separator: ", "))"
                 + (known.isEmpty ? "" : " (known: \(known.joined(separator: ", ")))")
+                + "; HOTSPOTD_BOARD_DIR=DIR adds a directory of profiles"
         )
     }
 

@@ -15,9 +15,15 @@ public struct TOMLConfigError: Error, Equatable, Sendable, CustomStringConvertib
         self.message = message
     }
 
+    /// `<what> (<where>)`, as hotspotd says every error.
     public var description: String {
-        let place = line > 0 ? "\(file):\(line)" : file
-        return key.isEmpty ? "\(place): \(message)" : "\(place): \(key): \(message)"
+        "\(message) (\(place))"
+    }
+
+    /// Where the problem is: `file:line: key`, or what of it is known.
+    public var place: String {
+        let location = line > 0 ? "\(file):\(line)" : file
+        return key.isEmpty ? location : "\(location): \(key)"
     }
 }
 
@@ -149,9 +155,51 @@ public final class TOMLSection {
 
     /// Fails on the first key (in document order) that was never read.
     public func rejectUnknownKeys(known: [String] = []) throws(TOMLConfigError) {
-        for key in table.keys where !consumed.contains(key) {
-            let expected = (known.isEmpty ? consumed.sorted() : known).joined(separator: ", ")
-            throw error(key, "unknown key" + (expected.isEmpty ? "" : " (expected one of: \(expected))"))
+        if let first = unknownKeys(known: known).first { throw first }
+    }
+
+    /// An error for each key nobody read, in the file's order, naming the nearest known key.
+    public func unknownKeys(known: [String] = []) -> [TOMLConfigError] {
+        let expected = known.isEmpty ? consumed.sorted() : known
+        return table.keys.filter { !consumed.contains($0) }.sorted { line(of: $0) < line(of: $1) }.map { key in
+            var message = "unknown key"
+            if let nearest = NearestName.find(key, among: expected) {
+                message += "; did you mean '\(nearest)'?"
+            }
+            if !expected.isEmpty { message += " (expected one of: \(expected.joined(separator: ", ")))" }
+            return error(key, message)
         }
+    }
+}
+
+/// The known name nearest to a misspelt one, for "did you mean" hints.
+public enum NearestName {
+    /// The candidate at the smallest edit distance from `name` (case ignored), if it is close
+    /// enough to be a likely misspelling: at most a third of the name's length, and 3.
+    public static func find(_ name: String, among candidates: [String]) -> String? {
+        let target = Array(name.lowercased().utf8)
+        var best: (name: String, distance: Int)?
+        for candidate in candidates {
+            let distance = editDistance(target, Array(candidate.lowercased().utf8))
+            if distance < (best?.distance ?? Int.max) { best = (candidate, distance) }
+        }
+        guard let best, best.distance <= min(3, max(1, target.count / 3)) else { return nil }
+        return best.name
+    }
+
+    /// Levenshtein distance: insertions, deletions and substitutions.
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
     }
 }

@@ -32,6 +32,11 @@ public struct MQTTSettings: Sendable {
     /// broker while the client is away.
     public var cleanSession: Bool = true
 
+    /// The broker as a person names it: `mqtt://host:port`, or `mqtts://host:port` over TLS.
+    public var brokerAddress: String {
+        "\(caFile == nil ? "mqtt" : "mqtts")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+
     public init(
         host: String, port: Int, clientID: String, protocolVersion: Int = 4, keepaliveSeconds: Int = 30,
         username: String? = nil, password: String? = nil, caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
@@ -61,7 +66,8 @@ public enum MQTTEvent: Sendable, Equatable {
     case connected
     /// Refused by the broker (bad credentials, not authorised …) or a transport failure.
     case connectionFailed(String)
-    case disconnected(String)
+    /// The connection ended: the reason, or nil when this client asked for it (a clean stop).
+    case disconnected(String?)
     /// The broker acknowledged the QoS 1 publish with this message id.
     case published(messageID: Int32)
     case message(topic: String, payload: [UInt8])
@@ -187,7 +193,7 @@ public final class MQTTClient: Sendable {
             // fleet of hotspots does not reconnect in step after a broker restart.
             let base = max(bridge.settings.reconnectDelaySeconds, 1)
             mosquitto_reconnect_delay_set(mosq, UInt32.random(in: 1...UInt32(base * 2)), UInt32(bridge.settings.reconnectDelayMaximumSeconds), true)
-            bridge.continuation.yield(.disconnected(code == 0 ? "disconnected" : String(cString: mosquitto_strerror(code))))
+            bridge.continuation.yield(.disconnected(code == 0 ? nil : String(cString: mosquitto_strerror(code))))
         }
         mosquitto_publish_callback_set(mosq) { _, context, messageID in
             let bridge = Unmanaged<Bridge>.fromOpaque(context!).takeUnretainedValue()
@@ -257,6 +263,11 @@ public final class MQTTClient: Sendable {
         let socket = mosquitto_socket(handle.mosq)
         if socket >= 0 { shutdown(socket, Int32(SHUT_RDWR)) }
         bridge.continuation.finish()
+    }
+
+    /// The broker this client connects to (`mqtt://host:port` or `mqtts://…`).
+    public var brokerAddress: String {
+        settings.brokerAddress
     }
 
     public var isConnected: Bool {

@@ -74,13 +74,19 @@ public actor OutboxPublisher {
                     connectedAt = monotonicNanoseconds()
                     counters.connections += 1
                     let depth = await store.outboxDepth()
-                    logger.info("connected to the broker", metadata: ["outbox": "\(depth)"])
+                    logger.info("connected to the broker", metadata: ["broker": "\(client.brokerAddress)", "outbox": "\(depth)"])
                     onConnect()
                     await pump()
                 case .connectionFailed(let reason):
-                    logger.warning("cannot connect to the broker: \(reason)")
+                    logger.warning("cannot connect to the broker at \(client.brokerAddress): \(reason)")
                 case .disconnected(let reason):
-                    if connected { logger.warning("disconnected from the broker: \(reason)") }
+                    if connected {
+                        if let reason {
+                            logger.warning("disconnected from the broker at \(client.brokerAddress): \(reason)")
+                        } else {
+                            logger.debug("disconnected from the broker", metadata: ["broker": "\(client.brokerAddress)"])
+                        }
+                    }
                     connected = false
                     epoch += 1
                 case .published(let messageID):

@@ -10,7 +10,7 @@ struct AirtimeCommand: ParsableCommand {
     @Option(help: "Spreading factor, 5 to 12.")
     var sf: Int
 
-    @Option(help: "Bandwidth in kHz: 125, 250, 500 (or 7.8 … 62.5).")
+    @Option(help: "Bandwidth in kHz: 125, 250, 500 (or 7.8 … 62.5); a value over 1000 is read as Hz (125000).")
     var bw: Double = 125
 
     @Option(help: "Coding rate: 4/5, 4/6, 4/7 or 4/8.")
@@ -26,8 +26,10 @@ struct AirtimeCommand: ParsableCommand {
         guard let spreadingFactor = SpreadingFactor(rawValue: sf) else {
             throw ValidationError("--sf must be 5 to 12, not \(sf)")
         }
-        guard let bandwidth = LoRaBandwidth(kHz: bw) else {
-            throw ValidationError("--bw \(bw) is not a LoRa bandwidth (125, 250, 500, 62.5, 41.7, 31.25, 20.8, 15.6, 10.4, 7.8)")
+        // Hz where kHz are asked for is the likelier slip than a bandwidth of a megahertz.
+        let kHz = bw > 1000 ? bw / 1000 : bw
+        guard let bandwidth = LoRaBandwidth(kHz: kHz) else {
+            throw ValidationError("--bw \(bw) is not a LoRa bandwidth (in kHz: 125, 250, 500, 62.5, 41.7, 31.25, 20.8, 15.6, 10.4, 7.8; or in Hz: 125000 …)")
         }
         guard let codingRate = CodingRate(cr) else {
             throw ValidationError("--cr must be 4/5, 4/6, 4/7 or 4/8, not \(cr)")

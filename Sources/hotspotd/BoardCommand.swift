@@ -138,7 +138,12 @@ func executablePath() -> String? {
 }
 
 func printError(_ message: String) {
-    var text = "hotspotd: " + message + "\n"
+    writeStandardError("hotspotd: " + message + "\n")
+}
+
+/// Writes `text` to standard error as it is.
+func writeStandardError(_ text: String) {
+    var text = text
     text.withUTF8 { bytes in
         var offset = 0
         while offset < bytes.count {

@@ -51,7 +51,9 @@ struct CommandCommand: ParsableCommand {
         @Option(help: "pair, credit: the owner's account.")
         var owner: String?
 
-        @Option(help: "credit: data credits to add.")
+        // Unconditional, so that `--amount -5` is read as a value (and refused as negative)
+        // rather than as an unknown option.
+        @Option(parsing: .unconditional, help: "credit: data credits to add, a positive whole number.")
         var amount: Int64?
 
         @Option(help: "entropy: the entropy, hex (up to 64 bytes).")
@@ -68,6 +70,10 @@ struct CommandCommand: ParsableCommand {
                 throw ValidationError("--gateway must be 16 hex digits, not '\(gateway)'")
             }
             let command = try makeCommand()
+            // As openssl does: binary on a terminal is garbage to the reader and can upset it.
+            if !base64 && isatty(1) == 1 {
+                throw ValidationError("the signed command is binary and standard output is a terminal: pipe it (| mosquitto_pub -s …), redirect it to a file, or add --base64")
+            }
             let authority: Ed25519PrivateKey
             do {
                 authority = try KeyFile.read(key)
@@ -111,7 +117,10 @@ struct CommandCommand: ParsableCommand {
             case .unpair:
                 return .unpair(devAddr: try address())
             case .credit:
-                guard let amount, amount > 0, amount <= Int64.max / 2 else { throw ValidationError("credit needs --amount, a positive number of data credits") }
+                guard let amount else { throw ValidationError("credit needs --amount, a positive number of data credits") }
+                guard amount > 0, amount <= Int64.max / 2 else {
+                    throw ValidationError("--amount must be a positive number of data credits (1 to \(Int64.max / 2)), not \(amount)")
+                }
                 return .credit(owner: try account(), amount: amount)
             case .entropy:
                 guard let data, let bytes = Hex.decode(data), !bytes.isEmpty, bytes.count <= 64 else { throw ValidationError("entropy needs --data, 1 to 64 bytes of hex") }

@@ -78,7 +78,10 @@ struct FrameCommand: ParsableCommand {
                 fields += [
                     Field(key: "dev_addr", label: "DevAddr", text: data.devAddr.description, json: .string(data.devAddr.description)),
                     Field(key: "fctrl", label: "FCtrl", text: "ADR=\(control.adr) \(frame.mType.isUplink ? "ADRACKReq" : "RFU")=\(control.adrAckReq) ACK=\(control.ack) \(frame.mType.isUplink ? "ClassB" : "FPending")=\(control.fPending) FOptsLen=\(control.fOptsLength)",
-                          json: .object([("adr", .bool(control.adr)), ("adr_ack_req", .bool(control.adrAckReq)), ("ack", .bool(control.ack)), ("f_pending", .bool(control.fPending)), ("f_opts_len", .number(Double(control.fOptsLength)))])),
+                          json: .object([  // the bits' names in LoRaWAN 1.0.x: ADRACKReq and ClassB uplink, RFU and FPending downlink
+                            ("adr", .bool(control.adr)), (frame.mType.isUplink ? "adr_ack_req" : "rfu", .bool(control.adrAckReq)), ("ack", .bool(control.ack)),
+                            (frame.mType.isUplink ? "class_b" : "f_pending", .bool(control.fPending)), ("f_opts_len", .number(Double(control.fOptsLength))),
+                          ])),
                     Field(key: "fcnt", label: "FCnt", text: "\(data.fCnt)" + (counter != UInt32(data.fCnt) ? " (full counter \(counter))" : ""), json: .number(Double(counter))),
                 ]
                 let commands = MACCommand.parse(data.fOpts, uplink: frame.mType.isUplink)

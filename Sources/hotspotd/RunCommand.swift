@@ -39,16 +39,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = hotspotd.environment()
-        let configuration: Configuration
-        do {
-            configuration = try Configuration.parse(try readTextFile(config), file: config, environment: environment)
-        } catch let error as TOMLConfigError {
-            printError(error.description)
-            throw ExitCode(78)
-        } catch let error as HardwareError {
-            printError("cannot read the configuration: \(error.message)")
-            throw ExitCode(78)
-        }
+        let configuration = try loadConfiguration(config, environment: environment)
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
         // Native journal entries when systemd gave stderr to the journal; plain lines otherwise.
         if standardErrorIsTheJournal(environment: environment), let journal = JournalSocket() {

@@ -57,13 +57,17 @@ struct StatusCommand: AsyncParsableCommand {
                 pairings: pairings
             )
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            // One line, as every other --json of hotspotd's.
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             let running = liveness == .running
             let rows: [(String, String)] = [
                 ("state", liveness == .running ? "running (pid \(status.pid), since \(Self.time(status.startedAt, now: now)))" : "\(liveness.rawValue) (last report \(Self.time(status.updatedAt, now: now)))"),
                 ("gateway", "\(status.gatewayID), \(status.board), \(status.region), hotspotd \(status.version)"),
+                // The agent reports every watchdog period (10 s without systemd): the counters
+                // below are as of then; the outbox and pairings are read from the store now.
+                ("reported", Self.time(status.updatedAt, now: now) + " (counters as of then; outbox and pairings now)"),
                 ("radio", running ? (status.radioAnswering ? "answering" : "NOT ANSWERING") : "-"),
                 ("broker", "\(status.broker), " + (running ? (status.brokerConnected ? "connected" : "DISCONNECTED") : "-")),
                 ("frames received", "\(status.framesReceived)"),

@@ -19,7 +19,7 @@ import TOML
             _ = try root.integer("offset")
             Issue.record("accepted a string as an integer")
         } catch {
-            #expect(error.description == "f.toml:1: offset: expected an integer, found a string")
+            #expect(error.description == "expected an integer, found a string (f.toml:1: offset)")
         }
     }
 

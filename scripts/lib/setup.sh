@@ -17,7 +17,7 @@ fi
 
 # C libraries hotspotd links, and what its tests run against.
 HOTSPOTD_BUILD_PACKAGES="pkg-config libmosquitto-dev libgpiod-dev libssl-dev libsqlite3-dev libsystemd-dev"
-HOTSPOTD_TEST_PACKAGES="mosquitto mosquitto-clients systemd python3 python3-venv python3-cryptography openssl"
+HOTSPOTD_TEST_PACKAGES="mosquitto mosquitto-clients systemd python3 python3-pip python3-venv python3-cryptography openssl"
 
 ensure_packages() {
     local missing=()

@@ -1,0 +1,300 @@
+import Agent
+import ArgumentParser
+import Cryptography
+import HAL
+import Radio
+import TOML
+import Synchronization
+import Transport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads the configuration file with the environment's overrides; every problem is said, one a
+/// line, and the process exits 78 (EX_CONFIG).
+func loadConfiguration(_ path: String, environment: [String: String]) throws -> Configuration {
+    let text: String
+    do {
+        text = try readTextFile(path)
+    } catch {
+        printError("cannot read the configuration: \(error.message)")
+        throw ExitCode(78)
+    }
+    let (configuration, problems) = Configuration.check(text, file: path, environment: environment)
+    for problem in problems { printError(problem.description) }
+    guard problems.isEmpty, let configuration else { throw ExitCode(78) }
+    return configuration
+}
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Check the configuration, or print the one in effect.",
+        subcommands: [Check.self, Show.self]
+    )
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the configuration and everything it names, as `hotspotd run` would load them.",
+            discussion: """
+                Reads the file with the environment's HOTSPOTD_* overrides, the board profile, the gateway key \
+                (creating nothing), the network authority, the data directory and the TLS files, and connects \
+                to the broker once. Prints what it found and exits 0, or prints every problem it found, each as \
+                `hotspotd: <what> (<where>)`, and exits 78.
+                """
+        )
+
+        @Option(name: .long, help: "The configuration file.")
+        var config: String = Configuration.defaultPath
+
+        @Option(name: .long, help: ArgumentHelp("How long to wait for the broker.", valueName: "seconds"))
+        var brokerTimeout: Double = 5
+
+        @Flag(name: .long, help: "Do not connect to the broker.")
+        var noBroker = false
+
+        func run() throws {
+            let environment = hotspotd.environment()
+            var problems: [String] = []
+            var found: [(String, String)] = []
+            let text: String
+            do {
+                text = try readTextFile(config)
+            } catch {
+                printError("cannot read the configuration: \(error.message)")
+                throw ExitCode(78)
+            }
+            let (loaded, configurationProblems) = Configuration.check(text, file: config, environment: environment)
+            problems += configurationProblems.map(\.description)
+            guard let configuration = loaded else {
+                problems.forEach(printError)
+                throw ExitCode(78)
+            }
+            found.append(("configuration", config + (configuration.origins.values.contains(where: \.fromEnvironment) ? ", with overrides from the environment" : "")))
+            found.append(("region", configuration.gateway.region.name.rawValue))
+
+            // The board profile.
+            do {
+                let profile = try catalog(nil).load(configuration.gateway.board)
+                found.append(("board", "\(profile.name): \(profile.description)"))
+            } catch where error.line == 0 && error.key.isEmpty {
+                problems.append(configuration.error("gateway.board", error.message).description)
+            } catch {
+                problems.append("\(error.description), the profile \(configuration.error("gateway.board", "").place) names")
+            }
+
+            // The gateway key: read if it is there; `run` creates it otherwise.
+            let keyFile = configuration.gateway.keyFile
+            if access(keyFile, F_OK) == 0 {
+                do {
+                    let identity = GatewayIdentity(key: try KeyFile.read(keyFile), gatewayID: configuration.gateway.id)
+                    found.append(("gateway key", "\(keyFile): \(identity.address), gateway id \(identity.gatewayID)"))
+                } catch {
+                    problems.append(configuration.error("gateway.key_file", error.message).description)
+                }
+            } else {
+                let directory = Self.parent(of: keyFile)
+                if access(directory, F_OK) == 0 && access(directory, W_OK) != 0 {
+                    problems.append(configuration.error("gateway.key_file", "\(keyFile) does not exist and \(directory) is not writable, so the first start cannot create it").description)
+                } else {
+                    found.append(("gateway key", "\(keyFile) does not exist yet: the first start creates it"))
+                }
+            }
+
+            // The data directory, where the store lives.
+            let dataDirectory = configuration.gateway.dataDirectory
+            if access(dataDirectory, F_OK) == 0 {
+                if access(dataDirectory, W_OK) == 0 {
+                    found.append(("data directory", dataDirectory))
+                } else {
+                    problems.append(configuration.error("gateway.data_dir", "\(dataDirectory) is not writable: \(String(cString: strerror(errno)))").description)
+                }
+            } else {
+                found.append(("data directory", "\(dataDirectory) does not exist yet: the first start creates it"))
+            }
+
+            found.append(("authority", configuration.credits.authorityAddress))
+
+            // TLS files.
+            let mqtt = configuration.mqtt
+            for (key, path) in [("mqtt.ca_cert", mqtt.caCertificate), ("mqtt.tls_cert", mqtt.tlsCertificate), ("mqtt.tls_key", mqtt.tlsKey)] {
+                guard let path else { continue }
+                do {
+                    let contents = try readTextFile(path)
+                    if !contents.contains("-----BEGIN ") {
+                        problems.append(configuration.error(key, "\(path) is not a PEM file").description)
+                    } else {
+                        found.append((key, path))
+                    }
+                } catch {
+                    problems.append(configuration.error(key, error.message).description)
+                }
+            }
+
+            // The broker, once.
+            let settings = MQTTSettings(
+                host: mqtt.host, port: mqtt.port, clientID: "hotspotd-config-check-\(getpid())", protocolVersion: mqtt.protocolVersion,
+                keepaliveSeconds: 10, username: mqtt.username, password: mqtt.password,
+                caFile: mqtt.caCertificate, certificateFile: mqtt.tlsCertificate, keyFile: mqtt.tlsKey
+            )
+            if noBroker {
+                found.append(("broker", "\(settings.brokerAddress) (not tried)"))
+            } else {
+                switch Self.tryBroker(settings, timeout: brokerTimeout) {
+                case nil: found.append(("broker", "\(settings.brokerAddress): connected"))
+                case let reason?: problems.append(configuration.error("mqtt.server", "cannot connect to the broker at \(settings.brokerAddress): \(reason)").description)
+                }
+            }
+
+            for (what, value) in found { print("\(what.padding(to: 15)) \(value)") }
+            if problems.isEmpty {
+                print("configuration OK")
+            } else {
+                problems.forEach(printError)
+                throw ExitCode(78)
+            }
+        }
+
+        static func parent(of path: String) -> String {
+            guard let slash = path.lastIndex(of: "/") else { return "." }
+            return slash == path.startIndex ? "/" : String(path[..<slash])
+        }
+
+        /// Connects once; nil when the broker accepted the connection, else why not.
+        static func tryBroker(_ settings: MQTTSettings, timeout: Double) -> String? {
+            let client: MQTTClient
+            do {
+                client = try MQTTClient(settings: settings, subscriptions: [])
+                try client.start()
+            } catch {
+                return error.message
+            }
+            defer { client.stop() }
+            let outcome = BrokerOutcome()
+            let watcher = Task {
+                for await event in client.events {
+                    switch event {
+                    case .connected: outcome.set(.success(()))
+                    case .connectionFailed(let reason), .disconnected(let reason?): outcome.set(.failure(MQTTError(reason)))
+                    default: continue
+                    }
+                    return
+                }
+            }
+            defer { watcher.cancel() }
+            let deadline = monotonicNanoseconds() + UInt64(max(timeout, 0.1) * 1e9)
+            while monotonicNanoseconds() < deadline {
+                if let result = outcome.value {
+                    if case .failure(let error) = result { return error.message }
+                    return nil
+                }
+                usleep(20_000)
+            }
+            return "no answer within \(timeout) s"
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the configuration in effect: defaults, the file, and the environment's overrides.",
+            discussion: "Each key is followed by where its value came from. Passwords are masked. Exits 78 when the configuration has problems, after saying each."
+        )
+
+        @Option(name: .long, help: "The configuration file.")
+        var config: String = Configuration.defaultPath
+
+        func run() throws {
+            let text: String
+            do {
+                text = try readTextFile(config)
+            } catch {
+                printError("cannot read the configuration: \(error.message)")
+                throw ExitCode(78)
+            }
+            let (loaded, problems) = Configuration.check(text, file: config, environment: hotspotd.environment())
+            if let configuration = loaded {
+                print(Self.render(configuration))
+            }
+            problems.forEach { printError($0.description) }
+            if !problems.isEmpty { throw ExitCode(78) }
+        }
+
+        /// The configuration as TOML, each key with its origin as a comment.
+        static func render(_ configuration: Configuration) -> String {
+            func quoted(_ text: String) -> String {
+                var result = "\""
+                for scalar in text.unicodeScalars {
+                    switch scalar {
+                    case "\"": result += "\\\""
+                    case "\\": result += "\\\\"
+                    case "\n": result += "\\n"
+                    case "\t": result += "\\t"
+                    default:
+                        if scalar.value < 0x20 || scalar.value == 0x7F {
+                            let hex = String(scalar.value, radix: 16)
+                            result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                        } else {
+                            result.unicodeScalars.append(scalar)
+                        }
+                    }
+                }
+                return result + "\""
+            }
+            func duration(_ value: Duration) -> String { quoted(DurationText.describe(value)) }
+            let c = configuration
+            let sections: [(String, [(String, String?)])] = [
+                ("gateway", [
+                    ("region", quoted(c.gateway.region.name.rawValue)), ("board", quoted(c.gateway.board)),
+                    ("key_file", quoted(c.gateway.keyFile)), ("data_dir", quoted(c.gateway.dataDirectory)),
+                    ("id", c.gateway.id.map(quoted)), ("shutdown_timeout", duration(c.gateway.shutdownTimeout)),
+                ]),
+                ("radio", [
+                    ("frequency", "\(c.radio.frequencyHz)"), ("spreading_factor", "\(c.radio.dataRate.spreadingFactor.rawValue)"),
+                    ("bandwidth", "\(c.radio.dataRate.bandwidth.rawValue)"),
+                ]),
+                ("semtech_udp", [("bind", quoted(c.semtechUDP.bind))]),
+                ("mqtt", [
+                    ("server", quoted("\(c.mqtt.tls ? "mqtts" : "mqtt")://\(c.mqtt.host):\(c.mqtt.port)")),
+                    ("topic_prefix", quoted(c.mqtt.topicPrefix)), ("json", "\(c.mqtt.json)"), ("qos", "\(c.mqtt.qos)"),
+                    ("username", c.mqtt.username.map(quoted)), ("password", c.mqtt.password.map { _ in quoted("********") }),
+                    ("ca_cert", c.mqtt.caCertificate.map(quoted)), ("tls_cert", c.mqtt.tlsCertificate.map(quoted)),
+                    ("tls_key", c.mqtt.tlsKey.map(quoted)), ("keepalive", duration(c.mqtt.keepalive)),
+                    ("protocol_version", "\(c.mqtt.protocolVersion)"), ("outbox_max", "\(c.mqtt.outboxMaximum)"),
+                    ("max_inflight", "\(c.mqtt.maximumInFlight)"),
+                ]),
+                ("credits", [
+                    ("authority", quoted(c.credits.authorityAddress)), ("forward_unpaired", "\(c.credits.forwardUnpaired)"),
+                    ("charge_joins", "\(c.credits.chargeJoins)"), ("receipt_interval", duration(c.credits.receiptInterval)),
+                ]),
+                ("coverage", [
+                    ("enabled", "\(c.coverage.enabled)"), ("interval", duration(c.coverage.interval)), ("power", "\(c.coverage.powerDBm)"),
+                ]),
+                ("stats", [("interval", duration(c.statsInterval))]),
+                ("log", [("level", quoted(c.logLevel))]),
+            ]
+            var lines = ["# The configuration in effect: \(c.file), the environment's HOTSPOTD_* overrides, and defaults."]
+            for (section, keys) in sections {
+                lines.append("")
+                lines.append("[\(section)]")
+                for (key, value) in keys {
+                    let origin = c.origins["\(section).\(key)"]
+                    let source = origin.map { $0.fromEnvironment ? "from \($0.key)" : "\($0.file):\($0.line)" } ?? "default"
+                    if let value {
+                        lines.append("\(key) = \(value)".padding(to: 48) + " # \(source)")
+                    } else {
+                        lines.append("# \(key) is not set")
+                    }
+                }
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+/// What the broker said to `config check`'s one connection, set from the client's events.
+private final class BrokerOutcome: Sendable {
+    private let result = Mutex<Result<Void, MQTTError>?>(nil)
+    func set(_ value: Result<Void, MQTTError>) { result.withLock { if $0 == nil { $0 = value } } }
+    var value: Result<Void, MQTTError>? { result.withLock { $0 } }
+}
