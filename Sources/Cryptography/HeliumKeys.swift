@@ -141,12 +141,7 @@ public enum KeyFile {
     /// Writes a new key file with mode 0600, in a directory created 0700 when it does not
     /// exist yet; refuses to overwrite one.
     public static func create(_ path: String, key: Ed25519PrivateKey) throws(CryptoError) {
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            let directory = String(path[..<slash])
-            if access(directory, F_OK) != 0 && mkdir(directory, 0o700) != 0 {
-                throw CryptoError("cannot create \(directory) for the key file: \(String(cString: strerror(errno)))")
-            }
-        }
+        try createDirectories(for: path)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno
@@ -159,6 +154,17 @@ public enum KeyFile {
             unlink(path)
             throw CryptoError("cannot write \(path)")
         }
+    }
+}
+
+/// Creates the directories above `path` that do not exist yet, each 0700.
+private func createDirectories(for path: String) throws(CryptoError) {
+    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+    let directory = String(path[..<slash])
+    guard access(directory, F_OK) != 0 else { return }
+    try createDirectories(for: directory)
+    if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+        throw CryptoError("cannot create \(directory) for the key file: \(String(cString: strerror(errno)))")
     }
 }
 

@@ -38,7 +38,7 @@ struct Hotspotd: AsyncParsableCommand {
             }
             printError("\(what) (\(path.joined(separator: " ")))")
             if code == .validationFailure {
-                writeStandardError(usageString(for: command).replacingPrefix("Usage: ", with: "usage: ") + "\n  see '\(path.joined(separator: " ")) --help'\n")
+                writeStandardError("usage: " + usageString(for: command) + "\n  see '\(path.joined(separator: " ")) --help'\n")
             }
             Glibc.exit(code.rawValue)
         }
@@ -54,11 +54,5 @@ struct Hotspotd: AsyncParsableCommand {
             command = next
         }
         return (names, command)
-    }
-}
-
-extension String {
-    func replacingPrefix(_ prefix: String, with replacement: String) -> String {
-        hasPrefix(prefix) ? replacement + dropFirst(prefix.count) : self
     }
 }

@@ -106,7 +106,7 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(found?.key == key, "\(String(describing: found))")
         #expect(found?.message.contains(message) == true, "\(String(describing: found))")
         if line > 0 { #expect(found?.line == line, "\(String(describing: found))") }
-        #expect(found?.description.hasPrefix("hotspotd.toml") == true)
+        #expect(found?.description.contains("(hotspotd.toml") == true, "<what> (<where>)")
     }
 
     @Test func environmentVariablesOverrideTheFile() throws {

@@ -8,7 +8,7 @@ import TOML
         let spi = try #require(try root.section("spi"))
         _ = try spi.string("device")
         _ = try spi.integer("speed_hz")
-        #expect(throws: TOMLConfigError(file: "board.toml", line: 4, key: "spi.sped_hz", message: "unknown key (expected one of: device, speed_hz)")) {
+        #expect(throws: TOMLConfigError(file: "board.toml", line: 4, key: "spi.sped_hz", message: "unknown key; did you mean 'speed_hz'? (expected one of: device, speed_hz)")) {
             try spi.rejectUnknownKeys()
         }
     }

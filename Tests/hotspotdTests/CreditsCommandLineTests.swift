@@ -67,7 +67,7 @@ import Testing
         let verified = try runHotspotd(["report", "verify", file])
         #expect(verified.status == 0, "\(verified.stderr)")
         #expect(verified.stdout.contains("valid, signed by \(Helium.address(of: key.publicKey))"))
-        #expect(verified.stdout.contains("credits    3"))
+        #expect(verified.stdout.contains("credits    3 DC"))
 
         var tampered = receipt
         tampered.credits = 1
