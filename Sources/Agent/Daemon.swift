@@ -515,8 +515,10 @@ public final class Daemon: Service, Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         transport.stop()
-        await writeStatus(running: false, radioAnswering: false, outboxDepth: await store.outboxDepth(), interval: .seconds(10))
+        let waiting = await store.outboxDepth()
+        await writeStatus(running: false, radioAnswering: false, outboxDepth: waiting, interval: .seconds(10))
         cancelTasks()
+        logger.notice(waiting == 0 ? "stopped" : "stopped; \(waiting) messages wait in the outbox for the next start")
     }
 
     /// Ends `run()`: cancels its tasks, and those it starts later if it has not started them yet.

@@ -167,7 +167,15 @@ public actor CoverageService {
             try await store.enqueue([NewMessage(kind: .witness, topic: topics.witness, messageID: "witness-\(Hex.encode(data.prefix(8)))", payload: payload)], at: time)
         }
         lastWitnessAt = time
-        logger.info("beacon witnessed", metadata: ["FREQUENCY": "\(frame.frequencyHz)", "RSSI": "\(frame.rssiDBm)", "SNR": "\(frame.snrDB)"])
+        logger.info("beacon witnessed", metadata: ["FREQUENCY": "\(frame.frequencyHz)", "RSSI": "\(oneDecimal(frame.rssiDBm))", "SNR": "\(oneDecimal(frame.snrDB))"])
         return .witnessed
     }
+}
+
+/// A signal figure as a person reads it: one decimal, -104.7, not -104.73333333333333.
+func oneDecimal(_ value: Double) -> String {
+    guard value.isFinite else { return "\(value)" }
+    let tenths = Int64((value * 10).rounded())
+    let sign = tenths < 0 ? "-" : ""
+    return "\(sign)\(abs(tenths) / 10).\(abs(tenths) % 10)"
 }

@@ -83,6 +83,8 @@ public actor Meter {
     public private(set) var counts: [String: Int] = [:]
     /// Whether the last attempt to queue rejection messages failed.
     private var rejectionsFailing = false
+    /// Unpaired sensors already said in the log.
+    private var unpairedSeen: Set<String> = []
 
     /// LoRaWAN's MAX_FCNT_GAP.
     public static let maximumFrameCounterGap: UInt32 = 16_384
@@ -164,7 +166,7 @@ public actor Meter {
                 plans.append(.done(.dropped(phy.mType.isUplink ? .unsupported : .downlink)))
             case .joinRequest(let request):
                 guard let pairing = pairings.1[request.devEUI.rawValue] else {
-                    plans.append(unpaired(frame, at: time, into: &unpairedMessages))
+                    plans.append(unpaired(frame, sensor: "DevEUI \(request.devEUI)", at: time, into: &unpairedMessages))
                     continue
                 }
                 if isDuplicate(frame.payload) { plans.append(.done(.duplicate)); continue }
@@ -174,7 +176,7 @@ public actor Meter {
             case .data(let data):
                 guard phy.mType.isUplink else { plans.append(.done(.dropped(.downlink))); continue }
                 guard let pairing = pairings.0[data.devAddr.rawValue] else {
-                    plans.append(unpaired(frame, at: time, into: &unpairedMessages))
+                    plans.append(unpaired(frame, sensor: "DevAddr \(data.devAddr)", at: time, into: &unpairedMessages))
                     continue
                 }
                 if isDuplicate(frame.payload) { plans.append(.done(.duplicate)); continue }
@@ -296,7 +298,22 @@ public actor Meter {
         }
     }
 
-    private func unpaired(_ frame: RadioFrame, at time: Int64, into messages: inout [NewMessage]) -> Plan {
+    /// Says the first uplink of each unpaired sensor (up to `unpairedRemembered` of them, then
+    /// none: the air is full of other networks' sensors), so that an owner sees why a sensor
+    /// they forgot to pair is not charged.
+    private func noteUnpaired(_ sensor: String) {
+        guard unpairedSeen.count < Self.unpairedRemembered, unpairedSeen.insert(sensor).inserted else { return }
+        if settings.forwardUnpaired {
+            logger.info("uplink from an unpaired sensor forwarded uncharged (dc 0)", metadata: ["SENSOR": "\(sensor)"])
+        } else {
+            logger.info("uplink from an unpaired sensor dropped; credits.forward_unpaired = true forwards such uplinks uncharged", metadata: ["SENSOR": "\(sensor)"])
+        }
+    }
+
+    static let unpairedRemembered = 64
+
+    private func unpaired(_ frame: RadioFrame, sensor: String, at time: Int64, into messages: inout [NewMessage]) -> Plan {
+        noteUnpaired(sensor)
         guard settings.forwardUnpaired else { return .done(.dropped(.unpaired)) }
         if isDuplicate(frame.payload) { return .done(.duplicate) }
         let id = UInt32.random(in: 1...UInt32.max)
