@@ -261,3 +261,14 @@ func runHotspotd(_ arguments: [String], in directory: String, environment extra:
         #expect(refused.stderr.contains("(\(garbage))"))
     }
 }
+
+@Suite(.capturingLogs) struct ShellCompletionTests {
+    @Test(arguments: ["bash", "zsh", "fish"])
+    func completionScriptsKnowEverySubcommand(shell: String) throws {
+        let result = try runHotspotd(["--generate-completion-script", shell], in: "/")
+        #expect(result.status == 0, "\(result.stderr)")
+        for subcommand in ["run", "status", "config", "check", "show", "board", "key", "frame", "command", "devices", "credits", "report", "verify", "airtime"] {
+            #expect(result.stdout.contains(subcommand), "\(shell): \(subcommand)")
+        }
+    }
+}
