@@ -45,6 +45,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     /// Why the store refuses writes, while it does; and how many frames it could not take.
     public var storeError: String? = nil
     public var framesNotStored: Int? = nil
+    /// Datagrams and packets from a packet forwarder refused as malformed since the start.
+    public var framesMalformed: Int? = nil
     public var lastUplinkAt: Int64?
     public var lastBeaconAt: Int64?
     public var lastWitnessAt: Int64?
@@ -63,6 +65,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         case outboxDepth = "outbox_depth"
         case storeError = "store_error"
         case framesNotStored = "frames_not_stored"
+        case framesMalformed = "frames_malformed"
         case lastUplinkAt = "last_uplink_at"
         case lastBeaconAt = "last_beacon_at"
         case lastWitnessAt = "last_witness_at"

@@ -394,6 +394,8 @@ public final class Daemon: Service, Sendable {
         return [
             "version": hotspotdVersion, "board": configuration.gateway.board, "region": configuration.gateway.region.name.rawValue,
             "refused_no_credit": String(counts["refused_no_credit"] ?? 0),
+            // Datagrams and rxpk a packet forwarder sent that could not be read, since the start.
+            "rx_malformed": String(await radio.statistics().malformed),
         ]
     }
 
@@ -476,6 +478,7 @@ public final class Daemon: Service, Sendable {
             running: running, radioAnswering: radioAnswering, brokerConnected: transport.client.isConnected,
             framesReceived: snapshot.received, uplinksForwarded: snapshot.forwarded, uplinksRefused: snapshot.refused,
             outboxDepth: outboxDepth, storeError: snapshot.storeFailure, framesNotStored: snapshot.framesNotStored,
+            framesMalformed: await radio.statistics().malformed,
             lastUplinkAt: snapshot.lastUplinkNanoseconds > 0 ? snapshot.lastUplinkNanoseconds / 1_000_000_000 : nil,
             lastBeaconAt: lastBeacon.map { $0 / 1_000_000_000 }, lastWitnessAt: lastWitness.map { $0 / 1_000_000_000 }
         )

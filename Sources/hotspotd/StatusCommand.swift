@@ -52,7 +52,7 @@ struct StatusCommand: AsyncParsableCommand {
                 started_at: status.startedAt, updated_at: status.updatedAt,
                 frames_received: status.framesReceived, uplinks_forwarded: status.uplinksForwarded,
                 uplinks_refused: status.uplinksRefused, outbox_depth: outboxDepth,
-                store_error: status.storeError, frames_not_stored: status.framesNotStored ?? 0,
+                store_error: status.storeError, frames_not_stored: status.framesNotStored ?? 0, frames_malformed: status.framesMalformed ?? 0,
                 last_uplink_at: status.lastUplinkAt, last_beacon_at: status.lastBeaconAt, last_witness_at: status.lastWitnessAt,
                 pairings: pairings
             )
@@ -70,7 +70,7 @@ struct StatusCommand: AsyncParsableCommand {
                 ("reported", Self.time(status.updatedAt, now: now) + " (counters as of then; outbox and pairings now)"),
                 ("radio", running ? (status.radioAnswering ? "answering" : "NOT ANSWERING") : "-"),
                 ("broker", "\(status.broker), " + (running ? (status.brokerConnected ? "connected" : "DISCONNECTED") : "-")),
-                ("frames received", "\(status.framesReceived)"),
+                ("frames received", "\(status.framesReceived)" + ((status.framesMalformed ?? 0) > 0 ? " (and \(status.framesMalformed ?? 0) malformed, refused: journalctl -u hotspotd -p notice)" : "")),
                 ("uplinks forwarded", "\(status.uplinksForwarded)"),
                 ("uplinks refused", "\(status.uplinksRefused)"),
                 ("last uplink", status.lastUplinkAt.map { Self.time($0, now: now) } ?? "none"),
@@ -108,6 +108,7 @@ struct StatusCommand: AsyncParsableCommand {
         var outbox_depth: Int
         var store_error: String?
         var frames_not_stored: Int
+        var frames_malformed: Int
         var last_uplink_at: Int64?
         var last_beacon_at: Int64?
         var last_witness_at: Int64?

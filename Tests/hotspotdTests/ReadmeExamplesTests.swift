@@ -1,0 +1,83 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The README's examples of what hotspotd prints, held to what it prints today: exactly where
+/// the output is the same on every machine, by its shape (the rows, the style) where it holds
+/// times, keys and counts of its own.
+@Suite(.capturingLogs, .serialized) struct ReadmeExamplesTests {
+    let readme = (try? String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)) ?? ""
+    let directory: String = {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-readme-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url.path
+    }()
+
+    /// The fenced block whose first line starts with `firstLine`: the command (with its `\`
+    /// continuations joined) and the lines it printed.
+    func example(startingWith firstLine: String) -> (command: String, output: [String])? {
+        var blocks: [[String]] = []
+        var current: [String]?
+        for line in readme.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if line.hasPrefix("```") {
+                if let block = current { blocks.append(block); current = nil } else { current = [] }
+            } else {
+                current?.append(line)
+            }
+        }
+        guard var lines = blocks.first(where: { $0.first?.hasPrefix(firstLine) == true }) else { return nil }
+        var command = String(lines.removeFirst().dropFirst(2))
+        while command.hasSuffix("\\"), !lines.isEmpty {
+            command = String(command.dropLast()).trimmingCharacters(in: .whitespaces) + " " + lines.removeFirst().trimmingCharacters(in: .whitespaces)
+        }
+        return (command, lines)
+    }
+
+    @Test func theFrameDecodeExampleIsWhatItPrints() throws {
+        let block = try #require(example(startingWith: "$ hotspotd frame decode"))
+        let arguments = block.command.split(separator: " ").dropFirst().map(String.init)
+        let result = try runHotspotd(arguments, in: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.split(separator: "\n").map(String.init) == block.output)
+    }
+
+    @Test func theStatusExampleHasTheRowsStatusPrints() throws {
+        let block = try #require(example(startingWith: "$ sudo hotspotd status"))
+        let now = Int(Date().timeIntervalSince1970)
+        let status = """
+            {"pid":\(getpid()),"version":"0.1.0","gateway_id":"0a2c3e0aca4a4acf","board":"dragino-lora-gps-hat","region":"EU868",
+             "broker":"mqtt://127.0.0.1:1883","started_at":\(now - 18000),"updated_at":\(now - 2),"update_interval_seconds":10,
+             "running":true,"radio_answering":true,"broker_connected":true,"frames_received":18234,"uplinks_forwarded":18102,
+             "uplinks_refused":132,"outbox_depth":0,"last_uplink_at":\(now - 4),"last_beacon_at":\(now - 3600),"last_witness_at":\(now - 1500)}
+            """
+        try status.write(toFile: directory + "/status.json", atomically: true, encoding: .utf8)
+        let result = try runHotspotd(["status", "--data-dir", directory], in: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        // The label is what stands before the run of spaces that aligns the values.
+        func label(_ line: String) -> String {
+            guard let range = line.range(of: "  ") else { return line }
+            return String(line[..<range.lowerBound])
+        }
+        let printed = result.stdout.split(separator: "\n").map { label(String($0)) }
+        let documented = block.output.map(label)
+        #expect(printed.filter { $0 != "pairings" } == documented.filter { $0 != "pairings" }, "\(result.stdout)")
+        #expect(result.stdout.contains("frames received    18234"))
+        #expect(result.stdout.contains("broker             mqtt://127.0.0.1:1883, connected"))
+    }
+
+    @Test func theConfigurationErrorExampleIsInTheStyleRunUses() throws {
+        let documented = try #require(readme.split(separator: "\n").first { $0.hasPrefix("hotspotd: 42 is not a LoRaWAN spreading factor") })
+        let config = directory + "/hotspotd.toml"
+        let text = "[gateway]\nboard = \"mock\"\ndata_dir = \"\(directory)/data\"\nkey_file = \"\(directory)/data/gateway.key\"\n\n[credits]\nauthority = \"13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw\"\n\n[radio]\nfrequency = 868100000\n\nspreading_factor = 42\n"
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try runHotspotd(["run", "--config", config], in: directory)
+        #expect(result.status == 78)
+        #expect(result.stderr == documented.replacingOccurrences(of: "/etc/hotspotd/hotspotd.toml", with: config) + "\n")
+    }
+
+    @Test func theReportVerifyExampleHasTheRowsItPrints() throws {
+        let block = try #require(example(startingWith: "$ mosquitto_sub -h broker -t eu868/gateway/+/event/witness"))
+        let rows = block.output.dropFirst().map { String($0.prefix { $0 != " " }) }
+        #expect(rows == ["type", "signature", "data", "frequency", "datarate", "signal", "snr", "timestamp", "tmst"])
+    }
+}
