@@ -51,6 +51,22 @@ import Testing
         #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == 1)
     }
 
+    /// An owner who forgot to pair a sensor sees why it is not charged: its first uplink is
+    /// said once, whether it is dropped or forwarded uncharged.
+    @Test func anUnpairedSensorsFirstUplinkIsSaidOnce() async throws {
+        let clock = self.clock
+        for forward in [false, true] {
+            let log = CapturedLog()
+            let meter = Meter(store: store, topics: topics, settings: MeterSettings(forwardUnpaired: forward), logger: log.logger, now: { clock.nanoseconds }, arrivalClock: { clock.nanoseconds })
+            for fCnt in 1...3 {
+                _ = try await meter.meter(try uplink(fCnt: UInt32(fCnt), payload: [UInt8(fCnt)]))
+            }
+            let said = log.entries(atLeast: .info).filter { $0.metadata["SENSOR"] == "DevAddr \(sensor)" }
+            #expect(said.count == 1, "forward_unpaired = \(forward)")
+            #expect(said.first?.message.contains(forward ? "forwarded uncharged" : "credits.forward_unpaired = true") == true)
+        }
+    }
+
     @Test func aForgedMICIsRefusedAndNotCharged() async throws {
         try await pairAndCredit(10)
         let forged = try uplink(fCnt: 1, key: [UInt8](repeating: 0x99, count: 16))

@@ -145,6 +145,16 @@ import Testing
         #expect(last.gatewayID == gatewayID)
     }
 
+    /// In JSON an OFFLINE state would be `{"gatewayId":…}` alone (proto3 leaves out the
+    /// enum's 0): it carries the word, and reads back as OFFLINE.
+    @Test func theJSONOfflineStateSaysOffline() throws {
+        let offline = MQTTTransport.connState(.offline, gatewayID: gatewayID, encoding: .json)
+        #expect(String(decoding: offline, as: UTF8.self) == #"{"gatewayId":"\#(gatewayID)","state":"OFFLINE"}"#)
+        #expect(try Gw_ConnState(jsonUTF8Bytes: offline).state == .offline)
+        let online = MQTTTransport.connState(.online, gatewayID: gatewayID, encoding: .json)
+        #expect(try Gw_ConnState(jsonUTF8Bytes: online).state == .online)
+    }
+
     @Test func theOutboxStaysBoundedWhileManyMessagesWait() async throws {
         let port = try Broker.freePort()
         let store = try temporaryStore()

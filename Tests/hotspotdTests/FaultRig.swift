@@ -215,6 +215,12 @@ final class FaultRig: @unchecked Sendable {
         return false
     }
 
+    /// Sends a PUSH_DATA with `json` as its body, as the forwarder (EUI AA555A0000000001).
+    func pushData(json: String, token: UInt16) {
+        let datagram = [2, UInt8(token >> 8), UInt8(token & 0xFF), 0x00] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x01] + Array(json.utf8)
+        _ = forwarder.send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
+    }
+
     /// Takes every PUSH_ACK waiting on the forwarder's socket; each acknowledges the datagram
     /// of its token, however late it came.
     private func collectAcknowledgements() {
