@@ -112,18 +112,18 @@ public enum KeyFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
-            throw CryptoError(code == ENOENT ? "\(path) does not exist (create one with `hotspotd key generate --key-file \(path)`)" : "cannot read \(path): \(String(cString: strerror(code)))")
+            throw CryptoError(code == ENOENT ? "no key file; `hotspotd key generate --key-file \(path)` creates one (\(path))" : "cannot read the key: \(String(cString: strerror(code))) (\(path))")
         }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw CryptoError("cannot stat \(path)") }
+        guard fstat(fd, &status) == 0 else { throw CryptoError("cannot read the key's mode: \(String(cString: strerror(errno))) (\(path))") }
         if status.st_mode & 0o077 != 0 {
             let mode = String(status.st_mode & 0o777, radix: 8)
-            throw CryptoError("\(path) has mode 0\(mode): a key must be readable by its owner only; run `chmod 600 \(path)`")
+            throw CryptoError("the key has mode 0\(mode), and must be readable by its owner only: `chmod 600 \(path)` (\(path))")
         }
         var bytes = [UInt8](repeating: 0, count: 66)
         let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard count >= 0 else { throw CryptoError("cannot read \(path)") }
+        guard count >= 0 else { throw CryptoError("cannot read the key: \(String(cString: strerror(errno))) (\(path))") }
         return try Helium.privateKey(fromKeypairBytes: Array(bytes[0..<count]))
     }
 
@@ -145,14 +145,14 @@ public enum KeyFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno
-            throw CryptoError(code == EEXIST ? "\(path) exists already; it is not overwritten" : "cannot create \(path): \(String(cString: strerror(code)))")
+            throw CryptoError(code == EEXIST ? "a key file is there already, and is never overwritten (\(path))" : "cannot create the key file: \(String(cString: strerror(code))) (\(path))")
         }
         defer { close(fd) }
         let bytes = Helium.keypairBytes(key)
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(fd) == 0 else {
             unlink(path)
-            throw CryptoError("cannot write \(path)")
+            throw CryptoError("cannot write the key file (\(path))")
         }
     }
 }
@@ -164,7 +164,7 @@ private func createDirectories(for path: String) throws(CryptoError) {
     guard access(directory, F_OK) != 0 else { return }
     try createDirectories(for: directory)
     if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-        throw CryptoError("cannot create \(directory) for the key file: \(String(cString: strerror(errno)))")
+        throw CryptoError("cannot create the key file's directory: \(String(cString: strerror(errno))) (\(directory))")
     }
 }
 

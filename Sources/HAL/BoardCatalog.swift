@@ -136,9 +136,9 @@ public func readTextFile(_ path: String, limit: Int = 1 << 20) throws(HardwareEr
     guard fd >= 0 else {
         let code = errno
         switch code {
-        case ENOENT: throw HardwareError(.notFound, "cannot read \(path): no such file", errno: code)
-        case EACCES, EPERM: throw HardwareError(.permissionDenied, "cannot read \(path): permission denied", errno: code)
-        default: throw HardwareError(.io, "cannot read \(path): \(String(cString: strerror(code)))", errno: code)
+        case ENOENT: throw HardwareError(.notFound, "cannot read: no such file", errno: code)
+        case EACCES, EPERM: throw HardwareError(.permissionDenied, "cannot read: permission denied", errno: code)
+        default: throw HardwareError(.io, "cannot read: \(String(cString: strerror(code)))", errno: code)
         }
     }
     defer { close(fd) }
@@ -149,16 +149,16 @@ public func readTextFile(_ path: String, limit: Int = 1 << 20) throws(HardwareEr
         if count < 0 {
             if errno == EINTR { continue }
             let code = errno
-            throw HardwareError(.io, "cannot read \(path): \(String(cString: strerror(code)))", errno: code)
+            throw HardwareError(.io, "cannot read: \(String(cString: strerror(code)))", errno: code)
         }
         if count == 0 { break }
         bytes.append(contentsOf: chunk[0..<count])
         if bytes.count > limit {
-            throw HardwareError(.invalidRequest, "\(path) is larger than \(limit) bytes")
+            throw HardwareError(.invalidRequest, "larger than \(limit) bytes, too large to be a text file hotspotd reads")
         }
     }
     guard let text = String(validating: bytes, as: UTF8.self) else {
-        throw HardwareError(.invalidRequest, "\(path) is not UTF-8 text")
+        throw HardwareError(.invalidRequest, "not UTF-8 text")
     }
     return text
 }

@@ -18,7 +18,7 @@ func loadConfiguration(_ path: String, environment: [String: String]) throws -> 
     do {
         text = try readTextFile(path)
     } catch {
-        printError("cannot read the configuration: \(error.message)")
+        printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(path))")
         throw ExitCode(78)
     }
     let (configuration, problems) = Configuration.check(text, file: path, environment: environment)
@@ -62,7 +62,7 @@ struct ConfigCommand: ParsableCommand {
             do {
                 text = try readTextFile(config)
             } catch {
-                printError("cannot read the configuration: \(error.message)")
+                printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(config))")
                 throw ExitCode(78)
             }
             let (loaded, configurationProblems) = Configuration.check(text, file: config, environment: environment)
@@ -128,7 +128,7 @@ struct ConfigCommand: ParsableCommand {
                         found.append((key, path))
                     }
                 } catch {
-                    problems.append(configuration.error(key, error.message).description)
+                    problems.append(configuration.error(key, "\(path): \(error.message)").description)
                 }
             }
 
@@ -209,7 +209,7 @@ struct ConfigCommand: ParsableCommand {
             do {
                 text = try readTextFile(config)
             } catch {
-                printError("cannot read the configuration: \(error.message)")
+                printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(config))")
                 throw ExitCode(78)
             }
             let (loaded, problems) = Configuration.check(text, file: config, environment: hotspotd.environment())

@@ -25,13 +25,13 @@ struct StatusCommand: AsyncParsableCommand {
         let directory = try location.directory()
         let status: AgentStatus
         guard access(AgentStatus.path(dataDirectory: directory), F_OK) == 0 else {
-            printError("no status at \(AgentStatus.path(dataDirectory: directory)): hotspotd has not run with this data directory")
+            printError("no status: hotspotd has not run with this data directory (\(AgentStatus.path(dataDirectory: directory)))")
             throw ExitCode(1)
         }
         do {
             status = try AgentStatus.read(dataDirectory: directory)
         } catch {
-            printError("cannot read \(AgentStatus.path(dataDirectory: directory)): \(error)")
+            printError("cannot read the status: \(error) (\(AgentStatus.path(dataDirectory: directory)))")
             throw ExitCode(1)
         }
         let now = Int64(Date().timeIntervalSince1970)

@@ -31,7 +31,7 @@ struct StoreLocation: ParsableArguments {
         let directory = try dataDir ?? configuredDataDirectory()
         let path = directory + "/hotspotd.db"
         guard access(path, F_OK) == 0 else {
-            printError("no store at \(path): has hotspotd run with gateway.data_dir = \"\(directory)\"?")
+            printError("no store here: has hotspotd run with gateway.data_dir = \"\(directory)\"? (\(path))")
             throw ExitCode(1)
         }
         do {
@@ -53,7 +53,7 @@ struct StoreLocation: ParsableArguments {
         do {
             text = try readTextFile(config)
         } catch {
-            printError(error.message)
+            printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(config))")
             throw ExitCode(1)
         }
         do {
@@ -310,7 +310,7 @@ struct ReportCommand: ParsableCommand {
         func readAll(_ path: String) throws -> [UInt8] {
             let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
-                printError("cannot read \(path): \(String(cString: strerror(errno)))")
+                printError("cannot read: \(String(cString: strerror(errno))) (\(path))")
                 throw ExitCode(1)
             }
             defer { if fd != 0 { close(fd) } }

@@ -272,3 +272,19 @@ func runHotspotd(_ arguments: [String], in directory: String, environment extra:
         }
     }
 }
+
+/// Errors about files say what went wrong, then the file: `hotspotd: <what> (<where>)`.
+@Suite(.capturingLogs) struct FileErrorStyleTests {
+    @Test(arguments: [
+        (["run", "--config", "/nonexistent/hotspotd.toml"], "hotspotd: the configuration cannot be read: no such file (/nonexistent/hotspotd.toml)", Int32(78)),
+        (["config", "check", "--config", "/nonexistent/hotspotd.toml"], "hotspotd: the configuration cannot be read: no such file (/nonexistent/hotspotd.toml)", 78),
+        (["key", "show", "--key-file", "/nonexistent/gateway.key"], "hotspotd: no key file; `hotspotd key generate --key-file /nonexistent/gateway.key` creates one (/nonexistent/gateway.key)", 1),
+        (["devices", "--data-dir", "/nonexistent"], "hotspotd: no store here: has hotspotd run with gateway.data_dir = \"/nonexistent\"? (/nonexistent/hotspotd.db)", 1),
+        (["status", "--data-dir", "/nonexistent"], "hotspotd: no status: hotspotd has not run with this data directory (/nonexistent/status.json)", 1),
+    ])
+    func fileErrorsNameTheFileLast(arguments: [String], expected: String, status: Int32) throws {
+        let result = try runHotspotd(arguments, in: "/")
+        #expect(result.status == status)
+        #expect(result.stderr == expected + "\n")
+    }
+}

@@ -55,7 +55,7 @@ import Testing
         let accounts = try JSONSerialization.jsonObject(with: Data(credits.stdout.utf8)) as? [[String: Any]]
         #expect(accounts?.first?["owner"] as? String == "alice")
         #expect(accounts?.first?["balance"] as? Int == 250)
-        #expect(try runHotspotd(["devices", "--data-dir", directory + "/nowhere"]).stderr.contains("no store at"))
+        #expect(try runHotspotd(["devices", "--data-dir", directory + "/nowhere"]).stderr.contains("no store here"))
     }
 
     @Test func reportVerifyChecksAReceiptsSignature() throws {
