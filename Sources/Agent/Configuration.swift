@@ -227,6 +227,13 @@ private final class Reader {
         problems.append(error)
     }
 
+    /// Whether `dotted` (`credits.authority`), or its section as a whole, already has a
+    /// problem: checks that follow from its value are skipped, so that one mistake is said once.
+    func hasProblem(_ dotted: String, in section: Section) -> Bool {
+        let variable = Configuration.environmentName(section: section.name, key: String(dotted.split(separator: ".").last ?? ""))
+        return problems.contains { $0.key == dotted || $0.key == section.name || $0.key == variable }
+    }
+
     func read() -> Configuration {
         let known = Self.sectionKeys.map(\.section)
         var sections: [String: Section] = [:]
@@ -240,9 +247,12 @@ private final class Reader {
         let gateway = sections["gateway"]!
         let regionName = attempt { () throws(TOMLConfigError) in try gateway.string("region") } ?? "EU868"
         var region = Region.eu868
+        // With a region that is not known, what depends on it (frequency, power) is not checked.
+        var regionKnown = !hasProblem("gateway.region", in: gateway)
         if let named = Region.named(regionName) {
             region = named
         } else {
+            regionKnown = false
             problem(gateway.error("region", "unknown region '\(regionName)' (one of: \(Region.Name.allCases.map(\.rawValue).joined(separator: ", ")))"))
         }
         var id = attempt { () throws(TOMLConfigError) in try gateway.string("id") }
@@ -267,7 +277,7 @@ private final class Reader {
         let radio = sections["radio"]!
         var frequency = attempt { () throws(TOMLConfigError) in try radio.integer("frequency") } ?? Int64(region.uplinkChannels[0])
         if !(frequency > 0 && frequency <= Int64(UInt32.max) && region.band.contains(UInt32(frequency))) {
-            problem(radio.error("frequency", "\(frequency) Hz is outside \(region.name.rawValue)'s band (\(region.band.lowerBound)–\(region.band.upperBound) Hz)"))
+            if regionKnown && !hasProblem("radio.frequency", in: radio) { problem(radio.error("frequency", "\(frequency) Hz is outside \(region.name.rawValue)'s band (\(region.band.lowerBound)–\(region.band.upperBound) Hz)")) }
             frequency = Int64(region.uplinkChannels[0])
         }
         let sf = attempt { () throws(TOMLConfigError) in try radio.integer("spreading_factor") } ?? 7
@@ -301,7 +311,9 @@ private final class Reader {
         // reading going, and the problem is what the caller sees.
         var authority = try! Ed25519PublicKey(bytes: [UInt8](repeating: 0, count: 32))
         let address = attempt { () throws(TOMLConfigError) in try credits.string("authority") } ?? ""
-        if address.isEmpty {
+        if hasProblem("credits.authority", in: credits) {
+            // Said already (not a string, or the section is not a table).
+        } else if address.isEmpty {
             if !credits.has("authority") {
                 problem(TOMLConfigError(file: root.file, line: 0, key: "credits.authority", message: "is required: the network authority's Helium address, whose signed commands pair sensors and add credits"))
             } else {
@@ -327,7 +339,7 @@ private final class Reader {
             powerDBm: Int(clamping: attempt { () throws(TOMLConfigError) in try coverage.integer("power") } ?? 14)
         )
         if !(Double(coverageSettings.powerDBm) <= region.maximumEIRP(at: region.uplinkChannels[0]) && coverageSettings.powerDBm >= 0) {
-            problem(coverage.error("power", "\(coverageSettings.powerDBm) dBm is outside 0 to \(region.name.rawValue)'s limit of \(region.maximumEIRP) dBm"))
+            if regionKnown && !hasProblem("coverage.power", in: coverage) { problem(coverage.error("power", "\(coverageSettings.powerDBm) dBm is outside 0 to \(region.name.rawValue)'s limit of \(region.maximumEIRP) dBm")) }
             coverageSettings.powerDBm = 14
         }
         problems += coverage.unknownKeys()
@@ -440,7 +452,7 @@ private final class Reader {
             keepalive: attempt { () throws(TOMLConfigError) in try mqtt.duration("keepalive", minimum: .seconds(5), maximum: .seconds(65_535)) } ?? .seconds(30),
             protocolVersion: Int(version), outboxMaximum: Int(outboxMaximum), maximumInFlight: Int(inFlight)
         )
-        if (settings.tlsCertificate == nil) != (settings.tlsKey == nil) {
+        if (settings.tlsCertificate == nil) != (settings.tlsKey == nil), !hasProblem("mqtt.tls_cert", in: mqtt), !hasProblem("mqtt.tls_key", in: mqtt) {
             problem(mqtt.error(settings.tlsCertificate == nil ? "tls_cert" : "tls_key", "tls_cert and tls_key go together"))
         }
         problems += mqtt.unknownKeys()

@@ -120,7 +120,7 @@ public final class Daemon: Service, Sendable {
         let profile: BoardProfile
         do {
             profile = try catalog.load(configuration.gateway.board)
-        } catch where error.line == 0 && error.key.isEmpty {
+        } catch where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
             // No such profile: the problem is the configuration's gateway.board.
             throw StartError(configuration.error("gateway.board", error.message).description, exitCode: 78)
         } catch {

@@ -83,8 +83,8 @@ public actor Meter {
     public private(set) var counts: [String: Int] = [:]
     /// Whether the last attempt to queue rejection messages failed.
     private var rejectionsFailing = false
-    /// Unpaired sensors already said in the log.
-    private var unpairedSeen: Set<String> = []
+    /// Unpaired sensors said in the log, and when (by `arrivalClock`).
+    private var unpairedSaid: [String: Int64] = [:]
 
     /// LoRaWAN's MAX_FCNT_GAP.
     public static let maximumFrameCounterGap: UInt32 = 16_384
@@ -298,11 +298,18 @@ public actor Meter {
         }
     }
 
-    /// Says the first uplink of each unpaired sensor (up to `unpairedRemembered` of them, then
-    /// none: the air is full of other networks' sensors), so that an owner sees why a sensor
-    /// they forgot to pair is not charged.
+    /// Says an unpaired sensor's uplink once an hour at most, so that an owner sees why a sensor
+    /// they forgot to pair is not charged. The air is full of other networks' sensors: the
+    /// last `unpairedRemembered` are remembered, the one said longest ago forgotten first.
     private func noteUnpaired(_ sensor: String) {
-        guard unpairedSeen.count < Self.unpairedRemembered, unpairedSeen.insert(sensor).inserted else { return }
+        let time = arrivalClock()
+        if let said = unpairedSaid[sensor], time - said < Self.unpairedInterval { return }
+        if unpairedSaid[sensor] == nil, unpairedSaid.count >= Self.unpairedRemembered,
+            let oldest = unpairedSaid.min(by: { $0.value < $1.value })?.key
+        {
+            unpairedSaid[oldest] = nil
+        }
+        unpairedSaid[sensor] = time
         if settings.forwardUnpaired {
             logger.info("uplink from an unpaired sensor forwarded uncharged (dc 0)", metadata: ["SENSOR": "\(sensor)"])
         } else {
@@ -310,7 +317,8 @@ public actor Meter {
         }
     }
 
-    static let unpairedRemembered = 64
+    static let unpairedRemembered = 256
+    static let unpairedInterval: Int64 = 3_600_000_000_000
 
     private func unpaired(_ frame: RadioFrame, sensor: String, at time: Int64, into messages: inout [NewMessage]) -> Plan {
         noteUnpaired(sensor)

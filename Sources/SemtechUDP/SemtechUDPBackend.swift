@@ -239,7 +239,7 @@ public final class SemtechUDPBackend: Radio {
                 dropped += 1
             }
         }
-        state.withLock { state in
+        let firstDisagreement = state.withLock { state -> Bool in
             state.counters.pushData += 1
             state.counters.malformedPackets += malformedPackets
             state.counters.unsupportedPackets += unsupported
@@ -255,16 +255,17 @@ public final class SemtechUDPBackend: Radio {
                 forwarder.lastTimestamp = (latest, now)
             }
             if let status { forwarder.status = status }
-            if contents.sizeDisagreements > 0 {
-                state.counters.sizeDisagreements += contents.sizeDisagreements
-                if forwarder.sizeDisagreements == 0, let (size, length) = contents.firstSizeDisagreement {
-                    logger.notice(
-                        "packet forwarder writes an rxpk size that disagrees with its data (size \(size), data \(length) bytes): frames are taken by their data",
-                        metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
-                }
-                forwarder.sizeDisagreements += contents.sizeDisagreements
-            }
+            let first = contents.sizeDisagreements > 0 && forwarder.sizeDisagreements == 0
+            state.counters.sizeDisagreements += contents.sizeDisagreements
+            forwarder.sizeDisagreements += contents.sizeDisagreements
             state.forwarders[gateway] = forwarder
+            return first
+        }
+        // Once per forwarder, and within the refusal budget: the EUI is the sender's to choose.
+        if firstDisagreement, let (size, length) = contents.firstSizeDisagreement {
+            refused(
+                "packet forwarder writes an rxpk size that disagrees with its data (size \(size), data \(length) bytes): frames are taken by their data",
+                metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
         }
     }
 

@@ -72,21 +72,33 @@ struct ConfigCommand: ParsableCommand {
                 throw ExitCode(78)
             }
             found.append(("configuration", config + (configuration.origins.values.contains(where: \.fromEnvironment) ? ", with overrides from the environment" : "")))
+            // A key whose value was refused stands at its default now: what it names is not
+            // checked, so that one mistake is said once and nothing is blamed on a default.
+            func refused(_ key: String) -> Bool {
+                let section = String(key.split(separator: ".").first ?? "")
+                return configurationProblems.contains { $0.key == key || $0.key == section || $0.key == configuration.origins[key]?.key }
+            }
             found.append(("region", configuration.gateway.region.name.rawValue))
 
             // The board profile.
-            do {
+            if refused("gateway.board") {
+                // said above
+            } else { do {
                 let profile = try catalog(nil).load(configuration.gateway.board)
                 found.append(("board", "\(profile.name): \(profile.description)"))
-            } catch where error.line == 0 && error.key.isEmpty {
+            } catch where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
                 problems.append(configuration.error("gateway.board", error.message).description)
             } catch {
                 problems.append("\(error.description), the profile \(configuration.error("gateway.board", "").place) names")
-            }
+            } }
 
             // The gateway key: read if it is there; `run` creates it otherwise.
             let keyFile = configuration.gateway.keyFile
-            if access(keyFile, F_OK) == 0 {
+            if refused("gateway.key_file") {
+                // said above
+            } else if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
+                problems.append(configuration.error("gateway.key_file", "this user may not read the key file \(keyFile): run `sudo hotspotd config check`").description)
+            } else if access(keyFile, F_OK) == 0 {
                 do {
                     let identity = GatewayIdentity(key: try KeyFile.read(keyFile), gatewayID: configuration.gateway.id)
                     found.append(("gateway key", "\(keyFile): \(identity.address), gateway id \(identity.gatewayID)"))
@@ -104,22 +116,24 @@ struct ConfigCommand: ParsableCommand {
 
             // The data directory, where the store lives.
             let dataDirectory = configuration.gateway.dataDirectory
-            if access(dataDirectory, F_OK) == 0 {
+            if refused("gateway.data_dir") {
+                // said above
+            } else if access(dataDirectory, F_OK) == 0 {
                 if access(dataDirectory, W_OK) == 0 {
                     found.append(("data directory", dataDirectory))
                 } else {
-                    problems.append(configuration.error("gateway.data_dir", "\(dataDirectory) is not writable: \(String(cString: strerror(errno)))").description)
+                    problems.append(configuration.error("gateway.data_dir", "\(dataDirectory) is not writable by this user (\(String(cString: strerror(errno)))): run `sudo hotspotd config check`, or give it to the hotspotd user").description)
                 }
             } else {
                 found.append(("data directory", "\(dataDirectory) does not exist yet: the first start creates it"))
             }
 
-            found.append(("authority", configuration.credits.authorityAddress))
+            if !refused("credits.authority") { found.append(("authority", configuration.credits.authorityAddress)) }
 
             // TLS files.
             let mqtt = configuration.mqtt
             for (key, path) in [("mqtt.ca_cert", mqtt.caCertificate), ("mqtt.tls_cert", mqtt.tlsCertificate), ("mqtt.tls_key", mqtt.tlsKey)] {
-                guard let path else { continue }
+                guard let path, !refused(key) else { continue }
                 do {
                     let contents = try readTextFile(path)
                     if !contents.contains("-----BEGIN ") {
@@ -138,7 +152,9 @@ struct ConfigCommand: ParsableCommand {
                 keepaliveSeconds: 10, username: mqtt.username, password: mqtt.password,
                 caFile: mqtt.caCertificate, certificateFile: mqtt.tlsCertificate, keyFile: mqtt.tlsKey
             )
-            if noBroker {
+            if refused("mqtt.server") {
+                // said above
+            } else if noBroker {
                 found.append(("broker", "\(settings.brokerAddress) (not tried)"))
             } else {
                 switch Self.tryBroker(settings, timeout: brokerTimeout) {

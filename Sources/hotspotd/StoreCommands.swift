@@ -248,7 +248,10 @@ struct ReportCommand: ParsableCommand {
 
         /// A command's fields. A pair's NwkSKey is said to be there, not printed.
         static func fields(of body: Hotspotd_CommandBody) -> [(String, String)] {
-            var fields: [(String, String)] = [("gateway", body.gatewayID), ("expires", Self.time(body.expiresAt * 1_000_000_000)), ("nonce", Hex.encode(body.nonce))]
+            let (expiresAt, overflow) = body.expiresAt.multipliedReportingOverflow(by: 1_000_000_000)
+            var fields: [(String, String)] = [
+                ("gateway", body.gatewayID), ("expires", overflow ? "\(body.expiresAt) s after 1970 (out of range)" : Self.time(expiresAt)), ("nonce", Hex.encode(body.nonce)),
+            ]
             switch body.command {
             case .pair(let pair):
                 fields.insert(("command", "pair"), at: 0)
@@ -292,7 +295,7 @@ struct ReportCommand: ParsableCommand {
 
         /// Hz as MHz with three decimals: 868100000 → "868.100 MHz".
         static func megahertz(_ hertz: UInt64) -> String {
-            let kHz = (hertz + 500) / 1000
+            let kHz = hertz / 1000 + (hertz % 1000 >= 500 ? 1 : 0)
             let fraction = String(kHz % 1000)
             return "\(kHz / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction) MHz"
         }

@@ -72,6 +72,20 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(minimal.statsInterval == .seconds(30) && minimal.mqtt.outboxMaximum == 1_000_000)
     }
 
+    /// One mistake is said once: what follows from a refused value is not checked against
+    /// the default that stands in for it.
+    @Test(arguments: [
+        ("[gateway]\nregion = \"US-915\"\n[radio]\nfrequency = 903900000\n[credits]\nauthority = \"\(authority)\"", ["gateway.region"]),
+        ("[credits]\nauthority = 123", ["credits.authority"]),
+        ("credits = \"x\"", ["credits"]),
+        ("[mqtt]\ntls_cert = 5\ntls_key = \"key.pem\"\n[credits]\nauthority = \"\(authority)\"", ["mqtt.tls_cert"]),
+        ("[gateway]\nregoin = \"EU868\"\n[mqtt]\nqos = 2\n[stats]\ninterval = 10\n[credits]\nauthority = \"\(authority)\"", ["gateway.regoin", "mqtt.qos", "stats.interval"]),
+    ])
+    func everyProblemIsSaidOnce(text: String, keys: [String]) {
+        let (_, problems) = Configuration.check(text, file: "hotspotd.toml")
+        #expect(problems.map(\.key).sorted() == keys.sorted(), "\(problems)")
+    }
+
     @Test func theAuthorityIsRequired() {
         let missing = error("[gateway]\nregion = \"US915\"\n")
         #expect(missing?.key == "credits.authority")

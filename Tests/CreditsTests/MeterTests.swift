@@ -64,7 +64,24 @@ import Testing
             let said = log.entries(atLeast: .info).filter { $0.metadata["SENSOR"] == "DevAddr \(sensor)" }
             #expect(said.count == 1, "forward_unpaired = \(forward)")
             #expect(said.first?.message.contains(forward ? "forwarded uncharged" : "credits.forward_unpaired = true") == true)
+            // An hour on, it is said again.
+            clock.nanoseconds += 3_600_000_000_000
+            _ = try await meter.meter(try uplink(fCnt: 4, payload: [4]))
+            #expect(log.entries(atLeast: .info).filter { $0.metadata["SENSOR"] == "DevAddr \(sensor)" }.count == 2)
         }
+    }
+
+    /// Other networks' sensors fill the air: a sensor seen after hundreds of others is still said.
+    @Test func anUnpairedSensorIsSaidAfterManyOthers() async throws {
+        let clock = self.clock
+        let log = CapturedLog()
+        let meter = Meter(store: store, topics: topics, settings: MeterSettings(), logger: log.logger, now: { clock.nanoseconds }, arrivalClock: { clock.nanoseconds })
+        for index in 0..<600 {
+            clock.nanoseconds += 1_000_000
+            _ = try await meter.meter(try uplink(fCnt: 1, payload: [UInt8(index & 0xFF)], devAddr: DevAddr(0x0100_0000 + UInt32(index))))
+        }
+        _ = try await meter.meter(try uplink(fCnt: 1))
+        #expect(log.entries(atLeast: .info).contains { $0.metadata["SENSOR"] == "DevAddr \(sensor)" })
     }
 
     @Test func aForgedMICIsRefusedAndNotCharged() async throws {

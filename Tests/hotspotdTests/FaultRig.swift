@@ -38,8 +38,11 @@ final class FaultRig: @unchecked Sendable {
     private let collectorFile: String
     private let forwarder: UDPSocket
     private var token: UInt16 = 0
-    /// Datagrams sent and not acknowledged yet: token → how many frames each carried.
-    private var unacknowledged: [UInt16: Int] = [:]
+    /// Datagrams sent and not acknowledged yet: token → how many frames each carried, and when.
+    private var unacknowledged: [UInt16: (frames: Int, sentAt: ContinuousClock.Instant)] = [:]
+    /// How long each PUSH_ACK took, in the order they came: the waits above are bounds for a
+    /// loaded machine; these are what shows a receive thread that stalled.
+    var acknowledgementDelays: [Duration] = []
     private(set) var framesAcknowledged = 0
 
     var logFile: String { directory + "/agent.log" }
@@ -201,7 +204,7 @@ final class FaultRig: @unchecked Sendable {
         }
         let high = UInt8(token >> 8), low = UInt8(token & 0xFF)
         let datagram = [2, high, low, 0x00] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x01] + Array(#"{"rxpk":[\#(packets.joined(separator: ","))]}"#.utf8)
-        unacknowledged[token] = count
+        unacknowledged[token] = (count, ContinuousClock.now)
         _ = forwarder.send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
         // A short look for this datagram's PUSH_ACK keeps the stream paced like a forwarder's;
         // one that comes later still counts, when `collectAcknowledgements` sees it.
@@ -227,7 +230,10 @@ final class FaultRig: @unchecked Sendable {
         while let reply = forwarder.receive(timeoutMilliseconds: 0) {
             guard reply.bytes.count == 4, reply.bytes[0] == 2, reply.bytes[3] == 0x01 else { continue }
             let token = UInt16(reply.bytes[1]) << 8 | UInt16(reply.bytes[2])
-            if let count = unacknowledged.removeValue(forKey: token) { framesAcknowledged += count }
+            if let sent = unacknowledged.removeValue(forKey: token) {
+                framesAcknowledged += sent.frames
+                acknowledgementDelays.append(ContinuousClock.now - sent.sentAt)
+            }
         }
     }
 
@@ -250,6 +256,13 @@ final class FaultRig: @unchecked Sendable {
             collectAcknowledgements()
         }
         return (sent.count, sent.filter { unacknowledged[$0] == nil }.count)
+    }
+
+    /// The delay within which `fraction` (0.99, say) of the acknowledgements since `start` came.
+    func acknowledgementDelay(quantile fraction: Double, since start: Int = 0) -> Duration {
+        let delays = acknowledgementDelays.dropFirst(start).sorted()
+        guard !delays.isEmpty else { return .zero }
+        return delays[min(delays.count - 1, Int(Double(delays.count) * fraction))]
     }
 
     // MARK: The ledger

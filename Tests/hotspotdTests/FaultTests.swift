@@ -30,6 +30,9 @@ import Glibc
         let (sent, acknowledged) = await stream.value
         #expect(rig.agentIsRunning)
         #expect(sent > 300 && acknowledged * 100 >= sent * 99, "the forwarder's datagrams were acknowledged throughout: \(acknowledged) of \(sent)")
+        // The broker's outages must not reach the radio side: acknowledgements stay prompt.
+        let slow = rig.acknowledgementDelay(quantile: 0.99)
+        #expect(slow < .seconds(2), "99 % of PUSH_ACKs within 2 s, not \(slow)")
         _ = await eventually(within: 60) { await rig.ledgerProblem() == nil }
         let problem = await rig.ledgerProblem()
         #expect(problem == nil, "seed \(seed)")
@@ -119,8 +122,11 @@ let mayMountTmpfs: Bool = {
 
         rig.broker.stop()
         let filler = disk.fill()
+        let delaysBefore = rig.acknowledgementDelays.count
         let whileFull = await rig.stream(for: 4)
         #expect(whileFull.acknowledged == whileFull.sent, "the radio side kept running: every datagram acknowledged")
+        let slow = rig.acknowledgementDelay(quantile: 0.99, since: delaysBefore)
+        #expect(slow < .seconds(2), "and promptly: 99 % of PUSH_ACKs within 2 s, not \(slow)")
         #expect(rig.agentIsRunning)
         let said = await eventually(within: 10) { rig.statusLines.last?.contains("full") == true }
         #expect(said, "STATUS says the disk is full: \(rig.statusLines.suffix(3))")

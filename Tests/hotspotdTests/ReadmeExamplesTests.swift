@@ -1,4 +1,7 @@
+import Credits
+import Cryptography
 import Foundation
+import Messages
 import TestSupport
 import Testing
 
@@ -77,7 +80,26 @@ import Testing
 
     @Test func theReportVerifyExampleHasTheRowsItPrints() throws {
         let block = try #require(example(startingWith: "$ mosquitto_sub -h broker -t eu868/gateway/+/event/witness"))
-        let rows = block.output.dropFirst().map { String($0.prefix { $0 != " " }) }
-        #expect(rows == ["type", "signature", "data", "frequency", "datarate", "signal", "snr", "timestamp", "tmst"])
+        let key = Ed25519PrivateKey.generate()
+        var witness = Helium_PocLora_lora_witness_report_req_v1()
+        witness.pubKey = Data([Helium.ed25519Tag] + key.publicKey.bytes)
+        witness.data = Data([UInt8](repeating: 0xE0, count: 52))
+        witness.timestamp = 1_796_167_588_627_349_015
+        witness.tmst = 1_627_553_096
+        witness.signal = -1047
+        witness.snr = 75
+        witness.frequency = 868_100_000
+        let file = directory + "/witness.json"
+        try SignedReports.sign(witness, with: key).jsonString().write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try runHotspotd(["report", "verify", file], in: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        func row(_ line: String) -> String { String(line.prefix { $0 != " " }) }
+        let printed = result.stdout.split(separator: "\n").map { row(String($0)) }
+        #expect(printed == block.output.dropFirst().map(row))
+        // The figures as the example shows them.
+        for line in block.output.dropFirst() where ["frequency", "datarate", "signal", "snr", "timestamp", "tmst"].contains(row(line)) {
+            #expect(result.stdout.contains(line), "\(line) in \(result.stdout)")
+        }
+        #expect(result.stdout.contains("type       witness_report (JSON)"))
     }
 }

@@ -33,7 +33,7 @@ ensure_packages() {
     # apt's own chatter (debconf, dpkg's progress) is kept in a file and shown only on failure.
     local log
     log=$(mktemp)
-    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log"
         echo "Could not install ${missing[*]} (see apt's output above)." >&2
