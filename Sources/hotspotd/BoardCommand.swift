@@ -40,7 +40,7 @@ struct BoardCommand: AsyncParsableCommand {
                     print("\(name)  \(radio)  \(backend)  \(profile.description)")
                 case .failure(let error):
                     invalid += 1
-                    printError("invalid profile \(error)")
+                    printError("invalid profile: \(error)")
                 }
             }
             if invalid > 0 { throw ExitCode(1) }

@@ -102,4 +102,43 @@ import Testing
         }
         #expect(result.stdout.contains("type       witness_report (JSON)"))
     }
+
+    @Test func theProfileExampleAndItsRefusalAreWhatTheProgramSays() throws {
+        let start = try #require(readme.range(of: "```toml\nname = \"my-hat\""))
+        let body = readme[readme.index(start.lowerBound, offsetBy: 8)...]
+        let profile = String(body[..<body.range(of: "```")!.lowerBound])
+        try profile.write(toFile: directory + "/my-hat.toml", atomically: true, encoding: .utf8)
+        // The profile as written is accepted (probing fails only for want of the hardware).
+        let good = try runHotspotd(["board", "list"], in: directory, environment: ["HOTSPOTD_BOARD_DIR": directory])
+        #expect(good.stdout.contains("my-hat"), "\(good.stdout)\(good.stderr)")
+        #expect(!good.stdout.contains("invalid"))
+        // With the SPI speed the README gives, the refusal is the one it shows.
+        try profile.replacingOccurrences(of: "speed_hz = 8_000_000", with: "speed_hz = 20_000_000").write(toFile: directory + "/my-hat.toml", atomically: true, encoding: .utf8)
+        let block = try #require(example(startingWith: "$ hotspotd board probe --board ./my-hat.toml"))
+        let refused = try runHotspotd(block.command.split(separator: " ").dropFirst().map(String.init), in: directory)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.split(separator: "\n").map(String.init) == block.output)
+    }
+
+    /// The full configuration the README shows, and the one the package installs once its
+    /// authority is set, pass `config check`.
+    @Test func theDocumentedConfigurationsPassConfigCheck() throws {
+        let start = try #require(readme.range(of: "```toml\n[gateway]\nboard = \"mock\""))
+        let body = readme[readme.index(start.lowerBound, offsetBy: 8)...]
+        let full = String(body[..<body.range(of: "```")!.lowerBound])
+            .replacingOccurrences(of: "/var/lib/hotspotd", with: directory + "/data")
+        try full.write(toFile: directory + "/full.toml", atomically: true, encoding: .utf8)
+        let checked = try runHotspotd(["config", "check", "--no-broker", "--config", directory + "/full.toml"], in: directory)
+        #expect(checked.status == 0, "\(checked.stderr)")
+        #expect(checked.stdout.hasSuffix("configuration OK\n"))
+
+        let packaged = try String(contentsOfFile: repositoryRoot + "/packaging/hotspotd.toml", encoding: .utf8)
+        // The owner's one edit: the authority's line, commented out as installed.
+        #expect(packaged.contains("\n# authority = "))
+        let withAuthority = packaged.replacingOccurrences(of: "/var/lib/hotspotd", with: directory + "/data")
+            .replacingOccurrences(of: "\n# authority = ", with: "\nauthority = ")
+        try withAuthority.write(toFile: directory + "/packaged.toml", atomically: true, encoding: .utf8)
+        let packagedChecked = try runHotspotd(["config", "check", "--no-broker", "--config", directory + "/packaged.toml"], in: directory)
+        #expect(packagedChecked.status == 0, "\(packagedChecked.stderr)")
+    }
 }
