@@ -28,7 +28,7 @@ import Testing
         let simulator = SensorSimulator(air: air, sensors: [quick], channel: channel, region: .eu868, beaconInterval: .milliseconds(300))
         let task = Task { await simulator.run() }
         // The sensor starts after 2 s, then every 100 ms; the beacon every 300 ms.
-        #expect(await eventually(within: 15) { air.counts.sent >= 8 })
+        #expect(await eventually(within: 60) { air.counts.sent >= 8 })
         task.cancel()
         await task.value
         let settled = air.counts.sent

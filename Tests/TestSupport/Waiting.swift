@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Awaits `operation`, failing after `seconds` instead of hanging the test run. The operation is
@@ -37,4 +38,14 @@ public func eventually(within seconds: Double = 5, _ condition: @Sendable () asy
 public struct TimedOut: Error, CustomStringConvertible {
     public var seconds: Double
     public var description: String { "nothing arrived within \(seconds) s" }
+}
+
+/// Runs blocking work (a child process, a pipe read to the end) on a thread of its own, so
+/// that it never holds one of the cooperative pool's few threads: with two cores there are
+/// two, and tests that block both starve every other test's tasks of time.
+public func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try work() }) }
+        thread.start()
+    }
 }

@@ -16,7 +16,7 @@ import Testing
         let good = await rig.stream(for: 1)
         #expect(good.acknowledged == good.sent)
         let counted = await eventually(within: 20) {
-            let status = try? runHotspotd(["status", "--json", "--data-dir", rig.dataDirectory], in: "/")
+            let status = try? await runHotspotd(["status", "--json", "--data-dir", rig.dataDirectory], in: "/")
             return status?.stdout.contains(#""frames_malformed":5"#) == true
         }
         #expect(counted, "status counts the refused packets")

@@ -36,15 +36,15 @@ import Testing
         return (command, lines)
     }
 
-    @Test func theFrameDecodeExampleIsWhatItPrints() throws {
+    @Test func theFrameDecodeExampleIsWhatItPrints() async throws {
         let block = try #require(example(startingWith: "$ hotspotd frame decode"))
         let arguments = block.command.split(separator: " ").dropFirst().map(String.init)
-        let result = try runHotspotd(arguments, in: directory)
+        let result = try await runHotspotd(arguments, in: directory)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.split(separator: "\n").map(String.init) == block.output)
     }
 
-    @Test func theStatusExampleHasTheRowsStatusPrints() throws {
+    @Test func theStatusExampleHasTheRowsStatusPrints() async throws {
         let block = try #require(example(startingWith: "$ sudo hotspotd status"))
         let now = Int(Date().timeIntervalSince1970)
         let status = """
@@ -54,7 +54,7 @@ import Testing
              "uplinks_refused":132,"outbox_depth":0,"last_uplink_at":\(now - 4),"last_beacon_at":\(now - 3600),"last_witness_at":\(now - 1500)}
             """
         try status.write(toFile: directory + "/status.json", atomically: true, encoding: .utf8)
-        let result = try runHotspotd(["status", "--data-dir", directory], in: directory)
+        let result = try await runHotspotd(["status", "--data-dir", directory], in: directory)
         #expect(result.status == 0, "\(result.stderr)")
         // The label is what stands before the run of spaces that aligns the values.
         func label(_ line: String) -> String {
@@ -68,17 +68,17 @@ import Testing
         #expect(result.stdout.contains("broker             mqtt://127.0.0.1:1883, connected"))
     }
 
-    @Test func theConfigurationErrorExampleIsInTheStyleRunUses() throws {
+    @Test func theConfigurationErrorExampleIsInTheStyleRunUses() async throws {
         let documented = try #require(readme.split(separator: "\n").first { $0.hasPrefix("hotspotd: 42 is not a LoRaWAN spreading factor") })
         let config = directory + "/hotspotd.toml"
         let text = "[gateway]\nboard = \"mock\"\ndata_dir = \"\(directory)/data\"\nkey_file = \"\(directory)/data/gateway.key\"\n\n[credits]\nauthority = \"13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw\"\n\n[radio]\nfrequency = 868100000\n\nspreading_factor = 42\n"
         try text.write(toFile: config, atomically: true, encoding: .utf8)
-        let result = try runHotspotd(["run", "--config", config], in: directory)
+        let result = try await runHotspotd(["run", "--config", config], in: directory)
         #expect(result.status == 78)
         #expect(result.stderr == documented.replacingOccurrences(of: "/etc/hotspotd/hotspotd.toml", with: config) + "\n")
     }
 
-    @Test func theReportVerifyExampleHasTheRowsItPrints() throws {
+    @Test func theReportVerifyExampleHasTheRowsItPrints() async throws {
         let block = try #require(example(startingWith: "$ mosquitto_sub -h broker -t eu868/gateway/+/event/witness"))
         let key = Ed25519PrivateKey.generate()
         var witness = Helium_PocLora_lora_witness_report_req_v1()
@@ -91,7 +91,7 @@ import Testing
         witness.frequency = 868_100_000
         let file = directory + "/witness.json"
         try SignedReports.sign(witness, with: key).jsonString().write(toFile: file, atomically: true, encoding: .utf8)
-        let result = try runHotspotd(["report", "verify", file], in: directory)
+        let result = try await runHotspotd(["report", "verify", file], in: directory)
         #expect(result.status == 0, "\(result.stderr)")
         func row(_ line: String) -> String { String(line.prefix { $0 != " " }) }
         let printed = result.stdout.split(separator: "\n").map { row(String($0)) }
@@ -103,32 +103,32 @@ import Testing
         #expect(result.stdout.contains("type       witness_report (JSON)"))
     }
 
-    @Test func theProfileExampleAndItsRefusalAreWhatTheProgramSays() throws {
+    @Test func theProfileExampleAndItsRefusalAreWhatTheProgramSays() async throws {
         let start = try #require(readme.range(of: "```toml\nname = \"my-hat\""))
         let body = readme[readme.index(start.lowerBound, offsetBy: 8)...]
         let profile = String(body[..<body.range(of: "```")!.lowerBound])
         try profile.write(toFile: directory + "/my-hat.toml", atomically: true, encoding: .utf8)
         // The profile as written is accepted (probing fails only for want of the hardware).
-        let good = try runHotspotd(["board", "list"], in: directory, environment: ["HOTSPOTD_BOARD_DIR": directory])
+        let good = try await runHotspotd(["board", "list"], in: directory, environment: ["HOTSPOTD_BOARD_DIR": directory])
         #expect(good.stdout.contains("my-hat"), "\(good.stdout)\(good.stderr)")
         #expect(!good.stdout.contains("invalid"))
         // With the SPI speed the README gives, the refusal is the one it shows.
         try profile.replacingOccurrences(of: "speed_hz = 8_000_000", with: "speed_hz = 20_000_000").write(toFile: directory + "/my-hat.toml", atomically: true, encoding: .utf8)
         let block = try #require(example(startingWith: "$ hotspotd board probe --board ./my-hat.toml"))
-        let refused = try runHotspotd(block.command.split(separator: " ").dropFirst().map(String.init), in: directory)
+        let refused = try await runHotspotd(block.command.split(separator: " ").dropFirst().map(String.init), in: directory)
         #expect(refused.status != 0)
         #expect(refused.stderr.split(separator: "\n").map(String.init) == block.output)
     }
 
     /// The full configuration the README shows, and the one the package installs once its
     /// authority is set, pass `config check`.
-    @Test func theDocumentedConfigurationsPassConfigCheck() throws {
+    @Test func theDocumentedConfigurationsPassConfigCheck() async throws {
         let start = try #require(readme.range(of: "```toml\n[gateway]\nboard = \"mock\""))
         let body = readme[readme.index(start.lowerBound, offsetBy: 8)...]
         let full = String(body[..<body.range(of: "```")!.lowerBound])
             .replacingOccurrences(of: "/var/lib/hotspotd", with: directory + "/data")
         try full.write(toFile: directory + "/full.toml", atomically: true, encoding: .utf8)
-        let checked = try runHotspotd(["config", "check", "--no-broker", "--config", directory + "/full.toml"], in: directory)
+        let checked = try await runHotspotd(["config", "check", "--no-broker", "--config", directory + "/full.toml"], in: directory)
         #expect(checked.status == 0, "\(checked.stderr)")
         #expect(checked.stdout.hasSuffix("configuration OK\n"))
 
@@ -138,7 +138,7 @@ import Testing
         let withAuthority = packaged.replacingOccurrences(of: "/var/lib/hotspotd", with: directory + "/data")
             .replacingOccurrences(of: "\n# authority = ", with: "\nauthority = ")
         try withAuthority.write(toFile: directory + "/packaged.toml", atomically: true, encoding: .utf8)
-        let packagedChecked = try runHotspotd(["config", "check", "--no-broker", "--config", directory + "/packaged.toml"], in: directory)
+        let packagedChecked = try await runHotspotd(["config", "check", "--no-broker", "--config", directory + "/packaged.toml"], in: directory)
         #expect(packagedChecked.status == 0, "\(packagedChecked.stderr)")
     }
 }

@@ -48,7 +48,7 @@ import Glibc
         return hex.isEmpty ? nil : try Gw_ConnState(serializedBytes: hexBytes(hex))
     }
 
-    @Test func readyWatchdogAndStatusThenSIGTERMExitsCleanlyWithOFFLINE() throws {
+    @Test func readyWatchdogAndStatusThenSIGTERMExitsCleanlyWithOFFLINE() async throws {
         let broker = try Broker()
         let notify = DatagramSink()
         let config = try writeConfiguration(port: broker.port)
@@ -59,7 +59,7 @@ import Glibc
         #expect(messages.contains { $0.hasPrefix("STATUS=received") })
         #expect(messages.contains("WATCHDOG=1"))
         #expect(try retainedConnState(port: broker.port)?.state == .online)
-        let status = try runHotspotd(["status", "--config", config, "--json"])
+        let status = try await runHotspotd(["status", "--config", config, "--json"])
         #expect(status.status == 0, "\(status.stderr)")
         let fields = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
         #expect(fields?["state"] as? String == "running")
@@ -70,13 +70,13 @@ import Glibc
         kill(agent, SIGTERM)
         #expect(waitForExit(agent, seconds: 15) == 0)
         #expect(try retainedConnState(port: broker.port)?.state == .offline)
-        let stopped = try runHotspotd(["status", "--config", config])
+        let stopped = try await runHotspotd(["status", "--config", config])
         #expect(stopped.status == 3)
         #expect(stopped.stdout.hasPrefix("state"), "\(stopped.stdout)")
         #expect(stopped.stdout.contains("stopped (last report"), "\(stopped.stdout)")
     }
 
-    @Test func killingTheAgentLeavesOFFLINERetained() throws {
+    @Test func killingTheAgentLeavesOFFLINERetained() async throws {
         let broker = try Broker()
         let notify = DatagramSink()
         let agent = try start(try writeConfiguration(port: broker.port), notify: notify)
@@ -92,12 +92,12 @@ import Glibc
             state = try retainedConnState(port: broker.port)?.state
         }
         #expect(state == .offline)
-        let died = try runHotspotd(["status", "--config", try writeConfiguration(port: broker.port)])
+        let died = try await runHotspotd(["status", "--config", try writeConfiguration(port: broker.port)])
         #expect(died.status == 3)
         #expect(died.stdout.contains("died"), "\(died.stdout)")
     }
 
-    @Test func simulatedSensorsUplinksReachTheBroker() throws {
+    @Test func simulatedSensorsUplinksReachTheBroker() async throws {
         let broker = try Broker()
         let config = try writeConfiguration(port: broker.port)
         // forward_unpaired: the demo's sensors are forwarded without a pairing.
@@ -116,7 +116,7 @@ import Glibc
         #expect(waitForExit(agent, seconds: 15) == 0)
     }
 
-    @Test func everyReplayedFrameIsForwarded() throws {
+    @Test func everyReplayedFrameIsForwarded() async throws {
         // The benchmark's load: frames replayed into the mock board's air as fast as the driver
         // and the meter take them; none may be lost on the way to the broker.
         let broker = try Broker()
@@ -147,7 +147,7 @@ import Glibc
         #expect(waitForExit(agent, seconds: 15) == 0)
     }
 
-    @Test func aSecondSignalExitsAtOnceAndLosesNothingStored() throws {
+    @Test func aSecondSignalExitsAtOnceAndLosesNothingStored() async throws {
         let broker = try Broker()
         defer { broker.resume() }
         let config = try writeConfiguration(port: broker.port)
@@ -165,7 +165,7 @@ import Glibc
         var queued = 0
         for _ in 0..<100 where queued == 0 {
             usleep(200_000)
-            queued = try outboxDepth(config)
+            queued = try await outboxDepth(config)
         }
         #expect(queued > 0, "an uplink waits in the outbox")
 
@@ -173,7 +173,7 @@ import Glibc
         #expect(waitForExit(agent, seconds: 1) == nil, "the first signal waits for the outbox to drain")
         kill(agent, SIGTERM)
         #expect(waitForExit(agent, seconds: 2) == -SIGTERM, "the second one ends it at once: it dies of the signal")
-        #expect(try outboxDepth(config) >= queued, "what was stored is still stored")
+        #expect(try await outboxDepth(config) >= queued, "what was stored is still stored")
 
         // The next start delivers what the interrupted one could not.
         broker.resume()
@@ -182,7 +182,7 @@ import Glibc
         var left = queued
         for _ in 0..<100 where left > 0 {
             usleep(200_000)
-            left = try outboxDepth(config)
+            left = try await outboxDepth(config)
         }
         #expect(left == 0, "the outbox drained after the restart")
         kill(restarted, SIGTERM)
@@ -190,31 +190,31 @@ import Glibc
     }
 
     /// The outbox depth `hotspotd status` reads from the store.
-    func outboxDepth(_ config: String) throws -> Int {
-        let status = try runHotspotd(["status", "--config", config, "--json"])
+    func outboxDepth(_ config: String) async throws -> Int {
+        let status = try await runHotspotd(["status", "--config", config, "--json"])
         let fields = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
         return fields?["outbox_depth"] as? Int ?? -1
     }
 
-    @Test func badConfigurationExitsSeventyEightNamingTheKey() throws {
+    @Test func badConfigurationExitsSeventyEightNamingTheKey() async throws {
         let config = try writeConfiguration(port: 1, extra: "[radio]\nspreading_factor = 42\n")
-        let result = try runHotspotd(["run", "--config", config])
+        let result = try await runHotspotd(["run", "--config", config])
         #expect(result.status == 78)
         #expect(result.stderr.contains("radio.spreading_factor"))
         #expect(result.stderr.contains("hotspotd.toml:"))
-        let missing = try runHotspotd(["run", "--config", directory.path + "/none.toml"])
+        let missing = try await runHotspotd(["run", "--config", directory.path + "/none.toml"])
         #expect(missing.status == 78)
-        let neverRan = try runHotspotd(["status", "--config", config])
+        let neverRan = try await runHotspotd(["status", "--config", config])
         #expect(neverRan.status == 1)
         #expect(neverRan.stderr.contains("has not run"))
     }
 
-    @Test func aKeyFileOthersMayReadStopsTheStart() throws {
+    @Test func aKeyFileOthersMayReadStopsTheStart() async throws {
         let config = try writeConfiguration(port: 1)
         let keyFile = directory.path + "/gateway.key"
-        #expect(try runHotspotd(["key", "generate", "--key-file", keyFile]).status == 0)
+        #expect(try await runHotspotd(["key", "generate", "--key-file", keyFile]).status == 0)
         chmod(keyFile, 0o644)
-        let result = try runHotspotd(["run", "--config", config])
+        let result = try await runHotspotd(["run", "--config", config])
         #expect(result.status == 78)
         #expect(result.stderr.contains("mode 0644"))
         #expect(result.stderr.contains("chmod 600"))
