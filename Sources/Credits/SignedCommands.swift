@@ -44,6 +44,10 @@ public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
     case invalid
     case notPaired = "not_paired"
     case oversized
+    /// The credit would take the balance past what a ledger holds.
+    case balanceLimit = "balance_limit"
+    /// An owner name with a control character (a NUL would cut it short in the store).
+    case invalidOwner = "invalid_owner"
 
     public var explanation: String {
         switch self {
@@ -57,6 +61,8 @@ public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
         case .replayed: "the command's nonce was applied before"
         case .invalid: "the command's fields are not valid"
         case .notPaired: "no sensor is paired at that DevAddr"
+        case .balanceLimit: "the credit would take the balance past \(Store.maximumBalance) DC, the most a ledger holds"
+        case .invalidOwner: "an owner is 1 to 128 bytes of text without control characters"
         }
     }
 }
@@ -93,7 +99,7 @@ public struct CommandAuthority: Sendable {
         let command: Command
         switch body.command {
         case .pair(let pair):
-            guard !pair.owner.isEmpty, pair.owner.utf8.count <= 128 else { return .failure(.invalid) }
+            guard Self.isValidOwner(pair.owner) else { return .failure(.invalidOwner) }
             guard pair.devEui.isEmpty || pair.devEui.count == 8 else { return .failure(.invalid) }
             guard pair.nwkSKey.isEmpty || pair.nwkSKey.count == 16 else { return .failure(.invalid) }
             command = .pair(
@@ -105,9 +111,8 @@ public struct CommandAuthority: Sendable {
         case .unpair(let unpair):
             command = .unpair(devAddr: unpair.devAddr)
         case .credit(let credit):
-            guard !credit.owner.isEmpty, credit.owner.utf8.count <= 128, credit.amount > 0, credit.amount <= UInt64(Int64.max / 2) else {
-                return .failure(.invalid)
-            }
+            guard Self.isValidOwner(credit.owner) else { return .failure(.invalidOwner) }
+            guard credit.amount > 0, credit.amount <= UInt64(Int64.max / 2) else { return .failure(.invalid) }
             command = .credit(owner: credit.owner, amount: Int64(credit.amount))
         case .entropy(let entropy):
             guard !entropy.data.isEmpty, entropy.data.count <= 64 else { return .failure(.invalid) }
@@ -116,6 +121,14 @@ public struct CommandAuthority: Sendable {
             return .failure(.invalid)
         }
         return .success(VerifiedCommand(command: command, nonce: Array(body.nonce), expiresAt: body.expiresAt))
+    }
+}
+
+extension CommandAuthority {
+    /// 1 to 128 bytes, no control character: a NUL is stored whole but read back cut (C
+    /// strings), so "alice\0x" would charge alice; other controls would garble logs and listings.
+    public static func isValidOwner(_ owner: String) -> Bool {
+        !owner.isEmpty && owner.utf8.count <= 128 && !owner.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
     }
 }
 
@@ -227,6 +240,9 @@ public struct CommandProcessor: Sendable {
             case .notPaired:
                 try await reject(.notPaired, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
                 return .failure(.notPaired)
+            case .balanceLimit:
+                try await reject(.balanceLimit, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
+                return .failure(.balanceLimit)
             }
         }
     }

@@ -141,6 +141,8 @@ public enum CommandApplication: Sendable, Equatable {
     case replayed
     /// Unpair of a DevAddr that is not paired.
     case notPaired
+    /// A credit that would take the balance past `Store.maximumBalance`: nothing changed.
+    case balanceLimit
 }
 
 /// hotspotd's one SQLite database: pairings, accounts, applied command nonces, the chain of
@@ -375,15 +377,25 @@ public actor Store {
     // MARK: Commands
 
     /// Applies a pairing under a command nonce: a nonce seen before changes nothing.
-    /// Pairing again replaces the previous pairing of that DevAddr, and forgets its frame counter.
+    /// Pairing again replaces the previous pairing of that DevAddr. Its frame counter is
+    /// forgotten only when the NwkSKey changes: under the same key, frames recorded before
+    /// would pass the MIC check again, and the counter is what refuses them.
     public func pair(_ pairing: Pairing, nonce: [UInt8], expiresAt: Int64, then messages: [NewMessage] = []) throws(StoreError) -> CommandApplication {
         try underNonce(nonce, command: "pair", expiresAt: expiresAt, at: pairing.pairedAt, messages: messages) { () throws(StoreError) in
             try ensureAccount(pairing.owner, at: pairing.pairedAt)
             if let devEUI = pairing.devEUI {
                 try db.query("DELETE FROM pairings WHERE dev_eui = ? AND dev_addr != ?", [.integer(Int64(bitPattern: devEUI)), .integer(Int64(pairing.devAddr))])
             }
+            // SQLite evaluates every SET expression on the row as it was, so the CASE sees the
+            // previous key.
             try db.query(
-                "INSERT OR REPLACE INTO pairings (dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at) VALUES (?, ?, ?, ?, NULL, ?)",
+                """
+                INSERT INTO pairings (dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at) VALUES (?, ?, ?, ?, NULL, ?)
+                ON CONFLICT (dev_addr) DO UPDATE SET
+                    dev_eui = excluded.dev_eui, owner = excluded.owner, nwk_s_key = excluded.nwk_s_key,
+                    last_fcnt = CASE WHEN pairings.nwk_s_key IS excluded.nwk_s_key THEN pairings.last_fcnt ELSE NULL END,
+                    paired_at = excluded.paired_at
+                """,
                 [.integer(Int64(pairing.devAddr)), pairing.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null, .text(pairing.owner),
                  pairing.nwkSKey.map { .blob($0) } ?? .null, .integer(pairing.pairedAt)]
             )
@@ -398,9 +410,17 @@ public actor Store {
         }
     }
 
-    /// Adds credits to an owner's account (creating it).
+    /// The most credits an account holds. SQLite turns an integer sum past Int64.max into a
+    /// REAL, which reads back as no integer at all; half of it leaves room for any one credit.
+    public static let maximumBalance = Int64.max / 2
+
+    /// Adds credits to an owner's account (creating it); refused (`.balanceLimit`, nothing
+    /// changed but the nonce recorded) past `maximumBalance`.
     public func credit(owner: String, amount: Int64, nonce: [UInt8], expiresAt: Int64, at time: Int64, then messages: [NewMessage] = []) throws(StoreError) -> CommandApplication {
         try underNonce(nonce, command: "credit", expiresAt: expiresAt, at: time, messages: messages) { () throws(StoreError) in
+            let balance = try db.query("SELECT balance FROM accounts WHERE owner = ?", [.text(owner)]).first?[0].integer ?? 0
+            let (sum, overflow) = balance.addingReportingOverflow(amount)
+            guard amount >= 0, !overflow, sum <= Self.maximumBalance else { return .balanceLimit }
             try ensureAccount(owner, at: time)
             try db.query("UPDATE accounts SET balance = balance + ?, updated_at = ? WHERE owner = ?", [.integer(amount), .integer(time), .text(owner)])
             return .applied

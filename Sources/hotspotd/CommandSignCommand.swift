@@ -99,6 +99,9 @@ struct CommandCommand: ParsableCommand {
             }
             func account() throws -> String {
                 guard let owner, !owner.isEmpty else { throw ValidationError("\(kind.rawValue) needs --owner") }
+                guard CommandAuthority.isValidOwner(owner) else {
+                    throw ValidationError("--owner must be 1 to 128 bytes of text without control characters (a gateway refuses others as invalid_owner)")
+                }
                 return owner
             }
             switch kind {

@@ -1,3 +1,4 @@
+import Credits
 import Cryptography
 import Foundation
 import LoRaWAN
@@ -31,6 +32,9 @@ final class FaultRig: @unchecked Sendable {
     let broker: Broker
     let udpPort: Int
     let granted: [String: Int64] = ["alice": 1_000_000, "bob": 1_000_000, "carol": 1_000_000, "dave": 40]
+    /// The network authority whose signed commands the agent takes, and the gateway's ID.
+    let authority = Ed25519PrivateKey.generate()
+    static let gatewayID = "0016c001ff10a235"
     private(set) var sensors: [Sensor]
     private(set) var agent: pid_t?
     private(set) var manager: ServiceManager?
@@ -73,6 +77,7 @@ final class FaultRig: @unchecked Sendable {
         try """
             [gateway]
             board = "rak2287"
+            id = "\(Self.gatewayID)"
             key_file = "\(directory)/gateway.key"
             data_dir = "\(self.dataDirectory)"
             shutdown_timeout = "3s"
@@ -82,7 +87,7 @@ final class FaultRig: @unchecked Sendable {
             server = "mqtt://127.0.0.1:\(broker.port)"
             keepalive = "5s"
             [credits]
-            authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+            authority = "\(Helium.address(of: authority.publicKey))"
             [coverage]
             enabled = false
             [stats]
@@ -216,6 +221,31 @@ final class FaultRig: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(1))
         } while ContinuousClock.now < deadline
         return false
+    }
+
+    /// Publishes `command`, signed by the authority, on its command topic, as the network does.
+    func send(_ command: Command, expiresIn seconds: UInt64 = 600) throws {
+        let bytes = try CommandSigner.sign(command, gatewayID: Self.gatewayID, key: authority, expiresAt: UInt64(Date().timeIntervalSince1970) + seconds)
+        let file = directory + "/command-\(UInt32.random(in: 0...UInt32.max)).bin"
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "eu868/gateway/\(Self.gatewayID)/command/\(command.name)", "-f", file])
+        guard published.status == 0 else { throw BrokerError("mosquitto_pub: \(published.error)") }
+    }
+
+    /// Sends one PUSH_DATA carrying `frames` (PHYPayloads as heard), and waits for its PUSH_ACK.
+    @discardableResult
+    func push(frames: [[UInt8]]) async -> Bool {
+        token &+= 1
+        let packets = frames.map { frame in
+            #"{"tmst":\#(UInt32(truncatingIfNeeded: Int(token) * 1000)),"chan":0,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(frame.count),"data":"\#(Base64.encode(frame))"}"#
+        }
+        pushData(json: #"{"rxpk":[\#(packets.joined(separator: ","))]}"#, token: token)
+        unacknowledged[token] = (frames.count, ContinuousClock.now)
+        let sent = token
+        return await eventually(within: 10) { [self] in
+            collectAcknowledgements()
+            return unacknowledged[sent] == nil
+        }
     }
 
     /// Sends a PUSH_DATA with `json` as its body, as the forwarder (EUI AA555A0000000001).

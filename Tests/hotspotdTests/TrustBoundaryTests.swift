@@ -1,0 +1,85 @@
+import Credits
+import Cryptography
+import Foundation
+import LoRaWAN
+import Store
+import TestSupport
+import Testing
+
+/// Attacks on a running `hotspotd` through the broker and the air, each with the bound it now
+/// meets. The agent runs as a process, beside a real mosquitto, fed by this test as its packet
+/// forwarder (FaultRig).
+@Suite(.capturingLogs, .serialized) struct TrustBoundaryTests {
+    func balance(_ rig: FaultRig, _ owner: String) async throws -> Int64? {
+        try await Store(readingFrom: rig.dataDirectory + "/hotspotd.db").account(owner: owner)?.balance
+    }
+
+    /// Credits that add past Int64.max used to become a REAL in SQLite, read back as 0. The
+    /// ledger now holds at most Store.maximumBalance; a credit past it is refused by name.
+    @Test func aCreditPastTheLedgersLimitIsRefusedByName() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        try rig.send(.credit(owner: "erin", amount: Int64.max / 2))
+        #expect(await eventually(within: 20) { (try? await balance(rig, "erin")) == Int64.max / 2 })
+        try rig.send(.credit(owner: "erin", amount: Int64.max / 2))
+        // A later command is the sign that the refused one was handled.
+        try rig.send(.credit(owner: "frank", amount: 1))
+        #expect(await eventually(within: 20) { (try? await balance(rig, "frank")) == 1 })
+        #expect(try await balance(rig, "erin") == Int64.max / 2, "the refused credit changed nothing, and the balance reads back")
+        #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 200).contains("REASON=balance_limit") })
+        #expect(rig.stopAgent() == 0)
+    }
+
+    /// An owner "carol\0x" was stored whole and read back as "carol": the charges of x's sensor
+    /// would have landed on carol's account. A control character in an owner is refused by name.
+    @Test func anOwnerWithANulIsRefusedByName() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        try rig.send(.credit(owner: "carol\u{0}x", amount: 5))
+        try rig.send(.pair(devAddr: 0x2601_2000, devEUI: nil, owner: "carol\u{0}x", nwkSKey: nil))
+        try rig.send(.credit(owner: "frank", amount: 1))
+        #expect(await eventually(within: 20) { (try? await balance(rig, "frank")) == 1 })
+        #expect(try await balance(rig, "carol") == rig.granted["carol"], "nothing landed on carol's account")
+        let store = try Store(readingFrom: rig.dataDirectory + "/hotspotd.db")
+        #expect(try await store.pairing(devAddr: 0x2601_2000) == nil)
+        #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 200).components(separatedBy: "REASON=invalid_owner").count == 3 })
+        #expect(rig.stopAgent() == 0)
+    }
+
+    /// Pairing a DevAddr again under the same NwkSKey used to reset its frame counter, so that
+    /// frames recorded off the air passed the MIC check again and were charged twice. The floor
+    /// now stays unless the key changes.
+    @Test func rePairingUnderTheSameKeyKeepsTheFrameCounterFloor() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        let alice = rig.sensors[0]
+        let recorded = try LoRaWANCrypto.encodeDataFrame(devAddr: alice.devAddr, fCnt: 500, fPort: 2, payload: [1, 2, 3], nwkSKey: alice.nwkSKey, appSKey: alice.nwkSKey)
+        let heard = ContinuousClock.now
+        #expect(await rig.push(frames: [recorded]))
+        #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 1 })
+
+        try rig.send(.pair(devAddr: alice.devAddr.rawValue, devEUI: nil, owner: "alice", nwkSKey: alice.nwkSKey))
+        let store = try Store(readingFrom: rig.dataDirectory + "/hotspotd.db")
+        #expect(await eventually(within: 20) { ((try? await store.pairing(devAddr: alice.devAddr.rawValue))??.pairedAt ?? 1) > 1 })
+        #expect(try await store.pairing(devAddr: alice.devAddr.rawValue)?.lastFCnt == 500, "the floor survived the new pairing")
+        // Past the meter's 5 s window for the same frame heard twice (two channels, two
+        // forwarders), the replay is judged by its counter alone.
+        try await Task.sleep(until: heard + .seconds(6))
+        #expect(await rig.push(frames: [recorded]))
+        #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 200).contains("REASON=old_fcnt") })
+        #expect(try await rig.debited().charges.count == 1, "the replay was not charged")
+
+        // A new key is a new session: its counter starts again.
+        let newKey = [UInt8](repeating: 0x5A, count: 16)
+        try rig.send(.pair(devAddr: alice.devAddr.rawValue, devEUI: nil, owner: "alice", nwkSKey: newKey))
+        #expect(await eventually(within: 20) { ((try? await store.pairing(devAddr: alice.devAddr.rawValue))??.nwkSKey) == newKey })
+        #expect(try await store.pairing(devAddr: alice.devAddr.rawValue)?.lastFCnt == nil)
+        let fresh = try LoRaWANCrypto.encodeDataFrame(devAddr: alice.devAddr, fCnt: 1, fPort: 2, payload: [4], nwkSKey: newKey, appSKey: newKey)
+        #expect(await rig.push(frames: [fresh]))
+        #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 2 })
+        #expect(rig.stopAgent() == 0)
+    }
+}
