@@ -18,7 +18,8 @@ public struct Ed25519PublicKey: Hashable, Sendable {
 
 /// An Ed25519 private key, kept as its 32-byte seed (RFC 8032's "private key").
 public struct Ed25519PrivateKey: Sendable {
-    public let seed: [UInt8]
+    /// The secret itself: only this module reads it (to sign, and to write a key file).
+    let seed: [UInt8]
     public let publicKey: Ed25519PublicKey
 
     public init(seed: [UInt8]) throws(CryptoError) {

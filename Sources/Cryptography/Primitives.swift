@@ -91,3 +91,14 @@ public enum Hex {
         return bytes
     }
 }
+
+/// Whether two byte strings are equal, in a time that depends on their length only
+/// (OpenSSL's CRYPTO_memcmp): a MIC compared byte by byte, stopping at the first difference,
+/// would tell a forger through timing how many leading bytes were right.
+public func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    guard !a.isEmpty else { return true }
+    return a.withUnsafeBytes { left in
+        b.withUnsafeBytes { right in CRYPTO_memcmp(left.baseAddress, right.baseAddress, a.count) == 0 }
+    }
+}

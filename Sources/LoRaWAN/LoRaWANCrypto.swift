@@ -57,7 +57,7 @@ public enum LoRaWANCrypto {
             cfList: Array(fields.dropFirst(12))
         )
         let expected = try cmac(key: appKey, [frame.bytes[0]] + fields)
-        return (accept, expected == mic)
+        return (accept, constantTimeEquals(expected, mic))
     }
 
     /// The full 32-bit frame counter for the 16 bits on air, given the last one seen: the
@@ -107,13 +107,13 @@ extension PHYPayload {
     /// Whether a data frame's MIC checks with `nwkSKey` at the 32-bit counter `fCnt`.
     public func hasValidMIC(nwkSKey: [UInt8], fCnt: UInt32) throws(LoRaWANError) -> Bool {
         guard let frame = dataFrame else { throw .key("not a data frame") }
-        return try LoRaWANCrypto.dataMIC(key: nwkSKey, message: bytesWithoutMIC, devAddr: frame.devAddr, fCnt: fCnt, uplink: mType.isUplink) == mic
+        return constantTimeEquals(try LoRaWANCrypto.dataMIC(key: nwkSKey, message: bytesWithoutMIC, devAddr: frame.devAddr, fCnt: fCnt, uplink: mType.isUplink), mic)
     }
 
     /// Whether a join request's MIC checks with `appKey`.
     public func hasValidJoinMIC(appKey: [UInt8]) throws(LoRaWANError) -> Bool {
         guard case .joinRequest = message else { throw .key("not a join request") }
-        return try LoRaWANCrypto.joinRequestMIC(appKey: appKey, message: bytesWithoutMIC) == mic
+        return constantTimeEquals(try LoRaWANCrypto.joinRequestMIC(appKey: appKey, message: bytesWithoutMIC), mic)
     }
 
     /// The decrypted FRMPayload of a data frame.
