@@ -73,34 +73,43 @@ import Testing
 
     @Test func scheduledAndBackToBackTransmissionsKeepTheirOwnFrames() async throws {
         try await radio.start()
-        let now = await radio.currentTimestamp()
-        let first = TransmitRequest(payload: [0xA1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(now &+ 200_000))
-        let second = TransmitRequest(payload: [0xB2, 0xB2], frequencyHz: 868_300_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(now &+ 400_000))
-        async let a = radio.transmit(first)
-        async let b = radio.transmit(second)
-        // While both wait, the radio keeps receiving and its health checks find nothing wrong.
-        board.air.send(sensorFrame([0x33]))
-        #expect(try await nextFrame(radio)?.payload == [0x33])
-        let outcomes = [await a, await b]
-        let sent = board.air.transmissions
-        // Each frame that went out carries its own payload and frequency. On a loaded machine a
-        // timer may wake past the late tolerance: that frame is refused as late, never sent
-        // off time or with the other's payload.
-        let expected: [(payload: [UInt8], frequencyHz: UInt32)] = [([0xA1], 868_100_000), ([0xB2, 0xB2], 868_300_000)]
-        let wentOut = zip(outcomes, expected).filter { $0.0 == .sent(powerDBm: 14) }.map(\.1)
-        #expect(outcomes.allSatisfy { $0 == .sent(powerDBm: 14) || $0 == .tooLate }, "\(outcomes)")
-        #expect(outcomes.filter { $0 == .sent(powerDBm: 14) }.count >= 1, "\(outcomes)")
-        try #require(sent.count == wentOut.count, "\(outcomes) \(sent.map(\.payload))")
-        for (frame, want) in zip(sent, wentOut) {
-            #expect(frame.payload == want.payload)
-            #expect(abs(Int(frame.frequencyHz) - Int(want.frequencyHz)) < 62)
+        // Timed transmissions need the radio's thread to wake within 2 ms of their time. On a
+        // loaded machine a timer may wake late: that frame is refused as late, never sent off
+        // time or with the other's payload. Every attempt is held to that; the pair is tried
+        // again (a few times at most) until one of them went out on time.
+        var sentOnTime = false
+        for attempt in 0..<5 where !sentOnTime {
+            let before = board.air.transmissions.count
+            let now = await radio.currentTimestamp()
+            let first = TransmitRequest(payload: [0xA1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(now &+ 200_000))
+            let second = TransmitRequest(payload: [0xB2, 0xB2], frequencyHz: 868_300_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(now &+ 400_000))
+            async let a = radio.transmit(first)
+            async let b = radio.transmit(second)
+            if attempt == 0 {
+                // While both wait, the radio keeps receiving and its health checks find nothing wrong.
+                board.air.send(sensorFrame([0x33]))
+                #expect(try await nextFrame(radio)?.payload == [0x33])
+            }
+            let outcomes = [await a, await b]
+            let sent = Array(board.air.transmissions.dropFirst(before))
+            // Each frame that went out carries its own payload and frequency.
+            let expected: [(payload: [UInt8], frequencyHz: UInt32)] = [([0xA1], 868_100_000), ([0xB2, 0xB2], 868_300_000)]
+            let wentOut = zip(outcomes, expected).filter { $0.0 == .sent(powerDBm: 14) }.map(\.1)
+            #expect(outcomes.allSatisfy { $0 == .sent(powerDBm: 14) || $0 == .tooLate }, "\(outcomes)")
+            try #require(sent.count == wentOut.count, "\(outcomes) \(sent.map(\.payload))")
+            for (frame, want) in zip(sent, wentOut) {
+                #expect(frame.payload == want.payload)
+                #expect(abs(Int(frame.frequencyHz) - Int(want.frequencyHz)) < 62)
+            }
+            if outcomes[0] == .sent(powerDBm: 14) {
+                let starts = Array(board.air.transmissionStarts.dropFirst(before))
+                let offset = Int32(bitPattern: UInt32(truncatingIfNeeded: starts[0] / 1000) &- (now &+ 200_000))
+                #expect(offset >= 0 && offset < 100_000)
+            }
+            sentOnTime = !wentOut.isEmpty
         }
+        #expect(sentOnTime, "in five attempts, no frame went out on time")
         #expect(await radio.statistics().reinitialisations == 0)
-        if outcomes[0] == .sent(powerDBm: 14) {
-            let starts = board.air.transmissionStarts
-            let offset = Int32(bitPattern: UInt32(truncatingIfNeeded: starts[0] / 1000) &- (now &+ 200_000))
-            #expect(offset >= 0 && offset < 100_000)
-        }
         await radio.stop()
     }
 

@@ -162,9 +162,18 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         #expect(await radio.transmit(request) == .tooLate)
         request.timing = .atTimestamp(now &+ 60_000_000)
         #expect(await radio.transmit(request) == .tooEarly)
-        let target = await radio.currentTimestamp() &+ 50_000
-        request.timing = .atTimestamp(target)
-        #expect(await radio.transmit(request) == .sent(powerDBm: 14))
+        // On time needs the radio's thread awake within 2 ms of the target; a loaded machine may
+        // wake it late, and the frame is then refused as late, never sent off time. Tried again
+        // (five times at most) until it goes out.
+        var outcome = TransmitOutcome.tooLate
+        var target: UInt32 = 0
+        for _ in 0..<5 where outcome == .tooLate {
+            target = await radio.currentTimestamp() &+ 50_000
+            request.timing = .atTimestamp(target)
+            outcome = await radio.transmit(request)
+            #expect(outcome == .sent(powerDBm: 14) || outcome == .tooLate, "\(outcome)")
+        }
+        #expect(outcome == .sent(powerDBm: 14))
         let start = try #require(board.air.transmissionStarts.last)
         let offset = Int32(bitPattern: UInt32(truncatingIfNeeded: start / 1000) &- target)
         #expect(offset >= 0, "not on air before its time")
