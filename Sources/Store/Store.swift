@@ -179,6 +179,7 @@ public actor Store {
         } catch {
             throw StoreError(.other, error.message)
         }
+        try Self.restrictToOwner(path)
         db = try SQLiteConnection(path: path)
         try Self.prepare(db)
         depth = Int(try db.query("SELECT COUNT(*) FROM outbox").first?.first?.integer ?? 0)
@@ -204,9 +205,25 @@ public actor Store {
         depth = Int(try db.query("SELECT COUNT(*) FROM outbox").first?.first?.integer ?? 0)
     }
 
-    /// Opens `hotspotd.db` in `directory`, creating the directory (mode 0750) when needed.
+    /// The store holds every paired sensor's NwkSKey: it is created readable by its owner only
+    /// (0600, whatever the umask; SQLite gives its -wal and -shm files the same mode), and an
+    /// existing one that group or others may read is narrowed to its owner.
+    static func restrictToOwner(_ path: String) throws(StoreError) {
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
+            close(fd)
+            return
+        }
+        guard errno == EEXIST else { return }  // SQLite's open says what is wrong, with its path
+        var status = stat()
+        if stat(path, &status) == 0, status.st_mode & 0o077 != 0, status.st_uid == geteuid() {
+            _ = chmod(path, status.st_mode & 0o700)
+        }
+    }
+
+    /// Opens `hotspotd.db` in `directory`, creating the directory (mode 0700) when needed.
     public static func open(directory: String, outboxLimit: Int = 1_000_000) throws(StoreError) -> Store {
-        if access(directory, F_OK) != 0 && mkdir(directory, 0o750) != 0 {
+        if access(directory, F_OK) != 0 && mkdir(directory, 0o700) != 0 {
             throw StoreError(.readOnly, "cannot create the data directory \(directory): \(String(cString: strerror(errno)))")
         }
         return try Store(path: directory + "/hotspotd.db", outboxLimit: outboxLimit)

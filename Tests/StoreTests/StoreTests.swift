@@ -27,6 +27,26 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         #expect(try await store.journalMode() == "wal")
     }
 
+    @Test func theDatabaseIsItsOwnersAlone() async throws {
+        func mode(_ path: String) -> mode_t {
+            var status = stat()
+            return stat(path, &status) == 0 ? status.st_mode & 0o777 : 0
+        }
+        let data = directory + "/data"
+        let store = try Store.open(directory: data)
+        _ = try await store.credit(owner: "alice", amount: 1, nonce: [9], expiresAt: 100, at: 1)
+        #expect(mode(data) == 0o700)
+        #expect(mode(data + "/hotspotd.db") == 0o600)
+        #expect(mode(data + "/hotspotd.db-wal") == 0o600, "SQLite gives the WAL the database's mode")
+
+        // A store made readable by others (an older hotspotd, a careless chmod) is narrowed.
+        let other = temporaryDirectory()
+        _ = try Store.open(directory: other)
+        chmod(other + "/hotspotd.db", 0o644)
+        _ = try Store.open(directory: other)
+        #expect(mode(other + "/hotspotd.db") == 0o600)
+    }
+
     @Test func pairCreditAndChargeInOneTransactionWithTheOutbox() async throws {
         let store = try Store.open(directory: directory)
         #expect(try await store.pair(Pairing(devAddr: 0x2601_1BDA, owner: "alice", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1), nonce: [1], expiresAt: 100) == .applied)

@@ -209,6 +209,25 @@ import Glibc
         #expect(neverRan.stderr.contains("has not run"))
     }
 
+    /// The store holds every NwkSKey, the key file the gateway's identity: the agent creates
+    /// both readable by their owner only (the tests run with the usual umask, 022).
+    @Test func theAgentsFilesAreItsOwnerAlone() async throws {
+        let config = try writeConfiguration(port: 1)
+        let agent = try start(config, notify: nil)
+        #expect(await eventually(within: 30) { FileManager.default.fileExists(atPath: self.directory.path + "/data/status.json") })
+        kill(agent, SIGTERM)
+        #expect(waitForExit(agent, seconds: 15) == 0)
+        func mode(_ path: String) -> Int? {
+            (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int
+        }
+        #expect(mode(directory.path + "/data") == 0o700)
+        #expect(mode(directory.path + "/data/hotspotd.db") == 0o600)
+        #expect(mode(directory.path + "/gateway.key") == 0o600)
+        for companion in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: directory.path + "/data/hotspotd.db" + companion) {
+            #expect(mode(directory.path + "/data/hotspotd.db" + companion) == 0o600, "\(companion)")
+        }
+    }
+
     @Test func aKeyFileOthersMayReadStopsTheStart() async throws {
         let config = try writeConfiguration(port: 1)
         let keyFile = directory.path + "/gateway.key"
