@@ -10,6 +10,7 @@ import Radio
 import Store
 import SwiftProtobuf
 import TestSupport
+import Synchronization
 import Testing
 @testable import Transport
 
@@ -262,5 +263,40 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         #expect(try Gw_GatewayStats(serializedBytes: queued.payload) == stats)
         let next = try await reporter.report(at: 1_700_000_030_000_000_000)
         #expect(next.rxPacketsReceived == 0, "each report covers its own period")
+    }
+}
+
+/// hotspotd connects with the gateway ID as its client ID. A broker pushes an older
+/// connection off when a newcomer brings the same client ID, so anyone with a login could
+/// keep the hotspot off the broker; `use_username_as_clientid` (the README's broker
+/// configuration) binds the client ID to the login and ends that.
+@Suite(.capturingLogs, .serialized) struct ClientIDTakeoverTests {
+    @Test(arguments: [false, true])
+    func aClientWithTheGatewaysIDPushesTheHotspotOffOnlyWhereIDsAreNotBoundToLogins(bound: Bool) async throws {
+        let broker = try Broker(configuration: bound ? "use_username_as_clientid true" : "")
+        let hotspot = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: gatewayID, username: "hotspot-\(gatewayID)", password: "secret", reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2), subscriptions: [])
+        let disconnections = Mutex(0)
+        let watcher = Task {
+            for await event in hotspot.events {
+                if case .disconnected = event { disconnections.withLock { $0 += 1 } }
+            }
+        }
+        defer { watcher.cancel() }
+        try hotspot.start()
+        defer { hotspot.stop() }
+        #expect(await eventually(within: 10) { hotspot.isConnected })
+
+        let attacker = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: gatewayID, username: "mallory", password: "mine", reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2), subscriptions: [])
+        try attacker.start()
+        defer { attacker.stop() }
+        #expect(await eventually(within: 10) { attacker.isConnected })
+        if bound {
+            // Both stay connected, each under its own login's ID: nothing to wait for but time.
+            try await Task.sleep(for: .seconds(2))
+            #expect(disconnections.withLock { $0 } == 0, "the hotspot kept its connection")
+            #expect(hotspot.isConnected)
+        } else {
+            #expect(await eventually(within: 10) { disconnections.withLock { $0 } > 0 }, "without the binding the attack works")
+        }
     }
 }
