@@ -249,7 +249,8 @@ public struct ForwarderStatus: Sendable, Equatable {
     public var temperature: Double?
 
     public init(_ stat: JSONValue) {
-        time = stat["time"]?.string
+        // Kept only at a time stamp's length: the rest of a 60 KB string would be held for good.
+        time = stat["time"]?.string.flatMap { $0.utf8.count <= 64 ? $0 : nil }
         latitude = stat["lati"]?.number
         longitude = stat["long"]?.number
         altitude = stat["alti"]?.number

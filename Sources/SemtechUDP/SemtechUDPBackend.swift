@@ -45,6 +45,8 @@ public final class SemtechUDPBackend: Radio {
         public var unsupportedPackets = 0
         /// Frames taken by their `data` although their `size` said otherwise.
         public var sizeDisagreements = 0
+        /// Datagrams from a gateway EUI not tracked because `maximumForwarders` were, all active.
+        public var forwardersRefused = 0
         public var pushData = 0
         public var pullData = 0
         public var txAcks = 0
@@ -60,13 +62,41 @@ public final class SemtechUDPBackend: Radio {
         var stats = RadioStatistics()
         var counters = Counters()
         var running = false
+
+        /// Whether datagrams of `gateway` are taken: a forwarder tracked already, or a new one
+        /// while there is room. A full table makes room by forgetting forwarders silent for
+        /// `forwarderSilence`; if all are active, the newcomer is refused (and counted).
+        mutating func admit(_ gateway: EUI64, now: UInt64) -> Bool {
+            if forwarders[gateway] != nil { return true }
+            if forwarders.count >= SemtechUDPBackend.maximumForwarders {
+                for (eui, forwarder) in forwarders where now &- forwarder.lastSeenNanoseconds > SemtechUDPBackend.forwarderSilence {
+                    forwarders[eui] = nil
+                    policies[eui] = nil
+                }
+            }
+            guard forwarders.count < SemtechUDPBackend.maximumForwarders else {
+                counters.forwardersRefused += 1
+                return false
+            }
+            return true
+        }
     }
+
+    /// The most packet forwarders tracked at once: a concentrator has one, a site a handful.
+    /// Each new gateway EUI would otherwise hold memory for good, and anyone on the LAN can
+    /// invent EUIs.
+    public static let maximumForwarders = 16
+    /// A forwarder silent this long (a PULL_DATA comes every 10 s by default) may be forgotten
+    /// to make room for another.
+    public static let forwarderSilence: UInt64 = 120_000_000_000
 
     private let state = Mutex(State())
     private let stopping = Mutex(false)
     /// Refused datagrams and packets are logged within this budget; a forwarder that sends
     /// nothing but garbage must not fill the journal.
     private let refusalLog = RefusalLimiter(burst: 20, perSecond: 1.0 / 60)
+    /// The same for forwarders announcing where their downlinks go.
+    private let announcements = RefusalLimiter(burst: 20, perSecond: 1.0 / 60)
 
     /// `region` sets the rules each forwarder's downlinks are held to; `makePolicy`, when given,
     /// replaces them (one policy per forwarder).
@@ -179,17 +209,30 @@ public final class SemtechUDPBackend: Radio {
         let now = monotonicNanoseconds()
         switch packet {
         case .pullData(let version, let token, let gateway):
-            defer { socket?.send(GWMP.acknowledgement(.pullAck, version: version, token: token), to: sender) }
-            state.withLock { state in
+            let (admitted, moved) = state.withLock { state -> (Bool, Bool) in
                 state.counters.pullData += 1
+                guard state.admit(gateway, now: now) else { return (false, false) }
                 var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now)
-                if forwarder.downlinkAddress != sender {
-                    logger.info("packet forwarder ready for downlinks", metadata: ["forwarder_eui": "\(gateway)", "address": "\(sender)", "protocol": "\(version)"])
-                }
+                let moved = forwarder.downlinkAddress != sender
                 forwarder.version = version
                 forwarder.downlinkAddress = sender
                 forwarder.lastSeenNanoseconds = now
                 state.forwarders[gateway] = forwarder
+                return (true, moved)
+            }
+            guard admitted else {
+                refused("packet forwarder refused: \(Self.maximumForwarders) active forwarders are tracked already", metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
+                return
+            }
+            socket?.send(GWMP.acknowledgement(.pullAck, version: version, token: token), to: sender)
+            if moved {
+                // Within the budget: an address that keeps changing is someone else's doing.
+                let (report, unreported) = announcements.admit()
+                if report {
+                    logger.info("packet forwarder ready for downlinks", metadata: [
+                        "forwarder_eui": "\(gateway)", "address": "\(sender)", "protocol": "\(version)",
+                    ].merging(unreported > 0 ? ["not_logged_before": "\(unreported)"] : [:]) { $1 })
+                }
             }
 
         case .pushData(let version, let token, let gateway, let json):
@@ -213,6 +256,10 @@ public final class SemtechUDPBackend: Radio {
     }
 
     private func handlePushData(_ json: [UInt8], version: UInt8, gateway: EUI64, from sender: SocketAddress, at now: UInt64) {
+        guard state.withLock({ $0.admit(gateway, now: now) }) else {
+            refused("packet forwarder refused: \(Self.maximumForwarders) active forwarders are tracked already", metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
+            return
+        }
         let contents: PushDataContents
         do {
             contents = try PushDataContents(json: json, gateway: gateway)

@@ -248,6 +248,19 @@ final class FaultRig: @unchecked Sendable {
         }
     }
 
+    /// Sends `datagram` to the agent's UDP port as it is (from the rig's forwarder socket).
+    func sendDatagram(_ datagram: [UInt8]) {
+        _ = forwarder.send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
+    }
+
+    /// The agent's resident memory, from /proc, in bytes.
+    var agentResidentBytes: Int? {
+        guard let agent, let text = try? String(contentsOfFile: "/proc/\(agent)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kilobytes * 1024
+    }
+
     /// Sends a PUSH_DATA with `json` as its body, as the forwarder (EUI AA555A0000000001).
     func pushData(json: String, token: UInt16) {
         let datagram = [2, UInt8(token >> 8), UInt8(token & 0xFF), 0x00] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x01] + Array(json.utf8)

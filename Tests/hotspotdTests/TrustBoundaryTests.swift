@@ -82,4 +82,45 @@ import Testing
         #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 2 })
         #expect(rig.stopAgent() == 0)
     }
+
+    /// Every new gateway EUI used to add a forwarder for good, its whole `stat` kept and a line
+    /// logged: 200,000 PULL_DATA from invented EUIs took the agent to 278 MB. At most
+    /// `maximumForwarders` are tracked now, the others refused within the log's budget, and
+    /// the real forwarder goes on.
+    @Test func aFloodOfInventedForwardersIsBounded() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        await rig.stream(for: 1)  // the real forwarder is known before the flood
+        let before = try #require(rig.agentResidentBytes)
+        func forwarderLines() -> Int {
+            tail(of: rig.logFile, lines: 100_000).split(separator: "\n").filter { $0.contains("forwarder") }.count
+        }
+        let linesBefore = forwarderLines()
+        let flood = 50_000
+        for index in 0..<flood {
+            let eui = UInt64(0xF1_0000_0000_0000) + UInt64(index)
+            let header: [UInt8] = [2, UInt8(index >> 8 & 0xFF), UInt8(index & 0xFF), 0x02]
+            let stat = #"{"stat":{"time":"\#(String(repeating: "x", count: 2_000))","rxnb":1}}"#
+            rig.sendDatagram(header + (0..<8).map { UInt8(eui >> (56 - 8 * $0) & 0xFF) })
+            if index % 10 == 0 {
+                // Some push a long stat too.
+                rig.sendDatagram([2, 0, 0, 0x00] + (0..<8).map { UInt8(eui >> (56 - 8 * $0) & 0xFF) } + Array(stat.utf8))
+            }
+            if index % 1_000 == 999 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        // What the flood left in the agent's socket buffer is read before the stream is judged.
+        #expect(await eventually(within: 60) { await rig.push(frames: []) })
+        let after = await rig.stream(for: 1)
+        #expect(after.acknowledged == after.sent, "the real forwarder is still served")
+        let grown = (rig.agentResidentBytes ?? .max) - before
+        #expect(grown < 4 << 20, "resident memory grew by \(grown / 1024) KB over \(flood) invented forwarders")
+        let lines = forwarderLines() - linesBefore
+        #expect(lines <= 42, "\(lines) log lines about forwarders for the flood: a burst of 20 announcements and 20 refusals, then one a minute")
+        #expect(tail(of: rig.logFile, lines: 100_000).contains("packet forwarder refused"))
+        _ = await eventually(within: 30) { await rig.ledgerProblem() == nil }
+        let problem = await rig.ledgerProblem()
+        #expect(problem == nil)
+        #expect(rig.stopAgent() == 0)
+    }
 }
