@@ -6,21 +6,27 @@ import Radio
 import TOML
 import Synchronization
 import Transport
+import Wire
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// The configuration file's text; one that cannot be read is said, and the process exits with
+/// `exitCode` (78, EX_CONFIG, where the configuration is what the command needs).
+func readConfigurationText(_ path: String, exitCode: Int32 = 78) throws -> String {
+    do {
+        return try readTextFile(path)
+    } catch {
+        printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(path))")
+        throw ExitCode(exitCode)
+    }
+}
+
 /// Reads the configuration file with the environment's overrides; every problem is said, one a
 /// line, and the process exits 78 (EX_CONFIG).
 func loadConfiguration(_ path: String, environment: [String: String]) throws -> Configuration {
-    let text: String
-    do {
-        text = try readTextFile(path)
-    } catch {
-        printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(path))")
-        throw ExitCode(78)
-    }
+    let text = try readConfigurationText(path)
     let (configuration, problems) = Configuration.check(text, file: path, environment: environment)
     for problem in problems { printError(problem.description) }
     guard problems.isEmpty, let configuration else { throw ExitCode(78) }
@@ -58,13 +64,7 @@ struct ConfigCommand: ParsableCommand {
             let environment = hotspotd.environment()
             var problems: [String] = []
             var found: [(String, String)] = []
-            let text: String
-            do {
-                text = try readTextFile(config)
-            } catch {
-                printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(config))")
-                throw ExitCode(78)
-            }
+            let text = try readConfigurationText(config)
             let (loaded, configurationProblems) = Configuration.check(text, file: config, environment: environment)
             problems += configurationProblems.map(\.description)
             guard let configuration = loaded else {
@@ -221,13 +221,7 @@ struct ConfigCommand: ParsableCommand {
         var config: String = Configuration.defaultPath
 
         func run() throws {
-            let text: String
-            do {
-                text = try readTextFile(config)
-            } catch {
-                printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(config))")
-                throw ExitCode(78)
-            }
+            let text = try readConfigurationText(config)
             let (loaded, problems) = Configuration.check(text, file: config, environment: hotspotd.environment())
             if let configuration = loaded {
                 print(Self.render(configuration))
@@ -238,25 +232,8 @@ struct ConfigCommand: ParsableCommand {
 
         /// The configuration as TOML, each key with its origin as a comment.
         static func render(_ configuration: Configuration) -> String {
-            func quoted(_ text: String) -> String {
-                var result = "\""
-                for scalar in text.unicodeScalars {
-                    switch scalar {
-                    case "\"": result += "\\\""
-                    case "\\": result += "\\\\"
-                    case "\n": result += "\\n"
-                    case "\t": result += "\\t"
-                    default:
-                        if scalar.value < 0x20 || scalar.value == 0x7F {
-                            let hex = String(scalar.value, radix: 16)
-                            result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                        } else {
-                            result.unicodeScalars.append(scalar)
-                        }
-                    }
-                }
-                return result + "\""
-            }
+            // A JSON string is a TOML basic string: the same quotes, the same escapes.
+            func quoted(_ text: String) -> String { JSON.serialize(.string(text)) }
             func duration(_ value: Duration) -> String { quoted(DurationText.describe(value)) }
             let c = configuration
             let sections: [(String, [(String, String?)])] = [

@@ -49,13 +49,7 @@ struct StoreLocation: ParsableArguments {
 
     private func configuredDataDirectory() throws -> String {
         guard access(config, F_OK) == 0 else { return defaultDataDirectory }
-        let text: String
-        do {
-            text = try readTextFile(config)
-        } catch {
-            printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(config))")
-            throw ExitCode(1)
-        }
+        let text = try readConfigurationText(config, exitCode: 1)
         do {
             let root = try TOMLSection.parse(text, file: config)
             return try root.section("gateway")?.string("data_dir") ?? defaultDataDirectory

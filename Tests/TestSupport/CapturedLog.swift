@@ -14,7 +14,11 @@ public final class CapturedLog: Sendable {
     public init() {}
 
     public var logger: Logger {
-        Logger(label: "test") { _ in Handler(log: self) }
+        Logger(label: "test") { label in
+            ForwardingLogHandler(label: label) { [self] level, message, metadata in
+                append(Entry(level: level, message: message, metadata: metadata))
+            }
+        }
     }
 
     public var all: [Entry] {
@@ -29,21 +33,23 @@ public final class CapturedLog: Sendable {
     fileprivate func append(_ entry: Entry) {
         entries.withLock { $0.append(entry) }
     }
+}
 
-    private struct Handler: LogHandler {
-        let log: CapturedLog
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
+/// A LogHandler that hands each entry, its metadata rendered as text, to `sink`.
+struct ForwardingLogHandler: LogHandler {
+    let label: String
+    let sink: @Sendable (Logger.Level, String, [String: String]) -> Void
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
 
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
 
-        func log(event: LogEvent) {
-            var fields: [String: String] = [:]
-            for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { fields[key] = "\(value)" }
-            log.append(Entry(level: event.level, message: "\(event.message)", metadata: fields))
-        }
+    func log(event: LogEvent) {
+        var fields: [String: String] = [:]
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { fields[key] = "\(value)" }
+        sink(event.level, "\(event.message)", fields)
     }
 }

@@ -40,7 +40,12 @@ public struct CapturingLogs: TestTrait, SuiteTrait, TestScoping {
 
     /// Every `Logger(label:)` made from now on logs into the current test's buffer.
     static let bootstrap: Void = {
-        LoggingSystem.bootstrap { label in CapturingHandler(label: label) }
+        LoggingSystem.bootstrap { label in
+            ForwardingLogHandler(label: label) { level, message, metadata in
+                let rendered = metadata.isEmpty ? "" : " " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                LogBuffer.append("\(level) \(label):\(rendered) \(message)")
+            }
+        }
     }()
 }
 
@@ -85,22 +90,5 @@ final class LogBuffer: Sendable {
                 offset += written
             }
         }
-    }
-}
-
-struct CapturingHandler: LogHandler {
-    let label: String
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let fields = metadata.merging(event.metadata ?? [:]) { $1 }
-        let rendered = fields.isEmpty ? "" : " " + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        LogBuffer.append("\(event.level) \(label):\(rendered) \(event.message)")
     }
 }

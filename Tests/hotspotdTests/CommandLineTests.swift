@@ -2,29 +2,11 @@ import Foundation
 import TestSupport
 import Testing
 
-/// Runs the built `hotspotd` binary, as an owner would.
+/// Runs the built `hotspotd` binary from the repository root, with the repository's board
+/// profiles, as an owner would.
 func runHotspotd(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-    try await offThePool { try runHotspotdBlocking(arguments) }
+    try await runHotspotd(arguments, in: repositoryRoot, environment: ["HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board"])
 }
-
-private func runHotspotdBlocking(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = productsDirectory.appendingPathComponent("hotspotd")
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: repositoryRoot)
-    var environment = ProcessInfo.processInfo.environment
-    environment["HOTSPOTD_BOARD_DIR"] = repositoryRoot + "/Board"
-    process.environment = environment
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-}
-
 
 /// The build products folder: the test bundle sits in it, next to the hotspotd binary.
 let productsDirectory: URL = {
