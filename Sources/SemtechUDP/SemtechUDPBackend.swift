@@ -35,6 +35,8 @@ public final class SemtechUDPBackend: Radio {
         public var status: ForwarderStatus?
         /// Frames whose `size` disagreed with their `data` (taken by their data).
         public var sizeDisagreements = 0
+        /// When it was first heard (monotonic): beacons go through the first one registered.
+        public var firstSeenNanoseconds: UInt64 = 0
     }
 
     /// Counters beyond `RadioStatistics`.
@@ -57,8 +59,11 @@ public final class SemtechUDPBackend: Radio {
         var thread: DedicatedThread?
         var forwarders: [EUI64: Forwarder] = [:]
         var pending: [GWMP.Token: (gateway: EUI64, continuation: CheckedContinuation<[UInt8]?, Never>)] = [:]
-        /// Each concentrator has its own duty-cycle budget.
-        var policies: [EUI64: any TransmitPolicy] = [:]
+        /// The region's rules and the duty-cycle budget: the radio's, whichever forwarder (or
+        /// gateway EUI, which anyone on the LAN may invent) a downlink goes through.
+        var policy: (any TransmitPolicy)?
+        /// The forwarder beacons went through last, to say when that changes.
+        var beaconForwarder: EUI64?
         var stats = RadioStatistics()
         var counters = Counters()
         var running = false
@@ -71,7 +76,6 @@ public final class SemtechUDPBackend: Radio {
             if forwarders.count >= SemtechUDPBackend.maximumForwarders {
                 for (eui, forwarder) in forwarders where now &- forwarder.lastSeenNanoseconds > SemtechUDPBackend.forwarderSilence {
                     forwarders[eui] = nil
-                    policies[eui] = nil
                 }
             }
             guard forwarders.count < SemtechUDPBackend.maximumForwarders else {
@@ -98,8 +102,8 @@ public final class SemtechUDPBackend: Radio {
     /// The same for forwarders announcing where their downlinks go.
     private let announcements = RefusalLimiter(burst: 20, perSecond: 1.0 / 60)
 
-    /// `region` sets the rules each forwarder's downlinks are held to; `makePolicy`, when given,
-    /// replaces them (one policy per forwarder).
+    /// `region` sets the rules downlinks are held to; `makePolicy`, when given, replaces them.
+    /// There is one policy, and one duty-cycle budget, whatever the number of forwarders.
     public init(
         bind: String = "127.0.0.1:1700", region: Region, makePolicy: (@Sendable () -> any TransmitPolicy)? = nil,
         logger: Logger = Logger(label: "hotspotd.semtech-udp"), acknowledgementTimeout: Duration = .seconds(1),
@@ -212,7 +216,7 @@ public final class SemtechUDPBackend: Radio {
             let (admitted, moved) = state.withLock { state -> (Bool, Bool) in
                 state.counters.pullData += 1
                 guard state.admit(gateway, now: now) else { return (false, false) }
-                var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now)
+                var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now, firstSeenNanoseconds: now)
                 let moved = forwarder.downlinkAddress != sender
                 forwarder.version = version
                 forwarder.downlinkAddress = sender
@@ -295,7 +299,7 @@ public final class SemtechUDPBackend: Radio {
             state.stats.crcErrors += frames.filter { $0.crc == .bad }.count
             state.stats.framesDropped += dropped
             if !frames.isEmpty { state.stats.lastProgressNanoseconds = now }
-            var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now)
+            var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now, firstSeenNanoseconds: now)
             forwarder.version = version
             forwarder.lastSeenNanoseconds = now
             if let latest = frames.last?.timestamp {
@@ -339,14 +343,24 @@ public final class SemtechUDPBackend: Radio {
         let target = state.withLock { state -> (Forwarder, UDPSocket, any TransmitPolicy)? in
             guard state.running, let socket = state.socket else { return nil }
             let ready = state.forwarders.values.filter { $0.downlinkAddress != nil }
-            let chosen = request.gatewayEUI.map { gateway in ready.first { $0.gateway == gateway } } ?? (ready.count == 1 ? ready.first : nil)
+            // A downlink goes back through the forwarder that heard its uplink; a frame tied to
+            // none (a beacon) through the forwarder registered first, which stays the one as
+            // long as it is there.
+            let chosen = request.gatewayEUI.map { gateway in ready.first { $0.gateway == gateway } }
+                ?? ready.min { ($0.firstSeenNanoseconds, $0.gateway) < ($1.firstSeenNanoseconds, $1.gateway) }
             guard let forwarder = chosen else { return nil }
-            let policy = state.policies[forwarder.gateway] ?? makePolicy()
-            state.policies[forwarder.gateway] = policy
+            if request.gatewayEUI == nil, state.beaconForwarder != forwarder.gateway {
+                state.beaconForwarder = forwarder.gateway
+                logger.info("frames for no forwarder in particular (beacons) go through the first registered", metadata: [
+                    "forwarder_eui": "\(forwarder.gateway)", "forwarders": "\(ready.count)",
+                ])
+            }
+            let policy = state.policy ?? makePolicy()
+            state.policy = policy
             return (forwarder, socket, policy)
         }
         guard let (forwarder, socket, policy) = target, let address = forwarder.downlinkAddress else {
-            let which = request.gatewayEUI.map { "forwarder \($0)" } ?? "a single forwarder"
+            let which = request.gatewayEUI.map { "forwarder \($0)" } ?? "any forwarder"
             return refused(.failed("no PULL_DATA from \(which) yet: nowhere to send the downlink"))
         }
         let ticket: TransmitTicket

@@ -238,11 +238,48 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         #expect(await outcome == .sent(powerDBm: 14))
         #expect(await first.receive(timeoutMilliseconds: 100) == nil, "nothing went to the other forwarder")
 
+        // A frame tied to no uplink (a beacon) goes through the forwarder registered first.
         request.gatewayEUI = nil
-        guard case .failed = await backend.transmit(request) else {
-            Issue.record("a downlink without a forwarder went somewhere with two forwarders known")
-            return
+        async let beacon = backend.transmit(request)
+        let beaconResp = try #require(await first.receive())
+        first.send(first.header(5, token: (beaconResp[1], beaconResp[2])))
+        #expect(await beacon == .sent(powerDBm: 14))
+        #expect(await second.receive(timeoutMilliseconds: 100) == nil, "one forwarder sends the beacon")
+        await backend.stop()
+    }
+
+    /// The duty-cycle budget is the radio's: a second gateway EUI (which anyone on the LAN can
+    /// invent) does not bring a second budget with it.
+    @Test func everyForwarderSharesOneTransmitPolicy() async throws {
+        final class CountingPolicy: TransmitPolicy, @unchecked Sendable {
+            let admitted = Mutex(0)
+            func admit(_ request: TransmitRequest) -> Result<TransmitTicket, TransmitRefusal> {
+                admitted.withLock { $0 += 1 }
+                return .success(TransmitTicket(id: 1))
+            }
+            func cancel(_ ticket: TransmitTicket) {}
         }
+        let made = Mutex<[CountingPolicy]>([])
+        let backend = SemtechUDPBackend(bind: "127.0.0.1:0", region: .eu868, makePolicy: {
+            let policy = CountingPolicy()
+            made.withLock { $0.append(policy) }
+            return policy
+        }, logger: quiet, acknowledgementTimeout: .milliseconds(500))
+        try await backend.start()
+        let server = try #require(backend.localAddress)
+        for eui: UInt64 in [0x31, 0x32, 0x33] {
+            let forwarder = try FakeForwarder(server: server, gateway: EUI64(eui))
+            forwarder.pullData()
+            _ = await forwarder.receive()
+            var request = TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+            request.gatewayEUI = EUI64(eui)
+            async let outcome = backend.transmit(request)
+            let pullResp = try #require(await forwarder.receive())
+            forwarder.send(forwarder.header(5, token: (pullResp[1], pullResp[2])))
+            #expect(await outcome == .sent(powerDBm: 14))
+        }
+        #expect(made.withLock { $0.count } == 1, "one policy for the one transmitter")
+        #expect(made.withLock { $0.first?.admitted.withLock { $0 } } == 3)
         await backend.stop()
     }
 
