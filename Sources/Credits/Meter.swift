@@ -85,6 +85,9 @@ public actor Meter {
     private var rejectionsFailing = false
     /// Unpaired sensors said in the log, and when (by `arrivalClock`).
     private var unpairedSaid: [String: Int64] = [:]
+    /// Invented DevAddrs would each be new: the lines are said within a budget (20, then one
+    /// a minute), the table above only decides which sensors are worth a line.
+    private let unpairedLog: RefusalLimiter
 
     /// LoRaWAN's MAX_FCNT_GAP.
     public static let maximumFrameCounterGap: UInt32 = 16_384
@@ -97,6 +100,7 @@ public actor Meter {
     ) {
         self.logger = logger
         self.arrivalClock = arrivalClock
+        unpairedLog = RefusalLimiter(burst: 20, perSecond: 1.0 / 60) { UInt64(max(arrivalClock(), 0)) }
         self.store = store
         self.topics = topics
         self.encoding = encoding
@@ -310,6 +314,7 @@ public actor Meter {
             unpairedSaid[oldest] = nil
         }
         unpairedSaid[sensor] = time
+        guard unpairedLog.admit().report else { return }
         if settings.forwardUnpaired {
             logger.info("uplink from an unpaired sensor forwarded uncharged (dc 0)", metadata: ["SENSOR": "\(sensor)"])
         } else {

@@ -1,10 +1,7 @@
+import Foundation
 import Logging
 import Synchronization
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Keeps the agent's log lines out of the test output: each test's lines are captured, and
 /// printed (to standard error, under the test's name) only when that test records an issue
@@ -82,13 +79,6 @@ final class LogBuffer: Sendable {
             text += "── lines from threads outside any test, the last \(others.count) ──\n" + others.map { $0 + "\n" }.joined()
         }
         text += "── end of the log of \(test.name) ──\n"
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-                if written <= 0 { break }
-                offset += written
-            }
-        }
+        FileHandle.standardError.write(Data(text.utf8))
     }
 }
