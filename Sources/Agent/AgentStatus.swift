@@ -47,6 +47,9 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     public var framesNotStored: Int? = nil
     /// Datagrams and packets from a packet forwarder refused as malformed since the start.
     public var framesMalformed: Int? = nil
+    /// Packet forwarders' datagrams refused since the start, by reason (`not_listed`,
+    /// `too_many_forwarders`, `tx_ack_unmatched`); only the reasons that happened.
+    public var forwarderRefusals: [String: Int]? = nil
     public var lastUplinkAt: Int64?
     public var lastBeaconAt: Int64?
     public var lastWitnessAt: Int64?
@@ -66,6 +69,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         case storeError = "store_error"
         case framesNotStored = "frames_not_stored"
         case framesMalformed = "frames_malformed"
+        case forwarderRefusals = "forwarder_refusals"
         case lastUplinkAt = "last_uplink_at"
         case lastBeaconAt = "last_beacon_at"
         case lastWitnessAt = "last_witness_at"

@@ -1,6 +1,7 @@
 import Cryptography
 import LoRaPHY
 import Radio
+import SemtechUDP
 import TOML
 
 /// hotspotd's configuration (`/etc/hotspotd/hotspotd.toml`, DESIGN §8). Every key has a default
@@ -25,6 +26,8 @@ public struct Configuration: Sendable {
 
     public struct SemtechUDP: Sendable {
         public var bind: String
+        /// The only forwarders taken, when not empty.
+        public var forwarders: [SemtechUDPBackend.TrustedForwarder] = []
     }
 
     public struct MQTT: Sendable {
@@ -200,7 +203,7 @@ private final class Reader {
     static let sectionKeys: [(section: String, keys: [String])] = [
         ("gateway", ["region", "board", "key_file", "data_dir", "id", "shutdown_timeout"]),
         ("radio", ["frequency", "spreading_factor", "bandwidth"]),
-        ("semtech_udp", ["bind"]),
+        ("semtech_udp", ["bind", "forwarders"]),
         ("mqtt", ["server", "topic_prefix", "json", "qos", "username", "password", "ca_cert", "tls_cert", "tls_key", "keepalive", "protocol_version", "outbox_max", "max_inflight"]),
         ("credits", ["authority", "forward_unpaired", "charge_joins", "receipt_interval"]),
         ("coverage", ["enabled", "interval", "power"]),
@@ -302,6 +305,14 @@ private final class Reader {
             problem(udp.error("bind", "'\(bind)' is not an address and port (such as 127.0.0.1:1700)"))
             bind = "127.0.0.1:1700"
         }
+        var forwarders: [SemtechUDPBackend.TrustedForwarder] = []
+        for entry in attempt({ () throws(TOMLConfigError) in try udp.strings("forwarders") }) ?? [] {
+            if let forwarder = SemtechUDPBackend.TrustedForwarder(entry) {
+                forwarders.append(forwarder)
+            } else {
+                problem(udp.error("forwarders", "'\(entry)' is not a gateway EUI (16 hex digits), optionally followed by @ and the IP address its datagrams come from"))
+            }
+        }
         problems += udp.unknownKeys()
 
         let mqtt = readMQTT(sections["mqtt"]!, region: region)
@@ -359,7 +370,7 @@ private final class Reader {
         return Configuration(
             gateway: gatewaySettings,
             radio: Configuration.RadioSettings(frequencyHz: UInt32(frequency), dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth)),
-            semtechUDP: Configuration.SemtechUDP(bind: bind),
+            semtechUDP: Configuration.SemtechUDP(bind: bind, forwarders: forwarders),
             mqtt: mqtt, credits: creditsSettings, coverage: coverageSettings,
             statsInterval: statsInterval, logLevel: level, file: root.file,
             origins: origins.all
@@ -526,6 +537,16 @@ private struct Section {
             }
         }
         return try table?.boolean(key)
+    }
+
+    /// A list of strings; in the environment, separated by commas or spaces.
+    func strings(_ key: String) throws(TOMLConfigError) -> [String]? {
+        note(key)
+        if let (_, value) = override(key) {
+            _ = try? table?.strings(key)
+            return value.split { $0 == "," || $0 == " " }.map(String.init)
+        }
+        return try table?.strings(key)
     }
 
     /// A duration is a string with units; a bare number says which.

@@ -131,7 +131,7 @@ public final class Daemon: Service, Sendable {
         switch profile.backend {
         case .semtechUDP:
             board = nil
-            radio = SemtechUDPBackend(bind: configuration.semtechUDP.bind, region: region, logger: radioLogger)
+            radio = SemtechUDPBackend(bind: configuration.semtechUDP.bind, region: region, trusted: configuration.semtechUDP.forwarders, logger: radioLogger)
         case .sx127x, .sx126x:
             let hardware: any BoardHardware
             do {
@@ -465,6 +465,16 @@ public final class Daemon: Service, Sendable {
         }
     }
 
+    /// The packet forwarders' datagrams refused, by reason; nil without semtech_udp.
+    private func forwarderRefusals() -> [String: Int]? {
+        guard let counters = (radio as? SemtechUDPBackend)?.counters else { return nil }
+        let all = [
+            "not_listed": counters.forwardersNotListed, "too_many_forwarders": counters.forwardersRefused,
+            "tx_ack_unmatched": counters.unmatchedTxAcks,
+        ]
+        return all.filter { $0.value > 0 }
+    }
+
     /// Writes `status.json` for `hotspotd status`; a failure is logged, never fatal.
     private func writeStatus(running: Bool, radioAnswering: Bool, outboxDepth: Int, interval: Duration) async {
         let lastBeacon = await coverage.lastBeaconAt, lastWitness = await coverage.lastWitnessAt
@@ -479,6 +489,7 @@ public final class Daemon: Service, Sendable {
             framesReceived: snapshot.received, uplinksForwarded: snapshot.forwarded, uplinksRefused: snapshot.refused,
             outboxDepth: outboxDepth, storeError: snapshot.storeFailure, framesNotStored: snapshot.framesNotStored,
             framesMalformed: await radio.statistics().malformed,
+            forwarderRefusals: forwarderRefusals(),
             lastUplinkAt: snapshot.lastUplinkNanoseconds > 0 ? snapshot.lastUplinkNanoseconds / 1_000_000_000 : nil,
             lastBeaconAt: lastBeacon.map { $0 / 1_000_000_000 }, lastWitnessAt: lastWitness.map { $0 / 1_000_000_000 }
         )

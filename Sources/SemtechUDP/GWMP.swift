@@ -27,6 +27,13 @@ public enum GWMP {
         case pushData(version: UInt8, token: Token, gateway: EUI64, json: [UInt8])
         case pullData(version: UInt8, token: Token, gateway: EUI64)
         case txAck(version: UInt8, token: Token, gateway: EUI64, json: [UInt8])
+
+        /// The gateway EUI the datagram names.
+        public var gateway: EUI64 {
+            switch self {
+            case .pushData(_, _, let gateway, _), .pullData(_, _, let gateway), .txAck(_, _, let gateway, _): gateway
+            }
+        }
     }
 
     /// Why a datagram was refused.

@@ -22,6 +22,41 @@ public final class SemtechUDPBackend: Radio {
     private let makePolicy: @Sendable () -> any TransmitPolicy
     private let logger: Logger
     private let acknowledgementTimeout: Duration
+    private let trusted: [TrustedForwarder]
+
+    /// A forwarder named in `semtech_udp.forwarders`: its gateway EUI and, optionally, the host
+    /// its datagrams must come from. Written "AA555A0000000001" or "AA555A0000000001@192.0.2.7".
+    public struct TrustedForwarder: Sendable, Hashable, CustomStringConvertible {
+        public var gateway: EUI64
+        /// The source host (any port), as `SocketAddress.host` writes it; nil for any.
+        public var host: String?
+
+        public init(gateway: EUI64, host: String? = nil) {
+            self.gateway = gateway
+            self.host = host
+        }
+
+        /// Parses "EUI" or "EUI@host" (an IPv4 or IPv6 address, no port).
+        public init?(_ text: String) {
+            let parts = text.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let gateway = EUI64(String(parts[0])) else { return nil }
+            self.gateway = gateway
+            if parts.count == 2 {
+                // The host as the socket will write it, so that "::0001" matches "::1".
+                let bare = parts[1].hasPrefix("[") && parts[1].hasSuffix("]") ? parts[1].dropFirst().dropLast() : parts[1]
+                guard let address = SocketAddress(bare.contains(":") ? "[\(bare)]:0" : "\(bare):0") else { return nil }
+                host = address.host
+            }
+        }
+
+        func admits(_ gateway: EUI64, from sender: SocketAddress) -> Bool {
+            self.gateway == gateway && (host == nil || host == sender.host)
+        }
+
+        public var description: String {
+            host.map { "\(gateway)@\($0)" } ?? "\(gateway)"
+        }
+    }
 
     /// A packet forwarder, as last heard from.
     public struct Forwarder: Sendable {
@@ -49,6 +84,10 @@ public final class SemtechUDPBackend: Radio {
         public var sizeDisagreements = 0
         /// Datagrams from a gateway EUI not tracked because `maximumForwarders` were, all active.
         public var forwardersRefused = 0
+        /// Datagrams from a forwarder (EUI and source) that `semtech_udp.forwarders` does not name.
+        public var forwardersNotListed = 0
+        /// TX_ACKs that answer no PULL_RESP sent to their sender: late, or forged.
+        public var unmatchedTxAcks = 0
         public var pushData = 0
         public var pullData = 0
         public var txAcks = 0
@@ -58,7 +97,9 @@ public final class SemtechUDPBackend: Radio {
         var socket: UDPSocket?
         var thread: DedicatedThread?
         var forwarders: [EUI64: Forwarder] = [:]
-        var pending: [GWMP.Token: (gateway: EUI64, continuation: CheckedContinuation<[UInt8]?, Never>)] = [:]
+        /// PULL_RESPs waiting for their TX_ACK: by token, with the forwarder and the address the
+        /// PULL_RESP went to, which the TX_ACK must come from.
+        var pending: [GWMP.Token: (gateway: EUI64, address: SocketAddress, continuation: CheckedContinuation<[UInt8]?, Never>)] = [:]
         /// The region's rules and the duty-cycle budget: the radio's, whichever forwarder (or
         /// gateway EUI, which anyone on the LAN may invent) a downlink goes through.
         var policy: (any TransmitPolicy)?
@@ -104,12 +145,16 @@ public final class SemtechUDPBackend: Radio {
 
     /// `region` sets the rules downlinks are held to; `makePolicy`, when given, replaces them.
     /// There is one policy, and one duty-cycle budget, whatever the number of forwarders.
+    /// `trusted`, when not empty, names the only forwarders whose datagrams are taken; the first
+    /// of them that is ready sends beacons.
     public init(
-        bind: String = "127.0.0.1:1700", region: Region, makePolicy: (@Sendable () -> any TransmitPolicy)? = nil,
+        bind: String = "127.0.0.1:1700", region: Region, trusted: [TrustedForwarder] = [],
+        makePolicy: (@Sendable () -> any TransmitPolicy)? = nil,
         logger: Logger = Logger(label: "hotspotd.semtech-udp"), acknowledgementTimeout: Duration = .seconds(1),
         frameBuffer: Int = 1024
     ) {
         bindAddress = bind
+        self.trusted = trusted
         self.makePolicy = makePolicy ?? { RegionalTransmitPolicy(region: region) }
         self.logger = logger
         self.acknowledgementTimeout = acknowledgementTimeout
@@ -154,7 +199,15 @@ public final class SemtechUDPBackend: Radio {
             $0.running = true
             $0.stats.lastProgressNanoseconds = monotonicNanoseconds()
         }
-        logger.info("semtech_udp listening for packet forwarders", metadata: ["bind": "\(socket.localAddress)"])
+        logger.info("semtech_udp listening for packet forwarders", metadata: [
+            "bind": "\(socket.localAddress)",
+            "forwarders": "\(trusted.isEmpty ? "any" : trusted.map(\.description).joined(separator: ","))",
+        ])
+        if trusted.isEmpty, !socket.localAddress.isLoopback {
+            logger.warning(
+                "semtech_udp.bind is reachable from the network and semtech_udp.forwarders is empty: anyone who can reach \(socket.localAddress) can send frames as a forwarder (with the RSSI, SNR and times they like, which witness reports carry) and receive this hotspot's downlinks; name the forwarders in semtech_udp.forwarders, or bind to 127.0.0.1",
+                metadata: ["bind": "\(socket.localAddress)"])
+        }
     }
 
     public func stop() async {
@@ -211,6 +264,11 @@ public final class SemtechUDPBackend: Radio {
             return
         }
         let now = monotonicNanoseconds()
+        guard isTrusted(packet.gateway, from: sender) else {
+            state.withLock { $0.counters.forwardersNotListed += 1 }
+            refused("datagram refused: the forwarder is not in semtech_udp.forwarders", metadata: ["forwarder_eui": "\(packet.gateway)", "from": "\(sender)"])
+            return
+        }
         switch packet {
         case .pullData(let version, let token, let gateway):
             let (admitted, moved) = state.withLock { state -> (Bool, Bool) in
@@ -245,16 +303,21 @@ public final class SemtechUDPBackend: Radio {
             socket?.send(GWMP.acknowledgement(.pushAck, version: version, token: token), to: sender)
 
         case .txAck(_, let token, let gateway, let json):
+            // Only the forwarder the PULL_RESP went to, from that address, answers for it: anyone
+            // else on the LAN could otherwise report a transmission failed (or done).
             let waiter = state.withLock { state -> CheckedContinuation<[UInt8]?, Never>? in
                 state.counters.txAcks += 1
-                guard let pending = state.pending[token], pending.gateway == gateway else { return nil }
+                guard let pending = state.pending[token], pending.gateway == gateway, pending.address == sender else {
+                    state.counters.unmatchedTxAcks += 1
+                    return nil
+                }
                 state.pending[token] = nil
                 return pending.continuation
             }
             if let waiter {
                 waiter.resume(returning: json)
             } else {
-                logger.debug("TX_ACK for no pending downlink", metadata: ["forwarder_eui": "\(gateway)"])
+                refused("TX_ACK refused: it answers no PULL_RESP sent to its sender (late, or forged)", metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
             }
         }
     }
@@ -320,6 +383,11 @@ public final class SemtechUDPBackend: Radio {
         }
     }
 
+    /// Whether `semtech_udp.forwarders` (when set) names this forwarder at this source.
+    private func isTrusted(_ gateway: EUI64, from sender: SocketAddress) -> Bool {
+        trusted.isEmpty || trusted.contains { $0.admits(gateway, from: sender) }
+    }
+
     /// Logs a refusal at notice level within `refusalLog`'s budget.
     private func refused(_ message: String, metadata: Logger.Metadata) {
         let (report, unreported) = refusalLog.admit()
@@ -344,14 +412,18 @@ public final class SemtechUDPBackend: Radio {
             guard state.running, let socket = state.socket else { return nil }
             let ready = state.forwarders.values.filter { $0.downlinkAddress != nil }
             // A downlink goes back through the forwarder that heard its uplink; a frame tied to
-            // none (a beacon) through the forwarder registered first, which stays the one as
-            // long as it is there.
+            // none (a beacon) through the first of semtech_udp.forwarders that is ready, or,
+            // with none listed, the forwarder registered first, which stays the one as long as
+            // it is there.
+            let listed = trusted.lazy.compactMap { entry in ready.first { $0.gateway == entry.gateway } }.first
             let chosen = request.gatewayEUI.map { gateway in ready.first { $0.gateway == gateway } }
+                ?? listed
                 ?? ready.min { ($0.firstSeenNanoseconds, $0.gateway) < ($1.firstSeenNanoseconds, $1.gateway) }
             guard let forwarder = chosen else { return nil }
             if request.gatewayEUI == nil, state.beaconForwarder != forwarder.gateway {
                 state.beaconForwarder = forwarder.gateway
-                logger.info("frames for no forwarder in particular (beacons) go through the first registered", metadata: [
+                let rule = listed == nil ? "the first registered" : "the first of semtech_udp.forwarders that is ready"
+                logger.info("frames for no forwarder in particular (beacons) go through \(rule)", metadata: [
                     "forwarder_eui": "\(forwarder.gateway)", "forwarders": "\(ready.count)",
                 ])
             }
@@ -368,7 +440,7 @@ public final class SemtechUDPBackend: Radio {
         case .failure(let refusal): return refused(refusal.outcome)
         case .success(let admitted): ticket = admitted
         }
-        let outcome = await send(request, to: forwarder, at: address, through: socket)
+        let (outcome, handedOver) = await send(request, to: forwarder, at: address, through: socket)
         if outcome.isSent {
             state.withLock {
                 $0.stats.framesTransmitted += 1
@@ -376,17 +448,22 @@ public final class SemtechUDPBackend: Radio {
             }
             return outcome
         }
-        policy.cancel(ticket)
+        // Airtime goes back only when the forwarder was never given the frame. Once it was, a
+        // TX_ACK's error (which a spoofed source can forge) or its absence does not show the
+        // frame stayed off the air: the budget counts it as sent.
+        if !handedOver { policy.cancel(ticket) }
         return refused(outcome)
     }
 
-    private func send(_ request: TransmitRequest, to forwarder: Forwarder, at address: SocketAddress, through socket: UDPSocket) async -> TransmitOutcome {
+    /// Sends the PULL_RESP and waits for its TX_ACK; whether the forwarder was given the frame.
+    private func send(_ request: TransmitRequest, to forwarder: Forwarder, at address: SocketAddress, through socket: UDPSocket) async -> (TransmitOutcome, handedOver: Bool) {
         let txpk = Downlink.txpk(request)
         guard forwarder.version >= 2 else {
             // Version 1 has no token and no TX_ACK: the forwarder took it, or not; nobody says.
             let sent = socket.send(GWMP.pullResponse(version: 1, token: GWMP.Token(0, 0), txpk: txpk), to: address)
-            return sent ? .sent(powerDBm: nil) : .failed("sending PULL_RESP to \(address) failed")
+            return sent ? (.sent(powerDBm: nil), true) : (.failed("sending PULL_RESP to \(address) failed"), false)
         }
+        let handedOver = Mutex(false)
         let acknowledgement: [UInt8]? = await withCheckedContinuation { continuation in
             // A fresh token, chosen and registered under one lock.
             let token = state.withLock { state in
@@ -394,23 +471,25 @@ public final class SemtechUDPBackend: Radio {
                 repeat {
                     token = GWMP.Token(UInt8.random(in: 0...255), UInt8.random(in: 0...255))
                 } while state.pending[token] != nil
-                state.pending[token] = (forwarder.gateway, continuation)
+                state.pending[token] = (forwarder.gateway, address, continuation)
                 return token
             }
             if !socket.send(GWMP.pullResponse(version: forwarder.version, token: token, txpk: txpk), to: address) {
                 resumePending(token, with: nil)
                 return
             }
+            handedOver.withLock { $0 = true }
             let timeout = acknowledgementTimeout
             Task { [weak self] in
                 try? await Task.sleep(for: timeout)
                 self?.resumePending(token, with: nil)
             }
         }
+        let given = handedOver.withLock { $0 }
         guard let acknowledgement else {
-            return .failed("no TX_ACK from forwarder \(forwarder.gateway) within \(acknowledgementTimeout)")
+            return (.failed(given ? "no TX_ACK from forwarder \(forwarder.gateway) within \(acknowledgementTimeout)" : "sending PULL_RESP to \(address) failed"), given)
         }
-        return Downlink.outcome(ofAcknowledgement: acknowledgement, requestedPowerDBm: request.powerDBm)
+        return (Downlink.outcome(ofAcknowledgement: acknowledgement, requestedPowerDBm: request.powerDBm), given)
     }
 
     private func resumePending(_ token: GWMP.Token, with value: [UInt8]?) {

@@ -54,18 +54,34 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    /// The address without its port: "127.0.0.1", "::1".
+    public var host: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         return storage.withUnsafeBytes { raw -> String in
             if family == AF_INET {
                 var address = raw.load(as: sockaddr_in.self).sin_addr
                 inet_ntop(AF_INET, &address, &buffer, socklen_t(buffer.count))
-                return "\(string(buffer)):\(port)"
+            } else {
+                var address = raw.load(as: sockaddr_in6.self).sin6_addr
+                inet_ntop(AF_INET6, &address, &buffer, socklen_t(buffer.count))
             }
-            var address = raw.load(as: sockaddr_in6.self).sin6_addr
-            inet_ntop(AF_INET6, &address, &buffer, socklen_t(buffer.count))
-            return "[\(string(buffer))]:\(port)"
+            return string(buffer)
         }
+    }
+
+    /// Whether only this host can reach the address: 127.0.0.0/8 or ::1.
+    public var isLoopback: Bool {
+        storage.withUnsafeBytes { raw in
+            if family == AF_INET {
+                return UInt32(bigEndian: raw.load(as: sockaddr_in.self).sin_addr.s_addr) >> 24 == 127
+            }
+            let bytes = withUnsafeBytes(of: raw.load(as: sockaddr_in6.self).sin6_addr) { Array($0) }
+            return bytes == [UInt8](repeating: 0, count: 15) + [1]
+        }
+    }
+
+    public var description: String {
+        family == AF_INET ? "\(host):\(port)" : "[\(host)]:\(port)"
     }
 
     private func string(_ buffer: [CChar]) -> String {

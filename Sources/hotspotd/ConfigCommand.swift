@@ -246,7 +246,10 @@ struct ConfigCommand: ParsableCommand {
                     ("frequency", "\(c.radio.frequencyHz)"), ("spreading_factor", "\(c.radio.dataRate.spreadingFactor.rawValue)"),
                     ("bandwidth", "\(c.radio.dataRate.bandwidth.rawValue)"),
                 ]),
-                ("semtech_udp", [("bind", quoted(c.semtechUDP.bind))]),
+                ("semtech_udp", [
+                    ("bind", quoted(c.semtechUDP.bind)),
+                    ("forwarders", "[" + c.semtechUDP.forwarders.map { quoted($0.description) }.joined(separator: ", ") + "]"),
+                ]),
                 ("mqtt", [
                     ("server", quoted("\(c.mqtt.tls ? "mqtts" : "mqtt")://\(c.mqtt.host):\(c.mqtt.port)")),
                     ("topic_prefix", quoted(c.mqtt.topicPrefix)), ("json", "\(c.mqtt.json)"), ("qos", "\(c.mqtt.qos)"),

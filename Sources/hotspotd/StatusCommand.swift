@@ -53,6 +53,7 @@ struct StatusCommand: AsyncParsableCommand {
                 frames_received: status.framesReceived, uplinks_forwarded: status.uplinksForwarded,
                 uplinks_refused: status.uplinksRefused, outbox_depth: outboxDepth,
                 store_error: status.storeError, frames_not_stored: status.framesNotStored ?? 0, frames_malformed: status.framesMalformed ?? 0,
+                forwarder_refusals: status.forwarderRefusals,
                 last_uplink_at: status.lastUplinkAt, last_beacon_at: status.lastBeaconAt, last_witness_at: status.lastWitnessAt,
                 pairings: pairings
             )
@@ -62,7 +63,7 @@ struct StatusCommand: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             let running = liveness == .running
-            let rows: [(String, String)] = [
+            var rows: [(String, String)] = [
                 ("state", liveness == .running ? "running (pid \(status.pid), since \(Self.time(status.startedAt, now: now)))" : "\(liveness.rawValue) (last report \(Self.time(status.updatedAt, now: now)))"),
                 ("gateway", "\(status.gatewayID), \(status.board), \(status.region), hotspotd \(status.version)"),
                 // The agent reports every watchdog period (10 s without systemd): the counters
@@ -81,6 +82,11 @@ struct StatusCommand: AsyncParsableCommand {
                 ("last witness", status.lastWitnessAt.map { Self.time($0, now: now) } ?? "none"),
                 ("pairings", pairings.map { "\($0)" } ?? "-"),
             ]
+            // Behind a packet forwarder: its datagrams refused, by reason.
+            if let refusals = status.forwarderRefusals {
+                let counts = refusals.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.replacingOccurrences(of: "_", with: " "))" }
+                rows.insert(("forwarders refused", counts.isEmpty ? "none" : counts.joined(separator: ", ")), at: 6)
+            }
             let width = rows.map(\.0.count).max() ?? 0
             for (name, value) in rows {
                 print(name + String(repeating: " ", count: width - name.count) + "  " + value)
@@ -109,6 +115,7 @@ struct StatusCommand: AsyncParsableCommand {
         var store_error: String?
         var frames_not_stored: Int
         var frames_malformed: Int
+        var forwarder_refusals: [String: Int]?
         var last_uplink_at: Int64?
         var last_beacon_at: Int64?
         var last_witness_at: Int64?

@@ -52,8 +52,9 @@ final class FaultRig: @unchecked Sendable {
     var logFile: String { directory + "/agent.log" }
 
     /// `dataDirectory`: where the store lives (a small tmpfs, say); by default in the rig's own
-    /// temporary directory.
-    init(dataDirectory: String? = nil, brokerConfiguration: String = "") async throws {
+    /// temporary directory. `bindHost` is where the agent listens for the forwarder (on the
+    /// rig's port); `semtechUDP` goes into its [semtech_udp] section as it is.
+    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "") async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-fault-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.dataDirectory = dataDirectory ?? directory + "/data"
@@ -82,7 +83,8 @@ final class FaultRig: @unchecked Sendable {
             data_dir = "\(self.dataDirectory)"
             shutdown_timeout = "3s"
             [semtech_udp]
-            bind = "127.0.0.1:\(udpPort)"
+            bind = "\(bindHost):\(udpPort)"
+            \(semtechUDP)
             [mqtt]
             server = "mqtt://127.0.0.1:\(broker.port)"
             keepalive = "5s"
@@ -208,7 +210,7 @@ final class FaultRig: @unchecked Sendable {
             packets.append(#"{"tmst":\#(UInt32(truncatingIfNeeded: Int(token) * 1000)),"chan":0,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(frame.count),"data":"\#(Base64.encode(frame))"}"#)
         }
         let high = UInt8(token >> 8), low = UInt8(token & 0xFF)
-        let datagram = [2, high, low, 0x00] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x01] + Array(#"{"rxpk":[\#(packets.joined(separator: ","))]}"#.utf8)
+        let datagram = [2, high, low, 0x00] + Self.forwarderEUI + Array(#"{"rxpk":[\#(packets.joined(separator: ","))]}"#.utf8)
         unacknowledged[token] = (count, ContinuousClock.now)
         _ = forwarder.send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
         // A short look for this datagram's PUSH_ACK keeps the stream paced like a forwarder's;
@@ -263,15 +265,19 @@ final class FaultRig: @unchecked Sendable {
 
     /// Sends a PUSH_DATA with `json` as its body, as the forwarder (EUI AA555A0000000001).
     func pushData(json: String, token: UInt16) {
-        let datagram = [2, UInt8(token >> 8), UInt8(token & 0xFF), 0x00] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x01] + Array(json.utf8)
+        let datagram = [2, UInt8(token >> 8), UInt8(token & 0xFF), 0x00] + Self.forwarderEUI + Array(json.utf8)
         _ = forwarder.send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
     }
 
     /// Takes every PUSH_ACK waiting on the forwarder's socket; each acknowledges the datagram
-    /// of its token, however late it came.
+    /// of its token, however late it came. Other datagrams (PULL_ACK, PULL_RESP) are kept in
+    /// `received`.
     private func collectAcknowledgements() {
         while let reply = forwarder.receive(timeoutMilliseconds: 0) {
-            guard reply.bytes.count == 4, reply.bytes[0] == 2, reply.bytes[3] == 0x01 else { continue }
+            guard reply.bytes.count == 4, reply.bytes[0] == 2, reply.bytes[3] == 0x01 else {
+                received.append(reply.bytes)
+                continue
+            }
             let token = UInt16(reply.bytes[1]) << 8 | UInt16(reply.bytes[2])
             if let sent = unacknowledged.removeValue(forKey: token) {
                 framesAcknowledged += sent.frames
@@ -306,6 +312,69 @@ final class FaultRig: @unchecked Sendable {
         let delays = acknowledgementDelays.dropFirst(start).sorted()
         guard !delays.isEmpty else { return .zero }
         return delays[min(delays.count - 1, Int(Double(delays.count) * fraction))]
+    }
+
+    // MARK: Downlinks
+
+    /// Datagrams the agent sent the forwarder other than PUSH_ACKs, oldest first.
+    private(set) var received: [[UInt8]] = []
+
+    /// Sends a PULL_DATA (protocol 2) as the forwarder, and waits for its PULL_ACK.
+    func pullData() async -> Bool {
+        token &+= 1
+        let sent = token
+        let high = UInt8(sent >> 8), low = UInt8(sent & 0xFF)
+        sendDatagram([2, high, low, 0x02] + Self.forwarderEUI)
+        return await eventually(within: 10) { [self] in
+            collectAcknowledgements()
+            return received.contains { $0 == [2, high, low, 0x04] }
+        }
+    }
+
+    /// The gateway EUI the rig's forwarder uses.
+    static let forwarderEUI: [UInt8] = [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x01]
+
+    /// The token and `txpk` of the next PULL_RESP, once one comes (taken off `received`).
+    func nextPullResponse(within seconds: Double = 10) async -> (token: [UInt8], txpk: String)? {
+        @Sendable func isPullResponse(_ datagram: [UInt8]) -> Bool { datagram.count > 4 && datagram[3] == 0x03 }
+        guard await eventually(within: seconds, { [self] in
+            collectAcknowledgements()
+            return received.contains(where: isPullResponse)
+        }), let index = received.firstIndex(where: isPullResponse) else { return nil }
+        let found = received.remove(at: index)
+        return (Array(found[1...2]), String(decoding: found[4...], as: UTF8.self))
+    }
+
+    /// Sends a TX_ACK for `token`, `error` nil for success, from the forwarder's socket or from
+    /// `socket` (someone else on the LAN).
+    func txAck(token: [UInt8], error: String?, from socket: UDPSocket? = nil) {
+        let body = error.map { #"{"txpk_ack":{"error":"\#($0)"}}"# } ?? #"{"txpk_ack":{"error":"NONE"}}"#
+        let datagram = [2] + token + [0x05] + Self.forwarderEUI + Array(body.utf8)
+        _ = (socket ?? forwarder).send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
+    }
+
+    /// Publishes `downlink` on `command/down`, as the network server does.
+    func publish(_ downlink: Gw_DownlinkFrame) throws {
+        let file = directory + "/down-\(UInt32.random(in: 0...UInt32.max)).bin"
+        try Data(try downlink.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: file))
+        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "eu868/gateway/\(Self.gatewayID)/command/down", "-f", file])
+        guard published.status == 0 else { throw BrokerError("mosquitto_pub: \(published.error)") }
+    }
+
+    /// A subscriber to one of the gateway's event topics (`ack`, say), writing down every
+    /// message it is given; subscribed when this returns.
+    func watch(event: String) async throws -> EventWatcher {
+        let topic = "eu868/gateway/\(Self.gatewayID)/event/\(event)"
+        let file = directory + "/watch-\(event)-\(UInt32.random(in: 0...UInt32.max)).hex"
+        let pid = try spawn("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-q", "1", "-t", topic, "-F", "%x"], logFile: file)
+        let watcher = EventWatcher(pid: pid, file: file)
+        // Subscribed once a probe of its own comes back.
+        let probe = Array("probe".utf8)
+        guard await eventually(within: 15, {
+            _ = try? run("/usr/bin/mosquitto_pub", ["-p", "\(self.broker.port)", "-t", topic, "-m", "probe"])
+            return await eventually(within: 0.3) { watcher.messages.contains(probe) }
+        }) else { throw BrokerError("the watcher of \(topic) did not subscribe") }
+        return watcher
     }
 
     // MARK: The ledger
@@ -401,4 +470,25 @@ final class ServiceManager: Sendable {
 func tail(of path: String, lines: Int = 15) -> String {
     let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
     return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+}
+
+/// Every message of one topic, as mosquitto_sub wrote them down; the subscriber ends with it.
+final class EventWatcher: Sendable {
+    let pid: pid_t
+    let file: String
+
+    init(pid: pid_t, file: String) {
+        self.pid = pid
+        self.file = file
+    }
+
+    deinit {
+        kill(pid, SIGKILL)
+        _ = waitForExit(pid, seconds: 5)
+    }
+
+    var messages: [[UInt8]] {
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { Hex.decode(String($0)) }
+    }
 }

@@ -2,9 +2,12 @@ import Credits
 import Cryptography
 import Foundation
 import LoRaWAN
+import Messages
+import SemtechUDP
 import Store
 import TestSupport
 import Testing
+import Wire
 
 /// Attacks on a running `hotspotd` through the broker and the air, each with the bound it now
 /// meets. The agent runs as a process, beside a real mosquitto, fed by this test as its packet
@@ -121,6 +124,122 @@ import Testing
         _ = await eventually(within: 30) { await rig.ledgerProblem() == nil }
         let problem = await rig.ledgerProblem()
         #expect(problem == nil)
+        #expect(rig.stopAgent() == 0)
+    }
+
+    /// `semtech_udp.forwarders` names the forwarder and where it sends from: anyone else on the
+    /// LAN, with another EUI or with the forwarder's own EUI from another address, gets no
+    /// acknowledgement, no downlinks and no charge for the frames they carry, only a count.
+    @Test func onlyTheListedForwarderIsTaken() async throws {
+        let rig = try await FaultRig(semtechUDP: #"forwarders = ["AA555A0000000001@127.0.0.1"]"#)
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        #expect(await rig.pullData())
+        let alice = rig.sensors[0], bob = rig.sensors[1]
+        let heard = try LoRaWANCrypto.encodeDataFrame(devAddr: alice.devAddr, fCnt: 7, fPort: 2, payload: [1], nwkSKey: alice.nwkSKey, appSKey: alice.nwkSKey)
+        #expect(await rig.push(frames: [heard]))
+        #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 1 })
+
+        // Bob's frame, valid, from elsewhere: the listed EUI from another host, another EUI
+        // from the forwarder's host.
+        let forged = try LoRaWANCrypto.encodeDataFrame(devAddr: bob.devAddr, fCnt: 9, fPort: 2, payload: [2], nwkSKey: bob.nwkSKey, appSKey: bob.nwkSKey)
+        let body = Array(#"{"rxpk":[{"tmst":1000,"chan":0,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(forged.count),"data":"\#(Base64.encode(forged))"}]}"#.utf8)
+        let elsewhere = try UDPSocket(binding: SocketAddress("127.0.0.2:0")!)
+        let sameHost = try UDPSocket(binding: SocketAddress("127.0.0.1:0")!)
+        let agent = SocketAddress("127.0.0.1:\(rig.udpPort)")!
+        let otherEUI: [UInt8] = [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x02]
+        elsewhere.send([2, 0x10, 0x01, 0x00] + FaultRig.forwarderEUI + body, to: agent)
+        elsewhere.send([2, 0x10, 0x02, 0x02] + FaultRig.forwarderEUI, to: agent)
+        sameHost.send([2, 0x10, 0x03, 0x00] + otherEUI + body, to: agent)
+        sameHost.send([2, 0x10, 0x04, 0x02] + otherEUI, to: agent)
+        // The listed forwarder is served after them: they were handled.
+        #expect(await rig.push(frames: []))
+        #expect(elsewhere.receive(timeoutMilliseconds: 500) == nil, "no PUSH_ACK or PULL_ACK for the listed EUI from another host")
+        #expect(sameHost.receive(timeoutMilliseconds: 100) == nil, "none for another EUI")
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await rig.debited().charges.count == 1, "bob's frame was not charged")
+        #expect(tail(of: rig.logFile, lines: 200).contains("not in semtech_udp.forwarders"))
+        #expect(await eventually(within: 30) {
+            let status = try? await runHotspotd(["status", "--json", "--data-dir", rig.dataDirectory], in: rig.directory)
+            return status?.stdout.contains(#""forwarder_refusals":{"not_listed":4}"#) == true
+        })
+        #expect(rig.stopAgent() == 0)
+    }
+
+    /// Bound to an address others can reach, with no forwarder named, the agent says so as it
+    /// starts: anyone who reaches the port is a forwarder to it.
+    @Test func anOpenPortWithNoForwardersNamedIsSaidLoudly() async throws {
+        let rig = try await FaultRig(bindHost: "0.0.0.0")
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        #expect(tail(of: rig.logFile, lines: 200).contains("semtech_udp.bind is reachable from the network and semtech_udp.forwarders is empty"))
+        #expect(await rig.push(frames: []))
+        #expect(rig.stopAgent() == 0)
+    }
+
+    /// A TX_ACK used to be matched by token and EUI alone, and any error it reported gave the
+    /// frame's airtime back. Now one from another address than the PULL_RESP went to is
+    /// refused, and once the forwarder has a frame its airtime stays counted whatever the
+    /// TX_ACK says: errors cannot stretch the duty cycle.
+    @Test func forgedTxAcksNeitherDecideTheOutcomeNorHandAirtimeBack() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        let acks = try await rig.watch(event: "ack")
+        #expect(await rig.pullData())
+        // SF12 at 868.9 MHz: 1.16 s on air in a 0.1 % sub-band, a budget of 3.6 s an hour, so
+        // three fit and a fourth does not.
+        func downlink(_ id: UInt32) -> Gw_DownlinkFrame {
+            var lora = Gw_LoraModulationInfo()
+            lora.bandwidth = 125_000
+            lora.spreadingFactor = 12
+            lora.codeRate = .cr45
+            lora.polarizationInversion = true
+            var item = Gw_DownlinkFrameItem()
+            item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
+            item.txInfo.frequency = 868_900_000
+            item.txInfo.power = 14
+            item.txInfo.modulation.lora = lora
+            item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
+            var frame = Gw_DownlinkFrame()
+            frame.downlinkID = id
+            frame.gatewayID = FaultRig.gatewayID
+            frame.items = [item]
+            return frame
+        }
+        @Sendable func statuses() -> [UInt32: Gw_TxAckStatus] {
+            var result: [UInt32: Gw_TxAckStatus] = [:]
+            for message in acks.messages {
+                guard let ack = try? Gw_DownlinkTxAck(serializedBytes: message), let status = ack.items.first?.status else { continue }
+                result[ack.downlinkID] = status
+            }
+            return result
+        }
+        let intruder = try UDPSocket(binding: SocketAddress("127.0.0.1:0")!)
+
+        try rig.publish(downlink(1))
+        let first = try #require(await rig.nextPullResponse(), "no PULL_RESP: \(tail(of: rig.logFile, lines: 30))")
+        rig.txAck(token: first.token, error: "COLLISION_PACKET", from: intruder)
+        try await Task.sleep(for: .milliseconds(100))
+        rig.txAck(token: first.token, error: nil)
+        #expect(await eventually(within: 10) { statuses()[1] != nil })
+        #expect(statuses()[1] == .ok, "the forwarder's own TX_ACK decided, not the intruder's")
+
+        for id: UInt32 in 2...3 {
+            try rig.publish(downlink(id))
+            let response = try #require(await rig.nextPullResponse(), "no PULL_RESP: \(tail(of: rig.logFile, lines: 30))")
+            rig.txAck(token: response.token, error: "COLLISION_PACKET")
+            #expect(await eventually(within: 10) { statuses()[id] != nil })
+            #expect(statuses()[id] == .collisionPacket)
+        }
+        try rig.publish(downlink(4))
+        #expect(await eventually(within: 10) { statuses()[4] != nil })
+        #expect(statuses()[4] == .dutyCycleOverflow, "the airtime of frames the forwarder was given stays spent")
+        #expect(await rig.nextPullResponse(within: 1) == nil)
+        #expect(await eventually(within: 30) {
+            let status = try? await runHotspotd(["status", "--json", "--data-dir", rig.dataDirectory], in: rig.directory)
+            return status?.stdout.contains(#""tx_ack_unmatched":1"#) == true
+        })
         #expect(rig.stopAgent() == 0)
     }
 }
