@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "Coverage",
             dependencies: [
-                "Credits", "Cryptography", "LoRaPHY", "Messages", "Radio", "Store",
+                "Credits", "Cryptography", "HAL", "LoRaPHY", "Messages", "Radio", "Store",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,6 +1,7 @@
 import Credits
 import Cryptography
 import FoundationEssentials
+import HAL
 import LoRaPHY
 import Logging
 import Messages
@@ -20,7 +21,11 @@ public enum BeaconOutcome: Sendable, Equatable {
 public enum WitnessOutcome: Sendable, Equatable {
     case witnessed
     case notABeacon
+    /// A beacon's shape, but not sent where and how its data says a beacon of this region is.
+    case implausible
     case ownBeacon
+    /// Beyond the witness budget (`witnessBurst`, then `witnessesPerHour`).
+    case overBudget
     /// The same beacon was witnessed already.
     case duplicate
 }
@@ -42,6 +47,11 @@ public actor CoverageService {
     private var remoteEntropy: (data: [UInt8], timestamp: UInt64)?
     private var sentBeacons = RecentSet(capacity: 64)
     private var witnessedBeacons = RecentSet(capacity: 1024)
+    /// Witness reports are signed claims: at most `witnessBurst` at once, then
+    /// `witnessesPerHour`, whatever the air brings.
+    private let witnessBudget: RefusalLimiter
+    public static let witnessBurst = 16
+    public static let witnessesPerHour = 16.0
     /// When the last beacon went out and the last witness report was made (wall clock, ns).
     public private(set) var lastBeaconAt: Int64?
     public private(set) var lastWitnessAt: Int64?
@@ -63,6 +73,7 @@ public actor CoverageService {
         self.powerDBm = powerDBm
         self.logger = logger
         self.now = now
+        witnessBudget = RefusalLimiter(burst: Self.witnessBurst, perSecond: Self.witnessesPerHour / 3600)
         entropyLifetimeNanoseconds = Int64(entropyLifetime.components.seconds) * 1_000_000_000
     }
 
@@ -147,11 +158,23 @@ public actor CoverageService {
 
     // MARK: Witnessing
 
-    /// Turns a received beacon from another hotspot into a signed witness report.
+    /// Turns a received beacon from another hotspot into a signed witness report: only a frame
+    /// heard on the frequency and at the data rate its own data implies (as `Beacon.make`
+    /// chooses them), once per beacon, within the witness budget.
     public func consider(_ frame: RadioFrame) async throws(StoreError) -> WitnessOutcome {
         guard frame.crc != .bad, let data = Beacon.data(ofFrame: frame.payload) else { return .notABeacon }
+        guard let expected = Beacon.transmission(ofData: data, region: region),
+              frame.frequencyHz == expected.frequencyHz, frame.dataRate == expected.dataRate else {
+            logger.debug("not witnessed: a beacon's shape on the wrong frequency or data rate", metadata: ["FREQUENCY": "\(frame.frequencyHz)", "DATA_RATE": "\(frame.dataRate)"])
+            return .implausible
+        }
         guard !sentBeacons.contains(data) else { return .ownBeacon }
         guard witnessedBeacons.insert(data) else { return .duplicate }
+        let (admitted, unreported) = witnessBudget.admit()
+        guard admitted else { return .overBudget }
+        if unreported > 0 {
+            logger.notice("beacons not witnessed for the witness budget", metadata: ["COUNT": "\(unreported)", "BUDGET": "\(Self.witnessBurst), then \(Int(Self.witnessesPerHour)) an hour"])
+        }
         let time = frame.receivedAt ?? now()
         var report = Helium_PocLora_lora_witness_report_req_v1()
         report.pubKey = Data([Helium.ed25519Tag] + identity.key.publicKey.bytes)

@@ -88,6 +88,8 @@ public actor Meter {
     /// Invented DevAddrs would each be new: the lines are said within a budget (20, then one
     /// a minute), the table above only decides which sensors are worth a line.
     private let unpairedLog: RefusalLimiter
+    /// Refused uplinks, reported per (DevAddr, reason) with a count at a bounded rate.
+    private var refusals: RefusalTally
 
     /// LoRaWAN's MAX_FCNT_GAP.
     public static let maximumFrameCounterGap: UInt32 = 16_384
@@ -101,6 +103,7 @@ public actor Meter {
         self.logger = logger
         self.arrivalClock = arrivalClock
         unpairedLog = RefusalLimiter(burst: 20, perSecond: 1.0 / 60) { UInt64(max(arrivalClock(), 0)) }
+        refusals = RefusalTally(limiter: RefusalLimiter(burst: 20, perSecond: 1.0 / 60) { UInt64(max(arrivalClock(), 0)) })
         self.store = store
         self.topics = topics
         self.encoding = encoding
@@ -230,6 +233,8 @@ public actor Meter {
         var outcomes: [MeterOutcome] = []
         outcomes.reserveCapacity(frames.count)
         var rejections: [NewMessage] = []
+        // Counts left unreported by an earlier batch, once their interval has passed.
+        for report in refusals.overdue(at: arrivalClock()) { rejections += self.report(report) }
         for plan in plans {
             let outcome: MeterOutcome
             switch plan {
@@ -336,23 +341,32 @@ public actor Meter {
         return .done(.forwardedUnpaired)
     }
 
+    /// Counts a refusal; reports it (a log line and an `event/rejected` message) when its
+    /// (DevAddr, reason) may be reported again, with the count of those not reported before.
     private func refuse(_ reason: UplinkRefusal, pairing: Pairing, detail: String, at time: Int64, into messages: inout [NewMessage]) -> MeterOutcome {
-        // One line per refusal: rare and worth an owner's attention; forwarded uplinks log at debug.
-        logger.notice("uplink refused: \(detail)", metadata: [
-            "REASON": "\(reason.rawValue)", "DEV_ADDR": "\(DevAddr(pairing.devAddr))", "OWNER": "\(pairing.owner)",
-        ])
+        let refusal = RefusalTally.Refusal(reason: reason, pairing: pairing, detail: detail, time: time)
+        if let report = refusals.add(refusal, at: arrivalClock()) { messages += self.report(report) }
+        return .refused(reason)
+    }
+
+    private func report(_ report: RefusalTally.Report) -> [NewMessage] {
+        let refusal = report.latest, pairing = refusal.pairing
+        var metadata: Logger.Metadata = [
+            "REASON": "\(refusal.reason.rawValue)", "DEV_ADDR": "\(DevAddr(pairing.devAddr))", "OWNER": "\(pairing.owner)",
+        ]
+        if report.count > 1 { metadata["COUNT"] = "\(report.count)" }
+        logger.notice(report.count > 1 ? "uplinks refused: \(refusal.detail) (the last of \(report.count) since the last report)" : "uplink refused: \(refusal.detail)", metadata: metadata)
         var rejection = Hotspotd_Rejection()
-        rejection.reason = reason.rawValue
-        rejection.detail = detail
+        rejection.reason = refusal.reason.rawValue
+        rejection.detail = refusal.detail
         rejection.devAddr = DevAddr(pairing.devAddr).description
         if let devEUI = pairing.devEUI { rejection.devEui = EUI64(devEUI).description }
         rejection.owner = pairing.owner
-        rejection.time = UInt64(max(time, 0))
+        rejection.time = UInt64(max(refusal.time, 0))
         rejection.topic = topics.up
-        if let payload = try? encoding.encode(rejection) {
-            messages.append(NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-\(time)-\(reason.rawValue)-\(DevAddr(pairing.devAddr))", payload: payload))
-        }
-        return .refused(reason)
+        rejection.count = UInt32(clamping: report.count)
+        guard let payload = try? encoding.encode(rejection) else { return [] }
+        return [NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-\(refusal.time)-\(refusal.reason.rawValue)-\(DevAddr(pairing.devAddr))", payload: payload)]
     }
 
     /// Whether the same bytes were metered within the window, by this machine's monotonic clock
@@ -427,6 +441,93 @@ public enum UplinkMessages {
         case .cr4_7: .cr47
         case .cr4_8: .cr48
         case nil: .crUndefined
+        }
+    }
+}
+
+/// Refused uplinks, counted per (DevAddr, reason) and reported at a bounded rate. Anyone with a
+/// radio can make a paired sensor's frames fail (garbage under its DevAddr, recorded frames
+/// replayed): a report for each would fill the journal, and with the broker away, the outbox.
+/// A (DevAddr, reason) is reported at once the first time, then at most once a
+/// `reportInterval`, the report counting the refusals since the last one; all reports share
+/// `limiter`'s budget. The table holds paired DevAddrs only (refusals are for paired sensors),
+/// at most `maximumEntries` of them.
+struct RefusalTally {
+    struct Refusal {
+        var reason: UplinkRefusal
+        var pairing: Pairing
+        var detail: String
+        var time: Int64
+    }
+
+    struct Report {
+        var latest: Refusal
+        var count: Int
+    }
+
+    private struct Key: Hashable {
+        var devAddr: UInt32
+        var reason: UplinkRefusal
+    }
+
+    private struct Entry {
+        var latest: Refusal
+        var unreported = 0
+        var reportedAt: Int64?
+    }
+
+    static let reportInterval: Int64 = 60_000_000_000
+    static let maximumEntries = 4096
+    private static let sweepInterval: Int64 = 5_000_000_000
+
+    private let limiter: RefusalLimiter
+    private var entries: [Key: Entry] = [:]
+    private var lastSweep: Int64?
+
+    init(limiter: RefusalLimiter) {
+        self.limiter = limiter
+    }
+
+    /// Counts `refusal` (at `now`, a monotonic time); the report to make now, if any.
+    mutating func add(_ refusal: Refusal, at now: Int64) -> Report? {
+        let key = Key(devAddr: refusal.pairing.devAddr, reason: refusal.reason)
+        if entries[key] == nil, entries.count >= Self.maximumEntries { forgetOne() }
+        var entry = entries[key] ?? Entry(latest: refusal)
+        entry.latest = refusal
+        entry.unreported += 1
+        defer { entries[key] = entry }
+        return report(&entry, at: now)
+    }
+
+    /// Reports of counts left waiting whose interval has passed (looked for every few seconds).
+    mutating func overdue(at now: Int64) -> [Report] {
+        if let lastSweep, now - lastSweep < Self.sweepInterval { return [] }
+        lastSweep = now
+        var reports: [Report] = []
+        for key in entries.keys where entries[key]!.unreported > 0 {
+            var entry = entries[key]!
+            if let report = report(&entry, at: now) { reports.append(report) }
+            entries[key] = entry
+        }
+        return reports
+    }
+
+    private func report(_ entry: inout Entry, at now: Int64) -> Report? {
+        if let reportedAt = entry.reportedAt, now - reportedAt < Self.reportInterval { return nil }
+        guard limiter.admit().report else { return nil }
+        defer {
+            entry.unreported = 0
+            entry.reportedAt = now
+        }
+        return Report(latest: entry.latest, count: entry.unreported)
+    }
+
+    /// Makes room: forgets the entry reported longest ago with nothing waiting, or else the
+    /// one with the fewest waiting (its count is lost from the reports, not from the stats).
+    private mutating func forgetOne() {
+        let idle = entries.filter { $0.value.unreported == 0 }.min { ($0.value.reportedAt ?? .min) < ($1.value.reportedAt ?? .min) }
+        if let key = idle?.key ?? entries.min(by: { $0.value.unreported < $1.value.unreported })?.key {
+            entries[key] = nil
         }
     }
 }

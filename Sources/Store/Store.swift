@@ -40,10 +40,24 @@ public struct Account: Sendable, Equatable {
 /// What goes to the broker: a row of the outbox until the broker has acknowledged it.
 public struct OutboxMessage: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        /// Forwarded uplinks: under pressure, the oldest of these may be dropped.
+        /// Forwarded uplinks: past `mqtt.outbox_max` of them, the oldest are dropped.
         case uplink
-        /// Signed reports and receipts, acknowledgements, rejections: never dropped.
+        /// Signed reports and receipts, acknowledgements, rejections: each kind has a cap of its
+        /// own (`limit`), past which its oldest are dropped; they never push out an uplink.
         case receipt, beacon, witness, rejected, ack, other
+
+        /// The most rows of this kind the outbox keeps (uplinks: the store's `outboxLimit`).
+        /// Sized for a week without the broker: receipts come once per owner and interval,
+        /// beacons a few a day; witnesses, rejections and acks come from outside, at rates
+        /// their producers bound, and the newest matter most.
+        public var limit: Int? {
+            switch self {
+            case .uplink: nil
+            case .receipt: 20_000
+            case .beacon: 500
+            case .witness, .rejected, .ack, .other: 2_000
+            }
+        }
     }
 
     public var id: Int64
@@ -168,6 +182,8 @@ public actor Store {
     public private(set) var outboxLimit: Int
     /// Uplinks dropped at the cap since the store was opened.
     public private(set) var droppedAtCap = 0
+    /// Other rows dropped at their kind's cap since the store was opened.
+    public private(set) var droppedAtKindCap: [OutboxMessage.Kind: Int] = [:]
 
     /// Opens (creating when absent) the database at `path` and migrates it.
     public init(path: String, outboxLimit: Int = 1_000_000) throws(StoreError) {
@@ -623,18 +639,38 @@ public actor Store {
             [.text(message.kind.rawValue), .text(message.topic), .text(message.messageID), .blob(message.payload), .integer(time)]
         )
         uncommittedInserts += 1
+        if message.kind != .uplink { uncommittedKinds.insert(message.kind) }
     }
 
     private var uncommittedInserts = 0
+    /// The kinds other than uplinks the transaction added rows of.
+    private var uncommittedKinds: Set<OutboxMessage.Kind> = []
 
-    /// After a transaction: counts its rows, enforces the cap, wakes the publisher.
+    /// After a transaction: counts its rows, enforces the caps, wakes the publisher.
     private func committed(_ success: Bool) {
-        defer { uncommittedInserts = 0 }
+        defer {
+            uncommittedInserts = 0
+            uncommittedKinds.removeAll(keepingCapacity: true)
+        }
         guard success, uncommittedInserts > 0 else { return }
         depth += uncommittedInserts
+        // Each kind within its own cap (counted through the (kind, id) index: a few thousand
+        // rows at most), so that what comes from outside cannot grow the outbox without end.
+        for kind in uncommittedKinds {
+            guard let limit = kind.limit, let count = try? db.query("SELECT COUNT(*) FROM outbox WHERE kind = ?", [.text(kind.rawValue)]).first?.first?.integer,
+                  count > Int64(limit) else { continue }
+            if (try? db.query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)", [.text(kind.rawValue), .integer(count - Int64(limit))])) != nil {
+                droppedAtKindCap[kind, default: 0] += db.changes
+                depth -= db.changes
+            }
+        }
+        // Uplinks within `outboxLimit`, counted apart from the other kinds: those cannot push
+        // an uplink out.
         if depth > outboxLimit {
-            let excess = depth - outboxLimit
-            if (try? db.query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = 'uplink' ORDER BY id LIMIT ?)", [.integer(Int64(excess))])) != nil {
+            let others = OutboxMessage.Kind.allCases.filter { $0 != .uplink }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            let otherRows = Int((try? db.query("SELECT COUNT(*) FROM outbox WHERE kind IN (\(others))").first?.first?.integer) ?? 0)
+            let excess = depth - otherRows - outboxLimit
+            if excess > 0, (try? db.query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = 'uplink' ORDER BY id LIMIT ?)", [.integer(Int64(excess))])) != nil {
                 droppedAtCap += db.changes
                 depth -= db.changes
             }

@@ -150,15 +150,41 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
         let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
         let coverage = CoverageService(radio: radio, store: store, identity: identity, region: .eu868, topics: Topics(prefix: "eu868", gatewayID: identity.gatewayID), logger: quiet, now: wallClock)
+        // 0x42 % 3 picks EU868's first channel, 868.1 MHz; 52 bytes go at SF12.
         let beacon = [UInt8(0xE0)] + [UInt8](repeating: 0x42, count: 51)
-        var frame = RadioFrame(payload: beacon, frequencyHz: 868_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), codingRate: .cr4_5, rssiDBm: -110.4, snrDB: -7.25, crc: .ok, timestamp: 77, receivedAt: wallClock())
+        var frame = RadioFrame(payload: beacon, frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), codingRate: .cr4_5, rssiDBm: -110.4, snrDB: -7.25, crc: .ok, timestamp: 77, receivedAt: wallClock())
         #expect(try await coverage.consider(frame) == .witnessed)
-        frame.frequencyHz = 868_500_000
         #expect(try await coverage.consider(frame) == .duplicate)
         frame.payload = [0xE0] + [UInt8](repeating: 0x43, count: 50)
         #expect(try await coverage.consider(frame) == .notABeacon, "51 bytes is not a beacon")
         let report = try Helium_PocLora_lora_witness_report_req_v1(serializedBytes: try #require(try await store.outbox().first).payload)
         #expect(report.signal == -1104 && report.snr == -73 && report.tmst == 77)
+    }
+
+    /// Any 52-byte frame starting 0xE0 used to be signed as a witness. Now only a frame heard
+    /// where and how its own data says a beacon of the region is sent is witnessed, and at most
+    /// a burst of them, then a few an hour.
+    @Test func onlyPlausibleBeaconsAreWitnessedWithinABudget() async throws {
+        let store = try temporaryStore()
+        let identity = GatewayIdentity(key: .generate())
+        let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
+        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        let coverage = CoverageService(radio: radio, store: store, identity: identity, region: .eu868, topics: Topics(prefix: "eu868", gatewayID: identity.gatewayID), logger: quiet, now: wallClock)
+        let sf12 = LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)
+        func frame(_ first: UInt8, _ fill: UInt8, frequency: UInt32, dataRate: LoRaDataRate) -> RadioFrame {
+            RadioFrame(payload: [0xE0, first] + [UInt8](repeating: fill, count: 50), frequencyHz: frequency, dataRate: dataRate, codingRate: .cr4_5, rssiDBm: -100, snrDB: 5, crc: .ok, timestamp: 1, receivedAt: wallClock())
+        }
+        // First byte 1: channel 1 of 3, 868.3 MHz.
+        #expect(try await coverage.consider(frame(1, 0, frequency: 868_100_000, dataRate: sf12)) == .implausible, "another channel than its data picks")
+        #expect(try await coverage.consider(frame(1, 0, frequency: 868_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))) == .implausible, "a faster data rate than a beacon's")
+        #expect(try await coverage.consider(frame(1, 0, frequency: 868_300_000, dataRate: sf12)) == .witnessed)
+        var outcomes: [WitnessOutcome] = []
+        for fill in 1...UInt8(CoverageService.witnessBurst + 4) {
+            outcomes.append(try await coverage.consider(frame(1, fill, frequency: 868_300_000, dataRate: sf12)))
+        }
+        #expect(outcomes.filter { $0 == .witnessed }.count == CoverageService.witnessBurst - 1)
+        #expect(outcomes.suffix(5).allSatisfy { $0 == .overBudget })
+        #expect(try await store.outbox(limit: 1000).filter { $0.kind == .witness }.count == CoverageService.witnessBurst)
     }
 
     @Test func aReportMadeWhileTheBrokerIsDownArrivesAfterItReturns() async throws {

@@ -269,12 +269,31 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         try await store.enqueue([NewMessage(kind: .receipt, topic: "r", messageID: "receipt-1", payload: [])], at: 1)
         try await store.enqueue((0..<12).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 2)
         try await store.enqueue([NewMessage(kind: .witness, topic: "w", messageID: "witness-1", payload: [])], at: 3)
-        #expect(await store.outboxDepth() == 10)
-        #expect(await store.droppedAtCap == 4)
+        // The cap counts uplinks: the receipt and the witness take no uplink's place.
+        #expect(await store.outboxDepth() == 12)
+        #expect(await store.droppedAtCap == 2)
         let ids = try await store.outbox(limit: 100).map(\.messageID)
-        #expect(ids.first == "receipt-1" && ids.last == "witness-1", "signed reports are never dropped")
-        #expect(ids.filter { $0.hasPrefix("up-") } == (4..<12).map { "up-\($0)" }, "the oldest uplinks went")
+        #expect(ids.first == "receipt-1" && ids.last == "witness-1", "signed reports are not dropped for uplinks")
+        #expect(ids.filter { $0.hasPrefix("up-") } == (2..<12).map { "up-\($0)" }, "the oldest uplinks went")
         let reopened = try Store(path: store.path, outboxLimit: 10)
-        #expect(await reopened.outboxDepth() == 10, "the depth is counted again on open")
+        #expect(await reopened.outboxDepth() == 12, "the depth is counted again on open")
+    }
+
+    /// Rejections (and every other kind) come from outside at rates others choose: each kind
+    /// keeps at most its limit, its oldest going first, and none of them pushes out an uplink.
+    @Test func everyKindHasACapOfItsOwnAndNoneEvictsAnUplink() async throws {
+        let store = try Store.open(directory: temporaryDirectory(), outboxLimit: 10)
+        try await store.enqueue((0..<5).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 1)
+        let limit = try #require(OutboxMessage.Kind.rejected.limit)
+        for batch in 0..<3 {
+            try await store.enqueue((0..<limit).map { NewMessage(kind: .rejected, topic: "r", messageID: "rejected-\(batch)-\($0)", payload: []) }, at: 2)
+        }
+        let messages = try await store.outbox(limit: 100_000)
+        #expect(messages.filter { $0.kind == .uplink }.count == 5, "no uplink was pushed out")
+        #expect(messages.filter { $0.kind == .rejected }.count == limit)
+        #expect(messages.first { $0.kind == .rejected }?.messageID == "rejected-2-0", "the newest rejections stay")
+        #expect(await store.droppedAtKindCap[.rejected] == 2 * limit)
+        #expect(await store.outboxDepth() == 5 + limit)
+        for kind in OutboxMessage.Kind.allCases where kind != .uplink { #expect(kind.limit != nil, "\(kind) has a cap") }
     }
 }

@@ -239,6 +239,11 @@ public nonisolated struct Hotspotd_Rejection: Sendable {
 
   public var topic: String = String()
 
+  /// How many refusals this report stands for: this one and the earlier ones of the same
+  /// dev_addr and reason not reported on their own (refusals are reported at a bounded rate).
+  /// 0 in reports that do not count (commands, downlinks): read it as 1.
+  public var count: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -641,7 +646,7 @@ nonisolated extension Hotspotd_UsageReceipt: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Hotspotd_Rejection: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Rejection"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0\u{1}detail\0\u{3}dev_addr\0\u{3}dev_eui\0\u{1}owner\0\u{1}nonce\0\u{1}time\0\u{1}topic\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reason\0\u{1}detail\0\u{3}dev_addr\0\u{3}dev_eui\0\u{1}owner\0\u{1}nonce\0\u{1}time\0\u{1}topic\0\u{1}count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -657,6 +662,7 @@ nonisolated extension Hotspotd_Rejection: SwiftProtobuf.Message, SwiftProtobuf._
       case 6: try { try decoder.decodeSingularBytesField(value: &self.nonce) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.time) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.topic) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.count) }()
       default: break
       }
     }
@@ -687,6 +693,9 @@ nonisolated extension Hotspotd_Rejection: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.topic.isEmpty {
       try visitor.visitSingularStringField(value: self.topic, fieldNumber: 8)
     }
+    if self.count != 0 {
+      try visitor.visitSingularUInt32Field(value: self.count, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -699,6 +708,7 @@ nonisolated extension Hotspotd_Rejection: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.nonce != rhs.nonce {return false}
     if lhs.time != rhs.time {return false}
     if lhs.topic != rhs.topic {return false}
+    if lhs.count != rhs.count {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
