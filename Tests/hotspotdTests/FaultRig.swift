@@ -53,8 +53,8 @@ final class FaultRig: @unchecked Sendable {
 
     /// `dataDirectory`: where the store lives (a small tmpfs, say); by default in the rig's own
     /// temporary directory. `bindHost` is where the agent listens for the forwarder (on the
-    /// rig's port); `semtechUDP` goes into its [semtech_udp] section as it is.
-    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "") async throws {
+    /// rig's port); `semtechUDP` and `mqtt` go into those sections as they are.
+    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "", mqtt: String = "") async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-fault-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.dataDirectory = dataDirectory ?? directory + "/data"
@@ -88,6 +88,7 @@ final class FaultRig: @unchecked Sendable {
             [mqtt]
             server = "mqtt://127.0.0.1:\(broker.port)"
             keepalive = "5s"
+            \(mqtt)
             [credits]
             authority = "\(Helium.address(of: authority.publicKey))"
             [coverage]
@@ -390,6 +391,20 @@ final class FaultRig: @unchecked Sendable {
             result[seq] = (owner, credits)
         }
         return result
+    }
+
+    /// Every `gw.UplinkFrame` the collector was given, charged or not.
+    func publishedUplinks() -> [Gw_UplinkFrame] {
+        let text = (try? String(contentsOfFile: collectorFile, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in Hex.decode(String(line)).flatMap { try? Gw_UplinkFrame(serializedBytes: $0) } }
+    }
+
+    /// The outbox's rows by kind, read from the store beside the agent.
+    func outboxKinds() async throws -> [OutboxMessage.Kind: Int] {
+        let store = try Store(readingFrom: dataDirectory + "/hotspotd.db")
+        var counts: [OutboxMessage.Kind: Int] = [:]
+        for message in try await store.outbox(limit: 1_000_000) { counts[message.kind, default: 0] += 1 }
+        return counts
     }
 
     /// Every uplink the store has debited, by sequence number, and each owner's balance.

@@ -1,3 +1,4 @@
+import Coverage
 import Credits
 import Cryptography
 import Foundation
@@ -240,6 +241,59 @@ import Wire
             let status = try? await runHotspotd(["status", "--json", "--data-dir", rig.dataDirectory], in: rig.directory)
             return status?.stdout.contains(#""tx_ack_unmatched":1"#) == true
         })
+        #expect(rig.stopAgent() == 0)
+    }
+
+    /// With the broker away, garbage on the air used to become a `rejected` row and a notice
+    /// line per frame, and any 52-byte frame starting 0xE0 a signed witness row, none of them
+    /// under the outbox cap (which then pushed out uplinks). Now refusals are reported per
+    /// (DevAddr, reason) with a count within a budget, witnesses only for plausible beacons
+    /// within theirs, and every kind of row has a cap that evicts nothing else.
+    @Test func garbageOnTheAirWhileTheBrokerIsAwayIsBounded() async throws {
+        let rig = try await FaultRig(mqtt: "outbox_max = 100")
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        rig.broker.stop()
+        let alice = rig.sensors[0], bob = rig.sensors[1]
+        let wrongKey = [UInt8](repeating: 0x77, count: 16)
+        let attack = 2_000
+        var real = 0
+        for index in 0..<attack / 8 {
+            // Eight frames of alice's DevAddr whose MIC fails, and a real uplink of bob's every
+            // fifth datagram.
+            var frames = try (0..<8).map { offset in
+                try LoRaWANCrypto.encodeDataFrame(devAddr: alice.devAddr, fCnt: UInt32(index * 8 + offset + 1), fPort: 2, payload: [0xBA, 0xD0], nwkSKey: wrongKey, appSKey: wrongKey)
+            }
+            if index % 5 == 0 {
+                real += 1
+                frames.append(try LoRaWANCrypto.encodeDataFrame(devAddr: bob.devAddr, fCnt: UInt32(real), fPort: 2, payload: [1], nwkSKey: bob.nwkSKey, appSKey: bob.nwkSKey))
+            }
+            #expect(await rig.push(frames: frames))
+        }
+        // 2,000 frames with a beacon's shape: half at the channel and data rate a beacon
+        // of their data would use (SF12), half not.
+        for index in 0..<attack / 8 {
+            let packets = (0..<8).map { offset -> String in
+                let data = [UInt8(truncatingIfNeeded: offset)] + withUnsafeBytes(of: UInt32(index * 8 + offset).bigEndian, Array.init) + [UInt8](repeating: 0x5A, count: 46)
+                let frequency = offset % 2 == 0 ? [868.1, 868.3, 868.5][Int(data[0]) % 3] : 868.1 + 0.2 * Double((Int(data[0]) + 1) % 3)
+                return #"{"tmst":1,"chan":0,"rfch":0,"freq":\#(frequency),"stat":1,"modu":"LORA","datr":"SF12BW125","codr":"4/5","rssi":-90,"lsnr":5,"size":52,"data":"\#(Base64.encode([0xE0] + data))"}"#
+            }
+            rig.pushData(json: #"{"rxpk":[\#(packets.joined(separator: ","))]}"#, token: 0xE000 + UInt16(index))
+            if index % 20 == 0 { #expect(await rig.push(frames: [])) }
+        }
+        #expect(await rig.push(frames: []))
+        let kinds = try await rig.outboxKinds()
+        #expect(kinds[.uplink] == real, "every real uplink waits in the outbox: \(kinds)")
+        #expect((kinds[.rejected] ?? 0) <= 21, "\(attack) refusals of one (DevAddr, reason) make at most a burst of reports: \(kinds)")
+        #expect((kinds[.witness] ?? 0) == CoverageService.witnessBurst, "witnesses within the budget: \(kinds)")
+        let log = tail(of: rig.logFile, lines: 100_000).split(separator: "\n")
+        let refusalLines = log.filter { $0.contains("uplink refused") || $0.contains("uplinks refused") }.count
+        #expect(refusalLines <= 21, "\(refusalLines) lines for \(attack) refused frames")
+        #expect(log.filter { $0.contains("beacon witnessed") }.count == CoverageService.witnessBurst)
+        // Back: the real uplinks go out, and the refusals are counted in what went out.
+        try rig.broker.start()
+        let sent = real
+        #expect(await eventually(within: 30) { rig.publishedUplinks().filter { $0.rxInfo.metadata["owner"] == "bob" }.count == sent })
         #expect(rig.stopAgent() == 0)
     }
 }
