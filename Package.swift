@@ -190,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "hotspotdTests",
             dependencies: [
-                "TestSupport", "hotspotd", "Credits", "Cryptography", "LoRaWAN", "Messages", "SemtechUDP", "Store", "Wire",
+                "TestSupport", "hotspotd", "Coverage", "Credits", "Cryptography", "LoRaWAN", "Messages", "SemtechUDP", "Store", "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

@@ -168,7 +168,10 @@ public final class Daemon: Service, Sendable {
             store: store, authority: CommandAuthority(authority: configuration.credits.authority, gatewayID: identity.gatewayID),
             topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.commands"), now: Self.wallClock
         )
-        let downlinks = DownlinkHandler(radio: radio, store: store, topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.downlink"))
+        let meter = self.meter
+        let downlinks = DownlinkHandler(
+            radio: radio, store: store, topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.downlink"),
+            joinAccepted: { context in _ = try? await meter.chargeAnsweredJoin(context: context) })
         let mqtt = configuration.mqtt
         let settings = MQTTSettings(
             host: mqtt.host, port: mqtt.port, clientID: identity.gatewayID, protocolVersion: mqtt.protocolVersion,
@@ -274,7 +277,12 @@ public final class Daemon: Service, Sendable {
         do {
             let outcomes = try await meter.meter(batch: batch)
             // Only a forwarded uplink proves the store writes again: a refusal writes nothing.
-            if outcomes.contains(where: { if case .forwarded = $0 { true } else if case .forwardedUnpaired = $0 { true } else { false } }) {
+            if outcomes.contains(where: {
+                switch $0 {
+                case .forwarded, .forwardedUnpaired, .forwardedJoin: true
+                default: false
+                }
+            }) {
                 storeAccepted()
             }
             for (frame, outcome) in zip(batch, outcomes) {
@@ -378,7 +386,7 @@ public final class Daemon: Service, Sendable {
         state.withLock { state in
             state.received += 1
             switch outcome {
-            case .forwarded, .forwardedUnpaired:
+            case .forwarded, .forwardedUnpaired, .forwardedJoin:
                 state.forwarded += 1
                 state.lastUplinkNanoseconds = Self.wallClock()
             case .refused:

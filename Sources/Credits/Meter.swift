@@ -15,6 +15,9 @@ public enum MeterOutcome: Sendable, Equatable {
     case forwarded(seq: Int64, credits: Int64, balance: Int64, owner: String)
     /// From an unpaired device, forwarded without charge (`forward_unpaired = true`).
     case forwardedUnpaired
+    /// A join request of a paired DevEUI, forwarded uncharged: charged once the network
+    /// answers it through this hotspot (`chargeAnsweredJoin`).
+    case forwardedJoin(owner: String)
     /// A 52-byte proprietary frame: a proof-of-coverage beacon, for the coverage service.
     case beacon
     /// The same frame was charged a moment ago (heard on two channels or by two forwarders).
@@ -39,14 +42,13 @@ public enum UplinkRefusal: String, Sendable, Equatable {
     case badMIC = "bad_mic"
     case oldFCnt = "old_fcnt"
     case noCredit = "no_credit"
-    case replayedJoin = "replayed_join"
 }
 
 /// How the meter treats what it does not charge.
 public struct MeterSettings: Sendable {
     /// Forward uplinks of unpaired devices, without charge.
     public var forwardUnpaired: Bool
-    /// Charge join requests like uplinks.
+    /// Charge join requests the network answers through this hotspot.
     public var chargeJoins: Bool
     /// How long the same frame counts as a duplicate.
     public var duplicateWindowNanoseconds: Int64
@@ -60,7 +62,12 @@ public struct MeterSettings: Sendable {
 
 /// Meters every uplink against its owner's data credits.
 ///
-/// A data uplink is matched to a pairing by DevAddr (a join request by DevEUI). With the
+/// A join request (matched to a pairing by DevEUI) has no MIC the hotspot can check, so anyone
+/// can forge one: it is forwarded uncharged, and charged only when the network answers it with
+/// a join-accept through this hotspot, which only a real join gets (`chargeAnsweredJoin`).
+/// Its DevNonce is the network server's to judge.
+///
+/// A data uplink is matched to a pairing by DevAddr. With the
 /// pairing's NwkSKey, the 32-bit frame counter is rebuilt from the 16 bits on air, must move
 /// forward (at most 16384 ahead, LoRaWAN's MAX_FCNT_GAP), and the MIC must check: a forged or
 /// replayed frame is refused and not charged. The price is Helium's (`Pricing`). The debit, the
@@ -90,6 +97,21 @@ public actor Meter {
     private let unpairedLog: RefusalLimiter
     /// Refused uplinks, reported per (DevAddr, reason) with a count at a bounded rate.
     private var refusals: RefusalTally
+    /// Join requests forwarded and not answered yet, by their `rx_info.context` (which a
+    /// join-accept's `tx_info.context` repeats): the newest `pendingJoinsKept`, for
+    /// `pendingJoinLifetime` (a join-accept comes 5 or 6 s after its request).
+    private var pendingJoins: [[UInt8]: PendingJoin] = [:]
+    static let pendingJoinsKept = 256
+    static let pendingJoinLifetime: Int64 = 30_000_000_000
+
+    private struct PendingJoin {
+        var owner: String
+        var devEUI: UInt64
+        var payload: [UInt8]
+        var credits: Int64
+        var receivedAt: Int64
+        var arrival: Int64
+    }
 
     /// LoRaWAN's MAX_FCNT_GAP.
     public static let maximumFrameCounterGap: UInt32 = 16_384
@@ -177,9 +199,7 @@ public actor Meter {
                     continue
                 }
                 if isDuplicate(frame.payload) { plans.append(.done(.duplicate)); continue }
-                let credits = settings.chargeJoins ? Pricing.credits(forPayloadOf: frame.payload.count) : 0
-                plans.append(.charge(charges.count))
-                charges.append(PlannedCharge(frame: frame, pairing: pairing, credits: credits, fCnt: nil, devEUI: request.devEUI.rawValue, devNonce: request.devNonce, time: time))
+                plans.append(forwardJoin(frame, pairing: pairing, devEUI: request.devEUI.rawValue, at: time, into: &unpairedMessages))
             case .data(let data):
                 guard phy.mType.isUplink else { plans.append(.done(.dropped(.downlink))); continue }
                 guard let pairing = pairings.0[data.devAddr.rawValue] else {
@@ -204,7 +224,7 @@ public actor Meter {
                 plans.append(.charge(charges.count))
                 charges.append(PlannedCharge(
                     frame: frame, pairing: pairing, credits: Pricing.credits(forPayloadOf: frame.payload.count), fCnt: fCnt,
-                    devEUI: pairing.devEUI, devNonce: nil, time: time
+                    devEUI: pairing.devEUI, time: time
                 ))
             }
         }
@@ -215,7 +235,7 @@ public actor Meter {
         let results: [ChargeResult]
         do {
             results = try await store.charge(
-            planned.map { Charge(owner: $0.pairing.owner, devAddr: $0.pairing.devAddr, devEUI: $0.devEUI, phyPayload: $0.frame.payload, credits: $0.credits, fCnt: $0.fCnt, devNonce: $0.devNonce, receivedAt: $0.time) },
+            planned.map { Charge(owner: $0.pairing.owner, devAddr: $0.pairing.devAddr, devEUI: $0.devEUI, phyPayload: $0.frame.payload, credits: $0.credits, fCnt: $0.fCnt, receivedAt: $0.time) },
             along: unpairedMessages, at: frames.last?.receivedAt ?? now()
         ) { index, seq, balance in
             let charge = planned[index]
@@ -255,8 +275,6 @@ public actor Meter {
                     outcome = refuse(.noCredit, pairing: charge.pairing, detail: "\(charge.credits) DC needed, \(balance) DC left", at: charge.time, into: &rejections)
                 case .staleFrameCounter:
                     outcome = refuse(.oldFCnt, pairing: charge.pairing, detail: "FCnt \(charge.fCnt.map(String.init) ?? "?") was overtaken by another frame", at: charge.time, into: &rejections)
-                case .replayedJoin:
-                    outcome = refuse(.replayedJoin, pairing: charge.pairing, detail: "DevNonce \(charge.devNonce.map(String.init) ?? "?") was used before", at: charge.time, into: &rejections)
                 }
             }
             counts[Self.countKey(outcome), default: 0] += 1
@@ -292,7 +310,6 @@ public actor Meter {
         var credits: Int64
         var fCnt: UInt32?
         var devEUI: UInt64?
-        var devNonce: UInt16?
         var time: Int64
     }
 
@@ -300,6 +317,7 @@ public actor Meter {
         switch outcome {
         case .forwarded: "forwarded"
         case .forwardedUnpaired: "forwarded_unpaired"
+        case .forwardedJoin: "forwarded_join"
         case .beacon: "beacon"
         case .duplicate: "duplicate"
         case .dropped(let reason): "dropped_" + reason.rawValue
@@ -339,6 +357,59 @@ public actor Meter {
         guard let payload = try? encoding.encode(uplink) else { return .done(.dropped(.undecodable)) }
         messages.append(NewMessage(kind: .uplink, topic: topics.up, messageID: "up-unpaired-\(time)-\(id)", payload: payload))
         return .done(.forwardedUnpaired)
+    }
+
+    /// Forwards a paired sensor's join request uncharged, and remembers it until the network
+    /// answers it or it is too old to be answered.
+    private func forwardJoin(_ frame: RadioFrame, pairing: Pairing, devEUI: UInt64, at time: Int64, into messages: inout [NewMessage]) -> Plan {
+        let credits = settings.chargeJoins ? Pricing.credits(forPayloadOf: frame.payload.count) : 0
+        let id = UInt32.random(in: 1...UInt32.max)
+        let metadata = ["dc": "0", "owner": pairing.owner, "join_dc": String(credits)]
+        let uplink = UplinkMessages.uplinkFrame(frame, gatewayID: topics.gatewayID, uplinkID: id, metadata: metadata)
+        guard let payload = try? encoding.encode(uplink) else { return .done(.dropped(.undecodable)) }
+        messages.append(NewMessage(kind: .uplink, topic: topics.up, messageID: "up-join-\(time)-\(id)", payload: payload))
+        let arrival = arrivalClock()
+        pendingJoins = pendingJoins.filter { arrival - $0.value.arrival <= Self.pendingJoinLifetime }
+        if pendingJoins.count >= Self.pendingJoinsKept, let oldest = pendingJoins.min(by: { $0.value.arrival < $1.value.arrival })?.key {
+            pendingJoins[oldest] = nil
+        }
+        pendingJoins[UplinkMessages.context(of: frame)] = PendingJoin(
+            owner: pairing.owner, devEUI: devEUI, payload: frame.payload, credits: credits, receivedAt: time, arrival: arrival)
+        return .done(.forwardedJoin(owner: pairing.owner))
+    }
+
+    /// What charging an answered join came to.
+    public enum JoinCharge: Sendable, Equatable {
+        case charged(owner: String, credits: Int64, seq: Int64, balance: Int64)
+        /// Answered, but free (`charge_joins = false`), or the owner's credit ran out.
+        case notCharged(owner: String, reason: String)
+        /// No join request forwarded in the last 30 s has this context.
+        case noSuchJoin
+    }
+
+    /// Charges the join request whose `rx_info.context` is `context`, once the network sent a
+    /// join-accept for it through this hotspot. Once per join request.
+    public func chargeAnsweredJoin(context: [UInt8]) async throws(StoreError) -> JoinCharge {
+        guard let join = pendingJoins.removeValue(forKey: context), arrivalClock() - join.arrival <= Self.pendingJoinLifetime else { return .noSuchJoin }
+        guard join.credits > 0 else { return .notCharged(owner: join.owner, reason: "charge_joins is false") }
+        let charge = Charge(owner: join.owner, devAddr: nil, devEUI: join.devEUI, phyPayload: join.payload, credits: join.credits, fCnt: nil, receivedAt: join.receivedAt)
+        // The join went out uncharged already: its charge is in the ledger and the receipts,
+        // with no second uplink message.
+        switch try await store.charge([charge], at: now(), message: { _, _, _ in [] })[0] {
+        case .charged(let seq, let balance):
+            counts["charged_join", default: 0] += 1
+            logger.info("join answered through this hotspot charged", metadata: [
+                "DEV_EUI": "\(EUI64(join.devEUI))", "OWNER": "\(join.owner)", "DC": "\(join.credits)", "BALANCE": "\(balance)", "SEQ": "\(seq)",
+            ])
+            return .charged(owner: join.owner, credits: join.credits, seq: seq, balance: balance)
+        case .insufficientCredit(let balance):
+            logger.notice("join answered through this hotspot not charged: \(join.credits) DC needed, \(balance) DC left", metadata: [
+                "DEV_EUI": "\(EUI64(join.devEUI))", "OWNER": "\(join.owner)",
+            ])
+            return .notCharged(owner: join.owner, reason: "no_credit")
+        case .staleFrameCounter:
+            return .notCharged(owner: join.owner, reason: "stale")
+        }
     }
 
     /// Counts a refusal; reports it (a log line and an `event/rejected` message) when its

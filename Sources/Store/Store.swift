@@ -93,18 +93,15 @@ public struct Charge: Sendable {
     public var credits: Int64
     /// The frame counter to remember for the pairing (data frames with a session key).
     public var fCnt: UInt32?
-    /// A join request's DevNonce: a join is charged once per DevNonce.
-    public var devNonce: UInt16?
     public var receivedAt: Int64
 
-    public init(owner: String, devAddr: UInt32?, devEUI: UInt64?, phyPayload: [UInt8], credits: Int64, fCnt: UInt32?, devNonce: UInt16? = nil, receivedAt: Int64) {
+    public init(owner: String, devAddr: UInt32?, devEUI: UInt64?, phyPayload: [UInt8], credits: Int64, fCnt: UInt32?, receivedAt: Int64) {
         self.owner = owner
         self.devAddr = devAddr
         self.devEUI = devEUI
         self.phyPayload = phyPayload
         self.credits = credits
         self.fCnt = fCnt
-        self.devNonce = devNonce
         self.receivedAt = receivedAt
     }
 }
@@ -116,8 +113,6 @@ public enum ChargeResult: Sendable, Equatable {
     /// The frame counter is not after the one last charged (checked inside the transaction,
     /// so two frames metered at once cannot move it backwards); nothing changed.
     case staleFrameCounter
-    /// The join request's DevNonce was charged before: a replay; nothing changed.
-    case replayedJoin
 }
 
 /// A period of one owner's charges, as a usage receipt states it.
@@ -168,7 +163,7 @@ public enum CommandApplication: Sendable, Equatable {
 /// not block Swift's cooperative pool. Every state change and the messages it causes are one
 /// transaction, so a crash or power loss leaves either both or neither.
 public actor Store {
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
     public nonisolated let path: String
     private nonisolated let executor: ThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -343,6 +338,9 @@ public actor Store {
         ) AS p
         WHERE accounts.owner = p.owner;
         """,
+        // Join requests are no longer judged by DevNonce (the network server does that, and a
+        // forged join could lock a sensor out): the history, which only grew, goes.
+        "DROP TABLE IF EXISTS join_nonces;",
     ]
 
     public func journalMode() throws(StoreError) -> String {
@@ -529,10 +527,6 @@ public actor Store {
             if db.changes == 0, try !db.query("SELECT 1 FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).isEmpty {
                 return .staleFrameCounter
             }
-        }
-        if let devEUI = charge.devEUI, let devNonce = charge.devNonce {
-            try db.query("INSERT OR IGNORE INTO join_nonces (dev_eui, dev_nonce, seen_at) VALUES (?, ?, ?)", [.integer(Int64(bitPattern: devEUI)), .integer(Int64(devNonce)), .integer(charge.receivedAt)])
-            guard db.changes == 1 else { return .replayedJoin }
         }
         let payloadHash = SHA256.hash(charge.phyPayload)
         try db.query(

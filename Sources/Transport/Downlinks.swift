@@ -19,9 +19,16 @@ public struct DownlinkHandler: Sendable {
     /// Refusals of undecodable payloads are reported within its limits.
     public let limiter: RefusalLimiter
     private let logger: Logger
+    /// Told of each join-accept sent, with the `tx_info.context` it came with (its join
+    /// request's `rx_info.context`): the join was real, and answered through this hotspot.
+    private let joinAccepted: (@Sendable (_ context: [UInt8]) async -> Void)?
 
-    public init(radio: any Radio, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, logger: Logger = Logger(label: "hotspotd.downlink"), limiter: RefusalLimiter = RefusalLimiter()) {
+    public init(
+        radio: any Radio, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, logger: Logger = Logger(label: "hotspotd.downlink"),
+        limiter: RefusalLimiter = RefusalLimiter(), joinAccepted: (@Sendable (_ context: [UInt8]) async -> Void)? = nil
+    ) {
         self.limiter = limiter
+        self.joinAccepted = joinAccepted
         self.radio = radio
         self.store = store
         self.topics = topics
@@ -76,6 +83,10 @@ public struct DownlinkHandler: Sendable {
                 }
                 result.status = Self.status(for: outcome)
                 done = outcome.isSent
+                // MType 001: a join-accept.
+                if done, item.phyPayload.first.map({ $0 >> 5 == 1 }) == true, let joinAccepted {
+                    await joinAccepted(Array(item.txInfo.context))
+                }
                 logger.info("downlink \(done ? "sent" : "not sent")", metadata: [
                     "DOWNLINK_ID": "\(frame.downlinkID)", "FREQUENCY": "\(item.txInfo.frequency)", "STATUS": "\(result.status)",
                 ])

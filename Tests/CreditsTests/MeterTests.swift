@@ -153,14 +153,31 @@ import Testing
         #expect(try await meter.meter(uplink(fCnt: 9, key: [UInt8](repeating: 3, count: 16), at: 1)) == .forwarded(seq: 1, credits: 1, balance: 4, owner: "alice"))
     }
 
-    @Test func joinRequestsAreChargedByDevEUIUnlessConfiguredOff() async throws {
+    /// A join request cannot be checked here: it is forwarded uncharged, whatever its DevNonce,
+    /// and charged once when the network answers it through this hotspot.
+    @Test func joinRequestsAreChargedOnlyWhenAnswered() async throws {
         try await pairAndCredit(5, devEUI: 0x0102_0304_0506_0708)
         var join = try uplink(fCnt: 0)
         join.payload = Hex.decode("00080706050403020108070605040302010201e6e10c55")!
-        #expect(try await meter().meter(join) == .forwarded(seq: 1, credits: 1, balance: 4, owner: "alice"))
-        #expect(try await meter(MeterSettings(duplicateWindowNanoseconds: 0)).meter(join) == .refused(.replayedJoin), "the same DevNonce again")
-        join.payload = Hex.decode("00080706050403020108070605040302010202e6e10c55")!
-        #expect(try await meter(MeterSettings(chargeJoins: false)).meter(join) == .forwarded(seq: 2, credits: 0, balance: 4, owner: "alice"))
+        let meter = meter()
+        #expect(try await meter.meter(join) == .forwardedJoin(owner: "alice"))
+        var sameNonce = join
+        sameNonce.payload = Hex.decode("00080706050403020108070605040302010201e6e10c56")!
+        #expect(try await meter.meter(sameNonce) == .forwardedJoin(owner: "alice"), "the same DevNonce again is the network server's to judge")
+        #expect(try await store.account(owner: "alice")?.balance == 5, "not charged yet")
+        let context = UplinkMessages.context(of: join)
+        #expect(try await meter.chargeAnsweredJoin(context: context) == .charged(owner: "alice", credits: 1, seq: 1, balance: 4))
+        #expect(try await meter.chargeAnsweredJoin(context: context) == .noSuchJoin, "once per join request")
+        #expect(try await meter.chargeAnsweredJoin(context: [1, 2, 3, 4]) == .noSuchJoin)
+        let forwarded = try await store.outbox().filter { $0.kind == .uplink }.map { try Gw_UplinkFrame(serializedBytes: $0.payload) }
+        #expect(forwarded.count == 2)
+        #expect(forwarded.allSatisfy { $0.rxInfo.metadata["dc"] == "0" && $0.rxInfo.metadata["owner"] == "alice" && $0.rxInfo.metadata["join_dc"] == "1" })
+
+        let free = self.meter(MeterSettings(chargeJoins: false))
+        join.timestamp &+= 1
+        #expect(try await free.meter(join) == .forwardedJoin(owner: "alice"))
+        #expect(try await free.chargeAnsweredJoin(context: UplinkMessages.context(of: join)) == .notCharged(owner: "alice", reason: "charge_joins is false"))
+        #expect(try await store.account(owner: "alice")?.balance == 4)
     }
 
     @Test func beaconsNoiseAndCRCErrorsAreNotCharged() async throws {

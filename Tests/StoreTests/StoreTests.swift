@@ -75,14 +75,6 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         #expect(try await store.account(owner: "zoe")?.balance == 9)
     }
 
-    @Test func aJoinIsChargedOncePerDevNonce() async throws {
-        let store = try Store.open(directory: directory)
-        _ = try await store.credit(owner: "yan", amount: 10, nonce: [2], expiresAt: 100, at: 1)
-        let join = Charge(owner: "yan", devAddr: nil, devEUI: 0x70B3, phyPayload: [0x00, 1], credits: 1, fCnt: nil, devNonce: 0x1234, receivedAt: 2)
-        #expect(try await store.charge(join, message: uplinkMessage) == .charged(seq: 1, balance: 9))
-        #expect(try await store.charge(join, message: uplinkMessage) == .replayedJoin)
-        #expect(try await store.account(owner: "yan")?.balance == 9)
-    }
 
     @Test func textWithANulIsStoredWhole() async throws {
         let store = try Store.open(directory: directory)

@@ -6,6 +6,7 @@ import LoRaWAN
 import Messages
 import SemtechUDP
 import Store
+import SwiftProtobuf
 import TestSupport
 import Testing
 import Wire
@@ -294,6 +295,70 @@ import Wire
         try rig.broker.start()
         let sent = real
         #expect(await eventually(within: 30) { rig.publishedUplinks().filter { $0.rxInfo.metadata["owner"] == "bob" }.count == sent })
+        #expect(rig.stopAgent() == 0)
+    }
+
+    /// 2,048 forged join requests of a paired DevEUI used to cost its owner 1,344 DC, and the
+    /// sensor's real join, whose DevNonce a forgery had used, was then refused as replayed.
+    /// Now joins are forwarded uncharged whatever their DevNonce, and only the one the network
+    /// answers through this hotspot is charged.
+    @Test func forgedJoinsNeitherDrainTheOwnerNorLockTheSensorOut() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        let devEUI: UInt64 = 0x70B3_D57E_D000_0001
+        try rig.send(.pair(devAddr: 0x2601_3000, devEUI: devEUI, owner: "alice", nwkSKey: nil))
+        let store = try Store(readingFrom: rig.dataDirectory + "/hotspotd.db")
+        #expect(await eventually(within: 20) { ((try? await store.pairing(devAddr: 0x2601_3000))??.devEUI) == devEUI })
+        let before = try #require(try await store.account(owner: "alice")?.balance)
+        func join(nonce: UInt16, mic: [UInt8]) -> [UInt8] {
+            let joinEUI: UInt64 = 0x70B3_D57E_F000_0000
+            return [0x00] + withUnsafeBytes(of: joinEUI.littleEndian, Array.init) + withUnsafeBytes(of: devEUI.littleEndian, Array.init)
+                + withUnsafeBytes(of: nonce.littleEndian, Array.init) + mic
+        }
+        for batch in 0..<256 {
+            let frames = (0..<8).map { join(nonce: UInt16(batch * 8 + $0), mic: [0xF0, 0x0F, UInt8(batch & 0xFF), UInt8($0)]) }
+            #expect(await rig.push(frames: frames))
+        }
+        let real = join(nonce: 5, mic: [0x12, 0x34, 0x56, 0x78])
+        #expect(await rig.push(frames: [real]))
+        #expect(await eventually(within: 30) { rig.publishedUplinks().contains { Array($0.phyPayload) == real } }, "the real join is forwarded")
+        #expect(try await store.account(owner: "alice")?.balance == before, "2,049 joins forwarded, none charged")
+        #expect(rig.publishedUplinks().filter { $0.phyPayload.first == 0x00 }.count == 2_049)
+
+        // The network answers the real one through this hotspot: that one is charged.
+        let uplink = try #require(rig.publishedUplinks().first { Array($0.phyPayload) == real })
+        #expect(uplink.rxInfo.metadata["dc"] == "0" && uplink.rxInfo.metadata["join_dc"] == "1")
+        #expect(await rig.pullData())
+        var lora = Gw_LoraModulationInfo()
+        lora.bandwidth = 125_000
+        lora.spreadingFactor = 7
+        lora.codeRate = .cr45
+        lora.polarizationInversion = true
+        var item = Gw_DownlinkFrameItem()
+        item.phyPayload = Data([0x20] + [UInt8](repeating: 0xA5, count: 16))
+        item.txInfo.frequency = 868_100_000
+        item.txInfo.power = 14
+        item.txInfo.modulation.lora = lora
+        item.txInfo.timing.delay.delay = Google_Protobuf_Duration(seconds: 5)
+        item.txInfo.context = uplink.rxInfo.context
+        var accept = Gw_DownlinkFrame()
+        accept.downlinkID = 77
+        accept.gatewayID = FaultRig.gatewayID
+        accept.items = [item]
+        try rig.publish(accept)
+        let response = try #require(await rig.nextPullResponse())
+        rig.txAck(token: response.token, error: nil)
+        #expect(await eventually(within: 20) { (try? await store.account(owner: "alice")?.balance) == before - 1 })
+        #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 400).contains("join answered through this hotspot charged") })
+        // A second join-accept for the same join charges nothing more.
+        accept.downlinkID = 78
+        try rig.publish(accept)
+        let again = try #require(await rig.nextPullResponse())
+        rig.txAck(token: again.token, error: nil)
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await store.account(owner: "alice")?.balance == before - 1)
+        #expect(!tail(of: rig.logFile, lines: 5_000).contains("replayed"))
         #expect(rig.stopAgent() == 0)
     }
 }
