@@ -259,6 +259,11 @@ public struct CommandProcessor: Sendable {
         }
     }
 
+    /// Refuses a message too large to be read at all (the client did not copy it).
+    public func refuseOversized(size: Int, topic: String) async throws(StoreError) {
+        try await reject(.oversized, topic: topic, nonce: [], command: nil, at: now(), detail: "a message of \(size) bytes, \(CommandRefusal.oversized.explanation)")
+    }
+
     private func reject(_ refusal: CommandRefusal, topic: String, nonce: [UInt8], command: Command?, at time: Int64, detail: String? = nil) async throws(StoreError) {
         let (report, unreported) = limiter.admit()
         guard report else { return }

@@ -44,22 +44,12 @@ public struct DownlinkHandler: Sendable {
     /// nil when the payload could not be decoded (a rejection is queued instead).
     @discardableResult
     public func handle(_ payload: [UInt8], now: Int64) async throws(StoreError) -> Gw_DownlinkTxAck? {
-        let oversized = payload.count > Self.maximumSize
-        guard !oversized, let frame = try? encoding.decode(Gw_DownlinkFrame.self, from: payload), !frame.items.isEmpty else {
-            let (report, unreported) = limiter.admit()
-            guard report else { return nil }
-            var rejection = Hotspotd_Rejection()
-            rejection.reason = oversized ? "oversized" : "undecodable"
-            rejection.detail = oversized
-                ? "command/down payload of \(payload.count) bytes (\(Self.maximumSize) at most)"
-                : "command/down payload is not a gw.DownlinkFrame with items"
-            if unreported > 0 { rejection.detail += " (and \(unreported) more refusals not reported, to keep a flood out of the outbox)" }
-            rejection.topic = topics.down
-            rejection.time = UInt64(max(now, 0))
-            if let bytes = try? encoding.encode(rejection) {
-                try await store.enqueue([NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-down-\(now)", payload: bytes)], at: now)
-            }
-            logger.notice("downlink refused: \(rejection.detail)")
+        guard payload.count <= Self.maximumSize else {
+            try await refuseOversized(size: payload.count, now: now)
+            return nil
+        }
+        guard let frame = try? encoding.decode(Gw_DownlinkFrame.self, from: payload), !frame.items.isEmpty else {
+            try await refuse("undecodable", "command/down payload is not a gw.DownlinkFrame with items", now: now)
             return nil
         }
         var ack = Gw_DownlinkTxAck()
@@ -97,6 +87,27 @@ public struct DownlinkHandler: Sendable {
             try await store.enqueue([NewMessage(kind: .ack, topic: topics.ack, messageID: "ack-\(frame.downlinkID)", payload: bytes)], at: now)
         }
         return ack
+    }
+
+    /// Refuses a `command/down` message by its size alone.
+    public func refuseOversized(size: Int, now: Int64) async throws(StoreError) {
+        try await refuse("oversized", "command/down payload of \(size) bytes (\(Self.maximumSize) at most)", now: now)
+    }
+
+    /// Reports a refused `command/down` payload, within the limiter's budget.
+    private func refuse(_ reason: String, _ detail: String, now: Int64) async throws(StoreError) {
+        let (report, unreported) = limiter.admit()
+        guard report else { return }
+        var rejection = Hotspotd_Rejection()
+        rejection.reason = reason
+        rejection.detail = detail
+        if unreported > 0 { rejection.detail += " (and \(unreported) more refusals not reported, to keep a flood out of the outbox)" }
+        rejection.topic = topics.down
+        rejection.time = UInt64(max(now, 0))
+        if let bytes = try? encoding.encode(rejection) {
+            try await store.enqueue([NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-down-\(now)", payload: bytes)], at: now)
+        }
+        logger.notice("downlink refused: \(rejection.detail)")
     }
 
     /// The transmission an item asks for, or the status that refuses it.

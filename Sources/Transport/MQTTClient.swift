@@ -71,6 +71,8 @@ public enum MQTTEvent: Sendable, Equatable {
     /// The broker acknowledged the QoS 1 publish with this message id.
     case published(messageID: Int32)
     case message(topic: String, payload: [UInt8])
+    /// A message larger than `MQTTClient.maximumIncomingPayload`: not copied, only its size.
+    case oversizedMessage(topic: String, size: Int)
 }
 
 public struct MQTTError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -94,6 +96,11 @@ public struct MQTTError: Error, Sendable, Equatable, CustomStringConvertible {
 /// every disconnect) and calls back on that thread; the callbacks touch nothing but a small
 /// thread-safe bridge that hands every event to an `AsyncStream`.
 public final class MQTTClient: Sendable {
+    /// The largest message payload taken from the broker: a downlink is at most
+    /// `DownlinkHandler.maximumSize`, a signed command far less. MQTT allows 256 MB; a larger
+    /// one is refused by its size, never copied or queued.
+    public static let maximumIncomingPayload = 16_384
+
     public let events: AsyncStream<MQTTEvent>
     private let bridge: Bridge
     private let handle: Handle
@@ -204,6 +211,10 @@ public final class MQTTClient: Sendable {
             let bridge = Unmanaged<Bridge>.fromOpaque(context).takeUnretainedValue()
             let topic = String(cString: message.pointee.topic)
             let count = Int(message.pointee.payloadlen)
+            guard count <= MQTTClient.maximumIncomingPayload else {
+                bridge.continuation.yield(.oversizedMessage(topic: topic, size: count))
+                return
+            }
             let payload = count > 0 && message.pointee.payload != nil
                 ? Array(UnsafeRawBufferPointer(start: message.pointee.payload, count: count))
                 : []

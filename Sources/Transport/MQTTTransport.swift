@@ -1,5 +1,6 @@
 import Credits
 import FoundationEssentials
+import HAL
 import Logging
 import Messages
 import Radio
@@ -19,6 +20,12 @@ public final class MQTTTransport: Sendable {
     private let downlinks: DownlinkHandler?
     private let logger: Logger
     private let now: @Sendable () -> Int64
+    /// Commands and downlinks wait apart: a downlink waits for its airtime and its TX_ACK,
+    /// and must not hold up a pairing or a credit behind it.
+    let commandQueue = IncomingQueue(maximumBytes: 256 * 1024, maximumCount: 256)
+    let downlinkQueue = IncomingQueue(maximumBytes: 1024 * 1024, maximumCount: 256)
+    /// Messages dropped for a full queue are said within this budget.
+    private let dropLog = RefusalLimiter(burst: 5, perSecond: 1.0 / 60)
 
     public init(
         settings: MQTTSettings, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf,
@@ -55,7 +62,16 @@ public final class MQTTTransport: Sendable {
     /// Connects and runs until `stop()`. Entropy commands that were applied are passed to
     /// `onEntropy` (the coverage service's remote entropy).
     public func run(onEntropy: @Sendable @escaping ([UInt8], UInt64) async -> Void = { _, _ in }) async throws(MQTTError) {
-        let incoming = await publisher.incomingMessages()
+        let downTopic = topics.down
+        await publisher.deliverIncoming { [self] topic, message in
+            let queue = topic == downTopic ? downlinkQueue : commandQueue
+            guard !queue.put(topic, message) else { return }
+            let (report, unreported) = dropLog.admit()
+            guard report else { return }
+            logger.warning("incoming message dropped: its handler is \(queue.maximumBytes / 1024) KB or \(queue.maximumCount) messages behind", metadata: [
+                "topic": "\(topic)", "dropped": "\(queue.dropped)",
+            ].merging(unreported > 0 ? ["not_logged_before": "\(unreported)"] : [:]) { $1 })
+        }
         try client.start()
         let client = self.client
         let online = Self.connState(.online, gatewayID: topics.gatewayID, encoding: encoding)
@@ -66,22 +82,34 @@ public final class MQTTTransport: Sendable {
                     _ = try? client.publish(topic: connStateTopic, payload: online, qos: 1, retain: true)
                 }
             }
-            group.addTask { [self] in
-                for await (topic, payload) in incoming {
-                    await dispatch(topic: topic, payload: payload, onEntropy: onEntropy)
+            for queue in [commandQueue, downlinkQueue] {
+                group.addTask { [self] in
+                    await queue.drain { topic, message in await dispatch(topic: topic, message: message, onEntropy: onEntropy) }
                 }
             }
+            // The client's events end when it stops: so do the queues.
+            await group.next()
+            commandQueue.finish()
+            downlinkQueue.finish()
         }
     }
 
-    private func dispatch(topic: String, payload: [UInt8], onEntropy: @Sendable ([UInt8], UInt64) async -> Void) async {
+    private func dispatch(topic: String, message: IncomingMessage, onEntropy: @Sendable ([UInt8], UInt64) async -> Void) async {
         do {
             if topic == topics.down {
                 guard let downlinks else { return }
-                try await downlinks.handle(payload, now: now())
+                switch message {
+                case .payload(let payload): try await downlinks.handle(payload, now: now())
+                case .oversized(let size): try await downlinks.refuseOversized(size: size, now: now())
+                }
             } else if let commands {
-                if case .success(.entropy(let data, let timestamp)) = try await commands.process(payload, topic: topic) {
-                    await onEntropy(data, timestamp)
+                switch message {
+                case .payload(let payload):
+                    if case .success(.entropy(let data, let timestamp)) = try await commands.process(payload, topic: topic) {
+                        await onEntropy(data, timestamp)
+                    }
+                case .oversized(let size):
+                    try await commands.refuseOversized(size: size, topic: topic)
                 }
             }
         } catch {

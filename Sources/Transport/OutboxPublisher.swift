@@ -29,7 +29,7 @@ public actor OutboxPublisher {
     private var cursor: Int64 = 0
     private var connectedAt: UInt64 = 0
     private var pumping = false
-    private var incoming: AsyncStream<(topic: String, payload: [UInt8])>.Continuation?
+    private var incoming: (@Sendable (_ topic: String, _ message: IncomingMessage) -> Void)?
 
     /// Counters for stats, tests and benchmarks.
     public struct Counters: Sendable, Equatable {
@@ -39,7 +39,6 @@ public actor OutboxPublisher {
         public var maximumInFlightSeen = 0
         public var republished = 0
         public var unpublishable = 0
-        public var incomingDropped = 0
     }
     public private(set) var counters = Counters()
 
@@ -51,11 +50,10 @@ public actor OutboxPublisher {
         self.logger = logger
     }
 
-    /// Messages that arrive on subscribed topics, for the command handlers.
-    public func incomingMessages() -> AsyncStream<(topic: String, payload: [UInt8])> {
-        let (stream, continuation) = AsyncStream.makeStream(of: (topic: String, payload: [UInt8]).self, bufferingPolicy: .bufferingOldest(10_000))
-        incoming = continuation
-        return stream
+    /// Where messages that arrive on subscribed topics go, as they come (the transport's
+    /// queues, which bound them).
+    public func deliverIncoming(to handler: @escaping @Sendable (_ topic: String, _ message: IncomingMessage) -> Void) {
+        incoming = handler
     }
 
     /// Follows the connection and the outbox until the client's events end. `onConnect` runs
@@ -95,13 +93,11 @@ public actor OutboxPublisher {
                     }
                     await pump()
                 case .message(let topic, let payload):
-                    if case .dropped = incoming?.yield((topic, payload)) {
-                        counters.incomingDropped += 1
-                        logger.warning("incoming message dropped: handlers are 10000 messages behind", metadata: ["topic": "\(topic)"])
-                    }
+                    incoming?(topic, .payload(payload))
+                case .oversizedMessage(let topic, let size):
+                    incoming?(topic, .oversized(size: size))
                 }
             }
-            incoming?.finish()
             group.cancelAll()
         }
     }

@@ -361,4 +361,56 @@ import Wire
         #expect(!tail(of: rig.logFile, lines: 5_000).contains("replayed"))
         #expect(rig.stopAgent() == 0)
     }
+
+    /// Downlinks, pairings and credits used to share one queue, bounded at 10,000 messages of
+    /// any size: a downlink waiting for its TX_ACKs held every command behind it, and a flood
+    /// of large messages grew the agent. Commands now wait apart from downlinks, each queue
+    /// bounded in bytes, and a message larger than any downlink is refused by its size unread.
+    @Test func aLongDownlinkHoldsUpNoCommandAndIncomingMessagesAreBoundedInBytes() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        #expect(await rig.pullData())
+        // 60 items, each waiting a second for a TX_ACK that never comes.
+        var lora = Gw_LoraModulationInfo()
+        lora.bandwidth = 125_000
+        lora.spreadingFactor = 7
+        lora.codeRate = .cr45
+        lora.polarizationInversion = true
+        var item = Gw_DownlinkFrameItem()
+        item.phyPayload = Data([0x60] + [UInt8](repeating: 0x42, count: 200))
+        item.txInfo.frequency = 869_525_000
+        item.txInfo.power = 14
+        item.txInfo.modulation.lora = lora
+        item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
+        var slow = Gw_DownlinkFrame()
+        slow.downlinkID = 1
+        slow.gatewayID = FaultRig.gatewayID
+        slow.items = Array(repeating: item, count: 60)
+        #expect(try (slow.serializedBytes() as [UInt8]).count < 16_384)
+        try rig.publish(slow)
+        #expect(await rig.nextPullResponse() != nil, "the long downlink is under way")
+        let before = try #require(rig.agentResidentBytes)
+
+        // 300 more like it (4 MB), and a command of 20 MB.
+        for id in 2...301 {
+            slow.downlinkID = UInt32(id)
+            try rig.publish(slow)
+        }
+        let huge = rig.directory + "/huge.bin"
+        try Data(count: 20 << 20).write(to: URL(fileURLWithPath: huge))
+        #expect(try run("/usr/bin/mosquitto_pub", ["-p", "\(rig.broker.port)", "-q", "1", "-t", "eu868/gateway/\(FaultRig.gatewayID)/command/credit", "-f", huge]).status == 0)
+
+        // A credit behind them all is applied at once.
+        let sent = ContinuousClock.now
+        try rig.send(.credit(owner: "erin", amount: 5))
+        #expect(await eventually(within: 10) { (try? await balance(rig, "erin")) == 5 }, "the credit waited behind the downlinks")
+        let waited = ContinuousClock.now - sent
+        #expect(waited < .seconds(10))
+        let log = tail(of: rig.logFile, lines: 2_000)
+        #expect(log.contains("a message of 20971520 bytes, larger than any signed command"), "refused by its size")
+        #expect(log.contains("incoming message dropped"))
+        let grown = (rig.agentResidentBytes ?? .max) - before
+        #expect(grown < 24 << 20, "resident memory grew by \(grown >> 20) MB")
+    }
 }
