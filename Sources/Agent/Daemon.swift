@@ -166,7 +166,8 @@ public final class Daemon: Service, Sendable {
         )
         let commands = CommandProcessor(
             store: store, authority: CommandAuthority(authority: configuration.credits.authority, gatewayID: identity.gatewayID),
-            topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.commands"), now: Self.wallClock
+            topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.commands"), now: Self.wallClock,
+            clockSynchronized: { ClockSynchronization.timesyncd() }
         )
         let meter = self.meter
         let downlinks = DownlinkHandler(
@@ -246,8 +247,8 @@ public final class Daemon: Service, Sendable {
         tasks.append(Task { await reporter.run(every: configuration.statsInterval, now: Self.wallClock) })
         tasks.append(Task { [store] in
             while !Task.isCancelled {
+                _ = try? await store.pruneNonces()
                 try? await Task.sleep(for: .seconds(3600))
-                _ = try? await store.pruneNonces(beforeUnixSeconds: Self.wallClock() / 1_000_000_000)
             }
         })
         tasks.append(Task { [self] in await superviseForSystemd() })

@@ -1,6 +1,9 @@
 import Cryptography
 import HAL
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import LoRaPHY
 import LoRaWAN
 import Logging
@@ -48,6 +51,10 @@ public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
     case balanceLimit = "balance_limit"
     /// An owner name with a control character (a NUL would cut it short in the store).
     case invalidOwner = "invalid_owner"
+    /// The command expired before a moment the authority's later commands prove has passed.
+    case outdated
+    /// systemd-timesyncd says the clock is not synchronised yet: expiry cannot be judged.
+    case clockUnsynchronized = "clock_unsynchronized"
 
     public var explanation: String {
         switch self {
@@ -63,6 +70,8 @@ public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
         case .notPaired: "no sensor is paired at that DevAddr"
         case .balanceLimit: "the credit would take the balance past \(Store.maximumBalance) DC, the most a ledger holds"
         case .invalidOwner: "an owner is 1 to 128 bytes of text without control characters"
+        case .outdated: "the command expired before the time the network authority's later commands show has passed (the clock may be behind)"
+        case .clockUnsynchronized: "the clock is not synchronised yet (systemd-timesyncd): commands wait until it is"
         }
     }
 }
@@ -183,12 +192,17 @@ public struct CommandProcessor: Sendable {
     public let limiter: RefusalLimiter
     private let now: @Sendable () -> Int64
     private let logger: Logger
+    /// Whether the wall clock may be trusted to judge expiry; false only when the system says
+    /// it is not synchronised (`ClockSynchronization.timesyncd`).
+    private let clockSynchronized: @Sendable () -> Bool
 
     /// `now` is the wall clock in nanoseconds since the Unix epoch.
     public init(
         store: Store, authority: CommandAuthority, topics: Topics, encoding: MessageEncoding = .protobuf,
-        logger: Logger = Logger(label: "hotspotd.commands"), limiter: RefusalLimiter = RefusalLimiter(), now: @escaping @Sendable () -> Int64
+        logger: Logger = Logger(label: "hotspotd.commands"), limiter: RefusalLimiter = RefusalLimiter(), now: @escaping @Sendable () -> Int64,
+        clockSynchronized: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.clockSynchronized = clockSynchronized
         self.limiter = limiter
         self.store = store
         self.authority = authority
@@ -202,6 +216,12 @@ public struct CommandProcessor: Sendable {
     /// is refused as invalid.
     public func process(_ bytes: [UInt8], topic: String) async throws(StoreError) -> Result<Command, CommandRefusal> {
         let time = now()
+        // A Pi without a real-time clock boots with an old time: until NTP sets it, an expired
+        // command would look valid.
+        guard clockSynchronized() else {
+            try await reject(.clockUnsynchronized, topic: topic, nonce: [], command: nil, at: time)
+            return .failure(.clockUnsynchronized)
+        }
         switch authority.verify(bytes, now: UInt64(max(time, 0) / 1_000_000_000)) {
         case .failure(let refusal):
             try await reject(refusal, topic: topic, nonce: [], command: nil, at: time)
@@ -243,6 +263,9 @@ public struct CommandProcessor: Sendable {
             case .balanceLimit:
                 try await reject(.balanceLimit, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
                 return .failure(.balanceLimit)
+            case .outdated:
+                try await reject(.outdated, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
+                return .failure(.outdated)
             }
         }
     }
@@ -297,3 +320,16 @@ public struct CommandProcessor: Sendable {
 }
 
 import Store
+
+/// What the system says of its clock.
+public enum ClockSynchronization {
+    /// systemd-timesyncd's view: where it runs (its state directory exists), the clock is
+    /// synchronised once it has created `synchronized` there. Elsewhere nothing says the clock
+    /// is wrong, and it is taken as right: the kernel's own flag (adjtimex) is unset on many
+    /// machines that keep good time, and refusing every command there would lock them out.
+    public static func timesyncd(directory: String = "/run/systemd/timesync") -> Bool {
+        var status = stat()
+        guard stat(directory, &status) == 0 else { return true }
+        return access(directory + "/synchronized", F_OK) == 0
+    }
+}

@@ -152,6 +152,9 @@ public enum CommandApplication: Sendable, Equatable {
     case notPaired
     /// A credit that would take the balance past `Store.maximumBalance`: nothing changed.
     case balanceLimit
+    /// The command expired before a moment the authority's own commands prove has passed
+    /// (`commandTimeFloor`): nothing changed, whatever the clock says.
+    case outdated
 }
 
 /// hotspotd's one SQLite database: pairings, accounts, applied command nonces, the chain of
@@ -471,6 +474,7 @@ public actor Store {
             if try !db.query("SELECT 1 FROM nonces WHERE nonce = ?", [.blob(nonce)]).isEmpty {
                 return .replayed
             }
+            if let floor = try timeFloor(), expiresAt <= floor { return .outdated }
             try db.query("INSERT INTO nonces (nonce, command, applied_at, expires_at) VALUES (?, ?, ?, ?)", [.blob(nonce), .text(command), .integer(time), .integer(expiresAt)])
             let outcome = try body()
             for message in messages { try insert(message, at: time) }
@@ -478,11 +482,27 @@ public actor Store {
         }
     }
 
-    /// Forgets nonces of commands that expired more than a day before `unixSeconds`: an expired
-    /// command is refused for its expiry anyway, and the day's margin covers a clock that
-    /// jumps back (a Pi without a real-time clock before NTP).
-    public func pruneNonces(beforeUnixSeconds unixSeconds: Int64) throws(StoreError) -> Int {
-        try db.query("DELETE FROM nonces WHERE expires_at < ?", [.integer(unixSeconds - 86_400)])
+    /// A moment (Unix seconds) the real time is known to have passed, whatever this machine's
+    /// clock says: a command lives a week at most, so the authority signed the latest-expiring
+    /// command applied no earlier than a week before its expiry. Nil before any command.
+    public func commandTimeFloor() throws(StoreError) -> Int64? {
+        try timeFloor()
+    }
+
+    private func timeFloor() throws(StoreError) -> Int64? {
+        try db.query("SELECT MAX(expires_at) FROM nonces").first?.first?.integer.map { $0 - Self.commandLifetimeSeconds }
+    }
+
+    /// The longest a signed command lives (`CommandAuthority.maximumLifetimeSeconds`).
+    public static let commandLifetimeSeconds: Int64 = 7 * 86_400
+
+    /// Forgets the nonces of commands that expired before `commandTimeFloor`: those are refused
+    /// as outdated, so their nonces are no longer needed. The wall clock plays no part: a clock
+    /// pushed forward (spoofed NTP) cannot make the store forget a nonce whose command could
+    /// still be valid.
+    public func pruneNonces() throws(StoreError) -> Int {
+        guard let floor = try timeFloor() else { return 0 }
+        try db.query("DELETE FROM nonces WHERE expires_at <= ?", [.integer(floor)])
         return db.changes
     }
 

@@ -57,11 +57,11 @@ struct Workload {
         for (index, sensor) in sensors.enumerated() {
             _ = try await store.pair(
                 Pairing(devAddr: sensor.devAddr.rawValue, owner: sensor.owner, nwkSKey: sensor.nwkSKey, pairedAt: 1),
-                nonce: Array("pair-\(index)".utf8), expiresAt: Int64.max / 2
+                nonce: Array("pair-\(index)".utf8), expiresAt: Int64(Date().timeIntervalSince1970) + 3600
             )
         }
         for owner in 0..<Self.owners {
-            _ = try await store.credit(owner: "owner-\(owner)", amount: 1_000_000_000, nonce: Array("credit-\(owner)".utf8), expiresAt: Int64.max / 2, at: 1)
+            _ = try await store.credit(owner: "owner-\(owner)", amount: 1_000_000_000, nonce: Array("credit-\(owner)".utf8), expiresAt: Int64(Date().timeIntervalSince1970) + 3600, at: 1)
         }
     }
 

@@ -5,6 +5,9 @@ import Store
 import Synchronization
 import TestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Credits
 
 @Suite(.capturingLogs) struct CommandTests {
@@ -72,6 +75,51 @@ import Testing
         #expect(try await processor.process(bytes, topic: topics.credit) == .failure(.replayed))
         #expect(try await store.account(owner: "alice")?.balance == 5, "credited once")
         #expect(try await rejections().first?.reason == "replayed")
+    }
+
+    /// Nonces used to be pruned by the wall clock: pushed forward past a command's expiry (a
+    /// spoofed NTP server on the LAN), it made the store forget them, and a captured credit
+    /// was applied again once the clock was back. Pruning now follows the authority's own
+    /// commands, never the clock. (A running agent under libfaketime cannot be tested: the
+    /// Swift runtime does not see its arguments with the library preloaded.)
+    @Test func aClockPushedForwardForgetsNoNonce() async throws {
+        let captured = try signed(.credit(owner: "alice", amount: 5), expiresAt: future)
+        #expect(try await processor.process(captured, topic: topics.credit) == .success(.credit(owner: "alice", amount: 5)))
+        clock.nanoseconds += 9 * 86_400 * 1_000_000_000
+        #expect(try await store.pruneNonces() == 0, "nothing the authority signed since shows the command expired")
+        clock.nanoseconds -= 9 * 86_400 * 1_000_000_000
+        #expect(try await processor.process(captured, topic: topics.credit) == .failure(.replayed))
+        #expect(try await store.account(owner: "alice")?.balance == 5)
+    }
+
+    /// A Pi without a real-time clock boots with an old time, under which a command that
+    /// expired in the real world looks valid. A later command of the authority shows the time
+    /// that has passed at least: what expired before it is refused, and its nonce may go.
+    @Test func aClockBehindTakesNoCommandTheAuthorityOutdated() async throws {
+        let withheld = try signed(.credit(owner: "mallory", amount: 5), expiresAt: clock.seconds + 600)
+        // Eight days later the authority credits someone for a week.
+        clock.nanoseconds += 8 * 86_400 * 1_000_000_000
+        let later = try signed(.credit(owner: "alice", amount: 1), expiresAt: clock.seconds + 7 * 86_400 - 60)
+        #expect(try await processor.process(later, topic: topics.credit) == .success(.credit(owner: "alice", amount: 1)))
+        // The clock falls back to before the withheld command's expiry.
+        clock.nanoseconds -= 8 * 86_400 * 1_000_000_000
+        #expect(try await processor.process(withheld, topic: topics.credit) == .failure(.outdated))
+        #expect(try await store.account(owner: "mallory") == nil)
+        #expect(try await rejections().last?.reason == "outdated")
+        // The floor never passes a nonce whose command could still be valid.
+        let floor = try #require(try await store.commandTimeFloor())
+        #expect(floor <= Int64(clock.seconds) + 8 * 86_400)
+        #expect(try await store.pruneNonces() == 0, "the later command's nonce stays")
+    }
+
+    @Test func aCommandWaitsForTimesyncdToSynchroniseTheClock() async throws {
+        let directory = "/tmp/hotspotd-timesync-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        #expect(mkdir(directory, 0o755) == 0)
+        defer { _ = unlink(directory + "/synchronized"); _ = rmdir(directory) }
+        #expect(!ClockSynchronization.timesyncd(directory: directory), "timesyncd runs and has not synchronised")
+        #expect(ClockSynchronization.timesyncd(directory: directory + "/absent"), "no timesyncd: nothing says the clock is wrong")
+        #expect(creat(directory + "/synchronized", 0o644) >= 0)
+        #expect(ClockSynchronization.timesyncd(directory: directory))
     }
 
     @Test func garbageShortNoncesAndMismatchedTopicsAreRefused() async throws {

@@ -78,8 +78,8 @@ struct Agent {
     /// `authority` signs the commands the agent accepts.
     static func start(port: Int, encoding: MessageEncoding = .protobuf, radio: (any Radio)? = nil, store: Store? = nil, credits: Int64 = 1_000_000, maximumInFlight: Int = 50, tls: (ca: String, cert: String?, key: String?)? = nil, authority: Ed25519PrivateKey = .generate()) async throws -> Agent {
         let store = try store ?? temporaryStore()
-        _ = try await store.pair(Pairing(devAddr: 0x2601_1BDA, owner: "alice", nwkSKey: nwkSKey, pairedAt: 1), nonce: secureRandomBytes(16), expiresAt: .max)
-        _ = try await store.credit(owner: "alice", amount: credits, nonce: secureRandomBytes(16), expiresAt: .max, at: 1)
+        _ = try await store.pair(Pairing(devAddr: 0x2601_1BDA, owner: "alice", nwkSKey: nwkSKey, pairedAt: 1), nonce: secureRandomBytes(16), expiresAt: Int64(Date().timeIntervalSince1970) + 3600)
+        _ = try await store.credit(owner: "alice", amount: credits, nonce: secureRandomBytes(16), expiresAt: Int64(Date().timeIntervalSince1970) + 3600, at: 1)
         let meter = Meter(store: store, topics: topics, encoding: encoding, logger: quiet, now: wallClock)
         let settings = MQTTSettings(host: "127.0.0.1", port: port, clientID: gatewayID, caFile: tls?.ca, certificateFile: tls?.cert, keyFile: tls?.key, maximumInFlight: maximumInFlight, reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2)
         let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID), topics: topics, encoding: encoding, logger: quiet, now: wallClock)

@@ -69,10 +69,10 @@ final class FaultRig: @unchecked Sendable {
 
         let store = try Store.open(directory: self.dataDirectory)
         for sensor in sensors {
-            _ = try await store.pair(Pairing(devAddr: sensor.devAddr.rawValue, owner: sensor.owner, nwkSKey: sensor.nwkSKey, pairedAt: 1), nonce: Array("pair-\(sensor.owner)".utf8), expiresAt: Int64.max / 2)
+            _ = try await store.pair(Pairing(devAddr: sensor.devAddr.rawValue, owner: sensor.owner, nwkSKey: sensor.nwkSKey, pairedAt: 1), nonce: Array("pair-\(sensor.owner)".utf8), expiresAt: Int64(Date().timeIntervalSince1970) + 3600)
         }
         for (owner, amount) in granted {
-            _ = try await store.credit(owner: owner, amount: amount, nonce: Array("credit-\(owner)".utf8), expiresAt: Int64.max / 2, at: 1)
+            _ = try await store.credit(owner: owner, amount: amount, nonce: Array("credit-\(owner)".utf8), expiresAt: Int64(Date().timeIntervalSince1970) + 3600, at: 1)
         }
 
         try """
@@ -226,12 +226,20 @@ final class FaultRig: @unchecked Sendable {
         return false
     }
 
-    /// Publishes `command`, signed by the authority, on its command topic, as the network does.
-    func send(_ command: Command, expiresIn seconds: UInt64 = 600) throws {
-        let bytes = try CommandSigner.sign(command, gatewayID: Self.gatewayID, key: authority, expiresAt: UInt64(Date().timeIntervalSince1970) + seconds)
+    /// Publishes `command`, signed by the authority, on its command topic, as the network does;
+    /// the bytes published (to send them again, as someone who captured them would).
+    @discardableResult
+    func send(_ command: Command, expiresIn seconds: Int64 = 600) throws -> [UInt8] {
+        let bytes = try CommandSigner.sign(command, gatewayID: Self.gatewayID, key: authority, expiresAt: UInt64(Int64(Date().timeIntervalSince1970) + seconds))
+        try publish(command: bytes, on: command.name)
+        return bytes
+    }
+
+    /// Publishes a signed command's bytes on `command/{name}`.
+    func publish(command bytes: [UInt8], on name: String) throws {
         let file = directory + "/command-\(UInt32.random(in: 0...UInt32.max)).bin"
         try Data(bytes).write(to: URL(fileURLWithPath: file))
-        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "eu868/gateway/\(Self.gatewayID)/command/\(command.name)", "-f", file])
+        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "eu868/gateway/\(Self.gatewayID)/command/\(name)", "-f", file])
         guard published.status == 0 else { throw BrokerError("mosquitto_pub: \(published.error)") }
     }
 

@@ -413,4 +413,25 @@ import Wire
         let grown = (rig.agentResidentBytes ?? .max) - before
         #expect(grown < 24 << 20, "resident memory grew by \(grown >> 20) MB")
     }
+
+    /// Where systemd-timesyncd runs and says the clock is not synchronised yet, expiry cannot be
+    /// judged: commands are refused (by name) until it is.
+    @Test func commandsWaitForTimesyncdToSynchroniseTheClock() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        // A /run of its own, with timesyncd's state directory and no `synchronized` in it.
+        try await rig.startAgent(wrapper: [
+            "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+            #"mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/timesync && exec "$0" "$@""#,
+        ])
+        let agent = try #require(rig.agent)
+        try rig.send(.credit(owner: "erin", amount: 5))
+        #expect(await eventually(within: 20) { tail(of: rig.logFile, lines: 400).contains("REASON=clock_unsynchronized") })
+        #expect(try await balance(rig, "erin") == nil)
+
+        #expect(FileManager.default.createFile(atPath: "/proc/\(agent)/root/run/systemd/timesync/synchronized", contents: Data()))
+        try rig.send(.credit(owner: "erin", amount: 5))
+        #expect(await eventually(within: 20) { (try? await balance(rig, "erin")) == 5 })
+        #expect(rig.stopAgent() == 0)
+    }
 }
