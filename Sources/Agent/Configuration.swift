@@ -22,12 +22,28 @@ public struct Configuration: Sendable {
     public struct RadioSettings: Sendable {
         public var frequencyHz: UInt32
         public var dataRate: LoRaDataRate
+        /// dBi: added to the conducted power to judge the EIRP limit.
+        public var antennaGainDBi: Double = 0
+        /// AS923's 400 ms dwell time (on unless the country does without it).
+        public var dwellTime: Bool = true
+        /// AS923 in Japan: sense the channel first (KR920 always does).
+        public var listenBeforeTalk: Bool = false
+
+        /// The transmit rules of `region` with these settings.
+        public func policy(region: Region) -> RegionalTransmitPolicy {
+            RegionalTransmitPolicy(
+                region: region, antennaGainDBi: antennaGainDBi, dwellTimeLimited: dwellTime,
+                listenBeforeTalk: region.name == .kr920 ? .kr920 : (listenBeforeTalk ? .japan : nil))
+        }
     }
 
     public struct SemtechUDP: Sendable {
         public var bind: String
         /// The only forwarders taken, when not empty.
         public var forwarders: [SemtechUDPBackend.TrustedForwarder] = []
+        /// Whether the forwarder's concentrator senses the channel before transmitting (its
+        /// global_conf.json `lbt` section): required to transmit where listen-before-talk is.
+        public var listenBeforeTalk = false
     }
 
     public struct MQTT: Sendable {
@@ -202,8 +218,8 @@ private final class Reader {
 
     static let sectionKeys: [(section: String, keys: [String])] = [
         ("gateway", ["region", "board", "key_file", "data_dir", "id", "shutdown_timeout"]),
-        ("radio", ["frequency", "spreading_factor", "bandwidth"]),
-        ("semtech_udp", ["bind", "forwarders"]),
+        ("radio", ["frequency", "spreading_factor", "bandwidth", "antenna_gain", "dwell_time", "listen_before_talk"]),
+        ("semtech_udp", ["bind", "forwarders", "listen_before_talk"]),
         ("mqtt", ["server", "topic_prefix", "json", "qos", "username", "password", "ca_cert", "tls_cert", "tls_key", "keepalive", "protocol_version", "outbox_max", "max_inflight"]),
         ("credits", ["authority", "forward_unpaired", "charge_joins", "receipt_interval"]),
         ("coverage", ["enabled", "interval", "power"]),
@@ -297,6 +313,19 @@ private final class Reader {
         } else {
             problem(radio.error("bandwidth", "\(bw) Hz is not a LoRaWAN bandwidth (125000, 250000 or 500000)"))
         }
+        var antennaGain = attempt { () throws(TOMLConfigError) in try radio.float("antenna_gain") } ?? 0
+        if !(0...20).contains(antennaGain) {
+            problem(radio.error("antenna_gain", "\(antennaGain) dBi is not an antenna's gain (0 to 20 dBi)"))
+            antennaGain = 0
+        }
+        let dwellTime = attempt { () throws(TOMLConfigError) in try radio.boolean("dwell_time") } ?? true
+        let listenBeforeTalk = attempt { () throws(TOMLConfigError) in try radio.boolean("listen_before_talk") } ?? false
+        if regionKnown, listenBeforeTalk, region.name != .as923, region.name != .kr920 {
+            problem(radio.error("listen_before_talk", "listen-before-talk is for AS923 in Japan (KR920 always senses); \(region.name.rawValue) has no such rule"))
+        }
+        if regionKnown, radio.has("dwell_time"), region.name != .as923 {
+            problem(radio.error("dwell_time", "only AS923 lets a country choose its dwell time; \(region.name.rawValue)'s rules are fixed"))
+        }
         problems += radio.unknownKeys()
 
         let udp = sections["semtech_udp"]!
@@ -305,6 +334,7 @@ private final class Reader {
             problem(udp.error("bind", "'\(bind)' is not an address and port (such as 127.0.0.1:1700)"))
             bind = "127.0.0.1:1700"
         }
+        let udpLBT = attempt { () throws(TOMLConfigError) in try udp.boolean("listen_before_talk") } ?? false
         var forwarders: [SemtechUDPBackend.TrustedForwarder] = []
         for entry in attempt({ () throws(TOMLConfigError) in try udp.strings("forwarders") }) ?? [] {
             if let forwarder = SemtechUDPBackend.TrustedForwarder(entry) {
@@ -369,8 +399,10 @@ private final class Reader {
 
         return Configuration(
             gateway: gatewaySettings,
-            radio: Configuration.RadioSettings(frequencyHz: UInt32(frequency), dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth)),
-            semtechUDP: Configuration.SemtechUDP(bind: bind, forwarders: forwarders),
+            radio: Configuration.RadioSettings(
+                frequencyHz: UInt32(frequency), dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth),
+                antennaGainDBi: antennaGain, dwellTime: dwellTime, listenBeforeTalk: listenBeforeTalk),
+            semtechUDP: Configuration.SemtechUDP(bind: bind, forwarders: forwarders, listenBeforeTalk: udpLBT),
             mqtt: mqtt, credits: creditsSettings, coverage: coverageSettings,
             statsInterval: statsInterval, logLevel: level, file: root.file,
             origins: origins.all
@@ -524,6 +556,16 @@ private struct Section {
             return number
         }
         return try table?.integer(key)
+    }
+
+    func float(_ key: String) throws(TOMLConfigError) -> Double? {
+        note(key)
+        if let (variable, value) = override(key) {
+            _ = try? table?.float(key)
+            guard let number = Double(value) else { throw TOMLConfigError(file: "environment", line: 0, key: variable, message: "expected a number, found '\(value)'") }
+            return number
+        }
+        return try table?.float(key)
     }
 
     func boolean(_ key: String) throws(TOMLConfigError) -> Bool? {

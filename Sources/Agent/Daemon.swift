@@ -131,7 +131,10 @@ public final class Daemon: Service, Sendable {
         switch profile.backend {
         case .semtechUDP:
             board = nil
-            radio = SemtechUDPBackend(bind: configuration.semtechUDP.bind, region: region, trusted: configuration.semtechUDP.forwarders, logger: radioLogger)
+            let settings = configuration.radio
+            radio = SemtechUDPBackend(
+                bind: configuration.semtechUDP.bind, region: region, trusted: configuration.semtechUDP.forwarders,
+                forwarderSensesChannel: configuration.semtechUDP.listenBeforeTalk, makePolicy: { settings.policy(region: region) }, logger: radioLogger)
         case .sx127x, .sx126x:
             let hardware: any BoardHardware
             do {
@@ -144,7 +147,7 @@ public final class Daemon: Service, Sendable {
                 radio = try SPIRadio(
                     board: hardware,
                     configuration: RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate),
-                    policy: RegionalTransmitPolicy(region: region), logger: radioLogger,
+                    policy: configuration.radio.policy(region: region), logger: radioLogger,
                     timing: RadioTiming(healthCheckInterval: Self.healthCheckInterval(watchdog: notifier.watchdogInterval))
                 )
             } catch {

@@ -64,11 +64,30 @@ public struct Region: Sendable, Hashable {
         maximumMACPayload[index].map { $0 + 5 }
     }
 
-    /// The slowest LoRa uplink data rate whose payload limit carries `size` bytes of PHYPayload:
+    /// Whether a transmission at `bandwidth` may stay at most 400 ms on air: US915 and AU915
+    /// signals narrower than 250 kHz (47 CFR 15.247(a)(1)(i); ACMA LIPD Class Licence 2015,
+    /// item 55), and AS923's where its DownlinkDwellTime applies (RP002-1.0.4 §2.8.3).
+    public func dwellTimeApplies(to bandwidth: LoRaBandwidth, as923DwellTime: Bool = true) -> Bool {
+        switch name {
+        case .us915, .au915: bandwidth.exactHz < 250_000
+        case .as923: as923DwellTime
+        default: false
+        }
+    }
+
+    /// The longest a transmission may last where a dwell time applies.
+    public static let dwellTimeNanoseconds: Int64 = 400_000_000
+
+    /// The slowest LoRa uplink data rate whose payload limit carries `size` bytes of PHYPayload,
+    /// and whose time on air for them stays within the region's dwell time where one applies:
     /// the beacon's data rate for a 52-byte proof-of-coverage beacon.
     public func slowestUplinkDataRate(carrying size: Int) -> (index: Int, rate: LoRaDataRate)? {
         let candidates: [(Int, LoRaDataRate)] = dataRates.compactMap { entry in
             guard case .lora(let rate, true) = entry.value, let limit = maximumPHYPayload(dataRate: entry.key), limit >= size else { return nil }
+            if dwellTimeApplies(to: rate.bandwidth),
+               LoRaAirtime(modulation: rate.modulation(), payloadLength: size).nanoseconds > Self.dwellTimeNanoseconds {
+                return nil
+            }
             return (entry.key, rate)
         }
         return candidates.min { lhs, rhs in

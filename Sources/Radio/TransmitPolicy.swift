@@ -11,6 +11,13 @@ public protocol TransmitPolicy: Sendable {
 
     /// Gives back a reservation whose frame did not go out.
     func cancel(_ ticket: TransmitTicket)
+
+    /// Whether the channel must be sensed before each transmission, and how.
+    var listenBeforeTalk: ListenBeforeTalk? { get }
+}
+
+extension TransmitPolicy {
+    public var listenBeforeTalk: ListenBeforeTalk? { nil }
 }
 
 /// A reservation made by a `TransmitPolicy`.
@@ -25,10 +32,42 @@ public struct TransmitRefusal: Error, Sendable, Hashable {
     public init(_ outcome: TransmitOutcome) { self.outcome = outcome }
 }
 
-/// A region's rules: the band, the EIRP limit (per sub-band in EU868), sane frame limits, and,
-/// where sub-bands have one, the duty cycle over a sliding hour, as ETSI EN 300 220 counts it.
+/// Listening before talking, where a region's rules require it: the channel is sensed for
+/// `sensingMicroseconds`, and a transmission goes out only if the strongest signal heard stays
+/// below `thresholdDBm`.
+public struct ListenBeforeTalk: Sendable, Hashable {
+    public var thresholdDBm: Double
+    public var sensingMicroseconds: Int
+
+    public init(thresholdDBm: Double, sensingMicroseconds: Int) {
+        self.thresholdDBm = thresholdDBm
+        self.sensingMicroseconds = sensingMicroseconds
+    }
+
+    /// KR920: −65 dBm for 6 ms (LoRaWAN Regional Parameters RP002-1.0.4 §2.11, after the
+    /// Korean technical rule for LPWA radios; LoRaMac-node's KR920_RSSI_FREE_TH and
+    /// KR920_CARRIER_SENSE_TIME).
+    public static let kr920 = ListenBeforeTalk(thresholdDBm: -65, sensingMicroseconds: 6_000)
+    /// Japan (AS923): −80 dBm for at least 5 ms (ARIB STD-T108 §3.4.1, carrier sense level
+    /// and time for 920 MHz band transmitters).
+    public static let japan = ListenBeforeTalk(thresholdDBm: -80, sensingMicroseconds: 5_000)
+}
+
+/// A region's rules for what a gateway transmits, each from LoRaWAN Regional Parameters
+/// RP002-1.0.4 and the national rule it cites: the occupied bandwidth inside the band (and,
+/// in EU868, inside one sub-band), the region's data rates only, the EIRP limit with the
+/// antenna's gain added to the conducted power, the dwell time where the region limits it,
+/// the duty cycle of EU868's sub-bands over a sliding hour, and whether the channel must be
+/// sensed first (`listenBeforeTalk`, which the radio carries out).
 public final class RegionalTransmitPolicy: TransmitPolicy {
     public let region: Region
+    /// dBi: a power limit is EIRP, the conducted power plus this.
+    public let antennaGainDBi: Double
+    /// AS923's 400 ms dwell time (RP002-1.0.4 §2.8.3, DownlinkDwellTime = 1), where the
+    /// country enforces it (on unless configured off).
+    public let dwellTimeLimited: Bool
+    /// Set where the rules require it (KR920 always; AS923 in Japan).
+    public let listenBeforeTalk: ListenBeforeTalk?
     private let now: @Sendable () -> UInt64
     private let window: UInt64
     private struct Use {
@@ -40,17 +79,54 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
     private let usage = Mutex<(uses: [Use], nextID: Int)>(([], 0))
 
     /// `now` is a monotonic clock in nanoseconds; `window` the duty-cycle period (one hour).
-    public init(region: Region, window: Duration = .seconds(3600), now: @escaping @Sendable () -> UInt64 = monotonicNanoseconds) {
+    /// `dwellTimeLimited` and `listenBeforeTalk` default to what the region requires
+    /// everywhere it applies; AS923 in Japan adds `.japan`.
+    public init(
+        region: Region, antennaGainDBi: Double = 0, dwellTimeLimited: Bool? = nil, listenBeforeTalk: ListenBeforeTalk?? = nil,
+        window: Duration = .seconds(3600), now: @escaping @Sendable () -> UInt64 = monotonicNanoseconds
+    ) {
         self.region = region
+        self.antennaGainDBi = antennaGainDBi
+        self.dwellTimeLimited = dwellTimeLimited ?? true
+        self.listenBeforeTalk = listenBeforeTalk ?? (region.name == .kr920 ? .kr920 : nil)
         self.now = now
         self.window = UInt64(window.components.seconds) * 1_000_000_000 + UInt64(window.components.attoseconds / 1_000_000_000)
     }
 
+    /// Why `request` may not go out in this region, or nil.
+    public func refusal(of request: TransmitRequest) -> TransmitOutcome? {
+        guard request.payload.count <= 255 else { return .failed("a LoRa frame carries at most 255 bytes, not \(request.payload.count)") }
+        guard (6...65_535).contains(request.preambleLength) else { return .failed("preamble of \(request.preambleLength) symbols (6 to 65535)") }
+        // Only the region's own data rates (RP002-1.0.4, each region's data-rate table): a
+        // 7.8 kHz or 500 kHz signal where the plan has none spreads where it has no right to.
+        guard region.index(of: request.dataRate, uplink: false) != nil else {
+            return .failed("\(request.dataRate) is not a data rate of \(region.name.rawValue)")
+        }
+        // The whole signal, the centre frequency ± half the bandwidth, inside the band, and in
+        // EU868 inside one sub-band (ERC Recommendation 70-03 Annex 1, ETSI EN 300 220-2).
+        let half = UInt32(request.dataRate.bandwidth.exactHz / 2)
+        let (low, high) = (request.frequencyHz &- half, request.frequencyHz &+ half)
+        guard request.frequencyHz > half, region.allows(frequencyHz: low), region.allows(frequencyHz: high),
+              region.subBands.isEmpty || region.subBand(containing: low) == region.subBand(containing: high) else {
+            return .frequencyNotAllowed
+        }
+        // EIRP, not conducted power (RP002-1.0.4: every region's limit is EIRP; 47 CFR
+        // 15.247(b)(4) for US915; ETSI's ERP + 2.15 dB in EU868).
+        guard Double(request.powerDBm) + antennaGainDBi <= min(region.maximumEIRP(at: low), region.maximumEIRP(at: high)) else {
+            return .powerNotAllowed
+        }
+        // Dwell time: US915 and AU915 signals narrower than 250 kHz hop, and may stay 400 ms on
+        // a channel (47 CFR 15.247(a)(1)(i); ACMA LIPD Class Licence 2015, item 55, with
+        // AS/NZS 4268); AS923 where DownlinkDwellTime applies.
+        if region.dwellTimeApplies(to: request.dataRate.bandwidth, as923DwellTime: dwellTimeLimited),
+           request.airtime.nanoseconds > Region.dwellTimeNanoseconds {
+            return .failed("\(request.airtime.milliseconds) ms on air is over \(region.name.rawValue)'s 400 ms dwell time")
+        }
+        return nil
+    }
+
     public func admit(_ request: TransmitRequest) -> Result<TransmitTicket, TransmitRefusal> {
-        guard request.payload.count <= 255 else { return .failure(.init(.failed("a LoRa frame carries at most 255 bytes, not \(request.payload.count)"))) }
-        guard (6...65_535).contains(request.preambleLength) else { return .failure(.init(.failed("preamble of \(request.preambleLength) symbols (6 to 65535)"))) }
-        guard region.allows(frequencyHz: request.frequencyHz) else { return .failure(.init(.frequencyNotAllowed)) }
-        guard Double(request.powerDBm) <= region.maximumEIRP(at: request.frequencyHz) else { return .failure(.init(.powerNotAllowed)) }
+        if let refusal = refusal(of: request) { return .failure(.init(refusal)) }
         let band = region.subBands.firstIndex { $0.frequencies.contains(request.frequencyHz) }
         let airtime = UInt64(max(request.airtime.nanoseconds, 0))
         let at = now()

@@ -23,6 +23,9 @@ public final class SemtechUDPBackend: Radio {
     private let logger: Logger
     private let acknowledgementTimeout: Duration
     private let trusted: [TrustedForwarder]
+    /// The forwarder's concentrator senses the channel before it transmits (`lbt` in its
+    /// global_conf.json): where the rules require listen-before-talk, nothing is sent without.
+    private let forwarderSensesChannel: Bool
 
     /// A forwarder named in `semtech_udp.forwarders`: its gateway EUI and, optionally, the host
     /// its datagrams must come from. Written "AA555A0000000001" or "AA555A0000000001@192.0.2.7".
@@ -148,13 +151,14 @@ public final class SemtechUDPBackend: Radio {
     /// `trusted`, when not empty, names the only forwarders whose datagrams are taken; the first
     /// of them that is ready sends beacons.
     public init(
-        bind: String = "127.0.0.1:1700", region: Region, trusted: [TrustedForwarder] = [],
+        bind: String = "127.0.0.1:1700", region: Region, trusted: [TrustedForwarder] = [], forwarderSensesChannel: Bool = false,
         makePolicy: (@Sendable () -> any TransmitPolicy)? = nil,
         logger: Logger = Logger(label: "hotspotd.semtech-udp"), acknowledgementTimeout: Duration = .seconds(1),
         frameBuffer: Int = 1024
     ) {
         bindAddress = bind
         self.trusted = trusted
+        self.forwarderSensesChannel = forwarderSensesChannel
         self.makePolicy = makePolicy ?? { RegionalTransmitPolicy(region: region) }
         self.logger = logger
         self.acknowledgementTimeout = acknowledgementTimeout
@@ -434,6 +438,9 @@ public final class SemtechUDPBackend: Radio {
         guard let (forwarder, socket, policy) = target, let address = forwarder.downlinkAddress else {
             let which = request.gatewayEUI.map { "forwarder \($0)" } ?? "any forwarder"
             return refused(.failed("no PULL_DATA from \(which) yet: nowhere to send the downlink"))
+        }
+        if let rule = policy.listenBeforeTalk, !forwarderSensesChannel {
+            return refused(.failed("the region requires listen-before-talk (\(Int(rule.thresholdDBm)) dBm, \(rule.sensingMicroseconds / 1000) ms) and semtech_udp.listen_before_talk does not say the concentrator does it"))
         }
         let ticket: TransmitTicket
         switch policy.admit(request) {

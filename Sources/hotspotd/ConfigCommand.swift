@@ -245,10 +245,13 @@ struct ConfigCommand: ParsableCommand {
                 ("radio", [
                     ("frequency", "\(c.radio.frequencyHz)"), ("spreading_factor", "\(c.radio.dataRate.spreadingFactor.rawValue)"),
                     ("bandwidth", "\(c.radio.dataRate.bandwidth.rawValue)"),
+                    ("antenna_gain", "\(c.radio.antennaGainDBi)"), ("dwell_time", "\(c.radio.dwellTime)"),
+                    ("listen_before_talk", "\(c.radio.listenBeforeTalk)"),
                 ]),
                 ("semtech_udp", [
                     ("bind", quoted(c.semtechUDP.bind)),
                     ("forwarders", "[" + c.semtechUDP.forwarders.map { quoted($0.description) }.joined(separator: ", ") + "]"),
+                    ("listen_before_talk", "\(c.semtechUDP.listenBeforeTalk)"),
                 ]),
                 ("mqtt", [
                     ("server", quoted("\(c.mqtt.tls ? "mqtts" : "mqtt")://\(c.mqtt.host):\(c.mqtt.port)")),

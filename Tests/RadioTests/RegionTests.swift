@@ -56,7 +56,8 @@ import Testing
     @Test func slowestDataRateForABeacon() {
         #expect(Region.eu868.slowestUplinkDataRate(carrying: 52)?.index == 0)
         #expect(Region.us915.slowestUplinkDataRate(carrying: 52)?.index == 1, "DR0 carries only 24 bytes")
-        #expect(Region.as923.slowestUplinkDataRate(carrying: 52)?.index == 0)
+        #expect(Region.as923.slowestUplinkDataRate(carrying: 52)?.index == 3, "SF9: SF10 would take 616 ms, past the dwell time")
+        #expect(Region.au915.slowestUplinkDataRate(carrying: 52)?.index == 3, "125 kHz in AU915 hops: 400 ms at most")
     }
 }
 
@@ -65,8 +66,8 @@ import Testing
         var nanoseconds: UInt64 = 10_000_000_000_000
     }
 
-    func request(_ frequencyHz: UInt32, power: Int = 14, size: Int = 20, sf: SpreadingFactor = .sf12) -> TransmitRequest {
-        TransmitRequest(payload: [UInt8](repeating: 0, count: size), frequencyHz: frequencyHz, dataRate: LoRaDataRate(spreadingFactor: sf, bandwidth: .khz125), powerDBm: power, invertedIQ: true)
+    func request(_ frequencyHz: UInt32, power: Int = 14, size: Int = 20, sf: SpreadingFactor = .sf12, bandwidth: LoRaBandwidth = .khz125, preamble: Int = 8) -> TransmitRequest {
+        TransmitRequest(payload: [UInt8](repeating: 0, count: size), frequencyHz: frequencyHz, dataRate: LoRaDataRate(spreadingFactor: sf, bandwidth: bandwidth), powerDBm: power, invertedIQ: true, preambleLength: preamble)
     }
 
     @Test func dutyCycleIsCountedPerSubBandOverTheLastHour() {
@@ -103,8 +104,43 @@ import Testing
         #expect(refusal(policy, request(869_525_000, power: 27)) == nil)
         #expect(refusal(policy, request(869_525_000, power: 30)) == .powerNotAllowed)
         let us = RegionalTransmitPolicy(region: .us915)
-        #expect(refusal(us, request(923_300_000, power: 30)) == nil, "no duty cycle in US915")
-        #expect(refusal(us, request(868_100_000)) == .frequencyNotAllowed)
+        #expect(refusal(us, request(923_300_000, power: 30, sf: .sf12, bandwidth: .khz500)) == nil, "no duty cycle in US915")
+        #expect(refusal(us, request(868_100_000, sf: .sf10)) == .frequencyNotAllowed)
+    }
+
+    /// Reproduced on a running agent before these limits: US915 at 30 dBm sent 902.0 MHz and
+    /// 928.0 MHz at 500 kHz (half of each signal outside the band) and SF12 at 7.8 kHz with a
+    /// 65,535-symbol preamble (9.6 hours on air).
+    @Test func theWholeSignalTheRegionsDataRatesEIRPAndDwellTime() {
+        let us = RegionalTransmitPolicy(region: .us915)
+        #expect(refusal(us, request(902_000_000, power: 30, bandwidth: .khz500)) == .frequencyNotAllowed, "901.75–902.25 MHz")
+        #expect(refusal(us, request(928_000_000, power: 30, bandwidth: .khz500)) == .frequencyNotAllowed, "927.75–928.25 MHz")
+        #expect(refusal(us, request(927_500_000, power: 30, bandwidth: .khz500)) == nil, "927.25–927.75 MHz")
+        let slow = TransmitRequest(payload: [1], frequencyHz: 915_000_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz7_8), powerDBm: 30, invertedIQ: true, preambleLength: 65_535)
+        if case .failed(let reason) = refusal(us, slow) { #expect(reason.contains("not a data rate of US915")) } else { Issue.record("SF12 at 7.8 kHz was admitted") }
+        // 125 kHz in US915 hops: 400 ms at most. SF10 with 20 bytes lasts 371 ms, with 40 bytes 534 ms.
+        #expect(refusal(us, request(902_300_000, size: 20, sf: .sf10)) == nil)
+        if case .failed(let reason) = refusal(us, request(902_300_000, size: 40, sf: .sf10)) { #expect(reason.contains("dwell time")) } else { Issue.record("a 534 ms frame was admitted") }
+        #expect(refusal(us, request(923_300_000, size: 200, sf: .sf12, bandwidth: .khz500)) == nil, "500 kHz is not hopping: no dwell time")
+
+        // EU868: the signal inside one sub-band; the antenna's gain counts.
+        let eu = RegionalTransmitPolicy(region: .eu868)
+        #expect(refusal(eu, request(869_640_000)) == .frequencyNotAllowed, "869.5775–869.7025 MHz straddles two sub-bands")
+        #expect(refusal(eu, request(868_000_000)) == .frequencyNotAllowed, "867.9375–868.0625 MHz straddles two sub-bands")
+        #expect(refusal(eu, request(868_100_000, sf: .sf7, bandwidth: .khz500)) != nil, "500 kHz is no EU868 data rate")
+        let gain = RegionalTransmitPolicy(region: .eu868, antennaGainDBi: 3)
+        #expect(refusal(gain, request(868_100_000, power: 14)) == .powerNotAllowed, "14 dBm + 3 dBi is over 16.15 dBm EIRP")
+        #expect(refusal(gain, request(868_100_000, power: 13)) == nil)
+        let preamble = request(869_525_000, sf: .sf12, preamble: 65_535)
+        #expect(refusal(eu, preamble) == .dutyCycleExhausted, "an hour-long preamble exceeds even the 10 % sub-band")
+
+        // AS923: 400 ms unless configured off; KR920 and Japan listen first.
+        let asia = RegionalTransmitPolicy(region: .as923)
+        if case .failed = refusal(asia, request(923_200_000, sf: .sf12)) {} else { Issue.record("1.3 s on air in AS923 was admitted") }
+        #expect(refusal(RegionalTransmitPolicy(region: .as923, dwellTimeLimited: false), request(923_200_000, sf: .sf12)) == nil)
+        #expect(RegionalTransmitPolicy(region: .kr920).listenBeforeTalk == .kr920)
+        #expect(RegionalTransmitPolicy(region: .as923).listenBeforeTalk == nil)
+        #expect(RegionalTransmitPolicy(region: .as923, listenBeforeTalk: .japan).listenBeforeTalk == .japan)
     }
 
     @Test func impossibleFramesAreRefused() {

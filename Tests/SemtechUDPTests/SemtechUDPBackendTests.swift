@@ -294,6 +294,29 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         await backend.stop()
     }
 
+    /// KR920 requires listen-before-talk: a concentrator not configured as sensing the channel
+    /// (`semtech_udp.listen_before_talk`) is never asked to transmit there.
+    @Test func whereListenBeforeTalkIsRequiredOnlyAForwarderThatSensesTransmits() async throws {
+        for senses in [false, true] {
+            let backend = SemtechUDPBackend(bind: "127.0.0.1:0", region: .kr920, forwarderSensesChannel: senses, logger: quiet, acknowledgementTimeout: .milliseconds(500))
+            try await backend.start()
+            let forwarder = try FakeForwarder(server: try #require(backend.localAddress), gateway: EUI64(5))
+            forwarder.pullData()
+            _ = await forwarder.receive()
+            async let outcome = backend.transmit(TransmitRequest(payload: [1], frequencyHz: 922_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+            let pullResponse = await forwarder.receive(timeoutMilliseconds: senses ? 30_000 : 300)
+            if senses {
+                let response = try #require(pullResponse)
+                forwarder.send(forwarder.header(5, token: (response[1], response[2])))
+                #expect(await outcome == .sent(powerDBm: 14))
+            } else {
+                #expect(pullResponse == nil)
+                if case .failed(let reason) = await outcome { #expect(reason.contains("listen-before-talk")) } else { Issue.record("sent without listening") }
+            }
+            await backend.stop()
+        }
+    }
+
     @Test func statReportsAreKept() async throws {
         let (backend, server) = try await makeBackend()
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(6))

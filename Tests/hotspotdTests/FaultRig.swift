@@ -53,8 +53,8 @@ final class FaultRig: @unchecked Sendable {
 
     /// `dataDirectory`: where the store lives (a small tmpfs, say); by default in the rig's own
     /// temporary directory. `bindHost` is where the agent listens for the forwarder (on the
-    /// rig's port); `semtechUDP` and `mqtt` go into those sections as they are.
-    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "", mqtt: String = "") async throws {
+    /// rig's port); `semtechUDP`, `mqtt` and `radio` go into those sections as they are.
+    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "", mqtt: String = "", radio: String = "") async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-fault-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.dataDirectory = dataDirectory ?? directory + "/data"
@@ -82,6 +82,8 @@ final class FaultRig: @unchecked Sendable {
             key_file = "\(directory)/gateway.key"
             data_dir = "\(self.dataDirectory)"
             shutdown_timeout = "3s"
+            [radio]
+            \(radio)
             [semtech_udp]
             bind = "\(bindHost):\(udpPort)"
             \(semtechUDP)

@@ -434,4 +434,56 @@ import Wire
         #expect(await eventually(within: 20) { (try? await balance(rig, "erin")) == 5 })
         #expect(rig.stopAgent() == 0)
     }
+
+    /// The transmit policy used to check a downlink's centre frequency and power only: half a
+    /// signal outside the band, a data rate the region has not, the antenna's gain and a
+    /// preamble of an hour all went to the forwarder with status OK. Each is now refused with
+    /// the matching TX_ACK status, and nothing reaches the forwarder.
+    @Test func downlinksTheRegionForbidsAreRefused() async throws {
+        let rig = try await FaultRig(radio: "antenna_gain = 3")
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        let acks = try await rig.watch(event: "ack")
+        #expect(await rig.pullData())
+        func downlink(_ id: UInt32, frequency: UInt32, sf: UInt32 = 12, bandwidth: UInt32 = 125_000, power: Int32 = 13, preamble: UInt32 = 8) -> Gw_DownlinkFrame {
+            var lora = Gw_LoraModulationInfo()
+            lora.bandwidth = bandwidth
+            lora.spreadingFactor = sf
+            lora.codeRate = .cr45
+            lora.polarizationInversion = true
+            lora.preamble = preamble
+            var item = Gw_DownlinkFrameItem()
+            item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
+            item.txInfo.frequency = frequency
+            item.txInfo.power = power
+            item.txInfo.modulation.lora = lora
+            item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
+            var frame = Gw_DownlinkFrame()
+            frame.downlinkID = id
+            frame.gatewayID = FaultRig.gatewayID
+            frame.items = [item]
+            return frame
+        }
+        @Sendable func status(_ id: UInt32) -> Gw_TxAckStatus? {
+            acks.messages.compactMap { try? Gw_DownlinkTxAck(serializedBytes: $0) }.first { $0.downlinkID == id }?.items.first?.status
+        }
+        let cases: [(Gw_DownlinkFrame, Gw_TxAckStatus, String)] = [
+            (downlink(1, frequency: 869_640_000), .txFreq, "869.5775–869.7025 MHz straddles two sub-bands"),
+            (downlink(2, frequency: 869_525_000, sf: 12, bandwidth: 500_000), .internalError, "SF12 at 500 kHz is no EU868 data rate"),
+            (downlink(3, frequency: 868_100_000, power: 14), .txPower, "14 dBm into a 3 dBi antenna is 17 dBm EIRP, over 16.15"),
+            (downlink(4, frequency: 869_525_000, preamble: 65_535), .dutyCycleOverflow, "a preamble of 35 minutes"),
+        ]
+        for (frame, expected, why) in cases {
+            try rig.publish(frame)
+            #expect(await eventually(within: 10) { status(frame.downlinkID) != nil })
+            #expect(status(frame.downlinkID) == expected, "\(why)")
+        }
+        #expect(await rig.nextPullResponse(within: 1) == nil, "nothing reached the forwarder")
+        // What the rules allow still goes out.
+        try rig.publish(downlink(5, frequency: 869_525_000, power: 13))
+        let response = try #require(await rig.nextPullResponse())
+        rig.txAck(token: response.token, error: nil)
+        #expect(await eventually(within: 10) { status(5) == .ok })
+        #expect(rig.stopAgent() == 0)
+    }
 }
