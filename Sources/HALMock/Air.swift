@@ -127,6 +127,24 @@ public final class Air: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Signals occupying channels (another transmitter nearby), by centre frequency: what a
+    /// radio sensing the channel (listen-before-talk) hears there.
+    private let occupied = Mutex<[UInt32: Double]>([:])
+    /// What a receiver hears on a free channel.
+    public static let noiseFloorDBm = -120.0
+
+    /// Puts a signal of `rssiDBm` on the channel at `frequencyHz` (nil takes it away).
+    public func occupy(frequencyHz: UInt32, rssiDBm: Double?) {
+        occupied.withLock { $0[frequencyHz] = rssiDBm }
+    }
+
+    /// The strongest signal within 62.5 kHz of `frequencyHz`, or the noise floor.
+    public func channelRSSI(at frequencyHz: UInt32) -> Double {
+        occupied.withLock { signals in
+            signals.filter { Int64($0.key) - Int64(frequencyHz) < 62_500 && Int64(frequencyHz) - Int64($0.key) < 62_500 }.values.max()
+        } ?? Self.noiseFloorDBm
+    }
+
     /// Radio transmissions kept for inspection; older ones are dropped.
     public static let transmissionLimit = 10_000
 

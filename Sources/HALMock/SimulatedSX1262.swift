@@ -107,6 +107,8 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     }
 
     private struct State {
+        /// What the air holds on the tuned channel, as of this transaction (GetRssiInst).
+        var channelRSSI = Air.noiseFloorDBm
         var mode = ChipMode.standbyRC
         var commandStatus = CommandStatus.idle
         var packetType: UInt8 = 0  // GFSK after reset
@@ -226,7 +228,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     public func spiTransaction(_ mosi: [UInt8]) -> [UInt8] {
         guard let opcode = mosi.first else { return [] }
         var effects = Effects()
+        let channel = air.channelRSSI(at: frequencyHz)
         let miso = state.withLock { state -> [UInt8] in
+            state.channelRSSI = channel
             if state.inReset || state.hung {
                 return [UInt8](repeating: 0, count: mosi.count)
             }
@@ -359,7 +363,8 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         case Opcode.getPacketStatus:
             reply(state.packetStatus, at: 2)
         case Opcode.getRssiInst:
-            reply([state.mode == .rx ? 0xF0 : 0xFF], at: 2)  // about −120 dBm of noise floor while receiving
+            // Signal power = −RssiInst/2 dBm (datasheet §13.5.7), while receiving.
+            reply([state.mode == .rx ? UInt8(clampedInteger(-state.channelRSSI * 2, 0...255)) : 0xFF], at: 2)
         case Opcode.getDeviceErrors:
             reply([UInt8(state.deviceErrors >> 8), UInt8(state.deviceErrors & 0xFF)], at: 2)
         case Opcode.clearDeviceErrors:

@@ -197,6 +197,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     public func spiTransaction(_ mosi: [UInt8]) -> [UInt8] {
         guard let first = mosi.first else { return [] }
         var effects = Effects()
+        // RegRssiValue: the channel as the air has it now (read before the chip's lock).
+        let channel = air.channelRSSI(at: frequencyHz)
         let miso = state.withLock { state -> [UInt8] in
             var miso = [UInt8](repeating: 0, count: mosi.count)
             if state.inReset || state.hung {
@@ -210,6 +212,11 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             for index in 1..<mosi.count {
                 if write {
                     Self.write(&state, address: address, value: mosi[index], effects: &effects, chip: self)
+                } else if address == Register.rssiValue {
+                    // RSSI = −157 + RssiValue on the HF port, −164 on the LF port (§5.5.5), while receiving.
+                    let receiving = state.registers[1] & 0x07 == Mode.rxContinuous.rawValue
+                    let offset = Self.rssiOffset(frequencyHz: Self.frequency(of: state.registers))
+                    miso[index] = receiving ? UInt8(clampedInteger(channel - offset, 0...255)) : 0
                 } else {
                     miso[index] = Self.read(&state, address: address)
                 }

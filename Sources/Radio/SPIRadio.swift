@@ -2,6 +2,10 @@ import HAL
 import LoRaPHY
 import Logging
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The register- or command-level half of a single-channel radio driver: the SX127x or the
 /// SX126x. Its methods run only on the radio's own thread (the `SPIRadio` actor's executor),
 /// where they may block briefly on SPI transfers and BUSY waits.
@@ -26,6 +30,10 @@ protocol RadioChip: AnyObject {
     func prepareTransmission(_ request: TransmitRequest) throws(HardwareError)
     /// The last step: on air.
     func keyUp() throws(HardwareError)
+    /// Listens on `frequencyHz` at `dataRate`'s bandwidth, to sense the channel before talking.
+    func startSensing(frequencyHz: UInt32, dataRate: LoRaDataRate) throws(HardwareError)
+    /// The signal power on the channel sensed, now, in dBm.
+    func instantaneousRSSI() throws(HardwareError) -> Double
     /// The power the chip uses for a request: what was asked, within what it can give.
     func power(for dBm: Int) -> Int
     /// Why the chip is not as it was set up, or nil when it is.
@@ -60,6 +68,8 @@ public actor SPIRadio: Radio {
     private let board: any BoardHardware
     private var configuration: RadioConfiguration
     private let gate: TransmitGate
+    /// Where the region requires it, the channel is sensed before each transmission.
+    private let listenBeforeTalk: ListenBeforeTalk?
     private let logger: Logger
     private let timing: RadioTiming
 
@@ -89,6 +99,7 @@ public actor SPIRadio: Radio {
         self.board = board
         self.configuration = configuration
         gate = TransmitGate(policy: policy, timing: timing)
+        listenBeforeTalk = policy.listenBeforeTalk
         self.logger = logger
         self.timing = timing
         (frames, output) = AsyncStream.makeStream(of: RadioFrame.self, bufferingPolicy: .bufferingOldest(timing.frameBuffer))
@@ -246,12 +257,17 @@ public actor SPIRadio: Radio {
         await withCheckedContinuation { queue.acquire($0) }
         defer { queue.release() }
 
-        // Keep listening until just before the start; then prepare and key up on time.
-        await sleepUntil(admission.start, leaving: timing.preparationMicroseconds)
+        // Keep listening until just before the start (and the sensing before it, where the
+        // region wants the channel heard free first); then prepare and key up on time.
+        let sensing = Int64(listenBeforeTalk?.sensingMicroseconds ?? 0)
+        await sleepUntil(admission.start, leaving: timing.preparationMicroseconds + sensing)
         guard running else { return refuse(.failed("the radio stopped")) }
         let airtime = request.airtime
         var outcome: TransmitOutcome
-        do {
+        do throws(HardwareError) {
+            if let rule = listenBeforeTalk, let heard = try senseChannel(request, rule) {
+                throw HardwareError(.busy, "the channel is busy: \(Int(heard.rounded())) dBm heard, over the \(Int(rule.thresholdDBm)) dBm listen-before-talk threshold")
+            }
             try chip.prepareTransmission(request)
             spinUntil(admission.start)
             if case .atTimestamp = request.timing, lateness(of: admission.start) > timing.lateToleranceMicroseconds {
@@ -283,6 +299,20 @@ public actor SPIRadio: Radio {
         stats.framesTransmitted += 1
         stats.lastProgressNanoseconds = monotonicNanoseconds()
         return outcome
+    }
+
+    /// Listens on the frame's channel for the rule's sensing time; the strongest signal heard
+    /// when it is at or over the threshold (the channel is busy), nil when it stayed free.
+    private func senseChannel(_ request: TransmitRequest, _ rule: ListenBeforeTalk) throws(HardwareError) -> Double? {
+        try chip.startSensing(frequencyHz: request.frequencyHz, dataRate: request.dataRate)
+        let end = monotonicNanoseconds() + UInt64(rule.sensingMicroseconds) * 1_000
+        var strongest = -Double.infinity
+        repeat {
+            strongest = max(strongest, try chip.instantaneousRSSI())
+            if strongest >= rule.thresholdDBm { return strongest }
+            usleep(250)
+        } while monotonicNanoseconds() < end
+        return nil
     }
 
     private func refuse(_ outcome: TransmitOutcome) -> TransmitOutcome {

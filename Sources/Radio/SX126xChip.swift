@@ -33,6 +33,7 @@ final class SX126xChip: RadioChip {
         static let clearIrqStatus: UInt8 = 0x02
         static let getRxBufferStatus: UInt8 = 0x13
         static let getPacketStatus: UInt8 = 0x14
+        static let getRssiInst: UInt8 = 0x15
         static let calibrate: UInt8 = 0x89
         static let calibrateImage: UInt8 = 0x98
         static let setRegulatorMode: UInt8 = 0x96
@@ -250,6 +251,17 @@ final class SX126xChip: RadioChip {
     // MARK: Commands
 
     /// Waits for BUSY to fall, then sends one command; returns the bytes clocked in.
+    func startSensing(frequencyHz: UInt32, dataRate: LoRaDataRate) throws(HardwareError) {
+        try command(Opcode.setStandby, [0x00])
+        try setModulation(frequencyHz: frequencyHz, dataRate: dataRate, codingRate: .cr4_5)
+        try command(Opcode.setRx, [0xFF, 0xFF, 0xFF])  // continuous
+    }
+
+    /// GetRssiInst: signal power = −RssiInst / 2 dBm (datasheet §13.5.7).
+    func instantaneousRSSI() throws(HardwareError) -> Double {
+        -Double(try command(Opcode.getRssiInst, reading: 2)[2]) / 2
+    }
+
     @discardableResult
     private func command(_ opcode: UInt8, _ arguments: [UInt8] = [], reading count: Int = 0) throws(HardwareError) -> [UInt8] {
         guard let spi else { throw HardwareError(.invalidRequest, "the radio is not open") }

@@ -26,6 +26,7 @@ final class SX127xChip: RadioChip {
         static let rxNbBytes: UInt8 = 0x13
         static let pktSnrValue: UInt8 = 0x19
         static let pktRssiValue: UInt8 = 0x1A
+        static let rssiValue: UInt8 = 0x1B
         static let hopChannel: UInt8 = 0x1C
         static let modemConfig1: UInt8 = 0x1D
         static let modemConfig2: UInt8 = 0x1E
@@ -210,6 +211,21 @@ final class SX127xChip: RadioChip {
 
     func keyUp() throws(HardwareError) {
         try setMode(.tx)
+    }
+
+    private var sensedFrequency: UInt32 = 0
+
+    func startSensing(frequencyHz: UInt32, dataRate: LoRaDataRate) throws(HardwareError) {
+        try setMode(.standby)
+        try setModulation(frequencyHz: frequencyHz, dataRate: dataRate, codingRate: .cr4_5, preamble: 8, crc: true)
+        try setMode(.rxContinuous)
+        sensedFrequency = frequencyHz
+    }
+
+    /// RegRssiValue: RSSI = −157 + RssiValue on the HF port, −164 on the LF port (datasheet §5.5.5).
+    func instantaneousRSSI() throws(HardwareError) -> Double {
+        let value = Double(try read(Register.rssiValue))
+        return (sensedFrequency < 525_000_000 ? -164 : -157) + value
     }
 
     func power(for dBm: Int) -> Int {

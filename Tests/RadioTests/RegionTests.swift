@@ -165,3 +165,31 @@ import Testing
         #expect(TransmitSchedule.overlaps(120, 10, 100, 50))
     }
 }
+
+/// Listen-before-talk on the SPI radios (KR920: −65 dBm for 6 ms): each chip senses the frame's
+/// channel before it keys up, and a busy channel keeps the frame off the air.
+@Suite(.capturingLogs, .serialized) struct ListenBeforeTalkTests {
+    @Test(arguments: ["mock", "mock-sx1262"])
+    func aBusyChannelKeepsTheFrameOffTheAir(board name: String) async throws {
+        let board = try mockBoard(name)
+        let korea = RadioConfiguration(frequencyHz: 922_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))
+        let radio = try SPIRadio(board: board, configuration: korea, policy: RegionalTransmitPolicy(region: .kr920), logger: quiet, timing: fastTiming)
+        try await radio.start()
+        let request = TransmitRequest(payload: [0x60, 1, 2, 3], frequencyHz: 922_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
+
+        #expect(await radio.transmit(request) == .sent(powerDBm: 14), "a free channel (the noise floor, −120 dBm)")
+        #expect(board.air.transmissions.count == 1)
+
+        board.air.occupy(frequencyHz: 922_300_000, rssiDBm: -60)
+        guard case .failed(let reason) = await radio.transmit(request) else {
+            Issue.record("sent on a busy channel")
+            return
+        }
+        #expect(reason.contains("busy"))
+        #expect(board.air.transmissions.count == 1, "nothing went on air")
+
+        board.air.occupy(frequencyHz: 922_300_000, rssiDBm: -70)
+        #expect(await radio.transmit(request) == .sent(powerDBm: 14), "−70 dBm is under KR920's −65 dBm")
+        await radio.stop()
+    }
+}
