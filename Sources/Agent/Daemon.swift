@@ -168,7 +168,7 @@ public final class Daemon: Service, Sendable {
             logger: Logger(label: "hotspotd.meter"), now: Self.wallClock
         )
         let commands = CommandProcessor(
-            store: store, authority: CommandAuthority(authority: configuration.credits.authority, gatewayID: identity.gatewayID),
+            store: store, authority: CommandAuthority(authority: configuration.credits.authority, gatewayID: identity.gatewayID, sealingKey: identity.key.sealingKey),
             topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.commands"), now: Self.wallClock,
             clockSynchronized: { ClockSynchronization.timesyncd() }
         )

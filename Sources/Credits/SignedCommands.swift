@@ -55,6 +55,10 @@ public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
     case outdated
     /// systemd-timesyncd says the clock is not synchronised yet: expiry cannot be judged.
     case clockUnsynchronized = "clock_unsynchronized"
+    /// A pair with its NwkSKey in the clear, which every reader of the broker has seen.
+    case unsealedKey = "unsealed_key"
+    /// A sealed NwkSKey this gateway cannot open: sealed to another gateway's key.
+    case badSeal = "bad_seal"
 
     public var explanation: String {
         switch self {
@@ -72,6 +76,8 @@ public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
         case .invalidOwner: "an owner is 1 to 128 bytes of text without control characters"
         case .outdated: "the command expired before the time the network authority's later commands show has passed (the clock may be behind)"
         case .clockUnsynchronized: "the clock is not synchronised yet (systemd-timesyncd): commands wait until it is"
+        case .unsealedKey: "the NwkSKey is in the clear, readable by anyone on the broker: seal it to this gateway (command sign pair --seal-key, from hotspotd key show)"
+        case .badSeal: "the NwkSKey is sealed to another key than this gateway's (hotspotd key show prints it)"
         }
     }
 }
@@ -88,9 +94,13 @@ public struct CommandAuthority: Sendable {
     /// larger is refused before it is decoded.
     public static let maximumSize = 1024
 
-    public init(authority: Ed25519PublicKey, gatewayID: String) {
+    /// Opens NwkSKeys sealed to this gateway; without it, no sealed key can be taken.
+    public let sealingKey: X25519PrivateKey?
+
+    public init(authority: Ed25519PublicKey, gatewayID: String, sealingKey: X25519PrivateKey? = nil) {
         self.authority = authority
         self.gatewayID = gatewayID.lowercased()
+        self.sealingKey = sealingKey
     }
 
     /// `now` in seconds since the Unix epoch.
@@ -110,12 +120,21 @@ public struct CommandAuthority: Sendable {
         case .pair(let pair):
             guard Self.isValidOwner(pair.owner) else { return .failure(.invalidOwner) }
             guard pair.devEui.isEmpty || pair.devEui.count == 8 else { return .failure(.invalid) }
-            guard pair.nwkSKey.isEmpty || pair.nwkSKey.count == 16 else { return .failure(.invalid) }
+            // A key in the clear has been read by everyone on the broker, who could then make
+            // frames that pass its MIC and charge the owner: it is refused, not used.
+            guard pair.nwkSKey.isEmpty else { return .failure(.unsealedKey) }
+            var nwkSKey: [UInt8]?
+            if !pair.sealedNwkSKey.isEmpty {
+                guard let sealingKey, let opened = try? SecretSeal.open(Array(pair.sealedNwkSKey), with: sealingKey, gatewayID: gatewayID) else {
+                    return .failure(.badSeal)
+                }
+                nwkSKey = opened
+            }
             command = .pair(
                 devAddr: pair.devAddr,
                 devEUI: pair.devEui.isEmpty ? nil : pair.devEui.reduce(0) { $0 << 8 | UInt64($1) },
                 owner: pair.owner,
-                nwkSKey: pair.nwkSKey.isEmpty ? nil : Array(pair.nwkSKey)
+                nwkSKey: nwkSKey
             )
         case .unpair(let unpair):
             command = .unpair(devAddr: unpair.devAddr)
@@ -143,7 +162,12 @@ extension CommandAuthority {
 
 /// Builds signed commands, as the network authority (or `hotspotd command sign`) does.
 public enum CommandSigner {
-    public static func sign(_ command: Command, gatewayID: String, key: Ed25519PrivateKey, expiresAt: UInt64, nonce: [UInt8] = secureRandomBytes(16)) throws -> [UInt8] {
+    /// A pair's NwkSKey is sealed to `sealingKey` (the gateway's, from `hotspotd key show`);
+    /// without one it goes in the clear, which gateways refuse.
+    public static func sign(
+        _ command: Command, gatewayID: String, key: Ed25519PrivateKey, expiresAt: UInt64, nonce: [UInt8] = secureRandomBytes(16),
+        sealingKey: [UInt8]? = nil
+    ) throws -> [UInt8] {
         var body = Hotspotd_CommandBody()
         body.gatewayID = gatewayID.lowercased()
         body.nonce = Data(nonce)
@@ -154,7 +178,13 @@ public enum CommandSigner {
             pair.devAddr = devAddr
             if let devEUI { pair.devEui = Data((0..<8).map { UInt8(truncatingIfNeeded: devEUI >> (56 - 8 * $0)) }) }
             pair.owner = owner
-            if let nwkSKey { pair.nwkSKey = Data(nwkSKey) }
+            if let nwkSKey {
+                if let sealingKey {
+                    pair.sealedNwkSKey = Data(try SecretSeal.seal(nwkSKey, to: sealingKey, gatewayID: gatewayID))
+                } else {
+                    pair.nwkSKey = Data(nwkSKey)
+                }
+            }
             body.pair = pair
         case .unpair(let devAddr):
             var unpair = Hotspotd_UnpairCommand()

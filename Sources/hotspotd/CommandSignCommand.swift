@@ -21,8 +21,9 @@ struct CommandCommand: ParsableCommand {
                 Writes the command's bytes to standard output, for `mosquitto_pub -s`:
                   hotspotd command sign --key authority.key --gateway 0016c001ff10a235 credit --owner alice --amount 1000 \\
                     | mosquitto_pub -t eu868/gateway/0016c001ff10a235/command/credit -s
-                pair: --dev-addr, --owner, optionally --dev-eui and --nwk-s-key; unpair: --dev-addr;
-                credit: --owner, --amount; entropy: --data.
+                pair: --dev-addr, --owner, optionally --dev-eui, and --nwk-s-key with --seal-key (the
+                gateway's sealing key, from `hotspotd key show`: the NwkSKey is sealed so that only that
+                gateway can read it); unpair: --dev-addr; credit: --owner, --amount; entropy: --data.
                 """
         )
 
@@ -47,6 +48,9 @@ struct CommandCommand: ParsableCommand {
 
         @Option(name: .customLong("nwk-s-key"), help: "pair: the NwkSKey, 32 hex digits (MICs and frame counters are checked).")
         var nwkSKey: String?
+
+        @Option(name: .customLong("seal-key"), help: "pair: the gateway's sealing key (hotspotd key show), 64 hex digits: the NwkSKey is sealed to it.")
+        var sealKey: String?
 
         @Option(help: "pair, credit: the owner's account.")
         var owner: String?
@@ -84,7 +88,14 @@ struct CommandCommand: ParsableCommand {
             guard (1...CommandAuthority.maximumLifetimeSeconds).contains(expiresIn) else {
                 throw ValidationError("--expires-in must be 1 to \(CommandAuthority.maximumLifetimeSeconds) seconds (a gateway refuses commands that live longer than a week)")
             }
-            let bytes = try CommandSigner.sign(command, gatewayID: gateway, key: authority, expiresAt: UInt64(wallClockSeconds()) + expiresIn)
+            var sealingKey: [UInt8]?
+            if case .pair(_, _, _, .some) = command {
+                guard let sealKey, let key = Hex.decode(sealKey), key.count == 32 else {
+                    throw ValidationError("--nwk-s-key needs --seal-key, the gateway's sealing key from `hotspotd key show` (64 hex digits): a NwkSKey in the clear is refused, since every reader of the broker would see it")
+                }
+                sealingKey = key
+            }
+            let bytes = try CommandSigner.sign(command, gatewayID: gateway, key: authority, expiresAt: UInt64(wallClockSeconds()) + expiresIn, sealingKey: sealingKey)
             if base64 {
                 print(Base64.encode(bytes))
             } else {

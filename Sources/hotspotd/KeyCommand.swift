@@ -30,12 +30,13 @@ struct KeyCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the key's Helium address, public key and the gateway ID derived from it.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the key's Helium address, public key, the gateway ID derived from it, and the X25519 key that pair commands seal NwkSKeys to.")
 
         @Option(name: .long, help: "The key file.")
         var keyFile: String = defaultKeyFile
 
-        @Flag(help: "Print JSON (keys: address, public_key, gateway_id).")
+        @Flag(help: "Print JSON (keys: address, public_key, gateway_id, sealing_key).")
         var json = false
 
         func run() throws {
@@ -52,11 +53,13 @@ struct KeyCommand: ParsableCommand {
                     ("address", .string(identity.address)),
                     ("public_key", .string(Hex.encode(key.publicKey.bytes))),
                     ("gateway_id", .string(identity.gatewayID)),
+                    ("sealing_key", .string(Hex.encode(key.sealingKey.publicKey))),
                 ])))
             } else {
                 print("address     \(identity.address)")
                 print("public key  \(Hex.encode(key.publicKey.bytes))")
                 print("gateway id  \(identity.gatewayID)")
+                print("sealing key \(Hex.encode(key.sealingKey.publicKey))")
             }
         }
     }

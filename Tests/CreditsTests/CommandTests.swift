@@ -18,7 +18,7 @@ import Glibc
     init() throws {
         store = try temporaryStore()
         let clock = self.clock
-        processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authorityKey.publicKey, gatewayID: gatewayID), topics: topics) { clock.nanoseconds }
+        processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authorityKey.publicKey, gatewayID: gatewayID, sealingKey: gatewayKey.sealingKey), topics: topics) { clock.nanoseconds }
     }
 
     var future: UInt64 { clock.seconds + 300 }
@@ -35,6 +35,27 @@ import Glibc
         #expect(try await store.pairing(devEUI: 0x70B3_D57E_D000_0001)?.devAddr == sensor.rawValue)
         #expect(try await store.account(owner: "alice")?.balance == 500)
         #expect(try await rejections().isEmpty)
+    }
+
+    /// A NwkSKey in the clear used to sit at a fixed offset of every pair command: whoever read
+    /// `command/pair` could forge frames that pass its MIC. It is now sealed to the gateway's
+    /// X25519 key; the clear form is refused, and a seal for another gateway cannot be opened.
+    @Test func theNwkSKeyTravelsSealedToTheGateway() async throws {
+        let command = Command.pair(devAddr: sensor.rawValue, devEUI: nil, owner: "alice", nwkSKey: nwkSKey)
+        let sealed = try signed(command, expiresAt: future)
+        #expect(!Hex.encode(sealed).contains(Hex.encode(nwkSKey)), "the key is nowhere in the bytes on the broker")
+        #expect(try await processor.process(sealed, topic: topics.pair) == .success(command))
+        #expect(try await store.pairing(devAddr: sensor.rawValue)?.nwkSKey == nwkSKey)
+
+        let clear = try signed(command, expiresAt: future, sealedTo: nil)
+        #expect(Hex.encode(clear).contains(Hex.encode(nwkSKey)))
+        #expect(try await processor.process(clear, topic: topics.pair) == .failure(.unsealedKey))
+        let other = Ed25519PrivateKey.generate().sealingKey.publicKey
+        #expect(try await processor.process(try signed(command, expiresAt: future, sealedTo: other), topic: topics.pair) == .failure(.badSeal))
+        #expect(try await rejections().map(\.reason) == ["unsealed_key", "bad_seal"])
+        // Sealed for this gateway's key but another gateway ID: the ID is bound in too.
+        let elsewhere = try SecretSeal.seal(nwkSKey, to: gatewayKey.sealingKey.publicKey, gatewayID: "0016c001ff10a236")
+        #expect(throws: CryptoError.self) { try SecretSeal.open(elsewhere, with: gatewayKey.sealingKey, gatewayID: gatewayID) }
     }
 
     @Test func aBadSignatureIsRefused() async throws {
@@ -156,7 +177,7 @@ import Glibc
         let clock = TestClock()
         let store = try temporaryStore()
         let limiter = RefusalLimiter(burst: 60, perSecond: 1) { 0 }  // a clock that stands still: no refill
-        let processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authorityKey.publicKey, gatewayID: gatewayID), topics: topics, limiter: limiter) { clock.nanoseconds }
+        let processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authorityKey.publicKey, gatewayID: gatewayID, sealingKey: gatewayKey.sealingKey), topics: topics, limiter: limiter) { clock.nanoseconds }
         for index in 0..<2_000 {
             #expect(try await processor.process([0xFF, UInt8(index & 0xFF)], topic: topics.credit) == .failure(.undecodable))
         }

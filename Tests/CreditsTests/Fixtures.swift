@@ -17,6 +17,8 @@ let authorityKey = try! Ed25519PrivateKey(seed: [UInt8](repeating: 0x42, count: 
 let nwkSKey = [UInt8](repeating: 0x11, count: 16)
 let appSKey = [UInt8](repeating: 0x22, count: 16)
 let sensor = DevAddr(0x2601_1BDA)
+/// The gateway's identity: pair commands seal NwkSKeys to its sealing key.
+let gatewayKey = try! Ed25519PrivateKey(seed: [UInt8](repeating: 0x47, count: 32))
 
 func temporaryStore() throws -> Store {
     var template = Array("/tmp/hotspotd-credits-XXXXXX".utf8CString)
@@ -30,8 +32,8 @@ final class TestClock: @unchecked Sendable {
     var seconds: UInt64 { UInt64(nanoseconds / 1_000_000_000) }
 }
 
-func signed(_ command: Command, gateway: String = gatewayID, key: Ed25519PrivateKey = authorityKey, expiresAt: UInt64, nonce: [UInt8] = secureRandomBytes(16)) throws -> [UInt8] {
-    try CommandSigner.sign(command, gatewayID: gateway, key: key, expiresAt: expiresAt, nonce: nonce)
+func signed(_ command: Command, gateway: String = gatewayID, key: Ed25519PrivateKey = authorityKey, expiresAt: UInt64, nonce: [UInt8] = secureRandomBytes(16), sealedTo: [UInt8]? = gatewayKey.sealingKey.publicKey) throws -> [UInt8] {
+    try CommandSigner.sign(command, gatewayID: gateway, key: key, expiresAt: expiresAt, nonce: nonce, sealingKey: sealedTo)
 }
 
 func uplink(fCnt: UInt32, payload: [UInt8] = [1, 2, 3], devAddr: DevAddr = sensor, key: [UInt8] = nwkSKey, at time: Int64? = nil) throws -> RadioFrame {

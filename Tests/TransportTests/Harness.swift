@@ -14,6 +14,8 @@ import TestSupport
 @testable import Transport
 
 let gatewayID = "0016c001ff10a235"
+/// The gateway's identity: pair commands seal NwkSKeys to its sealing key.
+let gatewayKey = try! Ed25519PrivateKey(seed: [UInt8](repeating: 0x47, count: 32))
 let topics = Topics(prefix: "eu868", gatewayID: gatewayID)
 let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 let nwkSKey = [UInt8](repeating: 0x11, count: 16)
@@ -82,7 +84,7 @@ struct Agent {
         _ = try await store.credit(owner: "alice", amount: credits, nonce: secureRandomBytes(16), expiresAt: Int64(Date().timeIntervalSince1970) + 3600, at: 1)
         let meter = Meter(store: store, topics: topics, encoding: encoding, logger: quiet, now: wallClock)
         let settings = MQTTSettings(host: "127.0.0.1", port: port, clientID: gatewayID, caFile: tls?.ca, certificateFile: tls?.cert, keyFile: tls?.key, maximumInFlight: maximumInFlight, reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2)
-        let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID), topics: topics, encoding: encoding, logger: quiet, now: wallClock)
+        let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID, sealingKey: gatewayKey.sealingKey), topics: topics, encoding: encoding, logger: quiet, now: wallClock)
         let downlinks = radio.map { DownlinkHandler(radio: $0, store: store, topics: topics, encoding: encoding, logger: quiet) }
         let transport = try MQTTTransport(settings: settings, store: store, topics: topics, encoding: encoding, commands: commands, downlinks: downlinks, logger: quiet, now: wallClock)
         let runTask = Task { _ = try? await transport.run() }

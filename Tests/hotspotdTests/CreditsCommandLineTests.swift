@@ -38,9 +38,16 @@ import Testing
         let gateway = "0016c001ff10a235"
         let store = try Store.open(directory: directory + "/data")
         let topics = Topics(prefix: "eu868", gatewayID: gateway)
-        let processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gateway), topics: topics) { Int64(Date().timeIntervalSince1970 * 1e9) }
+        // The gateway's key, and the sealing key `key show` prints for it.
+        let gatewayFile = directory + "/gateway.key"
+        #expect(try await runHotspotd(["key", "generate", "--key-file", gatewayFile]).status == 0)
+        let shown = try await runHotspotd(["key", "show", "--key-file", gatewayFile, "--json"])
+        let sealKey = try #require((try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["sealing_key"] as? String)
+        let processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gateway, sealingKey: try KeyFile.read(gatewayFile).sealingKey), topics: topics) { Int64(Date().timeIntervalSince1970 * 1e9) }
 
-        let pair = try await runHotspotd(["command", "sign", "--key", authorityFile, "--gateway", gateway, "pair", "--dev-addr", "26011BDA", "--dev-eui", "70B3D57ED0000001", "--nwk-s-key", "11111111111111111111111111111111", "--owner", "alice", "--base64"])
+        let unsealed = try await runHotspotd(["command", "sign", "--key", authorityFile, "--gateway", gateway, "pair", "--dev-addr", "26011BDA", "--nwk-s-key", "11111111111111111111111111111111", "--owner", "alice"])
+        #expect(unsealed.status != 0 && unsealed.stderr.contains("--seal-key"), "a NwkSKey is never signed in the clear")
+        let pair = try await runHotspotd(["command", "sign", "--key", authorityFile, "--gateway", gateway, "pair", "--dev-addr", "26011BDA", "--dev-eui", "70B3D57ED0000001", "--nwk-s-key", "11111111111111111111111111111111", "--seal-key", sealKey, "--owner", "alice", "--base64"])
         #expect(pair.status == 0, "\(pair.stderr)")
         let pairBytes = [UInt8](try #require(Data(base64Encoded: pair.stdout.trimmingCharacters(in: .whitespacesAndNewlines))))
         #expect(try await processor.process(pairBytes, topic: topics.pair).get() == .pair(devAddr: 0x2601_1BDA, devEUI: 0x70B3_D57E_D000_0001, owner: "alice", nwkSKey: [UInt8](repeating: 0x11, count: 16)))

@@ -230,9 +230,11 @@ final class FaultRig: @unchecked Sendable {
 
     /// Publishes `command`, signed by the authority, on its command topic, as the network does;
     /// the bytes published (to send them again, as someone who captured them would).
+    /// A pair's NwkSKey is sealed to the agent's key (`sealed` false: in the clear).
     @discardableResult
-    func send(_ command: Command, expiresIn seconds: Int64 = 600) throws -> [UInt8] {
-        let bytes = try CommandSigner.sign(command, gatewayID: Self.gatewayID, key: authority, expiresAt: UInt64(Int64(Date().timeIntervalSince1970) + seconds))
+    func send(_ command: Command, expiresIn seconds: Int64 = 600, sealed: Bool = true) throws -> [UInt8] {
+        let sealingKey = sealed ? (try? KeyFile.read(directory + "/gateway.key"))?.sealingKey.publicKey : nil
+        let bytes = try CommandSigner.sign(command, gatewayID: Self.gatewayID, key: authority, expiresAt: UInt64(Int64(Date().timeIntervalSince1970) + seconds), sealingKey: sealingKey)
         try publish(command: bytes, on: command.name)
         return bytes
     }
@@ -372,10 +374,18 @@ final class FaultRig: @unchecked Sendable {
         guard published.status == 0 else { throw BrokerError("mosquitto_pub: \(published.error)") }
     }
 
+    /// A subscriber to the gateway's command topics, as anyone allowed to read them would be.
+    func watchCommands() async throws -> EventWatcher {
+        try await watch(topic: "eu868/gateway/\(Self.gatewayID)/command/pair", name: "commands")
+    }
+
     /// A subscriber to one of the gateway's event topics (`ack`, say), writing down every
     /// message it is given; subscribed when this returns.
     func watch(event: String) async throws -> EventWatcher {
-        let topic = "eu868/gateway/\(Self.gatewayID)/event/\(event)"
+        try await watch(topic: "eu868/gateway/\(Self.gatewayID)/event/\(event)", name: event)
+    }
+
+    private func watch(topic: String, name event: String) async throws -> EventWatcher {
         let file = directory + "/watch-\(event)-\(UInt32.random(in: 0...UInt32.max)).hex"
         let pid = try spawn("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-q", "1", "-t", topic, "-F", "%x"], logFile: file)
         let watcher = EventWatcher(pid: pid, file: file)

@@ -486,4 +486,35 @@ import Wire
         #expect(await eventually(within: 10) { status(5) == .ok })
         #expect(rig.stopAgent() == 0)
     }
+
+    /// The NwkSKey used to travel in the clear inside pair commands: anyone reading
+    /// `command/pair` could then make frames that pass its MIC and charge the owner. A reader of
+    /// the broker now sees only the key sealed to the gateway's X25519 key; the gateway opens it
+    /// and checks MICs with it; a pair in the clear is refused.
+    @Test func aBrokerReaderLearnsNoNwkSKey() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        let reader = try await rig.watchCommands()
+        let key: [UInt8] = (0..<16).map { UInt8(0xA0 + $0) }
+        let devAddr = DevAddr(0x2601_4000)
+        try rig.send(.pair(devAddr: devAddr.rawValue, devEUI: nil, owner: "alice", nwkSKey: key))
+        let store = try Store(readingFrom: rig.dataDirectory + "/hotspotd.db")
+        #expect(await eventually(within: 20) { ((try? await store.pairing(devAddr: devAddr.rawValue))??.nwkSKey) == key })
+        #expect(await eventually(within: 10) { !reader.messages.isEmpty })
+        #expect(reader.messages.allSatisfy { !Hex.encode($0).contains(Hex.encode(key)) }, "the key is nowhere in what the broker carried")
+
+        // With the key, frames are checked: a forged MIC is refused, a real frame charged.
+        let forged = try LoRaWANCrypto.encodeDataFrame(devAddr: devAddr, fCnt: 1, fPort: 2, payload: [1], nwkSKey: [UInt8](repeating: 0, count: 16), appSKey: key)
+        let real = try LoRaWANCrypto.encodeDataFrame(devAddr: devAddr, fCnt: 2, fPort: 2, payload: [1], nwkSKey: key, appSKey: key)
+        #expect(await rig.push(frames: [forged, real]))
+        #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 1 })
+        #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 400).contains("REASON=bad_mic") })
+
+        // A key in the clear is refused, and the pairing stays as it was.
+        try rig.send(.pair(devAddr: devAddr.rawValue, devEUI: nil, owner: "bob", nwkSKey: key), sealed: false)
+        #expect(await eventually(within: 20) { tail(of: rig.logFile, lines: 400).contains("REASON=unsealed_key") })
+        #expect(try await store.pairing(devAddr: devAddr.rawValue)?.owner == "alice")
+        #expect(rig.stopAgent() == 0)
+    }
 }

@@ -94,6 +94,33 @@ static inline int hs_ed25519_verify(const uint8_t public_key[32], const uint8_t 
     return ok;
 }
 
+/* The X25519 public key of a private key (RFC 7748 §6.1). */
+static inline int hs_x25519_public_key(const uint8_t private_key[32], uint8_t public_key[32]) {
+    EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, private_key, 32);
+    if (key == NULL) return 0;
+    size_t length = 32;
+    int ok = EVP_PKEY_get_raw_public_key(key, public_key, &length) == 1 && length == 32;
+    EVP_PKEY_free(key);
+    return ok;
+}
+
+/* X25519(private, peer): the shared secret; fails for a peer key of small order (all zero). */
+static inline int hs_x25519(const uint8_t private_key[32], const uint8_t peer_public_key[32], uint8_t shared[32]) {
+    EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, private_key, 32);
+    EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_public_key, 32);
+    EVP_PKEY_CTX *ctx = key != NULL ? EVP_PKEY_CTX_new(key, NULL) : NULL;
+    size_t length = 32;
+    int ok = key != NULL && peer != NULL && ctx != NULL
+        && EVP_PKEY_derive_init(ctx) == 1
+        && EVP_PKEY_derive_set_peer(ctx, peer) == 1
+        && EVP_PKEY_derive(ctx, shared, &length) == 1
+        && length == 32;
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(peer);
+    EVP_PKEY_free(key);
+    return ok;
+}
+
 static inline int hs_sha256(const uint8_t *message, size_t length, uint8_t digest[32]) {
     return EVP_Digest(message, length, digest, NULL, EVP_sha256(), NULL) == 1;
 }

@@ -122,8 +122,14 @@ public nonisolated struct Hotspotd_PairCommand: Sendable {
 
   public var owner: String = String()
 
-  /// 16 bytes; with it the MIC is checked and the frame counter must move forward.
+  /// 16 bytes in the clear: refused by gateways (anyone reading the broker would learn it);
+  /// use sealed_nwk_s_key.
   public var nwkSKey: Data = Data()
+
+  /// The NwkSKey sealed to the gateway's X25519 key (`hotspotd key show`): 56 bytes, the
+  /// ephemeral public key, the encrypted key and a tag (hotspotd's SecretSeal). With it the MIC
+  /// is checked and the frame counter must move forward.
+  public var sealedNwkSKey: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -411,7 +417,7 @@ nonisolated extension Hotspotd_CommandBody: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Hotspotd_PairCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PairCommand"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}dev_addr\0\u{3}dev_eui\0\u{1}owner\0\u{3}nwk_s_key\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}dev_addr\0\u{3}dev_eui\0\u{1}owner\0\u{3}nwk_s_key\0\u{3}sealed_nwk_s_key\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -423,6 +429,7 @@ nonisolated extension Hotspotd_PairCommand: SwiftProtobuf.Message, SwiftProtobuf
       case 2: try { try decoder.decodeSingularBytesField(value: &self.devEui) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.owner) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.nwkSKey) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.sealedNwkSKey) }()
       default: break
       }
     }
@@ -441,6 +448,9 @@ nonisolated extension Hotspotd_PairCommand: SwiftProtobuf.Message, SwiftProtobuf
     if !self.nwkSKey.isEmpty {
       try visitor.visitSingularBytesField(value: self.nwkSKey, fieldNumber: 4)
     }
+    if !self.sealedNwkSKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.sealedNwkSKey, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -449,6 +459,7 @@ nonisolated extension Hotspotd_PairCommand: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.devEui != rhs.devEui {return false}
     if lhs.owner != rhs.owner {return false}
     if lhs.nwkSKey != rhs.nwkSKey {return false}
+    if lhs.sealedNwkSKey != rhs.sealedNwkSKey {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
