@@ -517,4 +517,37 @@ import Wire
         #expect(try await store.pairing(devAddr: devAddr.rawValue)?.owner == "alice")
         #expect(rig.stopAgent() == 0)
     }
+
+    /// Once a second forwarder registered, a beacon (tied to no uplink) had no forwarder to go
+    /// through and was never sent. It now goes through the first forwarder of
+    /// `semtech_udp.forwarders` that is ready (or the first registered), and the log says which.
+    @Test func beaconsGoThroughTheConfiguredForwarderWhenSeveralRegister() async throws {
+        let rig = try await FaultRig(
+            semtechUDP: #"forwarders = ["AA555A0000000002", "AA555A0000000001"]"#, coverage: #"interval = "1m""#)
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        #expect(await rig.pullData(), "the rig's forwarder registers first")
+        let second = try UDPSocket(binding: SocketAddress("127.0.0.1:0")!)
+        let secondEUI: [UInt8] = [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x02]
+        second.send([2, 0x20, 0x01, 0x02] + secondEUI, to: SocketAddress("127.0.0.1:\(rig.udpPort)")!)
+        #expect(second.receive(timeoutMilliseconds: 5_000)?.bytes == [2, 0x20, 0x01, 0x04], "PULL_ACK")
+        // The beacon comes at a random moment of the minute; forwarders say PULL_DATA every 10 s.
+        var beacon: [UInt8]?
+        let deadline = ContinuousClock.now + .seconds(75)
+        var keepAlive = ContinuousClock.now
+        while beacon == nil, ContinuousClock.now < deadline {
+            if let (bytes, _) = second.receive(timeoutMilliseconds: 500), bytes.count > 4, bytes[3] == 0x03 { beacon = bytes }
+            if ContinuousClock.now - keepAlive > .seconds(10) {
+                keepAlive = ContinuousClock.now
+                second.send([2, 0x20, 0x02, 0x02] + secondEUI, to: SocketAddress("127.0.0.1:\(rig.udpPort)")!)
+                _ = await rig.pullData()
+            }
+        }
+        let pullResponse = try #require(beacon, "no beacon reached the configured forwarder")
+        let txpk = String(decoding: pullResponse[4...], as: UTF8.self)
+        #expect(txpk.contains(#""datr":"SF12BW125""#), "\(txpk)")
+        #expect(await rig.nextPullResponse(within: 0.5) == nil, "the other forwarder was not asked")
+        #expect(tail(of: rig.logFile, lines: 400).contains("go through the first of semtech_udp.forwarders that is ready"))
+        #expect(rig.stopAgent() == 0)
+    }
 }
