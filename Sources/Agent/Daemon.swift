@@ -254,6 +254,13 @@ public final class Daemon: Service, Sendable {
                 try? await Task.sleep(for: .seconds(3600))
             }
         })
+        tasks.append(Task { [meter] in
+            // Refusal counts waiting for their report, said even when frames stop coming.
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(60))
+                await meter.reportOverdueRefusals()
+            }
+        })
         tasks.append(Task { [self] in await superviseForSystemd() })
         let cancelledAlready = state.withLock { state in
             state.tasks = tasks

@@ -102,7 +102,12 @@ public actor Meter {
     /// `pendingJoinLifetime` (a join-accept comes 5 or 6 s after its request).
     private var pendingJoins: [[UInt8]: PendingJoin] = [:]
     static let pendingJoinsKept = 256
+    static let pendingJoinsPerDevEUI = 4
     static let pendingJoinLifetime: Int64 = 30_000_000_000
+    /// `command/down` is not signed: whoever may publish it could answer forged joins. One
+    /// answered join is charged per DevEUI a minute at most, which a real sensor never needs.
+    static let joinChargeInterval: Int64 = 60_000_000_000
+    private var lastJoinCharge: [UInt64: Int64] = [:]
 
     private struct PendingJoin {
         var owner: String
@@ -355,8 +360,21 @@ public actor Meter {
         let id = UInt32.random(in: 1...UInt32.max)
         let uplink = UplinkMessages.uplinkFrame(frame, gatewayID: topics.gatewayID, uplinkID: id, metadata: ["dc": "0"])
         guard let payload = try? encoding.encode(uplink) else { return .done(.dropped(.undecodable)) }
-        messages.append(NewMessage(kind: .uplink, topic: topics.up, messageID: "up-unpaired-\(time)-\(id)", payload: payload))
+        messages.append(NewMessage(kind: .uncharged, topic: topics.up, messageID: "up-unpaired-\(time)-\(id)", payload: payload))
         return .done(.forwardedUnpaired)
+    }
+
+    /// Reports refusal counts left waiting once their interval has passed: called now and then,
+    /// so that counts are said even when no more frames come.
+    public func reportOverdueRefusals() async {
+        var rejections: [NewMessage] = []
+        for report in refusals.overdue(at: arrivalClock()) { rejections += self.report(report) }
+        guard !rejections.isEmpty else { return }
+        do {
+            try await store.enqueue(rejections, at: now())
+        } catch {
+            counts["rejections_not_queued", default: 0] += rejections.count
+        }
     }
 
     /// Forwards a paired sensor's join request uncharged, and remembers it until the network
@@ -367,9 +385,15 @@ public actor Meter {
         let metadata = ["dc": "0", "owner": pairing.owner, "join_dc": String(credits)]
         let uplink = UplinkMessages.uplinkFrame(frame, gatewayID: topics.gatewayID, uplinkID: id, metadata: metadata)
         guard let payload = try? encoding.encode(uplink) else { return .done(.dropped(.undecodable)) }
-        messages.append(NewMessage(kind: .uplink, topic: topics.up, messageID: "up-join-\(time)-\(id)", payload: payload))
+        messages.append(NewMessage(kind: .uncharged, topic: topics.up, messageID: "up-join-\(time)-\(id)", payload: payload))
         let arrival = arrivalClock()
         pendingJoins = pendingJoins.filter { arrival - $0.value.arrival <= Self.pendingJoinLifetime }
+        // The newest few of each DevEUI, so that forgeries under one sensor's DevEUI cannot push
+        // another sensor's real join out; and a bound on all of them.
+        let mine = pendingJoins.filter { $0.value.devEUI == devEUI }
+        if mine.count >= Self.pendingJoinsPerDevEUI, let oldest = mine.min(by: { $0.value.arrival < $1.value.arrival })?.key {
+            pendingJoins[oldest] = nil
+        }
         if pendingJoins.count >= Self.pendingJoinsKept, let oldest = pendingJoins.min(by: { $0.value.arrival < $1.value.arrival })?.key {
             pendingJoins[oldest] = nil
         }
@@ -392,6 +416,12 @@ public actor Meter {
     public func chargeAnsweredJoin(context: [UInt8]) async throws(StoreError) -> JoinCharge {
         guard let join = pendingJoins.removeValue(forKey: context), arrivalClock() - join.arrival <= Self.pendingJoinLifetime else { return .noSuchJoin }
         guard join.credits > 0 else { return .notCharged(owner: join.owner, reason: "charge_joins is false") }
+        let arrival = arrivalClock()
+        if let last = lastJoinCharge[join.devEUI], arrival - last < Self.joinChargeInterval {
+            return .notCharged(owner: join.owner, reason: "a join of this DevEUI was charged less than a minute ago")
+        }
+        lastJoinCharge = lastJoinCharge.filter { arrival - $0.value < Self.joinChargeInterval }
+        lastJoinCharge[join.devEUI] = arrival
         let charge = Charge(owner: join.owner, devAddr: nil, devEUI: join.devEUI, phyPayload: join.payload, credits: join.credits, fCnt: nil, receivedAt: join.receivedAt)
         // The join went out uncharged already: its charge is in the ledger and the receipts,
         // with no second uplink message.

@@ -42,7 +42,8 @@ public struct Region: Sendable, Hashable {
     public var maximumEIRP: Double
     public var rx2FrequencyHz: UInt32
     public var rx2DataRate: Int
-    /// Empty outside EU868: no duty cycle applies there beyond the band limits.
+    /// Parts of the band with their own duty cycle and EIRP limit (EU868's ETSI sub-bands;
+    /// KR920's two power levels, with no duty cycle); empty where one limit covers the band.
     public var subBands: [SubBand]
 
     /// A LoRa data rate by index.
@@ -227,7 +228,10 @@ extension Region {
 
     public static let kr920 = Region(
         name: .kr920,
-        band: 920_900_000...923_300_000,
+        // Channels 920.9 to 923.3 MHz, each 125 kHz wide (RP002-1.0.4 §2.11): the band's edges
+        // are half a channel further out. 10 dBm EIRP up to 921.9 MHz, 14 dBm from 922.1 MHz
+        // (LoRaMac-node's KR920 limits); no duty cycle, but listen-before-talk.
+        band: 920_800_000...923_400_000,
         uplinkChannels: [922_100_000, 922_300_000, 922_500_000],
         downlinkChannels: [],
         dataRates: sf12ToSF7,
@@ -235,6 +239,9 @@ extension Region {
         maximumEIRP: 14,
         rx2FrequencyHz: 921_900_000,
         rx2DataRate: 0,
-        subBands: []
+        subBands: [
+            SubBand(frequencies: 920_800_000...922_000_000, dutyCycle: 1, maximumEIRP: 10),
+            SubBand(frequencies: 922_000_000...923_400_000, dutyCycle: 1, maximumEIRP: 14),
+        ]
     )
 }

@@ -106,13 +106,13 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         // EU868 inside one sub-band (ERC Recommendation 70-03 Annex 1, ETSI EN 300 220-2).
         let half = UInt32(request.dataRate.bandwidth.exactHz / 2)
         let (low, high) = (request.frequencyHz &- half, request.frequencyHz &+ half)
-        guard request.frequencyHz > half, region.allows(frequencyHz: low), region.allows(frequencyHz: high),
-              region.subBands.isEmpty || region.subBand(containing: low) == region.subBand(containing: high) else {
+        let subBand = subBandIndex(of: request).map { region.subBands[$0] }
+        guard request.frequencyHz > half, region.band.contains(low), region.band.contains(high), region.subBands.isEmpty || subBand != nil else {
             return .frequencyNotAllowed
         }
         // EIRP, not conducted power (RP002-1.0.4: every region's limit is EIRP; 47 CFR
         // 15.247(b)(4) for US915; ETSI's ERP + 2.15 dB in EU868).
-        guard Double(request.powerDBm) + antennaGainDBi <= min(region.maximumEIRP(at: low), region.maximumEIRP(at: high)) else {
+        guard Double(request.powerDBm) + antennaGainDBi <= subBand?.maximumEIRP ?? region.maximumEIRP else {
             return .powerNotAllowed
         }
         // Dwell time: US915 and AU915 signals narrower than 250 kHz hop, and may stay 400 ms on
@@ -125,9 +125,18 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         return nil
     }
 
+    /// The sub-band holding the whole signal (sub-bands share their edges: a signal whose edge
+    /// is one belongs to the sub-band it lies in), or nil.
+    private func subBandIndex(of request: TransmitRequest) -> Int? {
+        let half = UInt32(request.dataRate.bandwidth.exactHz / 2)
+        guard request.frequencyHz > half else { return nil }
+        let (low, high) = (request.frequencyHz - half, request.frequencyHz &+ half)
+        return region.subBands.firstIndex { $0.frequencies.contains(low) && $0.frequencies.contains(high) }
+    }
+
     public func admit(_ request: TransmitRequest) -> Result<TransmitTicket, TransmitRefusal> {
         if let refusal = refusal(of: request) { return .failure(.init(refusal)) }
-        let band = region.subBands.firstIndex { $0.frequencies.contains(request.frequencyHz) }
+        let band = subBandIndex(of: request)
         let airtime = UInt64(max(request.airtime.nanoseconds, 0))
         let at = now()
         return usage.withLock { usage in

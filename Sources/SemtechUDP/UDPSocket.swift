@@ -54,8 +54,15 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The address without its port: "127.0.0.1", "::1".
+    /// The address without its port: "127.0.0.1", "::1". An IPv4 sender seen by a dual-stack
+    /// socket (::ffff:192.0.2.7) is written as the IPv4 address it is.
     public var host: String {
+        let written = writtenHost
+        if written.hasPrefix("::ffff:"), written.contains(".") { return String(written.dropFirst(7)) }
+        return written
+    }
+
+    private var writtenHost: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         return storage.withUnsafeBytes { raw -> String in
             if family == AF_INET {

@@ -42,6 +42,9 @@ public struct OutboxMessage: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         /// Forwarded uplinks: past `mqtt.outbox_max` of them, the oldest are dropped.
         case uplink
+        /// Frames forwarded uncharged (join requests, unpaired sensors' uplinks): anyone can
+        /// send them, so they have a cap of their own and never push a charged uplink out.
+        case uncharged
         /// Signed reports and receipts, acknowledgements, rejections: each kind has a cap of its
         /// own (`limit`), past which its oldest are dropped; they never push out an uplink.
         case receipt, beacon, witness, rejected, ack, other
@@ -53,9 +56,10 @@ public struct OutboxMessage: Sendable, Equatable {
         public var limit: Int? {
             switch self {
             case .uplink: nil
-            case .receipt: 20_000
+            case .receipt: 100_000
             case .beacon: 500
-            case .witness, .rejected, .ack, .other: 2_000
+            case .witness: 3_000
+            case .uncharged, .rejected, .ack, .other: 2_000
             }
         }
     }

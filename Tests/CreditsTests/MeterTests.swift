@@ -33,7 +33,7 @@ import Testing
     }
 
     func uplinksInOutbox() async throws -> [Gw_UplinkFrame] {
-        try await store.outbox().filter { $0.kind == .uplink }.map { try Gw_UplinkFrame(serializedBytes: $0.payload) }
+        try await store.outbox().filter { $0.kind == .uplink || $0.kind == .uncharged }.map { try Gw_UplinkFrame(serializedBytes: $0.payload) }
     }
 
     @Test func aPairedUplinkIsChargedAndForwardedWithItsMetadata() async throws {
@@ -169,9 +169,19 @@ import Testing
         #expect(try await meter.chargeAnsweredJoin(context: context) == .charged(owner: "alice", credits: 1, seq: 1, balance: 4))
         #expect(try await meter.chargeAnsweredJoin(context: context) == .noSuchJoin, "once per join request")
         #expect(try await meter.chargeAnsweredJoin(context: [1, 2, 3, 4]) == .noSuchJoin)
-        let forwarded = try await store.outbox().filter { $0.kind == .uplink }.map { try Gw_UplinkFrame(serializedBytes: $0.payload) }
+        let forwarded = try await store.outbox().filter { $0.kind == .uncharged }.map { try Gw_UplinkFrame(serializedBytes: $0.payload) }
         #expect(forwarded.count == 2)
         #expect(forwarded.allSatisfy { $0.rxInfo.metadata["dc"] == "0" && $0.rxInfo.metadata["owner"] == "alice" && $0.rxInfo.metadata["join_dc"] == "1" })
+
+        // Another join answered within the minute (command/down is not signed): not charged.
+        var next = join
+        next.payload = Hex.decode("00080706050403020108070605040302010203e6e10c55")!
+        #expect(try await meter.meter(next) == .forwardedJoin(owner: "alice"))
+        if case .notCharged(_, let reason) = try await meter.chargeAnsweredJoin(context: UplinkMessages.context(of: next)) {
+            #expect(reason.contains("less than a minute"))
+        } else {
+            Issue.record("a second join was charged within the minute")
+        }
 
         let free = self.meter(MeterSettings(chargeJoins: false))
         join.timestamp &+= 1

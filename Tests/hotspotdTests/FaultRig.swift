@@ -5,6 +5,7 @@ import LoRaWAN
 import Messages
 import SemtechUDP
 import Store
+import SwiftProtobuf
 import Synchronization
 import TestSupport
 import Testing
@@ -364,6 +365,38 @@ final class FaultRig: @unchecked Sendable {
         let body = error.map { #"{"txpk_ack":{"error":"\#($0)"}}"# } ?? #"{"txpk_ack":{"error":"NONE"}}"#
         let datagram = [2] + token + [0x05] + Self.forwarderEUI + Array(body.utf8)
         _ = (socket ?? forwarder).send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
+    }
+
+    /// A `gw.DownlinkFrame` for this gateway as a network server builds one: LoRa, coding rate
+    /// 4/5, inverted IQ, one item per entry of `items` (all alike but for nothing), sent at
+    /// once unless a delay after the uplink of `context` is given.
+    static func downlink(
+        _ id: UInt32, frequency: UInt32, sf: UInt32 = 12, bandwidth: UInt32 = 125_000, power: Int32 = 14, preamble: UInt32 = 0,
+        payload: [UInt8] = [0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04],
+        delaySeconds: Int64? = nil, context: Data = Data(), items: Int = 1
+    ) -> Gw_DownlinkFrame {
+        var lora = Gw_LoraModulationInfo()
+        lora.bandwidth = bandwidth
+        lora.spreadingFactor = sf
+        lora.codeRate = .cr45
+        lora.polarizationInversion = true
+        lora.preamble = preamble
+        var item = Gw_DownlinkFrameItem()
+        item.phyPayload = Data(payload)
+        item.txInfo.frequency = frequency
+        item.txInfo.power = power
+        item.txInfo.modulation.lora = lora
+        if let delaySeconds {
+            item.txInfo.timing.delay.delay = Google_Protobuf_Duration(seconds: delaySeconds)
+        } else {
+            item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
+        }
+        item.txInfo.context = context
+        var frame = Gw_DownlinkFrame()
+        frame.downlinkID = id
+        frame.gatewayID = gatewayID
+        frame.items = Array(repeating: item, count: items)
+        return frame
     }
 
     /// Publishes `downlink` on `command/down`, as the network server does.

@@ -191,24 +191,7 @@ import Wire
         #expect(await rig.pullData())
         // SF12 at 868.9 MHz: 1.16 s on air in a 0.1 % sub-band, a budget of 3.6 s an hour, so
         // three fit and a fourth does not.
-        func downlink(_ id: UInt32) -> Gw_DownlinkFrame {
-            var lora = Gw_LoraModulationInfo()
-            lora.bandwidth = 125_000
-            lora.spreadingFactor = 12
-            lora.codeRate = .cr45
-            lora.polarizationInversion = true
-            var item = Gw_DownlinkFrameItem()
-            item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
-            item.txInfo.frequency = 868_900_000
-            item.txInfo.power = 14
-            item.txInfo.modulation.lora = lora
-            item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
-            var frame = Gw_DownlinkFrame()
-            frame.downlinkID = id
-            frame.gatewayID = FaultRig.gatewayID
-            frame.items = [item]
-            return frame
-        }
+        func downlink(_ id: UInt32) -> Gw_DownlinkFrame { FaultRig.downlink(id, frequency: 868_900_000) }
         @Sendable func statuses() -> [UInt32: Gw_TxAckStatus] {
             var result: [UInt32: Gw_TxAckStatus] = [:]
             for message in acks.messages {
@@ -238,6 +221,15 @@ import Wire
         #expect(await eventually(within: 10) { statuses()[4] != nil })
         #expect(statuses()[4] == .dutyCycleOverflow, "the airtime of frames the forwarder was given stays spent")
         #expect(await rig.nextPullResponse(within: 1) == nil)
+        // Another gateway EUI registering brings no fresh budget: the budget is the radio's.
+        intruder.send([2, 0x30, 0x01, 0x02] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x02], to: SocketAddress("127.0.0.1:\(rig.udpPort)")!)
+        #expect(intruder.receive(timeoutMilliseconds: 5_000)?.bytes == [2, 0x30, 0x01, 0x04])
+        var throughIntruder = downlink(5)
+        throughIntruder.items[0].txInfo.context = Data([0, 0, 0, 1, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x02])
+        try rig.publish(throughIntruder)
+        #expect(await eventually(within: 10) { statuses()[5] != nil })
+        #expect(statuses()[5] == .dutyCycleOverflow, "the same radio's budget, whichever EUI asks")
+        #expect(intruder.receive(timeoutMilliseconds: 500) == nil)
         #expect(await eventually(within: 30) {
             let status = try? await runHotspotd(["status", "--json", "--data-dir", rig.dataDirectory], in: rig.directory)
             return status?.stdout.contains(#""tx_ack_unmatched":1"#) == true
@@ -330,22 +322,8 @@ import Wire
         let uplink = try #require(rig.publishedUplinks().first { Array($0.phyPayload) == real })
         #expect(uplink.rxInfo.metadata["dc"] == "0" && uplink.rxInfo.metadata["join_dc"] == "1")
         #expect(await rig.pullData())
-        var lora = Gw_LoraModulationInfo()
-        lora.bandwidth = 125_000
-        lora.spreadingFactor = 7
-        lora.codeRate = .cr45
-        lora.polarizationInversion = true
-        var item = Gw_DownlinkFrameItem()
-        item.phyPayload = Data([0x20] + [UInt8](repeating: 0xA5, count: 16))
-        item.txInfo.frequency = 868_100_000
-        item.txInfo.power = 14
-        item.txInfo.modulation.lora = lora
-        item.txInfo.timing.delay.delay = Google_Protobuf_Duration(seconds: 5)
-        item.txInfo.context = uplink.rxInfo.context
-        var accept = Gw_DownlinkFrame()
-        accept.downlinkID = 77
-        accept.gatewayID = FaultRig.gatewayID
-        accept.items = [item]
+        var accept = FaultRig.downlink(
+            77, frequency: 868_100_000, sf: 7, payload: [0x20] + [UInt8](repeating: 0xA5, count: 16), delaySeconds: 5, context: uplink.rxInfo.context)
         try rig.publish(accept)
         let response = try #require(await rig.nextPullResponse())
         rig.txAck(token: response.token, error: nil)
@@ -372,21 +350,7 @@ import Wire
         try await rig.startAgent()
         #expect(await rig.pullData())
         // 60 items, each waiting a second for a TX_ACK that never comes.
-        var lora = Gw_LoraModulationInfo()
-        lora.bandwidth = 125_000
-        lora.spreadingFactor = 7
-        lora.codeRate = .cr45
-        lora.polarizationInversion = true
-        var item = Gw_DownlinkFrameItem()
-        item.phyPayload = Data([0x60] + [UInt8](repeating: 0x42, count: 200))
-        item.txInfo.frequency = 869_525_000
-        item.txInfo.power = 14
-        item.txInfo.modulation.lora = lora
-        item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
-        var slow = Gw_DownlinkFrame()
-        slow.downlinkID = 1
-        slow.gatewayID = FaultRig.gatewayID
-        slow.items = Array(repeating: item, count: 60)
+        var slow = FaultRig.downlink(1, frequency: 869_525_000, sf: 7, payload: [0x60] + [UInt8](repeating: 0x42, count: 200), items: 60)
         #expect(try (slow.serializedBytes() as [UInt8]).count < 16_384)
         try rig.publish(slow)
         #expect(await rig.nextPullResponse() != nil, "the long downlink is under way")
@@ -446,23 +410,7 @@ import Wire
         let acks = try await rig.watch(event: "ack")
         #expect(await rig.pullData())
         func downlink(_ id: UInt32, frequency: UInt32, sf: UInt32 = 12, bandwidth: UInt32 = 125_000, power: Int32 = 13, preamble: UInt32 = 8) -> Gw_DownlinkFrame {
-            var lora = Gw_LoraModulationInfo()
-            lora.bandwidth = bandwidth
-            lora.spreadingFactor = sf
-            lora.codeRate = .cr45
-            lora.polarizationInversion = true
-            lora.preamble = preamble
-            var item = Gw_DownlinkFrameItem()
-            item.phyPayload = Data([0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04])
-            item.txInfo.frequency = frequency
-            item.txInfo.power = power
-            item.txInfo.modulation.lora = lora
-            item.txInfo.timing.immediately = Gw_ImmediatelyTimingInfo()
-            var frame = Gw_DownlinkFrame()
-            frame.downlinkID = id
-            frame.gatewayID = FaultRig.gatewayID
-            frame.items = [item]
-            return frame
+            FaultRig.downlink(id, frequency: frequency, sf: sf, bandwidth: bandwidth, power: power, preamble: preamble)
         }
         @Sendable func status(_ id: UInt32) -> Gw_TxAckStatus? {
             acks.messages.compactMap { try? Gw_DownlinkTxAck(serializedBytes: $0) }.first { $0.downlinkID == id }?.items.first?.status

@@ -60,14 +60,19 @@ static inline int hs_aes128_cmac(const uint8_t key[16], const uint8_t *message, 
     return ok;
 }
 
-/* The public key of an Ed25519 seed (RFC 8032 §5.1.5). */
-static inline int hs_ed25519_public_key(const uint8_t seed[32], uint8_t public_key[32]) {
-    EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, 32);
+/* The public key of a raw 32-byte private key of `type` (EVP_PKEY_ED25519, EVP_PKEY_X25519). */
+static inline int hs_raw_public_key(int type, const uint8_t private_key[32], uint8_t public_key[32]) {
+    EVP_PKEY *key = EVP_PKEY_new_raw_private_key(type, NULL, private_key, 32);
     if (key == NULL) return 0;
     size_t length = 32;
     int ok = EVP_PKEY_get_raw_public_key(key, public_key, &length) == 1 && length == 32;
     EVP_PKEY_free(key);
     return ok;
+}
+
+/* The public key of an Ed25519 seed (RFC 8032 §5.1.5). */
+static inline int hs_ed25519_public_key(const uint8_t seed[32], uint8_t public_key[32]) {
+    return hs_raw_public_key(EVP_PKEY_ED25519, seed, public_key);
 }
 
 static inline int hs_ed25519_sign(const uint8_t seed[32], const uint8_t *message, size_t length, uint8_t signature[64]) {
@@ -96,12 +101,7 @@ static inline int hs_ed25519_verify(const uint8_t public_key[32], const uint8_t 
 
 /* The X25519 public key of a private key (RFC 7748 §6.1). */
 static inline int hs_x25519_public_key(const uint8_t private_key[32], uint8_t public_key[32]) {
-    EVP_PKEY *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, private_key, 32);
-    if (key == NULL) return 0;
-    size_t length = 32;
-    int ok = EVP_PKEY_get_raw_public_key(key, public_key, &length) == 1 && length == 32;
-    EVP_PKEY_free(key);
-    return ok;
+    return hs_raw_public_key(EVP_PKEY_X25519, private_key, public_key);
 }
 
 /* X25519(private, peer): the shared secret; fails for a peer key of small order (all zero). */
