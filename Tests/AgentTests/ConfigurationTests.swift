@@ -111,6 +111,11 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         ("[coverage]\ninterval = \"5s\"", "coverage.interval", 2, "minimum"),
         ("[log]\nlevel = \"loud\"", "log.level", 2, "not a log level"),
         ("[telemetry]\nx = 1", "telemetry", 1, "unknown key"),
+        ("[semtech_udp]\nforwarders = [\"AA555A00000001\"]", "semtech_udp.forwarders", 2, "not a gateway EUI"),
+        ("[semtech_udp]\nforwarders = [\"AA555A0000000001@nowhere\"]", "semtech_udp.forwarders", 2, "IP address"),
+        ("[radio]\nantenna_gain = 40", "radio.antenna_gain", 2, "0 to 20 dBi"),
+        ("[radio]\nlisten_before_talk = true", "radio.listen_before_talk", 2, "AS923 in Japan"),
+        ("[radio]\ndwell_time = false", "radio.dwell_time", 2, "only AS923"),
     ])
     func badValuesNameTheKeyAndLine(text: String, key: String, line: Int, message: String) {
         let withAuthority = text.contains("[credits]")
@@ -121,6 +126,31 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(found?.message.contains(message) == true, "\(String(describing: found))")
         if line > 0 { #expect(found?.line == line, "\(String(describing: found))") }
         #expect(found?.description.contains("(hotspotd.toml") == true, "<what> (<where>)")
+    }
+
+    @Test func transmitRulesAndForwardersAreRead() throws {
+        let configuration = try parse("""
+            [gateway]
+            region = "AS923"
+            [radio]
+            frequency = 923200000
+            antenna_gain = 3.5
+            dwell_time = false
+            listen_before_talk = true
+            [semtech_udp]
+            forwarders = ["AA555A0000000001", "aa555a0000000002@192.168.1.20"]
+            listen_before_talk = true
+            [credits]
+            authority = "\(authority)"
+            """)
+        let policy = configuration.radio.policy(region: configuration.gateway.region)
+        #expect(policy.antennaGainDBi == 3.5)
+        #expect(!policy.dwellTimeLimited)
+        #expect(policy.listenBeforeTalk == .japan)
+        #expect(configuration.semtechUDP.forwarders.map(\.description) == ["aa555a0000000001", "aa555a0000000002@192.168.1.20"])
+        #expect(configuration.semtechUDP.listenBeforeTalk)
+        let korea = try parse("[gateway]\nregion = \"KR920\"\n[credits]\nauthority = \"\(authority)\"\n")
+        #expect(korea.radio.policy(region: korea.gateway.region).listenBeforeTalk == .kr920, "KR920 always listens first")
     }
 
     @Test func environmentVariablesOverrideTheFile() throws {

@@ -139,6 +139,14 @@ import Testing
         if case .failed = refusal(asia, request(923_200_000, sf: .sf12)) {} else { Issue.record("1.3 s on air in AS923 was admitted") }
         #expect(refusal(RegionalTransmitPolicy(region: .as923, dwellTimeLimited: false), request(923_200_000, sf: .sf12)) == nil)
         #expect(RegionalTransmitPolicy(region: .kr920).listenBeforeTalk == .kr920)
+        // KR920: the edge channels whole; 10 dBm up to 921.9 MHz, 14 dBm from 922.1 MHz.
+        let korea = RegionalTransmitPolicy(region: .kr920)
+        #expect(refusal(korea, request(920_900_000, power: 10, sf: .sf7)) == nil)
+        #expect(refusal(korea, request(923_300_000, power: 14, sf: .sf7)) == nil)
+        #expect(refusal(korea, request(921_900_000, power: 14, sf: .sf7)) == .powerNotAllowed)
+        #expect(refusal(korea, request(922_100_000, power: 14, sf: .sf7)) == nil)
+        // EU868: a signal whose edge is a sub-band's edge belongs to the sub-band it lies in.
+        #expect(refusal(eu, request(868_062_500, sf: .sf7)) == nil, "868.000–868.125 MHz lies in 868.0–868.6")
         #expect(RegionalTransmitPolicy(region: .as923).listenBeforeTalk == nil)
         #expect(RegionalTransmitPolicy(region: .as923, listenBeforeTalk: .japan).listenBeforeTalk == .japan)
     }

@@ -317,6 +317,17 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         }
     }
 
+    /// A dual-stack socket sees an IPv4 forwarder as ::ffff:a.b.c.d; it is written, and
+    /// matched against `semtech_udp.forwarders`, as the IPv4 address it is.
+    @Test func anIPv4MappedSenderIsItsIPv4Address() throws {
+        #expect(SocketAddress("[::ffff:192.0.2.7]:1700")?.host == "192.0.2.7")
+        #expect(SocketAddress("[::1]:1700")?.host == "::1")
+        #expect(SemtechUDPBackend.TrustedForwarder("AA555A0000000001@192.0.2.7")?.host == "192.0.2.7")
+        #expect(SemtechUDPBackend.TrustedForwarder("AA555A0000000001@[::1]")?.host == "::1")
+        #expect(SemtechUDPBackend.TrustedForwarder("AA555A00000000@192.0.2.7") == nil)
+        #expect(SemtechUDPBackend.TrustedForwarder("AA555A0000000001@not-an-address") == nil)
+    }
+
     @Test func statReportsAreKept() async throws {
         let (backend, server) = try await makeBackend()
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(6))
