@@ -101,8 +101,7 @@ import Glibc
     /// Nonces used to be pruned by the wall clock: pushed forward past a command's expiry (a
     /// spoofed NTP server on the LAN), it made the store forget them, and a captured credit
     /// was applied again once the clock was back. Pruning now follows the authority's own
-    /// commands, never the clock. (A running agent under libfaketime cannot be tested: the
-    /// Swift runtime does not see its arguments with the library preloaded.)
+    /// commands, never the clock (on a running agent: TrustBoundaryTests).
     @Test func aClockPushedForwardForgetsNoNonce() async throws {
         let captured = try signed(.credit(owner: "alice", amount: 5), expiresAt: future)
         #expect(try await processor.process(captured, topic: topics.credit) == .success(.credit(owner: "alice", amount: 5)))

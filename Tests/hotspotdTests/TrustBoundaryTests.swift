@@ -15,6 +15,76 @@ import Wire
 /// meets. The agent runs as a process, beside a real mosquitto, fed by this test as its packet
 /// forwarder (FaultRig).
 @Suite(.capturingLogs, .serialized) struct TrustBoundaryTests {
+    /// A wrapper that runs the agent with its wall clock (CLOCK_REALTIME) `seconds` off, by a
+    /// small preloaded library built here (libfaketime hides the arguments from the Swift
+    /// runtime): a spoofed NTP server, or a Pi without a real-time clock.
+    func shiftedClock(by seconds: Int, in directory: String) throws -> [String] {
+        let source = directory + "/clock-shift.c", library = directory + "/clock-shift.so"
+        try """
+            #define _GNU_SOURCE
+            #include <dlfcn.h>
+            #include <stdlib.h>
+            #include <time.h>
+            int clock_gettime(clockid_t id, struct timespec *now) {
+                static int (*real)(clockid_t, struct timespec *);
+                if (real == NULL) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+                int result = real(id, now);
+                const char *offset = getenv("CLOCK_SHIFT_SECONDS");
+                if (result == 0 && offset != NULL && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) now->tv_sec += atol(offset);
+                return result;
+            }
+            """.write(toFile: source, atomically: true, encoding: .utf8)
+        let built = try run("/usr/bin/gcc", ["-shared", "-fPIC", "-O2", "-o", library, source, "-ldl"])
+        guard built.status == 0 else { throw BrokerError("gcc: \(built.error)") }
+        return ["/usr/bin/env", "LD_PRELOAD=\(library)", "CLOCK_SHIFT_SECONDS=\(seconds)"]
+    }
+
+    /// Nonces used to be pruned by the wall clock: pushed forward past a command's expiry (a
+    /// spoofed NTP server on the LAN), it made the store forget them, and a captured credit was
+    /// applied again once the clock was back. A nonce now goes only once a later command of the
+    /// authority proves its command expired.
+    @Test func aClockPushedForwardForgetsNoNonce() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        let captured = try rig.send(.credit(owner: "erin", amount: 5))
+        #expect(await eventually(within: 20) { (try? await balance(rig, "erin")) == 5 })
+        #expect(rig.stopAgent() == 0)
+
+        // Nine days ahead, the command long expired by this clock; the store is pruned at start.
+        try await rig.startAgent(wrapper: try shiftedClock(by: 9 * 86_400, in: rig.directory))
+        try rig.send(.credit(owner: "frank", amount: 1), expiresIn: 9 * 86_400 + 600)
+        #expect(await eventually(within: 20) { (try? await balance(rig, "frank")) == 1 }, "the shifted agent takes commands of its time")
+        #expect(rig.stopAgent() == 0)
+
+        try await rig.startAgent()
+        try rig.publish(command: captured, on: "credit")
+        #expect(await eventually(within: 20) { tail(of: rig.logFile, lines: 400).contains("REASON=replayed") })
+        #expect(try await balance(rig, "erin") == 5, "the captured credit was not applied again")
+        #expect(rig.stopAgent() == 0)
+    }
+
+    /// A Pi without a real-time clock boots with an old time, under which a command that
+    /// expired in the real world looks valid: it was applied. A later command of the authority
+    /// shows the time has passed: one that expired before is now refused as outdated.
+    @Test func aClockBehindTakesNoExpiredCommand() async throws {
+        let rig = try await FaultRig()
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        // Expired an hour ago: signed while valid and withheld since.
+        let expired = try CommandSigner.sign(.credit(owner: "erin", amount: 5), gatewayID: FaultRig.gatewayID, key: rig.authority, expiresAt: UInt64(Date().timeIntervalSince1970) - 3600)
+        try rig.send(.credit(owner: "frank", amount: 1), expiresIn: 7 * 86_400 - 600)
+        #expect(await eventually(within: 20) { (try? await balance(rig, "frank")) == 1 })
+        #expect(rig.stopAgent() == 0)
+
+        // Booted two days behind, with nothing to say the clock is wrong.
+        try await rig.startAgent(wrapper: try shiftedClock(by: -2 * 86_400, in: rig.directory))
+        try rig.publish(command: expired, on: "credit")
+        #expect(await eventually(within: 20) { tail(of: rig.logFile, lines: 400).contains("REASON=outdated") })
+        #expect(try await balance(rig, "erin") == nil)
+        #expect(rig.stopAgent() == 0)
+    }
+
     func balance(_ rig: FaultRig, _ owner: String) async throws -> Int64? {
         try await Store(readingFrom: rig.dataDirectory + "/hotspotd.db").account(owner: owner)?.balance
     }
