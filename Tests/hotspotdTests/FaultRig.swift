@@ -32,6 +32,8 @@ final class FaultRig: @unchecked Sendable {
     let dataDirectory: String
     let broker: Broker
     let udpPort: Int
+    /// The topic prefix: the region in lower case.
+    let prefix: String
     let granted: [String: Int64] = ["alice": 1_000_000, "bob": 1_000_000, "carol": 1_000_000, "dave": 40]
     /// The network authority whose signed commands the agent takes, and the gateway's ID.
     let authority = Ed25519PrivateKey.generate()
@@ -55,7 +57,8 @@ final class FaultRig: @unchecked Sendable {
     /// `dataDirectory`: where the store lives (a small tmpfs, say); by default in the rig's own
     /// temporary directory. `bindHost` is where the agent listens for the forwarder (on the
     /// rig's port); `semtechUDP`, `mqtt` and `radio` go into those sections as they are.
-    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false") async throws {
+    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false", region: String = "EU868") async throws {
+        prefix = region.lowercased()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-fault-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.dataDirectory = dataDirectory ?? directory + "/data"
@@ -78,6 +81,7 @@ final class FaultRig: @unchecked Sendable {
 
         try """
             [gateway]
+            region = "\(region)"
             board = "rak2287"
             id = "\(Self.gatewayID)"
             key_file = "\(directory)/gateway.key"
@@ -244,7 +248,7 @@ final class FaultRig: @unchecked Sendable {
     func publish(command bytes: [UInt8], on name: String) throws {
         let file = directory + "/command-\(UInt32.random(in: 0...UInt32.max)).bin"
         try Data(bytes).write(to: URL(fileURLWithPath: file))
-        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "eu868/gateway/\(Self.gatewayID)/command/\(name)", "-f", file])
+        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "\(prefix)/gateway/\(Self.gatewayID)/command/\(name)", "-f", file])
         guard published.status == 0 else { throw BrokerError("mosquitto_pub: \(published.error)") }
     }
 
@@ -403,19 +407,19 @@ final class FaultRig: @unchecked Sendable {
     func publish(_ downlink: Gw_DownlinkFrame) throws {
         let file = directory + "/down-\(UInt32.random(in: 0...UInt32.max)).bin"
         try Data(try downlink.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: file))
-        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "eu868/gateway/\(Self.gatewayID)/command/down", "-f", file])
+        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "\(prefix)/gateway/\(Self.gatewayID)/command/down", "-f", file])
         guard published.status == 0 else { throw BrokerError("mosquitto_pub: \(published.error)") }
     }
 
     /// A subscriber to the gateway's command topics, as anyone allowed to read them would be.
     func watchCommands() async throws -> EventWatcher {
-        try await watch(topic: "eu868/gateway/\(Self.gatewayID)/command/pair", name: "commands")
+        try await watch(topic: "\(prefix)/gateway/\(Self.gatewayID)/command/pair", name: "commands")
     }
 
     /// A subscriber to one of the gateway's event topics (`ack`, say), writing down every
     /// message it is given; subscribed when this returns.
     func watch(event: String) async throws -> EventWatcher {
-        try await watch(topic: "eu868/gateway/\(Self.gatewayID)/event/\(event)", name: event)
+        try await watch(topic: "\(prefix)/gateway/\(Self.gatewayID)/event/\(event)", name: event)
     }
 
     private func watch(topic: String, name event: String) async throws -> EventWatcher {

@@ -586,4 +586,40 @@ import Wire
         #expect(tail(of: rig.logFile, lines: 400).contains("go through the first of semtech_udp.forwarders that is ready"))
         #expect(rig.stopAgent() == 0)
     }
+
+    /// The same rules in the regions with a dwell time and listen-before-talk: in US915, half
+    /// a 500 kHz signal outside the band, SF12 at 7.8 kHz and a 125 kHz frame over 400 ms; in
+    /// KR920, any frame through a forwarder not configured as sensing the channel.
+    @Test(arguments: ["US915", "KR920"])
+    func downlinksOtherRegionsForbidAreRefused(region: String) async throws {
+        let rig = try await FaultRig(region: region)
+        defer { rig.killAgent() }
+        try await rig.startAgent()
+        let acks = try await rig.watch(event: "ack")
+        #expect(await rig.pullData())
+        @Sendable func status(_ id: UInt32) -> Gw_TxAckStatus? {
+            acks.messages.compactMap { try? Gw_DownlinkTxAck(serializedBytes: $0) }.first { $0.downlinkID == id }?.items.first?.status
+        }
+        let cases: [(Gw_DownlinkFrame, Gw_TxAckStatus, String)] = region == "US915" ? [
+            (FaultRig.downlink(1, frequency: 902_000_000, sf: 12, bandwidth: 500_000, power: 30), .txFreq, "901.75–902.25 MHz"),
+            (FaultRig.downlink(2, frequency: 928_000_000, sf: 12, bandwidth: 500_000, power: 30), .txFreq, "927.75–928.25 MHz"),
+            (FaultRig.downlink(3, frequency: 915_000_000, sf: 12, bandwidth: 7_800, power: 30, preamble: 65_535), .internalError, "SF12 at 7.8 kHz"),
+            (FaultRig.downlink(4, frequency: 902_300_000, sf: 10, payload: [UInt8](repeating: 0x60, count: 40)), .internalError, "534 ms at 125 kHz"),
+        ] : [
+            (FaultRig.downlink(1, frequency: 922_100_000, sf: 7), .internalError, "KR920 without listen-before-talk"),
+        ]
+        for (frame, expected, why) in cases {
+            try rig.publish(frame)
+            #expect(await eventually(within: 10) { status(frame.downlinkID) != nil })
+            #expect(status(frame.downlinkID) == expected, "\(why)")
+        }
+        #expect(await rig.nextPullResponse(within: 1) == nil, "nothing reached the forwarder")
+        if region == "US915" {
+            try rig.publish(FaultRig.downlink(5, frequency: 923_300_000, sf: 12, bandwidth: 500_000, power: 26))
+            let response = try #require(await rig.nextPullResponse())
+            rig.txAck(token: response.token, error: nil)
+            #expect(await eventually(within: 10) { status(5) == .ok })
+        }
+        #expect(rig.stopAgent() == 0)
+    }
 }
