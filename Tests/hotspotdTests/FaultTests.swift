@@ -29,7 +29,9 @@ import Glibc
         }
         let (sent, acknowledged) = await stream.value
         #expect(rig.agentIsRunning)
-        #expect(sent > 300 && acknowledged * 100 >= sent * 99, "the forwarder's datagrams were acknowledged throughout: \(acknowledged) of \(sent)")
+        // A loaded machine paces the stream slower (each datagram waits for its PUSH_ACK a
+        // moment): the bound is on the share acknowledged, and the stream's length a sanity one.
+        #expect(sent > 150 && acknowledged * 100 >= sent * 99, "the forwarder's datagrams were acknowledged throughout: \(acknowledged) of \(sent)")
         // The broker's outages must not reach the radio side: acknowledgements stay prompt.
         let slow = rig.acknowledgementDelay(quantile: 0.99)
         #expect(slow < .seconds(2), "99 % of PUSH_ACKs within 2 s, not \(slow)")
@@ -37,7 +39,7 @@ import Glibc
         let problem = await rig.ledgerProblem()
         #expect(problem == nil, "seed \(seed)")
         let debited = try await rig.debited()
-        #expect(debited.charges.count > 1_000)
+        #expect(debited.charges.count > sent * 5, "eight uplinks a datagram, a quarter of them dave's (who runs out of credit)")
         #expect(debited.balances["dave"].map { $0 < 3 } == true, "dave's owner ran out of credit along the way")
         #expect(rig.stopAgent() == 0)
     }
