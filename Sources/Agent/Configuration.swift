@@ -549,23 +549,25 @@ private struct Section {
     }
 
     func integer(_ key: String) throws(TOMLConfigError) -> Int64? {
-        note(key)
-        if let (variable, value) = override(key) {
-            _ = try? table?.integer(key)
-            guard let number = Int64(value) else { throw TOMLConfigError(file: "environment", line: 0, key: variable, message: "expected an integer, found '\(value)'") }
-            return number
-        }
-        return try table?.integer(key)
+        try number(key, "an integer", Int64.init) { (table, key) throws(TOMLConfigError) in try table.integer(key) }
     }
 
     func float(_ key: String) throws(TOMLConfigError) -> Double? {
+        try number(key, "a number", Double.init) { (table, key) throws(TOMLConfigError) in try table.float(key) }
+    }
+
+    /// A number from the environment (parsed by `parse`) or from the file (read by `read`).
+    private func number<T>(
+        _ key: String, _ expected: String, _ parse: (String) -> T?, _ read: (TOMLSection, String) throws(TOMLConfigError) -> T?
+    ) throws(TOMLConfigError) -> T? {
         note(key)
         if let (variable, value) = override(key) {
-            _ = try? table?.float(key)
-            guard let number = Double(value) else { throw TOMLConfigError(file: "environment", line: 0, key: variable, message: "expected a number, found '\(value)'") }
+            if let table { _ = try? read(table, key) }
+            guard let number = parse(value) else { throw TOMLConfigError(file: "environment", line: 0, key: variable, message: "expected \(expected), found '\(value)'") }
             return number
         }
-        return try table?.float(key)
+        guard let table else { return nil }
+        return try read(table, key)
     }
 
     func boolean(_ key: String) throws(TOMLConfigError) -> Bool? {

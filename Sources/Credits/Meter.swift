@@ -285,21 +285,25 @@ public actor Meter {
             counts[Self.countKey(outcome), default: 0] += 1
             outcomes.append(outcome)
         }
-        if !rejections.isEmpty {
-            // The charges are committed: a failure here loses the rejection messages, not the outcomes.
-            do {
-                try await store.enqueue(rejections, at: now())
-                rejectionsFailing = false
-            } catch {
-                // Logged when it starts, not for every frame while the store refuses writes.
-                counts["rejections_not_queued", default: 0] += rejections.count
-                if !rejectionsFailing {
-                    logger.error("cannot queue \(rejections.count) rejection message(s): \(error.message)")
-                }
-                rejectionsFailing = true
-            }
-        }
+        // The charges are committed: a failure here loses the rejection messages, not the outcomes.
+        await queue(rejections)
         return outcomes
+    }
+
+    /// Puts rejection messages into the outbox; a store that refuses them is logged when it
+    /// starts, not for every frame while it lasts.
+    private func queue(_ rejections: [NewMessage]) async {
+        guard !rejections.isEmpty else { return }
+        do {
+            try await store.enqueue(rejections, at: now())
+            rejectionsFailing = false
+        } catch {
+            counts["rejections_not_queued", default: 0] += rejections.count
+            if !rejectionsFailing {
+                logger.error("cannot queue \(rejections.count) rejection message(s): \(error.message)")
+            }
+            rejectionsFailing = true
+        }
     }
 
     /// What the meter decided for one frame of a batch before the store had its say.
@@ -367,14 +371,7 @@ public actor Meter {
     /// Reports refusal counts left waiting once their interval has passed: called now and then,
     /// so that counts are said even when no more frames come.
     public func reportOverdueRefusals() async {
-        var rejections: [NewMessage] = []
-        for report in refusals.overdue(at: arrivalClock()) { rejections += self.report(report) }
-        guard !rejections.isEmpty else { return }
-        do {
-            try await store.enqueue(rejections, at: now())
-        } catch {
-            counts["rejections_not_queued", default: 0] += rejections.count
-        }
+        await queue(refusals.overdue(at: arrivalClock()).flatMap(report))
     }
 
     /// Forwards a paired sensor's join request uncharged, and remembers it until the network

@@ -280,23 +280,18 @@ public struct CommandProcessor: Sendable {
             case .entropy:
                 application = try await store.recordNonce(verified.nonce, command: "entropy", expiresAt: expiresAt, at: time)
             }
+            let refusal: CommandRefusal
             switch application {
             case .applied:
                 logger.info("command applied: \(verified.command.name)", metadata: Self.metadata(verified.command))
                 return .success(verified.command)
-            case .replayed:
-                try await reject(.replayed, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
-                return .failure(.replayed)
-            case .notPaired:
-                try await reject(.notPaired, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
-                return .failure(.notPaired)
-            case .balanceLimit:
-                try await reject(.balanceLimit, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
-                return .failure(.balanceLimit)
-            case .outdated:
-                try await reject(.outdated, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
-                return .failure(.outdated)
+            case .replayed: refusal = .replayed
+            case .notPaired: refusal = .notPaired
+            case .balanceLimit: refusal = .balanceLimit
+            case .outdated: refusal = .outdated
             }
+            try await reject(refusal, topic: topic, nonce: verified.nonce, command: verified.command, at: time)
+            return .failure(refusal)
         }
     }
 
