@@ -567,9 +567,11 @@ import Wire
         let secondEUI: [UInt8] = [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x02]
         second.send([2, 0x20, 0x01, 0x02] + secondEUI, to: SocketAddress("127.0.0.1:\(rig.udpPort)")!)
         #expect(second.receive(timeoutMilliseconds: 5_000)?.bytes == [2, 0x20, 0x01, 0x04], "PULL_ACK")
-        // The beacon comes at a random moment of the minute; forwarders say PULL_DATA every 10 s.
+        // The beacon comes at a random moment of a minute-aligned window: of this one, or, when
+        // that moment had passed at start, of the next (up to two minutes). Forwarders say
+        // PULL_DATA every 10 s.
         var beacon: [UInt8]?
-        let deadline = ContinuousClock.now + .seconds(75)
+        let deadline = ContinuousClock.now + .seconds(130)
         var keepAlive = ContinuousClock.now
         while beacon == nil, ContinuousClock.now < deadline {
             if let (bytes, _) = second.receive(timeoutMilliseconds: 500), bytes.count > 4, bytes[3] == 0x03 { beacon = bytes }
@@ -579,7 +581,7 @@ import Wire
                 _ = await rig.pullData()
             }
         }
-        let pullResponse = try #require(beacon, "no beacon reached the configured forwarder")
+        let pullResponse = try #require(beacon, "no beacon reached the configured forwarder: \(tail(of: rig.logFile, lines: 20))")
         let txpk = String(decoding: pullResponse[4...], as: UTF8.self)
         #expect(txpk.contains(#""datr":"SF12BW125""#), "\(txpk)")
         #expect(await rig.nextPullResponse(within: 0.5) == nil, "the other forwarder was not asked")
