@@ -75,56 +75,63 @@ let package = Package(
         ),
 
         // Pure Swift building blocks.
+        .target(name: "Clocks"),
         .target(name: "TOML"),
         .target(name: "LoRaPHY"),
         .target(name: "Wire"),
         .target(name: "Cryptography", dependencies: ["CCrypto"]),
         .target(name: "LoRaWAN", dependencies: ["LoRaPHY", "Cryptography"]),
+        // What a radio hears and is asked to send, below every radio.
+        .target(name: "Frames", dependencies: ["LoRaPHY"]),
         // Protobuf messages generated from proto/ by scripts/generate-protos (committed).
         .target(name: "Messages", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .target(name: "Store", dependencies: ["CSQLite", "HAL", "Cryptography"]),
+        // ChirpStack's gw.proto messages to and from hotspotd's types: its one home.
         .target(
-            name: "Credits",
-            dependencies: [
-                "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", "HAL",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
-            ]
+            name: "ChirpStack",
+            dependencies: ["Frames", "LoRaPHY", "Messages", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
 
         // The hardware abstraction layer and its two backends.
-        .target(name: "HAL", dependencies: ["TOML"]),
-        .target(name: "HALLinux", dependencies: ["HAL", "CSPI", "CGPIO"]),
-        .target(name: "HALMock", dependencies: ["HAL", "LoRaPHY"]),
+        .target(name: "HAL", dependencies: ["TOML", "Clocks"]),
+        .target(name: "HALLinux", dependencies: ["HAL", "Clocks", "CSPI", "CGPIO"]),
+        .target(name: "HALMock", dependencies: ["HAL", "Clocks", "LoRaPHY"]),
 
-        // Radios.
-        .target(name: "Radio", dependencies: ["HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
-
+        // Radios and the packet forwarders' backend.
+        .target(name: "Radio", dependencies: ["HAL", "Clocks", "Frames", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "SemtechUDP",
-            dependencies: ["HAL", "LoRaPHY", "Radio", "Wire", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["HAL", "Clocks", "Frames", "LoRaPHY", "Radio", "Wire", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // Metering and the store: rows in, rows out; no radio, no broker.
+        .target(name: "Store", dependencies: ["CSQLite", "Clocks", "Cryptography"]),
         .target(
-            name: "Transport",
+            name: "Credits",
             dependencies: [
-                "CMosquitto", "HAL", "Store", "Messages", "Radio", "LoRaPHY", "Credits",
+                "Store", "Clocks", "Frames", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "ChirpStack",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
+        // The broker: carries the outbox out and hands what arrives to a handler; decides nothing.
+        .target(name: "Transport", dependencies: ["CMosquitto", "Clocks", "Store", .product(name: "Logging", package: "swift-log")]),
+
+        // Proof of coverage: beacons sent through a radio, witnesses, signed reports.
         .target(
             name: "Coverage",
             dependencies: [
-                "Credits", "Cryptography", "HAL", "LoRaPHY", "Messages", "Radio", "Store",
+                "Credits", "ChirpStack", "Clocks", "Cryptography", "Frames", "LoRaPHY", "Messages", "Radio", "Store",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
+        // The agent's services and their wiring.
         .target(
             name: "Agent",
             dependencies: [
-                "TOML", "Cryptography", "LoRaPHY", "LoRaWAN", "Radio", "HAL", "HALLinux", "HALMock", "SemtechUDP", "Store", "Credits",
-                "Transport", "Coverage", "Messages", .product(name: "Logging", package: "swift-log"),
+                "TOML", "Clocks", "Cryptography", "Frames", "LoRaPHY", "LoRaWAN", "Radio", "HAL", "HALLinux", "HALMock", "SemtechUDP",
+                "Store", "Credits", "ChirpStack", "Transport", "Coverage", "Messages", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -133,7 +140,7 @@ let package = Package(
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", "Transport", "CSignals", .product(name: "Logging", package: "swift-log"),
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", "Transport", "CSignals", "Clocks", "ChirpStack", "Frames", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -143,7 +150,8 @@ let package = Package(
         .executableTarget(
             name: "hotspot-bench",
             dependencies: [
-                "Credits", "HALMock", "LoRaPHY", "LoRaWAN", "Messages", "Radio", "Store", "Wire", "CMosquitto", "CSQLite", "TestSupport",
+                "Credits", "Clocks", "ChirpStack", "Frames", "HALMock", "LoRaPHY", "LoRaWAN", "Messages", "Radio", "Store", "Wire", "CMosquitto",
+                "CSQLite", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -152,7 +160,8 @@ let package = Package(
         .target(
             name: "FuzzTargets",
             dependencies: [
-                "Agent", "Credits", "Cryptography", "HAL", "LoRaPHY", "LoRaWAN", "Messages", "Radio", "SemtechUDP", "Transport", "Wire",
+                "Agent", "ChirpStack", "Credits", "Cryptography", "HAL", "LoRaPHY", "LoRaWAN", "Messages", "Radio", "SemtechUDP", "Transport",
+                "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -162,34 +171,34 @@ let package = Package(
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "TestSupport"], exclude: ["Regressions"]),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "LoRaPHYTests", dependencies: ["LoRaPHY"]),
-        .testTarget(name: "HALTests", dependencies: ["TestSupport", "HAL"]),
+        .testTarget(name: "HALTests", dependencies: ["Clocks", "TestSupport", "HAL"]),
         .testTarget(name: "HALLinuxTests", dependencies: ["HALLinux", "CSPI", "CGPIO", "CMosquitto", "CCrypto"]),
-        .testTarget(name: "HALMockTests", dependencies: ["TestSupport", "HALMock", "HAL", "LoRaPHY"]),
-        .testTarget(name: "RadioTests", dependencies: ["TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "HALMockTests", dependencies: ["Clocks", "TestSupport", "HALMock", "HAL", "LoRaPHY"]),
+        .testTarget(name: "RadioTests", dependencies: ["Clocks", "Frames", "TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CryptographyTests", dependencies: ["Cryptography", "TestSupport"]),
-        .testTarget(name: "CreditsTests", dependencies: ["Credits", "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", "TestSupport"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Cryptography", "CSQLite", "TestSupport"]),
+        .testTarget(name: "CreditsTests", dependencies: ["Clocks", "Frames", "ChirpStack", "Credits", "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", "TestSupport"]),
+        .testTarget(name: "StoreTests", dependencies: ["Clocks", "Store", "Cryptography", "CSQLite", "TestSupport"]),
         .testTarget(name: "LoRaWANTests", dependencies: ["LoRaWAN", "LoRaPHY", "Cryptography"]),
-        .testTarget(name: "SemtechUDPTests", dependencies: ["TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "SemtechUDPTests", dependencies: ["Clocks", "Frames", "TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "TransportTests",
-            dependencies: [
+            dependencies: ["Agent", "Clocks", "Frames", "ChirpStack", 
                 "Transport", "Credits", "Store", "Messages", "Radio", "HAL", "HALMock", "LoRaPHY", "LoRaWAN", "Cryptography", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "CoverageTests",
-            dependencies: [
+            dependencies: ["Agent", "Clocks", "Frames", "ChirpStack", 
                 "Coverage", "Credits", "Cryptography", "LoRaPHY", "Messages", "Radio", "Store", "HAL", "HALMock", "Transport", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "AgentTests", dependencies: ["Clocks", "Frames", "ChirpStack", "Transport", "Store", "Messages", "Credits", "Agent", "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "hotspotdTests",
-            dependencies: [
+            dependencies: ["Agent", "Clocks", "Frames", "ChirpStack", "Transport", 
                 "TestSupport", "hotspotd", "Coverage", "Credits", "Cryptography", "LoRaWAN", "Messages", "SemtechUDP", "Store", "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]

@@ -1,3 +1,4 @@
+import Transport
 import Cryptography
 import LoRaPHY
 import Radio
@@ -62,6 +63,17 @@ public struct Configuration: Sendable {
         public var protocolVersion: Int
         public var outboxMaximum: Int
         public var maximumInFlight: Int
+
+        /// The broker as a person names it.
+        public var brokerAddress: String { "\(tls ? "mqtts" : "mqtt")://\(host):\(port)" }
+
+        /// The client's settings; the gateway ID is the client ID.
+        public func settings(clientID: String) -> MQTTSettings {
+            MQTTSettings(
+                host: host, port: port, clientID: clientID, protocolVersion: protocolVersion,
+                keepaliveSeconds: Int(keepalive.components.seconds), username: username, password: password,
+                caFile: caCertificate, certificateFile: tlsCertificate, keyFile: tlsKey, maximumInFlight: maximumInFlight)
+        }
     }
 
     public struct Credits: Sendable {

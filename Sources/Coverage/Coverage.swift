@@ -1,7 +1,7 @@
 import Credits
 import Cryptography
 import FoundationEssentials
-import HAL
+import Clocks
 import LoRaPHY
 import Logging
 import Messages

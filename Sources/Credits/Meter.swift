@@ -1,11 +1,12 @@
 import Cryptography
 import FoundationEssentials
-import HAL
+import Clocks
 import Logging
 import LoRaPHY
 import LoRaWAN
 import Messages
-import Radio
+import ChirpStack
+import Frames
 import Store
 import SwiftProtobuf
 
@@ -29,7 +30,36 @@ public enum MeterOutcome: Sendable, Equatable {
     case refused(UplinkRefusal)
 }
 
-public enum DropReason: String, Sendable, Equatable {
+/// What the meter has done with the frames it was given, since the start.
+public struct MeterCounts: Sendable, Equatable {
+    public var forwarded = 0
+    public var forwardedUnpaired = 0
+    public var forwardedJoins = 0
+    /// Join requests charged when their join-accept was sent.
+    public var chargedJoins = 0
+    public var beacons = 0
+    public var duplicates = 0
+    public var dropped: [DropReason: Int] = [:]
+    public var refused: [UplinkRefusal: Int] = [:]
+    /// Rejection messages the store could not take.
+    public var rejectionsNotQueued = 0
+
+    public init() {}
+
+    mutating func add(_ outcome: MeterOutcome) {
+        switch outcome {
+        case .forwarded: forwarded += 1
+        case .forwardedUnpaired: forwardedUnpaired += 1
+        case .forwardedJoin: forwardedJoins += 1
+        case .beacon: beacons += 1
+        case .duplicate: duplicates += 1
+        case .dropped(let reason): dropped[reason, default: 0] += 1
+        case .refused(let reason): refused[reason, default: 0] += 1
+        }
+    }
+}
+
+public enum DropReason: String, Sendable, Hashable {
     case crcError = "crc_error"
     case undecodable
     case downlink
@@ -38,7 +68,7 @@ public enum DropReason: String, Sendable, Equatable {
 }
 
 /// Why an uplink from a paired device was refused; the raw value is the published reason.
-public enum UplinkRefusal: String, Sendable, Equatable {
+public enum UplinkRefusal: String, Sendable, Hashable {
     case badMIC = "bad_mic"
     case oldFCnt = "old_fcnt"
     case noCredit = "no_credit"
@@ -87,7 +117,7 @@ public actor Meter {
     private var recentStart = 0
     /// Payloads `isDuplicate` remembered for the batch being metered.
     private var rememberedThisBatch: [[UInt8]] = []
-    public private(set) var counts: [String: Int] = [:]
+    public private(set) var counts = MeterCounts()
     /// Whether the last attempt to queue rejection messages failed.
     private var rejectionsFailing = false
     /// Unpaired sensors said in the log, and when (by `arrivalClock`).
@@ -282,7 +312,7 @@ public actor Meter {
                     outcome = refuse(.oldFCnt, pairing: charge.pairing, detail: "FCnt \(charge.fCnt.map(String.init) ?? "?") was overtaken by another frame", at: charge.time, into: &rejections)
                 }
             }
-            counts[Self.countKey(outcome), default: 0] += 1
+            counts.add(outcome)
             outcomes.append(outcome)
         }
         // The charges are committed: a failure here loses the rejection messages, not the outcomes.
@@ -298,7 +328,7 @@ public actor Meter {
             try await store.enqueue(rejections, at: now())
             rejectionsFailing = false
         } catch {
-            counts["rejections_not_queued", default: 0] += rejections.count
+            counts.rejectionsNotQueued += rejections.count
             if !rejectionsFailing {
                 logger.error("cannot queue \(rejections.count) rejection message(s): \(error.message)")
             }
@@ -322,17 +352,6 @@ public actor Meter {
         var time: Int64
     }
 
-    static func countKey(_ outcome: MeterOutcome) -> String {
-        switch outcome {
-        case .forwarded: "forwarded"
-        case .forwardedUnpaired: "forwarded_unpaired"
-        case .forwardedJoin: "forwarded_join"
-        case .beacon: "beacon"
-        case .duplicate: "duplicate"
-        case .dropped(let reason): "dropped_" + reason.rawValue
-        case .refused(let reason): "refused_" + reason.rawValue
-        }
-    }
 
     /// Says an unpaired sensor's uplink once an hour at most, so that an owner sees why a sensor
     /// they forgot to pair is not charged. The air is full of other networks' sensors: the
@@ -424,7 +443,7 @@ public actor Meter {
         // with no second uplink message.
         switch try await store.charge([charge], at: now(), message: { _, _, _ in [] })[0] {
         case .charged(let seq, let balance):
-            counts["charged_join", default: 0] += 1
+            counts.chargedJoins += 1
             logger.info("join answered through this hotspot charged", metadata: [
                 "DEV_EUI": "\(EUI64(join.devEUI))", "OWNER": "\(join.owner)", "DC": "\(join.credits)", "BALANCE": "\(balance)", "SEQ": "\(seq)",
             ])
@@ -487,59 +506,6 @@ public actor Meter {
         rememberedThisBatch.append(payload)
         recentOrder.append((payload, time))
         return false
-    }
-}
-
-/// Building ChirpStack's `gw.UplinkFrame` from a received frame.
-public enum UplinkMessages {
-    public static func uplinkFrame(_ frame: RadioFrame, gatewayID: String, uplinkID: UInt32, metadata: [String: String]) -> Gw_UplinkFrame {
-        var lora = Gw_LoraModulationInfo()
-        lora.bandwidth = UInt32(frame.dataRate.bandwidth.exactHz.rounded())
-        lora.spreadingFactor = UInt32(frame.dataRate.spreadingFactor.rawValue)
-        lora.codeRate = codeRate(frame.codingRate)
-        lora.codeRateLegacy = frame.codingRate?.description ?? ""
-        var txInfo = Gw_UplinkTxInfo()
-        txInfo.frequency = frame.frequencyHz
-        txInfo.modulation.lora = lora
-
-        var rxInfo = Gw_UplinkRxInfo()
-        rxInfo.gatewayID = gatewayID
-        rxInfo.uplinkID = uplinkID
-        if let receivedAt = frame.receivedAt {
-            rxInfo.gwTime = Google_Protobuf_Timestamp(seconds: receivedAt / 1_000_000_000, nanos: Int32(receivedAt % 1_000_000_000))
-        }
-        rxInfo.rssi = Int32(frame.rssiDBm.rounded())
-        rxInfo.snr = Float(frame.snrDB)
-        rxInfo.channel = UInt32(frame.channel ?? 0)
-        rxInfo.rfChain = UInt32(frame.rfChain ?? 0)
-        rxInfo.context = Data(context(of: frame))
-        rxInfo.crcStatus = frame.crc == .ok ? .crcOk : frame.crc == .bad ? .badCrc : .noCrc
-        rxInfo.metadata = metadata
-
-        var uplink = Gw_UplinkFrame()
-        uplink.phyPayload = Data(frame.payload)
-        uplink.txInfo = txInfo
-        uplink.rxInfo = rxInfo
-        return uplink
-    }
-
-    /// `rx_info.context`, returned untouched in a Class A downlink: the 4-byte timestamp
-    /// (big-endian, as ChirpStack's forwarder writes it), then the forwarder's EUI when a
-    /// packet forwarder heard the frame.
-    public static func context(of frame: RadioFrame) -> [UInt8] {
-        var bytes = (0..<4).map { UInt8(truncatingIfNeeded: frame.timestamp >> (24 - 8 * $0)) }
-        if let gateway = frame.gatewayEUI { bytes += gateway.bytes }
-        return bytes
-    }
-
-    public static func codeRate(_ rate: CodingRate?) -> Gw_CodeRate {
-        switch rate {
-        case .cr4_5: .cr45
-        case .cr4_6: .cr46
-        case .cr4_7: .cr47
-        case .cr4_8: .cr48
-        case nil: .crUndefined
-        }
     }
 }
 

@@ -1,5 +1,5 @@
 import Cryptography
-import HAL
+import Clocks
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc

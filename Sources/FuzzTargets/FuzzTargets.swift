@@ -1,7 +1,9 @@
 import Agent
+import ChirpStack
 import Credits
 import Cryptography
 import FoundationEssentials
+import Clocks
 import HAL
 import LoRaPHY
 import LoRaWAN
@@ -144,7 +146,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     static func downlink(_ input: [UInt8], encoding: MessageEncoding) throws(Violation) {
         guard let frame = try? encoding.decode(Gw_DownlinkFrame.self, from: input) else { return }
         for item in frame.items {
-            guard case .success(let request) = DownlinkHandler.request(for: item) else { continue }
+            guard case .success(let request) = DownlinkMessages.request(for: item) else { continue }
             guard request.payload.count == item.phyPayload.count, request.frequencyHz == item.txInfo.frequency else {
                 throw Violation(description: "the transmission differs from the item")
             }

@@ -1,3 +1,4 @@
+import Clocks
 /// Why the hardware layer could not do what was asked, in words a hotspot owner can act on.
 public struct HardwareError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
@@ -29,4 +30,15 @@ public struct HardwareError: Error, Equatable, Sendable, CustomStringConvertible
     }
 
     public var description: String { message }
+}
+
+extension HardwareError {
+    /// Runs `body`, reporting a thread that could not start as an I/O error.
+    public static func io<T>(_ body: () throws(ThreadError) -> T) throws(HardwareError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw HardwareError(.io, error.message, errno: error.errno)
+        }
+    }
 }

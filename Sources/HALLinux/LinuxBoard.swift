@@ -1,3 +1,4 @@
+import Clocks
 import HAL
 
 /// A board on real hardware: spidev for the radio's bus, libgpiod for its lines.

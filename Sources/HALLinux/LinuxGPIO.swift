@@ -1,4 +1,5 @@
 import CGPIO
+import Clocks
 import HAL
 import Synchronization
 
@@ -163,7 +164,7 @@ public final class LinuxGPIOLine: GPIOLine, @unchecked Sendable {
                 throw HardwareError(.invalidRequest, "\(name): edge events can be taken once")
             }
             let pointer = UnsafeSendablePointer(line)
-            eventThread = try DedicatedThread(name: "gpio-events") {
+            eventThread = try HardwareError.io { () throws(ThreadError) in try DedicatedThread(name: "gpio-events") {
                 while !stopping.isSet {
                     let ready = hs_gpio_wait_event(pointer.value, 100_000_000)
                     if ready < 0 {
@@ -178,7 +179,7 @@ public final class LinuxGPIOLine: GPIOLine, @unchecked Sendable {
                     }
                 }
                 continuation.finish()
-            }
+            } }
             streamHandedOut = true
         }
         return stream

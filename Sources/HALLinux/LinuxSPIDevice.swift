@@ -1,4 +1,5 @@
 import CSPI
+import Clocks
 import HAL
 import Synchronization
 

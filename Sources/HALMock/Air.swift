@@ -1,4 +1,5 @@
 import Dispatch
+import Clocks
 import HAL
 import LoRaPHY
 import Synchronization

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Clocks
 import HAL
 
 /// The mock board: a simulated radio on a virtual SPI bus and virtual GPIO lines, wired as the

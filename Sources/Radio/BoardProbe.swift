@@ -1,3 +1,4 @@
+import Clocks
 import HAL
 
 /// What answered when a board was probed.

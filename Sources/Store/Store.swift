@@ -1,5 +1,5 @@
 import Cryptography
-import HAL
+import Clocks
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
 import CMosquitto
-import HAL
+import Clocks
 import Logging
 import Synchronization
 

@@ -1,4 +1,4 @@
-import HAL
+import Clocks
 import Logging
 import Store
 
@@ -13,7 +13,7 @@ import Store
 /// the in-flight window however many messages wait on disk.
 public actor OutboxPublisher {
     private let store: Store
-    private let client: MQTTClient
+    private let client: any MQTTConnection
     private let maximumInFlight: Int
     private let qos: Int
     private let logger: Logger
@@ -42,7 +42,7 @@ public actor OutboxPublisher {
     }
     public private(set) var counters = Counters()
 
-    public init(store: Store, client: MQTTClient, maximumInFlight: Int = 100, qos: Int = 1, logger: Logger = Logger(label: "hotspotd.outbox")) {
+    public init(store: Store, client: any MQTTConnection, maximumInFlight: Int = 100, qos: Int = 1, logger: Logger = Logger(label: "hotspotd.outbox")) {
         self.store = store
         self.client = client
         self.maximumInFlight = max(1, maximumInFlight)
@@ -88,6 +88,10 @@ public actor OutboxPublisher {
                     connected = false
                     epoch += 1
                 case .published(let messageID):
+                    if let waiter = awaited.removeValue(forKey: messageID) {
+                        waiter.resume(returning: true)
+                        continue
+                    }
                     if let entry = inFlight.removeValue(forKey: messageID) {
                         acknowledgeLater(entry.id)
                     }
@@ -100,7 +104,31 @@ public actor OutboxPublisher {
             }
             group.cancelAll()
         }
+        for waiter in awaited.values { waiter.resume(returning: false) }
+        awaited.removeAll()
     }
+
+    /// Publishes outside the outbox at QoS 1 and waits up to `patience` for the PUBACK (the
+    /// OFFLINE state at a clean stop). False when it could not be published or was not
+    /// acknowledged in time.
+    public func publishAcknowledged(topic: String, payload: [UInt8], retain: Bool, within patience: Duration) async -> Bool {
+        guard let messageID = try? client.publish(topic: topic, payload: payload, qos: 1, retain: retain) else { return false }
+        let timer = Task {
+            try? await Task.sleep(for: patience)
+            self.giveUpWaiting(for: messageID)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            awaited[messageID] = continuation
+        }
+    }
+
+    private func giveUpWaiting(for messageID: Int32) {
+        awaited.removeValue(forKey: messageID)?.resume(returning: false)
+    }
+
+    /// Publishes waiting for their PUBACK outside the outbox, by message id.
+    private var awaited: [Int32: CheckedContinuation<Bool, Never>] = [:]
 
     /// Publishes from the outbox while connected and the window has room. A call made while a
     /// pump is under way makes that pump look once more before it stops.
@@ -151,7 +179,7 @@ public actor OutboxPublisher {
             for message in readAhead {
                 guard connected, inFlight.count < maximumInFlight else { break }
                 do {
-                    let messageID = try client.publish(topic: message.topic, payload: message.payload, qos: qos)
+                    let messageID = try client.publish(topic: message.topic, payload: message.payload, qos: qos, retain: false)
                     counters.published += 1
                     cursor = message.id
                     if qos == 0 {
@@ -217,7 +245,7 @@ public actor OutboxPublisher {
                 inFlight[messageID] = nil
                 continue
             }
-            guard let newID = try? client.publish(topic: message.topic, payload: message.payload, qos: qos) else { return }
+            guard let newID = try? client.publish(topic: message.topic, payload: message.payload, qos: qos, retain: false) else { return }
             inFlight[messageID] = nil
             inFlight[newID] = (entry.id, monotonicNanoseconds())
             counters.republished += 1

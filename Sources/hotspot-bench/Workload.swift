@@ -1,3 +1,4 @@
+import ChirpStack
 import Credits
 import Foundation
 import HALMock

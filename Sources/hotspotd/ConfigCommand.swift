@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import Cryptography
+import Clocks
 import HAL
 import Radio
 import TOML

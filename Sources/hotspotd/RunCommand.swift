@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import CSignals
 import FoundationEssentials
+import Clocks
 import HAL
 import HALMock
 import Logging
@@ -130,10 +131,10 @@ struct StopSignals: Sendable {
     /// Runs `handler` on a thread of its own when the first signal arrives (or has arrived).
     func onFirst(_ handler: @escaping @Sendable () -> Void) throws(HardwareError) {
         let pipe = self.pipe
-        try DedicatedThread(name: "stop-signals") {
+        try HardwareError.io { () throws(ThreadError) in try DedicatedThread(name: "stop-signals") {
             var byte: UInt8 = 0
             while read(pipe, &byte, 1) < 0, errno == EINTR {}
             handler()
-        }.detach()
+        }.detach() }
     }
 }

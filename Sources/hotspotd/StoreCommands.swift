@@ -1,5 +1,6 @@
 import ArgumentParser
 import Credits
+import Clocks
 import HAL
 import Cryptography
 import FoundationEssentials

@@ -1,3 +1,5 @@
+import ChirpStack
+import Clocks
 import Foundation
 import Logging
 import TestSupport

@@ -1,3 +1,5 @@
+import ChirpStack
+import Clocks
 import Coverage
 import HALMock
 import LoRaPHY

@@ -1,6 +1,9 @@
+import Agent
+import ChirpStack
 import Credits
 import Cryptography
 import Foundation
+import Clocks
 import HAL
 import HALMock
 import LoRaPHY
@@ -200,12 +203,9 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         #expect(await eventually(within: 10) { collector.client.isConnected })
         try await Task.sleep(for: .milliseconds(300))
         broker.stop()
-        let transport = try MQTTTransport(settings: MQTTSettings(host: "127.0.0.1", port: port, clientID: hotspot.identity.gatewayID, reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 1), store: hotspot.store, topics: topics, commands: nil, downlinks: nil, logger: quiet, now: wallClock)
+        let transport = try MQTTTransport(settings: MQTTSettings(host: "127.0.0.1", port: port, clientID: hotspot.identity.gatewayID, reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 1), store: hotspot.store, dispatch: IncomingDispatch(topics: topics, commands: nil, downlinks: nil, logger: quiet, now: wallClock), logger: quiet)
         let running = Task { _ = try? await transport.run() }
-        defer {
-            transport.stop()
-            running.cancel()
-        }
+        defer { running.cancel() }
         guard case .sent = try await hotspot.coverage.beacon() else {
             Issue.record("no beacon")
             return

@@ -1,4 +1,6 @@
+import ChirpStack
 import Cryptography
+import Clocks
 import HAL
 import Messages
 import Store

@@ -1,3 +1,5 @@
+import ChirpStack
+import Clocks
 import Cryptography
 import LoRaWAN
 import Messages

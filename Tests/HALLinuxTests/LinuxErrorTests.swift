@@ -1,6 +1,7 @@
 import CCrypto
 import CGPIO
 import CMosquitto
+import Clocks
 import HAL
 import Testing
 @testable import HALLinux

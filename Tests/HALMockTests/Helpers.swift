@@ -1,3 +1,4 @@
+import Clocks
 import HAL
 import LoRaPHY
 @testable import HALMock

@@ -1,3 +1,4 @@
+import Clocks
 import LoRaPHY
 import Testing
 @testable import Radio

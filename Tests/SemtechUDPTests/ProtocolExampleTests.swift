@@ -1,3 +1,4 @@
+import Clocks
 import LoRaPHY
 import Radio
 import Testing

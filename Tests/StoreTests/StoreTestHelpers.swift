@@ -1,3 +1,4 @@
+import Clocks
 import CSQLite
 
 /// Sets PRAGMA user_version directly, as a newer hotspotd would have left it.

@@ -1,3 +1,4 @@
+import Clocks
 import CSQLite
 import Cryptography
 import TestSupport

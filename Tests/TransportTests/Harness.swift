@@ -1,6 +1,9 @@
+import Agent
+import ChirpStack
 import Credits
 import Cryptography
 import Foundation
+import Clocks
 import HAL
 import HALMock
 import LoRaPHY
@@ -76,6 +79,7 @@ struct Agent {
     let meter: Meter
     let transport: MQTTTransport
     let runTask: Task<Void, Never>
+    let encoding: MessageEncoding
 
     /// `authority` signs the commands the agent accepts.
     static func start(port: Int, encoding: MessageEncoding = .protobuf, radio: (any Radio)? = nil, store: Store? = nil, credits: Int64 = 1_000_000, maximumInFlight: Int = 50, tls: (ca: String, cert: String?, key: String?)? = nil, authority: Ed25519PrivateKey = .generate()) async throws -> Agent {
@@ -86,13 +90,17 @@ struct Agent {
         let settings = MQTTSettings(host: "127.0.0.1", port: port, clientID: gatewayID, caFile: tls?.ca, certificateFile: tls?.cert, keyFile: tls?.key, maximumInFlight: maximumInFlight, reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2)
         let commands = CommandProcessor(store: store, authority: CommandAuthority(authority: authority.publicKey, gatewayID: gatewayID, sealingKey: gatewayKey.sealingKey), topics: topics, encoding: encoding, logger: quiet, now: wallClock)
         let downlinks = radio.map { DownlinkHandler(radio: $0, store: store, topics: topics, encoding: encoding, logger: quiet) }
-        let transport = try MQTTTransport(settings: settings, store: store, topics: topics, encoding: encoding, commands: commands, downlinks: downlinks, logger: quiet, now: wallClock)
+        let dispatch = IncomingDispatch(topics: topics, commands: commands, downlinks: downlinks, logger: quiet, now: wallClock)
+        let transport = try MQTTTransport(settings: settings, store: store, dispatch: dispatch, encoding: encoding, logger: quiet)
         let runTask = Task { _ = try? await transport.run() }
-        return Agent(store: store, meter: meter, transport: transport, runTask: runTask)
+        return Agent(store: store, meter: meter, transport: transport, runTask: runTask, encoding: encoding)
     }
 
+    /// Says OFFLINE without waiting for its PUBACK (`MQTTTransport.stop()` waits) and stops.
     func stop() {
-        transport.stop()
+        let offline = ConnStateMessages.encoded(.offline, gatewayID: topics.gatewayID, encoding: encoding)
+        _ = try? transport.connection.publish(topic: topics.connState, payload: offline, qos: 1, retain: true)
+        transport.connection.stop()
         runTask.cancel()
     }
 }

@@ -1,6 +1,9 @@
+import Agent
+import ChirpStack
 import Credits
 import Cryptography
 import Foundation
+import Clocks
 import HAL
 import HALMock
 import LoRaPHY
@@ -80,17 +83,17 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
             require_certificate true
             """)
         let good = try await Agent.start(port: broker.port, tls: (certificates.ca, certificates.clientCertificate, certificates.clientKey))
-        #expect(await eventually(within: 10) { good.transport.client.isConnected }, "accepted with a valid client certificate")
+        #expect(await eventually(within: 10) { good.transport.connection.isConnected }, "accepted with a valid client certificate")
         good.stop()
 
         let anonymous = try await Agent.start(port: broker.port, tls: (certificates.ca, nil, nil))
         try await Task.sleep(for: .seconds(3))
-        #expect(!anonymous.transport.client.isConnected, "refused without one")
+        #expect(!anonymous.transport.connection.isConnected, "refused without one")
         anonymous.stop()
 
         let plain = try await Agent.start(port: broker.port)
         try await Task.sleep(for: .seconds(2))
-        #expect(!plain.transport.client.isConnected, "refused without TLS")
+        #expect(!plain.transport.connection.isConnected, "refused without TLS")
         plain.stop()
     }
 
@@ -109,7 +112,7 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         #expect(await collector.waitUntilConnected())
         let (board, radio, agent) = try await startTransmittingAgent(port: broker.port)
         defer { agent.stop() }
-        #expect(await eventually(within: 10) { agent.transport.client.isConnected })
+        #expect(await eventually(within: 10) { agent.transport.connection.isConnected })
 
         // RX1 on a frequency EU868 forbids (refused: TX_FREQ), then RX2 at 869.525 MHz, then a third never tried.
         var downlink = Gw_DownlinkFrame()
@@ -140,7 +143,7 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         let agent = try await Agent.start(port: broker.port, authority: authority)
         defer { agent.stop() }
         let (store, transport) = (agent.store, agent.transport)
-        #expect(await eventually(within: 10) { transport.client.isConnected })
+        #expect(await eventually(within: 10) { transport.connection.isConnected })
         let publisher = try await connectedPublisher(port: broker.port, name: "authority")
         let command = try CommandSigner.sign(.credit(owner: "bob", amount: 77), gatewayID: gatewayID, key: authority, expiresAt: UInt64(Date().timeIntervalSince1970) + 60)
         try publisher.publish(topic: topics.credit, payload: command)
@@ -159,7 +162,7 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         let (store, transport) = (agent.store, agent.transport)
         let collector = try Collector(port: broker.port, topics: [topics.rejected])
         #expect(await collector.waitUntilConnected())
-        #expect(await eventually(within: 10) { transport.client.isConnected })
+        #expect(await eventually(within: 10) { transport.connection.isConnected })
         let publisher = try await connectedPublisher(port: broker.port, name: "attacker")
 
         let now = UInt64(Date().timeIntervalSince1970)
@@ -204,7 +207,7 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         #expect(await collector.waitUntilConnected())
         let (board, radio, agent) = try await startTransmittingAgent(port: broker.port)
         defer { agent.stop() }
-        #expect(await eventually(within: 10) { agent.transport.client.isConnected })
+        #expect(await eventually(within: 10) { agent.transport.connection.isConnected })
         func downlink(id: UInt32, frequency: UInt32, power: Int32) throws -> [UInt8] {
             var frame = Gw_DownlinkFrame()
             frame.downlinkID = id

@@ -1,6 +1,9 @@
+import Agent
+import ChirpStack
 import Credits
 import Cryptography
 import Foundation
+import Clocks
 import HAL
 import HALMock
 import LoRaPHY
@@ -137,7 +140,7 @@ import Testing
         let agent = try await Agent.start(port: broker.port)
         #expect(await collector.waitForCount(1))
         #expect(try Gw_ConnState(serializedBytes: collector.messages[0].payload).state == .online)
-        agent.transport.client.abandon()
+        agent.transport.connection.abandon()
         agent.runTask.cancel()
         #expect(await collector.waitForCount(2, within: 60))
         let last = try Gw_ConnState(serializedBytes: try #require(collector.messages.last).payload)
@@ -148,10 +151,10 @@ import Testing
     /// In JSON an OFFLINE state would be `{"gatewayId":…}` alone (proto3 leaves out the
     /// enum's 0): it carries the word, and reads back as OFFLINE.
     @Test func theJSONOfflineStateSaysOffline() throws {
-        let offline = MQTTTransport.connState(.offline, gatewayID: gatewayID, encoding: .json)
+        let offline = ConnStateMessages.encoded(.offline, gatewayID: gatewayID, encoding: .json)
         #expect(String(decoding: offline, as: UTF8.self) == #"{"gatewayId":"\#(gatewayID)","state":"OFFLINE"}"#)
         #expect(try Gw_ConnState(jsonUTF8Bytes: offline).state == .offline)
-        let online = MQTTTransport.connState(.online, gatewayID: gatewayID, encoding: .json)
+        let online = ConnStateMessages.encoded(.online, gatewayID: gatewayID, encoding: .json)
         #expect(try Gw_ConnState(jsonUTF8Bytes: online).state == .online)
     }
 

@@ -1,3 +1,7 @@
+import ChirpStack
+import Clocks
+import Agent
+import Transport
 import Foundation
 import TestSupport
 import Testing

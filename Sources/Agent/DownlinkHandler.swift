@@ -1,6 +1,6 @@
-import Credits
+import ChirpStack
+import Clocks
 import FoundationEssentials
-import HAL
 import LoRaPHY
 import Logging
 import Messages
@@ -22,11 +22,15 @@ public struct DownlinkHandler: Sendable {
     /// Told of each join-accept sent, with the `tx_info.context` it came with (its join
     /// request's `rx_info.context`): the join was real, and answered through this hotspot.
     private let joinAccepted: (@Sendable (_ context: [UInt8]) async -> Void)?
+    /// Items refused before they reach the radio are counted here (the radio counts the rest).
+    private let statistics: TrafficStatistics?
 
     public init(
         radio: any Radio, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, logger: Logger = Logger(label: "hotspotd.downlink"),
-        limiter: RefusalLimiter = RefusalLimiter(), joinAccepted: (@Sendable (_ context: [UInt8]) async -> Void)? = nil
+        limiter: RefusalLimiter = RefusalLimiter(), statistics: TrafficStatistics? = nil,
+        joinAccepted: (@Sendable (_ context: [UInt8]) async -> Void)? = nil
     ) {
+        self.statistics = statistics
         self.limiter = limiter
         self.joinAccepted = joinAccepted
         self.radio = radio
@@ -63,15 +67,16 @@ public struct DownlinkHandler: Sendable {
                 result.status = .ignored
             } else {
                 let outcome: TransmitOutcome
-                switch Self.request(for: item) {
+                switch DownlinkMessages.request(for: item) {
                 case .failure(let refusal):
                     result.status = refusal.status
+                    await statistics?.recordRefusal(refusal.status)
                     ack.items.append(result)
                     continue
                 case .success(let request):
                     outcome = await radio.transmit(request)
                 }
-                result.status = Self.status(for: outcome)
+                result.status = DownlinkMessages.status(for: outcome)
                 done = outcome.isSent
                 // MType 001: a join-accept.
                 if done, item.phyPayload.first.map({ $0 >> 5 == 1 }) == true, let joinAccepted {
@@ -108,67 +113,5 @@ public struct DownlinkHandler: Sendable {
             try await store.enqueue([NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-down-\(now)", payload: bytes)], at: now)
         }
         logger.notice("downlink refused: \(rejection.detail)")
-    }
-
-    /// The transmission an item asks for, or the status that refuses it.
-    public struct Refusal: Error, Sendable, Equatable {
-        public var status: Gw_TxAckStatus
-    }
-
-    public static func request(for item: Gw_DownlinkFrameItem) -> Result<TransmitRequest, Refusal> {
-        let info = item.txInfo
-        guard case .lora(let lora)? = info.modulation.parameters,
-              let spreadingFactor = SpreadingFactor(rawValue: Int(lora.spreadingFactor)),
-              let bandwidth = LoRaBandwidth(hz: Int(lora.bandwidth)) else {
-            return .failure(Refusal(status: .internalError))
-        }
-        let codingRate: CodingRate = switch lora.codeRate {
-        case .cr46: .cr4_6
-        case .cr47: .cr4_7
-        case .cr48: .cr4_8
-        default: CodingRate(lora.codeRateLegacy) ?? .cr4_5
-        }
-        let context = Array(info.context)
-        var timing = TransmitTiming.immediately
-        var gateway: EUI64?
-        if context.count >= 12 { gateway = EUI64(bytes: context[4..<12]) }
-        switch info.timing.parameters {
-        case .immediately?, nil:
-            timing = .immediately
-        case .delay(let delay)?:
-            // Class A windows are 1 to 16 s after the uplink; anything else is refused.
-            guard context.count >= 4, (0...16).contains(delay.delay.seconds), (0..<1_000_000_000).contains(delay.delay.nanos) else {
-                return .failure(Refusal(status: .internalError))
-            }
-            let uplink = context.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            let microseconds = Int64(delay.delay.seconds) * 1_000_000 + Int64(delay.delay.nanos) / 1000
-            timing = .atTimestamp(uplink &+ UInt32(truncatingIfNeeded: microseconds))
-        case .gpsEpoch?:
-            // Class B needs GPS time, which these radios do not keep.
-            return .failure(Refusal(status: .gpsUnlocked))
-        }
-        return .success(TransmitRequest(
-            payload: Array(item.phyPayload), frequencyHz: info.frequency,
-            dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth), codingRate: codingRate,
-            powerDBm: Int(info.power), invertedIQ: lora.polarizationInversion,
-            preambleLength: lora.preamble > 0 ? Int(lora.preamble) : 8, crc: !lora.noCrc && !lora.polarizationInversion,
-            timing: timing, gatewayEUI: gateway
-        ))
-    }
-
-    public static func status(for outcome: TransmitOutcome) -> Gw_TxAckStatus {
-        switch outcome {
-        case .sent: .ok
-        case .tooLate: .tooLate
-        case .tooEarly: .tooEarly
-        case .collisionPacket: .collisionPacket
-        case .collisionBeacon: .collisionBeacon
-        case .frequencyNotAllowed: .txFreq
-        case .powerNotAllowed: .txPower
-        case .dutyCycleExhausted: .dutyCycleOverflow
-        case .gpsUnlocked: .gpsUnlocked
-        case .queueFull: .queueFull
-        case .failed: .internalError
-        }
     }
 }

@@ -37,7 +37,7 @@ public final class ThreadExecutor: SerialExecutor {
 
     private let queue = Queue()
 
-    public init(name: String) throws(HardwareError) {
+    public init(name: String) throws(ThreadError) {
         let queue = self.queue
         try DedicatedThread(name: name) { queue.run() }.detach()
         queue.jobs.withLock { $0.executor = UnownedSerialExecutor(ordinary: self) }

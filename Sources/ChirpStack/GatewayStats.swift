@@ -1,9 +1,7 @@
-import Credits
 import FoundationEssentials
+import Frames
 import LoRaPHY
 import Messages
-import Radio
-import Store
 import SwiftProtobuf
 
 /// Counts traffic between two `event/stats` reports: frames received and sent, per frequency,
@@ -37,9 +35,15 @@ public actor TrafficStatistics {
         receivedPerModulation[Modulation(dataRate: frame.dataRate, codingRate: frame.codingRate), default: 0] += 1
     }
 
+    /// A downlink item refused before it reached the radio (a modulation it cannot send, Class B).
+    public func recordRefusal(_ status: Gw_TxAckStatus) {
+        transmitRequests += 1
+        transmitStatuses[Self.name(of: status), default: 0] += 1
+    }
+
     public func recordTransmission(_ request: TransmitRequest, outcome: TransmitOutcome) {
         transmitRequests += 1
-        let status = DownlinkHandler.status(for: outcome)
+        let status = DownlinkMessages.status(for: outcome)
         transmitStatuses[Self.name(of: status), default: 0] += 1
         guard outcome.isSent else { return }
         transmitted += 1
@@ -103,45 +107,6 @@ public actor TrafficStatistics {
             count.modulation.lora = lora
             count.count = entry.value
             return count
-        }
-    }
-}
-
-/// Puts a `gw.GatewayStats` into the outbox every interval, with metadata the agent provides
-/// (version, board, region, outbox depth, uplinks refused for credit …).
-public struct StatsReporter: Sendable {
-    public let statistics: TrafficStatistics
-    public let store: Store
-    public let topics: Topics
-    public let encoding: MessageEncoding
-    private let metadata: @Sendable () async -> [String: String]
-
-    public init(statistics: TrafficStatistics, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, metadata: @escaping @Sendable () async -> [String: String]) {
-        self.statistics = statistics
-        self.store = store
-        self.topics = topics
-        self.encoding = encoding
-        self.metadata = metadata
-    }
-
-    /// One report now. `time` in nanoseconds since the Unix epoch.
-    @discardableResult
-    public func report(at time: Int64) async throws(StoreError) -> Gw_GatewayStats {
-        var fields = await metadata()
-        fields["outbox_depth"] = String(await store.outboxDepth())
-        let stats = await statistics.report(gatewayID: topics.gatewayID, time: time, metadata: fields)
-        if let payload = try? encoding.encode(stats) {
-            try await store.enqueue([NewMessage(kind: .other, topic: topics.stats, messageID: "stats-\(time)", payload: payload)], at: time)
-        }
-        return stats
-    }
-
-    /// Reports every `interval` until cancelled.
-    public func run(every interval: Duration, now: @Sendable () -> Int64) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            guard !Task.isCancelled else { return }
-            _ = try? await report(at: now())
         }
     }
 }

@@ -21,7 +21,7 @@ public final class DedicatedThread: @unchecked Sendable {
     }
 
     /// Starts `body` on a new thread; `name` appears in errors.
-    public init(name: String, _ body: @escaping @Sendable () -> Void) throws(HardwareError) {
+    public init(name: String, _ body: @escaping @Sendable () -> Void) throws(ThreadError) {
         let box = Unmanaged.passRetained(Body(body))
         #if canImport(Darwin)
         var handle: pthread_t? = nil
@@ -35,7 +35,7 @@ public final class DedicatedThread: @unchecked Sendable {
         }, box.toOpaque())
         guard result == 0 else {
             box.release()
-            throw HardwareError(.io, "cannot start thread \(name): \(String(cString: strerror(result)))", errno: result)
+            throw ThreadError("cannot start thread \(name): \(String(cString: strerror(result)))", errno: result)
         }
         #if canImport(Darwin)
         thread = handle!
