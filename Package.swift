@@ -169,6 +169,7 @@ let package = Package(
 
         .target(name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "TestSupport"], exclude: ["Regressions"]),
+        .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "LoRaPHYTests", dependencies: ["LoRaPHY"]),
         .testTarget(name: "HALTests", dependencies: ["Clocks", "TestSupport", "HAL"]),
@@ -195,7 +196,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "AgentTests", dependencies: ["Clocks", "Frames", "ChirpStack", "Transport", "Store", "Messages", "Credits", "Agent", "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "AgentTests", dependencies: ["CSQLite", "Clocks", "Frames", "ChirpStack", "Transport", "Store", "Messages", "Credits", "Agent", "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         .testTarget(
             name: "hotspotdTests",
             dependencies: ["Agent", "Clocks", "Frames", "ChirpStack", "Transport", 

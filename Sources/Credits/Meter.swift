@@ -176,34 +176,78 @@ public actor Meter {
     /// in one visit to the store, and their charges and forwarded messages committed in one
     /// transaction (group commit). If the store fails, none of them is charged or forwarded.
     public func meter(batch frames: [RadioFrame]) async throws(StoreError) -> [MeterOutcome] {
-        // A device appears once in each transaction, so that every frame is decided exactly as
-        // it would be alone, after the ones before it: a batch is cut where a device comes again.
-        let decoded = frames.map { $0.crc == .bad ? nil : try? PHYPayload.decode($0.payload) }
+        let decoded = frames.map(Self.decode)
         var outcomes: [MeterOutcome] = []
         outcomes.reserveCapacity(frames.count)
+        for chunk in Self.transactions(decoded) {
+            outcomes += try await meterOnce(frames[chunk.range], decoded[chunk.range], devAddrs: chunk.devAddrs, devEUIs: chunk.devEUIs)
+        }
+        return outcomes
+    }
+
+    /// As `meter(batch:)`, but a transaction the store refuses is tried again frame by frame,
+    /// so that one frame the store cannot take costs itself and not the frames beside it; each
+    /// frame's outcome, or why it could not be stored (then it is neither debited nor
+    /// forwarded). Transactions committed before a failure keep their outcomes.
+    public func meterEach(batch frames: [RadioFrame]) async -> [Result<MeterOutcome, StoreError>] {
+        let decoded = frames.map(Self.decode)
+        var results: [Result<MeterOutcome, StoreError>] = []
+        results.reserveCapacity(frames.count)
+        for chunk in Self.transactions(decoded) {
+            do {
+                let outcomes = try await meterOnce(
+                    frames[chunk.range], decoded[chunk.range], devAddrs: chunk.devAddrs, devEUIs: chunk.devEUIs)
+                results += outcomes.map { .success($0) }
+            } catch where chunk.range.count > 1 {
+                for index in chunk.range {
+                    let alone = Self.transactions([decoded[index]])[0]
+                    do {
+                        let outcome = try await meterOnce(
+                            frames[index...index], decoded[index...index], devAddrs: alone.devAddrs, devEUIs: alone.devEUIs)
+                        results += outcome.map { .success($0) }
+                    } catch {
+                        results.append(.failure(error))
+                    }
+                }
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
+    private static func decode(_ frame: RadioFrame) -> PHYPayload? {
+        frame.crc == .bad ? nil : try? PHYPayload.decode(frame.payload)
+    }
+
+    /// A batch cut into transactions in which a device appears once, so that every frame is
+    /// decided exactly as it would be alone, after the ones before it.
+    private static func transactions(_ decoded: [PHYPayload?]) -> [(range: Range<Int>, devAddrs: Set<UInt32>, devEUIs: Set<UInt64>)] {
+        var result: [(range: Range<Int>, devAddrs: Set<UInt32>, devEUIs: Set<UInt64>)] = []
         var start = 0
         var devAddrs = Set<UInt32>()
         var devEUIs = Set<UInt64>()
         for (index, phy) in decoded.enumerated() {
             let repeated: Bool
             switch phy?.message {
-            case .data(let data)?: repeated = !devAddrs.insert(data.devAddr.rawValue).inserted
-            case .joinRequest(let request)?: repeated = !devEUIs.insert(request.devEUI.rawValue).inserted
+            case .data(let data)?: repeated = devAddrs.contains(data.devAddr.rawValue)
+            case .joinRequest(let request)?: repeated = devEUIs.contains(request.devEUI.rawValue)
             default: repeated = false
             }
-            guard repeated else { continue }
-            outcomes += try await meterOnce(frames[start..<index], decoded[start..<index], devAddrs: devAddrs, devEUIs: devEUIs)
-            start = index
-            devAddrs = []
-            devEUIs = []
+            if repeated {
+                result.append((start..<index, devAddrs, devEUIs))
+                start = index
+                devAddrs = []
+                devEUIs = []
+            }
             switch phy?.message {
             case .data(let data)?: devAddrs.insert(data.devAddr.rawValue)
             case .joinRequest(let request)?: devEUIs.insert(request.devEUI.rawValue)
             default: break
             }
         }
-        outcomes += try await meterOnce(frames[start...], decoded[start...], devAddrs: devAddrs, devEUIs: devEUIs)
-        return outcomes
+        if start < decoded.count || decoded.isEmpty { result.append((start..<decoded.count, devAddrs, devEUIs)) }
+        return result
     }
 
     /// One transaction's worth, in which no device comes twice; `devAddrs` and `devEUIs` are

@@ -160,17 +160,6 @@ public actor SPIRadio: Radio {
         sink?.finish()
     }
 
-    /// Changes how the radio listens; during a transmission the change applies when it ends.
-    public func configure(_ configuration: RadioConfiguration) throws(RadioError) {
-        self.configuration = configuration
-        guard running, !queue.isBusy else { return }
-        do {
-            try chip.configureReceiver(configuration)
-        } catch {
-            throw RadioError(error.message)
-        }
-    }
-
     public func statistics() -> RadioStatistics { stats }
 
     public nonisolated func currentTimestamp() async -> UInt32 {

@@ -61,7 +61,9 @@ final class FaultRig: @unchecked Sendable {
     /// `dataDirectory`: where the store lives (a small tmpfs, say); by default in the rig's own
     /// temporary directory. `bindHost` is where the agent listens for the forwarder (on the
     /// rig's port); `semtechUDP`, `mqtt` and `radio` go into those sections as they are.
-    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false", region: String = "EU868") async throws {
+    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false", region: String = "EU868",
+        stats: String = "interval = \"1h\""
+    ) async throws {
         prefix = region.lowercased()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-fault-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -105,7 +107,7 @@ final class FaultRig: @unchecked Sendable {
             [coverage]
             \(coverage)
             [stats]
-            interval = "1h"
+            \(stats)
             """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
 
         collectorFile = directory + "/collected.hex"

@@ -26,6 +26,12 @@ public final class FramePipeline: Service, Sendable {
         public var storeFailure: String?
         /// Frames the store could not take since the start.
         public var notStored = 0
+
+        public init(metered: Int = 0, forwarded: Int = 0, refused: Int = 0) {
+            self.metered = metered
+            self.forwarded = forwarded
+            self.refused = refused
+        }
     }
 
     private struct State {
@@ -89,27 +95,29 @@ public final class FramePipeline: Service, Sendable {
         }
     }
 
-    /// Meters a batch in one transaction; if the store fails, each frame alone, so that one bad
-    /// frame costs itself and not the whole batch.
-    func meter(_ batch: [RadioFrame]) async {
-        do {
-            let outcomes = try await meter.meter(batch: batch)
-            // Only a forwarded uplink proves the store writes again: a refusal writes nothing.
-            if outcomes.contains(where: \.isForwarded) { storeAccepted() }
-            let now = clock.wallClock()
-            state.withLock { state in
-                for outcome in outcomes { state.counters.record(outcome, at: now) }
+    /// Meters a batch, one transaction for it where the store takes it (the meter retries a
+    /// refused transaction frame by frame, so that one bad frame costs itself alone).
+    public func meter(_ batch: [RadioFrame]) async {
+        let results = await meter.meterEach(batch: batch)
+        let now = clock.wallClock()
+        var failure: (StoreError, Int)?
+        var stored = false
+        state.withLock { state in
+            for result in results {
+                switch result {
+                case .success(let outcome):
+                    state.counters.record(outcome, at: now)
+                    // Only a forwarded uplink proves the store writes again: a refusal writes nothing.
+                    if outcome.isForwarded { stored = true }
+                case .failure(let error):
+                    failure = (error, (failure?.1 ?? 0) + 1)
+                }
             }
-            for (frame, outcome) in zip(batch, outcomes) where outcome == .beacon {
-                await onBeacon(frame)
-            }
-        } catch where batch.count > 1 {
-            if state.withLock({ $0.counters.storeFailure == nil }) {
-                logger.warning("storing a batch of \(batch.count) frames failed, storing them one by one: \(error)")
-            }
-            for frame in batch { await meter([frame]) }
-        } catch {
-            storeRefused(error, frames: batch.count)
+        }
+        if stored { storeAccepted() }
+        if let (error, count) = failure { storeRefused(error, frames: count) }
+        for (frame, result) in zip(batch, results) where (try? result.get()) == .beacon {
+            await onBeacon(frame)
         }
     }
 
