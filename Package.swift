@@ -184,7 +184,7 @@ let package = Package(
         .testTarget(name: "SemtechUDPTests", dependencies: ["Clocks", "Frames", "TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "TransportTests",
-            dependencies: ["Agent", "Clocks", "Frames", "ChirpStack", 
+            dependencies: ["CMosquitto", "Agent", "Clocks", "Frames", "ChirpStack", 
                 "Transport", "Credits", "Store", "Messages", "Radio", "HAL", "HALMock", "LoRaPHY", "LoRaWAN", "Cryptography", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
