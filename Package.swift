@@ -77,10 +77,10 @@ let package = Package(
         // Pure Swift building blocks.
         .target(name: "Clocks"),
         .target(name: "TOML"),
-        .target(name: "LoRaPHY"),
+        .target(name: "LoRaPHY", dependencies: ["Wire"]),
         .target(name: "Wire"),
-        .target(name: "Cryptography", dependencies: ["CCrypto"]),
-        .target(name: "LoRaWAN", dependencies: ["LoRaPHY", "Cryptography"]),
+        .target(name: "Cryptography", dependencies: ["CCrypto", "Wire"]),
+        .target(name: "LoRaWAN", dependencies: ["LoRaPHY", "Cryptography", "Wire"]),
         // What a radio hears and is asked to send, below every radio.
         .target(name: "Frames", dependencies: ["LoRaPHY"]),
         // Protobuf messages generated from proto/ by scripts/generate-protos (committed).
@@ -97,7 +97,7 @@ let package = Package(
         .target(name: "HALMock", dependencies: ["HAL", "Clocks", "LoRaPHY"]),
 
         // Radios and the packet forwarders' backend.
-        .target(name: "Radio", dependencies: ["HAL", "Clocks", "Frames", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Radio", dependencies: ["Wire", "HAL", "Clocks", "Frames", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "SemtechUDP",
             dependencies: ["HAL", "Clocks", "Frames", "LoRaPHY", "Radio", "Wire", .product(name: "Logging", package: "swift-log")]
@@ -107,7 +107,7 @@ let package = Package(
         .target(name: "Store", dependencies: ["CSQLite", "Clocks", "Cryptography"]),
         .target(
             name: "Credits",
-            dependencies: [
+            dependencies: ["Wire", 
                 "Store", "Clocks", "Frames", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "ChirpStack",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
@@ -119,7 +119,7 @@ let package = Package(
         // Proof of coverage: beacons sent through a radio, witnesses, signed reports.
         .target(
             name: "Coverage",
-            dependencies: [
+            dependencies: ["Wire", 
                 "Credits", "ChirpStack", "Clocks", "Cryptography", "Frames", "LoRaPHY", "Messages", "Radio", "Store",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
@@ -128,7 +128,7 @@ let package = Package(
         // The agent's services and their wiring.
         .target(
             name: "Agent",
-            dependencies: [
+            dependencies: ["Wire", 
                 "TOML", "Clocks", "Cryptography", "Frames", "LoRaPHY", "LoRaWAN", "Radio", "HAL", "HALLinux", "HALMock", "SemtechUDP",
                 "Store", "Credits", "ChirpStack", "Transport", "Coverage", "Messages", .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -177,21 +177,21 @@ let package = Package(
         .testTarget(name: "HALMockTests", dependencies: ["Clocks", "TestSupport", "HALMock", "HAL", "LoRaPHY"]),
         .testTarget(name: "RadioTests", dependencies: ["Clocks", "Frames", "TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "CryptographyTests", dependencies: ["Cryptography", "TestSupport"]),
-        .testTarget(name: "CreditsTests", dependencies: ["Clocks", "Frames", "ChirpStack", "Credits", "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", "TestSupport"]),
+        .testTarget(name: "CryptographyTests", dependencies: ["Wire", "Cryptography", "TestSupport"]),
+        .testTarget(name: "CreditsTests", dependencies: ["Wire", "Clocks", "Frames", "ChirpStack", "Credits", "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", "TestSupport"]),
         .testTarget(name: "StoreTests", dependencies: ["Clocks", "Store", "Cryptography", "CSQLite", "TestSupport"]),
-        .testTarget(name: "LoRaWANTests", dependencies: ["LoRaWAN", "LoRaPHY", "Cryptography"]),
+        .testTarget(name: "LoRaWANTests", dependencies: ["Wire", "LoRaWAN", "LoRaPHY", "Cryptography"]),
         .testTarget(name: "SemtechUDPTests", dependencies: ["Clocks", "Frames", "TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "TransportTests",
-            dependencies: ["CMosquitto", "Agent", "Clocks", "Frames", "ChirpStack", 
+            dependencies: ["Wire", "CMosquitto", "Agent", "Clocks", "Frames", "ChirpStack", 
                 "Transport", "Credits", "Store", "Messages", "Radio", "HAL", "HALMock", "LoRaPHY", "LoRaWAN", "Cryptography", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "CoverageTests",
-            dependencies: ["Agent", "Clocks", "Frames", "ChirpStack", 
+            dependencies: ["Wire", "Agent", "Clocks", "Frames", "ChirpStack", 
                 "Coverage", "Credits", "Cryptography", "LoRaPHY", "Messages", "Radio", "Store", "HAL", "HALMock", "Transport", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,3 +1,4 @@
+import Wire
 import Coverage
 import Cryptography
 import HALMock

@@ -1,3 +1,4 @@
+import Wire
 import Credits
 import Cryptography
 import FoundationEssentials

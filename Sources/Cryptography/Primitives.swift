@@ -62,36 +62,6 @@ public func secureRandomBytes(_ count: Int) -> [UInt8] {
     return bytes
 }
 
-/// Hex helpers for keys and frames.
-public enum Hex {
-    /// Lower-case hex.
-    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var output: [UInt8] = []
-        for byte in bytes {
-            output.append(digits[Int(byte >> 4)])
-            output.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
-
-    /// Bytes from hex (either case; spaces, colons and dashes ignored), or nil.
-    public static func decode(_ text: String) -> [UInt8]? {
-        let digits = text.utf8.filter { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: ":") && $0 != UInt8(ascii: "-") }
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(digits.count / 2)
-        var index = digits.startIndex
-        while index < digits.endIndex {
-            guard let high = Character(Unicode.Scalar(digits[index])).hexDigitValue,
-                  let low = Character(Unicode.Scalar(digits[index + 1])).hexDigitValue else { return nil }
-            bytes.append(UInt8(high << 4 | low))
-            index += 2
-        }
-        return bytes
-    }
-}
-
 /// Whether two byte strings are equal, in a time that depends on their length only
 /// (OpenSSL's CRYPTO_memcmp): a MIC compared byte by byte, stopping at the first difference,
 /// would tell a forger through timing how many leading bytes were right.

@@ -1,3 +1,5 @@
+import Wire
+
 /// A LoRa data rate: spreading factor and bandwidth, named as Semtech's forwarder and
 /// ChirpStack write it ("SF7BW125").
 public struct LoRaDataRate: Hashable, Sendable, CustomStringConvertible {
@@ -64,8 +66,7 @@ public struct EUI64: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// Lower-case hex, as ChirpStack's topics use it.
     public var description: String {
-        let hex = String(rawValue, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        Hex.encode(rawValue, digits: 16)
     }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }

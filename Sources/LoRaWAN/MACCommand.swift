@@ -1,3 +1,5 @@
+import Wire
+
 /// A MAC command from FOpts or an FPort 0 payload, named when LoRaWAN 1.0.x defines it.
 public struct MACCommand: Hashable, Sendable, CustomStringConvertible {
     public var identifier: UInt8
@@ -37,7 +39,7 @@ public struct MACCommand: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let hex = payload.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let hex = Hex.encode(payload)
         return hex.isEmpty ? name : "\(name)(\(hex))"
     }
 }

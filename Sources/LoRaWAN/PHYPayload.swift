@@ -1,3 +1,4 @@
+import Wire
 import LoRaPHY
 
 /// A device address: 32 bits, printed most significant byte first ("26011BDA"); sent on air
@@ -21,8 +22,7 @@ public struct DevAddr: Hashable, Sendable, Comparable, CustomStringConvertible {
     }
 
     public var description: String {
-        let hex = String(rawValue, radix: 16, uppercase: true)
-        return String(repeating: "0", count: 8 - hex.count) + hex
+        Hex.encode(rawValue, digits: 8, uppercase: true)
     }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }

@@ -1,3 +1,4 @@
+import Wire
 import Clocks
 import HAL
 
@@ -194,8 +195,5 @@ public enum BoardProbe {
         return "nothing answered on \(device): \(what). Check that the board is seated and powered, that SPI is enabled (`ls /dev/spidev*`), and that the profile's SPI device, chip select and reset line match the board"
     }
 
-    static func hex(_ byte: UInt8) -> String {
-        let digits = String(byte, radix: 16, uppercase: true)
-        return digits.count == 1 ? "0" + digits : digits
-    }
+    static func hex(_ byte: UInt8) -> String { Hex.encode(byte) }
 }

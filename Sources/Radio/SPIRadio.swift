@@ -1,3 +1,4 @@
+import Wire
 import Clocks
 import HAL
 import LoRaPHY
@@ -404,7 +405,4 @@ public func microsecondCounter() -> UInt32 {
     UInt32(truncatingIfNeeded: monotonicNanoseconds() / 1000)
 }
 
-func hex(_ byte: UInt8) -> String {
-    let digits = String(byte, radix: 16, uppercase: true)
-    return digits.count == 1 ? "0" + digits : digits
-}
+func hex(_ byte: UInt8) -> String { Hex.encode(byte) }

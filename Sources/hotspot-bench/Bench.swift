@@ -11,7 +11,7 @@ struct HotspotBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hotspot-bench",
         abstract: "Measure hotspotd (the default: `run`), or soak it under load for a long time (`soak`).",
-        subcommands: [Benchmark.self, Soak.self],
+        subcommands: [Benchmark.self, Paced.self, Soak.self],
         defaultSubcommand: Benchmark.self
     )
 }

@@ -140,8 +140,7 @@ struct FrameCommand: ParsableCommand {
         }
 
         func hex6(_ value: UInt32) -> String {
-            let text = String(value, radix: 16, uppercase: true)
-            return String(repeating: "0", count: max(0, 6 - text.count)) + text
+            Hex.encode(value, digits: max(6, String(value, radix: 16).count), uppercase: true)
         }
 
         func key(_ text: String?, _ option: String) throws -> [UInt8]? {

@@ -1,3 +1,4 @@
+import Wire
 import Agent
 import ChirpStack
 import Credits

@@ -1,3 +1,4 @@
+import Wire
 import ChirpStack
 import Cryptography
 import Clocks

@@ -1,3 +1,4 @@
+import Wire
 import ChirpStack
 import Clocks
 import Cryptography

@@ -1,3 +1,4 @@
+import Wire
 import Cryptography
 import LoRaPHY
 import Testing
