@@ -70,7 +70,7 @@ public struct DownlinkHandler: Sendable {
                 switch DownlinkMessages.request(for: item) {
                 case .failure(let refusal):
                     result.status = refusal.status
-                    await statistics?.recordRefusal(refusal.status)
+                    statistics?.recordRefusal(refusal.status)
                     ack.items.append(result)
                     continue
                 case .success(let request):

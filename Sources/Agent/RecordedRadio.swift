@@ -22,7 +22,7 @@ final class RecordedRadio: Radio {
 
     func transmit(_ request: TransmitRequest) async -> TransmitOutcome {
         let outcome = await radio.transmit(request)
-        await statistics.recordTransmission(request, outcome: outcome)
+        statistics.recordTransmission(request, outcome: outcome)
         return outcome
     }
 }

@@ -24,7 +24,7 @@ public struct StatsReporter: Sendable {
     public func report(at time: Int64) async throws(StoreError) -> Gw_GatewayStats {
         var fields = await metadata()
         fields["outbox_depth"] = String(await store.outboxDepth())
-        let stats = await statistics.report(gatewayID: topics.gatewayID, time: time, metadata: fields)
+        let stats = statistics.report(gatewayID: topics.gatewayID, time: time, metadata: fields)
         if let payload = try? encoding.encode(stats) {
             try await store.enqueue([NewMessage(kind: .other, topic: topics.stats, messageID: "stats-\(time)", payload: payload)], at: time)
         }

@@ -3,78 +3,91 @@ import Frames
 import LoRaPHY
 import Messages
 import SwiftProtobuf
+import Synchronization
 
 /// Counts traffic between two `event/stats` reports: frames received and sent, per frequency,
 /// per modulation and per transmit status, as ChirpStack's `gw.GatewayStats` carries them.
-public actor TrafficStatistics {
+/// Counting takes a lock for a moment, never a hop to another task: the frame pipeline counts
+/// every batch.
+public final class TrafficStatistics: Sendable {
     struct Modulation: Hashable {
         var dataRate: LoRaDataRate
         var codingRate: CodingRate?
     }
 
-    private var received = 0
-    private var receivedOK = 0
-    private var transmitRequests = 0
-    private var transmitted = 0
-    private var receivedPerFrequency: [UInt32: UInt32] = [:]
-    private var transmittedPerFrequency: [UInt32: UInt32] = [:]
-    private var receivedPerModulation: [Modulation: UInt32] = [:]
-    private var transmittedPerModulation: [Modulation: UInt32] = [:]
-    private var transmitStatuses: [String: UInt32] = [:]
+    private struct Counts {
+        var received = 0
+        var receivedOK = 0
+        var transmitRequests = 0
+        var transmitted = 0
+        var receivedPerFrequency: [UInt32: UInt32] = [:]
+        var transmittedPerFrequency: [UInt32: UInt32] = [:]
+        var receivedPerModulation: [Modulation: UInt32] = [:]
+        var transmittedPerModulation: [Modulation: UInt32] = [:]
+        var transmitStatuses: [String: UInt32] = [:]
+
+        mutating func recordReceived(_ frame: RadioFrame) {
+            received += 1
+            if frame.crc != .bad { receivedOK += 1 }
+            receivedPerFrequency[frame.frequencyHz, default: 0] += 1
+            receivedPerModulation[Modulation(dataRate: frame.dataRate, codingRate: frame.codingRate), default: 0] += 1
+        }
+    }
+
+    private let counts = Mutex(Counts())
 
     public init() {}
 
     public func recordReceived(_ frames: [RadioFrame]) {
-        for frame in frames { recordReceived(frame) }
+        counts.withLock { counts in
+            for frame in frames { counts.recordReceived(frame) }
+        }
     }
 
     public func recordReceived(_ frame: RadioFrame) {
-        received += 1
-        if frame.crc != .bad { receivedOK += 1 }
-        receivedPerFrequency[frame.frequencyHz, default: 0] += 1
-        receivedPerModulation[Modulation(dataRate: frame.dataRate, codingRate: frame.codingRate), default: 0] += 1
+        counts.withLock { $0.recordReceived(frame) }
     }
 
     /// A downlink item refused before it reached the radio (a modulation it cannot send, Class B).
     public func recordRefusal(_ status: Gw_TxAckStatus) {
-        transmitRequests += 1
-        transmitStatuses[Self.name(of: status), default: 0] += 1
+        counts.withLock { counts in
+            counts.transmitRequests += 1
+            counts.transmitStatuses[Self.name(of: status), default: 0] += 1
+        }
     }
 
     public func recordTransmission(_ request: TransmitRequest, outcome: TransmitOutcome) {
-        transmitRequests += 1
-        let status = DownlinkMessages.status(for: outcome)
-        transmitStatuses[Self.name(of: status), default: 0] += 1
-        guard outcome.isSent else { return }
-        transmitted += 1
-        transmittedPerFrequency[request.frequencyHz, default: 0] += 1
-        transmittedPerModulation[Modulation(dataRate: request.dataRate, codingRate: request.codingRate), default: 0] += 1
+        let status = Self.name(of: DownlinkMessages.status(for: outcome))
+        counts.withLock { counts in
+            counts.transmitRequests += 1
+            counts.transmitStatuses[status, default: 0] += 1
+            guard outcome.isSent else { return }
+            counts.transmitted += 1
+            counts.transmittedPerFrequency[request.frequencyHz, default: 0] += 1
+            let modulation = Modulation(dataRate: request.dataRate, codingRate: request.codingRate)
+            counts.transmittedPerModulation[modulation, default: 0] += 1
+        }
     }
 
     /// The report for the period since the last one, and a fresh period.
     public func report(gatewayID: String, time: Int64, metadata: [String: String]) -> Gw_GatewayStats {
+        let period = counts.withLock { counts in
+            defer { counts = Counts() }
+            return counts
+        }
         var stats = Gw_GatewayStats()
         stats.gatewayID = gatewayID
         stats.time = Google_Protobuf_Timestamp(seconds: time / 1_000_000_000, nanos: Int32(time % 1_000_000_000))
-        stats.rxPacketsReceived = UInt32(clamping: received)
-        stats.rxPacketsReceivedOk = UInt32(clamping: receivedOK)
-        stats.txPacketsReceived = UInt32(clamping: transmitRequests)
-        stats.txPacketsEmitted = UInt32(clamping: transmitted)
-        stats.rxPacketsPerFrequency = receivedPerFrequency
-        stats.txPacketsPerFrequency = transmittedPerFrequency
-        stats.rxPacketsPerModulation = Self.counts(receivedPerModulation)
-        stats.txPacketsPerModulation = Self.counts(transmittedPerModulation)
-        stats.txPacketsPerStatus = transmitStatuses
+        stats.rxPacketsReceived = UInt32(clamping: period.received)
+        stats.rxPacketsReceivedOk = UInt32(clamping: period.receivedOK)
+        stats.txPacketsReceived = UInt32(clamping: period.transmitRequests)
+        stats.txPacketsEmitted = UInt32(clamping: period.transmitted)
+        stats.rxPacketsPerFrequency = period.receivedPerFrequency
+        stats.txPacketsPerFrequency = period.transmittedPerFrequency
+        stats.rxPacketsPerModulation = Self.counts(period.receivedPerModulation)
+        stats.txPacketsPerModulation = Self.counts(period.transmittedPerModulation)
+        stats.txPacketsPerStatus = period.transmitStatuses
         stats.metadata = metadata
-        received = 0
-        receivedOK = 0
-        transmitRequests = 0
-        transmitted = 0
-        receivedPerFrequency = [:]
-        transmittedPerFrequency = [:]
-        receivedPerModulation = [:]
-        transmittedPerModulation = [:]
-        transmitStatuses = [:]
         return stats
     }
 

@@ -113,6 +113,7 @@ public final class MQTTTransport: Sendable {
         let acknowledged = await publisher.publishAcknowledged(
             topic: presence.topic, payload: presence.offline, retain: true, within: Self.goodbyePatience)
         connection.stop()
+        await publisher.flushAcknowledgements()
         return acknowledged
     }
 }

@@ -42,7 +42,11 @@ public actor OutboxPublisher {
     }
     public private(set) var counters = Counters()
 
-    public init(store: Store, client: any MQTTConnection, maximumInFlight: Int = 100, qos: Int = 1, logger: Logger = Logger(label: "hotspotd.outbox")) {
+    public init(
+        store: Store, client: any MQTTConnection, maximumInFlight: Int = 100, qos: Int = 1,
+        acknowledgementDelay: Duration = .milliseconds(500), logger: Logger = Logger(label: "hotspotd.outbox")
+    ) {
+        self.acknowledgementDelay = acknowledgementDelay
         self.store = store
         self.client = client
         self.maximumInFlight = max(1, maximumInFlight)
@@ -212,17 +216,40 @@ public actor OutboxPublisher {
     private var pendingAcknowledgements: [Int64] = []
     private var deletingAcknowledged = false
 
-    /// Deletes acknowledged messages in batches: the PUBACKs that arrive while one deletion
-    /// commits go together into the next. The window frees at once; the rows go a moment later
-    /// (a crash in between sends them again, which QoS 1 allows).
+    /// Deletes acknowledged messages in batches: the PUBACKs of `acknowledgementDelay` go
+    /// together into one deletion (or sooner, once `acknowledgementBatch` wait), so that a
+    /// hotspot's trickle of messages does not rewrite the outbox's last page for each. The
+    /// window frees at once; the rows go a moment later (a crash in between sends them again,
+    /// which QoS 1 allows).
     private func acknowledgeLater(_ id: Int64) {
         pendingAcknowledgements.append(id)
+        if pendingAcknowledgements.count >= Self.acknowledgementBatch { acknowledgementWait?.cancel() }
         guard !deletingAcknowledged else { return }
         deletingAcknowledged = true
-        Task { await deleteAcknowledged() }
+        let delay = acknowledgementDelay
+        let wait = Task { _ = try? await Task.sleep(for: delay) }
+        acknowledgementWait = wait
+        Task {
+            await wait.value
+            await deleteAcknowledged()
+        }
     }
 
+    /// Deletes what is acknowledged now, without waiting (a clean stop).
+    public func flushAcknowledgements() async {
+        acknowledgementWait?.cancel()
+        while deletingAcknowledged { try? await Task.sleep(for: .milliseconds(5)) }
+        await deleteAcknowledged()
+    }
+
+    /// How long acknowledgements gather before their rows are deleted, and how many make a
+    /// deletion go at once.
+    public static let acknowledgementBatch = 512
+    private let acknowledgementDelay: Duration
+    private var acknowledgementWait: Task<Void, Never>?
+
     private func deleteAcknowledged() async {
+        defer { deletingAcknowledged = false }
         while !pendingAcknowledgements.isEmpty {
             let batch = pendingAcknowledgements
             pendingAcknowledgements.removeAll(keepingCapacity: true)
@@ -233,7 +260,6 @@ public actor OutboxPublisher {
                 logger.error("cannot delete acknowledged messages from the outbox: \(error.message)")
             }
         }
-        deletingAcknowledged = false
     }
 
     /// Publishes again what a live connection has left unacknowledged for a minute.

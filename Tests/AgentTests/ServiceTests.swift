@@ -105,7 +105,7 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
         #expect(pipeline.counters.taken == 40)
         #expect(pipeline.counters.forwarded == 40)
         #expect(await store.outboxDepth() == 40)
-        let stats = await statistics.report(gatewayID: topics.gatewayID, time: 0, metadata: [:])
+        let stats = statistics.report(gatewayID: topics.gatewayID, time: 0, metadata: [:])
         #expect(stats.rxPacketsReceived == 40)
     }
 

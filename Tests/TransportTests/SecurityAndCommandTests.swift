@@ -245,14 +245,14 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
             ["version": "0.1.0", "board": "mock", "region": "EU868", "refused_no_credit": "3"]
         }
         var frame = try uplinkFrame(fCnt: 1, payload: [1])
-        await statistics.recordReceived(frame)
+        statistics.recordReceived(frame)
         frame.frequencyHz = 868_300_000
-        await statistics.recordReceived(frame)
+        statistics.recordReceived(frame)
         frame.crc = .bad
-        await statistics.recordReceived(frame)
+        statistics.recordReceived(frame)
         let request = TransmitRequest(payload: [1], frequencyHz: 869_525_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
-        await statistics.recordTransmission(request, outcome: .sent(powerDBm: 14))
-        await statistics.recordTransmission(request, outcome: .dutyCycleExhausted)
+        statistics.recordTransmission(request, outcome: .sent(powerDBm: 14))
+        statistics.recordTransmission(request, outcome: .dutyCycleExhausted)
         let stats = try await reporter.report(at: 1_700_000_000_000_000_000)
         #expect(stats.rxPacketsReceived == 3 && stats.rxPacketsReceivedOk == 2)
         #expect(stats.txPacketsReceived == 2 && stats.txPacketsEmitted == 1)

@@ -42,6 +42,12 @@ public final class FramePipeline: Service, Sendable {
 
     /// The most frames metered in one transaction.
     public static let batchLimit = 256
+    /// How long frames gather after the first of a batch arrives before they are committed:
+    /// at a hotspot's rates (a frame every few milliseconds) one transaction then carries
+    /// several frames, and rewrites the pages they share (the owner's account, the outbox's
+    /// last page, the sequence) once. An uplink waits this much longer for the broker; a
+    /// Class A downlink has a second.
+    public static let gatherWindow: Duration = .milliseconds(20)
     /// A store refusing writes is said again, with a count, at most this often.
     public static let storeReportInterval: Duration = .seconds(60)
 
@@ -54,11 +60,14 @@ public final class FramePipeline: Service, Sendable {
     private let logger: Logger
     private let dataDirectory: String
     private let state = Mutex(State())
+    private let gatherWindow: Duration
 
     public init(
         inbox: FrameInbox, radio: any Radio, meter: Meter, statistics: TrafficStatistics, clock: any AgentClock,
-        dataDirectory: String, logger: Logger, onBeacon: @escaping @Sendable (RadioFrame) async -> Void
+        dataDirectory: String, logger: Logger, gatherWindow: Duration = FramePipeline.gatherWindow,
+        onBeacon: @escaping @Sendable (RadioFrame) async -> Void
     ) {
+        self.gatherWindow = gatherWindow
         self.inbox = inbox
         self.radio = radio
         self.meter = meter
@@ -76,8 +85,10 @@ public final class FramePipeline: Service, Sendable {
     /// commit). At a trickle a batch is one frame.
     public func run() async {
         let radio = self.radio
+        let gather = gatherWindow
         await withGracefulShutdownHandler {
             for await _ in inbox.arrivals {
+                if gather > .zero, inbox.count < Self.batchLimit { try? await Task.sleep(for: gather) }
                 await meterWaiting()
             }
             // The radio stopped: what it put in last is stored too.
@@ -90,7 +101,7 @@ public final class FramePipeline: Service, Sendable {
     private func meterWaiting() async {
         while case let batch = inbox.take(atMost: Self.batchLimit), !batch.isEmpty {
             state.withLock { $0.counters.taken += batch.count }
-            await statistics.recordReceived(batch)
+            statistics.recordReceived(batch)
             await meter(batch)
         }
     }
@@ -211,6 +222,9 @@ public final class FrameInbox: FrameSink {
         signal.yield()
         return added
     }
+
+    /// Frames waiting now.
+    var count: Int { frames.withLock { $0.count } }
 
     func take(atMost limit: Int) -> [RadioFrame] {
         frames.withLock { frames in
