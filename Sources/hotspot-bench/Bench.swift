@@ -26,6 +26,9 @@ struct Benchmark: AsyncParsableCommand {
             metering, the outbox and MQTT, until the broker acknowledged every one.
             The concentrator path: the same uplinks as GWMP PUSH_DATA datagrams into the semtech_udp backend.
             The drain: uplinks accepted while the broker is down, then the broker started.
+            The paced points: GWMP datagrams on a hotspot's schedule (250 frames/s, 1 rxpk a datagram; 4,000 frames/s, 8 a \
+            datagram) into hotspotd and into the C bridge floor (bench/c-bridge.c: PUSH_ACK, a SQLite WAL outbox, QoS 1 with \
+            libmosquitto, delete on PUBACK); CPU and bytes written to storage per frame.
             Start-up: exec to READY=1. The agent is the built hotspotd binary, in a process of its own.
             """
     )
@@ -86,9 +89,13 @@ struct Benchmark: AsyncParsableCommand {
         say("start-up: exec to READY=1 …")
         let startup = try await measureStartup(binary: binary, brokerPort: broker.port)
 
+        let paced = try await measureOperatingPoints(
+            OperatingPoint.hotspot, binary: binary, brokerPort: broker.port, inFlight: inFlight, work: work)
+
         let report = Report(
             machine: machine, date: ISO8601DateFormatter().string(from: Date()), inFlight: inFlight,
-            floor: floor, pipeline: pipeline, concentrator: concentrator, drainAccept: accepted, drain: drained, startup: startup
+            floor: floor, pipeline: pipeline, concentrator: concentrator, drainAccept: accepted, drain: drained, startup: startup,
+            paced: paced
         )
         say()
         say(report.table())

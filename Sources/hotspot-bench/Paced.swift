@@ -168,12 +168,21 @@ func measurePaced(
         peakAnonymousMegabytes: anonymous())
 }
 
+/// hotspotd and the C bridge at one operating point.
+struct PacedComparison: Codable {
+    var hotspotd: PacedFigures
+    var bridge: PacedFigures
+
+    var cpuRatio: Double { hotspotd.cpuMicrosecondsPerFrame / bridge.cpuMicrosecondsPerFrame }
+    var writtenRatio: Double { hotspotd.bytesWrittenPerFrame / max(bridge.bytesWrittenPerFrame, 1) }
+}
+
 /// hotspotd and the C bridge at each operating point, side by side.
 func measureOperatingPoints(_ points: [OperatingPoint], binary: String, brokerPort: Int, inFlight: Int, work: URL) async throws
-    -> [(hotspotd: PacedFigures, bridge: PacedFigures)]
+    -> [PacedComparison]
 {
     let bridgeBinary = try CBridgeProcess.build(into: work)
-    var results: [(PacedFigures, PacedFigures)] = []
+    var results: [PacedComparison] = []
     for point in points {
         let workload = Workload(frames: point.frames)
         say("paced: \(point), \(point.frames) frames — C bridge …")
@@ -195,19 +204,20 @@ func measureOperatingPoints(_ points: [OperatingPoint], binary: String, brokerPo
             delivered: { let (charged, outbox) = agent.progress(); return charged >= point.frames && outbox == 0 },
             anonymous: { agent.peakAnonymousMegabytes })
         agent.stop()
-        results.append((agentFigures, bridgeFigures))
+        results.append(PacedComparison(hotspotd: agentFigures, bridge: bridgeFigures))
     }
     return results
 }
 
-func pacedTable(_ results: [(hotspotd: PacedFigures, bridge: PacedFigures)]) -> String {
+func pacedTable(_ results: [PacedComparison]) -> String {
     func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
     func padLeft(_ text: String, _ width: Int) -> String { text.count >= width ? text : String(repeating: " ", count: width - text.count) + text }
     var lines = [
         pad("operating point", 34) + pad("process", 10) + padLeft("CPU µs/frame", 13) + padLeft("core", 7) + padLeft("written/frame", 15)
             + padLeft("peak RSS", 10) + padLeft("anon", 9)
     ]
-    for (agent, bridge) in results {
+    for comparison in results {
+        let agent = comparison.hotspotd, bridge = comparison.bridge
         for figures in [bridge, agent] {
             lines.append(
                 pad("\(figures.point) ", 34) + pad(figures.name, 10) + padLeft(String(format: "%.1f", figures.cpuMicrosecondsPerFrame), 13)

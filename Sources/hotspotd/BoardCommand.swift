@@ -94,7 +94,7 @@ func configuredBoard(_ path: String) throws(TOMLConfigError) -> String {
     do {
         text = try readTextFile(path)
     } catch {
-        throw TOMLConfigError(file: path, line: 0, key: "", message: "no --board given, and the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")): name a board with --board (see `hotspotd board list`)")
+        throw TOMLConfigError(file: path, line: 0, key: "", message: "no --board given, and the configuration \(error.message.replacing("cannot read: ", with: "cannot be read: ")): name a board with --board (see `hotspotd board list`)")
     }
     let root = try TOMLSection.parse(text, file: path)
     guard let board = try root.section("gateway")?.string("board") else {

@@ -19,7 +19,7 @@ func readConfigurationText(_ path: String, exitCode: Int32 = 78) throws -> Strin
     do {
         return try readTextFile(path)
     } catch {
-        printError("the configuration \(error.message.replacingOccurrences(of: "cannot read: ", with: "cannot be read: ")) (\(path))")
+        printError("the configuration \(error.message.replacing("cannot read: ", with: "cannot be read: ")) (\(path))")
         throw ExitCode(exitCode)
     }
 }
@@ -137,7 +137,7 @@ struct ConfigCommand: ParsableCommand {
                 guard let path, !refused(key) else { continue }
                 do {
                     let contents = try readTextFile(path)
-                    if !contents.contains("-----BEGIN ") {
+                    if contents.firstRange(of: "-----BEGIN ") == nil {
                         problems.append(configuration.error(key, "\(path) is not a PEM file").description)
                     } else {
                         found.append((key, path))

@@ -84,7 +84,7 @@ struct StatusCommand: AsyncParsableCommand {
             ]
             // Behind a packet forwarder: its datagrams refused, by reason.
             if let refusals = status.forwarderRefusals {
-                let counts = refusals.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.replacingOccurrences(of: "_", with: " "))" }
+                let counts = refusals.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.replacing("_", with: " "))" }
                 rows.insert(("forwarders refused", counts.isEmpty ? "none" : counts.joined(separator: ", ")), at: 6)
             }
             let width = rows.map(\.0.count).max() ?? 0

@@ -181,7 +181,8 @@ struct ReportCommand: ParsableCommand {
 
         /// The ways the input may hold a message: JSON text, Base64 text of the bytes, the bytes.
         static func readings(of bytes: [UInt8]) -> [(encoding: String, decode: (any SwiftProtobuf.Message.Type) -> (any SwiftProtobuf.Message)?)] {
-            let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let whole = String(decoding: bytes, as: UTF8.self).drop(while: \.isWhitespace)
+            let text = String(whole.dropLast(whole.reversed().prefix(while: \.isWhitespace).count))
             if text.hasPrefix("{") {
                 var options = JSONDecodingOptions()
                 options.ignoreUnknownFields = false
