@@ -1,6 +1,6 @@
+import Foundation
 // swift-tools-version: 6.0
 import PackageDescription
-import Foundation
 
 /// The libgpiod API the GPIO shim compiles against: "1" for libgpiod 1.x (Debian 12,
 /// Raspberry Pi OS bookworm), "2" for libgpiod 2.x (Raspberry Pi OS trixie).
@@ -97,40 +97,55 @@ let package = Package(
         .target(name: "HALMock", dependencies: ["HAL", "Clocks", "LoRaPHY"]),
 
         // Radios and the packet forwarders' backend.
-        .target(name: "Radio", dependencies: ["Wire", "HAL", "Clocks", "Frames", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "Radio",
+            dependencies: [
+                "Wire", "HAL", "Clocks", "Frames", "LoRaPHY", .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "SemtechUDP",
-            dependencies: ["HAL", "Clocks", "Frames", "LoRaPHY", "Radio", "Wire", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "HAL", "Clocks", "Frames", "LoRaPHY", "Radio", "Wire", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
 
         // Metering and the store: rows in, rows out; no radio, no broker.
         .target(name: "Store", dependencies: ["CSQLite", "Clocks", "Cryptography"]),
         .target(
             name: "Credits",
-            dependencies: ["Wire", 
+            dependencies: [
+                "Wire",
                 "Store", "Clocks", "Frames", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "ChirpStack",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
         // The broker: carries the outbox out and hands what arrives to a handler; decides nothing.
-        .target(name: "Transport", dependencies: ["CMosquitto", "Clocks", "Store", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "Transport",
+            dependencies: ["CMosquitto", "Clocks", "Store", .product(name: "Logging", package: "swift-log")]),
 
         // Proof of coverage: beacons sent through a radio, witnesses, signed reports.
         .target(
             name: "Coverage",
-            dependencies: ["Wire", 
+            dependencies: [
+                "Wire",
                 "Credits", "ChirpStack", "Clocks", "Cryptography", "Frames", "LoRaPHY", "Messages", "Radio", "Store",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
         // The agent's services and their wiring.
         .target(
             name: "Agent",
-            dependencies: ["Wire", 
-                "TOML", "Clocks", "Cryptography", "Frames", "LoRaPHY", "LoRaWAN", "Radio", "HAL", "HALLinux", "HALMock", "SemtechUDP",
-                "Store", "Credits", "ChirpStack", "Transport", "Coverage", "Messages", .product(name: "Logging", package: "swift-log"),
+            dependencies: [
+                "Wire",
+                "TOML", "Clocks", "Cryptography", "Frames", "LoRaPHY", "LoRaWAN", "Radio", "HAL", "HALLinux", "HALMock",
+                "SemtechUDP",
+                "Store", "Credits", "ChirpStack", "Transport", "Coverage", "Messages",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -140,8 +155,11 @@ let package = Package(
         .executableTarget(
             name: "hotspotd",
             dependencies: [
-                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography", "Wire", "Credits", "Store", "Messages", "Agent", "Transport", "CSignals", "Clocks", "ChirpStack", "Frames", .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography",
+                "Wire", "Credits", "Store", "Messages", "Agent", "Transport", "CSignals", "Clocks", "ChirpStack",
+                "Frames", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -150,9 +168,11 @@ let package = Package(
         .executableTarget(
             name: "hotspot-bench",
             dependencies: [
-                "Credits", "Clocks", "ChirpStack", "Frames", "HALMock", "LoRaPHY", "LoRaWAN", "Messages", "Radio", "Store", "Wire", "CMosquitto",
+                "Credits", "Clocks", "ChirpStack", "Frames", "HALMock", "LoRaPHY", "LoRaWAN", "Messages", "Radio",
+                "Store", "Wire", "CMosquitto",
                 "CSQLite", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
@@ -160,14 +180,17 @@ let package = Package(
         .target(
             name: "FuzzTargets",
             dependencies: [
-                "Agent", "ChirpStack", "Credits", "Cryptography", "HAL", "LoRaPHY", "LoRaWAN", "Messages", "Radio", "SemtechUDP", "Transport",
+                "Agent", "ChirpStack", "Credits", "Cryptography", "HAL", "LoRaPHY", "LoRaWAN", "Messages", "Radio",
+                "SemtechUDP", "Transport",
                 "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
         .executableTarget(name: "hotspot-fuzz", dependencies: ["FuzzTargets"]),
 
-        .target(name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "TestSupport"], exclude: ["Regressions"]),
         .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
@@ -175,32 +198,62 @@ let package = Package(
         .testTarget(name: "HALTests", dependencies: ["Clocks", "TestSupport", "HAL"]),
         .testTarget(name: "HALLinuxTests", dependencies: ["HALLinux", "CSPI", "CGPIO", "CMosquitto", "CCrypto"]),
         .testTarget(name: "HALMockTests", dependencies: ["Clocks", "TestSupport", "HALMock", "HAL", "LoRaPHY"]),
-        .testTarget(name: "RadioTests", dependencies: ["Clocks", "Frames", "TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "RadioTests",
+            dependencies: [
+                "Clocks", "Frames", "TestSupport", "Radio", "HALMock", "HAL", "LoRaPHY",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "CryptographyTests", dependencies: ["Wire", "Cryptography", "TestSupport"]),
-        .testTarget(name: "CreditsTests", dependencies: ["Wire", "Clocks", "Frames", "ChirpStack", "Credits", "Store", "LoRaWAN", "LoRaPHY", "Cryptography", "Messages", "Radio", "TestSupport"]),
+        .testTarget(
+            name: "CreditsTests",
+            dependencies: [
+                "Wire", "Clocks", "Frames", "ChirpStack", "Credits", "Store", "LoRaWAN", "LoRaPHY", "Cryptography",
+                "Messages", "Radio", "TestSupport",
+            ]),
         .testTarget(name: "StoreTests", dependencies: ["Clocks", "Store", "Cryptography", "CSQLite", "TestSupport"]),
         .testTarget(name: "LoRaWANTests", dependencies: ["Wire", "LoRaWAN", "LoRaPHY", "Cryptography"]),
-        .testTarget(name: "SemtechUDPTests", dependencies: ["Clocks", "Frames", "TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "SemtechUDPTests",
+            dependencies: [
+                "Clocks", "Frames", "TestSupport", "SemtechUDP", "Radio", "LoRaPHY", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "TransportTests",
-            dependencies: ["Wire", "CMosquitto", "Agent", "Clocks", "Frames", "ChirpStack", 
-                "Transport", "Credits", "Store", "Messages", "Radio", "HAL", "HALMock", "LoRaPHY", "LoRaWAN", "Cryptography", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+            dependencies: [
+                "Wire", "CMosquitto", "Agent", "Clocks", "Frames", "ChirpStack",
+                "Transport", "Credits", "Store", "Messages", "Radio", "HAL", "HALMock", "LoRaPHY", "LoRaWAN",
+                "Cryptography", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "CoverageTests",
-            dependencies: ["Wire", "Agent", "Clocks", "Frames", "ChirpStack", 
-                "Coverage", "Credits", "Cryptography", "LoRaPHY", "Messages", "Radio", "Store", "HAL", "HALMock", "Transport", "TestSupport",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "Logging", package: "swift-log"),
+            dependencies: [
+                "Wire", "Agent", "Clocks", "Frames", "ChirpStack",
+                "Coverage", "Credits", "Cryptography", "LoRaPHY", "Messages", "Radio", "Store", "HAL", "HALMock",
+                "Transport", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "AgentTests", dependencies: ["CSQLite", "Clocks", "Frames", "ChirpStack", "Transport", "Store", "Messages", "Credits", "Agent", "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: [
+                "CSQLite", "Clocks", "Frames", "ChirpStack", "Transport", "Store", "Messages", "Credits", "Agent",
+                "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(
             name: "hotspotdTests",
-            dependencies: ["Agent", "Clocks", "Frames", "ChirpStack", "Transport", 
-                "TestSupport", "hotspotd", "Coverage", "Credits", "Cryptography", "LoRaWAN", "Messages", "SemtechUDP", "Store", "Wire",
+            dependencies: [
+                "Agent", "Clocks", "Frames", "ChirpStack", "Transport",
+                "TestSupport", "hotspotd", "Coverage", "Credits", "Cryptography", "LoRaWAN", "Messages", "SemtechUDP",
+                "Store", "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

@@ -1,9 +1,9 @@
-import Transport
 import Cryptography
 import LoRaPHY
 import Radio
 import SemtechUDP
 import TOML
+import Transport
 
 /// hotspotd's configuration (`/etc/hotspotd/hotspotd.toml`, DESIGN §8). Every key has a default
 /// except `credits.authority`. An unknown key, a wrong type or an impossible value is an error
@@ -72,7 +72,8 @@ public struct Configuration: Sendable {
             MQTTSettings(
                 host: host, port: port, clientID: clientID, protocolVersion: protocolVersion,
                 keepaliveSeconds: Int(keepalive.components.seconds), username: username, password: password,
-                caFile: caCertificate, certificateFile: tlsCertificate, keyFile: tlsKey, maximumInFlight: maximumInFlight)
+                caFile: caCertificate, certificateFile: tlsCertificate, keyFile: tlsKey,
+                maximumInFlight: maximumInFlight)
         }
     }
 
@@ -110,7 +111,9 @@ public struct Configuration: Sendable {
 
     /// Parses `text` (read from `file`), then applies `environment` overrides. Throws the
     /// first problem; `check` finds them all.
-    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(TOMLConfigError) -> Configuration {
+    public static func parse(_ text: String, file: String, environment: [String: String] = [:]) throws(TOMLConfigError)
+        -> Configuration
+    {
         let (configuration, problems) = check(text, file: file, environment: environment)
         if let first = problems.first { throw first }
         return configuration!
@@ -119,7 +122,9 @@ public struct Configuration: Sendable {
     /// Reads the whole configuration and returns every problem found, each naming the file,
     /// the line and the key (or the environment variable); the configuration, with defaults in
     /// place of what was wrong, unless the file is not TOML at all.
-    public static func check(_ text: String, file: String, environment: [String: String] = [:]) -> (configuration: Configuration?, problems: [TOMLConfigError]) {
+    public static func check(_ text: String, file: String, environment: [String: String] = [:]) -> (
+        configuration: Configuration?, problems: [TOMLConfigError]
+    ) {
         let root: TOMLSection
         do {
             root = try TOMLSection.parse(text, file: file)
@@ -142,7 +147,9 @@ public struct Configuration: Sendable {
 
     /// `HOTSPOTD_` variables read elsewhere than the configuration: where board profiles are
     /// (`HOTSPOTD_BOARD_DIR`) and the build's choice of libgpiod API.
-    public static let otherEnvironmentVariables = ["HOTSPOTD_BOARD_DIR", "HOTSPOTD_GPIOD_API", "HOTSPOTD_SKIP_GPIOD_V2"]
+    public static let otherEnvironmentVariables = [
+        "HOTSPOTD_BOARD_DIR", "HOTSPOTD_GPIOD_API", "HOTSPOTD_SKIP_GPIOD_V2",
+    ]
 
     /// The names of the environment variables that override keys: `HOTSPOTD_MQTT_SERVER` …
     public static func environmentName(section: String, key: String) -> String {
@@ -232,7 +239,13 @@ private final class Reader {
         ("gateway", ["region", "board", "key_file", "data_dir", "id", "shutdown_timeout"]),
         ("radio", ["frequency", "spreading_factor", "bandwidth", "antenna_gain", "dwell_time", "listen_before_talk"]),
         ("semtech_udp", ["bind", "forwarders", "listen_before_talk"]),
-        ("mqtt", ["server", "topic_prefix", "json", "qos", "username", "password", "ca_cert", "tls_cert", "tls_key", "keepalive", "protocol_version", "outbox_max", "max_inflight"]),
+        (
+            "mqtt",
+            [
+                "server", "topic_prefix", "json", "qos", "username", "password", "ca_cert", "tls_cert", "tls_key",
+                "keepalive", "protocol_version", "outbox_max", "max_inflight",
+            ]
+        ),
         ("credits", ["authority", "forward_unpaired", "charge_joins", "receipt_interval"]),
         ("coverage", ["enabled", "interval", "power"]),
         ("stats", ["interval"]),
@@ -261,7 +274,8 @@ private final class Reader {
     /// Whether `dotted` (`credits.authority`), or its section as a whole, already has a
     /// problem: checks that follow from its value are skipped, so that one mistake is said once.
     func hasProblem(_ dotted: String, in section: Section) -> Bool {
-        let variable = Configuration.environmentName(section: section.name, key: String(dotted.split(separator: ".").last ?? ""))
+        let variable = Configuration.environmentName(
+            section: section.name, key: String(dotted.split(separator: ".").last ?? ""))
         return problems.contains { $0.key == dotted || $0.key == section.name || $0.key == variable }
     }
 
@@ -270,7 +284,8 @@ private final class Reader {
         var sections: [String: Section] = [:]
         for name in known {
             let table = attempt { () throws(TOMLConfigError) in try root.section(name) }
-            sections[name] = Section(name: name, table: table, file: root.file, environment: environment, origins: origins)
+            sections[name] = Section(
+                name: name, table: table, file: root.file, environment: environment, origins: origins)
         }
         problems += root.unknownKeys(known: known)
         checkEnvironment()
@@ -284,7 +299,14 @@ private final class Reader {
             region = named
         } else {
             regionKnown = false
-            problem(gateway.error("region", "unknown region '\(regionName)' (one of: \(Region.Name.allCases.map(\.rawValue).joined(separator: ", ")))"))
+            problem(
+                gateway.error(
+                    "region",
+                    """
+                    unknown region '\(regionName)' (one of: \
+                    \(Region.Name.allCases.map(\.rawValue).joined(separator: ", ")))
+                    """
+                ))
         }
         var id = attempt { () throws(TOMLConfigError) in try gateway.string("id") }
         if let given = id {
@@ -298,17 +320,31 @@ private final class Reader {
         let gatewaySettings = Configuration.Gateway(
             region: region,
             board: attempt { () throws(TOMLConfigError) in try gateway.string("board") } ?? "mock",
-            keyFile: attempt { () throws(TOMLConfigError) in try gateway.string("key_file") } ?? "/var/lib/hotspotd/gateway.key",
-            dataDirectory: attempt { () throws(TOMLConfigError) in try gateway.string("data_dir") } ?? "/var/lib/hotspotd",
+            keyFile: attempt { () throws(TOMLConfigError) in try gateway.string("key_file") }
+                ?? "/var/lib/hotspotd/gateway.key",
+            dataDirectory: attempt { () throws(TOMLConfigError) in try gateway.string("data_dir") }
+                ?? "/var/lib/hotspotd",
             id: id,
-            shutdownTimeout: attempt { () throws(TOMLConfigError) in try gateway.duration("shutdown_timeout", minimum: .zero) } ?? .seconds(5)
+            shutdownTimeout: attempt { () throws(TOMLConfigError) in
+                try gateway.duration("shutdown_timeout", minimum: .zero)
+            } ?? .seconds(5)
         )
         problems += gateway.unknownKeys()
 
         let radio = sections["radio"]!
-        var frequency = attempt { () throws(TOMLConfigError) in try radio.integer("frequency") } ?? Int64(region.uplinkChannels[0])
+        var frequency =
+            attempt { () throws(TOMLConfigError) in try radio.integer("frequency") } ?? Int64(region.uplinkChannels[0])
         if !(frequency > 0 && frequency <= Int64(UInt32.max) && region.band.contains(UInt32(frequency))) {
-            if regionKnown && !hasProblem("radio.frequency", in: radio) { problem(radio.error("frequency", "\(frequency) Hz is outside \(region.name.rawValue)'s band (\(region.band.lowerBound)–\(region.band.upperBound) Hz)")) }
+            if regionKnown && !hasProblem("radio.frequency", in: radio) {
+                problem(
+                    radio.error(
+                        "frequency",
+                        """
+                        \(frequency) Hz is outside \(region.name.rawValue)'s band \
+                        (\(region.band.lowerBound)–\(region.band.upperBound) Hz)
+                        """
+                    ))
+            }
             frequency = Int64(region.uplinkChannels[0])
         }
         let sf = attempt { () throws(TOMLConfigError) in try radio.integer("spreading_factor") } ?? 7
@@ -331,18 +367,31 @@ private final class Reader {
             antennaGain = 0
         }
         let dwellTime = attempt { () throws(TOMLConfigError) in try radio.boolean("dwell_time") } ?? true
-        let listenBeforeTalk = attempt { () throws(TOMLConfigError) in try radio.boolean("listen_before_talk") } ?? false
+        let listenBeforeTalk =
+            attempt { () throws(TOMLConfigError) in try radio.boolean("listen_before_talk") } ?? false
         if regionKnown, listenBeforeTalk, region.name != .as923, region.name != .kr920 {
-            problem(radio.error("listen_before_talk", "listen-before-talk is for AS923 in Japan (KR920 always senses); \(region.name.rawValue) has no such rule"))
+            problem(
+                radio.error(
+                    "listen_before_talk",
+                    """
+                    listen-before-talk is for AS923 in Japan (KR920 always senses); \(region.name.rawValue) has no \
+                    such rule
+                    """
+                ))
         }
         if regionKnown, radio.has("dwell_time"), region.name != .as923 {
-            problem(radio.error("dwell_time", "only AS923 lets a country choose its dwell time; \(region.name.rawValue)'s rules are fixed"))
+            problem(
+                radio.error(
+                    "dwell_time",
+                    "only AS923 lets a country choose its dwell time; \(region.name.rawValue)'s rules are fixed"))
         }
         problems += radio.unknownKeys()
 
         let udp = sections["semtech_udp"]!
         var bind = attempt { () throws(TOMLConfigError) in try udp.string("bind") } ?? "127.0.0.1:1700"
-        if !(bind.lastIndex(of: ":").flatMap { Int(bind[bind.index(after: $0)...]) }.map { (0...65_535).contains($0) } ?? false) {
+        if !(bind.lastIndex(of: ":").flatMap { Int(bind[bind.index(after: $0)...]) }.map { (0...65_535).contains($0) }
+            ?? false)
+        {
             problem(udp.error("bind", "'\(bind)' is not an address and port (such as 127.0.0.1:1700)"))
             bind = "127.0.0.1:1700"
         }
@@ -352,7 +401,14 @@ private final class Reader {
             if let forwarder = SemtechUDPBackend.TrustedForwarder(entry) {
                 forwarders.append(forwarder)
             } else {
-                problem(udp.error("forwarders", "'\(entry)' is not a gateway EUI (16 hex digits), optionally followed by @ and the IP address its datagrams come from"))
+                problem(
+                    udp.error(
+                        "forwarders",
+                        """
+                        '\(entry)' is not a gateway EUI (16 hex digits), optionally followed by @ and the IP \
+                        address its datagrams come from
+                        """
+                    ))
             }
         }
         problems += udp.unknownKeys()
@@ -368,7 +424,15 @@ private final class Reader {
             // Said already (not a string, or the section is not a table).
         } else if address.isEmpty {
             if !credits.has("authority") {
-                problem(TOMLConfigError(file: root.file, line: 0, key: "credits.authority", message: "is required: the network authority's Helium address, whose signed commands pair sensors and add credits"))
+                problem(
+                    TOMLConfigError(
+                        file: root.file, line: 0, key: "credits.authority",
+                        message:
+                            """
+                            is required: the network authority's Helium address, whose signed commands pair \
+                            sensors and add credits
+                            """
+                    ))
             } else {
                 problem(credits.error("authority", "is empty: the network authority's Helium address is required"))
             }
@@ -381,30 +445,48 @@ private final class Reader {
             authority: authority, authorityAddress: address,
             forwardUnpaired: attempt { () throws(TOMLConfigError) in try credits.boolean("forward_unpaired") } ?? false,
             chargeJoins: attempt { () throws(TOMLConfigError) in try credits.boolean("charge_joins") } ?? true,
-            receiptInterval: attempt { () throws(TOMLConfigError) in try credits.duration("receipt_interval", minimum: .seconds(10)) } ?? .seconds(600)
+            receiptInterval: attempt { () throws(TOMLConfigError) in
+                try credits.duration("receipt_interval", minimum: .seconds(10))
+            } ?? .seconds(600)
         )
         problems += credits.unknownKeys()
 
         let coverage = sections["coverage"]!
         var coverageSettings = Configuration.Coverage(
             enabled: attempt { () throws(TOMLConfigError) in try coverage.boolean("enabled") } ?? true,
-            interval: attempt { () throws(TOMLConfigError) in try coverage.duration("interval", minimum: .seconds(60)) } ?? .seconds(6 * 3600),
+            interval: attempt { () throws(TOMLConfigError) in try coverage.duration("interval", minimum: .seconds(60)) }
+                ?? .seconds(6 * 3600),
             powerDBm: Int(clamping: attempt { () throws(TOMLConfigError) in try coverage.integer("power") } ?? 14)
         )
-        if !(Double(coverageSettings.powerDBm) <= region.maximumEIRP(at: region.uplinkChannels[0]) && coverageSettings.powerDBm >= 0) {
-            if regionKnown && !hasProblem("coverage.power", in: coverage) { problem(coverage.error("power", "\(coverageSettings.powerDBm) dBm is outside 0 to \(region.name.rawValue)'s limit of \(region.maximumEIRP) dBm")) }
+        if !(Double(coverageSettings.powerDBm) <= region.maximumEIRP(at: region.uplinkChannels[0])
+            && coverageSettings.powerDBm >= 0)
+        {
+            if regionKnown && !hasProblem("coverage.power", in: coverage) {
+                problem(
+                    coverage.error(
+                        "power",
+                        """
+                        \(coverageSettings.powerDBm) dBm is outside 0 to \(region.name.rawValue)'s limit of \
+                        \(region.maximumEIRP) dBm
+                        """
+                    ))
+            }
             coverageSettings.powerDBm = 14
         }
         problems += coverage.unknownKeys()
 
         let stats = sections["stats"]!
-        let statsInterval = attempt { () throws(TOMLConfigError) in try stats.duration("interval", minimum: .seconds(1)) } ?? .seconds(30)
+        let statsInterval =
+            attempt { () throws(TOMLConfigError) in try stats.duration("interval", minimum: .seconds(1)) }
+            ?? .seconds(30)
         problems += stats.unknownKeys()
 
         let log = sections["log"]!
         var level = attempt { () throws(TOMLConfigError) in try log.string("level") } ?? "info"
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
-            problem(log.error("level", "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)"))
+            problem(
+                log.error(
+                    "level", "'\(level)' is not a log level (trace, debug, info, notice, warning, error, critical)"))
             level = "info"
         }
         problems += log.unknownKeys()
@@ -412,7 +494,8 @@ private final class Reader {
         return Configuration(
             gateway: gatewaySettings,
             radio: Configuration.RadioSettings(
-                frequencyHz: UInt32(frequency), dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth),
+                frequencyHz: UInt32(frequency),
+                dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth),
                 antennaGainDBi: antennaGain, dwellTime: dwellTime, listenBeforeTalk: listenBeforeTalk),
             semtechUDP: Configuration.SemtechUDP(bind: bind, forwarders: forwarders, listenBeforeTalk: udpLBT),
             mqtt: mqtt, credits: creditsSettings, coverage: coverageSettings,
@@ -424,7 +507,9 @@ private final class Reader {
     /// A `HOTSPOTD_…` variable that overrides no key is a mistake the owner would not notice:
     /// the key they meant keeps its value from the file.
     func checkEnvironment() {
-        let overrides = Self.sectionKeys.flatMap { section, keys in keys.map { Configuration.environmentName(section: section, key: $0) } }
+        let overrides = Self.sectionKeys.flatMap { section, keys in
+            keys.map { Configuration.environmentName(section: section, key: $0) }
+        }
         let allowed = Set(overrides + Configuration.otherEnvironmentVariables)
         for variable in environment.keys.sorted() where variable.hasPrefix("HOTSPOTD_") && !allowed.contains(variable) {
             var message = "unknown variable: it overrides no configuration key"
@@ -488,11 +573,20 @@ private final class Reader {
             inFlight = 100
         }
         // Over TLS, without ca_cert: the system's CA bundle (Debian, Raspberry Pi OS).
-        let caCertificate = attempt { () throws(TOMLConfigError) in try mqtt.string("ca_cert") } ?? (tls ? Configuration.systemCABundle : nil)
-        var topicPrefix = attempt { () throws(TOMLConfigError) in try mqtt.string("topic_prefix") } ?? region.name.rawValue.lowercased()
+        let caCertificate =
+            attempt { () throws(TOMLConfigError) in try mqtt.string("ca_cert") }
+            ?? (tls ? Configuration.systemCABundle : nil)
+        var topicPrefix =
+            attempt { () throws(TOMLConfigError) in try mqtt.string("topic_prefix") }
+            ?? region.name.rawValue.lowercased()
         // A wildcard or an empty level would make every publish fail: refuse it here.
-        if topicPrefix.isEmpty || topicPrefix.contains(where: { "+#\u{0}".contains($0) }) || topicPrefix.hasPrefix("/") || topicPrefix.hasSuffix("/") {
-            problem(mqtt.error("topic_prefix", "'\(topicPrefix)' is not a topic prefix: no + or #, not empty, no leading or trailing /"))
+        if topicPrefix.isEmpty || topicPrefix.contains(where: { "+#\u{0}".contains($0) }) || topicPrefix.hasPrefix("/")
+            || topicPrefix.hasSuffix("/")
+        {
+            problem(
+                mqtt.error(
+                    "topic_prefix",
+                    "'\(topicPrefix)' is not a topic prefix: no + or #, not empty, no leading or trailing /"))
             topicPrefix = region.name.rawValue.lowercased()
         }
         let settings = Configuration.MQTT(
@@ -504,11 +598,16 @@ private final class Reader {
             caCertificate: caCertificate,
             tlsCertificate: attempt { () throws(TOMLConfigError) in try mqtt.string("tls_cert") },
             tlsKey: attempt { () throws(TOMLConfigError) in try mqtt.string("tls_key") },
-            keepalive: attempt { () throws(TOMLConfigError) in try mqtt.duration("keepalive", minimum: .seconds(5), maximum: .seconds(65_535)) } ?? .seconds(30),
+            keepalive: attempt { () throws(TOMLConfigError) in
+                try mqtt.duration("keepalive", minimum: .seconds(5), maximum: .seconds(65_535))
+            } ?? .seconds(30),
             protocolVersion: Int(version), outboxMaximum: Int(outboxMaximum), maximumInFlight: Int(inFlight)
         )
-        if (settings.tlsCertificate == nil) != (settings.tlsKey == nil), !hasProblem("mqtt.tls_cert", in: mqtt), !hasProblem("mqtt.tls_key", in: mqtt) {
-            problem(mqtt.error(settings.tlsCertificate == nil ? "tls_cert" : "tls_key", "tls_cert and tls_key go together"))
+        if (settings.tlsCertificate == nil) != (settings.tlsKey == nil), !hasProblem("mqtt.tls_cert", in: mqtt),
+            !hasProblem("mqtt.tls_key", in: mqtt)
+        {
+            problem(
+                mqtt.error(settings.tlsCertificate == nil ? "tls_cert" : "tls_key", "tls_cert and tls_key go together"))
         }
         problems += mqtt.unknownKeys()
         return settings
@@ -551,12 +650,16 @@ private struct Section {
         if let (variable, _) = override(key) {
             return TOMLConfigError(file: "environment", line: 0, key: variable, message: message)
         }
-        return table?.error(key, message) ?? TOMLConfigError(file: file, line: 0, key: "\(name).\(key)", message: message)
+        return table?.error(key, message)
+            ?? TOMLConfigError(file: file, line: 0, key: "\(name).\(key)", message: message)
     }
 
     func string(_ key: String) throws(TOMLConfigError) -> String? {
         note(key)
-        if let (_, value) = override(key) { _ = try? table?.string(key); return value }
+        if let (_, value) = override(key) {
+            _ = try? table?.string(key)
+            return value
+        }
         return try table?.string(key)
     }
 
@@ -570,12 +673,16 @@ private struct Section {
 
     /// A number from the environment (parsed by `parse`) or from the file (read by `read`).
     private func number<T>(
-        _ key: String, _ expected: String, _ parse: (String) -> T?, _ read: (TOMLSection, String) throws(TOMLConfigError) -> T?
+        _ key: String, _ expected: String, _ parse: (String) -> T?,
+        _ read: (TOMLSection, String) throws(TOMLConfigError) -> T?
     ) throws(TOMLConfigError) -> T? {
         note(key)
         if let (variable, value) = override(key) {
             if let table { _ = try? read(table, key) }
-            guard let number = parse(value) else { throw TOMLConfigError(file: "environment", line: 0, key: variable, message: "expected \(expected), found '\(value)'") }
+            guard let number = parse(value) else {
+                throw TOMLConfigError(
+                    file: "environment", line: 0, key: variable, message: "expected \(expected), found '\(value)'")
+            }
             return number
         }
         guard let table else { return nil }
@@ -589,7 +696,9 @@ private struct Section {
             switch value.lowercased() {
             case "true", "1", "yes": return true
             case "false", "0", "no": return false
-            default: throw TOMLConfigError(file: "environment", line: 0, key: variable, message: "expected true or false, found '\(value)'")
+            default:
+                throw TOMLConfigError(
+                    file: "environment", line: 0, key: variable, message: "expected true or false, found '\(value)'")
             }
         }
         return try table?.boolean(key)
@@ -609,7 +718,13 @@ private struct Section {
     func duration(_ key: String, minimum: Duration, maximum: Duration? = nil) throws(TOMLConfigError) -> Duration? {
         if override(key) == nil, let table, table.contains(key), let number = try? table.integer(key) {
             note(key)
-            throw error(key, "expected a duration as a string with its unit, such as \"\(number)s\" (units: ms, s, m, h, d), found an integer")
+            throw error(
+                key,
+                """
+                expected a duration as a string with its unit, such as \"\(number)s\" (units: ms, s, m, h, d), \
+                found an integer
+                """
+            )
         }
         guard let text = try string(key) else { return nil }
         guard let duration = DurationText.parse(text) ?? (text == "0s" || text == "0" ? Duration.zero : nil) else {

@@ -1,7 +1,7 @@
 import ChirpStack
 import Coverage
-import Cryptography
 import Credits
+import Cryptography
 import HAL
 import HALMock
 import Logging
@@ -44,7 +44,8 @@ public final class Daemon: Service, Sendable {
     /// `air` is the mock board's simulated air, when something else (the demo's sensors)
     /// transmits into it; a mock board gets an air of its own otherwise.
     public init(
-        configuration: Configuration, environment: [String: String], catalog: BoardCatalog, logger: Logger, air: Air? = nil,
+        configuration: Configuration, environment: [String: String], catalog: BoardCatalog, logger: Logger,
+        air: Air? = nil,
         clock: any AgentClock = SystemClock()
     ) async throws(StartError) {
         self.configuration = configuration
@@ -60,7 +61,8 @@ public final class Daemon: Service, Sendable {
         let encoding: MessageEncoding = configuration.mqtt.json ? .json : .protobuf
         let store = try Startup.store(configuration)
         self.store = store
-        (radio, board) = try Startup.radio(configuration, catalog: catalog, air: air, watchdog: notifier.watchdogInterval)
+        (radio, board) = try Startup.radio(
+            configuration, catalog: catalog, air: air, watchdog: notifier.watchdogInterval)
         let radio = self.radio
         // Frames go to the inbox from the first one on, before the pipeline starts metering them.
         let inbox = FrameInbox()
@@ -81,7 +83,8 @@ public final class Daemon: Service, Sendable {
             logger: Logger(label: "hotspotd.meter"), now: now)
         let coverage = CoverageService(
             radio: transmitting, store: store, identity: identity, region: configuration.gateway.region, topics: topics,
-            encoding: encoding, powerDBm: configuration.coverage.powerDBm, logger: Logger(label: "hotspotd.coverage"), now: now)
+            encoding: encoding, powerDBm: configuration.coverage.powerDBm, logger: Logger(label: "hotspotd.coverage"),
+            now: now)
         let pipeline = FramePipeline(
             inbox: inbox, radio: radio, meter: meter, statistics: statistics, clock: clock,
             dataDirectory: configuration.gateway.dataDirectory, logger: logger
@@ -96,8 +99,10 @@ public final class Daemon: Service, Sendable {
                 topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.commands"), now: now,
                 clockSynchronized: { ClockSynchronization.timesyncd() }),
             downlinks: DownlinkHandler(
-                radio: transmitting, store: store, topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.downlink"),
-                statistics: statistics, joinAccepted: { context in _ = try? await meter.chargeAnsweredJoin(context: context) }),
+                radio: transmitting, store: store, topics: topics, encoding: encoding,
+                logger: Logger(label: "hotspotd.downlink"),
+                statistics: statistics,
+                joinAccepted: { context in _ = try? await meter.chargeAnsweredJoin(context: context) }),
             logger: Logger(label: "hotspotd.mqtt"), now: now
         ) { data, timestamp in await coverage.receiveEntropy(data, timestamp: timestamp) }
         do throws(MQTTError) {
@@ -117,23 +122,27 @@ public final class Daemon: Service, Sendable {
                 dataDirectory: configuration.gateway.dataDirectory, startedAt: clock.wallClock() / 1_000_000_000),
             radio: radio, coverage: coverage, clock: clock, logger: logger)
         let health = HealthReporter(
-            interval: interval, healthCheckInterval: Startup.healthCheckInterval(watchdog: notifier.watchdogInterval), clock: clock,
+            interval: interval, healthCheckInterval: Startup.healthCheckInterval(watchdog: notifier.watchdogInterval),
+            clock: clock,
             logger: logger,
             sample: {
                 let radioStatistics = await radio.statistics()
                 return HealthSample(
                     radioLastProgress: .nanoseconds(radioStatistics.lastProgressNanoseconds),
                     framesDropped: radioStatistics.framesDropped, acknowledged: await transport.acknowledged,
-                    outboxDepth: await store.outboxDepth(), brokerConnected: transport.isConnected, pipeline: pipeline.counters)
+                    outboxDepth: await store.outboxDepth(), brokerConnected: transport.isConnected,
+                    pipeline: pipeline.counters)
             },
             notify: { _ = notifier.notify($0) },
             writeStatus: { sample, running, answering in
-                await status.write(sample, running: running, radioAnswering: answering, interval: running ? interval : .seconds(10))
+                await status.write(
+                    sample, running: running, radioAnswering: answering, interval: running ? interval : .seconds(10))
             })
         let receipts = ReceiptIssuer(store: store, key: key, topics: topics, encoding: encoding)
         let stats = StatsReporter(statistics: statistics, store: store, topics: topics, encoding: encoding) {
             [
-                "version": hotspotdVersion, "board": configuration.gateway.board, "region": configuration.gateway.region.name.rawValue,
+                "version": hotspotdVersion, "board": configuration.gateway.board,
+                "region": configuration.gateway.region.name.rawValue,
                 "refused_no_credit": String(await meter.counts.refused[UplinkRefusal.noCredit] ?? 0),
                 // Datagrams and rxpk a packet forwarder sent that could not be read, since the start.
                 "rx_malformed": String(await radio.statistics().malformed),
@@ -144,19 +153,32 @@ public final class Daemon: Service, Sendable {
             .init(service: health),
             .init(
                 service: BrokerLink(
-                    transport: transport, store: store, shutdownTimeout: configuration.gateway.shutdownTimeout, logger: logger),
+                    transport: transport, store: store, shutdownTimeout: configuration.gateway.shutdownTimeout,
+                    logger: logger),
                 successTerminationBehavior: .ignore),
         ]
         if configuration.coverage.enabled {
             let interval = configuration.coverage.interval
-            services.append(.init(service: CancelledAtShutdown { await coverage.run(interval: interval) }, successTerminationBehavior: .ignore))
+            services.append(
+                .init(
+                    service: CancelledAtShutdown { await coverage.run(interval: interval) },
+                    successTerminationBehavior: .ignore))
         }
         services += [
-            .init(service: Periodic("receipts", every: credits.receiptInterval) { _ = try? await receipts.issue(at: now()) }),
-            .init(service: Periodic("nonce pruning", every: .seconds(3600), immediately: true) { _ = try? await store.pruneNonces() }),
+            .init(
+                service: Periodic("receipts", every: credits.receiptInterval) {
+                    _ = try? await receipts.issue(at: now())
+                }),
+            .init(
+                service: Periodic("nonce pruning", every: .seconds(3600), immediately: true) {
+                    _ = try? await store.pruneNonces()
+                }),
             // Refusal counts waiting for their report, said even when frames stop coming.
             .init(service: Periodic("refusal reports", every: .seconds(60)) { await meter.reportOverdueRefusals() }),
-            .init(service: Periodic("stats", every: configuration.statsInterval) { _ = try? await stats.report(at: now()) }),
+            .init(
+                service: Periodic("stats", every: configuration.statsInterval) {
+                    _ = try? await stats.report(at: now())
+                }),
             .init(service: pipeline),
         ]
         var groupLogger = Logger(label: "hotspotd.services")
@@ -172,7 +194,8 @@ public final class Daemon: Service, Sendable {
         logger.notice(
             "hotspotd running",
             metadata: [
-                "GATEWAY_ID": "\(identity.gatewayID)", "ADDRESS": "\(identity.address)", "BOARD": "\(configuration.gateway.board)",
+                "GATEWAY_ID": "\(identity.gatewayID)", "ADDRESS": "\(identity.address)",
+                "BOARD": "\(configuration.gateway.board)",
                 "REGION": "\(configuration.gateway.region.name.rawValue)",
             ])
         try await withGracefulShutdownHandler {

@@ -26,7 +26,8 @@ public struct DownlinkHandler: Sendable {
     private let statistics: TrafficStatistics?
 
     public init(
-        radio: any Radio, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, logger: Logger = Logger(label: "hotspotd.downlink"),
+        radio: any Radio, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf,
+        logger: Logger = Logger(label: "hotspotd.downlink"),
         limiter: RefusalLimiter = RefusalLimiter(), statistics: TrafficStatistics? = nil,
         joinAccepted: (@Sendable (_ context: [UInt8]) async -> Void)? = nil
     ) {
@@ -82,14 +83,19 @@ public struct DownlinkHandler: Sendable {
                 if done, item.phyPayload.first.map({ $0 >> 5 == 1 }) == true, let joinAccepted {
                     await joinAccepted(Array(item.txInfo.context))
                 }
-                logger.info("downlink \(done ? "sent" : "not sent")", metadata: [
-                    "DOWNLINK_ID": "\(frame.downlinkID)", "FREQUENCY": "\(item.txInfo.frequency)", "STATUS": "\(result.status)",
-                ])
+                logger.info(
+                    "downlink \(done ? "sent" : "not sent")",
+                    metadata: [
+                        "DOWNLINK_ID": "\(frame.downlinkID)", "FREQUENCY": "\(item.txInfo.frequency)",
+                        "STATUS": "\(result.status)",
+                    ])
             }
             ack.items.append(result)
         }
         if let bytes = try? encoding.encode(ack) {
-            try await store.enqueue([NewMessage(kind: .ack, topic: topics.ack, messageID: "ack-\(frame.downlinkID)", payload: bytes)], at: now)
+            try await store.enqueue(
+                [NewMessage(kind: .ack, topic: topics.ack, messageID: "ack-\(frame.downlinkID)", payload: bytes)],
+                at: now)
         }
         return ack
     }
@@ -106,11 +112,17 @@ public struct DownlinkHandler: Sendable {
         var rejection = Hotspotd_Rejection()
         rejection.reason = reason
         rejection.detail = detail
-        if unreported > 0 { rejection.detail += " (and \(unreported) more refusals not reported, to keep a flood out of the outbox)" }
+        if unreported > 0 {
+            rejection.detail += " (and \(unreported) more refusals not reported, to keep a flood out of the outbox)"
+        }
         rejection.topic = topics.down
         rejection.time = UInt64(max(now, 0))
         if let bytes = try? encoding.encode(rejection) {
-            try await store.enqueue([NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-down-\(now)", payload: bytes)], at: now)
+            try await store.enqueue(
+                [
+                    NewMessage(
+                        kind: .rejected, topic: topics.rejected, messageID: "rejected-down-\(now)", payload: bytes)
+                ], at: now)
         }
         logger.notice("downlink refused: \(rejection.detail)")
     }

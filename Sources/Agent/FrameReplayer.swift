@@ -4,7 +4,7 @@ import Radio
 import ServiceLifecycle
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Replays recorded PHYPayloads into the mock board's air, each as soon as the radio's driver
@@ -22,7 +22,9 @@ public struct FrameReplayer: Service, Sendable {
     /// How many frames the agent has taken from the radio so far.
     public let absorbed: @Sendable () -> Int
 
-    public init(air: Air, path: String, channel: RadioConfiguration, ahead: Int = 256, absorbed: @escaping @Sendable () -> Int) {
+    public init(
+        air: Air, path: String, channel: RadioConfiguration, ahead: Int = 256, absorbed: @escaping @Sendable () -> Int
+    ) {
         self.air = air
         self.path = path
         self.channel = channel
@@ -42,7 +44,8 @@ public struct FrameReplayer: Service, Sendable {
     public func replay() async -> Int {
         guard let file = fopen(path, "rb") else { return 0 }
         defer { fclose(file) }
-        let modulation = LoRaModulation(spreadingFactor: channel.dataRate.spreadingFactor, bandwidth: channel.dataRate.bandwidth)
+        let modulation = LoRaModulation(
+            spreadingFactor: channel.dataRate.spreadingFactor, bandwidth: channel.dataRate.bandwidth)
         var header = [UInt8](repeating: 0, count: 2)
         var sent = 0
         var base = absorbed()
@@ -61,10 +64,12 @@ public struct FrameReplayer: Service, Sendable {
             let length = Int(header[0]) << 8 | Int(header[1])
             var payload = [UInt8](repeating: 0, count: length)
             guard length == 0 || fread(&payload, 1, length, file) == length else { break }
-            await air.sendAndAwaitReadout(AirFrame(
-                payload: payload, frequencyHz: channel.frequencyHz, modulation: modulation, syncWord: channel.syncWord,
-                rssiDBm: -80, snrDB: 7.5, source: "replay"
-            ))
+            await air.sendAndAwaitReadout(
+                AirFrame(
+                    payload: payload, frequencyHz: channel.frequencyHz, modulation: modulation,
+                    syncWord: channel.syncWord,
+                    rssiDBm: -80, snrDB: 7.5, source: "replay"
+                ))
             sent += 1
         }
         return sent

@@ -18,7 +18,8 @@ public struct IncomingDispatch: Sendable {
 
     public init(
         topics: Topics, commands: CommandProcessor?, downlinks: DownlinkHandler?, logger: Logger,
-        now: @escaping @Sendable () -> Int64, onEntropy: @escaping @Sendable ([UInt8], UInt64) async -> Void = { _, _ in }
+        now: @escaping @Sendable () -> Int64,
+        onEntropy: @escaping @Sendable ([UInt8], UInt64) async -> Void = { _, _ in }
     ) {
         self.topics = topics
         self.commands = commands
@@ -44,7 +45,9 @@ public struct IncomingDispatch: Sendable {
             } else if let commands {
                 switch message {
                 case .payload(let payload):
-                    if case .success(.entropy(let data, let timestamp)) = try await commands.process(payload, topic: topic) {
+                    if case .success(.entropy(let data, let timestamp)) = try await commands.process(
+                        payload, topic: topic)
+                    {
                         await onEntropy(data, timestamp)
                     }
                 case .oversized(let size):
@@ -69,12 +72,14 @@ extension MQTTTransport {
     /// The transport as the agent runs it: client id = gateway id, ChirpStack's presence,
     /// `command/down` in the slow lane, every message to `dispatch`.
     public convenience init(
-        settings: MQTTSettings, store: Store, dispatch: IncomingDispatch, encoding: MessageEncoding = .protobuf, qos: Int = 1,
+        settings: MQTTSettings, store: Store, dispatch: IncomingDispatch, encoding: MessageEncoding = .protobuf,
+        qos: Int = 1,
         logger: Logger = Logger(label: "hotspotd.mqtt")
     ) throws(MQTTError) {
         try self.init(
             settings: settings, subscriptions: dispatch.subscriptions, store: store,
-            presence: Self.presence(topics: dispatch.topics, encoding: encoding), slowTopic: dispatch.topics.down, qos: qos,
+            presence: Self.presence(topics: dispatch.topics, encoding: encoding), slowTopic: dispatch.topics.down,
+            qos: qos,
             logger: logger
         ) { topic, message in await dispatch.handle(topic: topic, message: message) }
     }

@@ -2,7 +2,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Metadata every log line carries once it is known (the gateway's id): the daemon sets it,
@@ -89,9 +89,10 @@ public final class JournalSocket: Sendable {
     /// A metadata key as a journal field: `dev_addr` → `DEV_ADDR`; other characters become
     /// `_`; a leading `_` (reserved for trusted fields) or digit is dropped; at most 64 bytes.
     static func fieldName(_ key: String) -> String {
-        var name = String(key.uppercased().map { character -> Character in
-            (character.isASCII && (character.isLetter || character.isNumber)) ? character : "_"
-        })
+        var name = String(
+            key.uppercased().map { character -> Character in
+                (character.isASCII && (character.isLetter || character.isNumber)) ? character : "_"
+            })
         while let first = name.first, first == "_" || first.isNumber { name.removeFirst() }
         return String(name.prefix(64))
     }
@@ -107,7 +108,10 @@ public struct JournalLogHandler: LogHandler {
     private let socket: JournalSocket
     private let identifier: String
 
-    public init(label: String, socket: JournalSocket, identifier: String = "hotspotd", metadataProvider: Logger.MetadataProvider? = nil) {
+    public init(
+        label: String, socket: JournalSocket, identifier: String = "hotspotd",
+        metadataProvider: Logger.MetadataProvider? = nil
+    ) {
         self.label = label
         self.socket = socket
         self.identifier = identifier
@@ -144,7 +148,9 @@ public struct JournalLogHandler: LogHandler {
             ("CODE_LINE", String(event.line)),
             ("CODE_FUNC", event.function),
         ]
-        let reserved: Set<String> = ["PRIORITY", "SYSLOG_IDENTIFIER", "MESSAGE", "LOGGER", "CODE_FILE", "CODE_LINE", "CODE_FUNC"]
+        let reserved: Set<String> = [
+            "PRIORITY", "SYSLOG_IDENTIFIER", "MESSAGE", "LOGGER", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
+        ]
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
             let name = JournalSocket.fieldName(key)
             guard !reserved.contains(name) else { continue }

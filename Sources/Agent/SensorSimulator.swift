@@ -1,4 +1,3 @@
-import Wire
 import Coverage
 import Cryptography
 import HALMock
@@ -6,6 +5,7 @@ import LoRaPHY
 import LoRaWAN
 import Radio
 import ServiceLifecycle
+import Wire
 
 /// A sensor of the demo: sends encrypted, MIC'd LoRaWAN data uplinks into the mock board's air.
 public struct SimulatedSensor: Sendable {
@@ -16,7 +16,9 @@ public struct SimulatedSensor: Sendable {
     public var payloadSize: Int
     public var interval: Duration
 
-    public init(name: String, devAddr: DevAddr, nwkSKey: [UInt8], appSKey: [UInt8], payloadSize: Int = 12, interval: Duration) {
+    public init(
+        name: String, devAddr: DevAddr, nwkSKey: [UInt8], appSKey: [UInt8], payloadSize: Int = 12, interval: Duration
+    ) {
         self.name = name
         self.devAddr = devAddr
         self.nwkSKey = nwkSKey
@@ -28,15 +30,22 @@ public struct SimulatedSensor: Sendable {
     /// Frame number `fCnt`: an FPort 2 reading whose bytes count up, so each frame differs.
     public func frame(fCnt: UInt32) throws(LoRaWANError) -> [UInt8] {
         let reading = (0..<payloadSize).map { UInt8(truncatingIfNeeded: Int(fCnt) &+ $0) }
-        return try LoRaWANCrypto.encodeDataFrame(devAddr: devAddr, fCnt: fCnt, fPort: 2, payload: reading, nwkSKey: nwkSKey, appSKey: appSKey)
+        return try LoRaWANCrypto.encodeDataFrame(
+            devAddr: devAddr, fCnt: fCnt, fPort: 2, payload: reading, nwkSKey: nwkSKey, appSKey: appSKey)
     }
 
     /// The demo's sensors, whose keys `scripts/demo` pairs: alice's (paired, with credit),
     /// bob's (paired, with little credit, so it runs out) and one nobody paired.
     public static let demo: [SimulatedSensor] = [
-        SimulatedSensor(name: "alice-thermometer", devAddr: DevAddr(0x2601_1BDA), nwkSKey: hex("2B7E151628AED2A6ABF7158809CF4F3C"), appSKey: hex("000102030405060708090A0B0C0D0E0F"), interval: .seconds(5)),
-        SimulatedSensor(name: "bob-door", devAddr: DevAddr(0x2601_1BDB), nwkSKey: hex("3C4FCF098815F7ABA6D2AE2816157E2B"), appSKey: hex("0F0E0D0C0B0A09080706050403020100"), payloadSize: 30, interval: .seconds(7)),
-        SimulatedSensor(name: "stranger", devAddr: DevAddr(0x2601_1BDC), nwkSKey: hex("11111111111111111111111111111111"), appSKey: hex("22222222222222222222222222222222"), interval: .seconds(11)),
+        SimulatedSensor(
+            name: "alice-thermometer", devAddr: DevAddr(0x2601_1BDA), nwkSKey: hex("2B7E151628AED2A6ABF7158809CF4F3C"),
+            appSKey: hex("000102030405060708090A0B0C0D0E0F"), interval: .seconds(5)),
+        SimulatedSensor(
+            name: "bob-door", devAddr: DevAddr(0x2601_1BDB), nwkSKey: hex("3C4FCF098815F7ABA6D2AE2816157E2B"),
+            appSKey: hex("0F0E0D0C0B0A09080706050403020100"), payloadSize: 30, interval: .seconds(7)),
+        SimulatedSensor(
+            name: "stranger", devAddr: DevAddr(0x2601_1BDC), nwkSKey: hex("11111111111111111111111111111111"),
+            appSKey: hex("22222222222222222222222222222222"), interval: .seconds(11)),
     ]
 
     private static func hex(_ text: String) -> [UInt8] { Hex.decode(text) ?? [] }
@@ -51,7 +60,10 @@ public struct SensorSimulator: Service, Sendable {
     public let region: Region
     public let beaconInterval: Duration?
 
-    public init(air: Air, sensors: [SimulatedSensor], channel: RadioConfiguration, region: Region, beaconInterval: Duration? = .seconds(20)) {
+    public init(
+        air: Air, sensors: [SimulatedSensor], channel: RadioConfiguration, region: Region,
+        beaconInterval: Duration? = .seconds(20)
+    ) {
         self.air = air
         self.sensors = sensors
         self.channel = channel
@@ -77,7 +89,8 @@ public struct SensorSimulator: Service, Sendable {
     private func airFrame(_ payload: [UInt8], source: String, rssi: Double) -> AirFrame {
         AirFrame(
             payload: payload, frequencyHz: channel.frequencyHz,
-            modulation: LoRaModulation(spreadingFactor: channel.dataRate.spreadingFactor, bandwidth: channel.dataRate.bandwidth),
+            modulation: LoRaModulation(
+                spreadingFactor: channel.dataRate.spreadingFactor, bandwidth: channel.dataRate.bandwidth),
             syncWord: channel.syncWord, rssiDBm: rssi, snrDB: 7.5, source: source
         )
     }
@@ -98,7 +111,8 @@ public struct SensorSimulator: Service, Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled,
-                  let beacon = Beacon.make(remoteEntropy: [], localEntropy: secureRandomBytes(4), region: region) else { continue }
+                let beacon = Beacon.make(remoteEntropy: [], localEntropy: secureRandomBytes(4), region: region)
+            else { continue }
             air.send(airFrame(beacon.frame, source: "neighbour hotspot", rssi: -105))
         }
     }

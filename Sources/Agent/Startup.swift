@@ -25,7 +25,9 @@ enum Startup {
     static func key(_ configuration: Configuration, logger: Logger) throws(StartError) -> Ed25519PrivateKey {
         do {
             let (key, created) = try KeyFile.loadOrCreate(configuration.gateway.keyFile)
-            if created { logger.notice("created the gateway key", metadata: ["key_file": "\(configuration.gateway.keyFile)"]) }
+            if created {
+                logger.notice("created the gateway key", metadata: ["key_file": "\(configuration.gateway.keyFile)"])
+            }
             return key
         } catch {
             throw StartError(error.message, exitCode: 78)
@@ -34,7 +36,8 @@ enum Startup {
 
     static func store(_ configuration: Configuration) throws(StartError) -> Store {
         do {
-            return try Store.open(directory: configuration.gateway.dataDirectory, outboxLimit: configuration.mqtt.outboxMaximum)
+            return try Store.open(
+                directory: configuration.gateway.dataDirectory, outboxLimit: configuration.mqtt.outboxMaximum)
         } catch {
             throw StartError(error.message)
         }
@@ -48,7 +51,7 @@ enum Startup {
         let profile: BoardProfile
         do {
             profile = try catalog.load(configuration.gateway.board)
-        } catch where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
+        } catch  where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
             // No such profile: the problem is the configuration's gateway.board.
             throw StartError(configuration.error("gateway.board", error.message).description, exitCode: 78)
         } catch {
@@ -68,13 +71,16 @@ enum Startup {
         case .sx127x, .sx126x:
             let board: any BoardHardware
             do {
-                board = profile.hal == .mock ? try MockBoard(profile: profile, air: air ?? Air(timeScale: 1)) : LinuxBoard(profile: profile)
+                board =
+                    profile.hal == .mock
+                    ? try MockBoard(profile: profile, air: air ?? Air(timeScale: 1)) : LinuxBoard(profile: profile)
             } catch {
                 throw StartError(error.message)
             }
             do {
                 let radio = try SPIRadio(
-                    board: board, configuration: RadioConfiguration(frequencyHz: settings.frequencyHz, dataRate: settings.dataRate),
+                    board: board,
+                    configuration: RadioConfiguration(frequencyHz: settings.frequencyHz, dataRate: settings.dataRate),
                     policy: settings.policy(region: region), logger: logger,
                     timing: RadioTiming(healthCheckInterval: healthCheckInterval(watchdog: watchdog)))
                 return (radio, board)

@@ -11,7 +11,10 @@ public struct StatsReporter: Sendable {
     public let encoding: MessageEncoding
     private let metadata: @Sendable () async -> [String: String]
 
-    public init(statistics: TrafficStatistics, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf, metadata: @escaping @Sendable () async -> [String: String]) {
+    public init(
+        statistics: TrafficStatistics, store: Store, topics: Topics, encoding: MessageEncoding = .protobuf,
+        metadata: @escaping @Sendable () async -> [String: String]
+    ) {
         self.statistics = statistics
         self.store = store
         self.topics = topics
@@ -26,7 +29,8 @@ public struct StatsReporter: Sendable {
         fields["outbox_depth"] = String(await store.outboxDepth())
         let stats = statistics.report(gatewayID: topics.gatewayID, time: time, metadata: fields)
         if let payload = try? encoding.encode(stats) {
-            try await store.enqueue([NewMessage(kind: .other, topic: topics.stats, messageID: "stats-\(time)", payload: payload)], at: time)
+            try await store.enqueue(
+                [NewMessage(kind: .other, topic: topics.stats, messageID: "stats-\(time)", payload: payload)], at: time)
         }
         return stats
     }

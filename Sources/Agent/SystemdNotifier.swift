@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// systemd's notification protocol (sd_notify): datagrams to `$NOTIFY_SOCKET`, a path or an

@@ -15,16 +15,18 @@ public enum DownlinkMessages {
     public static func request(for item: Gw_DownlinkFrameItem) -> Result<TransmitRequest, Refusal> {
         let info = item.txInfo
         guard case .lora(let lora)? = info.modulation.parameters,
-              let spreadingFactor = SpreadingFactor(rawValue: Int(lora.spreadingFactor)),
-              let bandwidth = LoRaBandwidth(hz: Int(lora.bandwidth)) else {
+            let spreadingFactor = SpreadingFactor(rawValue: Int(lora.spreadingFactor)),
+            let bandwidth = LoRaBandwidth(hz: Int(lora.bandwidth))
+        else {
             return .failure(Refusal(status: .internalError))
         }
-        let codingRate: CodingRate = switch lora.codeRate {
-        case .cr46: .cr4_6
-        case .cr47: .cr4_7
-        case .cr48: .cr4_8
-        default: CodingRate(lora.codeRateLegacy) ?? .cr4_5
-        }
+        let codingRate: CodingRate =
+            switch lora.codeRate {
+            case .cr46: .cr4_6
+            case .cr47: .cr4_7
+            case .cr48: .cr4_8
+            default: CodingRate(lora.codeRateLegacy) ?? .cr4_5
+            }
         let context = Array(info.context)
         var timing = TransmitTiming.immediately
         var gateway: EUI64?
@@ -34,7 +36,9 @@ public enum DownlinkMessages {
             timing = .immediately
         case .delay(let delay)?:
             // Class A windows are 1 to 16 s after the uplink; anything else is refused.
-            guard context.count >= 4, (0...16).contains(delay.delay.seconds), (0..<1_000_000_000).contains(delay.delay.nanos) else {
+            guard context.count >= 4, (0...16).contains(delay.delay.seconds),
+                (0..<1_000_000_000).contains(delay.delay.nanos)
+            else {
                 return .failure(Refusal(status: .internalError))
             }
             let uplink = context.prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
@@ -44,13 +48,15 @@ public enum DownlinkMessages {
             // Class B needs GPS time, which these radios do not keep.
             return .failure(Refusal(status: .gpsUnlocked))
         }
-        return .success(TransmitRequest(
-            payload: Array(item.phyPayload), frequencyHz: info.frequency,
-            dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth), codingRate: codingRate,
-            powerDBm: Int(info.power), invertedIQ: lora.polarizationInversion,
-            preambleLength: lora.preamble > 0 ? Int(lora.preamble) : 8, crc: !lora.noCrc && !lora.polarizationInversion,
-            timing: timing, gatewayEUI: gateway
-        ))
+        return .success(
+            TransmitRequest(
+                payload: Array(item.phyPayload), frequencyHz: info.frequency,
+                dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth), codingRate: codingRate,
+                powerDBm: Int(info.power), invertedIQ: lora.polarizationInversion,
+                preambleLength: lora.preamble > 0 ? Int(lora.preamble) : 8,
+                crc: !lora.noCrc && !lora.polarizationInversion,
+                timing: timing, gatewayEUI: gateway
+            ))
     }
 
     public static func status(for outcome: TransmitOutcome) -> Gw_TxAckStatus {

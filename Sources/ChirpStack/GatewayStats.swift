@@ -111,7 +111,11 @@ public final class TrafficStatistics: Sendable {
     }
 
     static func counts(_ table: [Modulation: UInt32]) -> [Gw_PerModulationCount] {
-        table.sorted { ($0.key.dataRate.spreadingFactor, $0.key.dataRate.bandwidth.rawValue) < ($1.key.dataRate.spreadingFactor, $1.key.dataRate.bandwidth.rawValue) }.map { entry in
+        table.sorted {
+            ($0.key.dataRate.spreadingFactor, $0.key.dataRate.bandwidth.rawValue) < (
+                $1.key.dataRate.spreadingFactor, $1.key.dataRate.bandwidth.rawValue
+            )
+        }.map { entry in
             var lora = Gw_LoraModulationInfo()
             lora.bandwidth = UInt32(entry.key.dataRate.bandwidth.exactHz.rounded())
             lora.spreadingFactor = UInt32(entry.key.dataRate.spreadingFactor.rawValue)

@@ -6,7 +6,9 @@ import SwiftProtobuf
 
 /// Building ChirpStack's `gw.UplinkFrame` from a received frame.
 public enum UplinkMessages {
-    public static func uplinkFrame(_ frame: RadioFrame, gatewayID: String, uplinkID: UInt32, metadata: [String: String]) -> Gw_UplinkFrame {
+    public static func uplinkFrame(_ frame: RadioFrame, gatewayID: String, uplinkID: UInt32, metadata: [String: String])
+        -> Gw_UplinkFrame
+    {
         var lora = Gw_LoraModulationInfo()
         lora.bandwidth = UInt32(frame.dataRate.bandwidth.exactHz.rounded())
         lora.spreadingFactor = UInt32(frame.dataRate.spreadingFactor.rawValue)
@@ -20,7 +22,8 @@ public enum UplinkMessages {
         rxInfo.gatewayID = gatewayID
         rxInfo.uplinkID = uplinkID
         if let receivedAt = frame.receivedAt {
-            rxInfo.gwTime = Google_Protobuf_Timestamp(seconds: receivedAt / 1_000_000_000, nanos: Int32(receivedAt % 1_000_000_000))
+            rxInfo.gwTime = Google_Protobuf_Timestamp(
+                seconds: receivedAt / 1_000_000_000, nanos: Int32(receivedAt % 1_000_000_000))
         }
         rxInfo.rssi = Int32(frame.rssiDBm.rounded())
         rxInfo.snr = Float(frame.snrDB)

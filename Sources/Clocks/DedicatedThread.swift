@@ -1,11 +1,11 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A POSIX thread of its own for a blocking C call (a gpiod event wait, a mosquitto loop), so
@@ -24,23 +24,25 @@ public final class DedicatedThread: @unchecked Sendable {
     public init(name: String, _ body: @escaping @Sendable () -> Void) throws(ThreadError) {
         let box = Unmanaged.passRetained(Body(body))
         #if canImport(Darwin)
-        var handle: pthread_t? = nil
+            var handle: pthread_t? = nil
         #else
-        var handle = pthread_t()
+            var handle = pthread_t()
         #endif
-        let result = pthread_create(&handle, nil, { raw in
-            let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box.toOpaque())
+        let result = pthread_create(
+            &handle, nil,
+            { raw in
+                let body = Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue()
+                body.run()
+                return nil
+            }, box.toOpaque())
         guard result == 0 else {
             box.release()
             throw ThreadError("cannot start thread \(name): \(String(cString: strerror(result)))", errno: result)
         }
         #if canImport(Darwin)
-        thread = handle!
+            thread = handle!
         #else
-        thread = handle
+            thread = handle
         #endif
     }
 

@@ -28,18 +28,25 @@ public struct Beacon: Sendable, Hashable {
         let seed = SHA256.hash(remoteEntropy + localEntropy)
         let data = Array((SHA256.hash(seed + [0x00]) + SHA256.hash(seed + [0x01])).prefix(dataLength))
         guard let (frequency, channel, dataRate) = transmission(ofData: data, region: region) else { return nil }
-        return Beacon(data: data, localEntropy: localEntropy, remoteEntropy: remoteEntropy, frequencyHz: frequency, channel: channel, dataRate: dataRate)
+        return Beacon(
+            data: data, localEntropy: localEntropy, remoteEntropy: remoteEntropy, frequencyHz: frequency,
+            channel: channel, dataRate: dataRate)
     }
 
     /// Where and how a beacon with `data` is sent in `region`: the channel its first byte
     /// picks, at the slowest data rate that carries 52 bytes. A frame heard elsewhere, or
     /// otherwise, is no beacon of this region.
-    public static func transmission(ofData data: [UInt8], region: Region) -> (frequencyHz: UInt32, channel: Int, dataRate: LoRaDataRate)? {
-        guard let first = data.first, let (_, dataRate) = region.slowestUplinkDataRate(carrying: frameLength) else { return nil }
+    public static func transmission(ofData data: [UInt8], region: Region) -> (
+        frequencyHz: UInt32, channel: Int, dataRate: LoRaDataRate
+    )? {
+        guard let first = data.first, let (_, dataRate) = region.slowestUplinkDataRate(carrying: frameLength) else {
+            return nil
+        }
         // Channels that can carry the data rate: 125 kHz ones for a 125 kHz rate (US915's 64),
         // or all of a region's default channels.
         let channels = region.uplinkChannels.enumerated().filter { index, _ in
-            region.name == .us915 || region.name == .au915 ? (dataRate.bandwidth == .khz125 ? index < 64 : index >= 64) : true
+            region.name == .us915 || region.name == .au915
+                ? (dataRate.bandwidth == .khz125 ? index < 64 : index >= 64) : true
         }.map(\.element)
         guard !channels.isEmpty else { return nil }
         let channel = Int(first) % channels.count

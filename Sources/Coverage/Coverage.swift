@@ -1,14 +1,14 @@
-import Wire
+import Clocks
 import Credits
 import Cryptography
 import FoundationEssentials
-import Clocks
 import LoRaPHY
 import Logging
 import Messages
 import Radio
 import Store
 import SwiftProtobuf
+import Wire
 
 /// What became of a beacon.
 public enum BeaconOutcome: Sendable, Equatable {
@@ -86,7 +86,9 @@ public actor CoverageService {
 
     /// The fresh remote entropy held, or none.
     func freshRemoteEntropy(at time: Int64) -> [UInt8] {
-        guard let remote = remoteEntropy, time - Int64(clamping: remote.timestamp) <= entropyLifetimeNanoseconds else { return [] }
+        guard let remote = remoteEntropy, time - Int64(clamping: remote.timestamp) <= entropyLifetimeNanoseconds else {
+            return []
+        }
         return remote.data
     }
 
@@ -116,7 +118,9 @@ public actor CoverageService {
         let tmst = await radio.currentTimestamp()
         let outcome = await radio.transmit(request)
         guard case .sent(let power) = outcome else {
-            logger.warning("beacon not sent: \(outcome); trying in the next window", metadata: ["FREQUENCY": "\(beacon.frequencyHz)"])
+            logger.warning(
+                "beacon not sent: \(outcome); trying in the next window",
+                metadata: ["FREQUENCY": "\(beacon.frequencyHz)"])
             return .notSent(outcome)
         }
         var report = Helium_PocLora_lora_beacon_report_req_v1()
@@ -132,16 +136,27 @@ public actor CoverageService {
         report.tmst = tmst
         let signed = SignedReports.sign(report, with: identity.key)
         if let payload = try? encoding.encode(signed) {
-            try await store.enqueue([NewMessage(kind: .beacon, topic: topics.beacon, messageID: "beacon-\(Hex.encode(beacon.data.prefix(8)))", payload: payload)], at: time)
+            try await store.enqueue(
+                [
+                    NewMessage(
+                        kind: .beacon, topic: topics.beacon, messageID: "beacon-\(Hex.encode(beacon.data.prefix(8)))",
+                        payload: payload)
+                ], at: time)
         }
         lastBeaconAt = time
-        logger.info("beacon sent", metadata: ["FREQUENCY": "\(beacon.frequencyHz)", "DATA_RATE": "\(beacon.dataRate)", "REMOTE_ENTROPY": "\(remote.isEmpty ? "none" : "held")"])
+        logger.info(
+            "beacon sent",
+            metadata: [
+                "FREQUENCY": "\(beacon.frequencyHz)", "DATA_RATE": "\(beacon.dataRate)",
+                "REMOTE_ENTROPY": "\(remote.isEmpty ? "none" : "held")",
+            ])
         return .sent(beacon)
     }
 
     /// Beacons once in every window until cancelled.
     public func run(interval: Duration) async {
-        let period = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
+        let period =
+            Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
         guard period > 0 else { return }
         var window = now()
         while !Task.isCancelled {
@@ -165,8 +180,11 @@ public actor CoverageService {
     public func consider(_ frame: RadioFrame) async throws(StoreError) -> WitnessOutcome {
         guard frame.crc != .bad, let data = Beacon.data(ofFrame: frame.payload) else { return .notABeacon }
         guard let expected = Beacon.transmission(ofData: data, region: region),
-              frame.frequencyHz == expected.frequencyHz, frame.dataRate == expected.dataRate else {
-            logger.debug("not witnessed: a beacon's shape on the wrong frequency or data rate", metadata: ["FREQUENCY": "\(frame.frequencyHz)", "DATA_RATE": "\(frame.dataRate)"])
+            frame.frequencyHz == expected.frequencyHz, frame.dataRate == expected.dataRate
+        else {
+            logger.debug(
+                "not witnessed: a beacon's shape on the wrong frequency or data rate",
+                metadata: ["FREQUENCY": "\(frame.frequencyHz)", "DATA_RATE": "\(frame.dataRate)"])
             return .implausible
         }
         guard !sentBeacons.contains(data) else { return .ownBeacon }
@@ -174,7 +192,12 @@ public actor CoverageService {
         let (admitted, unreported) = witnessBudget.admit()
         guard admitted else { return .overBudget }
         if unreported > 0 {
-            logger.notice("beacons not witnessed for the witness budget", metadata: ["COUNT": "\(unreported)", "BUDGET": "\(Self.witnessBurst), then \(Int(Self.witnessesPerHour)) an hour"])
+            logger.notice(
+                "beacons not witnessed for the witness budget",
+                metadata: [
+                    "COUNT": "\(unreported)",
+                    "BUDGET": "\(Self.witnessBurst), then \(Int(Self.witnessesPerHour)) an hour",
+                ])
         }
         let time = frame.receivedAt ?? now()
         var report = Helium_PocLora_lora_witness_report_req_v1()
@@ -188,10 +211,20 @@ public actor CoverageService {
         report.datarate = heliumDataRate(frame.dataRate)
         let signed = SignedReports.sign(report, with: identity.key)
         if let payload = try? encoding.encode(signed) {
-            try await store.enqueue([NewMessage(kind: .witness, topic: topics.witness, messageID: "witness-\(Hex.encode(data.prefix(8)))", payload: payload)], at: time)
+            try await store.enqueue(
+                [
+                    NewMessage(
+                        kind: .witness, topic: topics.witness, messageID: "witness-\(Hex.encode(data.prefix(8)))",
+                        payload: payload)
+                ], at: time)
         }
         lastWitnessAt = time
-        logger.info("beacon witnessed", metadata: ["FREQUENCY": "\(frame.frequencyHz)", "RSSI": "\(oneDecimal(frame.rssiDBm))", "SNR": "\(oneDecimal(frame.snrDB))"])
+        logger.info(
+            "beacon witnessed",
+            metadata: [
+                "FREQUENCY": "\(frame.frequencyHz)", "RSSI": "\(oneDecimal(frame.rssiDBm))",
+                "SNR": "\(oneDecimal(frame.snrDB))",
+            ])
         return .witnessed
     }
 }

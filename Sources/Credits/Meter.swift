@@ -1,12 +1,12 @@
+import ChirpStack
+import Clocks
 import Cryptography
 import FoundationEssentials
-import Clocks
-import Logging
+import Frames
 import LoRaPHY
 import LoRaWAN
+import Logging
 import Messages
-import ChirpStack
-import Frames
 import Store
 import SwiftProtobuf
 
@@ -83,7 +83,9 @@ public struct MeterSettings: Sendable {
     /// How long the same frame counts as a duplicate.
     public var duplicateWindowNanoseconds: Int64
 
-    public init(forwardUnpaired: Bool = false, chargeJoins: Bool = true, duplicateWindowNanoseconds: Int64 = 5_000_000_000) {
+    public init(
+        forwardUnpaired: Bool = false, chargeJoins: Bool = true, duplicateWindowNanoseconds: Int64 = 5_000_000_000
+    ) {
         self.forwardUnpaired = forwardUnpaired
         self.chargeJoins = chargeJoins
         self.duplicateWindowNanoseconds = duplicateWindowNanoseconds
@@ -160,7 +162,8 @@ public actor Meter {
         self.logger = logger
         self.arrivalClock = arrivalClock
         unpairedLog = RefusalLimiter(burst: 20, perSecond: 1.0 / 60) { UInt64(max(arrivalClock(), 0)) }
-        refusals = RefusalTally(limiter: RefusalLimiter(burst: 20, perSecond: 1.0 / 60) { UInt64(max(arrivalClock(), 0)) })
+        refusals = RefusalTally(
+            limiter: RefusalLimiter(burst: 20, perSecond: 1.0 / 60) { UInt64(max(arrivalClock(), 0)) })
         self.store = store
         self.topics = topics
         self.encoding = encoding
@@ -180,7 +183,8 @@ public actor Meter {
         var outcomes: [MeterOutcome] = []
         outcomes.reserveCapacity(frames.count)
         for chunk in Self.transactions(decoded) {
-            outcomes += try await meterOnce(frames[chunk.range], decoded[chunk.range], devAddrs: chunk.devAddrs, devEUIs: chunk.devEUIs)
+            outcomes += try await meterOnce(
+                frames[chunk.range], decoded[chunk.range], devAddrs: chunk.devAddrs, devEUIs: chunk.devEUIs)
         }
         return outcomes
     }
@@ -198,12 +202,13 @@ public actor Meter {
                 let outcomes = try await meterOnce(
                     frames[chunk.range], decoded[chunk.range], devAddrs: chunk.devAddrs, devEUIs: chunk.devEUIs)
                 results += outcomes.map { .success($0) }
-            } catch where chunk.range.count > 1 {
+            } catch  where chunk.range.count > 1 {
                 for index in chunk.range {
                     let alone = Self.transactions([decoded[index]])[0]
                     do {
                         let outcome = try await meterOnce(
-                            frames[index...index], decoded[index...index], devAddrs: alone.devAddrs, devEUIs: alone.devEUIs)
+                            frames[index...index], decoded[index...index], devAddrs: alone.devAddrs,
+                            devEUIs: alone.devEUIs)
                         results += outcome.map { .success($0) }
                     } catch {
                         results.append(.failure(error))
@@ -222,7 +227,9 @@ public actor Meter {
 
     /// A batch cut into transactions in which a device appears once, so that every frame is
     /// decided exactly as it would be alone, after the ones before it.
-    private static func transactions(_ decoded: [PHYPayload?]) -> [(range: Range<Int>, devAddrs: Set<UInt32>, devEUIs: Set<UInt64>)] {
+    private static func transactions(_ decoded: [PHYPayload?]) -> [(
+        range: Range<Int>, devAddrs: Set<UInt32>, devEUIs: Set<UInt64>
+    )] {
         var result: [(range: Range<Int>, devAddrs: Set<UInt32>, devEUIs: Set<UInt64>)] = []
         var start = 0
         var devAddrs = Set<UInt32>()
@@ -253,11 +260,14 @@ public actor Meter {
     /// One transaction's worth, in which no device comes twice; `devAddrs` and `devEUIs` are
     /// the devices its frames claim.
     private func meterOnce(
-        _ frames: ArraySlice<RadioFrame>, _ decoded: ArraySlice<PHYPayload?>, devAddrs: Set<UInt32>, devEUIs: Set<UInt64>
+        _ frames: ArraySlice<RadioFrame>, _ decoded: ArraySlice<PHYPayload?>, devAddrs: Set<UInt32>,
+        devEUIs: Set<UInt64>
     ) async throws(StoreError) -> [MeterOutcome] {
         guard !frames.isEmpty else { return [] }
         rememberedThisBatch.removeAll(keepingCapacity: true)
-        let pairings = devAddrs.isEmpty && devEUIs.isEmpty ? ([:], [:]) : try await store.pairings(devAddrs: devAddrs, devEUIs: devEUIs)
+        let pairings =
+            devAddrs.isEmpty && devEUIs.isEmpty
+            ? ([:], [:]) : try await store.pairings(devAddrs: devAddrs, devEUIs: devEUIs)
 
         var plans: [Plan] = []
         plans.reserveCapacity(frames.count)
@@ -265,11 +275,18 @@ public actor Meter {
         var unpairedMessages: [NewMessage] = []
         for (frame, phy) in zip(frames, decoded) {
             let time = frame.receivedAt ?? now()
-            guard frame.crc != .bad else { plans.append(.done(.dropped(.crcError))); continue }
-            guard let phy else { plans.append(.done(.dropped(.undecodable))); continue }
+            guard frame.crc != .bad else {
+                plans.append(.done(.dropped(.crcError)))
+                continue
+            }
+            guard let phy else {
+                plans.append(.done(.dropped(.undecodable)))
+                continue
+            }
             switch phy.message {
             case .proprietary:
-                plans.append(.done(frame.payload.count == 52 && frame.payload[0] == 0xE0 ? .beacon : .dropped(.unsupported)))
+                plans.append(
+                    .done(frame.payload.count == 52 && frame.payload[0] == 0xE0 ? .beacon : .dropped(.unsupported)))
             case .joinAccept, .rejoinRequest:
                 plans.append(.done(.dropped(phy.mType.isUplink ? .unsupported : .downlink)))
             case .joinRequest(let request):
@@ -277,15 +294,26 @@ public actor Meter {
                     plans.append(unpaired(frame, sensor: "DevEUI \(request.devEUI)", at: time, into: &unpairedMessages))
                     continue
                 }
-                if isDuplicate(frame.payload) { plans.append(.done(.duplicate)); continue }
-                plans.append(forwardJoin(frame, pairing: pairing, devEUI: request.devEUI.rawValue, at: time, into: &unpairedMessages))
+                if isDuplicate(frame.payload) {
+                    plans.append(.done(.duplicate))
+                    continue
+                }
+                plans.append(
+                    forwardJoin(
+                        frame, pairing: pairing, devEUI: request.devEUI.rawValue, at: time, into: &unpairedMessages))
             case .data(let data):
-                guard phy.mType.isUplink else { plans.append(.done(.dropped(.downlink))); continue }
+                guard phy.mType.isUplink else {
+                    plans.append(.done(.dropped(.downlink)))
+                    continue
+                }
                 guard let pairing = pairings.0[data.devAddr.rawValue] else {
                     plans.append(unpaired(frame, sensor: "DevAddr \(data.devAddr)", at: time, into: &unpairedMessages))
                     continue
                 }
-                if isDuplicate(frame.payload) { plans.append(.done(.duplicate)); continue }
+                if isDuplicate(frame.payload) {
+                    plans.append(.done(.duplicate))
+                    continue
+                }
                 var fCnt: UInt32?
                 if let key = pairing.nwkSKey {
                     let lastFCnt = pairing.lastFCnt
@@ -301,10 +329,12 @@ public actor Meter {
                     fCnt = full
                 }
                 plans.append(.charge(charges.count))
-                charges.append(PlannedCharge(
-                    frame: frame, pairing: pairing, credits: Pricing.credits(forPayloadOf: frame.payload.count), fCnt: fCnt,
-                    devEUI: pairing.devEUI, time: time
-                ))
+                charges.append(
+                    PlannedCharge(
+                        frame: frame, pairing: pairing, credits: Pricing.credits(forPayloadOf: frame.payload.count),
+                        fCnt: fCnt,
+                        devEUI: pairing.devEUI, time: time
+                    ))
             }
         }
 
@@ -314,13 +344,25 @@ public actor Meter {
         let results: [ChargeResult]
         do {
             results = try await store.charge(
-            planned.map { Charge(owner: $0.pairing.owner, devAddr: $0.pairing.devAddr, devEUI: $0.devEUI, phyPayload: $0.frame.payload, credits: $0.credits, fCnt: $0.fCnt, receivedAt: $0.time) },
-            along: unpairedMessages, at: frames.last?.receivedAt ?? now()
-        ) { index, seq, balance in
-            let charge = planned[index]
-            let metadata = ["dc": String(charge.credits), "balance": String(balance), "owner": charge.pairing.owner, "seq": String(seq)]
-            let uplink = UplinkMessages.uplinkFrame(charge.frame, gatewayID: topics.gatewayID, uplinkID: UInt32(truncatingIfNeeded: seq), metadata: metadata)
-            return [NewMessage(kind: .uplink, topic: topics.up, messageID: "up-\(seq)", payload: try encoding.encode(uplink))]
+                planned.map {
+                    Charge(
+                        owner: $0.pairing.owner, devAddr: $0.pairing.devAddr, devEUI: $0.devEUI,
+                        phyPayload: $0.frame.payload, credits: $0.credits, fCnt: $0.fCnt, receivedAt: $0.time)
+                },
+                along: unpairedMessages, at: frames.last?.receivedAt ?? now()
+            ) { index, seq, balance in
+                let charge = planned[index]
+                let metadata = [
+                    "dc": String(charge.credits), "balance": String(balance), "owner": charge.pairing.owner,
+                    "seq": String(seq),
+                ]
+                let uplink = UplinkMessages.uplinkFrame(
+                    charge.frame, gatewayID: topics.gatewayID, uplinkID: UInt32(truncatingIfNeeded: seq),
+                    metadata: metadata)
+                return [
+                    NewMessage(
+                        kind: .uplink, topic: topics.up, messageID: "up-\(seq)", payload: try encoding.encode(uplink))
+                ]
             }
         } catch {
             // Nothing of the batch was stored: its frames may come again (one by one) and must
@@ -345,15 +387,24 @@ public actor Meter {
                 let charge = planned[index]
                 switch results[index] {
                 case .charged(let seq, let balance):
-                    logger.debug("uplink charged", metadata: [
-                        "DEV_ADDR": "\(DevAddr(charge.pairing.devAddr))", "OWNER": "\(charge.pairing.owner)", "DC": "\(charge.credits)",
-                        "BALANCE": "\(balance)", "SEQ": "\(seq)",
-                    ])
-                    outcome = .forwarded(seq: seq, credits: charge.credits, balance: balance, owner: charge.pairing.owner)
+                    logger.debug(
+                        "uplink charged",
+                        metadata: [
+                            "DEV_ADDR": "\(DevAddr(charge.pairing.devAddr))", "OWNER": "\(charge.pairing.owner)",
+                            "DC": "\(charge.credits)",
+                            "BALANCE": "\(balance)", "SEQ": "\(seq)",
+                        ])
+                    outcome = .forwarded(
+                        seq: seq, credits: charge.credits, balance: balance, owner: charge.pairing.owner)
                 case .insufficientCredit(let balance):
-                    outcome = refuse(.noCredit, pairing: charge.pairing, detail: "\(charge.credits) DC needed, \(balance) DC left", at: charge.time, into: &rejections)
+                    outcome = refuse(
+                        .noCredit, pairing: charge.pairing, detail: "\(charge.credits) DC needed, \(balance) DC left",
+                        at: charge.time, into: &rejections)
                 case .staleFrameCounter:
-                    outcome = refuse(.oldFCnt, pairing: charge.pairing, detail: "FCnt \(charge.fCnt.map(String.init) ?? "?") was overtaken by another frame", at: charge.time, into: &rejections)
+                    outcome = refuse(
+                        .oldFCnt, pairing: charge.pairing,
+                        detail: "FCnt \(charge.fCnt.map(String.init) ?? "?") was overtaken by another frame",
+                        at: charge.time, into: &rejections)
                 }
             }
             counts.add(outcome)
@@ -396,7 +447,6 @@ public actor Meter {
         var time: Int64
     }
 
-
     /// Says an unpaired sensor's uplink once an hour at most, so that an owner sees why a sensor
     /// they forgot to pair is not charged. The air is full of other networks' sensors: the
     /// last `unpairedRemembered` are remembered, the one said longest ago forgotten first.
@@ -413,21 +463,29 @@ public actor Meter {
         if settings.forwardUnpaired {
             logger.info("uplink from an unpaired sensor forwarded uncharged (dc 0)", metadata: ["SENSOR": "\(sensor)"])
         } else {
-            logger.info("uplink from an unpaired sensor dropped; credits.forward_unpaired = true forwards such uplinks uncharged", metadata: ["SENSOR": "\(sensor)"])
+            logger.info(
+                """
+                uplink from an unpaired sensor dropped; credits.forward_unpaired = true forwards such uplinks \
+                uncharged
+                """,
+                metadata: ["SENSOR": "\(sensor)"])
         }
     }
 
     static let unpairedRemembered = 256
     static let unpairedInterval: Int64 = 3_600_000_000_000
 
-    private func unpaired(_ frame: RadioFrame, sensor: String, at time: Int64, into messages: inout [NewMessage]) -> Plan {
+    private func unpaired(_ frame: RadioFrame, sensor: String, at time: Int64, into messages: inout [NewMessage])
+        -> Plan
+    {
         noteUnpaired(sensor)
         guard settings.forwardUnpaired else { return .done(.dropped(.unpaired)) }
         if isDuplicate(frame.payload) { return .done(.duplicate) }
         let id = UInt32.random(in: 1...UInt32.max)
         let uplink = UplinkMessages.uplinkFrame(frame, gatewayID: topics.gatewayID, uplinkID: id, metadata: ["dc": "0"])
         guard let payload = try? encoding.encode(uplink) else { return .done(.dropped(.undecodable)) }
-        messages.append(NewMessage(kind: .uncharged, topic: topics.up, messageID: "up-unpaired-\(time)-\(id)", payload: payload))
+        messages.append(
+            NewMessage(kind: .uncharged, topic: topics.up, messageID: "up-unpaired-\(time)-\(id)", payload: payload))
         return .done(.forwardedUnpaired)
     }
 
@@ -439,26 +497,34 @@ public actor Meter {
 
     /// Forwards a paired sensor's join request uncharged, and remembers it until the network
     /// answers it or it is too old to be answered.
-    private func forwardJoin(_ frame: RadioFrame, pairing: Pairing, devEUI: UInt64, at time: Int64, into messages: inout [NewMessage]) -> Plan {
+    private func forwardJoin(
+        _ frame: RadioFrame, pairing: Pairing, devEUI: UInt64, at time: Int64, into messages: inout [NewMessage]
+    ) -> Plan {
         let credits = settings.chargeJoins ? Pricing.credits(forPayloadOf: frame.payload.count) : 0
         let id = UInt32.random(in: 1...UInt32.max)
         let metadata = ["dc": "0", "owner": pairing.owner, "join_dc": String(credits)]
         let uplink = UplinkMessages.uplinkFrame(frame, gatewayID: topics.gatewayID, uplinkID: id, metadata: metadata)
         guard let payload = try? encoding.encode(uplink) else { return .done(.dropped(.undecodable)) }
-        messages.append(NewMessage(kind: .uncharged, topic: topics.up, messageID: "up-join-\(time)-\(id)", payload: payload))
+        messages.append(
+            NewMessage(kind: .uncharged, topic: topics.up, messageID: "up-join-\(time)-\(id)", payload: payload))
         let arrival = arrivalClock()
         pendingJoins = pendingJoins.filter { arrival - $0.value.arrival <= Self.pendingJoinLifetime }
         // The newest few of each DevEUI, so that forgeries under one sensor's DevEUI cannot push
         // another sensor's real join out; and a bound on all of them.
         let mine = pendingJoins.filter { $0.value.devEUI == devEUI }
-        if mine.count >= Self.pendingJoinsPerDevEUI, let oldest = mine.min(by: { $0.value.arrival < $1.value.arrival })?.key {
+        if mine.count >= Self.pendingJoinsPerDevEUI,
+            let oldest = mine.min(by: { $0.value.arrival < $1.value.arrival })?.key
+        {
             pendingJoins[oldest] = nil
         }
-        if pendingJoins.count >= Self.pendingJoinsKept, let oldest = pendingJoins.min(by: { $0.value.arrival < $1.value.arrival })?.key {
+        if pendingJoins.count >= Self.pendingJoinsKept,
+            let oldest = pendingJoins.min(by: { $0.value.arrival < $1.value.arrival })?.key
+        {
             pendingJoins[oldest] = nil
         }
         pendingJoins[UplinkMessages.context(of: frame)] = PendingJoin(
-            owner: pairing.owner, devEUI: devEUI, payload: frame.payload, credits: credits, receivedAt: time, arrival: arrival)
+            owner: pairing.owner, devEUI: devEUI, payload: frame.payload, credits: credits, receivedAt: time,
+            arrival: arrival)
         return .done(.forwardedJoin(owner: pairing.owner))
     }
 
@@ -474,7 +540,9 @@ public actor Meter {
     /// Charges the join request whose `rx_info.context` is `context`, once the network sent a
     /// join-accept for it through this hotspot. Once per join request.
     public func chargeAnsweredJoin(context: [UInt8]) async throws(StoreError) -> JoinCharge {
-        guard let join = pendingJoins.removeValue(forKey: context), arrivalClock() - join.arrival <= Self.pendingJoinLifetime else { return .noSuchJoin }
+        guard let join = pendingJoins.removeValue(forKey: context),
+            arrivalClock() - join.arrival <= Self.pendingJoinLifetime
+        else { return .noSuchJoin }
         guard join.credits > 0 else { return .notCharged(owner: join.owner, reason: "charge_joins is false") }
         let arrival = arrivalClock()
         if let last = lastJoinCharge[join.devEUI], arrival - last < Self.joinChargeInterval {
@@ -482,20 +550,27 @@ public actor Meter {
         }
         lastJoinCharge = lastJoinCharge.filter { arrival - $0.value < Self.joinChargeInterval }
         lastJoinCharge[join.devEUI] = arrival
-        let charge = Charge(owner: join.owner, devAddr: nil, devEUI: join.devEUI, phyPayload: join.payload, credits: join.credits, fCnt: nil, receivedAt: join.receivedAt)
+        let charge = Charge(
+            owner: join.owner, devAddr: nil, devEUI: join.devEUI, phyPayload: join.payload, credits: join.credits,
+            fCnt: nil, receivedAt: join.receivedAt)
         // The join went out uncharged already: its charge is in the ledger and the receipts,
         // with no second uplink message.
         switch try await store.charge([charge], at: now(), message: { _, _, _ in [] })[0] {
         case .charged(let seq, let balance):
             counts.chargedJoins += 1
-            logger.info("join answered through this hotspot charged", metadata: [
-                "DEV_EUI": "\(EUI64(join.devEUI))", "OWNER": "\(join.owner)", "DC": "\(join.credits)", "BALANCE": "\(balance)", "SEQ": "\(seq)",
-            ])
+            logger.info(
+                "join answered through this hotspot charged",
+                metadata: [
+                    "DEV_EUI": "\(EUI64(join.devEUI))", "OWNER": "\(join.owner)", "DC": "\(join.credits)",
+                    "BALANCE": "\(balance)", "SEQ": "\(seq)",
+                ])
             return .charged(owner: join.owner, credits: join.credits, seq: seq, balance: balance)
         case .insufficientCredit(let balance):
-            logger.notice("join answered through this hotspot not charged: \(join.credits) DC needed, \(balance) DC left", metadata: [
-                "DEV_EUI": "\(EUI64(join.devEUI))", "OWNER": "\(join.owner)",
-            ])
+            logger.notice(
+                "join answered through this hotspot not charged: \(join.credits) DC needed, \(balance) DC left",
+                metadata: [
+                    "DEV_EUI": "\(EUI64(join.devEUI))", "OWNER": "\(join.owner)",
+                ])
             return .notCharged(owner: join.owner, reason: "no_credit")
         case .staleFrameCounter:
             return .notCharged(owner: join.owner, reason: "stale")
@@ -504,19 +579,26 @@ public actor Meter {
 
     /// Counts a refusal; reports it (a log line and an `event/rejected` message) when its
     /// (DevAddr, reason) may be reported again, with the count of those not reported before.
-    private func refuse(_ reason: UplinkRefusal, pairing: Pairing, detail: String, at time: Int64, into messages: inout [NewMessage]) -> MeterOutcome {
+    private func refuse(
+        _ reason: UplinkRefusal, pairing: Pairing, detail: String, at time: Int64, into messages: inout [NewMessage]
+    ) -> MeterOutcome {
         let refusal = RefusalTally.Refusal(reason: reason, pairing: pairing, detail: detail, time: time)
         if let report = refusals.add(refusal, at: arrivalClock()) { messages += self.report(report) }
         return .refused(reason)
     }
 
     private func report(_ report: RefusalTally.Report) -> [NewMessage] {
-        let refusal = report.latest, pairing = refusal.pairing
+        let refusal = report.latest
+        let pairing = refusal.pairing
         var metadata: Logger.Metadata = [
-            "REASON": "\(refusal.reason.rawValue)", "DEV_ADDR": "\(DevAddr(pairing.devAddr))", "OWNER": "\(pairing.owner)",
+            "REASON": "\(refusal.reason.rawValue)", "DEV_ADDR": "\(DevAddr(pairing.devAddr))",
+            "OWNER": "\(pairing.owner)",
         ]
         if report.count > 1 { metadata["COUNT"] = "\(report.count)" }
-        logger.notice(report.count > 1 ? "uplinks refused: \(refusal.detail) (the last of \(report.count) since the last report)" : "uplink refused: \(refusal.detail)", metadata: metadata)
+        logger.notice(
+            report.count > 1
+                ? "uplinks refused: \(refusal.detail) (the last of \(report.count) since the last report)"
+                : "uplink refused: \(refusal.detail)", metadata: metadata)
         var rejection = Hotspotd_Rejection()
         rejection.reason = refusal.reason.rawValue
         rejection.detail = refusal.detail
@@ -527,7 +609,12 @@ public actor Meter {
         rejection.topic = topics.up
         rejection.count = UInt32(clamping: report.count)
         guard let payload = try? encoding.encode(rejection) else { return [] }
-        return [NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-\(refusal.time)-\(refusal.reason.rawValue)-\(DevAddr(pairing.devAddr))", payload: payload)]
+        return [
+            NewMessage(
+                kind: .rejected, topic: topics.rejected,
+                messageID: "rejected-\(refusal.time)-\(refusal.reason.rawValue)-\(DevAddr(pairing.devAddr))",
+                payload: payload)
+        ]
     }
 
     /// Whether the same bytes were metered within the window, by this machine's monotonic clock
@@ -535,7 +622,9 @@ public actor Meter {
     private func isDuplicate(_ payload: [UInt8]) -> Bool {
         let time = arrivalClock()
         let window = settings.duplicateWindowNanoseconds
-        while recentStart < recentOrder.count, time - recentOrder[recentStart].1 > window || recentOrder.count - recentStart > 4096 {
+        while recentStart < recentOrder.count,
+            time - recentOrder[recentStart].1 > window || recentOrder.count - recentStart > 4096
+        {
             let oldest = recentOrder[recentStart]
             recentStart += 1
             if recent[oldest.0] == oldest.1 { recent[oldest.0] = nil }
@@ -633,7 +722,9 @@ struct RefusalTally {
     /// Makes room: forgets the entry reported longest ago with nothing waiting, or else the
     /// one with the fewest waiting (its count is lost from the reports, not from the stats).
     private mutating func forgetOne() {
-        let idle = entries.filter { $0.value.unreported == 0 }.min { ($0.value.reportedAt ?? .min) < ($1.value.reportedAt ?? .min) }
+        let idle = entries.filter { $0.value.unreported == 0 }.min {
+            ($0.value.reportedAt ?? .min) < ($1.value.reportedAt ?? .min)
+        }
         if let key = idle?.key ?? entries.min(by: { $0.value.unreported < $1.value.unreported })?.key {
             entries[key] = nil
         }

@@ -29,11 +29,17 @@ public struct ReceiptIssuer: Sendable {
         return try await store.issueReceipts(at: time) { summary in
             let receipt = Self.receipt(summary, key: key, gatewayID: topics.gatewayID)
             guard let payload = try? encoding.encode(receipt) else { return [] }
-            return [NewMessage(kind: .receipt, topic: topics.receipt, messageID: "receipt-\(summary.owner)-\(summary.lastSeq)", payload: payload)]
+            return [
+                NewMessage(
+                    kind: .receipt, topic: topics.receipt, messageID: "receipt-\(summary.owner)-\(summary.lastSeq)",
+                    payload: payload)
+            ]
         }
     }
 
-    public static func receipt(_ summary: ReceiptSummary, key: Ed25519PrivateKey, gatewayID: String) -> Hotspotd_UsageReceipt {
+    public static func receipt(_ summary: ReceiptSummary, key: Ed25519PrivateKey, gatewayID: String)
+        -> Hotspotd_UsageReceipt
+    {
         var receipt = Hotspotd_UsageReceipt()
         receipt.pubKey = Data([Helium.ed25519Tag] + key.publicKey.bytes)
         receipt.gatewayID = gatewayID
@@ -76,7 +82,9 @@ public enum SignedReports {
     /// The signer, when the signature checks.
     public static func verify<Report: SignedReport>(_ report: Report) -> Ed25519PublicKey? {
         let pubKey = Array(report.pubKey)
-        guard pubKey.count == 33, pubKey[0] == Helium.ed25519Tag, let key = try? Ed25519PublicKey(bytes: Array(pubKey[1...])) else { return nil }
+        guard pubKey.count == 33, pubKey[0] == Helium.ed25519Tag,
+            let key = try? Ed25519PublicKey(bytes: Array(pubKey[1...]))
+        else { return nil }
         var unsigned = report
         unsigned.signature = Data()
         guard let bytes: [UInt8] = try? unsigned.serializedBytes() else { return nil }

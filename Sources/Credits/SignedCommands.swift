@@ -1,15 +1,17 @@
-import Wire
-import Cryptography
 import Clocks
+import Cryptography
 import FoundationEssentials
-#if canImport(Glibc)
-import Glibc
-#endif
 import LoRaPHY
 import LoRaWAN
 import Logging
 import Messages
+import Store
 import SwiftProtobuf
+import Wire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A command from the network authority, once checked.
 public enum Command: Sendable, Equatable {
@@ -75,9 +77,17 @@ public enum CommandRefusal: String, Error, Sendable, Equatable, CaseIterable {
         case .notPaired: "no sensor is paired at that DevAddr"
         case .balanceLimit: "the credit would take the balance past \(Store.maximumBalance) DC, the most a ledger holds"
         case .invalidOwner: "an owner is 1 to 128 bytes of text without control characters"
-        case .outdated: "the command expired before the time the network authority's later commands show has passed (the clock may be behind)"
+        case .outdated:
+            """
+            the command expired before the time the network authority's later commands show has passed (the clock \
+            may be behind)
+            """
         case .clockUnsynchronized: "the clock is not synchronised yet (systemd-timesyncd): commands wait until it is"
-        case .unsealedKey: "the NwkSKey is in the clear, readable by anyone on the broker: seal it to this gateway (command sign pair --seal-key, from hotspotd key show)"
+        case .unsealedKey:
+            """
+            the NwkSKey is in the clear, readable by anyone on the broker: seal it to this gateway (command sign \
+            pair --seal-key, from hotspotd key show)
+            """
         case .badSeal: "the NwkSKey is sealed to another key than this gateway's (hotspotd key show prints it)"
         }
     }
@@ -109,7 +119,9 @@ public struct CommandAuthority: Sendable {
         guard bytes.count <= Self.maximumSize else { return .failure(.oversized) }
         guard let signed = try? Hotspotd_SignedCommand(serializedBytes: bytes) else { return .failure(.undecodable) }
         guard Array(signed.signer) == authority.bytes else { return .failure(.wrongSigner) }
-        guard authority.isValidSignature(Array(signed.signature), for: Array(signed.body)) else { return .failure(.badSignature) }
+        guard authority.isValidSignature(Array(signed.signature), for: Array(signed.body)) else {
+            return .failure(.badSignature)
+        }
         guard let body = try? Hotspotd_CommandBody(serializedBytes: signed.body) else { return .failure(.undecodable) }
         guard body.gatewayID.lowercased() == gatewayID else { return .failure(.wrongGateway) }
         guard body.expiresAt > now else { return .failure(.expired) }
@@ -126,7 +138,9 @@ public struct CommandAuthority: Sendable {
             guard pair.nwkSKey.isEmpty else { return .failure(.unsealedKey) }
             var nwkSKey: [UInt8]?
             if !pair.sealedNwkSKey.isEmpty {
-                guard let sealingKey, let opened = try? SecretSeal.open(Array(pair.sealedNwkSKey), with: sealingKey, gatewayID: gatewayID) else {
+                guard let sealingKey,
+                    let opened = try? SecretSeal.open(Array(pair.sealedNwkSKey), with: sealingKey, gatewayID: gatewayID)
+                else {
                     return .failure(.badSeal)
                 }
                 nwkSKey = opened
@@ -157,7 +171,8 @@ extension CommandAuthority {
     /// 1 to 128 bytes, no control character: a NUL is stored whole but read back cut (C
     /// strings), so "alice\0x" would charge alice; other controls would garble logs and listings.
     public static func isValidOwner(_ owner: String) -> Bool {
-        !owner.isEmpty && owner.utf8.count <= 128 && !owner.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+        !owner.isEmpty && owner.utf8.count <= 128
+            && !owner.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
     }
 }
 
@@ -166,7 +181,8 @@ public enum CommandSigner {
     /// A pair's NwkSKey is sealed to `sealingKey` (the gateway's, from `hotspotd key show`);
     /// without one it goes in the clear, which gateways refuse.
     public static func sign(
-        _ command: Command, gatewayID: String, key: Ed25519PrivateKey, expiresAt: UInt64, nonce: [UInt8] = secureRandomBytes(16),
+        _ command: Command, gatewayID: String, key: Ed25519PrivateKey, expiresAt: UInt64,
+        nonce: [UInt8] = secureRandomBytes(16),
         sealingKey: [UInt8]? = nil
     ) throws -> [UInt8] {
         var body = Hotspotd_CommandBody()
@@ -230,7 +246,8 @@ public struct CommandProcessor: Sendable {
     /// `now` is the wall clock in nanoseconds since the Unix epoch.
     public init(
         store: Store, authority: CommandAuthority, topics: Topics, encoding: MessageEncoding = .protobuf,
-        logger: Logger = Logger(label: "hotspotd.commands"), limiter: RefusalLimiter = RefusalLimiter(), now: @escaping @Sendable () -> Int64,
+        logger: Logger = Logger(label: "hotspotd.commands"), limiter: RefusalLimiter = RefusalLimiter(),
+        now: @escaping @Sendable () -> Int64,
         clockSynchronized: @escaping @Sendable () -> Bool = { true }
     ) {
         self.clockSynchronized = clockSynchronized
@@ -258,28 +275,36 @@ public struct CommandProcessor: Sendable {
             try await reject(refusal, topic: topic, nonce: [], command: nil, at: time)
             return .failure(refusal)
         case .success(let verified):
-            let expected: String? = switch topic {
-            case topics.pair: "pair"
-            case topics.unpair: "unpair"
-            case topics.credit: "credit"
-            case topics.entropy: "entropy"
-            default: nil
-            }
+            let expected: String? =
+                switch topic {
+                case topics.pair: "pair"
+                case topics.unpair: "unpair"
+                case topics.credit: "credit"
+                case topics.entropy: "entropy"
+                default: nil
+                }
             if let expected, expected != verified.command.name {
-                try await reject(.invalid, topic: topic, nonce: verified.nonce, command: verified.command, at: time, detail: "a \(verified.command.name) command on the \(expected) topic")
+                try await reject(
+                    .invalid, topic: topic, nonce: verified.nonce, command: verified.command, at: time,
+                    detail: "a \(verified.command.name) command on the \(expected) topic")
                 return .failure(.invalid)
             }
             let expiresAt = Int64(clamping: verified.expiresAt)
             let application: CommandApplication
             switch verified.command {
             case .pair(let devAddr, let devEUI, let owner, let nwkSKey):
-                application = try await store.pair(Pairing(devAddr: devAddr, devEUI: devEUI, owner: owner, nwkSKey: nwkSKey, pairedAt: time), nonce: verified.nonce, expiresAt: expiresAt)
+                application = try await store.pair(
+                    Pairing(devAddr: devAddr, devEUI: devEUI, owner: owner, nwkSKey: nwkSKey, pairedAt: time),
+                    nonce: verified.nonce, expiresAt: expiresAt)
             case .unpair(let devAddr):
-                application = try await store.unpair(devAddr: devAddr, nonce: verified.nonce, expiresAt: expiresAt, at: time)
+                application = try await store.unpair(
+                    devAddr: devAddr, nonce: verified.nonce, expiresAt: expiresAt, at: time)
             case .credit(let owner, let amount):
-                application = try await store.credit(owner: owner, amount: amount, nonce: verified.nonce, expiresAt: expiresAt, at: time)
+                application = try await store.credit(
+                    owner: owner, amount: amount, nonce: verified.nonce, expiresAt: expiresAt, at: time)
             case .entropy:
-                application = try await store.recordNonce(verified.nonce, command: "entropy", expiresAt: expiresAt, at: time)
+                application = try await store.recordNonce(
+                    verified.nonce, command: "entropy", expiresAt: expiresAt, at: time)
             }
             let refusal: CommandRefusal
             switch application {
@@ -310,17 +335,24 @@ public struct CommandProcessor: Sendable {
 
     /// Refuses a message too large to be read at all (the client did not copy it).
     public func refuseOversized(size: Int, topic: String) async throws(StoreError) {
-        try await reject(.oversized, topic: topic, nonce: [], command: nil, at: now(), detail: "a message of \(size) bytes, \(CommandRefusal.oversized.explanation)")
+        try await reject(
+            .oversized, topic: topic, nonce: [], command: nil, at: now(),
+            detail: "a message of \(size) bytes, \(CommandRefusal.oversized.explanation)")
     }
 
-    private func reject(_ refusal: CommandRefusal, topic: String, nonce: [UInt8], command: Command?, at time: Int64, detail: String? = nil) async throws(StoreError) {
+    private func reject(
+        _ refusal: CommandRefusal, topic: String, nonce: [UInt8], command: Command?, at time: Int64,
+        detail: String? = nil
+    ) async throws(StoreError) {
         let (report, unreported) = limiter.admit()
         guard report else { return }
         var metadata = Self.metadata(command)
         metadata["REASON"] = "\(refusal.rawValue)"
         metadata["TOPIC"] = "\(topic)"
         var detail = detail ?? refusal.explanation
-        if unreported > 0 { detail += " (and \(unreported) more refusals not reported, to keep a flood out of the outbox)" }
+        if unreported > 0 {
+            detail += " (and \(unreported) more refusals not reported, to keep a flood out of the outbox)"
+        }
         logger.notice("command refused: \(detail)", metadata: metadata)
         var rejection = Hotspotd_Rejection()
         rejection.reason = refusal.rawValue
@@ -341,11 +373,14 @@ public struct CommandProcessor: Sendable {
         }
         guard let payload = try? encoding.encode(rejection) else { return }
         let id = nonce.isEmpty ? "\(time)" : Hex.encode(nonce)
-        try await store.enqueue([NewMessage(kind: .rejected, topic: topics.rejected, messageID: "rejected-\(refusal.rawValue)-\(id)", payload: payload)], at: time)
+        try await store.enqueue(
+            [
+                NewMessage(
+                    kind: .rejected, topic: topics.rejected, messageID: "rejected-\(refusal.rawValue)-\(id)",
+                    payload: payload)
+            ], at: time)
     }
 }
-
-import Store
 
 /// What the system says of its clock.
 public enum ClockSynchronization {

@@ -25,7 +25,9 @@ public struct Ed25519PrivateKey: Sendable {
     public init(seed: [UInt8]) throws(CryptoError) {
         guard seed.count == 32 else { throw CryptoError("an Ed25519 seed is 32 bytes, not \(seed.count)") }
         var publicBytes = [UInt8](repeating: 0, count: 32)
-        guard hs_ed25519_public_key(seed, &publicBytes) == 1 else { throw CryptoError("libcrypto refused the Ed25519 seed") }
+        guard hs_ed25519_public_key(seed, &publicBytes) == 1 else {
+            throw CryptoError("libcrypto refused the Ed25519 seed")
+        }
         self.seed = seed
         publicKey = try Ed25519PublicKey(bytes: publicBytes)
     }

@@ -1,8 +1,8 @@
 #if canImport(Glibc)
-import Wire
-import Glibc
+    import Wire
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Base58 with Bitcoin's alphabet, and Base58Check (a 4-byte double-SHA-256 checksum).
@@ -81,7 +81,8 @@ public enum Helium {
     /// another network.
     public static func publicKey(fromAddress address: String) -> Ed25519PublicKey? {
         guard let payload = Base58.decodeCheck(address), payload.count == 34,
-              payload[0] == 0x00, payload[1] == ed25519Tag else { return nil }
+            payload[0] == 0x00, payload[1] == ed25519Tag
+        else { return nil }
         return try? Ed25519PublicKey(bytes: Array(payload[2...]))
     }
 
@@ -113,18 +114,26 @@ public enum KeyFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
-            throw CryptoError(code == ENOENT ? "no key file; `hotspotd key generate --key-file \(path)` creates one (\(path))" : "cannot read the key: \(String(cString: strerror(code))) (\(path))")
+            throw CryptoError(
+                code == ENOENT
+                    ? "no key file; `hotspotd key generate --key-file \(path)` creates one (\(path))"
+                    : "cannot read the key: \(String(cString: strerror(code))) (\(path))")
         }
         defer { close(fd) }
         var status = stat()
-        guard fstat(fd, &status) == 0 else { throw CryptoError("cannot read the key's mode: \(String(cString: strerror(errno))) (\(path))") }
+        guard fstat(fd, &status) == 0 else {
+            throw CryptoError("cannot read the key's mode: \(String(cString: strerror(errno))) (\(path))")
+        }
         if status.st_mode & 0o077 != 0 {
             let mode = String(status.st_mode & 0o777, radix: 8)
-            throw CryptoError("the key has mode 0\(mode), and must be readable by its owner only: `chmod 600 \(path)` (\(path))")
+            throw CryptoError(
+                "the key has mode 0\(mode), and must be readable by its owner only: `chmod 600 \(path)` (\(path))")
         }
         var bytes = [UInt8](repeating: 0, count: 66)
         let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard count >= 0 else { throw CryptoError("cannot read the key: \(String(cString: strerror(errno))) (\(path))") }
+        guard count >= 0 else {
+            throw CryptoError("cannot read the key: \(String(cString: strerror(errno))) (\(path))")
+        }
         return try Helium.privateKey(fromKeypairBytes: Array(bytes[0..<count]))
     }
 
@@ -146,7 +155,10 @@ public enum KeyFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno
-            throw CryptoError(code == EEXIST ? "a key file is there already, and is never overwritten (\(path))" : "cannot create the key file: \(String(cString: strerror(code))) (\(path))")
+            throw CryptoError(
+                code == EEXIST
+                    ? "a key file is there already, and is never overwritten (\(path))"
+                    : "cannot create the key file: \(String(cString: strerror(code))) (\(path))")
         }
         defer { close(fd) }
         let bytes = Helium.keypairBytes(key)

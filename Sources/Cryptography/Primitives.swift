@@ -21,10 +21,13 @@ public enum AES128 {
 
     private static func run(key: [UInt8], blocks: [UInt8], encrypt: Bool) throws(CryptoError) -> [UInt8] {
         guard key.count == 16 else { throw CryptoError("an AES-128 key is 16 bytes, not \(key.count)") }
-        guard blocks.count % 16 == 0 else { throw CryptoError("AES works on 16-byte blocks, not \(blocks.count) bytes") }
+        guard blocks.count % 16 == 0 else {
+            throw CryptoError("AES works on 16-byte blocks, not \(blocks.count) bytes")
+        }
         guard !blocks.isEmpty else { return [] }
         var output = [UInt8](repeating: 0, count: blocks.count)
-        let ok = encrypt
+        let ok =
+            encrypt
             ? hs_aes128_ecb_encrypt(key, blocks, &output, blocks.count / 16)
             : hs_aes128_ecb_decrypt(key, blocks, &output, blocks.count / 16)
         guard ok == 1 else { throw CryptoError("libcrypto refused AES-128") }

@@ -8,7 +8,9 @@ public struct X25519PrivateKey: Sendable {
     public init(bytes: [UInt8]) throws(CryptoError) {
         guard bytes.count == 32 else { throw CryptoError("an X25519 private key is 32 bytes, not \(bytes.count)") }
         var publicBytes = [UInt8](repeating: 0, count: 32)
-        guard hs_x25519_public_key(bytes, &publicBytes) == 1 else { throw CryptoError("libcrypto refused the X25519 key") }
+        guard hs_x25519_public_key(bytes, &publicBytes) == 1 else {
+            throw CryptoError("libcrypto refused the X25519 key")
+        }
         self.bytes = bytes
         publicKey = publicBytes
     }
@@ -21,7 +23,9 @@ public struct X25519PrivateKey: Sendable {
     public func sharedSecret(with peer: [UInt8]) throws(CryptoError) -> [UInt8] {
         guard peer.count == 32 else { throw CryptoError("an X25519 public key is 32 bytes, not \(peer.count)") }
         var shared = [UInt8](repeating: 0, count: 32)
-        guard hs_x25519(bytes, peer, &shared) == 1 else { throw CryptoError("no shared secret with that X25519 public key") }
+        guard hs_x25519(bytes, peer, &shared) == 1 else {
+            throw CryptoError("no shared secret with that X25519 public key")
+        }
         return shared
     }
 }
@@ -47,19 +51,29 @@ extension Ed25519PrivateKey {
 public enum SecretSeal {
     public static let sealedLength = 56
 
-    public static func seal(_ secret: [UInt8], to gatewayKey: [UInt8], gatewayID: String) throws(CryptoError) -> [UInt8] {
+    public static func seal(_ secret: [UInt8], to gatewayKey: [UInt8], gatewayID: String) throws(CryptoError) -> [UInt8]
+    {
         guard secret.count == 16 else { throw CryptoError("a sealed secret is 16 bytes, not \(secret.count)") }
         let ephemeral = X25519PrivateKey.generate()
-        let key = try derive(ephemeral.sharedSecret(with: gatewayKey), ephemeral: ephemeral.publicKey, gateway: gatewayKey, gatewayID: gatewayID)
+        let key = try derive(
+            ephemeral.sharedSecret(with: gatewayKey), ephemeral: ephemeral.publicKey, gateway: gatewayKey,
+            gatewayID: gatewayID)
         let ciphertext = zip(secret, key.prefix(16)).map { $0 ^ $1 }
         let tag = try AESCMAC.mac(key: Array(key[16..<32]), message: ephemeral.publicKey + ciphertext).prefix(8)
         return ephemeral.publicKey + ciphertext + tag
     }
 
-    public static func open(_ sealed: [UInt8], with key: X25519PrivateKey, gatewayID: String) throws(CryptoError) -> [UInt8] {
-        guard sealed.count == sealedLength else { throw CryptoError("a sealed secret is \(sealedLength) bytes, not \(sealed.count)") }
-        let ephemeral = Array(sealed[0..<32]), ciphertext = Array(sealed[32..<48]), tag = Array(sealed[48..<56])
-        let derived = try derive(key.sharedSecret(with: ephemeral), ephemeral: ephemeral, gateway: key.publicKey, gatewayID: gatewayID)
+    public static func open(_ sealed: [UInt8], with key: X25519PrivateKey, gatewayID: String) throws(CryptoError)
+        -> [UInt8]
+    {
+        guard sealed.count == sealedLength else {
+            throw CryptoError("a sealed secret is \(sealedLength) bytes, not \(sealed.count)")
+        }
+        let ephemeral = Array(sealed[0..<32])
+        let ciphertext = Array(sealed[32..<48])
+        let tag = Array(sealed[48..<56])
+        let derived = try derive(
+            key.sharedSecret(with: ephemeral), ephemeral: ephemeral, gateway: key.publicKey, gatewayID: gatewayID)
         let expected = try AESCMAC.mac(key: Array(derived[16..<32]), message: ephemeral + ciphertext).prefix(8)
         guard constantTimeEquals(Array(expected), tag) else { throw CryptoError("sealed to another gateway's key") }
         return zip(ciphertext, derived.prefix(16)).map { $0 ^ $1 }

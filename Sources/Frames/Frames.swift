@@ -87,7 +87,9 @@ public struct TransmitRequest: Sendable, Hashable {
     }
 
     public var airtime: LoRaAirtime {
-        LoRaAirtime(modulation: dataRate.modulation(codingRate: codingRate), payloadLength: payload.count, preambleLength: preambleLength, crc: crc)
+        LoRaAirtime(
+            modulation: dataRate.modulation(codingRate: codingRate), payloadLength: payload.count,
+            preambleLength: preambleLength, crc: crc)
     }
 }
 

@@ -1,9 +1,9 @@
 import Agent
 import ChirpStack
+import Clocks
 import Credits
 import Cryptography
 import FoundationEssentials
-import Clocks
 import HAL
 import LoRaPHY
 import LoRaWAN
@@ -60,8 +60,12 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             }
             guard let contents = try? PushDataContents(json: json, gateway: gateway) else { return }
             for frame in contents.frames {
-                guard frame.payload.count <= 255 else { throw Violation(description: "a frame of \(frame.payload.count) bytes") }
-                guard frame.gatewayEUI == gateway else { throw Violation(description: "a frame credited to another gateway") }
+                guard frame.payload.count <= 255 else {
+                    throw Violation(description: "a frame of \(frame.payload.count) bytes")
+                }
+                guard frame.gatewayEUI == gateway else {
+                    throw Violation(description: "a frame credited to another gateway")
+                }
             }
             // What the parser accepted, written out again, reads back the same.
             if let value = try? JSON.parse(json) {
@@ -84,12 +88,16 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     static func lorawan(_ input: [UInt8]) throws(Violation) {
         guard let frame = try? PHYPayload.decode(input) else { return }
-        guard frame.bytes == input, frame.mic.count == 4 || frame.mic.isEmpty, frame.bytesWithoutMIC.count + frame.mic.count == input.count else {
+        guard frame.bytes == input, frame.mic.count == 4 || frame.mic.isEmpty,
+            frame.bytesWithoutMIC.count + frame.mic.count == input.count
+        else {
             throw Violation(description: "PHYPayload does not account for its bytes")
         }
         switch frame.message {
         case .data(let data):
-            guard data.fOpts.count == data.fCtrl.fOptsLength else { throw Violation(description: "FOpts length differs from FCtrl's") }
+            guard data.fOpts.count == data.fCtrl.fOptsLength else {
+                throw Violation(description: "FOpts length differs from FCtrl's")
+            }
             _ = MACCommand.parse(data.fOpts, uplink: frame.mType.isUplink)
             if data.fPort == 0 { _ = MACCommand.parse(data.frmPayload, uplink: frame.mType.isUplink) }
             let fCnt = LoRaWANCrypto.fullFrameCounter(received: data.fCnt, last: 0xFFFF_FFF0)
@@ -131,7 +139,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
         switch verified.command {
         case .pair(_, _, let owner, let nwkSKey):
-            guard !owner.isEmpty, nwkSKey.map({ $0.count == 16 }) ?? true else { throw Violation(description: "a bad pair was accepted") }
+            guard !owner.isEmpty, nwkSKey.map({ $0.count == 16 }) ?? true else {
+                throw Violation(description: "a bad pair was accepted")
+            }
         case .credit(let owner, let amount):
             guard !owner.isEmpty, amount > 0 else { throw Violation(description: "a bad credit was accepted") }
         case .entropy(let data, _):
@@ -154,13 +164,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             // one must be on an allowed frequency.
             for policy in policies {
                 if case .success(let ticket) = policy.admit(request) {
-                    guard policy.region.allows(frequencyHz: request.frequencyHz) else { throw Violation(description: "a forbidden frequency was admitted") }
+                    guard policy.region.allows(frequencyHz: request.frequencyHz) else {
+                        throw Violation(description: "a forbidden frequency was admitted")
+                    }
                     policy.cancel(ticket)
                 }
             }
         }
         // A decoded message encodes again.
-        guard (try? encoding.encode(frame)) != nil else { throw Violation(description: "a decoded downlink does not encode") }
+        guard (try? encoding.encode(frame)) != nil else {
+            throw Violation(description: "a decoded downlink does not encode")
+        }
     }
 
     static func boardProfile(_ input: [UInt8]) {

@@ -1,9 +1,9 @@
-import Wire
 import Credits
 import Cryptography
 import FoundationEssentials
 import Messages
 import SwiftProtobuf
+import Wire
 
 extension FuzzTarget {
     /// Where fuzzing starts: the inputs the tests use (Semtech's protocol examples, the LoRaWAN
@@ -25,10 +25,23 @@ extension FuzzTarget {
 
     static var gwmpSeeds: [[UInt8]] {
         let rxpk = #"""
-            {"rxpk":[{"time":"2013-03-31T16:21:17.528002Z","tmst":3512348611,"chan":2,"rfch":0,"freq":866.349812,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/6","rssi":-35,"lsnr":5.1,"size":32,"data":"-DS4CGaDCdG+48eJNM3Vai-zDpsR71Pn9CPA9uCON84"},{"time":"2013-03-31T16:21:17.530974Z","tmst":3512348514,"chan":9,"rfch":1,"freq":869.1,"stat":1,"modu":"FSK","datr":50000,"rssi":-75,"size":16,"data":"VEVTVF9QQUNLRVRfMTIzNA=="}]}
+            {"rxpk":[{"time":"2013-03-31T16:21:17.528002Z","tmst":3512348611,"chan":2,"rfch":0,"freq":866.349812,\#
+            "stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/6","rssi":-35,"lsnr":5.1,"size":32,\#
+            "data":"-DS4CGaDCdG+48eJNM3Vai-zDpsR71Pn9CPA9uCON84"},{"time":"2013-03-31T16:21:17.530974Z",\#
+            "tmst":3512348514,"chan":9,"rfch":1,"freq":869.1,"stat":1,"modu":"FSK","datr":50000,"rssi":-75,\#
+            "size":16,"data":"VEVTVF9QQUNLRVRfMTIzNA=="}]}
             """#
-        let stat = #"{"stat":{"time":"2014-01-12 08:59:28 GMT","lati":46.24000,"long":3.25230,"alti":145,"rxnb":2,"rxok":2,"rxfw":2,"ackr":100.0,"dwnb":2,"txnb":2,"temp":23.2}}"#
-        let rsig = #"{"rxpk":[{"jver":2,"tmst":1000000,"chan":0,"rfch":0,"freq":868.1,"mid":8,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","rsig":[{"ant":0,"chan":0,"rssic":-64,"lsnr":9.5},{"ant":1,"chan":0,"rssic":-60,"lsnr":11.0}],"size":5,"data":"QAECAwQ="}]}"#
+        let stat =
+            #"""
+            {"stat":{"time":"2014-01-12 08:59:28 GMT","lati":46.24000,"long":3.25230,"alti":145,"rxnb":2,"rxok":2,\#
+            "rxfw":2,"ackr":100.0,"dwnb":2,"txnb":2,"temp":23.2}}
+            """#
+        let rsig =
+            #"""
+            {"rxpk":[{"jver":2,"tmst":1000000,"chan":0,"rfch":0,"freq":868.1,"mid":8,"stat":1,"modu":"LORA",\#
+            "datr":"SF7BW125","codr":"4/5","rsig":[{"ant":0,"chan":0,"rssic":-64,"lsnr":9.5},{"ant":1,"chan":0,\#
+            "rssic":-60,"lsnr":11.0}],"size":5,"data":"QAECAwQ="}]}
+            """#
         return [
             [2, 0x12, 0x34, 0x00] + forwarder + Array(rxpk.utf8),
             [2, 0x12, 0x34, 0x00] + forwarder + Array(stat.utf8),
@@ -42,7 +55,10 @@ extension FuzzTarget {
     static var lorawanSeeds: [[UInt8]] {
         [
             "40F17DBE4900020001954378762B11FF0D",
-            "40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea8a20af3c5e7",
+            """
+            40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea\
+            8a20af3c5e7
+            """,
             "40D4C3B2A1001000002712A3F9C9",
             "0039363463336913AA05693574323831330489C65B1304",
             "20e3de108795f776b8037610ef7869b5b3",
@@ -54,7 +70,9 @@ extension FuzzTarget {
 
     static var commandSeeds: [[UInt8]] {
         let commands: [Command] = [
-            .pair(devAddr: 0x2601_1BDA, devEUI: 0x70B3_D57E_D000_0001, owner: "alice", nwkSKey: Array(repeating: 0x11, count: 16)),
+            .pair(
+                devAddr: 0x2601_1BDA, devEUI: 0x70B3_D57E_D000_0001, owner: "alice",
+                nwkSKey: Array(repeating: 0x11, count: 16)),
             .unpair(devAddr: 0x2601_1BDA),
             .credit(owner: "alice", amount: 1000),
             .entropy(data: Array(repeating: 7, count: 32), timestamp: 1_700_000_000),
@@ -62,8 +80,11 @@ extension FuzzTarget {
         var seeds: [[UInt8]] = []
         for (index, command) in commands.enumerated() {
             let nonce = Array(repeating: UInt8(index), count: 16)
-            guard let signed = try? CommandSigner.sign(command, gatewayID: "0016c001ff10a235", key: authorityKey, expiresAt: now + 300, nonce: nonce),
-                  let envelope = try? Hotspotd_SignedCommand(serializedBytes: signed) else { continue }
+            guard
+                let signed = try? CommandSigner.sign(
+                    command, gatewayID: "0016c001ff10a235", key: authorityKey, expiresAt: now + 300, nonce: nonce),
+                let envelope = try? Hotspotd_SignedCommand(serializedBytes: signed)
+            else { continue }
             seeds.append([0] + signed)
             seeds.append([1] + Array(envelope.body))
         }
@@ -97,7 +118,10 @@ extension FuzzTarget {
         var frame = Gw_DownlinkFrame()
         frame.downlinkID = 4242
         frame.gatewayID = "0016c001ff10a235"
-        frame.items = [item(frequency: 868_100_000, spreadingFactor: 7, delayed: true), item(frequency: 869_525_000, spreadingFactor: 12, delayed: false)]
+        frame.items = [
+            item(frequency: 868_100_000, spreadingFactor: 7, delayed: true),
+            item(frequency: 869_525_000, spreadingFactor: 12, delayed: false),
+        ]
         var impossible = frame
         impossible.items = [item(frequency: 915_000_000, spreadingFactor: 7, delayed: false)]
         return [frame, impossible]

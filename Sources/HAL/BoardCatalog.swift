@@ -1,11 +1,11 @@
 import TOML
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Finds board profiles: a name is looked up as `NAME.toml` in each search directory in turn;
@@ -70,7 +70,10 @@ public struct BoardCatalog: Sendable {
                 let name = String(file.dropLast(5))
                 guard seen.insert(name).inserted else { continue }
                 let path = directory + "/" + file
-                entries.append(Entry(name: name, path: path, profile: Result { () throws(TOMLConfigError) in try Self.loadFile(path) }))
+                entries.append(
+                    Entry(
+                        name: name, path: path,
+                        profile: Result { () throws(TOMLConfigError) in try Self.loadFile(path) }))
             }
         }
         return entries.sorted { $0.name < $1.name }
@@ -109,7 +112,11 @@ public struct BoardCatalog: Sendable {
         if fileName.hasSuffix(".toml"), String(fileName.dropLast(5)) != profile.name {
             throw TOMLConfigError(
                 file: path, line: 0, key: "name",
-                message: "'\(profile.name)' does not match the file name: call the file \(profile.name).toml, or name the profile '\(fileName.dropLast(5))'"
+                message:
+                    """
+                    '\(profile.name)' does not match the file name: call the file \(profile.name).toml, or name \
+                    the profile '\(fileName.dropLast(5))'
+                    """
             )
         }
         return profile
@@ -154,7 +161,8 @@ public func readTextFile(_ path: String, limit: Int = 1 << 20) throws(HardwareEr
         if count == 0 { break }
         bytes.append(contentsOf: chunk[0..<count])
         if bytes.count > limit {
-            throw HardwareError(.invalidRequest, "larger than \(limit) bytes, too large to be a text file hotspotd reads")
+            throw HardwareError(
+                .invalidRequest, "larger than \(limit) bytes, too large to be a text file hotspotd reads")
         }
     }
     guard let text = String(validating: bytes, as: UTF8.self) else {

@@ -21,7 +21,8 @@ extension BoardHardware {
     /// `chip_select` line, the returned device drives it around every message.
     public func openSPI() throws(HardwareError) -> any SPIDevice {
         guard let spi = profile.spi else {
-            throw HardwareError(.invalidRequest, "board \(profile.name) has no SPI device: its radio is driven by the packet forwarder")
+            throw HardwareError(
+                .invalidRequest, "board \(profile.name) has no SPI device: its radio is driven by the packet forwarder")
         }
         let device = try openBusDevice(spi)
         if let chipSelect = try requestLineIfPresent(.chipSelect, .output(initial: false)) {
@@ -39,7 +40,9 @@ extension BoardHardware {
     }
 
     /// Requests the line for `role`, or nil when the profile has none.
-    public func requestLineIfPresent(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> (any GPIOLine)? {
+    public func requestLineIfPresent(_ role: LineRole, _ request: GPIOLineRequest) throws(HardwareError) -> (
+        any GPIOLine
+    )? {
         guard profile.line(role) != nil else { return nil }
         return try requestLine(role, request)
     }

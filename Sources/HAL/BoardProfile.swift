@@ -155,7 +155,9 @@ public struct MockFaults: Sendable, Equatable {
 }
 
 extension BoardProfile {
-    static let topLevelKeys = ["name", "description", "radio", "backend", "hal", "spi", "gpio", "reset", "radio_front_end", "mock"]
+    static let topLevelKeys = [
+        "name", "description", "radio", "backend", "hal", "spi", "gpio", "reset", "radio_front_end", "mock",
+    ]
 
     /// Parses and validates a profile. Every problem is reported with the file, the line and
     /// the key: an unknown key, a wrong type, a missing or misplaced line, one pin used twice,
@@ -170,20 +172,38 @@ extension BoardProfile {
 
         let radioName = try root.required("radio", root.string)
         guard let radio = RadioChip(rawValue: radioName.lowercased()) else {
-            throw root.error("radio", "unknown radio chip '\(radioName)' (one of: \(RadioChip.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw root.error(
+                "radio",
+                """
+                unknown radio chip '\(radioName)' (one of: \
+                \(RadioChip.allCases.map(\.rawValue).joined(separator: ", ")))
+                """
+            )
         }
 
         let backend: Backend
         if let backendName = try root.string("backend") {
             guard let parsed = Backend(rawValue: backendName) else {
-                throw root.error("backend", "unknown backend '\(backendName)' (one of: \(Backend.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw root.error(
+                    "backend",
+                    """
+                    unknown backend '\(backendName)' (one of: \
+                    \(Backend.allCases.map(\.rawValue).joined(separator: ", ")))
+                    """
+                )
             }
             backend = parsed
         } else {
             backend = radio.defaultBackend
         }
         guard backend == radio.defaultBackend else {
-            throw root.error("backend", "backend '\(backend.rawValue)' cannot drive a \(radio.displayName) (use '\(radio.defaultBackend.rawValue)')")
+            throw root.error(
+                "backend",
+                """
+                backend '\(backend.rawValue)' cannot drive a \(radio.displayName) (use \
+                '\(radio.defaultBackend.rawValue)')
+                """
+            )
         }
 
         let hal: HALKind
@@ -196,7 +216,8 @@ extension BoardProfile {
             hal = .linux
         }
         if hal == .mock && radio.family == .concentrator {
-            throw root.error("hal", "the mock board simulates SX127x and SX126x radios, not a \(radio.displayName) concentrator")
+            throw root.error(
+                "hal", "the mock board simulates SX127x and SX126x radios, not a \(radio.displayName) concentrator")
         }
 
         let spi = try parseSPI(root, radio: radio, backend: backend, hal: hal)
@@ -225,23 +246,35 @@ extension BoardProfile {
             guard seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
                 throw section.error(key, "must be between 0 and 86400 seconds, not \(seconds)")
             }
-            if key == "wedge_after_seconds" { faults.wedgeAfterSeconds = seconds } else { faults.hangAfterSeconds = seconds }
+            if key == "wedge_after_seconds" {
+                faults.wedgeAfterSeconds = seconds
+            } else {
+                faults.hangAfterSeconds = seconds
+            }
         }
         try section.rejectUnknownKeys(known: ["wedge_after_seconds", "hang_after_seconds"])
         return faults
     }
 
-    private static func parseSPI(_ root: TOMLSection, radio: RadioChip, backend: Backend, hal: HALKind) throws(TOMLConfigError) -> SPI? {
+    private static func parseSPI(_ root: TOMLSection, radio: RadioChip, backend: Backend, hal: HALKind)
+        throws(TOMLConfigError) -> SPI?
+    {
         guard let section = try root.section("spi") else {
             if backend == .semtechUDP { return nil }
-            throw TOMLConfigError(file: root.file, line: 0, key: "spi", message: "is required for a \(radio.displayName) board (device and speed_hz)")
+            throw TOMLConfigError(
+                file: root.file, line: 0, key: "spi",
+                message: "is required for a \(radio.displayName) board (device and speed_hz)")
         }
         let device = try section.required("device", section.string)
         switch hal {
         case .linux:
-            let numbers = device.hasPrefix("/dev/spidev") ? device.dropFirst(11).split(separator: ".", omittingEmptySubsequences: false) : []
-            guard numbers.count == 2, numbers.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigitCharacter) }) else {
-                throw section.error("device", "'\(device)' is not an spidev node (expected /dev/spidevB.C, such as /dev/spidev0.0)")
+            let numbers =
+                device.hasPrefix("/dev/spidev")
+                ? device.dropFirst(11).split(separator: ".", omittingEmptySubsequences: false) : []
+            guard numbers.count == 2, numbers.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigitCharacter) })
+            else {
+                throw section.error(
+                    "device", "'\(device)' is not an spidev node (expected /dev/spidevB.C, such as /dev/spidev0.0)")
             }
         case .mock:
             guard device.hasPrefix("mock:") else {
@@ -253,7 +286,9 @@ extension BoardProfile {
             throw section.error("speed_hz", "\(speed) Hz is too slow to be a real SPI clock (at least 100000)")
         }
         guard speed <= Int64(radio.maximumSPISpeedHz) else {
-            throw section.error("speed_hz", "\(speed) Hz is above the \(radio.displayName)'s \(radio.maximumSPISpeedHz / 1_000_000) MHz maximum")
+            throw section.error(
+                "speed_hz",
+                "\(speed) Hz is above the \(radio.displayName)'s \(radio.maximumSPISpeedHz / 1_000_000) MHz maximum")
         }
         let modeNumber = try section.integer("mode") ?? 0
         guard let mode = SPIMode(rawValue: UInt8(clamping: modeNumber)), (0...3).contains(modeNumber) else {
@@ -270,9 +305,18 @@ extension BoardProfile {
         return SPI(device: device, configuration: SPIConfiguration(mode: mode, bitsPerWord: 8, speedHz: UInt32(speed)))
     }
 
-    private static func parseGPIO(_ root: TOMLSection, backend: Backend, hal: HALKind, spi: SPI?) throws(TOMLConfigError) -> [LineRole: GPIOLineSpec] {
+    private static func parseGPIO(_ root: TOMLSection, backend: Backend, hal: HALKind, spi: SPI?)
+        throws(TOMLConfigError) -> [LineRole: GPIOLineSpec]
+    {
         guard let section = try root.section("gpio") else {
-            throw TOMLConfigError(file: root.file, line: 0, key: "gpio", message: "is required: a board needs at least its \(requiredLines(for: backend).map(\.rawValue).joined(separator: " and ")) line")
+            throw TOMLConfigError(
+                file: root.file, line: 0, key: "gpio",
+                message:
+                    """
+                    is required: a board needs at least its \
+                    \(requiredLines(for: backend).map(\.rawValue).joined(separator: " and ")) line
+                    """
+            )
         }
         let defaultChips = try chipList(section, key: "chip") ?? (hal == .mock ? ["mock"] : raspberryPiHeaderChips)
         var lines: [LineRole: GPIOLineSpec] = [:]
@@ -280,13 +324,21 @@ extension BoardProfile {
         let allowed = allowedLines(for: backend)
         for key in section.table.keys where key != "chip" {
             guard let role = LineRole(rawValue: key) else {
-                throw section.error(key, "unknown line (one of: chip, \(LineRole.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw section.error(
+                    key, "unknown line (one of: chip, \(LineRole.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             guard allowed.contains(role) else {
-                throw section.error(key, "a \(backend.rawValue) board has no \(key) line (allowed: \(allowed.sorted().map(\.rawValue).joined(separator: ", ")))")
+                throw section.error(
+                    key,
+                    """
+                    a \(backend.rawValue) board has no \(key) line (allowed: \
+                    \(allowed.sorted().map(\.rawValue).joined(separator: ", ")))
+                    """
+                )
             }
             guard let line = try section.section(key) else { continue }
-            let offset = try line.required("offset", { (key: String) throws(TOMLConfigError) in try line.integer(key, in: 0...1023) })
+            let offset = try line.required(
+                "offset", { (key: String) throws(TOMLConfigError) in try line.integer(key, in: 0...1023) })
             let activeLow = try line.boolean("active_low") ?? false
             let chips = try chipList(line, key: "chip") ?? defaultChips
             try line.rejectUnknownKeys(known: ["offset", "active_low", "chip"])
@@ -294,7 +346,9 @@ extension BoardProfile {
             lineKeys[role] = key
         }
         for role in requiredLines(for: backend) where lines[role] == nil {
-            throw TOMLConfigError(file: root.file, line: section.table.line, key: "gpio.\(role.rawValue)", message: "is required for a \(backend.rawValue) board but missing")
+            throw TOMLConfigError(
+                file: root.file, line: section.table.line, key: "gpio.\(role.rawValue)",
+                message: "is required for a \(backend.rawValue) board but missing")
         }
 
         if let chipSelect = lines[.chipSelect], !chipSelect.activeLow {
@@ -305,12 +359,21 @@ extension BoardProfile {
         var owners: [(role: LineRole, spec: GPIOLineSpec)] = []
         for role in lines.keys.sorted(by: { section.line(of: $0.rawValue) < section.line(of: $1.rawValue) }) {
             let spec = lines[role]!
-            if let first = owners.first(where: { $0.spec.offset == spec.offset && sameChip($0.spec.chips, spec.chips) }) {
-                throw section.error(role.rawValue, "offset \(spec.offset) is already used by gpio.\(first.role.rawValue)")
+            if let first = owners.first(where: { $0.spec.offset == spec.offset && sameChip($0.spec.chips, spec.chips) })
+            {
+                throw section.error(
+                    role.rawValue, "offset \(spec.offset) is already used by gpio.\(first.role.rawValue)")
             }
             owners.append((role, spec))
-            if let spi, isRaspberryPiHeader(spec.chips), let reserved = raspberryPiSPIPins(for: spi.device)[spec.offset] {
-                throw section.error(role.rawValue, "GPIO\(spec.offset) is \(reserved), which the kernel's SPI driver holds while \(spi.device) is in use")
+            if let spi, isRaspberryPiHeader(spec.chips), let reserved = raspberryPiSPIPins(for: spi.device)[spec.offset]
+            {
+                throw section.error(
+                    role.rawValue,
+                    """
+                    GPIO\(spec.offset) is \(reserved), which the kernel's SPI driver holds while \(spi.device) is \
+                    in use
+                    """
+                )
             }
         }
         return lines
@@ -341,7 +404,13 @@ extension BoardProfile {
     private static func chipList(_ section: TOMLSection, key: String) throws(TOMLConfigError) -> [String]? {
         guard let names = try section.strings(key) else { return nil }
         guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty }) else {
-            throw section.error(key, "names no chip (a label such as \"pinctrl-bcm2711\", a path such as \"/dev/gpiochip0\", or \"raspberry-pi\")")
+            throw section.error(
+                key,
+                """
+                names no chip (a label such as \"pinctrl-bcm2711\", a path such as \"/dev/gpiochip0\", or \
+                \"raspberry-pi\")
+                """
+            )
         }
         return names.flatMap { $0 == "raspberry-pi" ? raspberryPiHeaderChips : [$0] }
     }
@@ -349,9 +418,12 @@ extension BoardProfile {
     private static func parseReset(_ root: TOMLSection) throws(TOMLConfigError) -> ResetTiming {
         var timing = ResetTiming(powerOnMilliseconds: 100, pulseMilliseconds: 1, recoveryMilliseconds: 10)
         guard let section = try root.section("reset") else { return timing }
-        timing.powerOnMilliseconds = Int(try section.integer("power_on_ms", in: 0...10_000) ?? Int64(timing.powerOnMilliseconds))
-        timing.pulseMilliseconds = Int(try section.integer("pulse_ms", in: 0...10_000) ?? Int64(timing.pulseMilliseconds))
-        timing.recoveryMilliseconds = Int(try section.integer("recovery_ms", in: 0...10_000) ?? Int64(timing.recoveryMilliseconds))
+        timing.powerOnMilliseconds = Int(
+            try section.integer("power_on_ms", in: 0...10_000) ?? Int64(timing.powerOnMilliseconds))
+        timing.pulseMilliseconds = Int(
+            try section.integer("pulse_ms", in: 0...10_000) ?? Int64(timing.pulseMilliseconds))
+        timing.recoveryMilliseconds = Int(
+            try section.integer("recovery_ms", in: 0...10_000) ?? Int64(timing.recoveryMilliseconds))
         try section.rejectUnknownKeys(known: ["power_on_ms", "pulse_ms", "recovery_ms"])
         return timing
     }
@@ -366,7 +438,9 @@ extension BoardProfile {
             // SetDIO3AsTCXOCtrl offers 1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0 and 3.3 V.
             let supported = [1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0, 3.3]
             guard supported.contains(where: { abs($0 - voltage) < 0.001 }) else {
-                throw section.error("tcxo_voltage", "\(voltage) V is not a DIO3 TCXO voltage (one of: 1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0, 3.3)")
+                throw section.error(
+                    "tcxo_voltage",
+                    "\(voltage) V is not a DIO3 TCXO voltage (one of: 1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0, 3.3)")
             }
             frontEnd.tcxoVoltage = voltage
         }

@@ -33,9 +33,15 @@ public enum GPIOChipLocator {
 
     /// The error for a line whose chip is not there, listing what is.
     public static func notFound(_ candidates: [String], role: String, among chips: [GPIOChipInfo]) -> HardwareError {
-        let present = chips.isEmpty
-            ? "this system has no GPIO chips (no /dev/gpiochip*): is this a Raspberry Pi, and is the board's overlay loaded?"
+        let present =
+            chips.isEmpty
+            ? """
+            this system has no GPIO chips (no /dev/gpiochip*): is this a Raspberry Pi, and is the board's overlay \
+            loaded?
+            """
             : "present: " + chips.map { "\($0.path) \"\($0.label)\"" }.joined(separator: ", ")
-        return HardwareError(.notFound, "no GPIO chip for the \(role) line: looked for \(candidates.joined(separator: ", ")); \(present)")
+        return HardwareError(
+            .notFound, "no GPIO chip for the \(role) line: looked for \(candidates.joined(separator: ", ")); \(present)"
+        )
     }
 }

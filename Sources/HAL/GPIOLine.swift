@@ -74,5 +74,6 @@ public struct GPIOLineSpec: Hashable, Sendable {
 /// A source of GPIO lines: the Linux character device, or the mock board's virtual chip.
 public protocol GPIOController: Sendable {
     /// Requests one line for this process; `consumer` is the name other tools (gpioinfo) show.
-    func requestLine(_ spec: GPIOLineSpec, role: String, consumer: String, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine
+    func requestLine(_ spec: GPIOLineSpec, role: String, consumer: String, _ request: GPIOLineRequest)
+        throws(HardwareError) -> any GPIOLine
 }

@@ -1,4 +1,5 @@
 import Clocks
+
 /// Why the hardware layer could not do what was asked, in words a hotspot owner can act on.
 public struct HardwareError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {

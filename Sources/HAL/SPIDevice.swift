@@ -1,6 +1,9 @@
 /// SPI clock polarity and phase, modes 0 to 3 as spidev numbers them.
 public enum SPIMode: UInt8, Sendable, CaseIterable {
-    case mode0 = 0, mode1 = 1, mode2 = 2, mode3 = 3
+    case mode0 = 0
+    case mode1 = 1
+    case mode2 = 2
+    case mode3 = 3
 }
 
 /// How a device is clocked: mode, bits per word and maximum clock speed.

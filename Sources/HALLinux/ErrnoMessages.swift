@@ -2,9 +2,9 @@ import Clocks
 import HAL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// Turns a kernel error on a device node into a message that says what to do about it.
@@ -13,24 +13,34 @@ public enum DeviceErrorMapping {
     public static func spi(errno code: Int32, path: String, operation: String) -> HardwareError {
         switch code {
         case ENOENT:
-            return HardwareError(.notFound, """
+            return HardwareError(
+                .notFound,
+                """
                 \(path) does not exist: SPI is not enabled. Add `dtparam=spi=on` to /boot/firmware/config.txt \
                 (or run `sudo raspi-config` → Interface Options → SPI) and reboot; check with `ls /dev/spidev*`.
                 """, errno: code)
         case EACCES, EPERM:
-            return HardwareError(.permissionDenied, """
+            return HardwareError(
+                .permissionDenied,
+                """
                 permission denied on \(path): install udev/99-hotspotd.rules into /etc/udev/rules.d/ \
                 (then `sudo udevadm control --reload && sudo udevadm trigger`) and add the service user to the \
                 `hotspotd` group (Raspberry Pi OS also grants the `spi` group), or run as that user.
                 """, errno: code)
         case EBUSY:
-            return HardwareError(.busy, "\(path) is busy: another program (lora_pkt_fwd, a second hotspotd?) holds it", errno: code)
+            return HardwareError(
+                .busy, "\(path) is busy: another program (lora_pkt_fwd, a second hotspotd?) holds it", errno: code)
         case ENOTTY:
-            return HardwareError(.wrongDevice, "\(path) does not accept SPI requests (\(operation)): is it really an spidev node?", errno: code)
+            return HardwareError(
+                .wrongDevice, "\(path) does not accept SPI requests (\(operation)): is it really an spidev node?",
+                errno: code)
         case EINVAL where operation == "configure":
-            return HardwareError(.invalidRequest, "the SPI controller behind \(path) refused the profile's mode, word size or speed", errno: code)
+            return HardwareError(
+                .invalidRequest, "the SPI controller behind \(path) refused the profile's mode, word size or speed",
+                errno: code)
         case ENXIO, ENODEV:
-            return HardwareError(.notFound, "\(path) has no device behind it: check the board's overlay in config.txt", errno: code)
+            return HardwareError(
+                .notFound, "\(path) has no device behind it: check the board's overlay in config.txt", errno: code)
         default:
             return HardwareError(.io, "\(operation) on \(path) failed: \(String(cString: strerror(code)))", errno: code)
         }
@@ -43,18 +53,25 @@ public enum DeviceErrorMapping {
         case ENOENT:
             return HardwareError(.notFound, "\(path) does not exist: this system has no such GPIO chip", errno: code)
         case EACCES, EPERM:
-            return HardwareError(.permissionDenied, """
+            return HardwareError(
+                .permissionDenied,
+                """
                 permission denied on \(path): install udev/99-hotspotd.rules into /etc/udev/rules.d/ \
                 (then `sudo udevadm control --reload && sudo udevadm trigger`) and add the service user to the \
                 `hotspotd` group (Raspberry Pi OS also grants the `gpio` group).
                 """, errno: code)
         case EBUSY:
-            return HardwareError(.busy, """
+            return HardwareError(
+                .busy,
+                """
                 \(what) is held by another program: `gpioinfo` shows who; stop it (a packet forwarder's \
                 reset script, another radio daemon) or pick another line in the board profile.
                 """, errno: code)
         case EINVAL:
-            return HardwareError(.invalidRequest, "\(what): the chip refused the request (no such line offset, or a setting the chip cannot do)", errno: code)
+            return HardwareError(
+                .invalidRequest,
+                "\(what): the chip refused the request (no such line offset, or a setting the chip cannot do)",
+                errno: code)
         default:
             return HardwareError(.io, "\(what): \(String(cString: strerror(code)))", errno: code)
         }

@@ -4,9 +4,9 @@ import HAL
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// GPIO through the kernel's character device and libgpiod (1.x or 2.x, chosen at build time).
@@ -57,20 +57,32 @@ public struct LinuxGPIOController: GPIOController {
 
     /// Picks the chip for a line from a survey. When no chip matches and some could not be
     /// opened, the reason is theirs: a permission problem must not read as "no such chip".
-    public static func locate(_ spec: GPIOLineSpec, role: String, in survey: Survey) throws(HardwareError) -> GPIOChipInfo {
+    public static func locate(_ spec: GPIOLineSpec, role: String, in survey: Survey) throws(HardwareError)
+        -> GPIOChipInfo
+    {
         if let info = GPIOChipLocator.locate(spec.chips, among: survey.chips) {
             guard Int(spec.offset) < info.lineCount else {
-                throw HardwareError(.invalidRequest, "\(info.path) \"\(info.label)\" has \(info.lineCount) lines; the \(role) line's offset \(spec.offset) is not one of them")
+                throw HardwareError(
+                    .invalidRequest,
+                    """
+                    \(info.path) \"\(info.label)\" has \(info.lineCount) lines; the \(role) line's offset \
+                    \(spec.offset) is not one of them
+                    """
+                )
             }
             return info
         }
-        if let denied = survey.failures.first(where: { $0.errno == EACCES || $0.errno == EPERM }) ?? survey.failures.first {
+        if let denied = survey.failures.first(where: { $0.errno == EACCES || $0.errno == EPERM })
+            ?? survey.failures.first
+        {
             throw DeviceErrorMapping.gpio(errno: denied.errno, path: denied.path, line: nil, role: role)
         }
         throw GPIOChipLocator.notFound(spec.chips, role: role, among: survey.chips)
     }
 
-    public func requestLine(_ spec: GPIOLineSpec, role: String, consumer: String, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine {
+    public func requestLine(_ spec: GPIOLineSpec, role: String, consumer: String, _ request: GPIOLineRequest)
+        throws(HardwareError) -> any GPIOLine
+    {
         let info = try Self.locate(spec, role: role, in: Self.survey())
         return try LinuxGPIOLine(chipPath: info.path, spec: spec, role: role, consumer: consumer, request: request)
     }
@@ -91,7 +103,9 @@ public final class LinuxGPIOLine: GPIOLine, @unchecked Sendable {
     private var eventThread: DedicatedThread?
     private var streamHandedOut = false
 
-    init(chipPath: String, spec: GPIOLineSpec, role: String, consumer: String, request: GPIOLineRequest) throws(HardwareError) {
+    init(chipPath: String, spec: GPIOLineSpec, role: String, consumer: String, request: GPIOLineRequest)
+        throws(HardwareError)
+    {
         name = "\(role) (\(chipPath) line \(spec.offset))"
         self.request = request
         guard let chip = hs_gpio_chip_open(chipPath) else {
@@ -115,7 +129,8 @@ public final class LinuxGPIOLine: GPIOLine, @unchecked Sendable {
             }
             initial = 0
         }
-        guard let line = hs_gpio_request(chip, spec.offset, consumer, direction, edges, spec.activeLow ? 1 : 0, initial) else {
+        guard let line = hs_gpio_request(chip, spec.offset, consumer, direction, edges, spec.activeLow ? 1 : 0, initial)
+        else {
             let code = errno
             hs_gpio_chip_close(chip)
             throw DeviceErrorMapping.gpio(errno: code, path: chipPath, line: spec.offset, role: role)
@@ -164,22 +179,25 @@ public final class LinuxGPIOLine: GPIOLine, @unchecked Sendable {
                 throw HardwareError(.invalidRequest, "\(name): edge events can be taken once")
             }
             let pointer = UnsafeSendablePointer(line)
-            eventThread = try HardwareError.io { () throws(ThreadError) in try DedicatedThread(name: "gpio-events") {
-                while !stopping.isSet {
-                    let ready = hs_gpio_wait_event(pointer.value, 100_000_000)
-                    if ready < 0 {
-                        if -ready == EINTR { continue }
-                        break
+            eventThread = try HardwareError.io { () throws(ThreadError) in
+                try DedicatedThread(name: "gpio-events") {
+                    while !stopping.isSet {
+                        let ready = hs_gpio_wait_event(pointer.value, 100_000_000)
+                        if ready < 0 {
+                            if -ready == EINTR { continue }
+                            break
+                        }
+                        if ready == 0 { continue }
+                        var rising: Int32 = 0
+                        var timestamp: UInt64 = 0
+                        if hs_gpio_read_event(pointer.value, &rising, &timestamp) == 0 {
+                            continuation.yield(
+                                GPIOEdgeEvent(edge: rising != 0 ? .rising : .falling, timestampNanoseconds: timestamp))
+                        }
                     }
-                    if ready == 0 { continue }
-                    var rising: Int32 = 0
-                    var timestamp: UInt64 = 0
-                    if hs_gpio_read_event(pointer.value, &rising, &timestamp) == 0 {
-                        continuation.yield(GPIOEdgeEvent(edge: rising != 0 ? .rising : .falling, timestampNanoseconds: timestamp))
-                    }
+                    continuation.finish()
                 }
-                continuation.finish()
-            } }
+            }
             streamHandedOut = true
         }
         return stream

@@ -33,7 +33,8 @@ public final class LinuxSPIDevice: SPIDevice {
 
     public func configure(_ configuration: SPIConfiguration) throws(HardwareError) {
         let result: Int32 = state.withLock { state in
-            let result = hs_spi_configure(state.fd, configuration.mode.rawValue, configuration.bitsPerWord, configuration.speedHz)
+            let result = hs_spi_configure(
+                state.fd, configuration.mode.rawValue, configuration.bitsPerWord, configuration.speedHz)
             if result == 0 { state.configuration = configuration }
             return result
         }
@@ -45,7 +46,9 @@ public final class LinuxSPIDevice: SPIDevice {
     public func transfer(_ segments: [SPISegment]) throws(HardwareError) -> [[UInt8]] {
         guard !segments.isEmpty else { return [] }
         guard segments.count <= Int(HS_SPI_MAX_SEGMENTS) else {
-            throw HardwareError(.invalidRequest, "\(segments.count) segments in one SPI message; the kernel takes at most \(HS_SPI_MAX_SEGMENTS)")
+            throw HardwareError(
+                .invalidRequest,
+                "\(segments.count) segments in one SPI message; the kernel takes at most \(HS_SPI_MAX_SEGMENTS)")
         }
         // Contiguous buffers for every segment, so the C side sees stable pointers.
         let total = segments.reduce(0) { $0 + $1.length }
@@ -62,15 +65,16 @@ public final class LinuxSPIDevice: SPIDevice {
                 descriptors.reserveCapacity(segments.count)
                 var position = 0
                 for segment in segments {
-                    descriptors.append(hs_spi_segment(
-                        tx: txBuffer.baseAddress.map { $0 + position },
-                        rx: rxBuffer.baseAddress.map { $0 + position },
-                        length: UInt32(segment.length),
-                        speed_hz: 0,
-                        delay_usecs: segment.delayMicroseconds,
-                        bits_per_word: 0,
-                        cs_change: 0
-                    ))
+                    descriptors.append(
+                        hs_spi_segment(
+                            tx: txBuffer.baseAddress.map { $0 + position },
+                            rx: rxBuffer.baseAddress.map { $0 + position },
+                            length: UInt32(segment.length),
+                            speed_hz: 0,
+                            delay_usecs: segment.delayMicroseconds,
+                            bits_per_word: 0,
+                            cs_change: 0
+                        ))
                     position += segment.length
                 }
                 return state.withLock { state in

@@ -1,5 +1,5 @@
-import Dispatch
 import Clocks
+import Dispatch
 import HAL
 import LoRaPHY
 import Synchronization
@@ -58,7 +58,10 @@ public struct AirReception: Sendable, Hashable {
     /// a reset in between): a frame is heard only by a radio that listened all through it.
     public var session: Int
 
-    public init(frequencyHz: UInt32, spreadingFactor: SpreadingFactor, bandwidth: LoRaBandwidth, syncWord: LoRaSyncWord, invertedIQ: Bool, session: Int) {
+    public init(
+        frequencyHz: UInt32, spreadingFactor: SpreadingFactor, bandwidth: LoRaBandwidth, syncWord: LoRaSyncWord,
+        invertedIQ: Bool, session: Int
+    ) {
         self.frequencyHz = frequencyHz
         self.spreadingFactor = spreadingFactor
         self.bandwidth = bandwidth
@@ -100,8 +103,8 @@ extension AirListener {
 ///
 /// A transmitter (a sensor, a neighbour's beacon, noise — whatever a test, the demo or a
 /// benchmark places) calls `send`; each attached radio that is receiving on the frame's channel
-/// and data rate from the frame's start to its end, without a break, hears it. Frames the radios transmit are recorded, can be
-/// awaited, and reach the other radios on the same air.
+/// and data rate from the frame's start to its end, without a break, hears it. Frames the
+/// radios transmit are recorded, can be awaited, and reach the other radios on the same air.
 ///
 /// `timeScale` stretches simulated time: 1 is real time (a frame takes its airtime), 0 makes
 /// every frame arrive at once, which keeps unit tests fast and deterministic.
@@ -142,7 +145,9 @@ public final class Air: Sendable {
     /// The strongest signal within 62.5 kHz of `frequencyHz`, or the noise floor.
     public func channelRSSI(at frequencyHz: UInt32) -> Double {
         occupied.withLock { signals in
-            signals.filter { Int64($0.key) - Int64(frequencyHz) < 62_500 && Int64(frequencyHz) - Int64($0.key) < 62_500 }.values.max()
+            signals.filter {
+                Int64($0.key) - Int64(frequencyHz) < 62_500 && Int64(frequencyHz) - Int64($0.key) < 62_500
+            }.values.max()
         } ?? Self.noiseFloorDBm
     }
 
@@ -180,18 +185,18 @@ public final class Air: Sendable {
         while !Task.isCancelled {
             let clear = await withTaskCancellationHandler {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                // Under the lock, so that a read-out between the check and the wait still wakes it.
-                let clear = state.withLock { state -> Bool in
-                    let holding = state.listeners.values.contains { $0.listener?.holdsUnreadFrame == true }
-                    // Checked under the lock too: a cancellation that already ran its handler
-                    // would not wake this waiter again.
-                    let cancelled = Task.isCancelled
-                    if holding && !cancelled {
-                        state.readoutWaiters.append(continuation)
+                    // Under the lock, so that a read-out between the check and the wait still wakes it.
+                    let clear = state.withLock { state -> Bool in
+                        let holding = state.listeners.values.contains { $0.listener?.holdsUnreadFrame == true }
+                        // Checked under the lock too: a cancellation that already ran its handler
+                        // would not wake this waiter again.
+                        let cancelled = Task.isCancelled
+                        if holding && !cancelled {
+                            state.readoutWaiters.append(continuation)
+                        }
+                        return !holding || cancelled
                     }
-                    return !holding || cancelled
-                }
-                if clear { continuation.resume(returning: true) }
+                    if clear { continuation.resume(returning: true) }
                 }
             } onCancel: {
                 frameReadOut()  // the waiters look again, and a cancelled one stops waiting
@@ -288,7 +293,8 @@ public final class Air: Sendable {
             var heard = 0
             for (candidate, session) in tuned {
                 guard let listener = candidate.listener, let reception = listener.reception(),
-                      reception.hears(frame), reception.session == session else { continue }
+                    reception.hears(frame), reception.session == session
+                else { continue }
                 listener.hear(frame)
                 heard += 1
             }

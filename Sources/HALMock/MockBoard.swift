@@ -1,5 +1,5 @@
-import FoundationEssentials
 import Clocks
+import FoundationEssentials
 import HAL
 
 /// The mock board: a simulated radio on a virtual SPI bus and virtual GPIO lines, wired as the
@@ -45,14 +45,18 @@ public final class MockBoard: BoardHardware {
             sx1262 = chip
             peripheral = chip
         case .concentrator:
-            throw HardwareError(.invalidRequest, "the mock board simulates SX127x and SX126x radios, not a \(profile.radio.displayName)")
+            throw HardwareError(
+                .invalidRequest, "the mock board simulates SX127x and SX126x radios, not a \(profile.radio.displayName)"
+            )
         }
         if let chipSelect = profile.line(.chipSelect) {
             // NSS idles high through the board's pull-up.
             gpio.setPull(chipSelect.offset, high: true)
         }
         // Real time, whatever the air's time scale: the faults are for the daemon's supervision.
-        for (delay, survivesReset) in [(profile.mockFaults.wedgeAfterSeconds, true), (profile.mockFaults.hangAfterSeconds, false)] {
+        for (delay, survivesReset) in [
+            (profile.mockFaults.wedgeAfterSeconds, true), (profile.mockFaults.hangAfterSeconds, false),
+        ] {
             guard let seconds = delay else { continue }
             let (sx1276, sx1262) = (sx1276, sx1262)
             Task.detached {
@@ -67,6 +71,7 @@ public final class MockBoard: BoardHardware {
 
     public func openBusDevice(_ spi: BoardProfile.SPI) throws(HardwareError) -> any SPIDevice {
         let chipSelect = profile.line(.chipSelect).map { (chip: virtualGPIO, offset: $0.offset) }
-        return MockSPIDevice(path: spi.device, configuration: spi.configuration, peripheral: peripheral, chipSelectLine: chipSelect)
+        return MockSPIDevice(
+            path: spi.device, configuration: spi.configuration, peripheral: peripheral, chipSelectLine: chipSelect)
     }
 }

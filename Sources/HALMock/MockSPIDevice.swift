@@ -19,7 +19,10 @@ public final class MockSPIDevice: SPIDevice {
     /// Messages kept in `log`; older ones are dropped.
     static let logLimit = 256
 
-    public init(path: String, configuration: SPIConfiguration, peripheral: any SPIPeripheral, chipSelectLine: (chip: VirtualGPIOChip, offset: UInt32)? = nil) {
+    public init(
+        path: String, configuration: SPIConfiguration, peripheral: any SPIPeripheral,
+        chipSelectLine: (chip: VirtualGPIOChip, offset: UInt32)? = nil
+    ) {
         self.path = path
         self.peripheral = peripheral
         self.chipSelectLine = chipSelectLine

@@ -89,12 +89,21 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     /// The chip mode of the status byte's bits 6:4.
     public enum ChipMode: UInt8, Sendable {
         case sleep = 0  // never seen in a status byte: a sleeping chip does not answer
-        case standbyRC = 0x2, standbyXOSC = 0x3, fs = 0x4, rx = 0x5, tx = 0x6
+        case standbyRC = 0x2
+        case standbyXOSC = 0x3
+        case fs = 0x4
+        case rx = 0x5
+        case tx = 0x6
     }
 
     /// The command status of the status byte's bits 3:1.
     public enum CommandStatus: UInt8, Sendable {
-        case idle = 0x1, dataAvailable = 0x2, timeout = 0x3, processingError = 0x4, failure = 0x5, txDone = 0x6
+        case idle = 0x1
+        case dataAvailable = 0x2
+        case timeout = 0x3
+        case processingError = 0x4
+        case failure = 0x5
+        case txDone = 0x6
     }
 
     public struct Counters: Sendable, Equatable {
@@ -277,7 +286,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         state.mode.rawValue << 4 | state.commandStatus.rawValue << 1
     }
 
-    private static func execute(_ state: inout State, opcode: UInt8, mosi: [UInt8], effects: inout Effects, chip: SimulatedSX1262) -> [UInt8] {
+    private static func execute(
+        _ state: inout State, opcode: UInt8, mosi: [UInt8], effects: inout Effects, chip: SimulatedSX1262
+    ) -> [UInt8] {
         let arguments = Array(mosi.dropFirst())
         var miso = [UInt8](repeating: status(state), count: mosi.count)
         var succeeded = true
@@ -437,7 +448,8 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         }
         if let generation = effects.cad {
             air.schedule(after: .milliseconds(1)) { [weak self] in
-                self?.finish(generation: generation, raising: IRQ.cadDone, status: .idle, fromModes: [.standbyRC, .standbyXOSC])
+                self?.finish(
+                    generation: generation, raising: IRQ.cadDone, status: .idle, fromModes: [.standbyRC, .standbyXOSC])
             }
         }
         if let token = effects.wake {
@@ -458,7 +470,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     }
 
     /// Ends a TX or an RX with timeout, unless the chip moved on since it began.
-    private func finish(generation: Int, raising flag: UInt16, status: CommandStatus, fromModes: Set<ChipMode> = [.tx, .rx]) {
+    private func finish(
+        generation: Int, raising flag: UInt16, status: CommandStatus, fromModes: Set<ChipMode> = [.tx, .rx]
+    ) {
         state.withLock { state in
             guard state.generation == generation, fromModes.contains(state.mode) else { return }
             Self.raise(&state, flag)
@@ -478,7 +492,8 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
     public func reception() -> AirReception? {
         state.withLock { state in
             guard !state.inReset, !state.hung, state.mode == .rx, state.packetType == 1,
-                  let modulation = Self.modulation(state) else { return nil }
+                let modulation = Self.modulation(state)
+            else { return nil }
             return AirReception(
                 frequencyHz: Self.frequency(state.rfFrequency),
                 spreadingFactor: modulation.spreadingFactor,
@@ -560,7 +575,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
         pinLock.withLock { _ in
             let (busy, dio1, pulse) = state.withLock { state in
                 defer { state.irqCleared = false }
-                return (state.busy || state.hung, !state.inReset && state.irqStatus & state.dio1Mask != 0, state.irqCleared)
+                return (
+                    state.busy || state.hung, !state.inReset && state.irqStatus & state.dio1Mask != 0, state.irqCleared
+                )
             }
             if let pin = pins.busy { gpio.drive(pin, high: busy) }
             if pulse, let pin = pins.dio1 { gpio.drive(pin, high: false) }
@@ -598,8 +615,9 @@ public final class SimulatedSX1262: SPIPeripheral, AirListener {
 
     private static func modulation(_ state: State) -> LoRaModulation? {
         guard let spreadingFactor = SpreadingFactor(rawValue: Int(state.modulationParams[0])),
-              let bandwidth = bandwidthCodes[state.modulationParams[1]],
-              let codingRate = CodingRate(rawValue: Int(state.modulationParams[2])) else { return nil }
+            let bandwidth = bandwidthCodes[state.modulationParams[1]],
+            let codingRate = CodingRate(rawValue: Int(state.modulationParams[2]))
+        else { return nil }
         return LoRaModulation(spreadingFactor: spreadingFactor, bandwidth: bandwidth, codingRate: codingRate)
     }
 }

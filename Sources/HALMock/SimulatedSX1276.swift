@@ -76,7 +76,14 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     }
 
     public enum Mode: UInt8, Sendable {
-        case sleep = 0, standby = 1, fsTx = 2, tx = 3, fsRx = 4, rxContinuous = 5, rxSingle = 6, cad = 7
+        case sleep = 0
+        case standby = 1
+        case fsTx = 2
+        case tx = 3
+        case fsRx = 4
+        case rxContinuous = 5
+        case rxSingle = 6
+        case cad = 7
     }
 
     public enum IRQ {
@@ -256,7 +263,9 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         Register.fifoRxByteAddr, Register.version,
     ]
 
-    private static func write(_ state: inout State, address: UInt8, value: UInt8, effects: inout Effects, chip: SimulatedSX1276) {
+    private static func write(
+        _ state: inout State, address: UInt8, value: UInt8, effects: inout Effects, chip: SimulatedSX1276
+    ) {
         switch address {
         case Register.fifo:
             guard state.registers[1] & 0x07 != Mode.sleep.rawValue else { return }
@@ -316,7 +325,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
                 modulation: modulation,
                 syncWord: LoRaSyncWord(rawValue: state.registers[Int(Register.syncWord)]),
                 invertedIQ: state.registers[Int(Register.invertIQ)] & 0x01 == 0,
-                preambleLength: Int(state.registers[Int(Register.preambleMsb)]) << 8 | Int(state.registers[Int(Register.preambleLsb)]),
+                preambleLength: Int(state.registers[Int(Register.preambleMsb)]) << 8
+                    | Int(state.registers[Int(Register.preambleLsb)]),
                 hasCRC: state.registers[Int(Register.modemConfig2)] & 0x04 != 0,
                 source: chip.airName
             )
@@ -339,7 +349,9 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         }
         if effects.cad {
             // Channel activity detection: the simulated air is quiet between frames.
-            air.schedule(after: .milliseconds(1)) { [weak self] in self?.raise(IRQ.cadDone, thenMode: .standby, from: .cad) }
+            air.schedule(after: .milliseconds(1)) { [weak self] in
+                self?.raise(IRQ.cadDone, thenMode: .standby, from: .cad)
+            }
         }
         if effects.frameReadOut { air.frameReadOut() }
         // Only a write to the mode, the flags or their mapping moves a DIO line.
@@ -376,7 +388,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             guard !state.inReset, !state.hung, state.registers[1] & 0x80 != 0 else { return nil }
             let mode = state.registers[1] & 0x07
             guard mode == Mode.rxContinuous.rawValue || mode == Mode.rxSingle.rawValue,
-                  let modulation = Self.modulation(of: state.registers) else { return nil }
+                let modulation = Self.modulation(of: state.registers)
+            else { return nil }
             return AirReception(
                 frequencyHz: Self.frequency(of: state.registers),
                 spreadingFactor: modulation.spreadingFactor,
@@ -395,7 +408,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
     public func hear(_ frame: AirFrame) {
         let heard = state.withLock { state -> Bool in
             let mode = state.registers[1] & 0x07
-            guard !state.inReset, !state.hung, mode == Mode.rxContinuous.rawValue || mode == Mode.rxSingle.rawValue else { return false }
+            guard !state.inReset, !state.hung, mode == Mode.rxContinuous.rawValue || mode == Mode.rxSingle.rawValue
+            else { return false }
             let base = Int(state.registers[Int(Register.fifoRxBaseAddr)])
             let length = min(frame.payload.count, 255)
             for index in 0..<length {
@@ -404,7 +418,8 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             state.registers[Int(Register.fifoRxCurrentAddr)] = UInt8(base)
             state.registers[Int(Register.fifoRxByteAddr)] = UInt8((base + length) & 0xFF)
             state.registers[Int(Register.rxNbBytes)] = UInt8(length)
-            let (snr, rssi) = Self.encodeSignal(rssiDBm: frame.rssiDBm, snrDB: frame.snrDB, frequencyHz: Self.frequency(of: state.registers))
+            let (snr, rssi) = Self.encodeSignal(
+                rssiDBm: frame.rssiDBm, snrDB: frame.snrDB, frequencyHz: Self.frequency(of: state.registers))
             state.registers[Int(Register.pktSnrValue)] = snr
             state.registers[Int(Register.pktRssiValue)] = rssi
             state.registers[Int(Register.hopChannel)] = frame.hasCRC ? 0x40 : 0x00
@@ -474,18 +489,20 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
             if state.inReset || state.hung { return (false, false, pulse) }
             let flags = state.registers[Int(Register.irqFlags)]
             let mapping = state.registers[Int(Register.dioMapping1)]
-            let dio0Source: UInt8 = switch mapping >> 6 {
-            case 0: IRQ.rxDone
-            case 1: IRQ.txDone
-            case 2: IRQ.cadDone
-            default: 0
-            }
-            let dio1Source: UInt8 = switch (mapping >> 4) & 0x03 {
-            case 0: IRQ.rxTimeout
-            case 1: IRQ.fhssChangeChannel
-            case 2: IRQ.cadDetected
-            default: 0
-            }
+            let dio0Source: UInt8 =
+                switch mapping >> 6 {
+                case 0: IRQ.rxDone
+                case 1: IRQ.txDone
+                case 2: IRQ.cadDone
+                default: 0
+                }
+            let dio1Source: UInt8 =
+                switch (mapping >> 4) & 0x03 {
+                case 0: IRQ.rxTimeout
+                case 1: IRQ.fhssChangeChannel
+                case 2: IRQ.cadDetected
+                default: 0
+                }
             return (flags & dio0Source != 0, flags & dio1Source != 0, pulse)
         }
         if pulse {
@@ -523,16 +540,20 @@ public final class SimulatedSX1276: SPIPeripheral, AirListener {
         return UInt32((frf * 32_000_000 + (1 << 18)) >> 19)
     }
 
-    static let bandwidths: [LoRaBandwidth] = [.khz7_8, .khz10_4, .khz15_6, .khz20_8, .khz31_25, .khz41_7, .khz62_5, .khz125, .khz250, .khz500]
+    static let bandwidths: [LoRaBandwidth] = [
+        .khz7_8, .khz10_4, .khz15_6, .khz20_8, .khz31_25, .khz41_7, .khz62_5, .khz125, .khz250, .khz500,
+    ]
 
     static func modulation(of registers: [UInt8]) -> LoRaModulation? {
         let config1 = registers[Int(Register.modemConfig1)]
         let config2 = registers[Int(Register.modemConfig2)]
         let bandwidthCode = Int(config1 >> 4)
         guard bandwidthCode < bandwidths.count,
-              let spreadingFactor = SpreadingFactor(rawValue: Int(config2 >> 4)), spreadingFactor >= .sf6,
-              let codingRate = CodingRate(rawValue: Int((config1 >> 1) & 0x07)) else { return nil }
-        return LoRaModulation(spreadingFactor: spreadingFactor, bandwidth: bandwidths[bandwidthCode], codingRate: codingRate)
+            let spreadingFactor = SpreadingFactor(rawValue: Int(config2 >> 4)), spreadingFactor >= .sf6,
+            let codingRate = CodingRate(rawValue: Int((config1 >> 1) & 0x07))
+        else { return nil }
+        return LoRaModulation(
+            spreadingFactor: spreadingFactor, bandwidth: bandwidths[bandwidthCode], codingRate: codingRate)
     }
 }
 

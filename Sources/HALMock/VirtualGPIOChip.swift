@@ -52,7 +52,7 @@ public final class VirtualGPIOChip: GPIOController {
             lines[offset] = line
             return effects
         }
-        effects.forEach { $0() }
+        for effect in effects { effect() }
     }
 
     /// Drives a line from the device side, as a radio's DIO or BUSY pin does. A host input
@@ -64,7 +64,7 @@ public final class VirtualGPIOChip: GPIOController {
             lines[offset] = line
             return effects
         }
-        effects.forEach { $0() }
+        for effect in effects { effect() }
     }
 
     /// Calls `handler` with the new level each time the line's level changes (from either side).
@@ -90,7 +90,9 @@ public final class VirtualGPIOChip: GPIOController {
 
     // MARK: Host side
 
-    public func requestLine(_ spec: GPIOLineSpec, role: String, consumer: String, _ request: GPIOLineRequest) throws(HardwareError) -> any GPIOLine {
+    public func requestLine(_ spec: GPIOLineSpec, role: String, consumer: String, _ request: GPIOLineRequest)
+        throws(HardwareError) -> any GPIOLine
+    {
         let offset = spec.offset
         let (stream, continuation) = AsyncStream.makeStream(of: GPIOEdgeEvent.self)
         let effects = try lines.withLock { lines throws(HardwareError) -> [() -> Void] in
@@ -114,12 +116,14 @@ public final class VirtualGPIOChip: GPIOController {
             lines[offset] = line
             return effects
         }
-        effects.forEach { $0() }
+        for effect in effects { effect() }
         if case .input(let edges) = request, edges != .none {
-            return VirtualGPIOLine(chip: self, offset: offset, name: "\(role) (\(label) line \(offset))", request: request, stream: stream)
+            return VirtualGPIOLine(
+                chip: self, offset: offset, name: "\(role) (\(label) line \(offset))", request: request, stream: stream)
         }
         continuation.finish()
-        return VirtualGPIOLine(chip: self, offset: offset, name: "\(role) (\(label) line \(offset))", request: request, stream: nil)
+        return VirtualGPIOLine(
+            chip: self, offset: offset, name: "\(role) (\(label) line \(offset))", request: request, stream: nil)
     }
 
     func hostValue(_ offset: UInt32) -> Bool {
@@ -136,7 +140,7 @@ public final class VirtualGPIOChip: GPIOController {
             lines[offset] = line
             return effects
         }
-        effects.forEach { $0() }
+        for effect in effects { effect() }
     }
 
     func hostRelease(_ offset: UInt32) {
@@ -154,7 +158,7 @@ public final class VirtualGPIOChip: GPIOController {
             lines[offset] = line
             return effects
         }
-        effects.forEach { $0() }
+        for effect in effects { effect() }
     }
 
     /// Sets a level under the lock and returns what must happen after it is released: watcher
@@ -186,7 +190,10 @@ public final class VirtualGPIOLine: GPIOLine {
     private let request: GPIOLineRequest
     private let state: Mutex<(stream: AsyncStream<GPIOEdgeEvent>?, released: Bool)>
 
-    init(chip: VirtualGPIOChip, offset: UInt32, name: String, request: GPIOLineRequest, stream: AsyncStream<GPIOEdgeEvent>?) {
+    init(
+        chip: VirtualGPIOChip, offset: UInt32, name: String, request: GPIOLineRequest,
+        stream: AsyncStream<GPIOEdgeEvent>?
+    ) {
         self.chip = chip
         self.offset = offset
         self.name = name
@@ -218,7 +225,8 @@ public final class VirtualGPIOLine: GPIOLine {
             return state.stream
         }
         guard let stream else {
-            throw HardwareError(.invalidRequest, "\(name) was not requested with edge detection, or its events were already taken")
+            throw HardwareError(
+                .invalidRequest, "\(name) was not requested with edge detection, or its events were already taken")
         }
         return stream
     }

@@ -16,9 +16,10 @@ public struct LoRaDataRate: Hashable, Sendable, CustomStringConvertible {
         let upper = text.uppercased()
         guard upper.hasPrefix("SF"), let bw = upper.firstRange(of: "BW") else { return nil }
         guard let sf = Int(upper[upper.index(upper.startIndex, offsetBy: 2)..<bw.lowerBound]),
-              let spreadingFactor = SpreadingFactor(rawValue: sf),
-              let kHz = Double(upper[bw.upperBound...]),
-              let bandwidth = LoRaBandwidth(kHz: kHz) else { return nil }
+            let spreadingFactor = SpreadingFactor(rawValue: sf),
+            let kHz = Double(upper[bw.upperBound...]),
+            let bandwidth = LoRaBandwidth(kHz: kHz)
+        else { return nil }
         self.init(spreadingFactor: spreadingFactor, bandwidth: bandwidth)
     }
 

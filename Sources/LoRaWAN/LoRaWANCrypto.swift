@@ -6,8 +6,13 @@ public enum LoRaWANCrypto {
     /// The MIC of a data frame: the first four bytes of AES-CMAC(NwkSKey, B0 ‖ msg), where
     /// B0 = 0x49, four zero bytes, the direction (0 up, 1 down), DevAddr and the 32-bit FCnt
     /// (both little-endian), 0x00 and the length of msg.
-    public static func dataMIC(key: [UInt8], message: [UInt8], devAddr: DevAddr, fCnt: UInt32, uplink: Bool) throws(LoRaWANError) -> [UInt8] {
-        let b0: [UInt8] = [0x49, 0, 0, 0, 0, uplink ? 0 : 1] + devAddr.littleEndianBytes + littleEndian(fCnt) + [0, UInt8(truncatingIfNeeded: message.count)]
+    public static func dataMIC(key: [UInt8], message: [UInt8], devAddr: DevAddr, fCnt: UInt32, uplink: Bool)
+        throws(LoRaWANError) -> [UInt8]
+    {
+        let b0: [UInt8] =
+            [0x49, 0, 0, 0, 0, uplink ? 0 : 1] + devAddr.littleEndianBytes + littleEndian(fCnt) + [
+                0, UInt8(truncatingIfNeeded: message.count),
+            ]
         return try cmac(key: key, b0 + message)
     }
 
@@ -19,13 +24,18 @@ public enum LoRaWANCrypto {
     /// Encrypts or decrypts (the same operation) an FRMPayload: XOR with AES(key, A_i) for
     /// i = 1, 2 …, A_i = 0x01, four zero bytes, direction, DevAddr, FCnt32, 0x00, i. FPort 0
     /// takes the NwkSKey, other ports the AppSKey.
-    public static func cryptFRMPayload(key: [UInt8], payload: [UInt8], devAddr: DevAddr, fCnt: UInt32, uplink: Bool) throws(LoRaWANError) -> [UInt8] {
+    public static func cryptFRMPayload(key: [UInt8], payload: [UInt8], devAddr: DevAddr, fCnt: UInt32, uplink: Bool)
+        throws(LoRaWANError) -> [UInt8]
+    {
         guard !payload.isEmpty else { return [] }
         let blockCount = (payload.count + 15) / 16
         var blocks: [UInt8] = []
         blocks.reserveCapacity(blockCount * 16)
         for index in 1...blockCount {
-            blocks += [0x01, 0, 0, 0, 0, uplink ? 0 : 1] + devAddr.littleEndianBytes + littleEndian(fCnt) + [0, UInt8(truncatingIfNeeded: index)]
+            blocks +=
+                [0x01, 0, 0, 0, 0, uplink ? 0 : 1] + devAddr.littleEndianBytes + littleEndian(fCnt) + [
+                    0, UInt8(truncatingIfNeeded: index),
+                ]
         }
         let stream: [UInt8]
         do {
@@ -38,7 +48,9 @@ public enum LoRaWANCrypto {
 
     /// Opens a join accept: the network encrypts it with AES *decryption*, so the device, and
     /// this, apply AES encryption to read it (§6.2.6). Checks its MIC with the same key.
-    public static func decryptJoinAccept(_ frame: PHYPayload, appKey: [UInt8]) throws(LoRaWANError) -> (accept: JoinAccept, micValid: Bool) {
+    public static func decryptJoinAccept(_ frame: PHYPayload, appKey: [UInt8]) throws(LoRaWANError) -> (
+        accept: JoinAccept, micValid: Bool
+    ) {
         guard case .joinAccept(let encrypted) = frame.message else { throw .key("not a join accept") }
         let plain: [UInt8]
         do {
@@ -51,7 +63,8 @@ public enum LoRaWANCrypto {
         let accept = JoinAccept(
             joinNonce: UInt32(fields[0]) | UInt32(fields[1]) << 8 | UInt32(fields[2]) << 16,
             netID: UInt32(fields[3]) | UInt32(fields[4]) << 8 | UInt32(fields[5]) << 16,
-            devAddr: DevAddr(UInt32(fields[6]) | UInt32(fields[7]) << 8 | UInt32(fields[8]) << 16 | UInt32(fields[9]) << 24),
+            devAddr: DevAddr(
+                UInt32(fields[6]) | UInt32(fields[7]) << 8 | UInt32(fields[8]) << 16 | UInt32(fields[9]) << 24),
             dlSettings: fields[10],
             rxDelay: fields[11],
             cfList: Array(fields.dropFirst(12))
@@ -85,7 +98,8 @@ public enum LoRaWANCrypto {
         bytes += [UInt8(truncatingIfNeeded: fCnt), UInt8(truncatingIfNeeded: fCnt >> 8)] + fOpts
         if let fPort {
             bytes.append(fPort)
-            bytes += try cryptFRMPayload(key: fPort == 0 ? nwkSKey : appSKey, payload: payload, devAddr: devAddr, fCnt: fCnt, uplink: uplink)
+            bytes += try cryptFRMPayload(
+                key: fPort == 0 ? nwkSKey : appSKey, payload: payload, devAddr: devAddr, fCnt: fCnt, uplink: uplink)
         }
         return bytes + (try dataMIC(key: nwkSKey, message: bytes, devAddr: devAddr, fCnt: fCnt, uplink: uplink))
     }
@@ -107,7 +121,10 @@ extension PHYPayload {
     /// Whether a data frame's MIC checks with `nwkSKey` at the 32-bit counter `fCnt`.
     public func hasValidMIC(nwkSKey: [UInt8], fCnt: UInt32) throws(LoRaWANError) -> Bool {
         guard let frame = dataFrame else { throw .key("not a data frame") }
-        return constantTimeEquals(try LoRaWANCrypto.dataMIC(key: nwkSKey, message: bytesWithoutMIC, devAddr: frame.devAddr, fCnt: fCnt, uplink: mType.isUplink), mic)
+        return constantTimeEquals(
+            try LoRaWANCrypto.dataMIC(
+                key: nwkSKey, message: bytesWithoutMIC, devAddr: frame.devAddr, fCnt: fCnt, uplink: mType.isUplink), mic
+        )
     }
 
     /// Whether a join request's MIC checks with `appKey`.
@@ -120,6 +137,7 @@ extension PHYPayload {
     public func decryptedPayload(nwkSKey: [UInt8]?, appSKey: [UInt8]?, fCnt: UInt32) throws(LoRaWANError) -> [UInt8]? {
         guard let frame = dataFrame, let port = frame.fPort else { return nil }
         guard let key = port == 0 ? nwkSKey : appSKey else { return nil }
-        return try LoRaWANCrypto.cryptFRMPayload(key: key, payload: frame.frmPayload, devAddr: frame.devAddr, fCnt: fCnt, uplink: mType.isUplink)
+        return try LoRaWANCrypto.cryptFRMPayload(
+            key: key, payload: frame.frmPayload, devAddr: frame.devAddr, fCnt: fCnt, uplink: mType.isUplink)
     }
 }

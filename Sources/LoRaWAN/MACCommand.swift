@@ -32,7 +32,8 @@ public struct MACCommand: Hashable, Sendable, CustomStringConvertible {
                 commands.append(MACCommand(identifier: cid, name: "unknown", payload: Array(bytes[(index + 1)...])))
                 break
             }
-            commands.append(MACCommand(identifier: cid, name: name, payload: Array(bytes[(index + 1)..<(index + 1 + length)])))
+            commands.append(
+                MACCommand(identifier: cid, name: name, payload: Array(bytes[(index + 1)..<(index + 1 + length)])))
             index += 1 + length
         }
         return commands

@@ -1,5 +1,5 @@
-import Wire
 import LoRaPHY
+import Wire
 
 /// A device address: 32 bits, printed most significant byte first ("26011BDA"); sent on air
 /// least significant byte first.
@@ -72,8 +72,10 @@ public enum LoRaWANError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .empty: "no bytes"
-        case .tooShort(let type, let count, let minimum): "\(type) of \(count) bytes is shorter than its minimum of \(minimum)"
-        case .wrongLength(let type, let count, let expected): "\(type) of \(count) bytes (expected \(expected.map(String.init).joined(separator: " or ")))"
+        case .tooShort(let type, let count, let minimum):
+            "\(type) of \(count) bytes is shorter than its minimum of \(minimum)"
+        case .wrongLength(let type, let count, let expected):
+            "\(type) of \(count) bytes (expected \(expected.map(String.init).joined(separator: " or ")))"
         case .unsupportedMajor(let major): "LoRaWAN major version \(major) (only R1, 0, is defined)"
         case .fOptsOverrun(let length): "FOptsLen \(length) runs past the end of the frame"
         case .key(let message): message
@@ -91,7 +93,9 @@ public struct FCtrl: Hashable, Sendable {
     public var fPending: Bool
     public var fOptsLength: Int
 
-    public init(adr: Bool = false, adrAckReq: Bool = false, ack: Bool = false, fPending: Bool = false, fOptsLength: Int = 0) {
+    public init(
+        adr: Bool = false, adrAckReq: Bool = false, ack: Bool = false, fPending: Bool = false, fOptsLength: Int = 0
+    ) {
         self.adr = adr
         self.adrAckReq = adrAckReq
         self.ack = ack
@@ -166,7 +170,8 @@ public struct PHYPayload: Hashable, Sendable {
         let mType = MType(rawValue: mhdr >> 5)!
         let major = mhdr & 0x03
         if mType == .proprietary {
-            return PHYPayload(bytes: bytes, mType: mType, major: major, message: .proprietary(Array(bytes.dropFirst())), mic: [])
+            return PHYPayload(
+                bytes: bytes, mType: mType, major: major, message: .proprietary(Array(bytes.dropFirst())), mic: [])
         }
         guard major == 0 else { throw .unsupportedMajor(major) }
         switch mType {
@@ -177,17 +182,25 @@ public struct PHYPayload: Hashable, Sendable {
                 devEUI: EUI64(bytes: bytes[9..<17].reversed())!,
                 devNonce: UInt16(bytes[17]) | UInt16(bytes[18]) << 8
             )
-            return PHYPayload(bytes: bytes, mType: mType, major: major, message: .joinRequest(request), mic: Array(bytes[19..<23]))
+            return PHYPayload(
+                bytes: bytes, mType: mType, major: major, message: .joinRequest(request), mic: Array(bytes[19..<23]))
         case .joinAccept:
-            guard bytes.count == 17 || bytes.count == 33 else { throw .wrongLength(mType, bytes.count, expected: [17, 33]) }
-            return PHYPayload(bytes: bytes, mType: mType, major: major, message: .joinAccept(encrypted: Array(bytes.dropFirst())), mic: [])
+            guard bytes.count == 17 || bytes.count == 33 else {
+                throw .wrongLength(mType, bytes.count, expected: [17, 33])
+            }
+            return PHYPayload(
+                bytes: bytes, mType: mType, major: major, message: .joinAccept(encrypted: Array(bytes.dropFirst())),
+                mic: [])
         case .rejoinRequest:
             guard bytes.count >= 5 else { throw .tooShort(mType, bytes.count, minimum: 5) }
-            return PHYPayload(bytes: bytes, mType: mType, major: major, message: .rejoinRequest(Array(bytes[1..<(bytes.count - 4)])), mic: Array(bytes.suffix(4)))
+            return PHYPayload(
+                bytes: bytes, mType: mType, major: major, message: .rejoinRequest(Array(bytes[1..<(bytes.count - 4)])),
+                mic: Array(bytes.suffix(4)))
         default:
             // MHDR 1, DevAddr 4, FCtrl 1, FCnt 2, MIC 4.
             guard bytes.count >= 12 else { throw .tooShort(mType, bytes.count, minimum: 12) }
-            let devAddr = DevAddr(UInt32(bytes[1]) | UInt32(bytes[2]) << 8 | UInt32(bytes[3]) << 16 | UInt32(bytes[4]) << 24)
+            let devAddr = DevAddr(
+                UInt32(bytes[1]) | UInt32(bytes[2]) << 8 | UInt32(bytes[3]) << 16 | UInt32(bytes[4]) << 24)
             let fCtrl = FCtrl(byte: bytes[5])
             let fCnt = UInt16(bytes[6]) | UInt16(bytes[7]) << 8
             let macEnd = bytes.count - 4
@@ -196,8 +209,10 @@ public struct PHYPayload: Hashable, Sendable {
             let fOpts = Array(bytes[8..<optionsEnd])
             let fPort: UInt8? = optionsEnd < macEnd ? bytes[optionsEnd] : nil
             let frmPayload = fPort == nil ? [] : Array(bytes[(optionsEnd + 1)..<macEnd])
-            let frame = DataFrame(devAddr: devAddr, fCtrl: fCtrl, fCnt: fCnt, fOpts: fOpts, fPort: fPort, frmPayload: frmPayload)
-            return PHYPayload(bytes: bytes, mType: mType, major: major, message: .data(frame), mic: Array(bytes.suffix(4)))
+            let frame = DataFrame(
+                devAddr: devAddr, fCtrl: fCtrl, fCnt: fCnt, fOpts: fOpts, fPort: fPort, frmPayload: frmPayload)
+            return PHYPayload(
+                bytes: bytes, mType: mType, major: major, message: .data(frame), mic: Array(bytes.suffix(4)))
         }
     }
 

@@ -1,6 +1,6 @@
-import Wire
 import Clocks
 import HAL
+import Wire
 
 /// What answered when a board was probed.
 public struct ProbeReport: Sendable, Equatable {
@@ -67,7 +67,12 @@ public enum BoardProbe {
         if changed == 0x00 && afterReset == 0x09 {
             findings.append("\(reset.name): resets the radio (RegOpMode back to its power-on 0x09)")
         } else {
-            throw ProbeError("\(reset.name) did not reset the radio (RegOpMode 0x\(hex(afterReset)) after the pulse, expected 0x09): check gpio.reset's offset and active_low")
+            throw ProbeError(
+                """
+                \(reset.name) did not reset the radio (RegOpMode 0x\(hex(afterReset)) after the pulse, expected \
+                0x09): check gpio.reset's offset and active_low
+                """
+            )
         }
 
         for role in [LineRole.dio0, .dio1] where profile.line(role) != nil {
@@ -115,9 +120,16 @@ public enum BoardProbe {
         try await waitWhileBusy(busy, after: "reset")
         let afterReset = try readSyncWord(spi)
         guard changed == (~syncWord.0, ~syncWord.1), afterReset == syncWord else {
-            throw ProbeError("\(reset.name) did not reset the radio (the sync word register kept 0x\(hex(afterReset.0))\(hex(afterReset.1)) through the pulse): check gpio.reset's offset and active_low")
+            throw ProbeError(
+                """
+                \(reset.name) did not reset the radio (the sync word register kept \
+                0x\(hex(afterReset.0))\(hex(afterReset.1)) through the pulse): check gpio.reset's offset and \
+                active_low
+                """
+            )
         }
-        findings.append("\(reset.name): resets the radio (sync word register back to 0x\(hex(syncWord.0))\(hex(syncWord.1)))")
+        findings.append(
+            "\(reset.name): resets the radio (sync word register back to 0x\(hex(syncWord.0))\(hex(syncWord.1)))")
         findings.append("\(busy.name): falls after reset and after each command")
 
         if profile.line(.dio1) != nil {
@@ -139,7 +151,12 @@ public enum BoardProbe {
             if try !busy.value() { return }
             try await Task.sleep(for: .milliseconds(1))
         }
-        throw ProbeError("\(busy.name) stayed high for 100 ms after \(step): the radio is not running (power, reset line, or the BUSY offset in the profile)")
+        throw ProbeError(
+            """
+            \(busy.name) stayed high for 100 ms after \(step): the radio is not running (power, reset line, or the \
+            BUSY offset in the profile)
+            """
+        )
     }
 
     // MARK: Concentrators
@@ -176,7 +193,12 @@ public enum BoardProbe {
         guard version != 0x00 && version != 0xFF else {
             throw ProbeError(noAnswer(profile, what: "the SX130x version register (0x5606) read 0x\(hex(version))"))
         }
-        findings.append("\(spi.path): chip version 0x\(hex(version))\(version == 0x10 ? "" : " (a healthy SX1302 reads 0x10: check the reset line)")")
+        findings.append(
+            """
+            \(spi.path): chip version \
+            0x\(hex(version))\(version == 0x10 ? "" : " (a healthy SX1302 reads 0x10: check the reset line)")
+            """
+        )
         return ProbeReport(chip: profile.radio.displayName, findings: findings)
     }
 
@@ -192,7 +214,12 @@ public enum BoardProbe {
 
     static func noAnswer(_ profile: BoardProfile, what: String) -> String {
         let device = profile.spi?.device ?? "the SPI bus"
-        return "nothing answered on \(device): \(what). Check that the board is seated and powered, that SPI is enabled (`ls /dev/spidev*`), and that the profile's SPI device, chip select and reset line match the board"
+        return
+            """
+            nothing answered on \(device): \(what). Check that the board is seated and powered, that SPI is \
+            enabled (`ls /dev/spidev*`), and that the profile's SPI device, chip select and reset line match the \
+            board
+            """
     }
 
     static func hex(_ byte: UInt8) -> String { Hex.encode(byte) }

@@ -6,7 +6,12 @@ import LoRaPHY
 /// sub-bands.
 public struct Region: Sendable, Hashable {
     public enum Name: String, Sendable, CaseIterable, Hashable {
-        case eu868 = "EU868", us915 = "US915", au915 = "AU915", as923 = "AS923", in865 = "IN865", kr920 = "KR920"
+        case eu868 = "EU868"
+        case us915 = "US915"
+        case au915 = "AU915"
+        case as923 = "AS923"
+        case in865 = "IN865"
+        case kr920 = "KR920"
     }
 
     /// What a data-rate index stands for.
@@ -55,7 +60,9 @@ public struct Region: Sendable, Hashable {
     /// The index of a LoRa data rate, preferring the uplink table.
     public func index(of rate: LoRaDataRate, uplink: Bool = true) -> Int? {
         dataRates.filter { entry in
-            if case .lora(let candidate, let isUplink) = entry.value { return candidate == rate && (isUplink || !uplink) }
+            if case .lora(let candidate, let isUplink) = entry.value {
+                return candidate == rate && (isUplink || !uplink)
+            }
             return false
         }.keys.min()
     }
@@ -84,9 +91,12 @@ public struct Region: Sendable, Hashable {
     /// the beacon's data rate for a 52-byte proof-of-coverage beacon.
     public func slowestUplinkDataRate(carrying size: Int) -> (index: Int, rate: LoRaDataRate)? {
         let candidates: [(Int, LoRaDataRate)] = dataRates.compactMap { entry in
-            guard case .lora(let rate, true) = entry.value, let limit = maximumPHYPayload(dataRate: entry.key), limit >= size else { return nil }
+            guard case .lora(let rate, true) = entry.value, let limit = maximumPHYPayload(dataRate: entry.key),
+                limit >= size
+            else { return nil }
             if dwellTimeApplies(to: rate.bandwidth),
-               LoRaAirtime(modulation: rate.modulation(), payloadLength: size).nanoseconds > Self.dwellTimeNanoseconds {
+                LoRaAirtime(modulation: rate.modulation(), payloadLength: size).nanoseconds > Self.dwellTimeNanoseconds
+            {
                 return nil
             }
             return (entry.key, rate)
@@ -164,7 +174,9 @@ extension Region {
         band: 863_000_000...870_000_000,
         uplinkChannels: [868_100_000, 868_300_000, 868_500_000],
         downlinkChannels: [],
-        dataRates: sf12ToSF7.merging([6: lora(.sf7, .khz250), 7: .fsk(bitsPerSecond: 50_000), 8: .lrFHSS, 9: .lrFHSS, 10: .lrFHSS, 11: .lrFHSS]) { $1 },
+        dataRates: sf12ToSF7.merging([
+            6: lora(.sf7, .khz250), 7: .fsk(bitsPerSecond: 50_000), 8: .lrFHSS, 9: .lrFHSS, 10: .lrFHSS, 11: .lrFHSS,
+        ]) { $1 },
         maximumMACPayload: [0: 59, 1: 59, 2: 59, 3: 123, 4: 250, 5: 250, 6: 250, 7: 250],
         maximumEIRP: 16,
         rx2FrequencyHz: 869_525_000,
@@ -175,10 +187,14 @@ extension Region {
     public static let us915 = Region(
         name: .us915,
         band: 902_000_000...928_000_000,
-        uplinkChannels: (0..<64).map { 902_300_000 + 200_000 * UInt32($0) } + (0..<8).map { 903_000_000 + 1_600_000 * UInt32($0) },
+        uplinkChannels: (0..<64).map { 902_300_000 + 200_000 * UInt32($0) }
+            + (0..<8).map { 903_000_000 + 1_600_000 * UInt32($0) },
         downlinkChannels: (0..<8).map { 923_300_000 + 600_000 * UInt32($0) },
-        dataRates: [0: lora(.sf10, .khz125), 1: lora(.sf9, .khz125), 2: lora(.sf8, .khz125), 3: lora(.sf7, .khz125), 4: lora(.sf8, .khz500), 5: .lrFHSS, 6: .lrFHSS]
-            .merging(downlink500) { $1 },
+        dataRates: [
+            0: lora(.sf10, .khz125), 1: lora(.sf9, .khz125), 2: lora(.sf8, .khz125), 3: lora(.sf7, .khz125),
+            4: lora(.sf8, .khz500), 5: .lrFHSS, 6: .lrFHSS,
+        ]
+        .merging(downlink500) { $1 },
         maximumMACPayload: [0: 19, 1: 61, 2: 133, 3: 250, 4: 250, 8: 61, 9: 137, 10: 250, 11: 250, 12: 250, 13: 250],
         maximumEIRP: 30,
         rx2FrequencyHz: 923_300_000,
@@ -189,10 +205,13 @@ extension Region {
     public static let au915 = Region(
         name: .au915,
         band: 915_000_000...928_000_000,
-        uplinkChannels: (0..<64).map { 915_200_000 + 200_000 * UInt32($0) } + (0..<8).map { 915_900_000 + 1_600_000 * UInt32($0) },
+        uplinkChannels: (0..<64).map { 915_200_000 + 200_000 * UInt32($0) }
+            + (0..<8).map { 915_900_000 + 1_600_000 * UInt32($0) },
         downlinkChannels: (0..<8).map { 923_300_000 + 600_000 * UInt32($0) },
         dataRates: sf12ToSF7.merging([6: lora(.sf8, .khz500), 7: .lrFHSS]) { $1 }.merging(downlink500) { $1 },
-        maximumMACPayload: [0: 59, 1: 59, 2: 59, 3: 123, 4: 250, 5: 250, 6: 250, 8: 61, 9: 137, 10: 250, 11: 250, 12: 250, 13: 250],
+        maximumMACPayload: [
+            0: 59, 1: 59, 2: 59, 3: 123, 4: 250, 5: 250, 6: 250, 8: 61, 9: 137, 10: 250, 11: 250, 12: 250, 13: 250,
+        ],
         maximumEIRP: 30,
         rx2FrequencyHz: 923_300_000,
         rx2DataRate: 8,

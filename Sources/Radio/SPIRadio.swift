@@ -1,11 +1,11 @@
-import Wire
 import Clocks
 import HAL
 import LoRaPHY
 import Logging
+import Wire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The register- or command-level half of a single-channel radio driver: the SX127x or the
@@ -91,7 +91,12 @@ public actor SPIRadio: Radio {
         case .sx127x: chip = SX127xChip(board: board)
         case .sx126x: chip = SX126xChip(board: board)
         case .concentrator:
-            throw RadioError("a \(board.profile.radio.displayName) concentrator is driven by the packet forwarder: use the semtech_udp backend")
+            throw RadioError(
+                """
+                a \(board.profile.radio.displayName) concentrator is driven by the packet forwarder: use the \
+                semtech_udp backend
+                """
+            )
         }
         do {
             executor = try ThreadExecutor(name: chip.name)
@@ -104,7 +109,8 @@ public actor SPIRadio: Radio {
         listenBeforeTalk = policy.listenBeforeTalk
         self.logger = logger
         self.timing = timing
-        (frames, output) = AsyncStream.makeStream(of: RadioFrame.self, bufferingPolicy: .bufferingOldest(timing.frameBuffer))
+        (frames, output) = AsyncStream.makeStream(
+            of: RadioFrame.self, bufferingPolicy: .bufferingOldest(timing.frameBuffer))
     }
 
     // MARK: Life cycle
@@ -131,9 +137,11 @@ public actor SPIRadio: Radio {
             tasks.append(Task { await self.pollInterrupts() })
         }
         tasks.append(Task { await self.checkHealthPeriodically() })
-        logger.info("\(chip.name) receiving", metadata: [
-            "frequency": "\(configuration.frequencyHz)", "data_rate": "\(configuration.dataRate)",
-        ])
+        logger.info(
+            "\(chip.name) receiving",
+            metadata: [
+                "frequency": "\(configuration.frequencyHz)", "data_rate": "\(configuration.dataRate)",
+            ])
     }
 
     /// Where received frames go instead of `frames`, once `deliver(to:)` named it.
@@ -216,7 +224,9 @@ public actor SPIRadio: Radio {
                 stats.lastProgressNanoseconds = monotonicNanoseconds()
                 if frame.crc == .bad {
                     stats.crcErrors += 1
-                    logger.debug("\(chip.name): CRC error", metadata: ["size": "\(frame.payload.count)", "rssi": "\(frame.rssiDBm)"])
+                    logger.debug(
+                        "\(chip.name): CRC error",
+                        metadata: ["size": "\(frame.payload.count)", "rssi": "\(frame.rssiDBm)"])
                 }
                 if let sink {
                     if !sink.put(frame) { stats.framesDropped += 1 }
@@ -257,7 +267,13 @@ public actor SPIRadio: Radio {
         var outcome: TransmitOutcome
         do throws(HardwareError) {
             if let rule = listenBeforeTalk, let heard = try senseChannel(request, rule) {
-                throw HardwareError(.busy, "the channel is busy: \(Int(heard.rounded())) dBm heard, over the \(Int(rule.thresholdDBm)) dBm listen-before-talk threshold")
+                throw HardwareError(
+                    .busy,
+                    """
+                    the channel is busy: \(Int(heard.rounded())) dBm heard, over the \(Int(rule.thresholdDBm)) dBm \
+                    listen-before-talk threshold
+                    """
+                )
             }
             try chip.prepareTransmission(request)
             spinUntil(admission.start)
@@ -357,7 +373,9 @@ public actor SPIRadio: Radio {
             return
         }
         stats.reinitialisations += 1
-        logger.warning("\(chip.name): \(problem); setting the radio up again", metadata: ["reinitialisations": "\(stats.reinitialisations)"])
+        logger.warning(
+            "\(chip.name): \(problem); setting the radio up again",
+            metadata: ["reinitialisations": "\(stats.reinitialisations)"])
         do {
             try await setUp()
             logger.notice("\(chip.name) receiving again")

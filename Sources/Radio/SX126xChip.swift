@@ -119,8 +119,12 @@ final class SX126xChip: RadioChip {
 
     func configureReceiver(_ configuration: RadioConfiguration) throws(HardwareError) {
         try command(Opcode.setStandby, [0x00])
-        try setModulation(frequencyHz: configuration.frequencyHz, dataRate: configuration.dataRate, codingRate: configuration.codingRate)
-        try setPacketParameters(preamble: configuration.preambleLength, payloadLength: 0xFF, crc: true, invertedIQ: configuration.invertedIQ)
+        try setModulation(
+            frequencyHz: configuration.frequencyHz, dataRate: configuration.dataRate,
+            codingRate: configuration.codingRate)
+        try setPacketParameters(
+            preamble: configuration.preambleLength, payloadLength: 0xFF, crc: true, invertedIQ: configuration.invertedIQ
+        )
         let syncWord = configuration.syncWord.sx126xRegisterValue
         try writeRegister(Self.syncWordRegister, [UInt8(syncWord >> 8), UInt8(syncWord & 0xFF)])
         let mask = [UInt8(IRQ.used >> 8), UInt8(IRQ.used & 0xFF)]
@@ -129,22 +133,32 @@ final class SX126xChip: RadioChip {
         try command(Opcode.setRx, [0xFF, 0xFF, 0xFF])  // continuous
     }
 
-    private func setModulation(frequencyHz: UInt32, dataRate: LoRaDataRate, codingRate: CodingRate) throws(HardwareError) {
+    private func setModulation(frequencyHz: UInt32, dataRate: LoRaDataRate, codingRate: CodingRate)
+        throws(HardwareError)
+    {
         let steps = UInt32((UInt64(frequencyHz) << 25) / 32_000_000)
-        try command(Opcode.setRfFrequency, [UInt8(steps >> 24), UInt8((steps >> 16) & 0xFF), UInt8((steps >> 8) & 0xFF), UInt8(steps & 0xFF)])
+        try command(
+            Opcode.setRfFrequency,
+            [UInt8(steps >> 24), UInt8((steps >> 16) & 0xFF), UInt8((steps >> 8) & 0xFF), UInt8(steps & 0xFF)])
         let lowDataRate: UInt8 = LoRaAirtime.requiresLowDataRateOptimize(dataRate.modulation()) ? 1 : 0
-        try command(Opcode.setModulationParams, [
-            UInt8(dataRate.spreadingFactor.rawValue), Self.bandwidthCodes[dataRate.bandwidth] ?? 0x04,
-            UInt8(codingRate.rawValue), lowDataRate,
-        ])
+        try command(
+            Opcode.setModulationParams,
+            [
+                UInt8(dataRate.spreadingFactor.rawValue), Self.bandwidthCodes[dataRate.bandwidth] ?? 0x04,
+                UInt8(codingRate.rawValue), lowDataRate,
+            ])
     }
 
-    private func setPacketParameters(preamble: Int, payloadLength: Int, crc: Bool, invertedIQ: Bool) throws(HardwareError) {
-        try command(Opcode.setPacketParams, [
-            UInt8(truncatingIfNeeded: preamble >> 8), UInt8(truncatingIfNeeded: preamble),
-            0x00,  // explicit header
-            UInt8(truncatingIfNeeded: payloadLength), crc ? 0x01 : 0x00, invertedIQ ? 0x01 : 0x00,
-        ])
+    private func setPacketParameters(preamble: Int, payloadLength: Int, crc: Bool, invertedIQ: Bool)
+        throws(HardwareError)
+    {
+        try command(
+            Opcode.setPacketParams,
+            [
+                UInt8(truncatingIfNeeded: preamble >> 8), UInt8(truncatingIfNeeded: preamble),
+                0x00,  // explicit header
+                UInt8(truncatingIfNeeded: payloadLength), crc ? 0x01 : 0x00, invertedIQ ? 0x01 : 0x00,
+            ])
         let polarity = try readRegister(Self.iqPolarityRegister, count: 1)[0]
         try writeRegister(Self.iqPolarityRegister, [invertedIQ ? polarity & ~0x04 : polarity | 0x04])
     }
@@ -168,14 +182,16 @@ final class SX126xChip: RadioChip {
 
     // MARK: Interrupts
 
-    func serviceInterrupts(_ configuration: RadioConfiguration, timestamp: UInt32) throws(HardwareError) -> [ChipEvent] {
+    func serviceInterrupts(_ configuration: RadioConfiguration, timestamp: UInt32) throws(HardwareError) -> [ChipEvent]
+    {
         let reply = try command(Opcode.getIrqStatus, reading: 3)
         let flags = UInt16(reply[2]) << 8 | UInt16(reply[3])
         guard flags != 0 else { return [] }
         try command(Opcode.clearIrqStatus, [reply[2], reply[3]])
         var events: [ChipEvent] = []
         if flags & IRQ.rxDone != 0 {
-            events.append(.received(try receiveFrame(configuration, crcError: flags & IRQ.crcError != 0, timestamp: timestamp)))
+            events.append(
+                .received(try receiveFrame(configuration, crcError: flags & IRQ.crcError != 0, timestamp: timestamp)))
         }
         if flags & IRQ.txDone != 0 {
             events.append(.transmitted)
@@ -183,7 +199,9 @@ final class SX126xChip: RadioChip {
         return events
     }
 
-    private func receiveFrame(_ configuration: RadioConfiguration, crcError: Bool, timestamp: UInt32) throws(HardwareError) -> RadioFrame {
+    private func receiveFrame(_ configuration: RadioConfiguration, crcError: Bool, timestamp: UInt32)
+        throws(HardwareError) -> RadioFrame
+    {
         let buffer = try command(Opcode.getRxBufferStatus, reading: 3)
         let length = Int(buffer[2])
         let payload = length > 0 ? Array(try command(Opcode.readBuffer, [buffer[3], 0x00], reading: length)[3...]) : []
@@ -206,7 +224,9 @@ final class SX126xChip: RadioChip {
     func prepareTransmission(_ request: TransmitRequest) throws(HardwareError) {
         try command(Opcode.setStandby, [0x00])
         try setModulation(frequencyHz: request.frequencyHz, dataRate: request.dataRate, codingRate: request.codingRate)
-        try setPacketParameters(preamble: request.preambleLength, payloadLength: request.payload.count, crc: request.crc, invertedIQ: request.invertedIQ)
+        try setPacketParameters(
+            preamble: request.preambleLength, payloadLength: request.payload.count, crc: request.crc,
+            invertedIQ: request.invertedIQ)
         if board.profile.radio == .sx1261 {
             try command(Opcode.setPaConfig, [0x04, 0x00, 0x01, 0x01])  // the +14 dBm row
         } else {
@@ -215,7 +235,8 @@ final class SX126xChip: RadioChip {
         try command(Opcode.setTxParams, [UInt8(bitPattern: Int8(power(for: request.powerDBm))), 0x04])  // 200 µs ramp
         try command(Opcode.writeBuffer, [0x00] + request.payload)
         let quality = try readRegister(Self.txModulationRegister, count: 1)[0]
-        try writeRegister(Self.txModulationRegister, [request.dataRate.bandwidth == .khz500 ? quality & ~0x04 : quality | 0x04])
+        try writeRegister(
+            Self.txModulationRegister, [request.dataRate.bandwidth == .khz500 ? quality & ~0x04 : quality | 0x04])
         try command(Opcode.clearIrqStatus, [0xFF, 0xFF])
     }
 
@@ -237,7 +258,11 @@ final class SX126xChip: RadioChip {
             let expected = configuration.syncWord.sx126xRegisterValue
             if status == 0x00 || status == 0xFF { return "GetStatus reads 0x\(hex(status))" }
             if (status >> 4) & 0x07 != 5 || syncWord != [UInt8(expected >> 8), UInt8(expected & 0xFF)] {
-                return "configuration lost (GetStatus 0x\(hex(status)), sync word 0x\(hex(syncWord[0]))\(hex(syncWord[1])))"
+                return
+                    """
+                    configuration lost (GetStatus 0x\(hex(status)), sync word \
+                    0x\(hex(syncWord[0]))\(hex(syncWord[1])))
+                    """
             }
             return nil
         } catch {
@@ -264,14 +289,17 @@ final class SX126xChip: RadioChip {
     }
 
     @discardableResult
-    private func command(_ opcode: UInt8, _ arguments: [UInt8] = [], reading count: Int = 0) throws(HardwareError) -> [UInt8] {
+    private func command(_ opcode: UInt8, _ arguments: [UInt8] = [], reading count: Int = 0) throws(HardwareError)
+        -> [UInt8]
+    {
         guard let spi else { throw HardwareError(.invalidRequest, "the radio is not open") }
         try waitWhileBusy()
         return try spi.exchange([opcode] + arguments + [UInt8](repeating: 0, count: count))
     }
 
     private func readRegister(_ address: UInt16, count: Int) throws(HardwareError) -> [UInt8] {
-        let reply = try command(Opcode.readRegister, [UInt8(address >> 8), UInt8(address & 0xFF), 0x00], reading: count)
+        let reply = try command(
+            Opcode.readRegister, [UInt8(address >> 8), UInt8(address & 0xFF), 0x00], reading: count)
         return Array(reply[4...])
     }
 

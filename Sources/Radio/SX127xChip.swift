@@ -46,7 +46,10 @@ final class SX127xChip: RadioChip {
     }
 
     enum Mode: UInt8 {
-        case sleep = 0x80, standby = 0x81, tx = 0x83, rxContinuous = 0x85
+        case sleep = 0x80
+        case standby = 0x81
+        case tx = 0x83
+        case rxContinuous = 0x85
     }
 
     enum IRQ {
@@ -56,7 +59,9 @@ final class SX127xChip: RadioChip {
     }
 
     /// The bandwidth codes of RegModemConfig1 bits 7–4, in order.
-    static let bandwidthCodes: [LoRaBandwidth] = [.khz7_8, .khz10_4, .khz15_6, .khz20_8, .khz31_25, .khz41_7, .khz62_5, .khz125, .khz250, .khz500]
+    static let bandwidthCodes: [LoRaBandwidth] = [
+        .khz7_8, .khz10_4, .khz15_6, .khz20_8, .khz31_25, .khz41_7, .khz62_5, .khz125, .khz250, .khz500,
+    ]
 
     init(board: any BoardHardware) {
         self.board = board
@@ -80,9 +85,10 @@ final class SX127xChip: RadioChip {
         do {
             let version = try read(Register.version)
             guard version == 0x12 else {
-                throw RadioError(version == 0x00 || version == 0xFF
-                    ? "the SX127x on \(spi?.path ?? "SPI") does not answer (RegVersion 0x\(hex(version)))"
-                    : "RegVersion is 0x\(hex(version)), not an SX1276-family radio (0x12)")
+                throw RadioError(
+                    version == 0x00 || version == 0xFF
+                        ? "the SX127x on \(spi?.path ?? "SPI") does not answer (RegVersion 0x\(hex(version)))"
+                        : "RegVersion is 0x\(hex(version)), not an SX1276-family radio (0x12)")
             }
             try configureReceiver(configuration)
         } catch let error as RadioError {
@@ -100,7 +106,9 @@ final class SX127xChip: RadioChip {
         try write(Register.opMode, Mode.sleep.rawValue)
         try write(Register.opMode, Mode.sleep.rawValue)
         try write(Register.opMode, Mode.standby.rawValue)
-        try setModulation(frequencyHz: configuration.frequencyHz, dataRate: configuration.dataRate, codingRate: configuration.codingRate, preamble: configuration.preambleLength, crc: true)
+        try setModulation(
+            frequencyHz: configuration.frequencyHz, dataRate: configuration.dataRate,
+            codingRate: configuration.codingRate, preamble: configuration.preambleLength, crc: true)
         try write(Register.syncWord, configuration.syncWord.rawValue)
         try setInvertedIQ(receive: configuration.invertedIQ, transmit: false)
         try write(Register.lna, 0x23)  // maximum gain, LNA boost on the HF port
@@ -113,9 +121,13 @@ final class SX127xChip: RadioChip {
         try setMode(.rxContinuous)
     }
 
-    private func setModulation(frequencyHz: UInt32, dataRate: LoRaDataRate, codingRate: CodingRate, preamble: Int, crc: Bool) throws(HardwareError) {
+    private func setModulation(
+        frequencyHz: UInt32, dataRate: LoRaDataRate, codingRate: CodingRate, preamble: Int, crc: Bool
+    ) throws(HardwareError) {
         let frf = (UInt64(frequencyHz) << 19) / 32_000_000
-        try write(Register.frfMsb, UInt8(truncatingIfNeeded: frf >> 16), UInt8(truncatingIfNeeded: frf >> 8), UInt8(truncatingIfNeeded: frf))
+        try write(
+            Register.frfMsb, UInt8(truncatingIfNeeded: frf >> 16), UInt8(truncatingIfNeeded: frf >> 8),
+            UInt8(truncatingIfNeeded: frf))
         let bandwidthCode = UInt8(Self.bandwidthCodes.firstIndex(of: dataRate.bandwidth) ?? 7)
         try write(Register.modemConfig1, bandwidthCode << 4 | UInt8(codingRate.rawValue) << 1)  // explicit header
         let sf = UInt8(dataRate.spreadingFactor.rawValue)
@@ -144,7 +156,8 @@ final class SX127xChip: RadioChip {
 
     // MARK: Interrupts
 
-    func serviceInterrupts(_ configuration: RadioConfiguration, timestamp: UInt32) throws(HardwareError) -> [ChipEvent] {
+    func serviceInterrupts(_ configuration: RadioConfiguration, timestamp: UInt32) throws(HardwareError) -> [ChipEvent]
+    {
         let flags = try read(Register.irqFlags)
         guard flags != 0 else { return [] }
         try write(Register.irqFlags, flags)
@@ -158,7 +171,9 @@ final class SX127xChip: RadioChip {
         return events
     }
 
-    private func receiveFrame(_ configuration: RadioConfiguration, flags: UInt8, timestamp: UInt32) throws(HardwareError) -> RadioFrame {
+    private func receiveFrame(_ configuration: RadioConfiguration, flags: UInt8, timestamp: UInt32)
+        throws(HardwareError) -> RadioFrame
+    {
         // One burst from RegFifoRxCurrentAddr (0x10) to RegHopChannel (0x1C) holds where the
         // frame starts, its size, SNR, RSSI and whether it carried a CRC: one SPI transfer
         // rather than five.
@@ -197,7 +212,9 @@ final class SX127xChip: RadioChip {
 
     func prepareTransmission(_ request: TransmitRequest) throws(HardwareError) {
         try setMode(.standby)
-        try setModulation(frequencyHz: request.frequencyHz, dataRate: request.dataRate, codingRate: request.codingRate, preamble: request.preambleLength, crc: request.crc)
+        try setModulation(
+            frequencyHz: request.frequencyHz, dataRate: request.dataRate, codingRate: request.codingRate,
+            preamble: request.preambleLength, crc: request.crc)
         try setInvertedIQ(receive: false, transmit: request.invertedIQ)
         try setPower(request.powerDBm)
         try write(Register.fifoAddrPtr, 0x00)

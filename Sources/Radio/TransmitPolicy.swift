@@ -83,7 +83,8 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
     /// `dwellTimeLimited` and `listenBeforeTalk` default to what the region requires
     /// everywhere it applies; AS923 in Japan adds `.japan`.
     public init(
-        region: Region, antennaGainDBi: Double = 0, dwellTimeLimited: Bool? = nil, listenBeforeTalk: ListenBeforeTalk?? = nil,
+        region: Region, antennaGainDBi: Double = 0, dwellTimeLimited: Bool? = nil,
+        listenBeforeTalk: ListenBeforeTalk?? = nil,
         window: Duration = .seconds(3600), now: @escaping @Sendable () -> UInt64 = monotonicNanoseconds
     ) {
         self.region = region
@@ -91,13 +92,18 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         self.dwellTimeLimited = dwellTimeLimited ?? true
         self.listenBeforeTalk = listenBeforeTalk ?? (region.name == .kr920 ? .kr920 : nil)
         self.now = now
-        self.window = UInt64(window.components.seconds) * 1_000_000_000 + UInt64(window.components.attoseconds / 1_000_000_000)
+        self.window =
+            UInt64(window.components.seconds) * 1_000_000_000 + UInt64(window.components.attoseconds / 1_000_000_000)
     }
 
     /// Why `request` may not go out in this region, or nil.
     public func refusal(of request: TransmitRequest) -> TransmitOutcome? {
-        guard request.payload.count <= 255 else { return .failed("a LoRa frame carries at most 255 bytes, not \(request.payload.count)") }
-        guard (6...65_535).contains(request.preambleLength) else { return .failed("preamble of \(request.preambleLength) symbols (6 to 65535)") }
+        guard request.payload.count <= 255 else {
+            return .failed("a LoRa frame carries at most 255 bytes, not \(request.payload.count)")
+        }
+        guard (6...65_535).contains(request.preambleLength) else {
+            return .failed("preamble of \(request.preambleLength) symbols (6 to 65535)")
+        }
         // Only the region's own data rates (RP002-1.0.4, each region's data-rate table): a
         // 7.8 kHz or 500 kHz signal where the plan has none spreads where it has no right to.
         guard region.index(of: request.dataRate, uplink: false) != nil else {
@@ -108,7 +114,9 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         let half = UInt32(request.dataRate.bandwidth.exactHz / 2)
         let (low, high) = (request.frequencyHz &- half, request.frequencyHz &+ half)
         let subBand = subBandIndex(of: request).map { region.subBands[$0] }
-        guard request.frequencyHz > half, region.band.contains(low), region.band.contains(high), region.subBands.isEmpty || subBand != nil else {
+        guard request.frequencyHz > half, region.band.contains(low), region.band.contains(high),
+            region.subBands.isEmpty || subBand != nil
+        else {
             return .frequencyNotAllowed
         }
         // EIRP, not conducted power (RP002-1.0.4: every region's limit is EIRP; 47 CFR
@@ -120,8 +128,10 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         // a channel (47 CFR 15.247(a)(1)(i); ACMA LIPD Class Licence 2015, item 55, with
         // AS/NZS 4268); AS923 where DownlinkDwellTime applies.
         if region.dwellTimeApplies(to: request.dataRate.bandwidth, as923DwellTime: dwellTimeLimited),
-           request.airtime.nanoseconds > Region.dwellTimeNanoseconds {
-            return .failed("\(request.airtime.milliseconds) ms on air is over \(region.name.rawValue)'s 400 ms dwell time")
+            request.airtime.nanoseconds > Region.dwellTimeNanoseconds
+        {
+            return .failed(
+                "\(request.airtime.milliseconds) ms on air is over \(region.name.rawValue)'s 400 ms dwell time")
         }
         return nil
     }

@@ -9,7 +9,12 @@ import Wire
 /// sent by a forwarder then carry its 8-byte gateway EUI, most significant byte first.
 public enum GWMP {
     public enum Identifier: UInt8, Sendable {
-        case pushData = 0x00, pushAck = 0x01, pullData = 0x02, pullResp = 0x03, pullAck = 0x04, txAck = 0x05
+        case pushData = 0x00
+        case pushAck = 0x01
+        case pullData = 0x02
+        case pullResp = 0x03
+        case pullAck = 0x04
+        case txAck = 0x05
     }
 
     /// The two-byte token, kept as the bytes the forwarder sent, to be echoed unchanged.
@@ -46,7 +51,8 @@ public enum GWMP {
             switch self {
             case .tooShort(let count): "datagram of \(count) bytes is shorter than its header"
             case .unsupportedVersion(let version): "protocol version \(version) (1 and 2 are supported)"
-            case .unexpectedIdentifier(let identifier): "identifier 0x\(String(identifier, radix: 16)) is not one a forwarder sends"
+            case .unexpectedIdentifier(let identifier):
+                "identifier 0x\(String(identifier, radix: 16)) is not one a forwarder sends"
             }
         }
     }
@@ -81,7 +87,9 @@ public enum GWMP {
 
     /// PULL_RESP carrying a `txpk`. Version 1 has no token there (the bytes are unused, zero).
     public static func pullResponse(version: UInt8, token: Token, txpk: JSONValue) -> [UInt8] {
-        let header: [UInt8] = version == 1 ? [1, 0, 0, Identifier.pullResp.rawValue] : [version, token.high, token.low, Identifier.pullResp.rawValue]
+        let header: [UInt8] =
+            version == 1
+            ? [1, 0, 0, Identifier.pullResp.rawValue] : [version, token.high, token.low, Identifier.pullResp.rawValue]
         return header + Array(JSON.serialize(.object([("txpk", txpk)])).utf8)
     }
 }
@@ -116,7 +124,9 @@ public enum ReceivedPacket {
             throw .invalid("datr '\(rateText)'")
         }
         guard let freq = rxpk["freq"] else { throw .missing("freq") }
-        guard let mhz = freq.number, mhz > 0, mhz < 4_000, let frequencyHz = UInt32(exactly: (mhz * 1_000_000).rounded()) else {
+        guard let mhz = freq.number, mhz > 0, mhz < 4_000,
+            let frequencyHz = UInt32(exactly: (mhz * 1_000_000).rounded())
+        else {
             throw .invalid("freq")
         }
         guard let tmst = rxpk["tmst"] else { throw .missing("tmst") }
@@ -163,7 +173,9 @@ public enum ReceivedPacket {
 
         var receivedAt: Int64?
         if let time = rxpk["time"] {
-            guard let text = time.string, let nanoseconds = Timestamps.parseISO8601(text) else { throw .invalid("time") }
+            guard let text = time.string, let nanoseconds = Timestamps.parseISO8601(text) else {
+                throw .invalid("time")
+            }
             receivedAt = nanoseconds
         }
         return RadioFrame(
@@ -223,7 +235,8 @@ public struct PushDataContents: Sendable {
             for element in rxpk.array ?? [rxpk] {
                 do {
                     let frame = try ReceivedPacket.frame(from: element, gateway: gateway)
-                    if let size = element["size"], size.integer(in: 0...Int64(Int32.max)) != Int64(frame.payload.count) {
+                    if let size = element["size"], size.integer(in: 0...Int64(Int32.max)) != Int64(frame.payload.count)
+                    {
                         sizeDisagreements += 1
                         if firstSizeDisagreement == nil {
                             firstSizeDisagreement = (JSON.serialize(size), frame.payload.count)
@@ -340,11 +353,13 @@ public enum Timestamps {
             return value
         }
         guard bytes.count >= 20, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-              bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: " "),
-              bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
-              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-              (1970...2200).contains(year), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
+            bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: " "),
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+            (1970...2200).contains(year), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60,
+            second < 61
+        else { return nil }
         var index = 19
         var nanoseconds: Int64 = 0
         if bytes[index] == UInt8(ascii: ".") {

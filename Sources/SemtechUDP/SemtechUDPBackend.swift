@@ -47,7 +47,8 @@ public final class SemtechUDPBackend: Radio {
             self.gateway = gateway
             if parts.count == 2 {
                 // The host as the socket will write it, so that "::0001" matches "::1".
-                let bare = parts[1].hasPrefix("[") && parts[1].hasSuffix("]") ? parts[1].dropFirst().dropLast() : parts[1]
+                let bare =
+                    parts[1].hasPrefix("[") && parts[1].hasSuffix("]") ? parts[1].dropFirst().dropLast() : parts[1]
                 guard let address = SocketAddress(bare.contains(":") ? "[\(bare)]:0" : "\(bare):0") else { return nil }
                 host = address.host
             }
@@ -103,7 +104,9 @@ public final class SemtechUDPBackend: Radio {
         var forwarders: [EUI64: Forwarder] = [:]
         /// PULL_RESPs waiting for their TX_ACK: by token, with the forwarder and the address the
         /// PULL_RESP went to, which the TX_ACK must come from.
-        var pending: [GWMP.Token: (gateway: EUI64, address: SocketAddress, continuation: CheckedContinuation<[UInt8]?, Never>)] = [:]
+        var pending:
+            [GWMP.Token: (gateway: EUI64, address: SocketAddress, continuation: CheckedContinuation<[UInt8]?, Never>)] =
+                [:]
         /// The region's rules and the duty-cycle budget: the radio's, whichever forwarder (or
         /// gateway EUI, which anyone on the LAN may invent) a downlink goes through.
         var policy: (any TransmitPolicy)?
@@ -119,7 +122,8 @@ public final class SemtechUDPBackend: Radio {
         mutating func admit(_ gateway: EUI64, now: UInt64) -> Bool {
             if forwarders[gateway] != nil { return true }
             if forwarders.count >= SemtechUDPBackend.maximumForwarders {
-                for (eui, forwarder) in forwarders where now &- forwarder.lastSeenNanoseconds > SemtechUDPBackend.forwarderSilence {
+                for (eui, forwarder) in forwarders
+                where now &- forwarder.lastSeenNanoseconds > SemtechUDPBackend.forwarderSilence {
                     forwarders[eui] = nil
                 }
             }
@@ -152,7 +156,8 @@ public final class SemtechUDPBackend: Radio {
     /// `trusted`, when not empty, names the only forwarders whose datagrams are taken; the first
     /// of them that is ready sends beacons.
     public init(
-        bind: String = "127.0.0.1:1700", region: Region, trusted: [TrustedForwarder] = [], forwarderSensesChannel: Bool = false,
+        bind: String = "127.0.0.1:1700", region: Region, trusted: [TrustedForwarder] = [],
+        forwarderSensesChannel: Bool = false,
         makePolicy: (@Sendable () -> any TransmitPolicy)? = nil,
         logger: Logger = Logger(label: "hotspotd.semtech-udp"), acknowledgementTimeout: Duration = .seconds(1),
         frameBuffer: Int = 1024
@@ -204,13 +209,20 @@ public final class SemtechUDPBackend: Radio {
             $0.running = true
             $0.stats.lastProgressNanoseconds = monotonicNanoseconds()
         }
-        logger.info("semtech_udp listening for packet forwarders", metadata: [
-            "bind": "\(socket.localAddress)",
-            "forwarders": "\(trusted.isEmpty ? "any" : trusted.map(\.description).joined(separator: ","))",
-        ])
+        logger.info(
+            "semtech_udp listening for packet forwarders",
+            metadata: [
+                "bind": "\(socket.localAddress)",
+                "forwarders": "\(trusted.isEmpty ? "any" : trusted.map(\.description).joined(separator: ","))",
+            ])
         if trusted.isEmpty, !socket.localAddress.isLoopback {
             logger.warning(
-                "semtech_udp.bind is reachable from the network and semtech_udp.forwarders is empty: anyone who can reach \(socket.localAddress) can send frames as a forwarder (with the RSSI, SNR and times they like, which witness reports carry) and receive this hotspot's downlinks; name the forwarders in semtech_udp.forwarders, or bind to 127.0.0.1",
+                """
+                semtech_udp.bind is reachable from the network and semtech_udp.forwarders is empty: anyone who can \
+                reach \(socket.localAddress) can send frames as a forwarder (with the RSSI, SNR and times they \
+                like, which witness reports carry) and receive this hotspot's downlinks; name the forwarders in \
+                semtech_udp.forwarders, or bind to 127.0.0.1
+                """,
                 metadata: ["bind": "\(socket.localAddress)"])
         }
     }
@@ -271,7 +283,9 @@ public final class SemtechUDPBackend: Radio {
         let now = monotonicNanoseconds()
         guard isTrusted(packet.gateway, from: sender) else {
             state.withLock { $0.counters.forwardersNotListed += 1 }
-            refused("datagram refused: the forwarder is not in semtech_udp.forwarders", metadata: ["forwarder_eui": "\(packet.gateway)", "from": "\(sender)"])
+            refused(
+                "datagram refused: the forwarder is not in semtech_udp.forwarders",
+                metadata: ["forwarder_eui": "\(packet.gateway)", "from": "\(sender)"])
             return
         }
         switch packet {
@@ -279,7 +293,10 @@ public final class SemtechUDPBackend: Radio {
             let (admitted, moved) = state.withLock { state -> (Bool, Bool) in
                 state.counters.pullData += 1
                 guard state.admit(gateway, now: now) else { return (false, false) }
-                var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now, firstSeenNanoseconds: now)
+                var forwarder =
+                    state.forwarders[gateway]
+                    ?? Forwarder(
+                        gateway: gateway, version: version, lastSeenNanoseconds: now, firstSeenNanoseconds: now)
                 let moved = forwarder.downlinkAddress != sender
                 forwarder.version = version
                 forwarder.downlinkAddress = sender
@@ -288,7 +305,9 @@ public final class SemtechUDPBackend: Radio {
                 return (true, moved)
             }
             guard admitted else {
-                refused("packet forwarder refused: \(Self.maximumForwarders) active forwarders are tracked already", metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
+                refused(
+                    "packet forwarder refused: \(Self.maximumForwarders) active forwarders are tracked already",
+                    metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
                 return
             }
             socket?.send(GWMP.acknowledgement(.pullAck, version: version, token: token), to: sender)
@@ -296,9 +315,11 @@ public final class SemtechUDPBackend: Radio {
                 // Within the budget: an address that keeps changing is someone else's doing.
                 let (report, unreported) = announcements.admit()
                 if report {
-                    logger.info("packet forwarder ready for downlinks", metadata: [
-                        "forwarder_eui": "\(gateway)", "address": "\(sender)", "protocol": "\(version)",
-                    ].merging(unreported > 0 ? ["not_logged_before": "\(unreported)"] : [:]) { $1 })
+                    logger.info(
+                        "packet forwarder ready for downlinks",
+                        metadata: [
+                            "forwarder_eui": "\(gateway)", "address": "\(sender)", "protocol": "\(version)",
+                        ].merging(unreported > 0 ? ["not_logged_before": "\(unreported)"] : [:]) { $1 })
                 }
             }
 
@@ -322,14 +343,20 @@ public final class SemtechUDPBackend: Radio {
             if let waiter {
                 waiter.resume(returning: json)
             } else {
-                refused("TX_ACK refused: it answers no PULL_RESP sent to its sender (late, or forged)", metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
+                refused(
+                    "TX_ACK refused: it answers no PULL_RESP sent to its sender (late, or forged)",
+                    metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
             }
         }
     }
 
-    private func handlePushData(_ json: [UInt8], version: UInt8, gateway: EUI64, from sender: SocketAddress, at now: UInt64) {
+    private func handlePushData(
+        _ json: [UInt8], version: UInt8, gateway: EUI64, from sender: SocketAddress, at now: UInt64
+    ) {
         guard state.withLock({ $0.admit(gateway, now: now) }) else {
-            refused("packet forwarder refused: \(Self.maximumForwarders) active forwarders are tracked already", metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
+            refused(
+                "packet forwarder refused: \(Self.maximumForwarders) active forwarders are tracked already",
+                metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
             return
         }
         let contents: PushDataContents
@@ -367,7 +394,9 @@ public final class SemtechUDPBackend: Radio {
             state.stats.crcErrors += frames.filter { $0.crc == .bad }.count
             state.stats.framesDropped += dropped
             if !frames.isEmpty { state.stats.lastProgressNanoseconds = now }
-            var forwarder = state.forwarders[gateway] ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now, firstSeenNanoseconds: now)
+            var forwarder =
+                state.forwarders[gateway]
+                ?? Forwarder(gateway: gateway, version: version, lastSeenNanoseconds: now, firstSeenNanoseconds: now)
             forwarder.version = version
             forwarder.lastSeenNanoseconds = now
             if let latest = frames.last?.timestamp {
@@ -383,7 +412,10 @@ public final class SemtechUDPBackend: Radio {
         // Once per forwarder, and within the refusal budget: the EUI is the sender's to choose.
         if firstDisagreement, let (size, length) = contents.firstSizeDisagreement {
             refused(
-                "packet forwarder writes an rxpk size that disagrees with its data (size \(size), data \(length) bytes): frames are taken by their data",
+                """
+                packet forwarder writes an rxpk size that disagrees with its data (size \(size), data \(length) \
+                bytes): frames are taken by their data
+                """,
                 metadata: ["forwarder_eui": "\(gateway)", "from": "\(sender)"])
         }
     }
@@ -421,16 +453,19 @@ public final class SemtechUDPBackend: Radio {
             // with none listed, the forwarder registered first, which stays the one as long as
             // it is there.
             let listed = trusted.lazy.compactMap { entry in ready.first { $0.gateway == entry.gateway } }.first
-            let chosen = request.gatewayEUI.map { gateway in ready.first { $0.gateway == gateway } }
+            let chosen =
+                request.gatewayEUI.map { gateway in ready.first { $0.gateway == gateway } }
                 ?? listed
                 ?? ready.min { ($0.firstSeenNanoseconds, $0.gateway) < ($1.firstSeenNanoseconds, $1.gateway) }
             guard let forwarder = chosen else { return nil }
             if request.gatewayEUI == nil, state.beaconForwarder != forwarder.gateway {
                 state.beaconForwarder = forwarder.gateway
                 let rule = listed == nil ? "the first registered" : "the first of semtech_udp.forwarders that is ready"
-                logger.info("frames for no forwarder in particular (beacons) go through \(rule)", metadata: [
-                    "forwarder_eui": "\(forwarder.gateway)", "forwarders": "\(ready.count)",
-                ])
+                logger.info(
+                    "frames for no forwarder in particular (beacons) go through \(rule)",
+                    metadata: [
+                        "forwarder_eui": "\(forwarder.gateway)", "forwarders": "\(ready.count)",
+                    ])
             }
             let policy = state.policy ?? makePolicy()
             state.policy = policy
@@ -441,7 +476,14 @@ public final class SemtechUDPBackend: Radio {
             return refused(.failed("no PULL_DATA from \(which) yet: nowhere to send the downlink"))
         }
         if let rule = policy.listenBeforeTalk, !forwarderSensesChannel {
-            return refused(.failed("the region requires listen-before-talk (\(Int(rule.thresholdDBm)) dBm, \(rule.sensingMicroseconds / 1000) ms) and semtech_udp.listen_before_talk does not say the concentrator does it"))
+            return refused(
+                .failed(
+                    """
+                    the region requires listen-before-talk (\(Int(rule.thresholdDBm)) dBm, \
+                    \(rule.sensingMicroseconds / 1000) ms) and semtech_udp.listen_before_talk does not say the \
+                    concentrator does it
+                    """
+                ))
         }
         let ticket: TransmitTicket
         switch policy.admit(request) {
@@ -464,7 +506,9 @@ public final class SemtechUDPBackend: Radio {
     }
 
     /// Sends the PULL_RESP and waits for its TX_ACK; whether the forwarder was given the frame.
-    private func send(_ request: TransmitRequest, to forwarder: Forwarder, at address: SocketAddress, through socket: UDPSocket) async -> (TransmitOutcome, handedOver: Bool) {
+    private func send(
+        _ request: TransmitRequest, to forwarder: Forwarder, at address: SocketAddress, through socket: UDPSocket
+    ) async -> (TransmitOutcome, handedOver: Bool) {
         let txpk = Downlink.txpk(request)
         guard forwarder.version >= 2 else {
             // Version 1 has no token and no TX_ACK: the forwarder took it, or not; nobody says.
@@ -495,7 +539,12 @@ public final class SemtechUDPBackend: Radio {
         }
         let given = handedOver.withLock { $0 }
         guard let acknowledgement else {
-            return (.failed(given ? "no TX_ACK from forwarder \(forwarder.gateway) within \(acknowledgementTimeout)" : "sending PULL_RESP to \(address) failed"), given)
+            return (
+                .failed(
+                    given
+                        ? "no TX_ACK from forwarder \(forwarder.gateway) within \(acknowledgementTimeout)"
+                        : "sending PULL_RESP to \(address) failed"), given
+            )
         }
         return (Downlink.outcome(ofAcknowledgement: acknowledgement, requestedPowerDBm: request.powerDBm), given)
     }

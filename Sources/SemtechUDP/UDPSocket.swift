@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// An IPv4 or IPv6 socket address.
@@ -17,7 +17,9 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         var host: Substring
         let portText: Substring
         if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                return nil
+            }
             host = text[text.index(after: text.startIndex)..<close]
             portText = text[text.index(close, offsetBy: 2)...]
         } else {
@@ -50,7 +52,9 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
 
     public var port: UInt16 {
         storage.withUnsafeBytes { raw in
-            family == AF_INET ? UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port) : UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port)
+            family == AF_INET
+                ? UInt16(bigEndian: raw.load(as: sockaddr_in.self).sin_port)
+                : UInt16(bigEndian: raw.load(as: sockaddr_in6.self).sin6_port)
         }
     }
 
@@ -170,7 +174,11 @@ public struct SocketError: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         if code == EADDRINUSE {
-            return "\(address) is already in use: another program (a second hotspotd, or a gateway bridge) listens there; change semtech_udp.bind"
+            return
+                """
+                \(address) is already in use: another program (a second hotspotd, or a gateway bridge) listens \
+                there; change semtech_udp.bind
+                """
         }
         if code == EADDRNOTAVAIL {
             return "\(address) is not an address of this machine: change semtech_udp.bind"

@@ -78,7 +78,13 @@ final class SQLiteConnection {
         if !readOnly && sqlite3_db_readonly(db, "main") == 1 {
             sqlite3_close_v2(db)
             handle = nil
-            throw StoreError(.readOnly, "\(path) is read-only: hotspotd must be able to write its store (the file's owner and mode, and a file system mounted read-write)")
+            throw StoreError(
+                .readOnly,
+                """
+                \(path) is read-only: hotspotd must be able to write its store (the file's owner and mode, and a \
+                file system mounted read-write)
+                """
+            )
         }
     }
 
@@ -112,11 +118,16 @@ final class SQLiteConnection {
             case .text(let value):
                 // With its byte count, so a NUL inside the text does not cut it short.
                 let length = Int32(value.utf8.count)
-                code = value.utf8CString.withUnsafeBufferPointer { sqlite3_bind_text(statement, position, $0.baseAddress, length, hs_sqlite_transient()) }
+                code = value.utf8CString.withUnsafeBufferPointer {
+                    sqlite3_bind_text(statement, position, $0.baseAddress, length, hs_sqlite_transient())
+                }
             case .blob(let value):
-                code = value.isEmpty
+                code =
+                    value.isEmpty
                     ? sqlite3_bind_zeroblob(statement, position, 0)
-                    : value.withUnsafeBytes { sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), hs_sqlite_transient()) }
+                    : value.withUnsafeBytes {
+                        sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), hs_sqlite_transient())
+                    }
             }
             guard code == SQLITE_OK else { throw Self.error(code: code, db: handle, path: path, context: sql) }
         }
@@ -126,17 +137,18 @@ final class SQLiteConnection {
             if code == SQLITE_DONE { break }
             guard code == SQLITE_ROW else { throw Self.error(code: code, db: handle, path: path, context: sql) }
             let columns = sqlite3_column_count(statement)
-            rows.append((0..<columns).map { column in
-                switch sqlite3_column_type(statement, column) {
-                case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, column))
-                case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(statement, column)))
-                case SQLITE_BLOB:
-                    let count = Int(sqlite3_column_bytes(statement, column))
-                    guard count > 0, let pointer = sqlite3_column_blob(statement, column) else { return .blob([]) }
-                    return .blob(Array(UnsafeRawBufferPointer(start: pointer, count: count)))
-                default: return .null
-                }
-            })
+            rows.append(
+                (0..<columns).map { column in
+                    switch sqlite3_column_type(statement, column) {
+                    case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, column))
+                    case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(statement, column)))
+                    case SQLITE_BLOB:
+                        let count = Int(sqlite3_column_bytes(statement, column))
+                        guard count > 0, let pointer = sqlite3_column_blob(statement, column) else { return .blob([]) }
+                        return .blob(Array(UnsafeRawBufferPointer(start: pointer, count: count)))
+                    default: return .null
+                    }
+                })
         }
         return rows
     }
@@ -161,7 +173,9 @@ final class SQLiteConnection {
         if let statement = statements[sql] { return statement }
         var statement: OpaquePointer?
         let code = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
-        guard code == SQLITE_OK, let statement else { throw Self.error(code: code, db: handle, path: path, context: sql) }
+        guard code == SQLITE_OK, let statement else {
+            throw Self.error(code: code, db: handle, path: path, context: sql)
+        }
         statements[sql] = statement
         return statement
     }
@@ -170,11 +184,20 @@ final class SQLiteConnection {
         let detail = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(code))
         switch code & 0xFF {
         case SQLITE_NOTADB, SQLITE_CORRUPT:
-            return StoreError(.corrupt, "\(path) is not a hotspotd database or is damaged (\(detail)); it is left as it is: move it aside to start afresh, or restore a backup")
+            return StoreError(
+                .corrupt,
+                """
+                \(path) is not a hotspotd database or is damaged (\(detail)); it is left as it is: move it aside \
+                to start afresh, or restore a backup
+                """
+            )
         case SQLITE_FULL:
             return StoreError(.full, "\(path): the disk is full (\(detail))")
         case SQLITE_READONLY, SQLITE_PERM, SQLITE_CANTOPEN:
-            return StoreError(.readOnly, "\(path) cannot be written (\(detail)): check the file's and the directory's permissions and free space")
+            return StoreError(
+                .readOnly,
+                "\(path) cannot be written (\(detail)): check the file's and the directory's permissions and free space"
+            )
         case SQLITE_CONSTRAINT:
             return StoreError(.constraint, "\(path): \(detail)")
         default:

@@ -1,10 +1,10 @@
-import Cryptography
 import Clocks
+import Cryptography
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 /// A sensor paired to an owner's account.
@@ -18,7 +18,10 @@ public struct Pairing: Sendable, Equatable {
     public var lastFCnt: UInt32?
     public var pairedAt: Int64
 
-    public init(devAddr: UInt32, devEUI: UInt64? = nil, owner: String, nwkSKey: [UInt8]? = nil, lastFCnt: UInt32? = nil, pairedAt: Int64) {
+    public init(
+        devAddr: UInt32, devEUI: UInt64? = nil, owner: String, nwkSKey: [UInt8]? = nil, lastFCnt: UInt32? = nil,
+        pairedAt: Int64
+    ) {
         self.devAddr = devAddr
         self.devEUI = devEUI
         self.owner = owner
@@ -99,7 +102,10 @@ public struct Charge: Sendable {
     public var fCnt: UInt32?
     public var receivedAt: Int64
 
-    public init(owner: String, devAddr: UInt32?, devEUI: UInt64?, phyPayload: [UInt8], credits: Int64, fCnt: UInt32?, receivedAt: Int64) {
+    public init(
+        owner: String, devAddr: UInt32?, devEUI: UInt64?, phyPayload: [UInt8], credits: Int64, fCnt: UInt32?,
+        receivedAt: Int64
+    ) {
         self.owner = owner
         self.devAddr = devAddr
         self.devEUI = devEUI
@@ -133,7 +139,10 @@ public struct ReceiptSummary: Sendable, Equatable {
     public var previousChain: [UInt8]
     public var chain: [UInt8]
 
-    public init(owner: String, periodStart: Int64, periodEnd: Int64, uplinks: Int64, bytes: Int64, credits: Int64, firstSeq: Int64, lastSeq: Int64, previousChain: [UInt8], chain: [UInt8]) {
+    public init(
+        owner: String, periodStart: Int64, periodEnd: Int64, uplinks: Int64, bytes: Int64, credits: Int64,
+        firstSeq: Int64, lastSeq: Int64, previousChain: [UInt8], chain: [UInt8]
+    ) {
         self.owner = owner
         self.periodStart = periodStart
         self.periodEnd = periodEnd
@@ -217,8 +226,13 @@ public actor Store {
         db = try SQLiteConnection(path: path, readOnly: true)
         let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
         guard version == Int64(Self.schemaVersion) else {
-            throw StoreError(version > Int64(Self.schemaVersion) ? .tooNew : .other,
-                             "\(path) has schema version \(version), this hotspotd reads version \(Self.schemaVersion): use the hotspotd that runs the agent")
+            throw StoreError(
+                version > Int64(Self.schemaVersion) ? .tooNew : .other,
+                """
+                \(path) has schema version \(version), this hotspotd reads version \(Self.schemaVersion): use the \
+                hotspotd that runs the agent
+                """
+            )
         }
         depth = Int(try db.query("SELECT COUNT(*) FROM outbox").first?.first?.integer ?? 0)
     }
@@ -242,7 +256,8 @@ public actor Store {
     /// Opens `hotspotd.db` in `directory`, creating the directory (mode 0700) when needed.
     public static func open(directory: String, outboxLimit: Int = 1_000_000) throws(StoreError) -> Store {
         if access(directory, F_OK) != 0 && mkdir(directory, 0o700) != 0 {
-            throw StoreError(.readOnly, "cannot create the data directory \(directory): \(String(cString: strerror(errno)))")
+            throw StoreError(
+                .readOnly, "cannot create the data directory \(directory): \(String(cString: strerror(errno)))")
         }
         return try Store(path: directory + "/hotspotd.db", outboxLimit: outboxLimit)
     }
@@ -254,7 +269,13 @@ public actor Store {
         // The first read tells a database from anything else.
         let version = try db.query("PRAGMA user_version").first?.first?.integer ?? 0
         if version > Int64(schemaVersion) {
-            throw StoreError(.tooNew, "\(db.path) has schema version \(version), newer than this hotspotd's \(schemaVersion): install the newer hotspotd again, or move the file aside")
+            throw StoreError(
+                .tooNew,
+                """
+                \(db.path) has schema version \(version), newer than this hotspotd's \(schemaVersion): install the \
+                newer hotspotd again, or move the file aside
+                """
+            )
         }
         if version == 0 {
             // A new database: small pages. A commit writes every page it touched to the WAL in
@@ -371,15 +392,23 @@ public actor Store {
     // MARK: Pairings and accounts
 
     public func pairing(devAddr: UInt32) throws(StoreError) -> Pairing? {
-        try db.query("SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).first.map(Self.pairing)
+        try db.query(
+            "SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings WHERE dev_addr = ?",
+            [.integer(Int64(devAddr))]
+        ).first.map(Self.pairing)
     }
 
     public func pairing(devEUI: UInt64) throws(StoreError) -> Pairing? {
-        try db.query("SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings WHERE dev_eui = ?", [.integer(Int64(bitPattern: devEUI))]).first.map(Self.pairing)
+        try db.query(
+            "SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings WHERE dev_eui = ?",
+            [.integer(Int64(bitPattern: devEUI))]
+        ).first.map(Self.pairing)
     }
 
     /// The pairings of these DevAddrs and DevEUIs (those that exist), in one visit to the store.
-    public func pairings(devAddrs: Set<UInt32>, devEUIs: Set<UInt64>) throws(StoreError) -> (byDevAddr: [UInt32: Pairing], byDevEUI: [UInt64: Pairing]) {
+    public func pairings(devAddrs: Set<UInt32>, devEUIs: Set<UInt64>) throws(StoreError) -> (
+        byDevAddr: [UInt32: Pairing], byDevEUI: [UInt64: Pairing]
+    ) {
         var byDevAddr: [UInt32: Pairing] = [:]
         var byDevEUI: [UInt64: Pairing] = [:]
         for devAddr in devAddrs {
@@ -392,7 +421,9 @@ public actor Store {
     }
 
     public func pairings() throws(StoreError) -> [Pairing] {
-        try db.query("SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings ORDER BY owner, dev_addr").map(Self.pairing)
+        try db.query(
+            "SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings ORDER BY owner, dev_addr"
+        ).map(Self.pairing)
     }
 
     private static func pairing(_ row: [SQLValue]) -> Pairing {
@@ -407,7 +438,8 @@ public actor Store {
     }
 
     public func account(owner: String) throws(StoreError) -> Account? {
-        try db.query("SELECT owner, balance, chain, charged FROM accounts WHERE owner = ?", [.text(owner)]).first.map(Self.account)
+        try db.query("SELECT owner, balance, chain, charged FROM accounts WHERE owner = ?", [.text(owner)]).first.map(
+            Self.account)
     }
 
     public func accounts() throws(StoreError) -> [Account] {
@@ -415,11 +447,15 @@ public actor Store {
     }
 
     private static func account(_ row: [SQLValue]) -> Account {
-        Account(owner: row[0].text ?? "", balance: row[1].integer ?? 0, chain: row[2].blob ?? [], charged: row[3].integer ?? 0)
+        Account(
+            owner: row[0].text ?? "", balance: row[1].integer ?? 0, chain: row[2].blob ?? [],
+            charged: row[3].integer ?? 0)
     }
 
     private func ensureAccount(_ owner: String, at time: Int64) throws(StoreError) {
-        try db.query("INSERT OR IGNORE INTO accounts (owner, balance, chain, charged, updated_at) VALUES (?, 0, ?, 0, ?)", [.text(owner), .blob([UInt8](repeating: 0, count: 32)), .integer(time)])
+        try db.query(
+            "INSERT OR IGNORE INTO accounts (owner, balance, chain, charged, updated_at) VALUES (?, 0, ?, 0, ?)",
+            [.text(owner), .blob([UInt8](repeating: 0, count: 32)), .integer(time)])
     }
 
     // MARK: Commands
@@ -428,31 +464,44 @@ public actor Store {
     /// Pairing again replaces the previous pairing of that DevAddr. Its frame counter is
     /// forgotten only when the NwkSKey changes: under the same key, frames recorded before
     /// would pass the MIC check again, and the counter is what refuses them.
-    public func pair(_ pairing: Pairing, nonce: [UInt8], expiresAt: Int64, then messages: [NewMessage] = []) throws(StoreError) -> CommandApplication {
-        try underNonce(nonce, command: "pair", expiresAt: expiresAt, at: pairing.pairedAt, messages: messages) { () throws(StoreError) in
+    public func pair(_ pairing: Pairing, nonce: [UInt8], expiresAt: Int64, then messages: [NewMessage] = [])
+        throws(StoreError) -> CommandApplication
+    {
+        try underNonce(nonce, command: "pair", expiresAt: expiresAt, at: pairing.pairedAt, messages: messages) {
+            () throws(StoreError) in
             try ensureAccount(pairing.owner, at: pairing.pairedAt)
             if let devEUI = pairing.devEUI {
-                try db.query("DELETE FROM pairings WHERE dev_eui = ? AND dev_addr != ?", [.integer(Int64(bitPattern: devEUI)), .integer(Int64(pairing.devAddr))])
+                try db.query(
+                    "DELETE FROM pairings WHERE dev_eui = ? AND dev_addr != ?",
+                    [.integer(Int64(bitPattern: devEUI)), .integer(Int64(pairing.devAddr))])
             }
             // SQLite evaluates every SET expression on the row as it was, so the CASE sees the
             // previous key.
             try db.query(
                 """
-                INSERT INTO pairings (dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at) VALUES (?, ?, ?, ?, NULL, ?)
+                INSERT INTO pairings (dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at)
+                VALUES (?, ?, ?, ?, NULL, ?)
                 ON CONFLICT (dev_addr) DO UPDATE SET
                     dev_eui = excluded.dev_eui, owner = excluded.owner, nwk_s_key = excluded.nwk_s_key,
-                    last_fcnt = CASE WHEN pairings.nwk_s_key IS excluded.nwk_s_key THEN pairings.last_fcnt ELSE NULL END,
+                    last_fcnt = CASE WHEN pairings.nwk_s_key IS excluded.nwk_s_key
+                        THEN pairings.last_fcnt ELSE NULL END,
                     paired_at = excluded.paired_at
                 """,
-                [.integer(Int64(pairing.devAddr)), pairing.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null, .text(pairing.owner),
-                 pairing.nwkSKey.map { .blob($0) } ?? .null, .integer(pairing.pairedAt)]
+                [
+                    .integer(Int64(pairing.devAddr)), pairing.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null,
+                    .text(pairing.owner),
+                    pairing.nwkSKey.map { .blob($0) } ?? .null, .integer(pairing.pairedAt),
+                ]
             )
             return .applied
         }
     }
 
-    public func unpair(devAddr: UInt32, nonce: [UInt8], expiresAt: Int64, at time: Int64, then messages: [NewMessage] = []) throws(StoreError) -> CommandApplication {
-        try underNonce(nonce, command: "unpair", expiresAt: expiresAt, at: time, messages: messages) { () throws(StoreError) in
+    public func unpair(
+        devAddr: UInt32, nonce: [UInt8], expiresAt: Int64, at time: Int64, then messages: [NewMessage] = []
+    ) throws(StoreError) -> CommandApplication {
+        try underNonce(nonce, command: "unpair", expiresAt: expiresAt, at: time, messages: messages) {
+            () throws(StoreError) in
             try db.query("DELETE FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))])
             return db.changes > 0 ? .applied : .notPaired
         }
@@ -464,20 +513,30 @@ public actor Store {
 
     /// Adds credits to an owner's account (creating it); refused (`.balanceLimit`, nothing
     /// changed but the nonce recorded) past `maximumBalance`.
-    public func credit(owner: String, amount: Int64, nonce: [UInt8], expiresAt: Int64, at time: Int64, then messages: [NewMessage] = []) throws(StoreError) -> CommandApplication {
-        try underNonce(nonce, command: "credit", expiresAt: expiresAt, at: time, messages: messages) { () throws(StoreError) in
-            let balance = try db.query("SELECT balance FROM accounts WHERE owner = ?", [.text(owner)]).first?[0].integer ?? 0
+    public func credit(
+        owner: String, amount: Int64, nonce: [UInt8], expiresAt: Int64, at time: Int64, then messages: [NewMessage] = []
+    ) throws(StoreError) -> CommandApplication {
+        try underNonce(nonce, command: "credit", expiresAt: expiresAt, at: time, messages: messages) {
+            () throws(StoreError) in
+            let balance =
+                try db.query("SELECT balance FROM accounts WHERE owner = ?", [.text(owner)]).first?[0].integer ?? 0
             let (sum, overflow) = balance.addingReportingOverflow(amount)
             guard amount >= 0, !overflow, sum <= Self.maximumBalance else { return .balanceLimit }
             try ensureAccount(owner, at: time)
-            try db.query("UPDATE accounts SET balance = balance + ?, updated_at = ? WHERE owner = ?", [.integer(amount), .integer(time), .text(owner)])
+            try db.query(
+                "UPDATE accounts SET balance = balance + ?, updated_at = ? WHERE owner = ?",
+                [.integer(amount), .integer(time), .text(owner)])
             return .applied
         }
     }
 
     /// Records a nonce for a command that changes nothing here (entropy), so it is not replayed.
-    public func recordNonce(_ nonce: [UInt8], command: String, expiresAt: Int64, at time: Int64) throws(StoreError) -> CommandApplication {
-        try underNonce(nonce, command: command, expiresAt: expiresAt, at: time, messages: []) { () throws(StoreError) in .applied }
+    public func recordNonce(_ nonce: [UInt8], command: String, expiresAt: Int64, at time: Int64) throws(StoreError)
+        -> CommandApplication
+    {
+        try underNonce(nonce, command: command, expiresAt: expiresAt, at: time, messages: []) { () throws(StoreError) in
+            .applied
+        }
     }
 
     private func underNonce(
@@ -489,7 +548,9 @@ public actor Store {
                 return .replayed
             }
             if let floor = try timeFloor(), expiresAt <= floor { return .outdated }
-            try db.query("INSERT INTO nonces (nonce, command, applied_at, expires_at) VALUES (?, ?, ?, ?)", [.blob(nonce), .text(command), .integer(time), .integer(expiresAt)])
+            try db.query(
+                "INSERT INTO nonces (nonce, command, applied_at, expires_at) VALUES (?, ?, ?, ?)",
+                [.blob(nonce), .text(command), .integer(time), .integer(expiresAt)])
             let outcome = try body()
             for message in messages { try insert(message, at: time) }
             return outcome
@@ -504,7 +565,9 @@ public actor Store {
     }
 
     private func timeFloor() throws(StoreError) -> Int64? {
-        try db.query("SELECT MAX(expires_at) FROM nonces").first?.first?.integer.map { $0 - Self.commandLifetimeSeconds }
+        try db.query("SELECT MAX(expires_at) FROM nonces").first?.first?.integer.map {
+            $0 - Self.commandLifetimeSeconds
+        }
     }
 
     /// The longest a signed command lives (`CommandAuthority.maximumLifetimeSeconds`).
@@ -526,7 +589,9 @@ public actor Store {
     /// `message` builds those messages once the charge's sequence number and the new balance
     /// are known. An owner without enough credit is charged nothing and nothing is stored.
     /// If `message` throws, the transaction is rolled back: nothing is debited and nothing queued.
-    public func charge(_ charge: Charge, message: @Sendable (_ seq: Int64, _ balance: Int64) throws -> [NewMessage]) throws(StoreError) -> ChargeResult {
+    public func charge(_ charge: Charge, message: @Sendable (_ seq: Int64, _ balance: Int64) throws -> [NewMessage])
+        throws(StoreError) -> ChargeResult
+    {
         try write { () throws(StoreError) in try charged(charge, message: message) }
     }
 
@@ -551,43 +616,62 @@ public actor Store {
     }
 
     /// Inside a transaction: one charge.
-    private func charged(_ charge: Charge, message: (_ seq: Int64, _ balance: Int64) throws -> [NewMessage]) throws(StoreError) -> ChargeResult {
+    private func charged(_ charge: Charge, message: (_ seq: Int64, _ balance: Int64) throws -> [NewMessage])
+        throws(StoreError) -> ChargeResult
+    {
         try ensureAccount(charge.owner, at: charge.receivedAt)
         let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)])[0]
         let balance = account[0].integer ?? 0
         guard balance >= charge.credits else { return .insufficientCredit(balance: balance) }
         if let devAddr = charge.devAddr, let fCnt = charge.fCnt {
-            try db.query("UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ? AND (last_fcnt IS NULL OR last_fcnt < ?)", [.integer(Int64(fCnt)), .integer(Int64(devAddr)), .integer(Int64(fCnt))])
-            if db.changes == 0, try !db.query("SELECT 1 FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).isEmpty {
+            try db.query(
+                "UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ? AND (last_fcnt IS NULL OR last_fcnt < ?)",
+                [.integer(Int64(fCnt)), .integer(Int64(devAddr)), .integer(Int64(fCnt))])
+            if db.changes == 0,
+                try !db.query("SELECT 1 FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).isEmpty
+            {
                 return .staleFrameCounter
             }
         }
         let payloadHash = SHA256.hash(charge.phyPayload)
         try db.query(
-            "INSERT INTO charges (owner, dev_addr, dev_eui, size, credits, payload_hash, chain, received_at) VALUES (?, ?, ?, ?, ?, ?, x'', ?)",
-            [.text(charge.owner), charge.devAddr.map { .integer(Int64($0)) } ?? .null, charge.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null,
-             .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .blob(payloadHash), .integer(charge.receivedAt)]
+            """
+            INSERT INTO charges (owner, dev_addr, dev_eui, size, credits, payload_hash, chain, received_at) VALUES \
+            (?, ?, ?, ?, ?, ?, x'', ?)
+            """,
+            [
+                .text(charge.owner), charge.devAddr.map { .integer(Int64($0)) } ?? .null,
+                charge.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null,
+                .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .blob(payloadHash),
+                .integer(charge.receivedAt),
+            ]
         )
         let seq = db.lastInsertRowID
-        let chain = Self.nextChain(previous: account[1].blob ?? [], seq: seq, credits: charge.credits, payloadHash: payloadHash)
+        let chain = Self.nextChain(
+            previous: account[1].blob ?? [], seq: seq, credits: charge.credits, payloadHash: payloadHash)
         try db.query("UPDATE charges SET chain = ? WHERE seq = ?", [.blob(chain), .integer(seq)])
         let newBalance = balance - charge.credits
         try db.query(
             """
             UPDATE accounts SET balance = ?, chain = ?, charged = charged + ?, updated_at = ?,
-                period_uplinks = period_uplinks + 1, period_bytes = period_bytes + ?, period_credits = period_credits + ?,
-                period_first_seq = COALESCE(period_first_seq, ?), period_last_seq = ?, period_first_at = COALESCE(period_first_at, ?)
+                period_uplinks = period_uplinks + 1, period_bytes = period_bytes + ?,
+                period_credits = period_credits + ?, period_first_seq = COALESCE(period_first_seq, ?),
+                period_last_seq = ?, period_first_at = COALESCE(period_first_at, ?)
             WHERE owner = ?
             """,
-            [.integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt),
-             .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .integer(seq), .integer(seq), .integer(charge.receivedAt),
-             .text(charge.owner)]
+            [
+                .integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt),
+                .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .integer(seq), .integer(seq),
+                .integer(charge.receivedAt),
+                .text(charge.owner),
+            ]
         )
         let messages: [NewMessage]
         do {
             messages = try message(seq, newBalance)
         } catch {
-            throw StoreError(.other, "the messages for charge \(seq) could not be built (\(error)); nothing was charged")
+            throw StoreError(
+                .other, "the messages for charge \(seq) could not be built (\(error)); nothing was charged")
         }
         for message in messages { try insert(message, at: charge.receivedAt) }
         return .charged(seq: seq, balance: newBalance)
@@ -609,12 +693,16 @@ public actor Store {
     /// For every owner charged since their last receipt: summarises the period, puts the
     /// messages `build` makes of it into the outbox, and marks the period receipted, in one
     /// transaction.
-    public func issueReceipts(at time: Int64, build: @Sendable (ReceiptSummary) -> [NewMessage]) throws(StoreError) -> [ReceiptSummary] {
+    public func issueReceipts(at time: Int64, build: @Sendable (ReceiptSummary) -> [NewMessage]) throws(StoreError)
+        -> [ReceiptSummary]
+    {
         try write { () throws(StoreError) in
             // One row per owner charged since its last receipt: the running totals kept by each
             // charge, not a scan of the charges.
-            let rows = try db.query("""
-                SELECT a.owner, a.period_uplinks, a.period_bytes, a.period_credits, a.period_first_seq, a.period_last_seq,
+            let rows = try db.query(
+                """
+                SELECT a.owner, a.period_uplinks, a.period_bytes, a.period_credits, a.period_first_seq,
+                    a.period_last_seq,
                        a.period_first_at, COALESCE(r.chain, zeroblob(32)), COALESCE(r.period_end, 0), a.chain
                 FROM accounts a LEFT JOIN receipts r ON r.owner = a.owner
                 WHERE a.period_uplinks > 0
@@ -628,7 +716,8 @@ public actor Store {
                 let chain = row[9].blob ?? []
                 let previousEnd = row[8].integer ?? 0
                 let summary = ReceiptSummary(
-                    owner: owner, periodStart: previousEnd > 0 ? previousEnd : (row[6].integer ?? time), periodEnd: time,
+                    owner: owner, periodStart: previousEnd > 0 ? previousEnd : (row[6].integer ?? time),
+                    periodEnd: time,
                     uplinks: row[1].integer ?? 0, bytes: row[2].integer ?? 0, credits: row[3].integer ?? 0,
                     firstSeq: row[4].integer ?? 0, lastSeq: lastSeq, previousChain: row[7].blob ?? [], chain: chain
                 )
@@ -664,7 +753,10 @@ public actor Store {
     private func insert(_ message: NewMessage, at time: Int64) throws(StoreError) {
         try db.query(
             "INSERT INTO outbox (kind, topic, message_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            [.text(message.kind.rawValue), .text(message.topic), .text(message.messageID), .blob(message.payload), .integer(time)]
+            [
+                .text(message.kind.rawValue), .text(message.topic), .text(message.messageID), .blob(message.payload),
+                .integer(time),
+            ]
         )
         uncommittedInserts += 1
         if message.kind != .uplink { uncommittedKinds.insert(message.kind) }
@@ -685,9 +777,15 @@ public actor Store {
         // Each kind within its own cap (counted through the (kind, id) index: a few thousand
         // rows at most), so that what comes from outside cannot grow the outbox without end.
         for kind in uncommittedKinds {
-            guard let limit = kind.limit, let count = try? db.query("SELECT COUNT(*) FROM outbox WHERE kind = ?", [.text(kind.rawValue)]).first?.first?.integer,
-                  count > Int64(limit) else { continue }
-            if (try? db.query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)", [.text(kind.rawValue), .integer(count - Int64(limit))])) != nil {
+            guard let limit = kind.limit,
+                let count = try? db.query("SELECT COUNT(*) FROM outbox WHERE kind = ?", [.text(kind.rawValue)]).first?
+                    .first?.integer,
+                count > Int64(limit)
+            else { continue }
+            if (try? db.query(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)",
+                [.text(kind.rawValue), .integer(count - Int64(limit))])) != nil
+            {
                 droppedAtKindCap[kind, default: 0] += db.changes
                 depth -= db.changes
             }
@@ -695,10 +793,16 @@ public actor Store {
         // Uplinks within `outboxLimit`, counted apart from the other kinds: those cannot push
         // an uplink out.
         if depth > outboxLimit {
-            let others = OutboxMessage.Kind.allCases.filter { $0 != .uplink }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            let otherRows = Int((try? db.query("SELECT COUNT(*) FROM outbox WHERE kind IN (\(others))").first?.first?.integer) ?? 0)
+            let others = OutboxMessage.Kind.allCases.filter { $0 != .uplink }.map { "'\($0.rawValue)'" }.joined(
+                separator: ", ")
+            let otherRows = Int(
+                (try? db.query("SELECT COUNT(*) FROM outbox WHERE kind IN (\(others))").first?.first?.integer) ?? 0)
             let excess = depth - otherRows - outboxLimit
-            if excess > 0, (try? db.query("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = 'uplink' ORDER BY id LIMIT ?)", [.integer(Int64(excess))])) != nil {
+            if excess > 0,
+                (try? db.query(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = 'uplink' ORDER BY id LIMIT ?)",
+                    [.integer(Int64(excess))])) != nil
+            {
                 droppedAtCap += db.changes
                 depth -= db.changes
             }
@@ -738,10 +842,14 @@ public actor Store {
 
     /// Messages in outbox order, after `id`.
     public func outbox(after id: Int64 = 0, limit: Int = 100) throws(StoreError) -> [OutboxMessage] {
-        try db.query("SELECT id, kind, topic, message_id, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?", [.integer(id), .integer(Int64(limit))]).map { row in
+        try db.query(
+            "SELECT id, kind, topic, message_id, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+            [.integer(id), .integer(Int64(limit))]
+        ).map { row in
             OutboxMessage(
                 id: row[0].integer ?? 0, kind: OutboxMessage.Kind(rawValue: row[1].text ?? "") ?? .other,
-                topic: row[2].text ?? "", messageID: row[3].text ?? "", payload: row[4].blob ?? [], createdAt: row[5].integer ?? 0
+                topic: row[2].text ?? "", messageID: row[3].text ?? "", payload: row[4].blob ?? [],
+                createdAt: row[5].integer ?? 0
             )
         }
     }
@@ -776,8 +884,12 @@ public actor Store {
     }
 
     /// Charges by sequence number, for audits and tests.
-    public func charges(owner: String) throws(StoreError) -> [(seq: Int64, credits: Int64, payloadHash: [UInt8], chain: [UInt8])] {
-        try db.query("SELECT seq, credits, payload_hash, chain FROM charges WHERE owner = ? ORDER BY seq", [.text(owner)]).map {
+    public func charges(owner: String) throws(StoreError) -> [(
+        seq: Int64, credits: Int64, payloadHash: [UInt8], chain: [UInt8]
+    )] {
+        try db.query(
+            "SELECT seq, credits, payload_hash, chain FROM charges WHERE owner = ? ORDER BY seq", [.text(owner)]
+        ).map {
             ($0[0].integer ?? 0, $0[1].integer ?? 0, $0[2].blob ?? [], $0[3].blob ?? [])
         }
     }

@@ -125,7 +125,9 @@ private struct Parser {
                 case .tables(let existing, let line):
                     table.set(key, .tables(existing + [fresh], line: line))
                 default:
-                    throw error("'\(path.joined(separator: "."))' is already defined and is not an array of tables", line: headerLine)
+                    throw error(
+                        "'\(path.joined(separator: "."))' is already defined and is not an array of tables",
+                        line: headerLine)
                 }
                 return fresh
             }
@@ -136,13 +138,20 @@ private struct Parser {
                 table = fresh
             case .table(let existing, _):
                 if existing.sealed {
-                    throw error("'\(path.prefix(position + 1).joined(separator: "."))' is an inline table and cannot be extended", line: headerLine)
+                    throw error(
+                        """
+                        '\(path.prefix(position + 1).joined(separator: "."))' is an inline table and cannot be \
+                        extended
+                        """,
+                        line: headerLine)
                 }
                 table = existing
             case .tables(let existing, _):
                 table = existing[existing.count - 1]
             case .value:
-                throw error("'\(path.prefix(position + 1).joined(separator: "."))' is already defined as a value", line: headerLine)
+                throw error(
+                    "'\(path.prefix(position + 1).joined(separator: "."))' is already defined as a value",
+                    line: headerLine)
             }
         }
         if table.explicitlyDefined || table.definedByDottedKey {
@@ -170,10 +179,12 @@ private struct Parser {
                 fresh.definedByDottedKey = true
                 target.set(key, .table(fresh, line: keyLine))
                 target = fresh
-            case .table(let existing, _) where !existing.sealed && (existing.definedByDottedKey || !existing.explicitlyDefined):
+            case .table(let existing, _)
+            where !existing.sealed && (existing.definedByDottedKey || !existing.explicitlyDefined):
                 target = existing
             default:
-                throw error("'\(path.joined(separator: "."))' extends '\(key)', which is already defined", line: keyLine)
+                throw error(
+                    "'\(path.joined(separator: "."))' extends '\(key)', which is already defined", line: keyLine)
             }
         }
         let last = path[path.count - 1]
@@ -308,7 +319,8 @@ private struct Parser {
         if text.isEmpty {
             throw error("expected a value, found \(describe(peek()))")
         }
-        if let b = peek(), b == UInt8(ascii: ":") || (b == UInt8(ascii: " ") && text.count == 10 && text.contains("-")) {
+        if let b = peek(), b == UInt8(ascii: ":") || (b == UInt8(ascii: " ") && text.count == 10 && text.contains("-"))
+        {
             throw error("dates and times are not supported; write the value as a string", column: startColumn)
         }
         if let value = Self.integer(from: text) {
@@ -418,7 +430,8 @@ private struct Parser {
         var scalars = String.UnicodeScalarView()
         var run = index
         func flush(_ parser: Parser, into scalars: inout String.UnicodeScalarView, from start: Int) {
-            scalars.append(contentsOf: String(decoding: parser.bytes[start..<parser.index], as: UTF8.self).unicodeScalars)
+            scalars.append(
+                contentsOf: String(decoding: parser.bytes[start..<parser.index], as: UTF8.self).unicodeScalars)
         }
         while true {
             guard let byte = peek() else { throw error("unterminated string") }
@@ -536,7 +549,8 @@ private struct Parser {
             let count = byte == UInt8(ascii: "u") ? 4 : 8
             guard index + count <= bytes.count else { throw error("truncated unicode escape") }
             let hex = String(decoding: bytes[index..<index + count], as: UTF8.self)
-            guard let code = UInt32(hex, radix: 16), hex.allSatisfy(\.isHexDigit), let scalar = Unicode.Scalar(code) else {
+            guard let code = UInt32(hex, radix: 16), hex.allSatisfy(\.isHexDigit), let scalar = Unicode.Scalar(code)
+            else {
                 throw error("'\\\(Character(Unicode.Scalar(byte)))\(hex)' is not a valid unicode escape")
             }
             advance(count)
@@ -694,7 +708,7 @@ private struct Parser {
         while position < bytes.count, bytes[position] == UInt8(ascii: " ") || bytes[position] == UInt8(ascii: "\t") {
             position += 1
         }
-        return position < bytes.count && (bytes[position] == UInt8(ascii: "\n") || bytes[position] == UInt8(ascii: "\r"))
+        return position < bytes.count
+            && (bytes[position] == UInt8(ascii: "\n") || bytes[position] == UInt8(ascii: "\r"))
     }
 }
-

@@ -49,7 +49,8 @@ public final class TOMLSection {
         do {
             return TOMLSection(try TOML.parse(text), file: file)
         } catch {
-            throw TOMLConfigError(file: file, line: error.line, key: "", message: "column \(error.column): \(error.message)")
+            throw TOMLConfigError(
+                file: file, line: error.line, key: "", message: "column \(error.column): \(error.message)")
         }
     }
 
@@ -146,7 +147,8 @@ public final class TOMLSection {
     }
 
     /// A value that must be present.
-    public func required<T>(_ key: String, _ read: (String) throws(TOMLConfigError) -> T?) throws(TOMLConfigError) -> T {
+    public func required<T>(_ key: String, _ read: (String) throws(TOMLConfigError) -> T?) throws(TOMLConfigError) -> T
+    {
         guard let found = try read(key) else {
             throw TOMLConfigError(file: file, line: 0, key: qualified(key), message: "is required but missing")
         }

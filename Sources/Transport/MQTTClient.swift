@@ -4,7 +4,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where and how to connect.
@@ -39,7 +39,8 @@ public struct MQTTSettings: Sendable {
 
     public init(
         host: String, port: Int, clientID: String, protocolVersion: Int = 4, keepaliveSeconds: Int = 30,
-        username: String? = nil, password: String? = nil, caFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
+        username: String? = nil, password: String? = nil, caFile: String? = nil, certificateFile: String? = nil,
+        keyFile: String? = nil,
         will: (topic: String, payload: [UInt8])? = nil, maximumInFlight: Int = 100,
         reconnectDelaySeconds: Int = 1, reconnectDelayMaximumSeconds: Int = 30
     ) {
@@ -87,7 +88,8 @@ public struct MQTTError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// An error that retrying cannot cure: the payload or packet is too large.
     public var isPermanent: Bool {
-        code == MOSQ_ERR_PAYLOAD_SIZE.rawValue || code == MOSQ_ERR_OVERSIZE_PACKET.rawValue || code == MOSQ_ERR_INVAL.rawValue
+        code == MOSQ_ERR_PAYLOAD_SIZE.rawValue || code == MOSQ_ERR_OVERSIZE_PACKET.rawValue
+            || code == MOSQ_ERR_INVAL.rawValue
     }
 }
 
@@ -150,7 +152,10 @@ public final class MQTTClient: Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: MQTTEvent.self)
         events = stream
         bridge = Bridge(continuation: continuation, subscriptions: subscriptions, settings: settings)
-        guard let mosq = mosquitto_new(settings.clientID, settings.cleanSession, Unmanaged.passUnretained(bridge).toOpaque()) else {
+        guard
+            let mosq = mosquitto_new(
+                settings.clientID, settings.cleanSession, Unmanaged.passUnretained(bridge).toOpaque())
+        else {
             throw MQTTError("cannot create an MQTT client")
         }
         handle = Handle(mosq)
@@ -169,18 +174,30 @@ public final class MQTTClient: Sendable {
 
     private func configure() throws(MQTTError) {
         let mosq = handle.mosq
-        try check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(settings.protocolVersion == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311)), "protocol version")
-        try check(mosquitto_max_inflight_messages_set(mosq, UInt32(max(settings.maximumInFlight, 1))), "in-flight limit")
+        try check(
+            mosquitto_int_option(
+                mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                Int32(settings.protocolVersion == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311)), "protocol version")
+        try check(
+            mosquitto_max_inflight_messages_set(mosq, UInt32(max(settings.maximumInFlight, 1))), "in-flight limit")
         if let username = settings.username {
             try check(mosquitto_username_pw_set(mosq, username, settings.password), "username")
         }
         if let caFile = settings.caFile {
-            try check(mosquitto_tls_set(mosq, caFile, nil, settings.certificateFile, settings.keyFile, nil), "TLS (CA \(caFile))")
+            try check(
+                mosquitto_tls_set(mosq, caFile, nil, settings.certificateFile, settings.keyFile, nil),
+                "TLS (CA \(caFile))")
         }
         if let will = settings.will {
-            try check(will.payload.withUnsafeBytes { mosquitto_will_set(mosq, will.topic, Int32($0.count), $0.baseAddress, 1, true) }, "last will")
+            try check(
+                will.payload.withUnsafeBytes {
+                    mosquitto_will_set(mosq, will.topic, Int32($0.count), $0.baseAddress, 1, true)
+                }, "last will")
         }
-        try check(mosquitto_reconnect_delay_set(mosq, UInt32(settings.reconnectDelaySeconds), UInt32(settings.reconnectDelayMaximumSeconds), true), "reconnect delay")
+        try check(
+            mosquitto_reconnect_delay_set(
+                mosq, UInt32(settings.reconnectDelaySeconds), UInt32(settings.reconnectDelayMaximumSeconds), true),
+            "reconnect delay")
         mosquitto_connect_callback_set(mosq) { mosq, context, code in
             let bridge = Unmanaged<Bridge>.fromOpaque(context!).takeUnretainedValue()
             guard code == 0 else {
@@ -199,7 +216,9 @@ public final class MQTTClient: Sendable {
             // Jitter: the next attempts start from a random fraction of the base delay, so a
             // fleet of hotspots does not reconnect in step after a broker restart.
             let base = max(bridge.settings.reconnectDelaySeconds, 1)
-            mosquitto_reconnect_delay_set(mosq, UInt32.random(in: 1...UInt32(base * 2)), UInt32(bridge.settings.reconnectDelayMaximumSeconds), true)
+            mosquitto_reconnect_delay_set(
+                mosq, UInt32.random(in: 1...UInt32(base * 2)), UInt32(bridge.settings.reconnectDelayMaximumSeconds),
+                true)
             bridge.continuation.yield(.disconnected(code == 0 ? nil : String(cString: mosquitto_strerror(code))))
         }
         mosquitto_publish_callback_set(mosq) { _, context, messageID in
@@ -215,7 +234,8 @@ public final class MQTTClient: Sendable {
                 bridge.continuation.yield(.oversizedMessage(topic: topic, size: count))
                 return
             }
-            let payload = count > 0 && message.pointee.payload != nil
+            let payload =
+                count > 0 && message.pointee.payload != nil
                 ? Array(UnsafeRawBufferPointer(start: message.pointee.payload, count: count))
                 : []
             bridge.continuation.yield(.message(topic: topic, payload: payload))
@@ -233,7 +253,8 @@ public final class MQTTClient: Sendable {
         let thread = try? DedicatedThread(name: "mqtt-connect") {
             var delay = Double(max(settings.reconnectDelaySeconds, 1))
             while !stopping.isSet {
-                let code = mosquitto_connect_async(handle.mosq, settings.host, Int32(settings.port), Int32(settings.keepaliveSeconds))
+                let code = mosquitto_connect_async(
+                    handle.mosq, settings.host, Int32(settings.port), Int32(settings.keepaliveSeconds))
                 if code == MOSQ_ERR_SUCCESS.rawValue {
                     let started = mosquitto_loop_start(handle.mosq)
                     if started != MOSQ_ERR_SUCCESS.rawValue {
@@ -287,12 +308,15 @@ public final class MQTTClient: Sendable {
 
     /// Publishes; returns the message id its PUBACK will carry (QoS 1).
     @discardableResult
-    public func publish(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = false) throws(MQTTError) -> Int32 {
+    public func publish(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = false) throws(MQTTError) -> Int32
+    {
         var messageID: Int32 = 0
         let code = payload.withUnsafeBytes {
             mosquitto_publish(handle.mosq, &messageID, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
         }
-        guard code == MOSQ_ERR_SUCCESS.rawValue else { throw MQTTError("publish to \(topic): \(Self.describe(code))", code: code) }
+        guard code == MOSQ_ERR_SUCCESS.rawValue else {
+            throw MQTTError("publish to \(topic): \(Self.describe(code))", code: code)
+        }
         return messageID
     }
 

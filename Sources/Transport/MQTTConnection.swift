@@ -99,7 +99,8 @@ public final class InProcessConnection: MQTTConnection {
     }
 
     @discardableResult
-    public func publish(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = false) throws(MQTTError) -> Int32 {
+    public func publish(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = false) throws(MQTTError) -> Int32
+    {
         let result = state.withLock { state -> Result<(Int32, Bool), MQTTError> in
             if let error = state.failPublishes { return .failure(error) }
             guard state.connected else { return .failure(MQTTError("publish to \(topic): not connected")) }
@@ -157,7 +158,8 @@ public final class InProcessConnection: MQTTConnection {
         }
         if wasConnected, let will {
             state.withLock {
-                $0.published.append(Publication(messageID: 0, topic: will.topic, payload: will.payload, qos: 1, retain: true))
+                $0.published.append(
+                    Publication(messageID: 0, topic: will.topic, payload: will.payload, qos: 1, retain: true))
             }
         }
         continuation.finish()

@@ -37,11 +37,13 @@ public final class MQTTTransport: Sendable {
 
     /// Over a connection made elsewhere (an `InProcessConnection` in tests).
     public init(
-        connection: any MQTTConnection, store: Store, presence: Presence, slowTopic: String?, maximumInFlight: Int = 100,
+        connection: any MQTTConnection, store: Store, presence: Presence, slowTopic: String?,
+        maximumInFlight: Int = 100,
         qos: Int = 1, logger: Logger = Logger(label: "hotspotd.mqtt"), handler: @escaping Handler
     ) {
         self.connection = connection
-        publisher = OutboxPublisher(store: store, client: connection, maximumInFlight: maximumInFlight, qos: qos, logger: logger)
+        publisher = OutboxPublisher(
+            store: store, client: connection, maximumInFlight: maximumInFlight, qos: qos, logger: logger)
         self.presence = presence
         self.slowTopic = slowTopic
         self.handler = handler
@@ -51,14 +53,16 @@ public final class MQTTTransport: Sendable {
     /// Over libmosquitto: the presence's OFFLINE becomes the last will, `subscriptions` are
     /// renewed on every connect.
     public convenience init(
-        settings: MQTTSettings, subscriptions: [String], store: Store, presence: Presence, slowTopic: String?, qos: Int = 1,
+        settings: MQTTSettings, subscriptions: [String], store: Store, presence: Presence, slowTopic: String?,
+        qos: Int = 1,
         logger: Logger = Logger(label: "hotspotd.mqtt"), handler: @escaping Handler
     ) throws(MQTTError) {
         var settings = settings
         settings.will = (presence.topic, presence.offline)
         let client = try MQTTClient(settings: settings, subscriptions: subscriptions)
         self.init(
-            connection: client, store: store, presence: presence, slowTopic: slowTopic, maximumInFlight: settings.maximumInFlight,
+            connection: client, store: store, presence: presence, slowTopic: slowTopic,
+            maximumInFlight: settings.maximumInFlight,
             qos: qos, logger: logger, handler: handler)
     }
 
@@ -80,7 +84,10 @@ public final class MQTTTransport: Sendable {
             var metadata: Logger.Metadata = ["topic": "\(topic)", "dropped": "\(queue.dropped)"]
             if unreported > 0 { metadata["not_logged_before"] = "\(unreported)" }
             logger.warning(
-                "incoming message dropped: its handler is \(queue.maximumBytes / 1024) KB or \(queue.maximumCount) messages behind",
+                """
+                incoming message dropped: its handler is \(queue.maximumBytes / 1024) KB or \(queue.maximumCount) \
+                messages behind
+                """,
                 metadata: metadata)
         }
         try connection.start()

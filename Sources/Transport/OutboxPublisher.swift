@@ -76,7 +76,9 @@ public actor OutboxPublisher {
                     connectedAt = monotonicNanoseconds()
                     counters.connections += 1
                     let depth = await store.outboxDepth()
-                    logger.info("connected to the broker", metadata: ["broker": "\(client.brokerAddress)", "outbox": "\(depth)"])
+                    logger.info(
+                        "connected to the broker",
+                        metadata: ["broker": "\(client.brokerAddress)", "outbox": "\(depth)"])
                     onConnect()
                     await pump()
                 case .connectionFailed(let reason):
@@ -86,7 +88,8 @@ public actor OutboxPublisher {
                         if let reason {
                             logger.warning("disconnected from the broker at \(client.brokerAddress): \(reason)")
                         } else {
-                            logger.debug("disconnected from the broker", metadata: ["broker": "\(client.brokerAddress)"])
+                            logger.debug(
+                                "disconnected from the broker", metadata: ["broker": "\(client.brokerAddress)"])
                         }
                     }
                     connected = false
@@ -115,8 +118,12 @@ public actor OutboxPublisher {
     /// Publishes outside the outbox at QoS 1 and waits up to `patience` for the PUBACK (the
     /// OFFLINE state at a clean stop). False when it could not be published or was not
     /// acknowledged in time.
-    public func publishAcknowledged(topic: String, payload: [UInt8], retain: Bool, within patience: Duration) async -> Bool {
-        guard let messageID = try? client.publish(topic: topic, payload: payload, qos: 1, retain: retain) else { return false }
+    public func publishAcknowledged(topic: String, payload: [UInt8], retain: Bool, within patience: Duration) async
+        -> Bool
+    {
+        guard let messageID = try? client.publish(topic: topic, payload: payload, qos: 1, retain: retain) else {
+            return false
+        }
         let timer = Task {
             try? await Task.sleep(for: patience)
             self.giveUpWaiting(for: messageID)
@@ -183,7 +190,8 @@ public actor OutboxPublisher {
             for message in readAhead {
                 guard connected, inFlight.count < maximumInFlight else { break }
                 do {
-                    let messageID = try client.publish(topic: message.topic, payload: message.payload, qos: qos, retain: false)
+                    let messageID = try client.publish(
+                        topic: message.topic, payload: message.payload, qos: qos, retain: false)
                     counters.published += 1
                     cursor = message.id
                     if qos == 0 {
@@ -192,9 +200,11 @@ public actor OutboxPublisher {
                         inFlight[messageID] = (message.id, monotonicNanoseconds())
                         counters.maximumInFlightSeen = max(counters.maximumInFlightSeen, inFlight.count)
                     }
-                } catch where error.isPermanent {
+                } catch  where error.isPermanent {
                     // A message the broker can never take (too large): it must not hold up the rest.
-                    logger.error("dropping an outbox message that cannot be published: \(error.message)", metadata: ["topic": "\(message.topic)"])
+                    logger.error(
+                        "dropping an outbox message that cannot be published: \(error.message)",
+                        metadata: ["topic": "\(message.topic)"])
                     cursor = message.id
                     acknowledgedAtOnce.append(message.id)
                     counters.unpublishable += 1
@@ -267,11 +277,14 @@ public actor OutboxPublisher {
         let now = monotonicNanoseconds()
         guard connected, now > connectedAt + resendAfterNanoseconds else { return }
         for (messageID, entry) in inFlight where now > entry.sentAt + resendAfterNanoseconds {
-            guard let message = try? await store.outbox(after: entry.id - 1, limit: 1).first, message.id == entry.id else {
+            guard let message = try? await store.outbox(after: entry.id - 1, limit: 1).first, message.id == entry.id
+            else {
                 inFlight[messageID] = nil
                 continue
             }
-            guard let newID = try? client.publish(topic: message.topic, payload: message.payload, qos: qos, retain: false) else { return }
+            guard
+                let newID = try? client.publish(topic: message.topic, payload: message.payload, qos: qos, retain: false)
+            else { return }
             inFlight[messageID] = nil
             inFlight[newID] = (entry.id, monotonicNanoseconds())
             counters.republished += 1

@@ -22,7 +22,8 @@ public enum Hex {
     /// low digits when the value needs more).
     public static func encode(_ value: some BinaryInteger, digits: Int, uppercase: Bool = false) -> String {
         let text = String(value, radix: 16, uppercase: uppercase)
-        return text.count >= digits ? String(text.suffix(digits)) : String(repeating: "0", count: digits - text.count) + text
+        return text.count >= digits
+            ? String(text.suffix(digits)) : String(repeating: "0", count: digits - text.count) + text
     }
 
     /// Bytes from hex (either case; spaces, colons and dashes ignored), or nil.

@@ -4,7 +4,7 @@ import Store
 import TestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `hotspotd run` in a process of its own, as a hotspot runs it: its own data directory and
@@ -21,31 +21,38 @@ final class AgentProcess {
 
     /// `board` is "mock" (the SX1276 on the mock board; `replay` feeds its air) or a packet
     /// forwarder profile ("rak2287") listening on `udpPort`.
-    init(binary: String, board: String, brokerPort: Int, udpPort: Int = 1700, replay: String? = nil, provision workload: Workload?, maximumInFlight: Int, json: Bool = false, statsInterval: String = "1h", logLevel: String = "warning", directory existing: URL? = nil) async throws {
-        directory = existing ?? FileManager.default.temporaryDirectory.appendingPathComponent("hotspot-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    init(
+        binary: String, board: String, brokerPort: Int, udpPort: Int = 1700, replay: String? = nil,
+        provision workload: Workload?, maximumInFlight: Int, json: Bool = false, statsInterval: String = "1h",
+        logLevel: String = "warning", directory existing: URL? = nil
+    ) async throws {
+        directory =
+            existing
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent(
+                "hotspot-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let config = directory.appendingPathComponent("hotspotd.toml").path
         try """
-            [gateway]
-            board = "\(board)"
-            key_file = "\(directory.path)/gateway.key"
-            data_dir = "\(directory.path)/data"
-            shutdown_timeout = "30s"
-            [semtech_udp]
-            bind = "127.0.0.1:\(udpPort)"
-            [mqtt]
-            server = "mqtt://127.0.0.1:\(brokerPort)"
-            max_inflight = \(maximumInFlight)
-            json = \(json)
-            [credits]
-            authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
-            [coverage]
-            enabled = false
-            [stats]
-            interval = "\(statsInterval)"
-            [log]
-            level = "\(logLevel)"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        [gateway]
+        board = "\(board)"
+        key_file = "\(directory.path)/gateway.key"
+        data_dir = "\(directory.path)/data"
+        shutdown_timeout = "30s"
+        [semtech_udp]
+        bind = "127.0.0.1:\(udpPort)"
+        [mqtt]
+        server = "mqtt://127.0.0.1:\(brokerPort)"
+        max_inflight = \(maximumInFlight)
+        json = \(json)
+        [credits]
+        authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+        [coverage]
+        enabled = false
+        [stats]
+        interval = "\(statsInterval)"
+        [log]
+        level = "\(logLevel)"
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         if let workload {
             let store = try Store.open(directory: directory.path + "/data")
             try await workload.provision(store)
@@ -54,7 +61,10 @@ final class AgentProcess {
         var arguments = ["run", "--config", config]
         if let replay { arguments += ["--replay-frames", replay] }
         startedAt = now()
-        pid = try spawn(binary, arguments, environment: ["NOTIFY_SOCKET": notify.path, "HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board"], logFile: directory.path + "/agent.log")
+        pid = try spawn(
+            binary, arguments,
+            environment: ["NOTIFY_SOCKET": notify.path, "HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board"],
+            logFile: directory.path + "/agent.log")
         let messages = notify.collect(seconds: 30) { $0.contains("READY=1") }
         readyAt = now()
         guard messages.contains(where: { $0.contains("READY=1") }) else {
@@ -85,7 +95,8 @@ final class AgentProcess {
         sampleAnonymousMemory()
         if probe == nil {
             var db: OpaquePointer?
-            guard sqlite3_open_v2(directory.path + "/data/hotspotd.db", &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { return (0, -1) }
+            guard sqlite3_open_v2(directory.path + "/data/hotspotd.db", &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK
+            else { return (0, -1) }
             sqlite3_busy_timeout(db, 1000)
             probe = db
         }

@@ -34,7 +34,8 @@ final class FloorPublisher: @unchecked Sendable {
         }
         expected = payloads.count
         guard mosquitto_connect(mosq, host, Int32(port), 30) == MOSQ_ERR_SUCCESS.rawValue,
-              mosquitto_loop_start(mosq) == MOSQ_ERR_SUCCESS.rawValue else { return nil }
+            mosquitto_loop_start(mosq) == MOSQ_ERR_SUCCESS.rawValue
+        else { return nil }
         defer {
             mosquitto_disconnect(mosq)
             mosquitto_loop_stop(mosq, false)
@@ -52,6 +53,8 @@ final class FloorPublisher: @unchecked Sendable {
         }
         done.wait()
         let seconds = now() - start
-        return Figures(name: "floor", messages: payloads.count, seconds: seconds, cpuMicroseconds: processCPUMicroseconds() - cpuBefore)
+        return Figures(
+            name: "floor", messages: payloads.count, seconds: seconds,
+            cpuMicroseconds: processCPUMicroseconds() - cpuBefore)
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// CPU time this process has used (user + system), in microseconds.
@@ -16,7 +16,8 @@ func processCPUMicroseconds() -> Int64 {
 /// CPU time a child process has used, from /proc/PID/stat (clock ticks), in microseconds.
 func childCPUMicroseconds(_ pid: pid_t) -> Int64? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return nil }
+        let close = text.lastIndex(of: ")")
+    else { return nil }
     // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
     let fields = text[text.index(after: close)...].split(separator: " ")
     guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return nil }
@@ -28,7 +29,8 @@ func childCPUMicroseconds(_ pid: pid_t) -> Int64? {
 func statusKilobytes(_ field: String, pid: String = "self") -> Int? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
     for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-        return Int(line.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+        return Int(
+            line.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
     }
     return nil
 }

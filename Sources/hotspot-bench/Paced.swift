@@ -4,7 +4,7 @@ import Foundation
 import TestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An operating point of a hotspot's concentrator: frames a second, `rxpk` a datagram, for
@@ -77,7 +77,9 @@ func sendPaced(port: Int, workload: Workload, point: OperatingPoint) throws -> I
     let end = now() + 1
     while now() < end {
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        if poll(&descriptor, 1, 100) > 0, recv(fd, &buffer, buffer.count, 0) >= 4, buffer[3] == 0x01 { acknowledged += 1 }
+        if poll(&descriptor, 1, 100) > 0, recv(fd, &buffer, buffer.count, 0) >= 4, buffer[3] == 0x01 {
+            acknowledged += 1
+        }
     }
     return acknowledged
 }
@@ -90,28 +92,36 @@ final class CBridgeProcess {
 
     static func build(into directory: URL) throws -> String {
         let binary = directory.appendingPathComponent("c-bridge").path
-        let built = try run("/usr/bin/cc", [
-            "-O2", "-o", binary, repositoryRoot + "/bench/c-bridge.c", "-lsqlite3", "-lmosquitto", "-lpthread",
-        ])
+        let built = try run(
+            "/usr/bin/cc",
+            [
+                "-O2", "-o", binary, repositoryRoot + "/bench/c-bridge.c", "-lsqlite3", "-lmosquitto", "-lpthread",
+            ])
         guard built.status == 0 else { throw BenchError("building the C bridge failed: \(built.error)") }
         return binary
     }
 
     init(binary: String, udpPort: Int, brokerPort: Int) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspot-bench-bridge-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspot-bench-bridge-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         pid = try spawn(
-            binary, ["\(udpPort)", "\(brokerPort)", directory.path + "/outbox.db", "eu868/gateway/0123456789abcdef/event/up"],
+            binary,
+            ["\(udpPort)", "\(brokerPort)", directory.path + "/outbox.db", "eu868/gateway/0123456789abcdef/event/up"],
             logFile: directory.path + "/bridge.log")
         // Ready once its database exists and the port is bound.
-        _ = waitUntilSync(seconds: 10) { FileManager.default.fileExists(atPath: self.directory.path + "/outbox.db-wal") }
+        _ = waitUntilSync(seconds: 10) {
+            FileManager.default.fileExists(atPath: self.directory.path + "/outbox.db-wal")
+        }
     }
 
     /// Frames stored since the start, and rows waiting for their PUBACK.
     func progress() -> (stored: Int, outbox: Int) {
         if probe == nil {
             var db: OpaquePointer?
-            guard sqlite3_open_v2(directory.path + "/outbox.db", &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else { return (0, -1) }
+            guard sqlite3_open_v2(directory.path + "/outbox.db", &db, SQLITE_OPEN_READONLY, nil) == SQLITE_OK else {
+                return (0, -1)
+            }
             sqlite3_busy_timeout(db, 1000)
             probe = db
         }
@@ -121,7 +131,10 @@ final class CBridgeProcess {
             defer { sqlite3_finalize(statement) }
             return sqlite3_step(statement) == SQLITE_ROW ? Int(sqlite3_column_int64(statement, 0)) : 0
         }
-        return (integer("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'"), integer("SELECT COUNT(*) FROM outbox"))
+        return (
+            integer("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'"),
+            integer("SELECT COUNT(*) FROM outbox")
+        )
     }
 
     func stop() {
@@ -157,14 +170,18 @@ func measurePaced(
     let start = now()
     _ = try sendPaced(port: port, workload: workload, point: point)
     let sent = now()
-    guard await waitUntil(seconds: 300, delivered) else { throw BenchError("\(name): not every frame was delivered at \(point)") }
+    guard await waitUntil(seconds: 300, delivered) else {
+        throw BenchError("\(name): not every frame was delivered at \(point)")
+    }
     try await Task.sleep(for: .seconds(1))
     let cpu = Double((childCPUMicroseconds(pid) ?? 0) - cpuBefore)
     let written = Double(bytesWritten(pid) - writtenBefore)
     let frames = Double(point.frames)
     return PacedFigures(
-        name: name, point: point, frames: point.frames, cpuMicrosecondsPerFrame: cpu / frames, bytesWrittenPerFrame: written / frames,
-        coreShare: cpu / 1e6 / max(sent - start, 0.001), peakRSSMegabytes: Double(statusKilobytes("VmHWM", pid: String(pid)) ?? 0) / 1024,
+        name: name, point: point, frames: point.frames, cpuMicrosecondsPerFrame: cpu / frames,
+        bytesWrittenPerFrame: written / frames,
+        coreShare: cpu / 1e6 / max(sent - start, 0.001),
+        peakRSSMegabytes: Double(statusKilobytes("VmHWM", pid: String(pid)) ?? 0) / 1024,
         peakAnonymousMegabytes: anonymous())
 }
 
@@ -178,7 +195,8 @@ struct PacedComparison: Codable {
 }
 
 /// hotspotd and the C bridge at each operating point, side by side.
-func measureOperatingPoints(_ points: [OperatingPoint], binary: String, brokerPort: Int, inFlight: Int, work: URL) async throws
+func measureOperatingPoints(_ points: [OperatingPoint], binary: String, brokerPort: Int, inFlight: Int, work: URL)
+    async throws
     -> [PacedComparison]
 {
     let bridgeBinary = try CBridgeProcess.build(into: work)
@@ -190,18 +208,25 @@ func measureOperatingPoints(_ points: [OperatingPoint], binary: String, brokerPo
         let bridge = try CBridgeProcess(binary: bridgeBinary, udpPort: bridgePort, brokerPort: brokerPort)
         let bridgeFigures = try await measurePaced(
             name: "C bridge", pid: bridge.pid, port: bridgePort, workload: workload, point: point,
-            delivered: { let (stored, outbox) = bridge.progress(); return stored >= point.frames && outbox == 0 },
+            delivered: {
+                let (stored, outbox) = bridge.progress()
+                return stored >= point.frames && outbox == 0
+            },
             anonymous: { Double(statusKilobytes("RssAnon", pid: String(bridge.pid)) ?? 0) / 1024 })
         bridge.stop()
 
         say("paced: \(point), \(point.frames) frames — hotspotd …")
         let udpPort = try freeUDPPort()
         let agent = try await AgentProcess(
-            binary: binary, board: "rak2287", brokerPort: brokerPort, udpPort: udpPort, provision: workload, maximumInFlight: inFlight)
+            binary: binary, board: "rak2287", brokerPort: brokerPort, udpPort: udpPort, provision: workload,
+            maximumInFlight: inFlight)
         defer { agent.remove() }
         let agentFigures = try await measurePaced(
             name: "hotspotd", pid: agent.pid, port: udpPort, workload: workload, point: point,
-            delivered: { let (charged, outbox) = agent.progress(); return charged >= point.frames && outbox == 0 },
+            delivered: {
+                let (charged, outbox) = agent.progress()
+                return charged >= point.frames && outbox == 0
+            },
             anonymous: { agent.peakAnonymousMegabytes })
         agent.stop()
         results.append(PacedComparison(hotspotd: agentFigures, bridge: bridgeFigures))
@@ -210,25 +235,34 @@ func measureOperatingPoints(_ points: [OperatingPoint], binary: String, brokerPo
 }
 
 func pacedTable(_ results: [PacedComparison]) -> String {
-    func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
-    func padLeft(_ text: String, _ width: Int) -> String { text.count >= width ? text : String(repeating: " ", count: width - text.count) + text }
+    func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+    func padLeft(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
     var lines = [
-        pad("operating point", 34) + pad("process", 10) + padLeft("CPU µs/frame", 13) + padLeft("core", 7) + padLeft("written/frame", 15)
+        pad("operating point", 34) + pad("process", 10) + padLeft("CPU µs/frame", 13) + padLeft("core", 7)
+            + padLeft("written/frame", 15)
             + padLeft("peak RSS", 10) + padLeft("anon", 9)
     ]
     for comparison in results {
-        let agent = comparison.hotspotd, bridge = comparison.bridge
+        let agent = comparison.hotspotd
+        let bridge = comparison.bridge
         for figures in [bridge, agent] {
             lines.append(
-                pad("\(figures.point) ", 34) + pad(figures.name, 10) + padLeft(String(format: "%.1f", figures.cpuMicrosecondsPerFrame), 13)
+                pad("\(figures.point) ", 34) + pad(figures.name, 10)
+                    + padLeft(String(format: "%.1f", figures.cpuMicrosecondsPerFrame), 13)
                     + padLeft(String(format: "%.1f %%", figures.coreShare * 100), 7)
                     + padLeft(String(format: "%.0f B", figures.bytesWrittenPerFrame), 15)
                     + padLeft(String(format: "%.1f MB", figures.peakRSSMegabytes), 10)
                     + padLeft(String(format: "%.1f MB", figures.peakAnonymousMegabytes), 9))
         }
         lines.append(
-            pad("", 34) + "hotspotd ÷ C bridge: CPU " + String(format: "%.2f ×", agent.cpuMicrosecondsPerFrame / bridge.cpuMicrosecondsPerFrame)
-                + " (target ≤ 1.5 ×), written " + String(format: "%.2f ×", agent.bytesWrittenPerFrame / max(bridge.bytesWrittenPerFrame, 1))
+            pad("", 34) + "hotspotd ÷ C bridge: CPU "
+                + String(format: "%.2f ×", agent.cpuMicrosecondsPerFrame / bridge.cpuMicrosecondsPerFrame)
+                + " (target ≤ 1.5 ×), written "
+                + String(format: "%.2f ×", agent.bytesWrittenPerFrame / max(bridge.bytesWrittenPerFrame, 1))
                 + " (target ≤ 1 ×)")
     }
     return lines.joined(separator: "\n")
@@ -237,7 +271,12 @@ func pacedTable(_ results: [PacedComparison]) -> String {
 /// `hotspot-bench paced`: only the paced operating points, against the C bridge.
 struct Paced: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "hotspotd and the C bridge floor at a hotspot's paced operating points (250 frames/s, 1 rxpk a datagram; 4,000 frames/s, 8 a datagram).")
+        abstract:
+            """
+            hotspotd and the C bridge floor at a hotspot's paced operating points (250 frames/s, 1 rxpk a datagram;\
+             4,000 frames/s, 8 a datagram).
+            """
+    )
 
     @Option(help: "Seconds of each operating point.")
     var seconds: Int?
@@ -260,7 +299,8 @@ struct Paced: AsyncParsableCommand {
             if let seconds { point.seconds = seconds }
             return point
         }
-        let results = try await measureOperatingPoints(points, binary: binary, brokerPort: broker.port, inFlight: inFlight, work: work)
+        let results = try await measureOperatingPoints(
+            points, binary: binary, brokerPort: broker.port, inFlight: inFlight, work: work)
         say()
         say(pacedTable(results))
     }

@@ -6,7 +6,7 @@ import TestSupport
 import Wire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A long run at a steady rate above anything a hotspot can receive: the agent as packaged
@@ -49,7 +49,8 @@ struct Soak: AsyncParsableCommand {
 
     /// Frames per second an 8-channel concentrator can receive at most.
     static var physicalMaximum: Double {
-        let shortest = LoRaAirtime(modulation: LoRaModulation(spreadingFactor: .sf7, bandwidth: .khz125), payloadLength: 13)
+        let shortest = LoRaAirtime(
+            modulation: LoRaModulation(spreadingFactor: .sf7, bandwidth: .khz125), payloadLength: 13)
         return 8 / (shortest.milliseconds / 1000)
     }
 
@@ -58,11 +59,15 @@ struct Soak: AsyncParsableCommand {
         let rate = Self.physicalMaximum * factor
         say("hotspot-bench soak: \(Machine.current().summary)")
         say("hotspotd: \(binary)")
-        say(String(format: "physical maximum %.0f frames/s; sending %.0f frames/s (×%.0f) for %.0f minutes", Self.physicalMaximum, rate, factor, minutes))
+        say(
+            String(
+                format: "physical maximum %.0f frames/s; sending %.0f frames/s (×%.0f) for %.0f minutes",
+                Self.physicalMaximum, rate, factor, minutes))
 
         let broker = try Broker()
         // The network server: takes every uplink (QoS 1), as ChirpStack's gateway bridge would.
-        let subscriber = try spawn("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-q", "1", "-t", "+/gateway/+/event/up"])
+        let subscriber = try spawn(
+            "/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-q", "1", "-t", "+/gateway/+/event/up"])
         defer {
             kill(subscriber, SIGTERM)
             _ = waitForExit(subscriber, seconds: 5)
@@ -70,7 +75,8 @@ struct Soak: AsyncParsableCommand {
         let sensors = Workload(frames: 0, sensors: 1_000)
         let udpPort = try freeUDPPort()
         let agent = try await AgentProcess(
-            binary: binary, board: "rak2287", brokerPort: broker.port, udpPort: udpPort, provision: sensors, maximumInFlight: 100,
+            binary: binary, board: "rak2287", brokerPort: broker.port, udpPort: udpPort, provision: sensors,
+            maximumInFlight: 100,
             json: true, statsInterval: "10s", logLevel: "notice"
         )
         defer { agent.remove() }
@@ -86,14 +92,19 @@ struct Soak: AsyncParsableCommand {
             let cpu = agent.cpuMicroseconds
             let (charged, outbox) = agent.progress()
             let sample = Sample(
-                minute: samples.count + 1, framesSent: forwarder.framesSent, datagramsUnacknowledged: forwarder.unacknowledged,
+                minute: samples.count + 1, framesSent: forwarder.framesSent,
+                datagramsUnacknowledged: forwarder.unacknowledged,
                 charged: charged, outboxDepth: outbox,
                 rssMegabytes: Double(statusKilobytes("VmRSS", pid: String(agent.pid)) ?? 0) / 1024,
                 anonymousMegabytes: Double(statusKilobytes("RssAnon", pid: String(agent.pid)) ?? 0) / 1024,
                 cpuPercent: Double(cpu - cpuBefore) / ((now() - minuteStart) * 1e6) * 100
             )
             samples.append(sample)
-            say(String(format: "%6d  %11d  %7d  %9d  %9d  %6.1f  %7.1f  %5.1f", sample.minute, sample.framesSent, sample.datagramsUnacknowledged, sample.charged, sample.outboxDepth, sample.rssMegabytes, sample.anonymousMegabytes, sample.cpuPercent))
+            say(
+                String(
+                    format: "%6d  %11d  %7d  %9d  %9d  %6.1f  %7.1f  %5.1f", sample.minute, sample.framesSent,
+                    sample.datagramsUnacknowledged, sample.charged, sample.outboxDepth, sample.rssMegabytes,
+                    sample.anonymousMegabytes, sample.cpuPercent))
             cpuBefore = cpu
             minuteStart = now()
         }
@@ -133,13 +144,32 @@ struct Soak: AsyncParsableCommand {
             said["\(level): \(line[bracket.upperBound...].prefix(90))", default: 0] += 1
         }
         say()
-        say(String(format: "%d frames sent in %.0f s (%.0f/s); %d datagrams of %d not acknowledged", sent, elapsed, Double(sent) / elapsed, forwarder.unacknowledged, forwarder.datagramsSent))
-        say("\(charged) uplinks charged; outbox \(drained ? "drained" : "NOT drained") (\(outbox) left) within 2 minutes of the end; exit status \(status.map(String.init) ?? "killed")")
+        say(
+            String(
+                format: "%d frames sent in %.0f s (%.0f/s); %d datagrams of %d not acknowledged", sent, elapsed,
+                Double(sent) / elapsed, forwarder.unacknowledged, forwarder.datagramsSent))
+        say(
+            """
+            \(charged) uplinks charged; outbox \(drained ? "drained" : "NOT drained") (\(outbox) left) within 2 \
+            minutes of the end; exit status \(status.map(String.init) ?? "killed")
+            """
+        )
         if let first = samples.first, let last = samples.last {
             let settled = samples.count > 5 ? samples[4] : first
-            say(String(format: "RSS: %.1f MB after a minute, %.1f MB at the end, peak %.1f MB; anonymous %.1f → %.1f MB (from minute %d: %+.1f MB)",
-                       first.rssMegabytes, last.rssMegabytes, peak, first.anonymousMegabytes, last.anonymousMegabytes, settled.minute, last.anonymousMegabytes - settled.anonymousMegabytes))
-            say(String(format: "outbox depth: at most %d; CPU %.0f%% of one core on average", samples.map(\.outboxDepth).max() ?? 0, samples.map(\.cpuPercent).reduce(0, +) / Double(samples.count)))
+            say(
+                String(
+                    format:
+                        """
+                        RSS: %.1f MB after a minute, %.1f MB at the end, peak %.1f MB; anonymous %.1f → %.1f MB \
+                        (from minute %d: %+.1f MB)
+                        """,
+                    first.rssMegabytes, last.rssMegabytes, peak, first.anonymousMegabytes, last.anonymousMegabytes,
+                    settled.minute, last.anonymousMegabytes - settled.anonymousMegabytes))
+            say(
+                String(
+                    format: "outbox depth: at most %d; CPU %.0f%% of one core on average",
+                    samples.map(\.outboxDepth).max() ?? 0,
+                    samples.map(\.cpuPercent).reduce(0, +) / Double(samples.count)))
         }
         say(said.isEmpty ? "the agent logged nothing at notice or above" : "the agent logged (soak-agent.log):")
         for (message, count) in said.sorted(by: { $0.value > $1.value }).prefix(12) {
@@ -183,13 +213,19 @@ final class PacedForwarder {
                 let index = Int(random.next() % UInt64(sensors.count))
                 let sensor = sensors[index]
                 let payload = (0..<(12 + Int(random.next() % 49))).map { _ in UInt8(truncatingIfNeeded: random.next()) }
-                guard let frame = try? LoRaWANCrypto.encodeDataFrame(devAddr: sensor.devAddr, fCnt: fCnts[index], fPort: 2, payload: payload, nwkSKey: sensor.nwkSKey, appSKey: sensor.appSKey) else { continue }
+                guard
+                    let frame = try? LoRaWANCrypto.encodeDataFrame(
+                        devAddr: sensor.devAddr, fCnt: fCnts[index], fPort: 2, payload: payload,
+                        nwkSKey: sensor.nwkSKey, appSKey: sensor.appSKey)
+                else { continue }
                 fCnts[index] += 1
                 rxpk.append(Workload.rxpk(frame, timestamp: UInt32(truncatingIfNeeded: framesSent &* 1000)))
                 framesSent += 1
             }
             token &+= 1
-            let datagram = [2, UInt8(token >> 8), UInt8(token & 0xFF), 0x00] + GWMPSender.gatewayEUI + Array(#"{"rxpk":[\#(rxpk.joined(separator: ","))]}"#.utf8)
+            let datagram =
+                [2, UInt8(token >> 8), UInt8(token & 0xFF), 0x00] + GWMPSender.gatewayEUI
+                + Array(#"{"rxpk":[\#(rxpk.joined(separator: ","))]}"#.utf8)
             _ = datagram.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
             outstanding[token] = now()
             datagramsSent += 1

@@ -1,7 +1,8 @@
 import FoundationEssentials
 import FuzzTargets
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes to standard error.
@@ -11,29 +12,30 @@ func complain(_ text: String) {
 }
 
 #if FUZZING
-/// libFuzzer's entry point when a program keeps its own `main` (compiler-rt, FuzzerInterface.h).
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
+    /// libFuzzer's entry point when a program keeps its own `main` (compiler-rt, FuzzerInterface.h).
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func LLVMFuzzerRunDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+    ) -> CInt
 
-/// The target `fuzz` runs; set once, before libFuzzer starts calling back.
-nonisolated(unsafe) var selectedTarget = FuzzTarget.gwmp
+    /// The target `fuzz` runs; set once, before libFuzzer starts calling back.
+    nonisolated(unsafe) var selectedTarget = FuzzTarget.gwmp
 
-/// Required by libFuzzer's own `main`, which is linked in but never runs.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    do {
-        try selectedTarget.run(input)
-    } catch {
-        // An abort is what libFuzzer records as a finding, with the input that caused it.
-        complain("hotspot-fuzz: \(selectedTarget.rawValue): \(error)\n")
-        abort()
+    /// Required by libFuzzer's own `main`, which is linked in but never runs.
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+        let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+        do {
+            try selectedTarget.run(input)
+        } catch {
+            // An abort is what libFuzzer records as a finding, with the input that caused it.
+            complain("hotspot-fuzz: \(selectedTarget.rawValue): \(error)\n")
+            abort()
+        }
+        return 0
     }
-    return 0
-}
 #endif
 
 /// Fuzzes hotspotd's parsers, or replays inputs through them.
@@ -51,7 +53,9 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         case "list":
             for target in FuzzTarget.allCases { print(target.rawValue) }
         case "seeds" where arguments.count >= 3:
-            writeSeeds(to: arguments[2], repository: arguments.count >= 4 ? arguments[3] : FileManager.default.currentDirectoryPath)
+            writeSeeds(
+                to: arguments[2],
+                repository: arguments.count >= 4 ? arguments[3] : FileManager.default.currentDirectoryPath)
         case "replay" where arguments.count >= 4:
             replay(target(arguments[2]), paths: Array(arguments.dropFirst(3)))
         case "fuzz" where arguments.count >= 3:
@@ -62,7 +66,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
 
     static func usage() -> Never {
-        complain("""
+        complain(
+            """
             usage: hotspot-fuzz list
                    hotspot-fuzz seeds DIR [REPOSITORY]
                    hotspot-fuzz replay TARGET FILE|DIR...
@@ -74,7 +79,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 
     static func target(_ name: String) -> FuzzTarget {
         guard let target = FuzzTarget(rawValue: name) else {
-            complain("hotspot-fuzz: no target \(name) (\(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")))\n")
+            complain(
+                "hotspot-fuzz: no target \(name) (\(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ")))\n")
             exit(64)
         }
         return target
@@ -126,19 +132,19 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 
     static func fuzz(_ target: FuzzTarget, options: [String]) -> Never {
         #if FUZZING
-        selectedTarget = target
-        // libFuzzer reads argv[0] as the program and the rest as its options and corpus.
-        var argv: [UnsafeMutablePointer<CChar>?] = ([CommandLine.arguments[0]] + options).map { strdup($0) }
-        var argc = CInt(argv.count)
-        argv.append(nil)
-        let status = argv.withUnsafeMutableBufferPointer { buffer in
-            var base = buffer.baseAddress!
-            return LLVMFuzzerRunDriver(&argc, &base) { data, size in fuzzOne(data, size) }
-        }
-        exit(status)
+            selectedTarget = target
+            // libFuzzer reads argv[0] as the program and the rest as its options and corpus.
+            var argv: [UnsafeMutablePointer<CChar>?] = ([CommandLine.arguments[0]] + options).map { strdup($0) }
+            var argc = CInt(argv.count)
+            argv.append(nil)
+            let status = argv.withUnsafeMutableBufferPointer { buffer in
+                var base = buffer.baseAddress!
+                return LLVMFuzzerRunDriver(&argc, &base) { data, size in fuzzOne(data, size) }
+            }
+            exit(status)
         #else
-        complain("hotspot-fuzz: this build has no fuzzer; scripts/fuzz builds one\n")
-        exit(69)
+            complain("hotspot-fuzz: this build has no fuzzer; scripts/fuzz builds one\n")
+            exit(69)
         #endif
     }
 }

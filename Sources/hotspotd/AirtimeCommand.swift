@@ -29,7 +29,12 @@ struct AirtimeCommand: ParsableCommand {
         // Hz where kHz are asked for is the likelier slip than a bandwidth of a megahertz.
         let kHz = bw > 1000 ? bw / 1000 : bw
         guard let bandwidth = LoRaBandwidth(kHz: kHz) else {
-            throw ValidationError("--bw \(bw) is not a LoRa bandwidth (in kHz: 125, 250, 500, 62.5, 41.7, 31.25, 20.8, 15.6, 10.4, 7.8; or in Hz: 125000 …)")
+            throw ValidationError(
+                """
+                --bw \(bw) is not a LoRa bandwidth (in kHz: 125, 250, 500, 62.5, 41.7, 31.25, 20.8, 15.6, 10.4, \
+                7.8; or in Hz: 125000 …)
+                """
+            )
         }
         guard let codingRate = CodingRate(cr) else {
             throw ValidationError("--cr must be 4/5, 4/6, 4/7 or 4/8, not \(cr)")

@@ -7,9 +7,9 @@ import Radio
 import TOML
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 struct BoardCommand: AsyncParsableCommand {
@@ -20,7 +20,8 @@ struct BoardCommand: AsyncParsableCommand {
     )
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the board profiles found, one a line: name, radio, backend, description.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the board profiles found, one a line: name, radio, backend, description.")
 
         @Option(name: .long, help: "A directory of board profiles, searched before the standard ones.")
         var boardDir: String?
@@ -28,7 +29,8 @@ struct BoardCommand: AsyncParsableCommand {
         func run() throws {
             let entries = catalog(boardDir).entries()
             guard !entries.isEmpty else {
-                throw ValidationError("no board profiles found in \(catalog(boardDir).directories.joined(separator: ", "))")
+                throw ValidationError(
+                    "no board profiles found in \(catalog(boardDir).directories.joined(separator: ", "))")
             }
             var invalid = 0
             let width = entries.map(\.name.count).max() ?? 0
@@ -37,7 +39,8 @@ struct BoardCommand: AsyncParsableCommand {
                 case .success(let profile):
                     let name = profile.name.padding(to: width)
                     let radio = profile.radio.rawValue.padding(to: 7)
-                    let backend = (profile.hal == .mock ? "mock/\(profile.backend.rawValue)" : profile.backend.rawValue).padding(to: 16)
+                    let backend = (profile.hal == .mock ? "mock/\(profile.backend.rawValue)" : profile.backend.rawValue)
+                        .padding(to: 16)
                     print("\(name)  \(radio)  \(backend)  \(profile.description)")
                 case .failure(let error):
                     invalid += 1
@@ -51,10 +54,21 @@ struct BoardCommand: AsyncParsableCommand {
     struct Probe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Reset the board's radio and read its version or status.",
-            discussion: "Exits 0 and prints what answered, or exits 1 with the reason nothing did. Stop hotspotd and any packet forwarder first: the probe needs the radio to itself."
+            discussion:
+                """
+                Exits 0 and prints what answered, or exits 1 with the reason nothing did. Stop hotspotd and any \
+                packet forwarder first: the probe needs the radio to itself.
+                """
         )
 
-        @Option(name: .long, help: "A profile name (see `hotspotd board list`) or the path of a profile file. Default: gateway.board of the configuration file.")
+        @Option(
+            name: .long,
+            help:
+                """
+                A profile name (see `hotspotd board list`) or the path of a profile file. Default: gateway.board \
+                of the configuration file.
+                """
+        )
         var board: String?
 
         @Option(name: .long, help: "The configuration file whose gateway.board is probed when --board is not given.")
@@ -94,11 +108,21 @@ func configuredBoard(_ path: String) throws(TOMLConfigError) -> String {
     do {
         text = try readTextFile(path)
     } catch {
-        throw TOMLConfigError(file: path, line: 0, key: "", message: "no --board given, and the configuration \(error.message.replacing("cannot read: ", with: "cannot be read: ")): name a board with --board (see `hotspotd board list`)")
+        throw TOMLConfigError(
+            file: path, line: 0, key: "",
+            message:
+                """
+                no --board given, and the configuration \
+                \(error.message.replacing("cannot read: ", with: "cannot be read: ")): name a board with --board \
+                (see `hotspotd board list`)
+                """
+        )
     }
     let root = try TOMLSection.parse(text, file: path)
     guard let board = try root.section("gateway")?.string("board") else {
-        throw TOMLConfigError(file: path, line: 0, key: "gateway.board", message: "is not set: name a board with --board (see `hotspotd board list`)")
+        throw TOMLConfigError(
+            file: path, line: 0, key: "gateway.board",
+            message: "is not set: name a board with --board (see `hotspotd board list`)")
     }
     return board
 }

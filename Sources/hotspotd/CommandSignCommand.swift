@@ -4,7 +4,7 @@ import Cryptography
 import Wire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct CommandCommand: ParsableCommand {
@@ -19,7 +19,8 @@ struct CommandCommand: ParsableCommand {
             abstract: "Sign a pair, unpair, credit or entropy command.",
             discussion: """
                 Writes the command's bytes to standard output, for `mosquitto_pub -s`:
-                  hotspotd command sign --key authority.key --gateway 0016c001ff10a235 credit --owner alice --amount 1000 \\
+                  hotspotd command sign --key authority.key --gateway 0016c001ff10a235 \\
+                    credit --owner alice --amount 1000 \\
                     | mosquitto_pub -t eu868/gateway/0016c001ff10a235/command/credit -s
                 pair: --dev-addr, --owner, optionally --dev-eui, and --nwk-s-key with --seal-key (the
                 gateway's sealing key, from `hotspotd key show`: the NwkSKey is sealed so that only that
@@ -46,10 +47,14 @@ struct CommandCommand: ParsableCommand {
         @Option(name: .customLong("dev-eui"), help: "pair: the DevEUI, 16 hex digits (its join requests are charged).")
         var devEUI: String?
 
-        @Option(name: .customLong("nwk-s-key"), help: "pair: the NwkSKey, 32 hex digits (MICs and frame counters are checked).")
+        @Option(
+            name: .customLong("nwk-s-key"),
+            help: "pair: the NwkSKey, 32 hex digits (MICs and frame counters are checked).")
         var nwkSKey: String?
 
-        @Option(name: .customLong("seal-key"), help: "pair: the gateway's sealing key (hotspotd key show), 64 hex digits: the NwkSKey is sealed to it.")
+        @Option(
+            name: .customLong("seal-key"),
+            help: "pair: the gateway's sealing key (hotspotd key show), 64 hex digits: the NwkSKey is sealed to it.")
         var sealKey: String?
 
         @Option(help: "pair, credit: the owner's account.")
@@ -76,7 +81,12 @@ struct CommandCommand: ParsableCommand {
             let command = try makeCommand()
             // As openssl does: binary on a terminal is garbage to the reader and can upset it.
             if !base64 && isatty(1) == 1 {
-                throw ValidationError("the signed command is binary and standard output is a terminal: pipe it (| mosquitto_pub -s …), redirect it to a file, or add --base64")
+                throw ValidationError(
+                    """
+                    the signed command is binary and standard output is a terminal: pipe it (| mosquitto_pub -s …),\
+                     redirect it to a file, or add --base64
+                    """
+                )
             }
             let authority: Ed25519PrivateKey
             do {
@@ -86,16 +96,28 @@ struct CommandCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             guard (1...CommandAuthority.maximumLifetimeSeconds).contains(expiresIn) else {
-                throw ValidationError("--expires-in must be 1 to \(CommandAuthority.maximumLifetimeSeconds) seconds (a gateway refuses commands that live longer than a week)")
+                throw ValidationError(
+                    """
+                    --expires-in must be 1 to \(CommandAuthority.maximumLifetimeSeconds) seconds (a gateway \
+                    refuses commands that live longer than a week)
+                    """
+                )
             }
             var sealingKey: [UInt8]?
             if case .pair(_, _, _, .some) = command {
                 guard let sealKey, let key = Hex.decode(sealKey), key.count == 32 else {
-                    throw ValidationError("--nwk-s-key needs --seal-key, the gateway's sealing key from `hotspotd key show` (64 hex digits): a NwkSKey in the clear is refused, since every reader of the broker would see it")
+                    throw ValidationError(
+                        """
+                        --nwk-s-key needs --seal-key, the gateway's sealing key from `hotspotd key show` (64 hex \
+                        digits): a NwkSKey in the clear is refused, since every reader of the broker would see it
+                        """
+                    )
                 }
                 sealingKey = key
             }
-            let bytes = try CommandSigner.sign(command, gatewayID: gateway, key: authority, expiresAt: UInt64(wallClockSeconds()) + expiresIn, sealingKey: sealingKey)
+            let bytes = try CommandSigner.sign(
+                command, gatewayID: gateway, key: authority, expiresAt: UInt64(wallClockSeconds()) + expiresIn,
+                sealingKey: sealingKey)
             if base64 {
                 print(Base64.encode(bytes))
             } else {
@@ -105,13 +127,20 @@ struct CommandCommand: ParsableCommand {
 
         func makeCommand() throws -> Command {
             func address() throws -> UInt32 {
-                guard let devAddr, devAddr.count == 8, let value = UInt32(devAddr, radix: 16) else { throw ValidationError("\(kind.rawValue) needs --dev-addr, 8 hex digits") }
+                guard let devAddr, devAddr.count == 8, let value = UInt32(devAddr, radix: 16) else {
+                    throw ValidationError("\(kind.rawValue) needs --dev-addr, 8 hex digits")
+                }
                 return value
             }
             func account() throws -> String {
                 guard let owner, !owner.isEmpty else { throw ValidationError("\(kind.rawValue) needs --owner") }
                 guard CommandAuthority.isValidOwner(owner) else {
-                    throw ValidationError("--owner must be 1 to 128 bytes of text without control characters (a gateway refuses others as invalid_owner)")
+                    throw ValidationError(
+                        """
+                        --owner must be 1 to 128 bytes of text without control characters (a gateway refuses \
+                        others as invalid_owner)
+                        """
+                    )
                 }
                 return owner
             }
@@ -119,25 +148,34 @@ struct CommandCommand: ParsableCommand {
             case .pair:
                 var eui: UInt64?
                 if let devEUI {
-                    guard devEUI.count == 16, let value = UInt64(devEUI, radix: 16) else { throw ValidationError("--dev-eui must be 16 hex digits") }
+                    guard devEUI.count == 16, let value = UInt64(devEUI, radix: 16) else {
+                        throw ValidationError("--dev-eui must be 16 hex digits")
+                    }
                     eui = value
                 }
                 var sessionKey: [UInt8]?
                 if let nwkSKey {
-                    guard let bytes = Hex.decode(nwkSKey), bytes.count == 16 else { throw ValidationError("--nwk-s-key must be 32 hex digits") }
+                    guard let bytes = Hex.decode(nwkSKey), bytes.count == 16 else {
+                        throw ValidationError("--nwk-s-key must be 32 hex digits")
+                    }
                     sessionKey = bytes
                 }
                 return .pair(devAddr: try address(), devEUI: eui, owner: try account(), nwkSKey: sessionKey)
             case .unpair:
                 return .unpair(devAddr: try address())
             case .credit:
-                guard let amount else { throw ValidationError("credit needs --amount, a positive number of data credits") }
+                guard let amount else {
+                    throw ValidationError("credit needs --amount, a positive number of data credits")
+                }
                 guard amount > 0, amount <= Int64.max / 2 else {
-                    throw ValidationError("--amount must be a positive number of data credits (1 to \(Int64.max / 2)), not \(amount)")
+                    throw ValidationError(
+                        "--amount must be a positive number of data credits (1 to \(Int64.max / 2)), not \(amount)")
                 }
                 return .credit(owner: try account(), amount: amount)
             case .entropy:
-                guard let data, let bytes = Hex.decode(data), !bytes.isEmpty, bytes.count <= 64 else { throw ValidationError("entropy needs --data, 1 to 64 bytes of hex") }
+                guard let data, let bytes = Hex.decode(data), !bytes.isEmpty, bytes.count <= 64 else {
+                    throw ValidationError("entropy needs --data, 1 to 64 bytes of hex")
+                }
                 return .entropy(data: bytes, timestamp: UInt64(wallClockSeconds()) * 1_000_000_000)
             }
         }

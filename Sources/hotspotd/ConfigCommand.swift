@@ -1,16 +1,16 @@
 import Agent
 import ArgumentParser
-import Cryptography
 import Clocks
+import Cryptography
 import HAL
 import Radio
-import TOML
 import Synchronization
+import TOML
 import Transport
 import Wire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The configuration file's text; one that cannot be read is said, and the process exits with
@@ -72,33 +72,48 @@ struct ConfigCommand: ParsableCommand {
                 problems.forEach(printError)
                 throw ExitCode(78)
             }
-            found.append(("configuration", config + (configuration.origins.values.contains(where: \.fromEnvironment) ? ", with overrides from the environment" : "")))
+            found.append(
+                (
+                    "configuration",
+                    config
+                        + (configuration.origins.values.contains(where: \.fromEnvironment)
+                            ? ", with overrides from the environment" : "")
+                ))
             // A key whose value was refused stands at its default now: what it names is not
             // checked, so that one mistake is said once and nothing is blamed on a default.
             func refused(_ key: String) -> Bool {
                 let section = String(key.split(separator: ".").first ?? "")
-                return configurationProblems.contains { $0.key == key || $0.key == section || $0.key == configuration.origins[key]?.key }
+                return configurationProblems.contains {
+                    $0.key == key || $0.key == section || $0.key == configuration.origins[key]?.key
+                }
             }
             found.append(("region", configuration.gateway.region.name.rawValue))
 
             // The board profile.
             if refused("gateway.board") {
                 // said above
-            } else { do {
-                let profile = try catalog(nil).load(configuration.gateway.board)
-                found.append(("board", "\(profile.name): \(profile.description)"))
-            } catch where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
-                problems.append(configuration.error("gateway.board", error.message).description)
-            } catch {
-                problems.append("\(error.description), the profile \(configuration.error("gateway.board", "").place) names")
-            } }
+            } else {
+                do {
+                    let profile = try catalog(nil).load(configuration.gateway.board)
+                    found.append(("board", "\(profile.name): \(profile.description)"))
+                } catch  where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
+                    problems.append(configuration.error("gateway.board", error.message).description)
+                } catch {
+                    problems.append(
+                        "\(error.description), the profile \(configuration.error("gateway.board", "").place) names")
+                }
+            }
 
             // The gateway key: read if it is there; `run` creates it otherwise.
             let keyFile = configuration.gateway.keyFile
             if refused("gateway.key_file") {
                 // said above
             } else if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
-                problems.append(configuration.error("gateway.key_file", "this user may not read the key file \(keyFile): run `sudo hotspotd config check`").description)
+                problems.append(
+                    configuration.error(
+                        "gateway.key_file",
+                        "this user may not read the key file \(keyFile): run `sudo hotspotd config check`"
+                    ).description)
             } else if access(keyFile, F_OK) == 0 {
                 do {
                     let identity = GatewayIdentity(key: try KeyFile.read(keyFile), gatewayID: configuration.gateway.id)
@@ -109,7 +124,14 @@ struct ConfigCommand: ParsableCommand {
             } else {
                 let directory = Self.parent(of: keyFile)
                 if access(directory, F_OK) == 0 && access(directory, W_OK) != 0 {
-                    problems.append(configuration.error("gateway.key_file", "\(keyFile) does not exist and \(directory) is not writable, so the first start cannot create it").description)
+                    problems.append(
+                        configuration.error(
+                            "gateway.key_file",
+                            """
+                            \(keyFile) does not exist and \(directory) is not writable, so the first start cannot \
+                            create it
+                            """
+                        ).description)
                 } else {
                     found.append(("gateway key", "\(keyFile) does not exist yet: the first start creates it"))
                 }
@@ -123,7 +145,14 @@ struct ConfigCommand: ParsableCommand {
                 if access(dataDirectory, W_OK) == 0 {
                     found.append(("data directory", dataDirectory))
                 } else {
-                    problems.append(configuration.error("gateway.data_dir", "\(dataDirectory) is not writable by this user (\(String(cString: strerror(errno)))): run `sudo hotspotd config check`, or give it to the hotspotd user").description)
+                    problems.append(
+                        configuration.error(
+                            "gateway.data_dir",
+                            """
+                            \(dataDirectory) is not writable by this user (\(String(cString: strerror(errno)))): \
+                            run `sudo hotspotd config check`, or give it to the hotspotd user
+                            """
+                        ).description)
                 }
             } else {
                 found.append(("data directory", "\(dataDirectory) does not exist yet: the first start creates it"))
@@ -133,7 +162,10 @@ struct ConfigCommand: ParsableCommand {
 
             // TLS files.
             let mqtt = configuration.mqtt
-            for (key, path) in [("mqtt.ca_cert", mqtt.caCertificate), ("mqtt.tls_cert", mqtt.tlsCertificate), ("mqtt.tls_key", mqtt.tlsKey)] {
+            for (key, path) in [
+                ("mqtt.ca_cert", mqtt.caCertificate), ("mqtt.tls_cert", mqtt.tlsCertificate),
+                ("mqtt.tls_key", mqtt.tlsKey),
+            ] {
                 guard let path, !refused(key) else { continue }
                 do {
                     let contents = try readTextFile(path)
@@ -149,7 +181,8 @@ struct ConfigCommand: ParsableCommand {
 
             // The broker, once.
             let settings = MQTTSettings(
-                host: mqtt.host, port: mqtt.port, clientID: "hotspotd-config-check-\(getpid())", protocolVersion: mqtt.protocolVersion,
+                host: mqtt.host, port: mqtt.port, clientID: "hotspotd-config-check-\(getpid())",
+                protocolVersion: mqtt.protocolVersion,
                 keepaliveSeconds: 10, username: mqtt.username, password: mqtt.password,
                 caFile: mqtt.caCertificate, certificateFile: mqtt.tlsCertificate, keyFile: mqtt.tlsKey
             )
@@ -160,7 +193,11 @@ struct ConfigCommand: ParsableCommand {
             } else {
                 switch Self.tryBroker(settings, timeout: brokerTimeout) {
                 case nil: found.append(("broker", "\(settings.brokerAddress): connected"))
-                case let reason?: problems.append(configuration.error("mqtt.server", "cannot connect to the broker at \(settings.brokerAddress): \(reason)").description)
+                case let reason?:
+                    problems.append(
+                        configuration.error(
+                            "mqtt.server", "cannot connect to the broker at \(settings.brokerAddress): \(reason)"
+                        ).description)
                 }
             }
 
@@ -193,7 +230,8 @@ struct ConfigCommand: ParsableCommand {
                 for await event in client.events {
                     switch event {
                     case .connected: outcome.set(.success(()))
-                    case .connectionFailed(let reason), .disconnected(let reason?): outcome.set(.failure(MQTTError(reason)))
+                    case .connectionFailed(let reason), .disconnected(let reason?):
+                        outcome.set(.failure(MQTTError(reason)))
                     default: continue
                     }
                     return
@@ -215,7 +253,11 @@ struct ConfigCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the configuration in effect: defaults, the file, and the environment's overrides.",
-            discussion: "Each key is followed by where its value came from. Passwords are masked. Exits 78 when the configuration has problems, after saying each."
+            discussion:
+                """
+                Each key is followed by where its value came from. Passwords are masked. Exits 78 when the \
+                configuration has problems, after saying each.
+                """
         )
 
         @Option(name: .long, help: "The configuration file.")
@@ -227,7 +269,7 @@ struct ConfigCommand: ParsableCommand {
             if let configuration = loaded {
                 print(Self.render(configuration))
             }
-            problems.forEach { printError($0.description) }
+            for problem in problems { printError(problem.description) }
             if !problems.isEmpty { throw ExitCode(78) }
         }
 
@@ -238,48 +280,78 @@ struct ConfigCommand: ParsableCommand {
             func duration(_ value: Duration) -> String { quoted(DurationText.describe(value)) }
             let c = configuration
             let sections: [(String, [(String, String?)])] = [
-                ("gateway", [
-                    ("region", quoted(c.gateway.region.name.rawValue)), ("board", quoted(c.gateway.board)),
-                    ("key_file", quoted(c.gateway.keyFile)), ("data_dir", quoted(c.gateway.dataDirectory)),
-                    ("id", c.gateway.id.map(quoted)), ("shutdown_timeout", duration(c.gateway.shutdownTimeout)),
-                ]),
-                ("radio", [
-                    ("frequency", "\(c.radio.frequencyHz)"), ("spreading_factor", "\(c.radio.dataRate.spreadingFactor.rawValue)"),
-                    ("bandwidth", "\(c.radio.dataRate.bandwidth.rawValue)"),
-                    ("antenna_gain", "\(c.radio.antennaGainDBi)"), ("dwell_time", "\(c.radio.dwellTime)"),
-                    ("listen_before_talk", "\(c.radio.listenBeforeTalk)"),
-                ]),
-                ("semtech_udp", [
-                    ("bind", quoted(c.semtechUDP.bind)),
-                    ("forwarders", "[" + c.semtechUDP.forwarders.map { quoted($0.description) }.joined(separator: ", ") + "]"),
-                    ("listen_before_talk", "\(c.semtechUDP.listenBeforeTalk)"),
-                ]),
-                ("mqtt", [
-                    ("server", quoted("\(c.mqtt.tls ? "mqtts" : "mqtt")://\(c.mqtt.host):\(c.mqtt.port)")),
-                    ("topic_prefix", quoted(c.mqtt.topicPrefix)), ("json", "\(c.mqtt.json)"), ("qos", "\(c.mqtt.qos)"),
-                    ("username", c.mqtt.username.map(quoted)), ("password", c.mqtt.password.map { _ in quoted("********") }),
-                    ("ca_cert", c.mqtt.caCertificate.map(quoted)), ("tls_cert", c.mqtt.tlsCertificate.map(quoted)),
-                    ("tls_key", c.mqtt.tlsKey.map(quoted)), ("keepalive", duration(c.mqtt.keepalive)),
-                    ("protocol_version", "\(c.mqtt.protocolVersion)"), ("outbox_max", "\(c.mqtt.outboxMaximum)"),
-                    ("max_inflight", "\(c.mqtt.maximumInFlight)"),
-                ]),
-                ("credits", [
-                    ("authority", quoted(c.credits.authorityAddress)), ("forward_unpaired", "\(c.credits.forwardUnpaired)"),
-                    ("charge_joins", "\(c.credits.chargeJoins)"), ("receipt_interval", duration(c.credits.receiptInterval)),
-                ]),
-                ("coverage", [
-                    ("enabled", "\(c.coverage.enabled)"), ("interval", duration(c.coverage.interval)), ("power", "\(c.coverage.powerDBm)"),
-                ]),
+                (
+                    "gateway",
+                    [
+                        ("region", quoted(c.gateway.region.name.rawValue)), ("board", quoted(c.gateway.board)),
+                        ("key_file", quoted(c.gateway.keyFile)), ("data_dir", quoted(c.gateway.dataDirectory)),
+                        ("id", c.gateway.id.map(quoted)), ("shutdown_timeout", duration(c.gateway.shutdownTimeout)),
+                    ]
+                ),
+                (
+                    "radio",
+                    [
+                        ("frequency", "\(c.radio.frequencyHz)"),
+                        ("spreading_factor", "\(c.radio.dataRate.spreadingFactor.rawValue)"),
+                        ("bandwidth", "\(c.radio.dataRate.bandwidth.rawValue)"),
+                        ("antenna_gain", "\(c.radio.antennaGainDBi)"), ("dwell_time", "\(c.radio.dwellTime)"),
+                        ("listen_before_talk", "\(c.radio.listenBeforeTalk)"),
+                    ]
+                ),
+                (
+                    "semtech_udp",
+                    [
+                        ("bind", quoted(c.semtechUDP.bind)),
+                        (
+                            "forwarders",
+                            "[" + c.semtechUDP.forwarders.map { quoted($0.description) }.joined(separator: ", ") + "]"
+                        ),
+                        ("listen_before_talk", "\(c.semtechUDP.listenBeforeTalk)"),
+                    ]
+                ),
+                (
+                    "mqtt",
+                    [
+                        ("server", quoted("\(c.mqtt.tls ? "mqtts" : "mqtt")://\(c.mqtt.host):\(c.mqtt.port)")),
+                        ("topic_prefix", quoted(c.mqtt.topicPrefix)), ("json", "\(c.mqtt.json)"),
+                        ("qos", "\(c.mqtt.qos)"),
+                        ("username", c.mqtt.username.map(quoted)),
+                        ("password", c.mqtt.password.map { _ in quoted("********") }),
+                        ("ca_cert", c.mqtt.caCertificate.map(quoted)), ("tls_cert", c.mqtt.tlsCertificate.map(quoted)),
+                        ("tls_key", c.mqtt.tlsKey.map(quoted)), ("keepalive", duration(c.mqtt.keepalive)),
+                        ("protocol_version", "\(c.mqtt.protocolVersion)"), ("outbox_max", "\(c.mqtt.outboxMaximum)"),
+                        ("max_inflight", "\(c.mqtt.maximumInFlight)"),
+                    ]
+                ),
+                (
+                    "credits",
+                    [
+                        ("authority", quoted(c.credits.authorityAddress)),
+                        ("forward_unpaired", "\(c.credits.forwardUnpaired)"),
+                        ("charge_joins", "\(c.credits.chargeJoins)"),
+                        ("receipt_interval", duration(c.credits.receiptInterval)),
+                    ]
+                ),
+                (
+                    "coverage",
+                    [
+                        ("enabled", "\(c.coverage.enabled)"), ("interval", duration(c.coverage.interval)),
+                        ("power", "\(c.coverage.powerDBm)"),
+                    ]
+                ),
                 ("stats", [("interval", duration(c.statsInterval))]),
                 ("log", [("level", quoted(c.logLevel))]),
             ]
-            var lines = ["# The configuration in effect: \(c.file), the environment's HOTSPOTD_* overrides, and defaults."]
+            var lines = [
+                "# The configuration in effect: \(c.file), the environment's HOTSPOTD_* overrides, and defaults."
+            ]
             for (section, keys) in sections {
                 lines.append("")
                 lines.append("[\(section)]")
                 for (key, value) in keys {
                     let origin = c.origins["\(section).\(key)"]
-                    let source = origin.map { $0.fromEnvironment ? "from \($0.key)" : "\($0.file):\($0.line)" } ?? "default"
+                    let source =
+                        origin.map { $0.fromEnvironment ? "from \($0.key)" : "\($0.file):\($0.line)" } ?? "default"
                     if let value {
                         lines.append("\(key) = \(value)".padding(to: 48) + " # \(source)")
                     } else {

@@ -13,23 +13,30 @@ struct FrameCommand: ParsableCommand {
 
     struct Decode: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print every field of a LoRaWAN PHYPayload, check its MIC and decrypt its payload when keys are given.",
-            discussion: "The frame is hex or Base64, as packet forwarders and network servers log it. Keys are 32 hex digits."
+            abstract:
+                "Print every field of a LoRaWAN PHYPayload, check its MIC and decrypt its payload when keys are given.",
+            discussion:
+                "The frame is hex or Base64, as packet forwarders and network servers log it. Keys are 32 hex digits."
         )
 
         @Argument(help: "The PHYPayload, in hex or Base64.")
         var frame: String
 
-        @Option(name: .customLong("nwk-s-key"), help: "The network session key: checks a data frame's MIC, decrypts FPort 0.")
+        @Option(
+            name: .customLong("nwk-s-key"),
+            help: "The network session key: checks a data frame's MIC, decrypts FPort 0.")
         var nwkSKey: String?
 
-        @Option(name: .customLong("app-s-key"), help: "The application session key: decrypts FRMPayload on other ports.")
+        @Option(
+            name: .customLong("app-s-key"), help: "The application session key: decrypts FRMPayload on other ports.")
         var appSKey: String?
 
         @Option(name: .customLong("app-key"), help: "The AppKey: checks a join request's MIC, opens a join accept.")
         var appKey: String?
 
-        @Option(name: .customLong("fcnt"), help: "The full 32-bit frame counter, when it has passed 65535 (default: the 16 bits on air).")
+        @Option(
+            name: .customLong("fcnt"),
+            help: "The full 32-bit frame counter, when it has passed 65535 (default: the 16 bits on air).")
         var fullFrameCounter: UInt32?
 
         @Flag(help: "Print JSON.")
@@ -68,66 +75,140 @@ struct FrameCommand: ParsableCommand {
 
         func describe(_ frame: PHYPayload, nwkSKey: [UInt8]?, appSKey: [UInt8]?, appKey: [UInt8]?) throws -> [Field] {
             var fields = [
-                Field(key: "mtype", label: "MType", text: frame.mType.description, json: .string(frame.mType.description)),
-                Field(key: "major", label: "Major", text: "\(frame.major) (LoRaWAN R1)", json: .number(Double(frame.major))),
+                Field(
+                    key: "mtype", label: "MType", text: frame.mType.description,
+                    json: .string(frame.mType.description)),
+                Field(
+                    key: "major", label: "Major", text: "\(frame.major) (LoRaWAN R1)",
+                    json: .number(Double(frame.major))),
             ]
             switch frame.message {
             case .data(let data):
                 let counter = fullFrameCounter ?? UInt32(data.fCnt)
                 let control = data.fCtrl
                 fields += [
-                    Field(key: "dev_addr", label: "DevAddr", text: data.devAddr.description, json: .string(data.devAddr.description)),
-                    Field(key: "fctrl", label: "FCtrl", text: "ADR=\(control.adr) \(frame.mType.isUplink ? "ADRACKReq" : "RFU")=\(control.adrAckReq) ACK=\(control.ack) \(frame.mType.isUplink ? "ClassB" : "FPending")=\(control.fPending) FOptsLen=\(control.fOptsLength)",
-                          json: .object([  // the bits' names in LoRaWAN 1.0.x: ADRACKReq and ClassB uplink, RFU and FPending downlink
-                            ("adr", .bool(control.adr)), (frame.mType.isUplink ? "adr_ack_req" : "rfu", .bool(control.adrAckReq)), ("ack", .bool(control.ack)),
-                            (frame.mType.isUplink ? "class_b" : "f_pending", .bool(control.fPending)), ("f_opts_len", .number(Double(control.fOptsLength))),
-                          ])),
-                    Field(key: "fcnt", label: "FCnt", text: "\(data.fCnt)" + (counter != UInt32(data.fCnt) ? " (full counter \(counter))" : ""), json: .number(Double(counter))),
+                    Field(
+                        key: "dev_addr", label: "DevAddr", text: data.devAddr.description,
+                        json: .string(data.devAddr.description)),
+                    Field(
+                        key: "fctrl", label: "FCtrl",
+                        text:
+                            """
+                            ADR=\(control.adr) \(frame.mType.isUplink ? "ADRACKReq" : "RFU")=\(control.adrAckReq) \
+                            ACK=\(control.ack) \(frame.mType.isUplink ? "ClassB" : "FPending")=\(control.fPending) \
+                            FOptsLen=\(control.fOptsLength)
+                            """,
+                        // The bits' names in LoRaWAN 1.0.x: ADRACKReq and ClassB uplink, RFU and FPending downlink.
+                        json: .object([
+                            ("adr", .bool(control.adr)),
+                            (frame.mType.isUplink ? "adr_ack_req" : "rfu", .bool(control.adrAckReq)),
+                            ("ack", .bool(control.ack)),
+                            (frame.mType.isUplink ? "class_b" : "f_pending", .bool(control.fPending)),
+                            ("f_opts_len", .number(Double(control.fOptsLength))),
+                        ])),
+                    Field(
+                        key: "fcnt", label: "FCnt",
+                        text: "\(data.fCnt)" + (counter != UInt32(data.fCnt) ? " (full counter \(counter))" : ""),
+                        json: .number(Double(counter))),
                 ]
                 let commands = MACCommand.parse(data.fOpts, uplink: frame.mType.isUplink)
-                fields.append(Field(key: "fopts", label: "FOpts", text: commands.isEmpty ? "(none)" : commands.map(\.description).joined(separator: ", "), json: .array(commands.map { .string($0.description) })))
+                fields.append(
+                    Field(
+                        key: "fopts", label: "FOpts",
+                        text: commands.isEmpty ? "(none)" : commands.map(\.description).joined(separator: ", "),
+                        json: .array(commands.map { .string($0.description) })))
                 if let port = data.fPort {
                     fields.append(Field(key: "fport", label: "FPort", text: "\(port)", json: .number(Double(port))))
-                    fields.append(Field(key: "frm_payload", label: "FRMPayload", text: Hex.encode(data.frmPayload) + " (encrypted)", json: .string(Hex.encode(data.frmPayload))))
+                    fields.append(
+                        Field(
+                            key: "frm_payload", label: "FRMPayload", text: Hex.encode(data.frmPayload) + " (encrypted)",
+                            json: .string(Hex.encode(data.frmPayload))))
                 }
-                fields.append(micField(frame.mic, valid: try nwkSKey.map { key in try frame.hasValidMIC(nwkSKey: key, fCnt: counter) }, missing: "--nwk-s-key"))
+                fields.append(
+                    micField(
+                        frame.mic, valid: try nwkSKey.map { key in try frame.hasValidMIC(nwkSKey: key, fCnt: counter) },
+                        missing: "--nwk-s-key"))
                 if let plain = try frame.decryptedPayload(nwkSKey: nwkSKey, appSKey: appSKey, fCnt: counter) {
                     var text = Hex.encode(plain)
-                    if let printable = String(validating: plain, as: UTF8.self), printable.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }), !plain.isEmpty {
+                    if let printable = String(validating: plain, as: UTF8.self),
+                        printable.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }), !plain.isEmpty
+                    {
                         text += " \"\(printable)\""
                     }
                     if data.fPort == 0 {
-                        text += " = " + MACCommand.parse(plain, uplink: frame.mType.isUplink).map(\.description).joined(separator: ", ")
+                        text +=
+                            " = "
+                            + MACCommand.parse(plain, uplink: frame.mType.isUplink).map(\.description).joined(
+                                separator: ", ")
                     }
                     fields.append(Field(key: "payload", label: "Payload", text: text, json: .string(Hex.encode(plain))))
                 }
             case .joinRequest(let request):
                 fields += [
-                    Field(key: "join_eui", label: "JoinEUI", text: request.joinEUI.description, json: .string(request.joinEUI.description)),
-                    Field(key: "dev_eui", label: "DevEUI", text: request.devEUI.description, json: .string(request.devEUI.description)),
-                    Field(key: "dev_nonce", label: "DevNonce", text: "\(request.devNonce)", json: .number(Double(request.devNonce))),
-                    micField(frame.mic, valid: try appKey.map { try frame.hasValidJoinMIC(appKey: $0) }, missing: "--app-key"),
+                    Field(
+                        key: "join_eui", label: "JoinEUI", text: request.joinEUI.description,
+                        json: .string(request.joinEUI.description)),
+                    Field(
+                        key: "dev_eui", label: "DevEUI", text: request.devEUI.description,
+                        json: .string(request.devEUI.description)),
+                    Field(
+                        key: "dev_nonce", label: "DevNonce", text: "\(request.devNonce)",
+                        json: .number(Double(request.devNonce))),
+                    micField(
+                        frame.mic, valid: try appKey.map { try frame.hasValidJoinMIC(appKey: $0) }, missing: "--app-key"
+                    ),
                 ]
             case .joinAccept(let encrypted):
                 if let appKey {
                     let (accept, valid) = try LoRaWANCrypto.decryptJoinAccept(frame, appKey: appKey)
                     fields += [
-                        Field(key: "join_nonce", label: "JoinNonce", text: "\(accept.joinNonce)", json: .number(Double(accept.joinNonce))),
-                        Field(key: "net_id", label: "NetID", text: hex6(accept.netID), json: .string(hex6(accept.netID))),
-                        Field(key: "dev_addr", label: "DevAddr", text: accept.devAddr.description, json: .string(accept.devAddr.description)),
-                        Field(key: "dl_settings", label: "DLSettings", text: "RX1DROffset=\((accept.dlSettings >> 4) & 0x07) RX2DataRate=\(accept.dlSettings & 0x0F)", json: .number(Double(accept.dlSettings))),
-                        Field(key: "rx_delay", label: "RxDelay", text: "\(accept.rxDelay)", json: .number(Double(accept.rxDelay))),
-                        Field(key: "cf_list", label: "CFList", text: accept.cfList.isEmpty ? "(none)" : Hex.encode(accept.cfList), json: .string(Hex.encode(accept.cfList))),
-                        Field(key: "mic_valid", label: "MIC", text: valid ? "valid with AppKey" : "INVALID with AppKey", json: .bool(valid)),
+                        Field(
+                            key: "join_nonce", label: "JoinNonce", text: "\(accept.joinNonce)",
+                            json: .number(Double(accept.joinNonce))),
+                        Field(
+                            key: "net_id", label: "NetID", text: hex6(accept.netID), json: .string(hex6(accept.netID))),
+                        Field(
+                            key: "dev_addr", label: "DevAddr", text: accept.devAddr.description,
+                            json: .string(accept.devAddr.description)),
+                        Field(
+                            key: "dl_settings", label: "DLSettings",
+                            text:
+                                """
+                                RX1DROffset=\((accept.dlSettings >> 4) & 0x07) \
+                                RX2DataRate=\(accept.dlSettings & 0x0F)
+                                """,
+                            json: .number(Double(accept.dlSettings))),
+                        Field(
+                            key: "rx_delay", label: "RxDelay", text: "\(accept.rxDelay)",
+                            json: .number(Double(accept.rxDelay))),
+                        Field(
+                            key: "cf_list", label: "CFList",
+                            text: accept.cfList.isEmpty ? "(none)" : Hex.encode(accept.cfList),
+                            json: .string(Hex.encode(accept.cfList))),
+                        Field(
+                            key: "mic_valid", label: "MIC", text: valid ? "valid with AppKey" : "INVALID with AppKey",
+                            json: .bool(valid)),
                     ]
                 } else {
-                    fields.append(Field(key: "encrypted", label: "Encrypted", text: Hex.encode(encrypted) + " (give --app-key to open)", json: .string(Hex.encode(encrypted))))
+                    fields.append(
+                        Field(
+                            key: "encrypted", label: "Encrypted",
+                            text: Hex.encode(encrypted) + " (give --app-key to open)",
+                            json: .string(Hex.encode(encrypted))))
                 }
             case .rejoinRequest(let body):
-                fields.append(Field(key: "body", label: "Body", text: Hex.encode(body), json: .string(Hex.encode(body))))
+                fields.append(
+                    Field(key: "body", label: "Body", text: Hex.encode(body), json: .string(Hex.encode(body))))
                 fields.append(micField(frame.mic, valid: nil, missing: "a LoRaWAN 1.1 network key"))
             case .proprietary(let body):
-                fields.append(Field(key: "body", label: "Body", text: "\(Hex.encode(body)) (\(body.count) bytes\(frame.bytes.count == 52 && frame.bytes[0] == 0xE0 ? ": the size of a proof-of-coverage beacon" : ""))", json: .string(Hex.encode(body))))
+                let beaconNote = ": the size of a proof-of-coverage beacon"
+                let beaconSized = frame.bytes.count == 52 && frame.bytes[0] == 0xE0
+                fields.append(
+                    Field(
+                        key: "body", label: "Body",
+                        text:
+                            "\(Hex.encode(body)) (\(body.count) bytes\(beaconSized ? beaconNote : ""))",
+                        json: .string(Hex.encode(body))))
             }
             return fields
         }

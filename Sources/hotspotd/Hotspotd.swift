@@ -2,16 +2,24 @@ import Agent
 import ArgumentParser
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @main
 struct Hotspotd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hotspotd",
-        abstract: "A LoRa hotspot agent: radios over SPI and GPIO or a packet forwarder, uplinks over MQTT, metered data credits, proof of coverage.",
+        abstract:
+            """
+            A LoRa hotspot agent: radios over SPI and GPIO or a packet forwarder, uplinks over MQTT, metered data \
+            credits, proof of coverage.
+            """,
         version: hotspotdVersion,
-        subcommands: [RunCommand.self, StatusCommand.self, ConfigCommand.self, BoardCommand.self, KeyCommand.self, FrameCommand.self, CommandCommand.self, DevicesCommand.self, CreditsCommand.self, ReportCommand.self, AirtimeCommand.self]
+        subcommands: [
+            RunCommand.self, StatusCommand.self, ConfigCommand.self, BoardCommand.self, KeyCommand.self,
+            FrameCommand.self, CommandCommand.self, DevicesCommand.self, CreditsCommand.self, ReportCommand.self,
+            AirtimeCommand.self,
+        ]
     )
 
     /// Runs the command; every error is said in one style, `hotspotd: <what> (<where>)`, on
@@ -38,7 +46,8 @@ struct Hotspotd: AsyncParsableCommand {
             }
             printError("\(what) (\(path.joined(separator: " ")))")
             if code == .validationFailure {
-                writeStandardError("usage: " + usageString(for: command) + "\n  see '\(path.joined(separator: " ")) --help'\n")
+                writeStandardError(
+                    "usage: " + usageString(for: command) + "\n  see '\(path.joined(separator: " ")) --help'\n")
             }
             Glibc.exit(code.rawValue)
         }
@@ -49,7 +58,9 @@ struct Hotspotd: AsyncParsableCommand {
         var names = [configuration.commandName ?? "hotspotd"]
         var command: ParsableCommand.Type = Hotspotd.self
         for argument in arguments {
-            guard let next = command.configuration.subcommands.first(where: { $0._commandName == argument }) else { break }
+            guard let next = command.configuration.subcommands.first(where: { $0._commandName == argument }) else {
+                break
+            }
             names.append(argument)
             command = next
         }

@@ -12,7 +12,8 @@ struct KeyCommand: ParsableCommand {
     )
 
     struct Generate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a new key file, mode 0600. An existing file is never overwritten.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a new key file, mode 0600. An existing file is never overwritten.")
 
         @Option(name: .long, help: "The key file.")
         var keyFile: String = defaultKeyFile
@@ -31,7 +32,12 @@ struct KeyCommand: ParsableCommand {
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the key's Helium address, public key, the gateway ID derived from it, and the X25519 key that pair commands seal NwkSKeys to.")
+            abstract:
+                """
+                Print the key's Helium address, public key, the gateway ID derived from it, and the X25519 key \
+                that pair commands seal NwkSKeys to.
+                """
+        )
 
         @Option(name: .long, help: "The key file.")
         var keyFile: String = defaultKeyFile
@@ -49,12 +55,14 @@ struct KeyCommand: ParsableCommand {
             }
             let identity = GatewayIdentity(key: key)
             if json {
-                print(JSON.serialize(.object([
-                    ("address", .string(identity.address)),
-                    ("public_key", .string(Hex.encode(key.publicKey.bytes))),
-                    ("gateway_id", .string(identity.gatewayID)),
-                    ("sealing_key", .string(Hex.encode(key.sealingKey.publicKey))),
-                ])))
+                print(
+                    JSON.serialize(
+                        .object([
+                            ("address", .string(identity.address)),
+                            ("public_key", .string(Hex.encode(key.publicKey.bytes))),
+                            ("gateway_id", .string(identity.gatewayID)),
+                            ("sealing_key", .string(Hex.encode(key.sealingKey.publicKey))),
+                        ])))
             } else {
                 print("address     \(identity.address)")
                 print("public key  \(Hex.encode(key.publicKey.bytes))")

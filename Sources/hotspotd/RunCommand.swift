@@ -1,8 +1,8 @@
 import Agent
 import ArgumentParser
 import CSignals
-import FoundationEssentials
 import Clocks
+import FoundationEssentials
 import HAL
 import HALMock
 import Logging
@@ -11,7 +11,7 @@ import ServiceLifecycle
 import TOML
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct RunCommand: AsyncParsableCommand {
@@ -20,22 +20,31 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run the agent.",
         discussion: """
             Exits 78 (EX_CONFIG) for a configuration problem, naming the file, the line and the key.
-            SIGTERM or SIGINT: stop receiving, flush the outbox for up to gateway.shutdown_timeout, publish OFFLINE, exit 0;
-            what is still in the outbox stays on disk for the next start.
-            A second SIGTERM or SIGINT ends the process at once, as the signal would without a handler, losing nothing stored.
+            SIGTERM or SIGINT: stop receiving, flush the outbox for up to gateway.shutdown_timeout,
+            publish OFFLINE, exit 0; what is still in the outbox stays on disk for the next start.
+            A second SIGTERM or SIGINT ends the process at once, as the signal would without a handler,
+            losing nothing stored.
             """
     )
 
     @Option(name: .long, help: "The configuration file.")
     var config: String = Configuration.defaultPath
 
-    @Flag(name: .long, help: "On a mock board: simulated sensors and a neighbour's beacons transmit into its air (the demo's).")
+    @Flag(
+        name: .long,
+        help: "On a mock board: simulated sensors and a neighbour's beacons transmit into its air (the demo's).")
     var simulateSensors = false
 
-    @Option(name: .long, help: ArgumentHelp(
-        "On a mock board: replay the frames in FILE into its air, each once the driver has read the one before (the benchmark's load).",
-        discussion: "FILE holds frames, each a 2-byte big-endian length and that many bytes of PHYPayload.", valueName: "FILE"
-    ))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            """
+            On a mock board: replay the frames in FILE into its air, each once the driver has read the one before \
+            (the benchmark's load).
+            """,
+            discussion: "FILE holds frames, each a 2-byte big-endian length and that many bytes of PHYPayload.",
+            valueName: "FILE"
+        ))
     var replayFrames: String?
 
     func run() async throws {
@@ -44,17 +53,19 @@ struct RunCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
         // Native journal entries when systemd gave stderr to the journal; plain lines otherwise.
         if standardErrorIsTheJournal(environment: environment), let journal = JournalSocket() {
-            LoggingSystem.bootstrap({ label, provider in
-                var handler = JournalLogHandler(label: label, socket: journal, metadataProvider: provider)
-                handler.logLevel = level
-                return handler
-            }, metadataProvider: processMetadataProvider)
+            LoggingSystem.bootstrap(
+                { label, provider in
+                    var handler = JournalLogHandler(label: label, socket: journal, metadataProvider: provider)
+                    handler.logLevel = level
+                    return handler
+                }, metadataProvider: processMetadataProvider)
         } else {
-            LoggingSystem.bootstrap({ label, provider in
-                var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
-                handler.logLevel = level
-                return handler
-            }, metadataProvider: processMetadataProvider)
+            LoggingSystem.bootstrap(
+                { label, provider in
+                    var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                    handler.logLevel = level
+                    return handler
+                }, metadataProvider: processMetadataProvider)
         }
         let logger = Logger(label: "hotspotd")
         let stopSignals: StopSignals
@@ -76,33 +87,49 @@ struct RunCommand: AsyncParsableCommand {
         let air = simulateSensors ? Air(timeScale: 1) : replayFrames != nil ? Air(timeScale: 0) : nil
         let daemon: Daemon
         do {
-            daemon = try await Daemon(configuration: configuration, environment: environment, catalog: catalog(nil), logger: logger, air: air)
+            daemon = try await Daemon(
+                configuration: configuration, environment: environment, catalog: catalog(nil), logger: logger, air: air)
         } catch {
             printError(error.message)
             throw ExitCode(error.exitCode)
         }
         var services = [
             ServiceGroupConfiguration.ServiceConfiguration(
-                service: daemon, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup
-            ),
+                service: daemon, successTerminationBehavior: .gracefullyShutdownGroup,
+                failureTerminationBehavior: .gracefullyShutdownGroup
+            )
         ]
         if let air {
             guard daemon.runsOnAMockBoard else {
-                printError("\(simulateSensors ? "--simulate-sensors" : "--replay-frames") needs a mock board (gateway.board = \"mock\" or \"mock-sx1262\")")
+                printError(
+                    """
+                    \(simulateSensors ? "--simulate-sensors" : "--replay-frames") needs a mock board \
+                    (gateway.board = \"mock\" or \"mock-sx1262\")
+                    """
+                )
                 await daemon.shutDown()
                 throw ExitCode(78)
             }
-            let channel = RadioConfiguration(frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate)
+            let channel = RadioConfiguration(
+                frequencyHz: configuration.radio.frequencyHz, dataRate: configuration.radio.dataRate)
             if let replayFrames {
                 // The replay ends when the file does; the agent goes on.
-                services.append(.init(service: FrameReplayer(air: air, path: replayFrames, channel: channel) { daemon.framesTaken }, successTerminationBehavior: .ignore))
+                services.append(
+                    .init(
+                        service: FrameReplayer(air: air, path: replayFrames, channel: channel) { daemon.framesTaken },
+                        successTerminationBehavior: .ignore))
             } else {
-                services.append(.init(service: SensorSimulator(air: air, sensors: SimulatedSensor.demo, channel: channel, region: configuration.gateway.region)))
+                services.append(
+                    .init(
+                        service: SensorSimulator(
+                            air: air, sensors: SimulatedSensor.demo, channel: channel,
+                            region: configuration.gateway.region)))
             }
         }
         // The group is told of the first SIGTERM or SIGINT by `stopSignals`, not by its own signal
         // handling, so that a second signal can end the process from the handler itself.
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: Logger(label: "hotspotd.services")))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: services, logger: Logger(label: "hotspotd.services")))
         do {
             try stopSignals.onFirst { Task { await group.triggerGracefulShutdown() } }
         } catch {
@@ -131,10 +158,12 @@ struct StopSignals: Sendable {
     /// Runs `handler` on a thread of its own when the first signal arrives (or has arrived).
     func onFirst(_ handler: @escaping @Sendable () -> Void) throws(HardwareError) {
         let pipe = self.pipe
-        try HardwareError.io { () throws(ThreadError) in try DedicatedThread(name: "stop-signals") {
-            var byte: UInt8 = 0
-            while read(pipe, &byte, 1) < 0, errno == EINTR {}
-            handler()
-        }.detach() }
+        try HardwareError.io { () throws(ThreadError) in
+            try DedicatedThread(name: "stop-signals") {
+                var byte: UInt8 = 0
+                while read(pipe, &byte, 1) < 0, errno == EINTR {}
+                handler()
+            }.detach()
+        }
     }
 }

@@ -1,9 +1,9 @@
 import ArgumentParser
-import Credits
 import Clocks
-import HAL
+import Credits
 import Cryptography
 import FoundationEssentials
+import HAL
 import LoRaPHY
 import LoRaWAN
 import Messages
@@ -13,7 +13,7 @@ import TOML
 import Wire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let defaultDataDirectory = "/var/lib/hotspotd"
@@ -72,16 +72,19 @@ struct DevicesCommand: AsyncParsableCommand {
     func run() async throws {
         let pairings = try await location.open().pairings()
         if json {
-            print(JSON.serialize(.array(pairings.map { pairing in
-                .object([
-                    ("dev_addr", .string(DevAddr(pairing.devAddr).description)),
-                    ("dev_eui", pairing.devEUI.map { .string(EUI64($0).description) } ?? .null),
-                    ("owner", .string(pairing.owner)),
-                    ("checks_mic", .bool(pairing.nwkSKey != nil)),
-                    ("last_fcnt", pairing.lastFCnt.map { .number(Double($0)) } ?? .null),
-                    ("paired_at", .number(Double(pairing.pairedAt / 1_000_000_000))),
-                ])
-            })))
+            print(
+                JSON.serialize(
+                    .array(
+                        pairings.map { pairing in
+                            .object([
+                                ("dev_addr", .string(DevAddr(pairing.devAddr).description)),
+                                ("dev_eui", pairing.devEUI.map { .string(EUI64($0).description) } ?? .null),
+                                ("owner", .string(pairing.owner)),
+                                ("checks_mic", .bool(pairing.nwkSKey != nil)),
+                                ("last_fcnt", pairing.lastFCnt.map { .number(Double($0)) } ?? .null),
+                                ("paired_at", .number(Double(pairing.pairedAt / 1_000_000_000))),
+                            ])
+                        })))
             return
         }
         guard !pairings.isEmpty else {
@@ -91,13 +94,19 @@ struct DevicesCommand: AsyncParsableCommand {
         print("DEV_ADDR  DEV_EUI           OWNER                 MIC  LAST_FCNT")
         for pairing in pairings {
             let eui = pairing.devEUI.map { EUI64($0).description } ?? "-"
-            print("\(DevAddr(pairing.devAddr))  \(eui.padding(to: 16))  \(pairing.owner.padding(to: 20))  \(pairing.nwkSKey == nil ? "no " : "yes")  \(pairing.lastFCnt.map(String.init) ?? "-")")
+            print(
+                """
+                \(DevAddr(pairing.devAddr))  \(eui.padding(to: 16))  \(pairing.owner.padding(to: 20))  \
+                \(pairing.nwkSKey == nil ? "no " : "yes")  \(pairing.lastFCnt.map(String.init) ?? "-")
+                """
+            )
         }
     }
 }
 
 struct CreditsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "credits", abstract: "List owners' data-credit balances.")
+    static let configuration = CommandConfiguration(
+        commandName: "credits", abstract: "List owners' data-credit balances.")
 
     @OptionGroup var location: StoreLocation
 
@@ -107,14 +116,17 @@ struct CreditsCommand: AsyncParsableCommand {
     func run() async throws {
         let accounts = try await location.open().accounts()
         if json {
-            print(JSON.serialize(.array(accounts.map { account in
-                .object([
-                    ("owner", .string(account.owner)),
-                    ("balance", .number(Double(account.balance))),
-                    ("charged", .number(Double(account.charged))),
-                    ("chain", .string(Hex.encode(account.chain))),
-                ])
-            })))
+            print(
+                JSON.serialize(
+                    .array(
+                        accounts.map { account in
+                            .object([
+                                ("owner", .string(account.owner)),
+                                ("balance", .number(Double(account.balance))),
+                                ("charged", .number(Double(account.charged))),
+                                ("chain", .string(Hex.encode(account.chain))),
+                            ])
+                        })))
             return
         }
         guard !accounts.isEmpty else {
@@ -137,7 +149,11 @@ struct ReportCommand: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a signed message of hotspotd's: a usage receipt, a beacon or witness report, or a signed command.",
+            abstract:
+                """
+                Check a signed message of hotspotd's: a usage receipt, a beacon or witness report, or a signed \
+                command.
+                """,
             discussion: """
                 Takes the message as published or accepted, in either encoding: protobuf bytes, protobuf's JSON \
                 mapping (mqtt.json = true), or Base64 of the bytes (`command sign --base64`). Prints the kind, \
@@ -155,11 +171,19 @@ struct ReportCommand: ParsableCommand {
         func run() throws {
             let bytes = try readAll(file)
             guard let message = Self.identify(bytes) else {
-                printError("not a usage receipt, beacon report, witness report or signed command, in protobuf, JSON or Base64 (\(file))")
+                printError(
+                    """
+                    not a usage receipt, beacon report, witness report or signed command, in protobuf, JSON or \
+                    Base64 (\(file))
+                    """
+                )
                 throw ExitCode(65)
             }
             if json {
-                var members: [(String, JSONValue)] = [("type", .string(message.kind)), ("encoding", .string(message.encoding)), ("signature_valid", .bool(message.signer != nil))]
+                var members: [(String, JSONValue)] = [
+                    ("type", .string(message.kind)), ("encoding", .string(message.encoding)),
+                    ("signature_valid", .bool(message.signer != nil)),
+                ]
                 if let signer = message.signer { members.append(("signer", .string(Helium.address(of: signer)))) }
                 members.append(("fields", .object(message.fields.map { ($0.0, .string($0.1)) })))
                 print(JSON.serialize(.object(members)))
@@ -180,7 +204,9 @@ struct ReportCommand: ParsableCommand {
         }
 
         /// The ways the input may hold a message: JSON text, Base64 text of the bytes, the bytes.
-        static func readings(of bytes: [UInt8]) -> [(encoding: String, decode: (any SwiftProtobuf.Message.Type) -> (any SwiftProtobuf.Message)?)] {
+        static func readings(of bytes: [UInt8]) -> [(
+            encoding: String, decode: (any SwiftProtobuf.Message.Type) -> (any SwiftProtobuf.Message)?
+        )] {
             let whole = String(decoding: bytes, as: UTF8.self).drop(while: \.isWhitespace)
             let text = String(whole.dropLast(whole.reversed().prefix(while: \.isWhitespace).count))
             if text.hasPrefix("{") {
@@ -188,8 +214,11 @@ struct ReportCommand: ParsableCommand {
                 options.ignoreUnknownFields = false
                 return [("JSON", { type in try? type.init(jsonUTF8Bytes: Array(text.utf8), options: options) })]
             }
-            var readings: [(encoding: String, decode: (any SwiftProtobuf.Message.Type) -> (any SwiftProtobuf.Message)?)] = []
-            if !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) }), let decoded = Base64.decode(text) {
+            var readings:
+                [(encoding: String, decode: (any SwiftProtobuf.Message.Type) -> (any SwiftProtobuf.Message)?)] = []
+            if !text.isEmpty, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+/=".contains($0)) }),
+                let decoded = Base64.decode(text)
+            {
                 readings.append(("Base64 of protobuf", { type in try? type.init(serializedBytes: decoded) }))
             }
             readings.append(("protobuf", { type in try? type.init(serializedBytes: bytes) }))
@@ -203,40 +232,61 @@ struct ReportCommand: ParsableCommand {
                 report.pubKey.count == 33 && report.signature.count == 64
             }
             for (encoding, decode) in readings(of: bytes) {
-                if let receipt = decode(Hotspotd_UsageReceipt.self) as? Hotspotd_UsageReceipt, plausible(receipt), !receipt.owner.isEmpty {
-                    return Identified(kind: "usage_receipt", encoding: encoding, fields: [
-                        ("gateway", receipt.gatewayID), ("owner", receipt.owner),
-                        ("period", "\(Self.time(receipt.periodStart)) to \(Self.time(receipt.periodEnd))"), ("uplinks", "\(receipt.uplinks)"),
-                        ("bytes", "\(receipt.bytes)"), ("credits", "\(receipt.credits) DC"),
-                        ("seq", "\(receipt.firstSeq) to \(receipt.lastSeq)"),
-                        ("chain", "\(Hex.encode(receipt.previousChain)) → \(Hex.encode(receipt.chain))"),
-                    ], signer: SignedReports.verify(receipt))
+                if let receipt = decode(Hotspotd_UsageReceipt.self) as? Hotspotd_UsageReceipt, plausible(receipt),
+                    !receipt.owner.isEmpty
+                {
+                    return Identified(
+                        kind: "usage_receipt", encoding: encoding,
+                        fields: [
+                            ("gateway", receipt.gatewayID), ("owner", receipt.owner),
+                            ("period", "\(Self.time(receipt.periodStart)) to \(Self.time(receipt.periodEnd))"),
+                            ("uplinks", "\(receipt.uplinks)"),
+                            ("bytes", "\(receipt.bytes)"), ("credits", "\(receipt.credits) DC"),
+                            ("seq", "\(receipt.firstSeq) to \(receipt.lastSeq)"),
+                            ("chain", "\(Hex.encode(receipt.previousChain)) → \(Hex.encode(receipt.chain))"),
+                        ], signer: SignedReports.verify(receipt))
                 }
-                if let beacon = decode(Helium_PocLora_lora_beacon_report_req_v1.self) as? Helium_PocLora_lora_beacon_report_req_v1,
+                if let beacon = decode(Helium_PocLora_lora_beacon_report_req_v1.self)
+                    as? Helium_PocLora_lora_beacon_report_req_v1,
                     plausible(beacon), !beacon.data.isEmpty, beacon.frequency > 0, !beacon.localEntropy.isEmpty
                 {
-                    return Identified(kind: "beacon_report", encoding: encoding, fields: [
-                        ("data", Hex.encode(beacon.data)), ("frequency", Self.megahertz(beacon.frequency)), ("channel", "\(beacon.channel)"),
-                        ("datarate", Self.dataRate(beacon.datarate)), ("tx_power", Self.tenths(Int64(beacon.txPower), unit: "dBm")),
-                        ("timestamp", Self.time(beacon.timestamp)), ("tmst", "\(beacon.tmst) µs (concentrator counter)"),
-                        ("local", Hex.encode(beacon.localEntropy)), ("remote", Hex.encode(beacon.remoteEntropy)),
-                    ], signer: SignedReports.verify(beacon))
+                    return Identified(
+                        kind: "beacon_report", encoding: encoding,
+                        fields: [
+                            ("data", Hex.encode(beacon.data)), ("frequency", Self.megahertz(beacon.frequency)),
+                            ("channel", "\(beacon.channel)"),
+                            ("datarate", Self.dataRate(beacon.datarate)),
+                            ("tx_power", Self.tenths(Int64(beacon.txPower), unit: "dBm")),
+                            ("timestamp", Self.time(beacon.timestamp)),
+                            ("tmst", "\(beacon.tmst) µs (concentrator counter)"),
+                            ("local", Hex.encode(beacon.localEntropy)), ("remote", Hex.encode(beacon.remoteEntropy)),
+                        ], signer: SignedReports.verify(beacon))
                 }
-                if let witness = decode(Helium_PocLora_lora_witness_report_req_v1.self) as? Helium_PocLora_lora_witness_report_req_v1,
+                if let witness = decode(Helium_PocLora_lora_witness_report_req_v1.self)
+                    as? Helium_PocLora_lora_witness_report_req_v1,
                     plausible(witness), !witness.data.isEmpty
                 {
-                    return Identified(kind: "witness_report", encoding: encoding, fields: [
-                        ("data", Hex.encode(witness.data)), ("frequency", Self.megahertz(witness.frequency)), ("datarate", Self.dataRate(witness.datarate)),
-                        ("signal", Self.tenths(Int64(witness.signal), unit: "dBm")), ("snr", Self.tenths(Int64(witness.snr), unit: "dB")),
-                        ("timestamp", Self.time(witness.timestamp)), ("tmst", "\(witness.tmst) µs (concentrator counter)"),
-                    ], signer: SignedReports.verify(witness))
+                    return Identified(
+                        kind: "witness_report", encoding: encoding,
+                        fields: [
+                            ("data", Hex.encode(witness.data)), ("frequency", Self.megahertz(witness.frequency)),
+                            ("datarate", Self.dataRate(witness.datarate)),
+                            ("signal", Self.tenths(Int64(witness.signal), unit: "dBm")),
+                            ("snr", Self.tenths(Int64(witness.snr), unit: "dB")),
+                            ("timestamp", Self.time(witness.timestamp)),
+                            ("tmst", "\(witness.tmst) µs (concentrator counter)"),
+                        ], signer: SignedReports.verify(witness))
                 }
-                if let command = decode(Hotspotd_SignedCommand.self) as? Hotspotd_SignedCommand, command.signer.count == 32, command.signature.count == 64,
+                if let command = decode(Hotspotd_SignedCommand.self) as? Hotspotd_SignedCommand,
+                    command.signer.count == 32, command.signature.count == 64,
                     let body = try? Hotspotd_CommandBody(serializedBytes: command.body), !body.gatewayID.isEmpty
                 {
                     let key = try? Ed25519PublicKey(bytes: Array(command.signer))
-                    let valid = key.map { $0.isValidSignature(Array(command.signature), for: Array(command.body)) } ?? false
-                    return Identified(kind: "signed_command", encoding: encoding, fields: Self.fields(of: body), signer: valid ? key : nil)
+                    let valid =
+                        key.map { $0.isValidSignature(Array(command.signature), for: Array(command.body)) } ?? false
+                    return Identified(
+                        kind: "signed_command", encoding: encoding, fields: Self.fields(of: body),
+                        signer: valid ? key : nil)
                 }
             }
             return nil
@@ -246,14 +296,20 @@ struct ReportCommand: ParsableCommand {
         static func fields(of body: Hotspotd_CommandBody) -> [(String, String)] {
             let (expiresAt, overflow) = body.expiresAt.multipliedReportingOverflow(by: 1_000_000_000)
             var fields: [(String, String)] = [
-                ("gateway", body.gatewayID), ("expires", overflow ? "\(body.expiresAt) s after 1970 (out of range)" : Self.time(expiresAt)), ("nonce", Hex.encode(body.nonce)),
+                ("gateway", body.gatewayID),
+                ("expires", overflow ? "\(body.expiresAt) s after 1970 (out of range)" : Self.time(expiresAt)),
+                ("nonce", Hex.encode(body.nonce)),
             ]
             switch body.command {
             case .pair(let pair):
                 fields.insert(("command", "pair"), at: 0)
                 fields += [("dev_addr", "\(DevAddr(pair.devAddr))"), ("owner", pair.owner)]
                 if pair.devEui.count == 8 { fields.append(("dev_eui", Hex.encode(pair.devEui))) }
-                fields.append(("nwk_s_key", pair.nwkSKey.isEmpty ? "none (MICs not checked)" : "\(pair.nwkSKey.count) bytes (not shown)"))
+                fields.append(
+                    (
+                        "nwk_s_key",
+                        pair.nwkSKey.isEmpty ? "none (MICs not checked)" : "\(pair.nwkSKey.count) bytes (not shown)"
+                    ))
             case .unpair(let unpair):
                 fields.insert(("command", "unpair"), at: 0)
                 fields.append(("dev_addr", "\(DevAddr(unpair.devAddr))"))
@@ -279,8 +335,15 @@ struct ReportCommand: ParsableCommand {
                 return String(repeating: "0", count: max(0, count - text.count)) + text
             }
             let milliseconds = Int(nanoseconds % 1_000_000_000 / 1_000_000)
-            return "\(digits(Int(parts.tm_year) + 1900, 4))-\(digits(Int(parts.tm_mon) + 1, 2))-\(digits(Int(parts.tm_mday), 2))T"
-                + "\(digits(Int(parts.tm_hour), 2)):\(digits(Int(parts.tm_min), 2)):\(digits(Int(parts.tm_sec), 2)).\(digits(milliseconds, 3))Z"
+            return
+                """
+                \(digits(Int(parts.tm_year) + 1900, 4))-\(digits(Int(parts.tm_mon) + 1, 2))-\
+                \(digits(Int(parts.tm_mday), 2))T
+                """
+                    + """
+                    \(digits(Int(parts.tm_hour), 2)):\(digits(Int(parts.tm_min), 2)):\
+                    \(digits(Int(parts.tm_sec), 2)).\(digits(milliseconds, 3))Z
+                    """
         }
 
         /// Tenths of a unit (ddBm, ddB) as the unit with one decimal: -1047 → "-104.7 dBm".
@@ -299,9 +362,12 @@ struct ReportCommand: ParsableCommand {
         /// Helium's data_rate by its name in the .proto: SF12BW125 …
         static func dataRate(_ rate: Helium_data_rate) -> String {
             let names = [
-                "SF12BW125", "SF11BW125", "SF10BW125", "SF9BW125", "SF8BW125", "SF7BW125", "SF12BW250", "SF11BW250", "SF10BW250",
-                "SF9BW250", "SF8BW250", "SF7BW250", "SF12BW500", "SF11BW500", "SF10BW500", "SF9BW500", "SF8BW500", "SF7BW500",
-                "LRFHSS1BW137", "LRFHSS2BW137", "LRFHSS1BW336", "LRFHSS2BW336", "LRFHSS1BW1523", "LRFHSS2BW1523", "FSK50",
+                "SF12BW125", "SF11BW125", "SF10BW125", "SF9BW125", "SF8BW125", "SF7BW125", "SF12BW250", "SF11BW250",
+                "SF10BW250",
+                "SF9BW250", "SF8BW250", "SF7BW250", "SF12BW500", "SF11BW500", "SF10BW500", "SF9BW500", "SF8BW500",
+                "SF7BW500",
+                "LRFHSS1BW137", "LRFHSS2BW137", "LRFHSS1BW336", "LRFHSS2BW336", "LRFHSS1BW1523", "LRFHSS2BW1523",
+                "FSK50",
             ]
             return names.indices.contains(rate.rawValue) ? names[rate.rawValue] : "data rate \(rate.rawValue)"
         }

@@ -3,13 +3,17 @@ import Clocks
 import Foundation
 import TestSupport
 import Testing
+
 @testable import Agent
 
 @Suite(.capturingLogs) struct AgentStatusTests {
     let status = AgentStatus(
-        pid: 4242, version: "0.1.0", gatewayID: "0016c001ff10a235", board: "mock", region: "EU868", broker: "mqtt://127.0.0.1:1883",
-        startedAt: 1_000, updatedAt: 2_000, updateIntervalSeconds: 10, running: true, radioAnswering: true, brokerConnected: true,
-        framesReceived: 7, uplinksForwarded: 5, uplinksRefused: 2, outboxDepth: 3, lastUplinkAt: 1_990, lastBeaconAt: nil, lastWitnessAt: 1_500
+        pid: 4242, version: "0.1.0", gatewayID: "0016c001ff10a235", board: "mock", region: "EU868",
+        broker: "mqtt://127.0.0.1:1883",
+        startedAt: 1_000, updatedAt: 2_000, updateIntervalSeconds: 10, running: true, radioAnswering: true,
+        brokerConnected: true,
+        framesReceived: 7, uplinksForwarded: 5, uplinksRefused: 2, outboxDepth: 3, lastUplinkAt: 1_990,
+        lastBeaconAt: nil, lastWitnessAt: 1_500
     )
 
     @Test func livenessFromTheFileAndTheProcess() {
@@ -22,7 +26,9 @@ import Testing
     }
 
     @Test func theFileRoundTripsWithSnakeCaseKeys() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("status-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "status-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try status.write(dataDirectory: directory)
         #expect(try AgentStatus.read(dataDirectory: directory) == status)

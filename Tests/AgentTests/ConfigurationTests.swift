@@ -6,6 +6,7 @@ import Radio
 import TOML
 import TestSupport
 import Testing
+
 @testable import Agent
 
 let authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
@@ -25,7 +26,8 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
 
 @Suite(.capturingLogs) struct ConfigurationTests {
     @Test func theDesignsExampleParsesAndEveryOtherKeyHasADefault() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             [gateway]
             region = "EU868"
             board = "mock"
@@ -77,11 +79,20 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
     /// One mistake is said once: what follows from a refused value is not checked against
     /// the default that stands in for it.
     @Test(arguments: [
-        ("[gateway]\nregion = \"US-915\"\n[radio]\nfrequency = 903900000\n[credits]\nauthority = \"\(authority)\"", ["gateway.region"]),
+        (
+            "[gateway]\nregion = \"US-915\"\n[radio]\nfrequency = 903900000\n[credits]\nauthority = \"\(authority)\"",
+            ["gateway.region"]
+        ),
         ("[credits]\nauthority = 123", ["credits.authority"]),
         ("credits = \"x\"", ["credits"]),
         ("[mqtt]\ntls_cert = 5\ntls_key = \"key.pem\"\n[credits]\nauthority = \"\(authority)\"", ["mqtt.tls_cert"]),
-        ("[gateway]\nregoin = \"EU868\"\n[mqtt]\nqos = 2\n[stats]\ninterval = 10\n[credits]\nauthority = \"\(authority)\"", ["gateway.regoin", "mqtt.qos", "stats.interval"]),
+        (
+            """
+            [gateway]\nregoin = \"EU868\"\n[mqtt]\nqos = 2\n[stats]\ninterval = 10\n[credits]\nauthority = \
+            \"\(authority)\"
+            """,
+            ["gateway.regoin", "mqtt.qos", "stats.interval"]
+        ),
     ])
     func everyProblemIsSaidOnce(text: String, keys: [String]) {
         let (_, problems) = Configuration.check(text, file: "hotspotd.toml")
@@ -108,7 +119,10 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         ("[mqtt]\ntopic_prefix = \"a/+/b\"", "mqtt.topic_prefix", 2, "no + or #"),
         ("[mqtt]\ntopic_prefix = \"\"", "mqtt.topic_prefix", 2, "not empty"),
         ("[mqtt]\nkeepalive = \"1000d\"", "mqtt.keepalive", 2, "maximum"),
-        ("[gateway]\nshutdown_timeout = \"4611686018s4611686018s4611686018s\"", "gateway.shutdown_timeout", 2, "not a duration"),
+        (
+            "[gateway]\nshutdown_timeout = \"4611686018s4611686018s4611686018s\"", "gateway.shutdown_timeout", 2,
+            "not a duration"
+        ),
         ("[credits]\nreceipt_interval = \"soon\"", "credits.receipt_interval", 3, "not a duration"),
         ("[coverage]\ninterval = \"5s\"", "coverage.interval", 2, "minimum"),
         ("[log]\nlevel = \"loud\"", "log.level", 2, "not a log level"),
@@ -120,7 +134,8 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         ("[radio]\ndwell_time = false", "radio.dwell_time", 2, "only AS923"),
     ])
     func badValuesNameTheKeyAndLine(text: String, key: String, line: Int, message: String) {
-        let withAuthority = text.contains("[credits]")
+        let withAuthority =
+            text.contains("[credits]")
             ? text.replacingOccurrences(of: "[credits]", with: "[credits]\nauthority = \"\(authority)\"")
             : text + "\n[credits]\nauthority = \"\(authority)\"\n"
         let found = error(withAuthority)
@@ -131,7 +146,8 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
     }
 
     @Test func transmitRulesAndForwardersAreRead() throws {
-        let configuration = try parse("""
+        let configuration = try parse(
+            """
             [gateway]
             region = "AS923"
             [radio]
@@ -149,19 +165,25 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(policy.antennaGainDBi == 3.5)
         #expect(!policy.dwellTimeLimited)
         #expect(policy.listenBeforeTalk == .japan)
-        #expect(configuration.semtechUDP.forwarders.map(\.description) == ["aa555a0000000001", "aa555a0000000002@192.168.1.20"])
+        #expect(
+            configuration.semtechUDP.forwarders.map(\.description) == [
+                "aa555a0000000001", "aa555a0000000002@192.168.1.20",
+            ])
         #expect(configuration.semtechUDP.listenBeforeTalk)
         let korea = try parse("[gateway]\nregion = \"KR920\"\n[credits]\nauthority = \"\(authority)\"\n")
-        #expect(korea.radio.policy(region: korea.gateway.region).listenBeforeTalk == .kr920, "KR920 always listens first")
+        #expect(
+            korea.radio.policy(region: korea.gateway.region).listenBeforeTalk == .kr920, "KR920 always listens first")
     }
 
     @Test func environmentVariablesOverrideTheFile() throws {
-        let configuration = try parse("[mqtt]\nserver = \"mqtt://127.0.0.1:1883\"\n[credits]\nauthority = \"\(authority)\"\n", environment: [
-            "HOTSPOTD_MQTT_SERVER": "mqtt://broker.example:2883",
-            "HOTSPOTD_MQTT_JSON": "true",
-            "HOTSPOTD_GATEWAY_REGION": "US915",
-            "HOTSPOTD_COVERAGE_INTERVAL": "2h",
-        ])
+        let configuration = try parse(
+            "[mqtt]\nserver = \"mqtt://127.0.0.1:1883\"\n[credits]\nauthority = \"\(authority)\"\n",
+            environment: [
+                "HOTSPOTD_MQTT_SERVER": "mqtt://broker.example:2883",
+                "HOTSPOTD_MQTT_JSON": "true",
+                "HOTSPOTD_GATEWAY_REGION": "US915",
+                "HOTSPOTD_COVERAGE_INTERVAL": "2h",
+            ])
         #expect(configuration.mqtt.host == "broker.example" && configuration.mqtt.port == 2883)
         #expect(configuration.mqtt.json)
         #expect(configuration.gateway.region.name == .us915)
@@ -179,14 +201,21 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(DurationText.parse("10") == nil)
         #expect(DurationText.parse("m5") == nil)
         #expect(DurationText.parse("5 parsecs") == nil)
-        #expect(DurationText.parse("4611686018s4611686018s4611686018s") == nil, "a sum that overflows is refused, not a trap")
+        #expect(
+            DurationText.parse("4611686018s4611686018s4611686018s") == nil,
+            "a sum that overflows is refused, not a trap")
     }
 
     @Test func tlsTrustsTheSystemsCABundleUnlessTold() throws {
         let system = try parse("[mqtt]\nserver = \"mqtts://broker.example\"\n[credits]\nauthority = \"\(authority)\"\n")
         #expect(system.mqtt.tls && system.mqtt.port == 8883)
         #expect(system.mqtt.caCertificate == "/etc/ssl/certs/ca-certificates.crt")
-        let own = try parse("[mqtt]\nserver = \"mqtts://broker.example\"\nca_cert = \"/etc/hotspotd/ca.pem\"\n[credits]\nauthority = \"\(authority)\"\n")
+        let own = try parse(
+            """
+            [mqtt]\nserver = \"mqtts://broker.example\"\nca_cert = \"/etc/hotspotd/ca.pem\"\n[credits]\nauthority \
+            = \"\(authority)\"\n
+            """
+        )
         #expect(own.mqtt.caCertificate == "/etc/hotspotd/ca.pem")
         let plain = try parse("[credits]\nauthority = \"\(authority)\"\n")
         #expect(plain.mqtt.caCertificate == nil)

@@ -4,10 +4,11 @@ import Foundation
 import Logging
 import TestSupport
 import Testing
+
 @testable import Agent
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Parses the native protocol back into fields, as journald does.
@@ -15,7 +16,8 @@ private func decode(_ datagram: [UInt8]) -> [String: String] {
     var fields: [String: String] = [:]
     var index = 0
     while index < datagram.count {
-        guard let end = datagram[index...].firstIndex(where: { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "\n") }) else { break }
+        guard let end = datagram[index...].firstIndex(where: { $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: "\n") })
+        else { break }
         let name = String(decoding: datagram[index..<end], as: UTF8.self)
         if datagram[end] == UInt8(ascii: "=") {
             let stop = datagram[(end + 1)...].firstIndex(of: UInt8(ascii: "\n")) ?? datagram.count
@@ -41,7 +43,8 @@ private func decode(_ datagram: [UInt8]) -> [String: String] {
             JournalLogHandler(label: label, socket: socket, metadataProvider: provider)
         }
         logger.logLevel = .info
-        logger.notice("uplink refused: no credit", metadata: ["DEV_ADDR": "26011BDA", "owner": "alice", "frequency": "868100000"])
+        logger.notice(
+            "uplink refused: no credit", metadata: ["DEV_ADDR": "26011BDA", "owner": "alice", "frequency": "868100000"])
         let fields = decode(try #require(journal.receive()))
         #expect(fields["PRIORITY"] == "5")
         #expect(fields["SYSLOG_IDENTIFIER"] == "hotspotd")

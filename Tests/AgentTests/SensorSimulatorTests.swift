@@ -7,6 +7,7 @@ import LoRaWAN
 import Radio
 import TestSupport
 import Testing
+
 @testable import Agent
 
 @Suite(.capturingLogs) struct SensorSimulatorTests {
@@ -24,10 +25,12 @@ import Testing
 
     @Test func sensorsAndANeighboursBeaconReachTheAir() async throws {
         let air = Air(timeScale: 1)
-        let channel = RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))
+        let channel = RadioConfiguration(
+            frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))
         var quick = SimulatedSensor.demo[0]
         quick.interval = .milliseconds(100)
-        let simulator = SensorSimulator(air: air, sensors: [quick], channel: channel, region: .eu868, beaconInterval: .milliseconds(300))
+        let simulator = SensorSimulator(
+            air: air, sensors: [quick], channel: channel, region: .eu868, beaconInterval: .milliseconds(300))
         let task = Task { await simulator.run() }
         // The sensor starts after 2 s, then every 100 ms; the beacon every 300 ms.
         #expect(await eventually(within: 60) { air.counts.sent >= 8 })

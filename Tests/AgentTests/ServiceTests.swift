@@ -20,7 +20,9 @@ private let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 private let topics = Topics(prefix: "eu868", gatewayID: "0102030405060708")
 
 private func temporaryStore() throws -> (Store, String) {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-services-\(UInt32.random(in: 0...UInt32.max))").path
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "hotspotd-services-\(UInt32.random(in: 0...UInt32.max))"
+    ).path
     return (try Store.open(directory: directory), directory)
 }
 
@@ -42,10 +44,12 @@ private final class QuietRadio: Radio {
 
 /// An unconfirmed data uplink of an unpaired DevAddr; `marker` goes into its FRMPayload.
 private func uplink(fCnt: UInt16, marker: [UInt8] = [0x01, 0x02, 0x03, 0x04]) -> RadioFrame {
-    let payload: [UInt8] = [0x40, 0x11, 0x22, 0x33, 0x44, 0x00, UInt8(fCnt & 0xFF), UInt8(fCnt >> 8), 0x01] + marker + [0, 0, 0, 0]
+    let payload: [UInt8] =
+        [0x40, 0x11, 0x22, 0x33, 0x44, 0x00, UInt8(fCnt & 0xFF), UInt8(fCnt >> 8), 0x01] + marker + [0, 0, 0, 0]
     return RadioFrame(
         payload: payload, frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125),
-        codingRate: .cr4_5, rssiDBm: -80, snrDB: 7, crc: .ok, timestamp: UInt32(fCnt), receivedAt: Int64(fCnt) * 1_000_000_000)
+        codingRate: .cr4_5, rssiDBm: -80, snrDB: 7, crc: .ok, timestamp: UInt32(fCnt),
+        receivedAt: Int64(fCnt) * 1_000_000_000)
 }
 
 /// Runs `service` in a group of its own; the group and the task running it.
@@ -68,7 +72,8 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
 
     @Test func immediatelyActsBeforeTheFirstInterval() async throws {
         let count = Atomic(0)
-        let (group, task) = running(Periodic("once", every: .seconds(3600), immediately: true) { count.add(1, ordering: .relaxed) })
+        let (group, task) = running(
+            Periodic("once", every: .seconds(3600), immediately: true) { count.add(1, ordering: .relaxed) })
         #expect(await eventually(within: 10) { count.load(ordering: .relaxed) == 1 })
         await group.triggerGracefulShutdown()
         try await task.value
@@ -79,12 +84,14 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
 @Suite struct FramePipelineTests {
     private func pipeline(store: Store, radio: QuietRadio) async -> (FramePipeline, FrameInbox, TrafficStatistics) {
         let meter = Meter(
-            store: store, topics: topics, settings: MeterSettings(forwardUnpaired: true), logger: silent, now: { wallClockNanoseconds() })
+            store: store, topics: topics, settings: MeterSettings(forwardUnpaired: true), logger: silent,
+            now: { wallClockNanoseconds() })
         let inbox = FrameInbox()
         await radio.deliver(to: inbox)
         let statistics = TrafficStatistics()
         let pipeline = FramePipeline(
-            inbox: inbox, radio: radio, meter: meter, statistics: statistics, clock: SystemClock(), dataDirectory: "/tmp",
+            inbox: inbox, radio: radio, meter: meter, statistics: statistics, clock: SystemClock(),
+            dataDirectory: "/tmp",
             logger: silent
         ) { _ in }
         return (pipeline, inbox, statistics)
@@ -130,7 +137,8 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
         var counters = pipeline.counters
         #expect(counters.forwarded == 2, "the good frames of the batch are stored one by one")
         #expect(counters.notStored == 1)
-        #expect(counters.storeFailure?.contains("injected failure") == true, "\(String(describing: counters.storeFailure))")
+        #expect(
+            counters.storeFailure?.contains("injected failure") == true, "\(String(describing: counters.storeFailure))")
         #expect(await store.outboxDepth() == 2)
 
         await pipeline.meter([uplink(fCnt: 4)])
@@ -142,7 +150,9 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
 }
 
 @Suite struct HealthTests {
-    private func sample(acknowledged: Int = 0, depth: Int = 0, connected: Bool = true, radio: Duration = .zero, dropped: Int = 0)
+    private func sample(
+        acknowledged: Int = 0, depth: Int = 0, connected: Bool = true, radio: Duration = .zero, dropped: Int = 0
+    )
         -> HealthSample
     {
         HealthSample(
@@ -161,7 +171,9 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
         #expect(stuck.assess(sample(acknowledged: 1, depth: 10, radio: .seconds(399)), at: .seconds(399)).ping)
         #expect(!stuck.assess(sample(acknowledged: 1, depth: 10, radio: .seconds(401)), at: .seconds(401)).outboxMoving)
         // Disconnected is not stuck: the outbox waits on disk.
-        #expect(stuck.assess(sample(acknowledged: 1, depth: 10, connected: false, radio: .seconds(402)), at: .seconds(402)).ping)
+        #expect(
+            stuck.assess(sample(acknowledged: 1, depth: 10, connected: false, radio: .seconds(402)), at: .seconds(402))
+                .ping)
         #expect(stuck.assess(sample(acknowledged: 1, depth: 10, dropped: 7), at: .seconds(403)).newlyDropped == 7)
         #expect(stuck.assess(sample(acknowledged: 1, depth: 10, dropped: 9), at: .seconds(404)).newlyDropped == 2)
     }
@@ -171,9 +183,12 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
         let written = Mutex<[Bool]>([])
         let reporter = HealthReporter(
             interval: .milliseconds(20), healthCheckInterval: .seconds(5), clock: SystemClock(), logger: silent,
-            sample: { HealthSample(
-                radioLastProgress: .nanoseconds(monotonicNanoseconds()), framesDropped: 0, acknowledged: 0, outboxDepth: 0,
-                brokerConnected: true, pipeline: FramePipeline.Counters(metered: 3, forwarded: 2, refused: 1)) },
+            sample: {
+                HealthSample(
+                    radioLastProgress: .nanoseconds(monotonicNanoseconds()), framesDropped: 0, acknowledged: 0,
+                    outboxDepth: 0,
+                    brokerConnected: true, pipeline: FramePipeline.Counters(metered: 3, forwarded: 2, refused: 1))
+            },
             notify: { line in lines.withLock { $0.append(line) } },
             writeStatus: { _, running, _ in written.withLock { $0.append(running) } })
         let (group, task) = running(reporter)
@@ -193,11 +208,14 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
         let (store, _) = try temporaryStore()
         let connection = InProcessConnection(acknowledgeAtOnce: true)
         let presence = MQTTTransport.presence(topics: topics, encoding: .json)
-        let transport = MQTTTransport(connection: connection, store: store, presence: presence, slowTopic: nil) { _, _ in }
+        let transport = MQTTTransport(connection: connection, store: store, presence: presence, slowTopic: nil) {
+            _, _ in
+        }
         let link = BrokerLink(transport: transport, store: store, shutdownTimeout: .seconds(5), logger: silent)
         let (group, task) = running(link)
         for index in 0..<20 {
-            try await store.enqueue([NewMessage(kind: .uplink, topic: "up", messageID: "m\(index)", payload: [UInt8(index)])], at: 0)
+            try await store.enqueue(
+                [NewMessage(kind: .uplink, topic: "up", messageID: "m\(index)", payload: [UInt8(index)])], at: 0)
         }
         connection.connect()
         await group.triggerGracefulShutdown()

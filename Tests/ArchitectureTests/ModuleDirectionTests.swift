@@ -33,7 +33,8 @@ import Testing
     ]
 
     static var root: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     static func layer(of module: String) -> Int? {
@@ -67,7 +68,9 @@ import Testing
         var found: [(String, String)] = []
         for case let file as String in files where file.hasSuffix(".swift") {
             let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
-            for match in text.matches(of: /(?m)^(?:@_exported |@testable |public |internal |package )?import ([A-Za-z]+)$/) {
+            for match in text.matches(
+                of: /(?m)^(?:@_exported |@testable |public |internal |package )?import ([A-Za-z]+)$/)
+            {
                 let imported = String(match.1)
                 if modules.contains(imported), imported != module { found.append(("\(module)/\(file)", imported)) }
             }
@@ -83,9 +86,12 @@ import Testing
     }
 
     @Test func everyModuleHasItsPlace() throws {
-        let sources = try FileManager.default.contentsOfDirectory(atPath: Self.root.appendingPathComponent("Sources").path)
+        let sources = try FileManager.default.contentsOfDirectory(
+            atPath: Self.root.appendingPathComponent("Sources").path)
         let placed = Set(Self.modules)
-        let unplaced = sources.filter { !placed.contains($0) && !["CShims", "FuzzTargets", "hotspot-bench", "hotspot-fuzz"].contains($0) }
+        let unplaced = sources.filter {
+            !placed.contains($0) && !["CShims", "FuzzTargets", "hotspot-bench", "hotspot-fuzz"].contains($0)
+        }
         #expect(unplaced.isEmpty, "modules missing from the layers: \(unplaced)")
     }
 
@@ -105,7 +111,9 @@ import Testing
         var violations: [String] = []
         for module in Self.modules {
             for (file, imported) in try Self.sourceImports(of: module) {
-                if let violation = Self.violation(from: module, to: imported) { violations.append("\(file): \(violation)") }
+                if let violation = Self.violation(from: module, to: imported) {
+                    violations.append("\(file): \(violation)")
+                }
             }
         }
         #expect(violations.isEmpty, "\(violations.sorted().joined(separator: "\n"))")

@@ -1,10 +1,9 @@
-import Wire
 import Agent
 import ChirpStack
+import Clocks
 import Credits
 import Cryptography
 import Foundation
-import Clocks
 import HAL
 import HALMock
 import LoRaPHY
@@ -15,6 +14,8 @@ import Store
 import SwiftProtobuf
 import TestSupport
 import Testing
+import Wire
+
 @testable import Coverage
 @testable import Transport
 
@@ -22,7 +23,10 @@ let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 func wallClock() -> Int64 { Int64(Date().timeIntervalSince1970 * 1e9) }
 
 func temporaryStore() throws -> Store {
-    try Store.open(directory: FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-coverage-\(UInt32.random(in: 0...UInt32.max))").path)
+    try Store.open(
+        directory: FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-coverage-\(UInt32.random(in: 0...UInt32.max))"
+        ).path)
 }
 
 /// A hotspot on the simulated air: a mock board, its radio, a store and the coverage service.
@@ -36,11 +40,17 @@ struct Hotspot {
     static func start(air: Air, profile: String = "mock") async throws -> Hotspot {
         let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/\(profile).toml"), air: air)
         // Listening where beacons go: EU868's beacon data rate is DR0, SF12 at 125 kHz.
-        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        let radio = try SPIRadio(
+            board: board,
+            configuration: RadioConfiguration(
+                frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)),
+            policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
         try await radio.start()
         let store = try temporaryStore()
         let identity = GatewayIdentity(key: .generate())
-        let coverage = CoverageService(radio: radio, store: store, identity: identity, region: .eu868, topics: Topics(prefix: "eu868", gatewayID: identity.gatewayID), logger: quiet, now: wallClock)
+        let coverage = CoverageService(
+            radio: radio, store: store, identity: identity, region: .eu868,
+            topics: Topics(prefix: "eu868", gatewayID: identity.gatewayID), logger: quiet, now: wallClock)
         return Hotspot(board: board, radio: radio, store: store, identity: identity, coverage: coverage)
     }
 }
@@ -78,9 +88,12 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         #expect(beacon.data == Array((SHA256.hash(seed + [0]) + SHA256.hash(seed + [1])).prefix(51)))
         #expect(beacon.dataRate == LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125))
         #expect(Region.eu868.uplinkChannels.contains(beacon.frequencyHz))
-        #expect(Beacon.make(remoteEntropy: [1, 2, 3], localEntropy: [4, 5, 6, 8], region: .eu868)?.data != beacon.data)
+        #expect(
+            Beacon.make(remoteEntropy: [1, 2, 3], localEntropy: [4, 5, 6, 8], region: .eu868)?.data != beacon.data)
         let us = try #require(Beacon.make(remoteEntropy: [], localEntropy: [1, 2, 3, 4], region: .us915))
-        #expect(us.dataRate == LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125), "US915 DR0 cannot carry 52 bytes; DR1 can")
+        #expect(
+            us.dataRate == LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125),
+            "US915 DR0 cannot carry 52 bytes; DR1 can")
         #expect(us.frequencyHz < 915_000_000, "a 125 kHz channel")
         #expect(heliumDataRate(LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)) == .sf7Bw125)
         #expect(heliumDataRate(LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500)) == .sf12Bw500)
@@ -119,27 +132,39 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         #expect(try await withTimeout(seconds: 10) { (try? await witnessing.value) ?? false })
 
         let beaconReports = try await sender.store.outbox().filter { $0.kind == .beacon }
-        let beaconReport = try Helium_PocLora_lora_beacon_report_req_v1(serializedBytes: try #require(beaconReports.last).payload)
+        let beaconReport = try Helium_PocLora_lora_beacon_report_req_v1(
+            serializedBytes: try #require(beaconReports.last).payload)
         #expect(Array(beaconReport.data) == beacon.data)
         #expect(Array(beaconReport.remoteEntropy) == [9, 9, 9, 9])
         #expect(beaconReport.localEntropy.count == 4)
         #expect(beaconReport.frequency == 868_100_000 && beaconReport.datarate == .sf12Bw125)
         #expect(beaconReport.txPower == 140)
         #expect(SignedReports.verify(beaconReport) == sender.identity.key.publicKey)
-        #expect(try verifiedByPython(publicKey: sender.identity.key.publicKey.bytes, message: try unsignedBytes(beaconReport), signature: Array(beaconReport.signature)))
+        #expect(
+            try verifiedByPython(
+                publicKey: sender.identity.key.publicKey.bytes, message: try unsignedBytes(beaconReport),
+                signature: Array(beaconReport.signature)))
 
         let witnessReports = try await witness.store.outbox().filter { $0.kind == .witness }
         #expect(witnessReports.count == 1)
         let witnessReport = try Helium_PocLora_lora_witness_report_req_v1(serializedBytes: witnessReports[0].payload)
         #expect(Array(witnessReport.data) == beacon.data)
-        #expect(abs(witnessReport.signal - -700) <= 11, "the air's radio link, −70 dBm, in tenths, within the SX1276 register's resolution")
+        #expect(
+            abs(witnessReport.signal - -700) <= 11,
+            "the air's radio link, −70 dBm, in tenths, within the SX1276 register's resolution")
         #expect(witnessReport.snr == 90)
         #expect(witnessReport.frequency == 868_100_000)
         #expect(SignedReports.verify(witnessReport) == witness.identity.key.publicKey)
-        #expect(try verifiedByPython(publicKey: witness.identity.key.publicKey.bytes, message: try unsignedBytes(witnessReport), signature: Array(witnessReport.signature)))
+        #expect(
+            try verifiedByPython(
+                publicKey: witness.identity.key.publicKey.bytes, message: try unsignedBytes(witnessReport),
+                signature: Array(witnessReport.signature)))
         var forged = witnessReport
         forged.signal = -300
-        #expect(try !verifiedByPython(publicKey: witness.identity.key.publicKey.bytes, message: try unsignedBytes(forged), signature: Array(forged.signature)))
+        #expect(
+            try !verifiedByPython(
+                publicKey: witness.identity.key.publicKey.bytes, message: try unsignedBytes(forged),
+                signature: Array(forged.signature)))
 
         // Beacons are never charged or forwarded as uplinks; the sender does not witness itself.
         #expect(try await witness.store.outbox().filter { $0.kind == .uplink || $0.kind == .uncharged }.isEmpty)
@@ -153,8 +178,14 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         let store = try temporaryStore()
         let identity = GatewayIdentity(key: .generate())
         let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
-        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
-        let coverage = CoverageService(radio: radio, store: store, identity: identity, region: .eu868, topics: Topics(prefix: "eu868", gatewayID: identity.gatewayID), logger: quiet, now: wallClock)
+        let radio = try SPIRadio(
+            board: board,
+            configuration: RadioConfiguration(
+                frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)),
+            policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        let coverage = CoverageService(
+            radio: radio, store: store, identity: identity, region: .eu868,
+            topics: Topics(prefix: "eu868", gatewayID: identity.gatewayID), logger: quiet, now: wallClock)
         return (store, coverage)
     }
 
@@ -162,12 +193,16 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         let (store, coverage) = try witnessingService()
         // 0x42 % 3 picks EU868's first channel, 868.1 MHz; 52 bytes go at SF12.
         let beacon = [UInt8(0xE0)] + [UInt8](repeating: 0x42, count: 51)
-        var frame = RadioFrame(payload: beacon, frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), codingRate: .cr4_5, rssiDBm: -110.4, snrDB: -7.25, crc: .ok, timestamp: 77, receivedAt: wallClock())
+        var frame = RadioFrame(
+            payload: beacon, frequencyHz: 868_100_000,
+            dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), codingRate: .cr4_5, rssiDBm: -110.4,
+            snrDB: -7.25, crc: .ok, timestamp: 77, receivedAt: wallClock())
         #expect(try await coverage.consider(frame) == .witnessed)
         #expect(try await coverage.consider(frame) == .duplicate)
         frame.payload = [0xE0] + [UInt8](repeating: 0x43, count: 50)
         #expect(try await coverage.consider(frame) == .notABeacon, "51 bytes is not a beacon")
-        let report = try Helium_PocLora_lora_witness_report_req_v1(serializedBytes: try #require(try await store.outbox().first).payload)
+        let report = try Helium_PocLora_lora_witness_report_req_v1(
+            serializedBytes: try #require(try await store.outbox().first).payload)
         #expect(report.signal == -1104 && report.snr == -73 && report.tmst == 77)
     }
 
@@ -178,11 +213,19 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         let (store, coverage) = try witnessingService()
         let sf12 = LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)
         func frame(_ first: UInt8, _ fill: UInt8, frequency: UInt32, dataRate: LoRaDataRate) -> RadioFrame {
-            RadioFrame(payload: [0xE0, first] + [UInt8](repeating: fill, count: 50), frequencyHz: frequency, dataRate: dataRate, codingRate: .cr4_5, rssiDBm: -100, snrDB: 5, crc: .ok, timestamp: 1, receivedAt: wallClock())
+            RadioFrame(
+                payload: [0xE0, first] + [UInt8](repeating: fill, count: 50), frequencyHz: frequency,
+                dataRate: dataRate, codingRate: .cr4_5, rssiDBm: -100, snrDB: 5, crc: .ok, timestamp: 1,
+                receivedAt: wallClock())
         }
         // First byte 1: channel 1 of 3, 868.3 MHz.
-        #expect(try await coverage.consider(frame(1, 0, frequency: 868_100_000, dataRate: sf12)) == .implausible, "another channel than its data picks")
-        #expect(try await coverage.consider(frame(1, 0, frequency: 868_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))) == .implausible, "a faster data rate than a beacon's")
+        #expect(
+            try await coverage.consider(frame(1, 0, frequency: 868_100_000, dataRate: sf12)) == .implausible,
+            "another channel than its data picks")
+        #expect(
+            try await coverage.consider(
+                frame(1, 0, frequency: 868_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)))
+                == .implausible, "a faster data rate than a beacon's")
         #expect(try await coverage.consider(frame(1, 0, frequency: 868_300_000, dataRate: sf12)) == .witnessed)
         var outcomes: [WitnessOutcome] = []
         for fill in 1...UInt8(CoverageService.witnessBurst + 4) {
@@ -190,7 +233,8 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         }
         #expect(outcomes.filter { $0 == .witnessed }.count == CoverageService.witnessBurst - 1)
         #expect(outcomes.suffix(5).allSatisfy { $0 == .overBudget })
-        #expect(try await store.outbox(limit: 1000).filter { $0.kind == .witness }.count == CoverageService.witnessBurst)
+        #expect(
+            try await store.outbox(limit: 1000).filter { $0.kind == .witness }.count == CoverageService.witnessBurst)
     }
 
     @Test func aReportMadeWhileTheBrokerIsDownArrivesAfterItReturns() async throws {
@@ -204,7 +248,12 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         #expect(await eventually(within: 10) { collector.client.isConnected })
         try await Task.sleep(for: .milliseconds(300))
         broker.stop()
-        let transport = try MQTTTransport(settings: MQTTSettings(host: "127.0.0.1", port: port, clientID: hotspot.identity.gatewayID, reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 1), store: hotspot.store, dispatch: IncomingDispatch(topics: topics, commands: nil, downlinks: nil, logger: quiet, now: wallClock), logger: quiet)
+        let transport = try MQTTTransport(
+            settings: MQTTSettings(
+                host: "127.0.0.1", port: port, clientID: hotspot.identity.gatewayID, reconnectDelaySeconds: 1,
+                reconnectDelayMaximumSeconds: 1), store: hotspot.store,
+            dispatch: IncomingDispatch(topics: topics, commands: nil, downlinks: nil, logger: quiet, now: wallClock),
+            logger: quiet)
         let running = Task { _ = try? await transport.run() }
         defer { running.cancel() }
         guard case .sent = try await hotspot.coverage.beacon() else {
@@ -215,7 +264,8 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         try await Task.sleep(for: .seconds(2))
         try broker.start()
         #expect(await eventually(within: 30) { collector.received.count >= 1 })
-        let report = try Helium_PocLora_lora_beacon_report_req_v1(serializedBytes: try #require(collector.received.first))
+        let report = try Helium_PocLora_lora_beacon_report_req_v1(
+            serializedBytes: try #require(collector.received.first))
         #expect(SignedReports.verify(report) == hotspot.identity.key.publicKey)
         #expect(await eventually(within: 10) { await hotspot.store.outboxDepth() == 0 })
         collector.client.stop()
@@ -231,7 +281,9 @@ final class CollectorClient: @unchecked Sendable {
     private var task: Task<Void, Never>?
 
     init(port: Int, topic: String) throws {
-        var settings = MQTTSettings(host: "127.0.0.1", port: port, clientID: "beacon-collector-\(UInt32.random(in: 0...UInt32.max))", reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 1)
+        var settings = MQTTSettings(
+            host: "127.0.0.1", port: port, clientID: "beacon-collector-\(UInt32.random(in: 0...UInt32.max))",
+            reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 1)
         settings.cleanSession = false
         client = try MQTTClient(settings: settings, subscriptions: [topic])
         let client = self.client

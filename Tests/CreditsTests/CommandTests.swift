@@ -1,17 +1,19 @@
-import Wire
 import ChirpStack
-import Cryptography
 import Clocks
+import Cryptography
 import HAL
 import Messages
 import Store
 import Synchronization
 import TestSupport
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
+import Wire
+
 @testable import Credits
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite(.capturingLogs) struct CommandTests {
     let clock = TestClock()
@@ -21,19 +23,34 @@ import Glibc
     init() throws {
         store = try temporaryStore()
         let clock = self.clock
-        processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authorityKey.publicKey, gatewayID: gatewayID, sealingKey: gatewayKey.sealingKey), topics: topics) { clock.nanoseconds }
+        processor = CommandProcessor(
+            store: store,
+            authority: CommandAuthority(
+                authority: authorityKey.publicKey, gatewayID: gatewayID, sealingKey: gatewayKey.sealingKey),
+            topics: topics
+        ) { clock.nanoseconds }
     }
 
     var future: UInt64 { clock.seconds + 300 }
 
     func rejections() async throws -> [Hotspotd_Rejection] {
-        try await store.outbox().filter { $0.kind == .rejected }.map { try Hotspotd_Rejection(serializedBytes: $0.payload) }
+        try await store.outbox().filter { $0.kind == .rejected }.map {
+            try Hotspotd_Rejection(serializedBytes: $0.payload)
+        }
     }
 
     @Test func aSignedPairAndCreditAreApplied() async throws {
-        let pair = try signed(.pair(devAddr: sensor.rawValue, devEUI: 0x70B3_D57E_D000_0001, owner: "alice", nwkSKey: nwkSKey), expiresAt: future)
-        #expect(try await processor.process(pair, topic: topics.pair) == .success(.pair(devAddr: sensor.rawValue, devEUI: 0x70B3_D57E_D000_0001, owner: "alice", nwkSKey: nwkSKey)))
-        #expect(try await processor.process(try signed(.credit(owner: "alice", amount: 500), expiresAt: future), topic: topics.credit) == .success(.credit(owner: "alice", amount: 500)))
+        let pair = try signed(
+            .pair(devAddr: sensor.rawValue, devEUI: 0x70B3_D57E_D000_0001, owner: "alice", nwkSKey: nwkSKey),
+            expiresAt: future)
+        #expect(
+            try await processor.process(pair, topic: topics.pair)
+                == .success(
+                    .pair(devAddr: sensor.rawValue, devEUI: 0x70B3_D57E_D000_0001, owner: "alice", nwkSKey: nwkSKey)))
+        #expect(
+            try await processor.process(
+                try signed(.credit(owner: "alice", amount: 500), expiresAt: future), topic: topics.credit)
+                == .success(.credit(owner: "alice", amount: 500)))
         #expect(try await store.pairing(devAddr: sensor.rawValue)?.owner == "alice")
         #expect(try await store.pairing(devEUI: 0x70B3_D57E_D000_0001)?.devAddr == sensor.rawValue)
         #expect(try await store.account(owner: "alice")?.balance == 500)
@@ -54,11 +71,15 @@ import Glibc
         #expect(Hex.encode(clear).contains(Hex.encode(nwkSKey)))
         #expect(try await processor.process(clear, topic: topics.pair) == .failure(.unsealedKey))
         let other = Ed25519PrivateKey.generate().sealingKey.publicKey
-        #expect(try await processor.process(try signed(command, expiresAt: future, sealedTo: other), topic: topics.pair) == .failure(.badSeal))
+        #expect(
+            try await processor.process(try signed(command, expiresAt: future, sealedTo: other), topic: topics.pair)
+                == .failure(.badSeal))
         #expect(try await rejections().map(\.reason) == ["unsealed_key", "bad_seal"])
         // Sealed for this gateway's key but another gateway ID: the ID is bound in too.
         let elsewhere = try SecretSeal.seal(nwkSKey, to: gatewayKey.sealingKey.publicKey, gatewayID: "0016c001ff10a236")
-        #expect(throws: CryptoError.self) { try SecretSeal.open(elsewhere, with: gatewayKey.sealingKey, gatewayID: gatewayID) }
+        #expect(throws: CryptoError.self) {
+            try SecretSeal.open(elsewhere, with: gatewayKey.sealingKey, gatewayID: gatewayID)
+        }
     }
 
     @Test func aBadSignatureIsRefused() async throws {
@@ -95,7 +116,8 @@ import Glibc
 
     @Test func aReplayedNonceIsRefused() async throws {
         let bytes = try signed(.credit(owner: "alice", amount: 5), expiresAt: future)
-        #expect(try await processor.process(bytes, topic: topics.credit) == .success(.credit(owner: "alice", amount: 5)))
+        #expect(
+            try await processor.process(bytes, topic: topics.credit) == .success(.credit(owner: "alice", amount: 5)))
         #expect(try await processor.process(bytes, topic: topics.credit) == .failure(.replayed))
         #expect(try await store.account(owner: "alice")?.balance == 5, "credited once")
         #expect(try await rejections().first?.reason == "replayed")
@@ -107,7 +129,8 @@ import Glibc
     /// commands, never the clock (on a running agent: TrustBoundaryTests).
     @Test func aClockPushedForwardForgetsNoNonce() async throws {
         let captured = try signed(.credit(owner: "alice", amount: 5), expiresAt: future)
-        #expect(try await processor.process(captured, topic: topics.credit) == .success(.credit(owner: "alice", amount: 5)))
+        #expect(
+            try await processor.process(captured, topic: topics.credit) == .success(.credit(owner: "alice", amount: 5)))
         clock.nanoseconds += 9 * 86_400 * 1_000_000_000
         #expect(try await store.pruneNonces() == 0, "nothing the authority signed since shows the command expired")
         clock.nanoseconds -= 9 * 86_400 * 1_000_000_000
@@ -123,7 +146,8 @@ import Glibc
         // Eight days later the authority credits someone for a week.
         clock.nanoseconds += 8 * 86_400 * 1_000_000_000
         let later = try signed(.credit(owner: "alice", amount: 1), expiresAt: clock.seconds + 7 * 86_400 - 60)
-        #expect(try await processor.process(later, topic: topics.credit) == .success(.credit(owner: "alice", amount: 1)))
+        #expect(
+            try await processor.process(later, topic: topics.credit) == .success(.credit(owner: "alice", amount: 1)))
         // The clock falls back to before the withheld command's expiry.
         clock.nanoseconds -= 8 * 86_400 * 1_000_000_000
         #expect(try await processor.process(withheld, topic: topics.credit) == .failure(.outdated))
@@ -138,18 +162,31 @@ import Glibc
     @Test func aCommandWaitsForTimesyncdToSynchroniseTheClock() async throws {
         let directory = "/tmp/hotspotd-timesync-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         #expect(mkdir(directory, 0o755) == 0)
-        defer { _ = unlink(directory + "/synchronized"); _ = rmdir(directory) }
+        defer {
+            _ = unlink(directory + "/synchronized")
+            _ = rmdir(directory)
+        }
         #expect(!ClockSynchronization.timesyncd(directory: directory), "timesyncd runs and has not synchronised")
-        #expect(ClockSynchronization.timesyncd(directory: directory + "/absent"), "no timesyncd: nothing says the clock is wrong")
+        #expect(
+            ClockSynchronization.timesyncd(directory: directory + "/absent"),
+            "no timesyncd: nothing says the clock is wrong")
         #expect(creat(directory + "/synchronized", 0o644) >= 0)
         #expect(ClockSynchronization.timesyncd(directory: directory))
     }
 
     @Test func garbageShortNoncesAndMismatchedTopicsAreRefused() async throws {
         #expect(try await processor.process([0xFF, 0x01, 0x02], topic: topics.pair) == .failure(.undecodable))
-        #expect(try await processor.process(try signed(.credit(owner: "a", amount: 1), expiresAt: future, nonce: [1, 2]), topic: topics.credit) == .failure(.badNonce))
-        #expect(try await processor.process(try signed(.credit(owner: "a", amount: 1), expiresAt: future), topic: topics.pair) == .failure(.invalid))
-        #expect(try await processor.process(try signed(.unpair(devAddr: 7), expiresAt: future), topic: topics.unpair) == .failure(.notPaired))
+        #expect(
+            try await processor.process(
+                try signed(.credit(owner: "a", amount: 1), expiresAt: future, nonce: [1, 2]), topic: topics.credit)
+                == .failure(.badNonce))
+        #expect(
+            try await processor.process(
+                try signed(.credit(owner: "a", amount: 1), expiresAt: future), topic: topics.pair) == .failure(.invalid)
+        )
+        #expect(
+            try await processor.process(try signed(.unpair(devAddr: 7), expiresAt: future), topic: topics.unpair)
+                == .failure(.notPaired))
         #expect(try await rejections().map(\.reason) == ["undecodable", "bad_nonce", "invalid", "not_paired"])
     }
 }
@@ -179,9 +216,16 @@ import Glibc
         let clock = TestClock()
         let store = try temporaryStore()
         let limiter = RefusalLimiter(burst: 60, perSecond: 1) { 0 }  // a clock that stands still: no refill
-        let processor = CommandProcessor(store: store, authority: CommandAuthority(authority: authorityKey.publicKey, gatewayID: gatewayID, sealingKey: gatewayKey.sealingKey), topics: topics, limiter: limiter) { clock.nanoseconds }
+        let processor = CommandProcessor(
+            store: store,
+            authority: CommandAuthority(
+                authority: authorityKey.publicKey, gatewayID: gatewayID, sealingKey: gatewayKey.sealingKey),
+            topics: topics, limiter: limiter
+        ) { clock.nanoseconds }
         for index in 0..<2_000 {
-            #expect(try await processor.process([0xFF, UInt8(index & 0xFF)], topic: topics.credit) == .failure(.undecodable))
+            #expect(
+                try await processor.process([0xFF, UInt8(index & 0xFF)], topic: topics.credit) == .failure(.undecodable)
+            )
         }
         let rejections = try await store.outbox(limit: 10_000).filter { $0.kind == .rejected }
         #expect(rejections.count == 60)

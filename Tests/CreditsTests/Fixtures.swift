@@ -7,10 +7,11 @@ import Messages
 import Radio
 import Store
 import TestSupport
+
 @testable import Credits
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let gatewayID = "0016c001ff10a235"
@@ -34,11 +35,20 @@ final class TestClock: @unchecked Sendable {
     var seconds: UInt64 { UInt64(nanoseconds / 1_000_000_000) }
 }
 
-func signed(_ command: Command, gateway: String = gatewayID, key: Ed25519PrivateKey = authorityKey, expiresAt: UInt64, nonce: [UInt8] = secureRandomBytes(16), sealedTo: [UInt8]? = gatewayKey.sealingKey.publicKey) throws -> [UInt8] {
-    try CommandSigner.sign(command, gatewayID: gateway, key: key, expiresAt: expiresAt, nonce: nonce, sealingKey: sealedTo)
+func signed(
+    _ command: Command, gateway: String = gatewayID, key: Ed25519PrivateKey = authorityKey, expiresAt: UInt64,
+    nonce: [UInt8] = secureRandomBytes(16), sealedTo: [UInt8]? = gatewayKey.sealingKey.publicKey
+) throws -> [UInt8] {
+    try CommandSigner.sign(
+        command, gatewayID: gateway, key: key, expiresAt: expiresAt, nonce: nonce, sealingKey: sealedTo)
 }
 
-func uplink(fCnt: UInt32, payload: [UInt8] = [1, 2, 3], devAddr: DevAddr = sensor, key: [UInt8] = nwkSKey, at time: Int64? = nil) throws -> RadioFrame {
-    let bytes = try LoRaWANCrypto.encodeDataFrame(devAddr: devAddr, fCnt: fCnt, fPort: 1, payload: payload, nwkSKey: key, appSKey: appSKey)
-    return RadioFrame(payload: bytes, frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125), codingRate: .cr4_5, rssiDBm: -70, snrDB: 8, crc: .ok, timestamp: 1000, receivedAt: time)
+func uplink(
+    fCnt: UInt32, payload: [UInt8] = [1, 2, 3], devAddr: DevAddr = sensor, key: [UInt8] = nwkSKey, at time: Int64? = nil
+) throws -> RadioFrame {
+    let bytes = try LoRaWANCrypto.encodeDataFrame(
+        devAddr: devAddr, fCnt: fCnt, fPort: 1, payload: payload, nwkSKey: key, appSKey: appSKey)
+    return RadioFrame(
+        payload: bytes, frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125),
+        codingRate: .cr4_5, rssiDBm: -70, snrDB: 8, crc: .ok, timestamp: 1000, receivedAt: time)
 }

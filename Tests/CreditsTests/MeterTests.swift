@@ -1,4 +1,3 @@
-import Wire
 import ChirpStack
 import Clocks
 import Cryptography
@@ -8,6 +7,8 @@ import Radio
 import Store
 import TestSupport
 import Testing
+import Wire
+
 @testable import Credits
 
 @Suite(.capturingLogs) struct PricingTests {
@@ -27,16 +28,25 @@ import Testing
 
     func meter(_ settings: MeterSettings = MeterSettings()) -> Meter {
         let clock = self.clock
-        return Meter(store: store, topics: topics, settings: settings, now: { clock.nanoseconds }, arrivalClock: { clock.nanoseconds })
+        return Meter(
+            store: store, topics: topics, settings: settings, now: { clock.nanoseconds },
+            arrivalClock: { clock.nanoseconds })
     }
 
     func pairAndCredit(_ credits: Int64, key: [UInt8]? = nwkSKey, devEUI: UInt64? = nil) async throws {
-        _ = try await store.pair(Pairing(devAddr: sensor.rawValue, devEUI: devEUI, owner: "alice", nwkSKey: key, pairedAt: 1), nonce: secureRandomBytes(16), expiresAt: .max)
-        if credits > 0 { _ = try await store.credit(owner: "alice", amount: credits, nonce: secureRandomBytes(16), expiresAt: .max, at: 1) }
+        _ = try await store.pair(
+            Pairing(devAddr: sensor.rawValue, devEUI: devEUI, owner: "alice", nwkSKey: key, pairedAt: 1),
+            nonce: secureRandomBytes(16), expiresAt: .max)
+        if credits > 0 {
+            _ = try await store.credit(
+                owner: "alice", amount: credits, nonce: secureRandomBytes(16), expiresAt: .max, at: 1)
+        }
     }
 
     func uplinksInOutbox() async throws -> [Gw_UplinkFrame] {
-        try await store.outbox().filter { $0.kind == .uplink || $0.kind == .uncharged }.map { try Gw_UplinkFrame(serializedBytes: $0.payload) }
+        try await store.outbox().filter { $0.kind == .uplink || $0.kind == .uncharged }.map {
+            try Gw_UplinkFrame(serializedBytes: $0.payload)
+        }
     }
 
     @Test func aPairedUplinkIsChargedAndForwardedWithItsMetadata() async throws {
@@ -49,7 +59,9 @@ import Testing
         #expect(forwarded.rxInfo.metadata == ["dc": "2", "balance": "8", "owner": "alice", "seq": "1"])
         #expect(forwarded.rxInfo.gatewayID == gatewayID)
         #expect(forwarded.txInfo.frequency == 868_100_000)
-        #expect(forwarded.txInfo.modulation.lora.spreadingFactor == 7 && forwarded.txInfo.modulation.lora.bandwidth == 125_000)
+        #expect(
+            forwarded.txInfo.modulation.lora.spreadingFactor == 7
+                && forwarded.txInfo.modulation.lora.bandwidth == 125_000)
         #expect(forwarded.rxInfo.crcStatus == .crcOk)
         #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == 1)
     }
@@ -60,13 +72,17 @@ import Testing
         let clock = self.clock
         for forward in [false, true] {
             let log = CapturedLog()
-            let meter = Meter(store: store, topics: topics, settings: MeterSettings(forwardUnpaired: forward), logger: log.logger, now: { clock.nanoseconds }, arrivalClock: { clock.nanoseconds })
+            let meter = Meter(
+                store: store, topics: topics, settings: MeterSettings(forwardUnpaired: forward), logger: log.logger,
+                now: { clock.nanoseconds }, arrivalClock: { clock.nanoseconds })
             for fCnt in 1...3 {
                 _ = try await meter.meter(try uplink(fCnt: UInt32(fCnt), payload: [UInt8(fCnt)]))
             }
             let said = log.entries(atLeast: .info).filter { $0.metadata["SENSOR"] == "DevAddr \(sensor)" }
             #expect(said.count == 1, "forward_unpaired = \(forward)")
-            #expect(said.first?.message.contains(forward ? "forwarded uncharged" : "credits.forward_unpaired = true") == true)
+            #expect(
+                said.first?.message.contains(forward ? "forwarded uncharged" : "credits.forward_unpaired = true")
+                    == true)
             // An hour on, it is said again.
             clock.nanoseconds += 3_600_000_000_000
             _ = try await meter.meter(try uplink(fCnt: 4, payload: [4]))
@@ -78,10 +94,13 @@ import Testing
     @Test func anUnpairedSensorIsSaidAfterManyOthers() async throws {
         let clock = self.clock
         let log = CapturedLog()
-        let meter = Meter(store: store, topics: topics, settings: MeterSettings(), logger: log.logger, now: { clock.nanoseconds }, arrivalClock: { clock.nanoseconds })
+        let meter = Meter(
+            store: store, topics: topics, settings: MeterSettings(), logger: log.logger, now: { clock.nanoseconds },
+            arrivalClock: { clock.nanoseconds })
         for index in 0..<600 {
             clock.nanoseconds += 1_000_000
-            _ = try await meter.meter(try uplink(fCnt: 1, payload: [UInt8(index & 0xFF)], devAddr: DevAddr(0x0100_0000 + UInt32(index))))
+            _ = try await meter.meter(
+                try uplink(fCnt: 1, payload: [UInt8(index & 0xFF)], devAddr: DevAddr(0x0100_0000 + UInt32(index))))
         }
         // The 600 were said within the budget: 20 lines, then one a minute.
         #expect(log.entries(atLeast: .info).count <= 21)
@@ -96,7 +115,9 @@ import Testing
         #expect(try await meter().meter(forged) == .refused(.badMIC))
         #expect(try await store.account(owner: "alice")?.balance == 10)
         #expect(try await uplinksInOutbox().isEmpty)
-        let rejected = try await store.outbox().filter { $0.kind == .rejected }.map { try Hotspotd_Rejection(serializedBytes: $0.payload) }
+        let rejected = try await store.outbox().filter { $0.kind == .rejected }.map {
+            try Hotspotd_Rejection(serializedBytes: $0.payload)
+        }
         #expect(rejected.map(\.reason) == ["bad_mic"])
         #expect(rejected.first?.devAddr == "26011BDA")
     }
@@ -107,7 +128,9 @@ import Testing
         clock.nanoseconds += 10_000_000_000
         #expect(try await meter.meter(uplink(fCnt: 5, at: clock.nanoseconds)) != .refused(.oldFCnt))
         clock.nanoseconds += 10_000_000_000
-        #expect(try await meter.meter(uplink(fCnt: 5, at: clock.nanoseconds)) == .refused(.oldFCnt), "the same counter again, after the duplicate window")
+        #expect(
+            try await meter.meter(uplink(fCnt: 5, at: clock.nanoseconds)) == .refused(.oldFCnt),
+            "the same counter again, after the duplicate window")
         #expect(try await meter.meter(uplink(fCnt: 4, at: clock.nanoseconds)) == .refused(.oldFCnt))
         #expect(try await store.account(owner: "alice")?.balance == 9, "charged once")
     }
@@ -128,7 +151,9 @@ import Testing
         #expect(try await meter().meter(uplink(fCnt: 1)) == .refused(.noCredit))
         #expect(try await uplinksInOutbox().isEmpty)
         #expect(try await store.outbox().contains { $0.kind == .rejected && $0.topic == topics.rejected })
-        #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == nil, "the refused frame's counter is not remembered")
+        #expect(
+            try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == nil,
+            "the refused frame's counter is not remembered")
     }
 
     @Test func unpairedUplinksAreDroppedUnlessForwardingIsOn() async throws {
@@ -153,7 +178,9 @@ import Testing
     @Test func withoutASessionKeyNeitherMICNorCounterIsChecked() async throws {
         try await pairAndCredit(5, key: nil)
         let meter = meter()
-        #expect(try await meter.meter(uplink(fCnt: 9, key: [UInt8](repeating: 3, count: 16), at: 1)) == .forwarded(seq: 1, credits: 1, balance: 4, owner: "alice"))
+        #expect(
+            try await meter.meter(uplink(fCnt: 9, key: [UInt8](repeating: 3, count: 16), at: 1))
+                == .forwarded(seq: 1, credits: 1, balance: 4, owner: "alice"))
     }
 
     /// A join request cannot be checked here: it is forwarded uncharged, whatever its DevNonce,
@@ -166,21 +193,33 @@ import Testing
         #expect(try await meter.meter(join) == .forwardedJoin(owner: "alice"))
         var sameNonce = join
         sameNonce.payload = Hex.decode("00080706050403020108070605040302010201e6e10c56")!
-        #expect(try await meter.meter(sameNonce) == .forwardedJoin(owner: "alice"), "the same DevNonce again is the network server's to judge")
+        #expect(
+            try await meter.meter(sameNonce) == .forwardedJoin(owner: "alice"),
+            "the same DevNonce again is the network server's to judge")
         #expect(try await store.account(owner: "alice")?.balance == 5, "not charged yet")
         let context = UplinkMessages.context(of: join)
-        #expect(try await meter.chargeAnsweredJoin(context: context) == .charged(owner: "alice", credits: 1, seq: 1, balance: 4))
+        #expect(
+            try await meter.chargeAnsweredJoin(context: context)
+                == .charged(owner: "alice", credits: 1, seq: 1, balance: 4))
         #expect(try await meter.chargeAnsweredJoin(context: context) == .noSuchJoin, "once per join request")
         #expect(try await meter.chargeAnsweredJoin(context: [1, 2, 3, 4]) == .noSuchJoin)
-        let forwarded = try await store.outbox().filter { $0.kind == .uncharged }.map { try Gw_UplinkFrame(serializedBytes: $0.payload) }
+        let forwarded = try await store.outbox().filter { $0.kind == .uncharged }.map {
+            try Gw_UplinkFrame(serializedBytes: $0.payload)
+        }
         #expect(forwarded.count == 2)
-        #expect(forwarded.allSatisfy { $0.rxInfo.metadata["dc"] == "0" && $0.rxInfo.metadata["owner"] == "alice" && $0.rxInfo.metadata["join_dc"] == "1" })
+        #expect(
+            forwarded.allSatisfy {
+                $0.rxInfo.metadata["dc"] == "0" && $0.rxInfo.metadata["owner"] == "alice"
+                    && $0.rxInfo.metadata["join_dc"] == "1"
+            })
 
         // Another join answered within the minute (command/down is not signed): not charged.
         var next = join
         next.payload = Hex.decode("00080706050403020108070605040302010203e6e10c55")!
         #expect(try await meter.meter(next) == .forwardedJoin(owner: "alice"))
-        if case .notCharged(_, let reason) = try await meter.chargeAnsweredJoin(context: UplinkMessages.context(of: next)) {
+        if case .notCharged(_, let reason) = try await meter.chargeAnsweredJoin(
+            context: UplinkMessages.context(of: next))
+        {
             #expect(reason.contains("less than a minute"))
         } else {
             Issue.record("a second join was charged within the minute")
@@ -189,7 +228,9 @@ import Testing
         let free = self.meter(MeterSettings(chargeJoins: false))
         join.timestamp &+= 1
         #expect(try await free.meter(join) == .forwardedJoin(owner: "alice"))
-        #expect(try await free.chargeAnsweredJoin(context: UplinkMessages.context(of: join)) == .notCharged(owner: "alice", reason: "charge_joins is false"))
+        #expect(
+            try await free.chargeAnsweredJoin(context: UplinkMessages.context(of: join))
+                == .notCharged(owner: "alice", reason: "charge_joins is false"))
         #expect(try await store.account(owner: "alice")?.balance == 4)
     }
 
@@ -214,7 +255,9 @@ import Testing
     /// and a charge that committed survives a restart exactly once.
     @Test func noCreditIsLostAndNoneChargedTwiceAcrossAFailureAndARestart() async throws {
         try await pairAndCredit(10)
-        let charge = Charge(owner: "alice", devAddr: sensor.rawValue, devEUI: nil, phyPayload: try uplink(fCnt: 1).payload, credits: 1, fCnt: 1, receivedAt: 5)
+        let charge = Charge(
+            owner: "alice", devAddr: sensor.rawValue, devEUI: nil, phyPayload: try uplink(fCnt: 1).payload, credits: 1,
+            fCnt: 1, receivedAt: 5)
         struct PublishFailed: Error {}
         await #expect(throws: StoreError.self) {
             try await store.charge(charge) { _, _ in throw PublishFailed() }
@@ -223,11 +266,15 @@ import Testing
         #expect(await store.outboxDepth() == 0)
         #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == nil)
 
-        #expect(try await meter().meter(uplink(fCnt: 1)) == .forwarded(seq: 1, credits: 1, balance: 9, owner: "alice"), "the retry is charged once, with the sequence number the rolled-back charge never took")
+        #expect(
+            try await meter().meter(uplink(fCnt: 1)) == .forwarded(seq: 1, credits: 1, balance: 9, owner: "alice"),
+            "the retry is charged once, with the sequence number the rolled-back charge never took")
         let path = store.path
         let reopened = try Store(path: path)
         #expect(try await reopened.account(owner: "alice")?.balance == 9)
-        #expect(try await reopened.outbox().filter { $0.kind == .uplink }.count == 1, "the unpublished uplink is still there to publish")
+        #expect(
+            try await reopened.outbox().filter { $0.kind == .uplink }.count == 1,
+            "the unpublished uplink is still there to publish")
         #expect(try await reopened.charges(owner: "alice").count == 1)
     }
 }
@@ -236,7 +283,9 @@ import Testing
     @Test func receiptsAreSignedAndVerifiable() async throws {
         let store = try temporaryStore()
         let gatewayKey = Ed25519PrivateKey.generate()
-        _ = try await store.pair(Pairing(devAddr: sensor.rawValue, owner: "alice", pairedAt: 1), nonce: [1, 2, 3, 4, 5, 6, 7, 8], expiresAt: .max)
+        _ = try await store.pair(
+            Pairing(devAddr: sensor.rawValue, owner: "alice", pairedAt: 1), nonce: [1, 2, 3, 4, 5, 6, 7, 8],
+            expiresAt: .max)
         _ = try await store.credit(owner: "alice", amount: 10, nonce: [2, 2, 3, 4, 5, 6, 7, 8], expiresAt: .max, at: 1)
         let clock = TestClock()
         let meter = Meter(store: store, topics: topics) { clock.nanoseconds }
@@ -248,7 +297,9 @@ import Testing
         #expect(message.topic == topics.receipt)
         let receipt = try Hotspotd_UsageReceipt(serializedBytes: message.payload)
         #expect(SignedReports.verify(receipt) == gatewayKey.publicKey)
-        #expect(receipt.owner == "alice" && receipt.uplinks == 2 && receipt.credits == 3 && receipt.firstSeq == 1 && receipt.lastSeq == 2)
+        #expect(
+            receipt.owner == "alice" && receipt.uplinks == 2 && receipt.credits == 3 && receipt.firstSeq == 1
+                && receipt.lastSeq == 2)
         var tampered = receipt
         tampered.credits = 1
         #expect(SignedReports.verify(tampered) == nil)

@@ -1,10 +1,11 @@
-import Wire
 import TestSupport
 import Testing
+import Wire
+
 @testable import Cryptography
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
@@ -19,7 +20,9 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
     }
 
     @Test func wrongSizesAreRefused() {
-        #expect(throws: CryptoError.self) { try AES128.encrypt(key: [1, 2, 3], blocks: [UInt8](repeating: 0, count: 16)) }
+        #expect(throws: CryptoError.self) {
+            try AES128.encrypt(key: [1, 2, 3], blocks: [UInt8](repeating: 0, count: 16))
+        }
         #expect(throws: CryptoError.self) { try AES128.encrypt(key: [UInt8](repeating: 0, count: 16), blocks: [1]) }
         #expect(throws: CryptoError.self) { try AESCMAC.mac(key: [1], message: []) }
     }
@@ -27,10 +30,18 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
 
 @Suite(.capturingLogs) struct AESCMACTests {
     static let key = hex("2b7e151628aed2a6abf7158809cf4f3c")
-    static let message = hex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710")
+    static let message = hex(
+        """
+        6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e5130c81c46a35ce411e5fbc1191a0a52eff69f2445df4\
+        f9b17ad2b417be66c3710
+        """
+    )
 
     /// RFC 4493 §4, examples 1 to 4.
-    @Test(arguments: [(0, "bb1d6929e95937287fa37d129b756746"), (16, "070a16b46b4d4144f79bdd9dd04a287c"), (40, "dfa66747de9ae63030ca32611497c827"), (64, "51f0bebf7e3b9d92fc49741779363cfe")])
+    @Test(arguments: [
+        (0, "bb1d6929e95937287fa37d129b756746"), (16, "070a16b46b4d4144f79bdd9dd04a287c"),
+        (40, "dfa66747de9ae63030ca32611497c827"), (64, "51f0bebf7e3b9d92fc49741779363cfe"),
+    ])
     func rfc4493(length: Int, mac: String) throws {
         #expect(try AESCMAC.mac(key: Self.key, message: Array(Self.message.prefix(length))) == hex(mac))
     }
@@ -39,7 +50,8 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
 @Suite(.capturingLogs) struct SHA256Tests {
     /// FIPS 180-2 appendix B.
     @Test func fipsVectors() {
-        #expect(SHA256.hash(Array("abc".utf8)) == hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+        #expect(
+            SHA256.hash(Array("abc".utf8)) == hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
         #expect(SHA256.hash([]) == hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))
     }
 }
@@ -47,10 +59,22 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
 @Suite(.capturingLogs) struct Ed25519Tests {
     /// RFC 8032 §7.1, tests 1 and 2.
     @Test(arguments: [
-        ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
-         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
-        ("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb", "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
-         "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
+        (
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+            """
+            e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f\
+            0595bbe24655141438e7a100b
+            """
+        ),
+        (
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+            """
+            92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2ea\
+            eb4302aeeb00d291612bb0c00
+            """
+        ),
     ])
     func rfc8032(secret: String, publicKey: String, message: String, signature: String) throws {
         let key = try Ed25519PrivateKey(seed: hex(secret))
@@ -80,7 +104,12 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
         let address = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
         let key = try #require(Helium.publicKey(fromAddress: address))
         #expect(Helium.address(of: key) == address)
-        let signature = hex("ef3e85dc7ea338c6b67399873131ea7b2265c516222e105fc39a59dda71f668a3b95fe27457d941a3cf5c422c9efbf0da112171d2997d74bc68f7b8118c6930e")
+        let signature = hex(
+            """
+            ef3e85dc7ea338c6b67399873131ea7b2265c516222e105fc39a59dda71f668a3b95fe27457d941a3cf5c422c9efbf0da112171\
+            d2997d74bc68f7b8118c6930e
+            """
+        )
         #expect(key.isValidSignature(signature, for: Array("hello world".utf8)))
     }
 
@@ -137,7 +166,10 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
     @Test func theFirstStartCreatesTheKeyAndLaterStartsReadIt() throws {
         let directory = "/tmp/hotspotd-first-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let path = directory + "/gateway.key"
-        defer { unlink(path); rmdir(directory) }
+        defer {
+            unlink(path)
+            rmdir(directory)
+        }
         let first = try KeyFile.loadOrCreate(path)
         #expect(first.created)
         let second = try KeyFile.loadOrCreate(path)

@@ -52,8 +52,12 @@ import Testing
             let start = Int.random(in: 0..<bytes.count, using: &generator)
             bytes.removeSubrange(start..<min(bytes.count, start + Int.random(in: 1...8, using: &generator)))
         case 2:
-            let interesting: [UInt8] = [0, 1, 0x7F, 0x80, 0xFF, UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "="), UInt8(ascii: "\n"), UInt8(ascii: "9")]
-            bytes.insert(interesting.randomElement(using: &generator)!, at: Int.random(in: 0...bytes.count, using: &generator))
+            let interesting: [UInt8] = [
+                0, 1, 0x7F, 0x80, 0xFF, UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "["), UInt8(ascii: "="),
+                UInt8(ascii: "\n"), UInt8(ascii: "9"),
+            ]
+            bytes.insert(
+                interesting.randomElement(using: &generator)!, at: Int.random(in: 0...bytes.count, using: &generator))
         case 3 where !bytes.isEmpty:
             let start = Int.random(in: 0..<bytes.count, using: &generator)
             let piece = bytes[start..<min(bytes.count, start + Int.random(in: 1...16, using: &generator))]

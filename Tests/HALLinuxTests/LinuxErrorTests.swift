@@ -4,16 +4,18 @@ import CMosquitto
 import Clocks
 import HAL
 import Testing
+
 @testable import HALLinux
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite struct LinuxSPIErrorTests {
     @Test func missingSpidevNamesTheConfigTxtStep() {
         do {
-            _ = try LinuxSPIDevice(path: "/dev/spidev-hotspotd-missing", configuration: SPIConfiguration(speedHz: 1_000_000))
+            _ = try LinuxSPIDevice(
+                path: "/dev/spidev-hotspotd-missing", configuration: SPIConfiguration(speedHz: 1_000_000))
             Issue.record("opened a missing device")
         } catch {
             #expect(error.kind == .notFound)
@@ -70,7 +72,8 @@ import Glibc
         let code = errno
         #expect(chip == nil)
         #expect(code == ENOENT)
-        let error = DeviceErrorMapping.gpio(errno: code, path: "/dev/gpiochip-hotspotd-missing", line: nil, role: "reset")
+        let error = DeviceErrorMapping.gpio(
+            errno: code, path: "/dev/gpiochip-hotspotd-missing", line: nil, role: "reset")
         #expect(error.kind == .notFound)
     }
 
@@ -90,9 +93,13 @@ import Glibc
     @Test func anOffsetBeyondTheChipIsRefused() throws {
         var survey = LinuxGPIOController.Survey()
         survey.chips = [GPIOChipInfo(path: "/dev/gpiochip0", label: "pinctrl-bcm2711", lineCount: 58)]
-        #expect(try LinuxGPIOController.locate(GPIOLineSpec(chips: ["pinctrl-bcm2711"], offset: 17), role: "reset", in: survey).path == "/dev/gpiochip0")
+        #expect(
+            try LinuxGPIOController.locate(
+                GPIOLineSpec(chips: ["pinctrl-bcm2711"], offset: 17), role: "reset", in: survey
+            ).path == "/dev/gpiochip0")
         #expect(throws: HardwareError.self) {
-            try LinuxGPIOController.locate(GPIOLineSpec(chips: ["pinctrl-bcm2711"], offset: 60), role: "reset", in: survey)
+            try LinuxGPIOController.locate(
+                GPIOLineSpec(chips: ["pinctrl-bcm2711"], offset: 60), role: "reset", in: survey)
         }
     }
 
@@ -110,7 +117,8 @@ import Glibc
     @Test func requestingALineWithoutChipsExplainsWhy() {
         let spec = GPIOLineSpec(chips: ["pinctrl-hotspotd-test"], offset: 17, activeLow: true)
         do {
-            _ = try LinuxGPIOController().requestLine(spec, role: "reset", consumer: "hotspotd", .output(initial: false))
+            _ = try LinuxGPIOController().requestLine(
+                spec, role: "reset", consumer: "hotspotd", .output(initial: false))
             Issue.record("requested a line on a chip that does not exist")
         } catch {
             #expect(error.kind == .notFound)
@@ -122,7 +130,9 @@ import Glibc
 /// The other C libraries' module maps import and link.
 @Suite struct SystemLibraryTests {
     @Test func libmosquittoIsVersion2() {
-        var major: Int32 = 0, minor: Int32 = 0, revision: Int32 = 0
+        var major: Int32 = 0
+        var minor: Int32 = 0
+        var revision: Int32 = 0
         _ = mosquitto_lib_version(&major, &minor, &revision)
         #expect(major == 2)
     }
@@ -132,7 +142,8 @@ import Glibc
         var digest = [UInt8](repeating: 0, count: 32)
         let input: [UInt8] = Array("abc".utf8)
         _ = SHA256(input, input.count, &digest)
-        let hex = digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let hex = digest.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+            .joined()
         #expect(hex == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }

@@ -2,7 +2,7 @@ import CSPI
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The kernel's struct spi_ioc_transfer must be laid out identically on 32-bit and 64-bit ARM:
@@ -37,8 +37,11 @@ import Glibc
         let result = tx.withUnsafeMutableBufferPointer { txBuffer in
             rx.withUnsafeMutableBufferPointer { rxBuffer in
                 var segments = [
-                    hs_spi_segment(tx: UnsafePointer(txBuffer.baseAddress), rx: rxBuffer.baseAddress, length: 2, speed_hz: 1_000_000, delay_usecs: 10, bits_per_word: 8, cs_change: 0),
-                    hs_spi_segment(tx: nil, rx: nil, length: 5, speed_hz: 0, delay_usecs: 0, bits_per_word: 0, cs_change: 1),
+                    hs_spi_segment(
+                        tx: UnsafePointer(txBuffer.baseAddress), rx: rxBuffer.baseAddress, length: 2,
+                        speed_hz: 1_000_000, delay_usecs: 10, bits_per_word: 8, cs_change: 0),
+                    hs_spi_segment(
+                        tx: nil, rx: nil, length: 5, speed_hz: 0, delay_usecs: 0, bits_per_word: 0, cs_change: 1),
                 ]
                 let code = raw.withUnsafeMutableBytes { hs_spi_fill_transfers(&segments, 2, $0.baseAddress, $0.count) }
                 let txAddress = UInt64(UInt(bitPattern: txBuffer.baseAddress))
@@ -64,9 +67,12 @@ import Glibc
 
     @Test func segmentCountIsBounded() {
         var raw = [UInt8](repeating: 0, count: 32)
-        var segment = hs_spi_segment(tx: nil, rx: nil, length: 1, speed_hz: 0, delay_usecs: 0, bits_per_word: 0, cs_change: 0)
+        var segment = hs_spi_segment(
+            tx: nil, rx: nil, length: 1, speed_hz: 0, delay_usecs: 0, bits_per_word: 0, cs_change: 0)
         #expect(raw.withUnsafeMutableBytes { hs_spi_fill_transfers(&segment, 0, $0.baseAddress, $0.count) } == -EINVAL)
         #expect(hs_spi_transfer(-1, &segment, 512) == -EINVAL)
-        #expect(raw.withUnsafeMutableBytes { hs_spi_fill_transfers(&segment, 2, $0.baseAddress, $0.count) } == -EINVAL, "output too small")
+        #expect(
+            raw.withUnsafeMutableBytes { hs_spi_fill_transfers(&segment, 2, $0.baseAddress, $0.count) } == -EINVAL,
+            "output too small")
     }
 }

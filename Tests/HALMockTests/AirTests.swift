@@ -3,6 +3,7 @@ import HAL
 import LoRaPHY
 import TestSupport
 import Testing
+
 @testable import HALMock
 
 @Suite(.capturingLogs) struct AirTests {
@@ -124,7 +125,8 @@ import Testing
     }
 
     @Test func concentratorProfilesAreRefused() throws {
-        let profile = try BoardProfile.parse("""
+        let profile = try BoardProfile.parse(
+            """
             name = "c"
             radio = "sx1302"
             [gpio]

@@ -1,9 +1,11 @@
 import Clocks
 import HAL
 import LoRaPHY
+
 @testable import HALMock
 
-let mockSX1276Profile = try! BoardProfile.parse("""
+let mockSX1276Profile = try! BoardProfile.parse(
+    """
     name = "mock"
     radio = "sx1276"
     hal = "mock"
@@ -16,7 +18,8 @@ let mockSX1276Profile = try! BoardProfile.parse("""
     dio1 = { offset = 23 }
     """, file: "mock.toml")
 
-let mockSX1262Profile = try! BoardProfile.parse("""
+let mockSX1262Profile = try! BoardProfile.parse(
+    """
     name = "mock-sx1262"
     radio = "sx1262"
     hal = "mock"
@@ -91,6 +94,11 @@ struct SX1262Bus {
     }
 }
 
-func uplink(_ payload: [UInt8], frequencyHz: UInt32 = 868_100_000, sf: SpreadingFactor = .sf7, rssi: Double = -80, snr: Double = 7.5) -> AirFrame {
-    AirFrame(payload: payload, frequencyHz: frequencyHz, modulation: LoRaModulation(spreadingFactor: sf, bandwidth: .khz125), rssiDBm: rssi, snrDB: snr, source: "sensor")
+func uplink(
+    _ payload: [UInt8], frequencyHz: UInt32 = 868_100_000, sf: SpreadingFactor = .sf7, rssi: Double = -80,
+    snr: Double = 7.5
+) -> AirFrame {
+    AirFrame(
+        payload: payload, frequencyHz: frequencyHz, modulation: LoRaModulation(spreadingFactor: sf, bandwidth: .khz125),
+        rssiDBm: rssi, snrDB: snr, source: "sensor")
 }

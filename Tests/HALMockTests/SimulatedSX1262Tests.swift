@@ -3,6 +3,7 @@ import HAL
 import LoRaPHY
 import TestSupport
 import Testing
+
 @testable import HALMock
 
 @Suite(.capturingLogs) struct SimulatedSX1262Tests {
@@ -126,7 +127,9 @@ import Testing
 
     @Test func withoutChipSelectTheChipHearsNothing() throws {
         // The raw bus device, without the GPIO chip select wrapper: NSS stays high.
-        let raw = MockSPIDevice(path: "mock", configuration: SPIConfiguration(speedHz: 1_000_000), peripheral: board.sx1262!, chipSelectLine: (board.virtualGPIO, 21))
+        let raw = MockSPIDevice(
+            path: "mock", configuration: SPIConfiguration(speedHz: 1_000_000), peripheral: board.sx1262!,
+            chipSelectLine: (board.virtualGPIO, 21))
         #expect(try raw.exchange([0xC0, 0x00]) == [0x00, 0x00])
         #expect(try bus.command(0xC0, reading: 1)[1] != 0x00)
     }

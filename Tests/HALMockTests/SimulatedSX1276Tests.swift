@@ -3,6 +3,7 @@ import HAL
 import LoRaPHY
 import TestSupport
 import Testing
+
 @testable import HALMock
 
 @Suite(.capturingLogs) struct SimulatedSX1276Tests {
@@ -42,7 +43,8 @@ import Testing
         try bus.write(0x00, 0xDE, 0xAD, 0xBE, 0xEF)
         #expect(try bus.read(0x0D) == 0x84, "pointer advanced by four")
         try bus.write(0x0D, 0x80)
-        #expect(try bus.read(0x00, count: 4) == [0xDE, 0xAD, 0xBE, 0xEF], "RegFifo does not auto-increment the address")
+        #expect(
+            try bus.read(0x00, count: 4) == [0xDE, 0xAD, 0xBE, 0xEF], "RegFifo does not auto-increment the address")
         #expect(try bus.read(0x0D) == 0x84)
     }
 

@@ -1,14 +1,17 @@
 import Clocks
 import HAL
+import Synchronization
 import TestSupport
 import Testing
+
 @testable import HALMock
 
 @Suite(.capturingLogs) struct VirtualGPIOTests {
     let chip = VirtualGPIOChip()
 
     @Test func edgeEventsReachAnAsyncConsumerInOrder() async throws {
-        let line = try chip.requestLine(GPIOLineSpec(chips: ["mock"], offset: 4), role: "dio0", consumer: "test", .input(edges: .both))
+        let line = try chip.requestLine(
+            GPIOLineSpec(chips: ["mock"], offset: 4), role: "dio0", consumer: "test", .input(edges: .both))
         let events = try line.edgeEvents()
         let consumer = Task {
             var seen: [GPIOEdgeEvent] = []
@@ -28,7 +31,8 @@ import Testing
     }
 
     @Test func risingOnlyDetectionSkipsFallingEdges() async throws {
-        let line = try chip.requestLine(GPIOLineSpec(chips: ["mock"], offset: 4), role: "dio0", consumer: "test", .input(edges: .rising))
+        let line = try chip.requestLine(
+            GPIOLineSpec(chips: ["mock"], offset: 4), role: "dio0", consumer: "test", .input(edges: .rising))
         let events = try line.edgeEvents()
         chip.drive(4, high: true)
         chip.drive(4, high: false)
@@ -40,7 +44,9 @@ import Testing
     }
 
     @Test func activeLowInvertsValuesAndEdges() async throws {
-        let input = try chip.requestLine(GPIOLineSpec(chips: ["mock"], offset: 5, activeLow: true), role: "irq", consumer: "test", .input(edges: .both))
+        let input = try chip.requestLine(
+            GPIOLineSpec(chips: ["mock"], offset: 5, activeLow: true), role: "irq", consumer: "test",
+            .input(edges: .both))
         let events = try input.edgeEvents()
         chip.drive(5, high: true)
         #expect(try input.value() == false)
@@ -51,7 +57,9 @@ import Testing
         for await event in events { edges.append(event.edge) }
         #expect(edges == [.falling, .rising])
 
-        let output = try chip.requestLine(GPIOLineSpec(chips: ["mock"], offset: 6, activeLow: true), role: "reset", consumer: "test", .output(initial: false))
+        let output = try chip.requestLine(
+            GPIOLineSpec(chips: ["mock"], offset: 6, activeLow: true), role: "reset", consumer: "test",
+            .output(initial: false))
         #expect(chip.level(6) == true, "inactive active-low output is high")
         try output.setValue(true)
         #expect(chip.level(6) == false)
@@ -60,11 +68,13 @@ import Testing
 
     @Test func aLineCanBeHeldOnceAndReturnsToItsPullWhenReleased() throws {
         chip.setPull(7, high: true)
-        let line = try chip.requestLine(GPIOLineSpec(chips: ["mock"], offset: 7), role: "reset", consumer: "first", .output(initial: false))
+        let line = try chip.requestLine(
+            GPIOLineSpec(chips: ["mock"], offset: 7), role: "reset", consumer: "first", .output(initial: false))
         #expect(chip.level(7) == false)
         #expect(chip.holder(7) == "first")
         #expect(throws: HardwareError.self) {
-            try chip.requestLine(GPIOLineSpec(chips: ["mock"], offset: 7), role: "reset", consumer: "second", .input(edges: .none))
+            try chip.requestLine(
+                GPIOLineSpec(chips: ["mock"], offset: 7), role: "reset", consumer: "second", .input(edges: .none))
         }
         line.release()
         #expect(chip.level(7) == true)
@@ -73,7 +83,8 @@ import Testing
     }
 
     @Test func inputsCannotBeDrivenAndEventsNeedEdgeDetection() throws {
-        let line = try chip.requestLine(GPIOLineSpec(chips: ["mock"], offset: 8), role: "busy", consumer: "test", .input(edges: .none))
+        let line = try chip.requestLine(
+            GPIOLineSpec(chips: ["mock"], offset: 8), role: "busy", consumer: "test", .input(edges: .none))
         #expect(throws: HardwareError.self) { try line.setValue(true) }
         #expect(throws: HardwareError.self) { try line.edgeEvents() }
     }
@@ -81,7 +92,8 @@ import Testing
     @Test func watchersSeeTheHostDriveALine() throws {
         let seen = LevelLog()
         chip.watch(9) { seen.append($0) }
-        let line = try chip.requestLine(GPIOLineSpec(chips: ["mock"], offset: 9), role: "reset", consumer: "test", .output(initial: true))
+        let line = try chip.requestLine(
+            GPIOLineSpec(chips: ["mock"], offset: 9), role: "reset", consumer: "test", .output(initial: true))
         try line.setValue(false)
         #expect(seen.levels == [true, false])
     }
@@ -92,5 +104,3 @@ final class LevelLog: Sendable {
     func append(_ level: Bool) { storage.withLock { $0.append(level) } }
     var levels: [Bool] { storage.withLock { $0 } }
 }
-
-import Synchronization

@@ -1,11 +1,13 @@
 import Clocks
+import TOML
 import TestSupport
 import Testing
-#if canImport(Glibc)
-import Glibc
-#endif
-import TOML
+
 @testable import HAL
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @Suite(.capturingLogs) struct BoardCatalogTests {
     @Test func loadsByNameAndByPath() throws {
@@ -28,7 +30,10 @@ import TOML
     @Test func aProfilesNameMustMatchItsFile() throws {
         let directory = "/tmp/hotspotd-catalog-\(getpid())"
         mkdir(directory, 0o755)
-        defer { unlink(directory + "/other.toml"); rmdir(directory) }
+        defer {
+            unlink(directory + "/other.toml")
+            rmdir(directory)
+        }
         let text = try readTextFile(boardDirectory + "/mock.toml")
         let file = fopen(directory + "/other.toml", "w")
         fputs(text, file)
@@ -47,8 +52,13 @@ import TOML
     }
 
     @Test func standardSearchOrderPutsTheEnvironmentFirst() {
-        let catalog = BoardCatalog.standard(environment: ["HOTSPOTD_BOARD_DIR": "/a:/b"], executablePath: "/usr/bin/hotspotd")
-        #expect(catalog.directories == ["/a", "/b", "/etc/hotspotd/boards", "/usr/bin/../share/hotspotd/boards", "/usr/share/hotspotd/boards", "Board"])
+        let catalog = BoardCatalog.standard(
+            environment: ["HOTSPOTD_BOARD_DIR": "/a:/b"], executablePath: "/usr/bin/hotspotd")
+        #expect(
+            catalog.directories == [
+                "/a", "/b", "/etc/hotspotd/boards", "/usr/bin/../share/hotspotd/boards", "/usr/share/hotspotd/boards",
+                "Board",
+            ])
     }
 }
 
@@ -73,7 +83,8 @@ import TOML
     }
 
     @Test func firstCandidateWins() {
-        #expect(GPIOChipLocator.locate(["raspberrypi-exp-gpio", "pinctrl-bcm2711"], among: pi4)?.path == "/dev/gpiochip1")
+        #expect(
+            GPIOChipLocator.locate(["raspberrypi-exp-gpio", "pinctrl-bcm2711"], among: pi4)?.path == "/dev/gpiochip1")
     }
 
     @Test func absentChipErrorListsWhatIsThere() {

@@ -1,9 +1,9 @@
 import Clocks
+import TOML
 import TestSupport
 import Testing
-import TOML
-@testable import HAL
 
+@testable import HAL
 
 let validSX1276 = """
     name = "test"
@@ -31,7 +31,11 @@ func parseError(_ text: String) -> TOMLConfigError? {
     @Test func everyShippedProfileIsValid() throws {
         let entries = BoardCatalog(directories: [boardDirectory]).entries()
         let names = Set(entries.map(\.name))
-        #expect(names.isSuperset(of: ["mock", "mock-sx1262", "dragino-lora-gps-hat", "adafruit-rfm95w-bonnet", "waveshare-sx1262-lorawan-hat", "rak2287", "seeed-wm1302"]))
+        #expect(
+            names.isSuperset(of: [
+                "mock", "mock-sx1262", "dragino-lora-gps-hat", "adafruit-rfm95w-bonnet", "waveshare-sx1262-lorawan-hat",
+                "rak2287", "seeed-wm1302",
+            ]))
         for entry in entries {
             let profile = try entry.profile.get()
             #expect(profile.name == entry.name, "a profile's name matches its file name")
@@ -44,7 +48,9 @@ func parseError(_ text: String) -> TOMLConfigError? {
         #expect(profile.backend == .sx127x)
         #expect(profile.hal == .linux)
         #expect(profile.spi?.configuration == SPIConfiguration(mode: .mode0, bitsPerWord: 8, speedHz: 8_000_000))
-        #expect(profile.line(.reset) == GPIOLineSpec(chips: BoardProfile.raspberryPiHeaderChips, offset: 17, activeLow: true))
+        #expect(
+            profile.line(.reset)
+                == GPIOLineSpec(chips: BoardProfile.raspberryPiHeaderChips, offset: 17, activeLow: true))
         #expect(profile.line(.dio0)?.activeLow == false)
         #expect(profile.reset.pulseMilliseconds == 1)
         #expect(profile.frontEnd.paBoost)
@@ -60,7 +66,8 @@ func parseError(_ text: String) -> TOMLConfigError? {
     }
 
     @Test func unknownTopLevelKey() {
-        let error = parseError(validSX1276.replacingFirst("radio = \"sx1276\"", with: "radio = \"sx1276\"\ncolour = \"red\""))
+        let error = parseError(
+            validSX1276.replacingFirst("radio = \"sx1276\"", with: "radio = \"sx1276\"\ncolour = \"red\""))
         #expect(error?.key == "colour")
         #expect(error?.line == 3)
         #expect(error?.message.hasPrefix("unknown key") == true)
@@ -69,7 +76,9 @@ func parseError(_ text: String) -> TOMLConfigError? {
     }
 
     @Test func mockFaultsAreOnlyForMockBoards() throws {
-        let mock = try BoardProfile.parse(String(contentsOfFile: boardDirectory + "/mock.toml", encoding: .utf8) + "\n[mock]\nwedge_after_seconds = 2.5\n", file: "mock.toml")
+        let mock = try BoardProfile.parse(
+            String(contentsOfFile: boardDirectory + "/mock.toml", encoding: .utf8)
+                + "\n[mock]\nwedge_after_seconds = 2.5\n", file: "mock.toml")
         #expect(mock.mockFaults.wedgeAfterSeconds == 2.5)
         let linux = parseError(validSX1276 + "\n[mock]\nwedge_after_seconds = 1\n")
         #expect(linux?.key == "mock")
@@ -77,7 +86,8 @@ func parseError(_ text: String) -> TOMLConfigError? {
     }
 
     @Test func unknownKeyInsideALine() {
-        let error = parseError(validSX1276.replacingFirst("dio0 = { offset = 4 }", with: "dio0 = { offset = 4, pull = \"up\" }"))
+        let error = parseError(
+            validSX1276.replacingFirst("dio0 = { offset = 4 }", with: "dio0 = { offset = 4, pull = \"up\" }"))
         #expect(error?.key == "gpio.dio0.pull")
         #expect(error?.line == 10)
     }
@@ -125,7 +135,9 @@ func parseError(_ text: String) -> TOMLConfigError? {
         let error = parseError(validSX1276 + "\ndio1 = { offset = 4, chip = \"pinctrl-bcm2711\" }")
         #expect(error?.key == "gpio.dio1")
         #expect(parseError(validSX1276 + "\ndio1 = { offset = 4, chip = \"gpiochip0\" }")?.key == "gpio.dio1")
-        #expect(parseError(validSX1276 + "\ndio1 = { offset = 4, chip = \"/dev/gpiochip2\" }") == nil, "another chip's line 4 is another pin")
+        #expect(
+            parseError(validSX1276 + "\ndio1 = { offset = 4, chip = \"/dev/gpiochip2\" }") == nil,
+            "another chip's line 4 is another pin")
     }
 
     @Test func chipSelectMustBeActiveLow() {
@@ -150,8 +162,12 @@ func parseError(_ text: String) -> TOMLConfigError? {
     }
 
     @Test func badSPIModeAndDevice() {
-        #expect(parseError(validSX1276.replacingFirst("speed_hz = 8_000_000", with: "speed_hz = 8_000_000\nmode = 4"))?.key == "spi.mode")
-        #expect(parseError(validSX1276.replacingFirst("speed_hz = 8_000_000", with: "speed_hz = 8_000_000\nmode = 3"))?.key == "spi.mode")
+        #expect(
+            parseError(validSX1276.replacingFirst("speed_hz = 8_000_000", with: "speed_hz = 8_000_000\nmode = 4"))?.key
+                == "spi.mode")
+        #expect(
+            parseError(validSX1276.replacingFirst("speed_hz = 8_000_000", with: "speed_hz = 8_000_000\nmode = 3"))?.key
+                == "spi.mode")
         #expect(parseError(validSX1276.replacingFirst("/dev/spidev0.0", with: "/dev/ttyS0"))?.key == "spi.device")
         #expect(parseError(validSX1276.replacingFirst("/dev/spidev0.0", with: "/dev/spidev0"))?.key == "spi.device")
         #expect(parseError(validSX1276.replacingFirst("/dev/spidev0.0", with: "/dev/spidev0.x"))?.key == "spi.device")
@@ -177,13 +193,16 @@ func parseError(_ text: String) -> TOMLConfigError? {
 
     @Test func unknownRadioAndMismatchedBackend() {
         #expect(parseError(validSX1276.replacingFirst("sx1276", with: "sx9999"))?.key == "radio")
-        let error = parseError(validSX1276.replacingFirst("radio = \"sx1276\"", with: "radio = \"sx1276\"\nbackend = \"sx126x\""))
+        let error = parseError(
+            validSX1276.replacingFirst("radio = \"sx1276\"", with: "radio = \"sx1276\"\nbackend = \"sx126x\""))
         #expect(error?.key == "backend")
         #expect(error?.message.contains("cannot drive") == true)
     }
 
     @Test func mockHALNeedsAMockDeviceAndCannotSimulateConcentrators() {
-        #expect(parseError(validSX1276.replacingFirst("radio = \"sx1276\"", with: "radio = \"sx1276\"\nhal = \"mock\""))?.key == "spi.device")
+        #expect(
+            parseError(validSX1276.replacingFirst("radio = \"sx1276\"", with: "radio = \"sx1276\"\nhal = \"mock\""))?
+                .key == "spi.device")
         let text = """
             name = "c"
             radio = "sx1302"
@@ -195,7 +214,8 @@ func parseError(_ text: String) -> TOMLConfigError? {
     }
 
     @Test func frontEndOptionsBelongToTheirChip() {
-        #expect(parseError(validSX1276 + "\n[radio_front_end]\ntcxo_voltage = 1.8")?.key == "radio_front_end.tcxo_voltage")
+        #expect(
+            parseError(validSX1276 + "\n[radio_front_end]\ntcxo_voltage = 1.8")?.key == "radio_front_end.tcxo_voltage")
         let sx1262 = """
             name = "hat"
             radio = "sx1262"
@@ -220,7 +240,9 @@ func parseError(_ text: String) -> TOMLConfigError? {
     }
 
     @Test func chipListAcceptsPathsAndTheRaspberryPiAlias() throws {
-        let profile = try BoardProfile.parse(validSX1276.replacingFirst("[gpio]", with: "[gpio]\nchip = [\"/dev/gpiochip4\", \"raspberry-pi\"]"), file: "t.toml")
+        let profile = try BoardProfile.parse(
+            validSX1276.replacingFirst("[gpio]", with: "[gpio]\nchip = [\"/dev/gpiochip4\", \"raspberry-pi\"]"),
+            file: "t.toml")
         #expect(profile.line(.reset)?.chips == ["/dev/gpiochip4"] + BoardProfile.raspberryPiHeaderChips)
     }
 }

@@ -1,5 +1,5 @@
-import Testing
 import LoRaPHY
+import Testing
 
 @Suite struct AirtimeTests {
     // Semtech's formula worked by hand: SF7/125 kHz, 20 bytes, CR 4/5, CRC, explicit header:

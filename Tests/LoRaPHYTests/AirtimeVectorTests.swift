@@ -1,5 +1,5 @@
-import Testing
 import LoRaPHY
+import Testing
 
 /// Time on air against published calculators, to the microsecond: LoRaWAN's explicit header,
 /// CRC on, 8-symbol preamble, low-data-rate optimisation on SF11/SF12 at 125 kHz unless stated.
@@ -57,16 +57,25 @@ struct AirtimeVector: Sendable, CustomTestStringConvertible {
         .init(sf: .sf12, bandwidth: .khz500, size: 64, preamble: 12, lowDataRateOptimize: false, microseconds: 649_216),
         .init(sf: .sf12, bandwidth: .khz500, size: 1, crc: false, lowDataRateOptimize: false, microseconds: 165_888),
         .init(sf: .sf12, bandwidth: .khz500, size: 192, lowDataRateOptimize: false, microseconds: 1_476_608),
-        .init(sf: .sf12, bandwidth: .khz500, size: 16, preamble: 12, explicitHeader: false, crc: false, lowDataRateOptimize: false, microseconds: 280_576),
-        .init(sf: .sf8, bandwidth: .khz125, codingRate: .cr4_6, size: 3, lowDataRateOptimize: false, microseconds: 66_048),
-        .init(sf: .sf8, bandwidth: .khz125, codingRate: .cr4_6, size: 253, lowDataRateOptimize: false, microseconds: 827_904),
-        .init(sf: .sf8, bandwidth: .khz125, codingRate: .cr4_6, size: 10, preamble: 12, explicitHeader: false, lowDataRateOptimize: false, microseconds: 86_528),
+        .init(
+            sf: .sf12, bandwidth: .khz500, size: 16, preamble: 12, explicitHeader: false, crc: false,
+            lowDataRateOptimize: false, microseconds: 280_576),
+        .init(
+            sf: .sf8, bandwidth: .khz125, codingRate: .cr4_6, size: 3, lowDataRateOptimize: false,
+            microseconds: 66_048),
+        .init(
+            sf: .sf8, bandwidth: .khz125, codingRate: .cr4_6, size: 253, lowDataRateOptimize: false,
+            microseconds: 827_904),
+        .init(
+            sf: .sf8, bandwidth: .khz125, codingRate: .cr4_6, size: 10, preamble: 12, explicitHeader: false,
+            lowDataRateOptimize: false, microseconds: 86_528),
     ]
 
     @Test(arguments: theThingsStack + airtimeCalculator + semtechCalculator)
     func matchesPublishedCalculators(_ vector: AirtimeVector) {
         let airtime = LoRaAirtime(
-            modulation: LoRaModulation(spreadingFactor: vector.sf, bandwidth: vector.bandwidth, codingRate: vector.codingRate),
+            modulation: LoRaModulation(
+                spreadingFactor: vector.sf, bandwidth: vector.bandwidth, codingRate: vector.codingRate),
             payloadLength: vector.size, preambleLength: vector.preamble, explicitHeader: vector.explicitHeader,
             crc: vector.crc, lowDataRateOptimize: vector.lowDataRateOptimize
         )

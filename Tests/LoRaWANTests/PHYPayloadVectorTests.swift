@@ -1,7 +1,8 @@
-import Wire
 import Cryptography
 import LoRaPHY
 import Testing
+import Wire
+
 @testable import LoRaWAN
 
 func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
@@ -37,10 +38,18 @@ func bytes(_ values: [UInt8]) -> [UInt8] { values }
     }
 
     @Test func longPayloadAcrossSeveralBlocks() throws {
-        let frame = try PHYPayload.decode(hex("40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea8a20af3c5e7"))
+        let frame = try PHYPayload.decode(
+            hex(
+                """
+                40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f2\
+                8dea8a20af3c5e7
+                """
+            ))
         #expect(frame.mic == hex("0af3c5e7"))
         #expect(try frame.hasValidMIC(nwkSKey: Self.nwkSKey, fCnt: 4))
-        #expect(try frame.decryptedPayload(nwkSKey: Self.nwkSKey, appSKey: Self.appSKey, fCnt: 4) == Array("The quick brown fox jumps over the lazy dog.".utf8))
+        #expect(
+            try frame.decryptedPayload(nwkSKey: Self.nwkSKey, appSKey: Self.appSKey, fCnt: 4)
+                == Array("The quick brown fox jumps over the lazy dog.".utf8))
     }
 
     @Test func portZeroIsEncryptedWithTheNetworkKey() throws {
@@ -96,7 +105,8 @@ func bytes(_ values: [UInt8]) -> [UInt8] { values }
     static let twos = [UInt8](repeating: 2, count: 16)
 
     @Test func frmPayloadWithADR() throws {
-        let frame = try PHYPayload.decode(bytes([64, 4, 3, 2, 1, 128, 1, 0, 1, 166, 148, 100, 38, 21, 214, 195, 181, 130]))
+        let frame = try PHYPayload.decode(
+            bytes([64, 4, 3, 2, 1, 128, 1, 0, 1, 166, 148, 100, 38, 21, 214, 195, 181, 130]))
         let data = try #require(frame.dataFrame)
         #expect(data.devAddr == DevAddr(0x0102_0304))
         #expect(data.fCtrl.adr)
@@ -106,7 +116,8 @@ func bytes(_ values: [UInt8]) -> [UInt8] { values }
     }
 
     @Test func macCommandsInFOpts() throws {
-        let frame = try PHYPayload.decode(bytes([64, 4, 3, 2, 1, 3, 0, 0, 2, 3, 5, 1, 106, 55, 152, 245, 182, 77, 192, 57]))
+        let frame = try PHYPayload.decode(
+            bytes([64, 4, 3, 2, 1, 3, 0, 0, 2, 3, 5, 1, 106, 55, 152, 245, 182, 77, 192, 57]))
         let data = try #require(frame.dataFrame)
         #expect(data.fCtrl.fOptsLength == 3)
         #expect(data.fOpts == [2, 3, 5])
@@ -135,7 +146,8 @@ func bytes(_ values: [UInt8]) -> [UInt8] { values }
 
     @Test func joinAcceptWithAppKey() throws {
         let frame = try PHYPayload.decode(hex("20493eeb51fba2116f810edb3742975142"))
-        let (accept, valid) = try LoRaWANCrypto.decryptJoinAccept(frame, appKey: hex("00112233445566778899aabbccddeeff"))
+        let (accept, valid) = try LoRaWANCrypto.decryptJoinAccept(
+            frame, appKey: hex("00112233445566778899aabbccddeeff"))
         #expect(valid)
         #expect(accept.joinNonce == 0x57_0BC7, "AppNonce {87, 11, 199}")
         #expect(accept.netID == 0x22_1101, "NetID {34, 17, 1}")
@@ -157,16 +169,28 @@ func bytes(_ values: [UInt8]) -> [UInt8] { values }
     @Test func legacyUplinkMICAndEncryption() throws {
         let key = [UInt8](repeating: 1, count: 16)
         let message = hex("40040302010001000101020304")
-        #expect(try LoRaWANCrypto.dataMIC(key: key, message: message, devAddr: DevAddr(0x0102_0304), fCnt: 1, uplink: true) == hex("3B073182"))
-        #expect(try LoRaWANCrypto.cryptFRMPayload(key: key, payload: [1, 2, 3, 4], devAddr: DevAddr(0x0102_0304), fCnt: 1, uplink: true) == hex("CFF30B4E"))
-        #expect(try LoRaWANCrypto.cryptFRMPayload(key: key, payload: [1, 2, 3, 4], devAddr: DevAddr(0x0102_0304), fCnt: 1, uplink: false) == hex("4E75F440"))
-        #expect(try LoRaWANCrypto.dataMIC(key: key, message: message, devAddr: DevAddr(0x0102_0304), fCnt: 1, uplink: false) == hex("A5609FA9"))
+        #expect(
+            try LoRaWANCrypto.dataMIC(key: key, message: message, devAddr: DevAddr(0x0102_0304), fCnt: 1, uplink: true)
+                == hex("3B073182"))
+        #expect(
+            try LoRaWANCrypto.cryptFRMPayload(
+                key: key, payload: [1, 2, 3, 4], devAddr: DevAddr(0x0102_0304), fCnt: 1, uplink: true)
+                == hex("CFF30B4E"))
+        #expect(
+            try LoRaWANCrypto.cryptFRMPayload(
+                key: key, payload: [1, 2, 3, 4], devAddr: DevAddr(0x0102_0304), fCnt: 1, uplink: false)
+                == hex("4E75F440"))
+        #expect(
+            try LoRaWANCrypto.dataMIC(key: key, message: message, devAddr: DevAddr(0x0102_0304), fCnt: 1, uplink: false)
+                == hex("A5609FA9"))
     }
 
     /// pkg/crypto/join_messages_test.go: join request MIC with key 01×16.
     @Test func joinRequestMIC() throws {
         let message = hex("00080706050403020108070605040302010201")
-        #expect(try LoRaWANCrypto.joinRequestMIC(appKey: [UInt8](repeating: 1, count: 16), message: message) == hex("e6e10c55"))
+        #expect(
+            try LoRaWANCrypto.joinRequestMIC(appKey: [UInt8](repeating: 1, count: 16), message: message)
+                == hex("e6e10c55"))
     }
 }
 
@@ -183,7 +207,9 @@ func bytes(_ values: [UInt8]) -> [UInt8] { values }
     /// this builds a frame and checks that only the full counter verifies it).
     @Test func thirtyTwoBitCounterInTheMIC() throws {
         let nwkSKey = [UInt8](repeating: 7, count: 16)
-        let bytes = try LoRaWANCrypto.encodeDataFrame(devAddr: DevAddr(0x2601_1BDA), fCnt: 0x0001_0002, fPort: 1, payload: [9], nwkSKey: nwkSKey, appSKey: nwkSKey)
+        let bytes = try LoRaWANCrypto.encodeDataFrame(
+            devAddr: DevAddr(0x2601_1BDA), fCnt: 0x0001_0002, fPort: 1, payload: [9], nwkSKey: nwkSKey, appSKey: nwkSKey
+        )
         let frame = try PHYPayload.decode(bytes)
         #expect(frame.dataFrame?.fCnt == 2)
         #expect(try frame.hasValidMIC(nwkSKey: nwkSKey, fCnt: 0x0001_0002))

@@ -3,8 +3,8 @@ import HAL
 import HALMock
 import TestSupport
 import Testing
-@testable import Radio
 
+@testable import Radio
 
 func mockBoard(_ name: String) throws -> MockBoard {
     try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/\(name).toml"), air: Air(timeScale: 0))

@@ -1,6 +1,7 @@
 import Clocks
 import LoRaPHY
 import Testing
+
 @testable import Radio
 
 @Suite struct RegionTests {
@@ -28,7 +29,10 @@ import Testing
         #expect(region.uplinkChannels[0] == 902_300_000)
         #expect(region.uplinkChannels[63] == 914_900_000)
         #expect(region.uplinkChannels[64] == 903_000_000)
-        #expect(region.downlinkChannels == [923_300_000, 923_900_000, 924_500_000, 925_100_000, 925_700_000, 926_300_000, 926_900_000, 927_500_000])
+        #expect(
+            region.downlinkChannels == [
+                923_300_000, 923_900_000, 924_500_000, 925_100_000, 925_700_000, 926_300_000, 926_900_000, 927_500_000,
+            ])
         #expect(region.loraDataRate(0) == LoRaDataRate(spreadingFactor: .sf10, bandwidth: .khz125))
         #expect(region.loraDataRate(4) == LoRaDataRate(spreadingFactor: .sf8, bandwidth: .khz500))
         #expect(region.index(of: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500)) == nil, "downlink only")
@@ -57,7 +61,9 @@ import Testing
     @Test func slowestDataRateForABeacon() {
         #expect(Region.eu868.slowestUplinkDataRate(carrying: 52)?.index == 0)
         #expect(Region.us915.slowestUplinkDataRate(carrying: 52)?.index == 1, "DR0 carries only 24 bytes")
-        #expect(Region.as923.slowestUplinkDataRate(carrying: 52)?.index == 3, "SF9: SF10 would take 616 ms, past the dwell time")
+        #expect(
+            Region.as923.slowestUplinkDataRate(carrying: 52)?.index == 3,
+            "SF9: SF10 would take 616 ms, past the dwell time")
         #expect(Region.au915.slowestUplinkDataRate(carrying: 52)?.index == 3, "125 kHz in AU915 hops: 400 ms at most")
     }
 }
@@ -67,8 +73,14 @@ import Testing
         var nanoseconds: UInt64 = 10_000_000_000_000
     }
 
-    func request(_ frequencyHz: UInt32, power: Int = 14, size: Int = 20, sf: SpreadingFactor = .sf12, bandwidth: LoRaBandwidth = .khz125, preamble: Int = 8) -> TransmitRequest {
-        TransmitRequest(payload: [UInt8](repeating: 0, count: size), frequencyHz: frequencyHz, dataRate: LoRaDataRate(spreadingFactor: sf, bandwidth: bandwidth), powerDBm: power, invertedIQ: true, preambleLength: preamble)
+    func request(
+        _ frequencyHz: UInt32, power: Int = 14, size: Int = 20, sf: SpreadingFactor = .sf12,
+        bandwidth: LoRaBandwidth = .khz125, preamble: Int = 8
+    ) -> TransmitRequest {
+        TransmitRequest(
+            payload: [UInt8](repeating: 0, count: size), frequencyHz: frequencyHz,
+            dataRate: LoRaDataRate(spreadingFactor: sf, bandwidth: bandwidth), powerDBm: power, invertedIQ: true,
+            preambleLength: preamble)
     }
 
     @Test func dutyCycleIsCountedPerSubBandOverTheLastHour() {
@@ -105,7 +117,9 @@ import Testing
         #expect(refusal(policy, request(869_525_000, power: 27)) == nil)
         #expect(refusal(policy, request(869_525_000, power: 30)) == .powerNotAllowed)
         let us = RegionalTransmitPolicy(region: .us915)
-        #expect(refusal(us, request(923_300_000, power: 30, sf: .sf12, bandwidth: .khz500)) == nil, "no duty cycle in US915")
+        #expect(
+            refusal(us, request(923_300_000, power: 30, sf: .sf12, bandwidth: .khz500)) == nil, "no duty cycle in US915"
+        )
         #expect(refusal(us, request(868_100_000, sf: .sf10)) == .frequencyNotAllowed)
     }
 
@@ -114,31 +128,57 @@ import Testing
     /// 65,535-symbol preamble (9.6 hours on air).
     @Test func theWholeSignalTheRegionsDataRatesEIRPAndDwellTime() {
         let us = RegionalTransmitPolicy(region: .us915)
-        #expect(refusal(us, request(902_000_000, power: 30, bandwidth: .khz500)) == .frequencyNotAllowed, "901.75–902.25 MHz")
-        #expect(refusal(us, request(928_000_000, power: 30, bandwidth: .khz500)) == .frequencyNotAllowed, "927.75–928.25 MHz")
+        #expect(
+            refusal(us, request(902_000_000, power: 30, bandwidth: .khz500)) == .frequencyNotAllowed,
+            "901.75–902.25 MHz")
+        #expect(
+            refusal(us, request(928_000_000, power: 30, bandwidth: .khz500)) == .frequencyNotAllowed,
+            "927.75–928.25 MHz")
         #expect(refusal(us, request(927_500_000, power: 30, bandwidth: .khz500)) == nil, "927.25–927.75 MHz")
-        let slow = TransmitRequest(payload: [1], frequencyHz: 915_000_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz7_8), powerDBm: 30, invertedIQ: true, preambleLength: 65_535)
-        if case .failed(let reason) = refusal(us, slow) { #expect(reason.contains("not a data rate of US915")) } else { Issue.record("SF12 at 7.8 kHz was admitted") }
+        let slow = TransmitRequest(
+            payload: [1], frequencyHz: 915_000_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz7_8),
+            powerDBm: 30, invertedIQ: true, preambleLength: 65_535)
+        if case .failed(let reason) = refusal(us, slow) {
+            #expect(reason.contains("not a data rate of US915"))
+        } else {
+            Issue.record("SF12 at 7.8 kHz was admitted")
+        }
         // 125 kHz in US915 hops: 400 ms at most. SF10 with 20 bytes lasts 371 ms, with 40 bytes 534 ms.
         #expect(refusal(us, request(902_300_000, size: 20, sf: .sf10)) == nil)
-        if case .failed(let reason) = refusal(us, request(902_300_000, size: 40, sf: .sf10)) { #expect(reason.contains("dwell time")) } else { Issue.record("a 534 ms frame was admitted") }
-        #expect(refusal(us, request(923_300_000, size: 200, sf: .sf12, bandwidth: .khz500)) == nil, "500 kHz is not hopping: no dwell time")
+        if case .failed(let reason) = refusal(us, request(902_300_000, size: 40, sf: .sf10)) {
+            #expect(reason.contains("dwell time"))
+        } else {
+            Issue.record("a 534 ms frame was admitted")
+        }
+        #expect(
+            refusal(us, request(923_300_000, size: 200, sf: .sf12, bandwidth: .khz500)) == nil,
+            "500 kHz is not hopping: no dwell time")
 
         // EU868: the signal inside one sub-band; the antenna's gain counts.
         let eu = RegionalTransmitPolicy(region: .eu868)
-        #expect(refusal(eu, request(869_640_000)) == .frequencyNotAllowed, "869.5775–869.7025 MHz straddles two sub-bands")
-        #expect(refusal(eu, request(868_000_000)) == .frequencyNotAllowed, "867.9375–868.0625 MHz straddles two sub-bands")
+        #expect(
+            refusal(eu, request(869_640_000)) == .frequencyNotAllowed,
+            "869.5775–869.7025 MHz straddles two sub-bands")
+        #expect(
+            refusal(eu, request(868_000_000)) == .frequencyNotAllowed,
+            "867.9375–868.0625 MHz straddles two sub-bands")
         #expect(refusal(eu, request(868_100_000, sf: .sf7, bandwidth: .khz500)) != nil, "500 kHz is no EU868 data rate")
         let gain = RegionalTransmitPolicy(region: .eu868, antennaGainDBi: 3)
-        #expect(refusal(gain, request(868_100_000, power: 14)) == .powerNotAllowed, "14 dBm + 3 dBi is over 16.15 dBm EIRP")
+        #expect(
+            refusal(gain, request(868_100_000, power: 14)) == .powerNotAllowed, "14 dBm + 3 dBi is over 16.15 dBm EIRP")
         #expect(refusal(gain, request(868_100_000, power: 13)) == nil)
         let preamble = request(869_525_000, sf: .sf12, preamble: 65_535)
         #expect(refusal(eu, preamble) == .dutyCycleExhausted, "an hour-long preamble exceeds even the 10 % sub-band")
 
         // AS923: 400 ms unless configured off; KR920 and Japan listen first.
         let asia = RegionalTransmitPolicy(region: .as923)
-        if case .failed = refusal(asia, request(923_200_000, sf: .sf12)) {} else { Issue.record("1.3 s on air in AS923 was admitted") }
-        #expect(refusal(RegionalTransmitPolicy(region: .as923, dwellTimeLimited: false), request(923_200_000, sf: .sf12)) == nil)
+        if case .failed = refusal(asia, request(923_200_000, sf: .sf12)) {
+        } else {
+            Issue.record("1.3 s on air in AS923 was admitted")
+        }
+        #expect(
+            refusal(RegionalTransmitPolicy(region: .as923, dwellTimeLimited: false), request(923_200_000, sf: .sf12))
+                == nil)
         #expect(RegionalTransmitPolicy(region: .kr920).listenBeforeTalk == .kr920)
         // KR920: the edge channels whole; 10 dBm up to 921.9 MHz, 14 dBm from 922.1 MHz.
         let korea = RegionalTransmitPolicy(region: .kr920)
@@ -181,10 +221,15 @@ import Testing
     @Test(arguments: ["mock", "mock-sx1262"])
     func aBusyChannelKeepsTheFrameOffTheAir(board name: String) async throws {
         let board = try mockBoard(name)
-        let korea = RadioConfiguration(frequencyHz: 922_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))
-        let radio = try SPIRadio(board: board, configuration: korea, policy: RegionalTransmitPolicy(region: .kr920), logger: quiet, timing: fastTiming)
+        let korea = RadioConfiguration(
+            frequencyHz: 922_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))
+        let radio = try SPIRadio(
+            board: board, configuration: korea, policy: RegionalTransmitPolicy(region: .kr920), logger: quiet,
+            timing: fastTiming)
         try await radio.start()
-        let request = TransmitRequest(payload: [0x60, 1, 2, 3], frequencyHz: 922_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
+        let request = TransmitRequest(
+            payload: [0x60, 1, 2, 3], frequencyHz: 922_300_000,
+            dataRate: LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
 
         #expect(await radio.transmit(request) == .sent(powerDBm: 14), "a free channel (the noise floor, −120 dBm)")
         #expect(board.air.transmissions.count == 1)

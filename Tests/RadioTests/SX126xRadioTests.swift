@@ -4,6 +4,7 @@ import HALMock
 import LoRaPHY
 import TestSupport
 import Testing
+
 @testable import Radio
 
 @Suite(.capturingLogs, .serialized) struct SX126xRadioTests {
@@ -12,7 +13,9 @@ import Testing
 
     init() throws {
         board = try mockBoard("mock-sx1262")
-        radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        radio = try SPIRadio(
+            board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet,
+            timing: fastTiming)
     }
 
     @Test func receivesWhatIsSentOnItsChannelWithRSSIAndSNR() async throws {
@@ -47,8 +50,12 @@ import Testing
 
     @Test func transmitsIsHeardAndReturnsToReceive() async throws {
         try await radio.start()
-        let request = TransmitRequest(payload: [0xE0] + [UInt8](repeating: 1, count: 51), frequencyHz: 869_525_000, dataRate: LoRaDataRate(spreadingFactor: .sf10, bandwidth: .khz125), powerDBm: 27, invertedIQ: false)
-        #expect(await radio.transmit(request) == .sent(powerDBm: 22), "27 dBm is allowed in 869.4–869.65 MHz; the SX1262 gives its 22")
+        let request = TransmitRequest(
+            payload: [0xE0] + [UInt8](repeating: 1, count: 51), frequencyHz: 869_525_000,
+            dataRate: LoRaDataRate(spreadingFactor: .sf10, bandwidth: .khz125), powerDBm: 27, invertedIQ: false)
+        #expect(
+            await radio.transmit(request) == .sent(powerDBm: 22),
+            "27 dBm is allowed in 869.4–869.65 MHz; the SX1262 gives its 22")
         let sent = try #require(board.air.transmissions.last)
         #expect(sent.payload.count == 52)
         #expect(!sent.invertedIQ)
@@ -62,9 +69,15 @@ import Testing
     }
 
     @Test func aTransmissionAboveTheChipsPowerGoesOutAtTheChipsMaximum() async throws {
-        let us = try SPIRadio(board: try mockBoard("mock-sx1262"), configuration: RadioConfiguration(frequencyHz: 902_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf10, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .us915), logger: quiet, timing: fastTiming)
+        let us = try SPIRadio(
+            board: try mockBoard("mock-sx1262"),
+            configuration: RadioConfiguration(
+                frequencyHz: 902_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf10, bandwidth: .khz125)),
+            policy: RegionalTransmitPolicy(region: .us915), logger: quiet, timing: fastTiming)
         try await us.start()
-        let request = TransmitRequest(payload: [1], frequencyHz: 923_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500), powerDBm: 27, invertedIQ: true)
+        let request = TransmitRequest(
+            payload: [1], frequencyHz: 923_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500),
+            powerDBm: 27, invertedIQ: true)
         #expect(await us.transmit(request) == .sent(powerDBm: 22))
         var tooLoud = request
         tooLoud.powerDBm = 31
@@ -82,8 +95,12 @@ import Testing
         for attempt in 0..<5 where !sentOnTime {
             let before = board.air.transmissions.count
             let now = await radio.currentTimestamp()
-            let first = TransmitRequest(payload: [0xA1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(now &+ 200_000))
-            let second = TransmitRequest(payload: [0xB2, 0xB2], frequencyHz: 868_300_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(now &+ 400_000))
+            let first = TransmitRequest(
+                payload: [0xA1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true,
+                timing: .atTimestamp(now &+ 200_000))
+            let second = TransmitRequest(
+                payload: [0xB2, 0xB2], frequencyHz: 868_300_000, dataRate: sf7, powerDBm: 14, invertedIQ: true,
+                timing: .atTimestamp(now &+ 400_000))
             async let a = radio.transmit(first)
             async let b = radio.transmit(second)
             if attempt == 0 {
@@ -94,7 +111,9 @@ import Testing
             let outcomes = [await a, await b]
             let sent = Array(board.air.transmissions.dropFirst(before))
             // Each frame that went out carries its own payload and frequency.
-            let expected: [(payload: [UInt8], frequencyHz: UInt32)] = [([0xA1], 868_100_000), ([0xB2, 0xB2], 868_300_000)]
+            let expected: [(payload: [UInt8], frequencyHz: UInt32)] = [
+                ([0xA1], 868_100_000), ([0xB2, 0xB2], 868_300_000),
+            ]
             let wentOut = zip(outcomes, expected).filter { $0.0 == .sent(powerDBm: 14) }.map(\.1)
             #expect(outcomes.allSatisfy { $0 == .sent(powerDBm: 14) || $0 == .tooLate }, "\(outcomes)")
             try #require(sent.count == wentOut.count, "\(outcomes) \(sent.map(\.payload))")
@@ -128,10 +147,11 @@ import Testing
         try await radio.start()
         let hungAt = monotonicNanoseconds()
         board.sx1262!.hang()
-        #expect(await eventually {
-            let stats = await radio.statistics()
-            return stats.reinitialisations >= 1 && stats.lastProgressNanoseconds > hungAt
-        })
+        #expect(
+            await eventually {
+                let stats = await radio.statistics()
+                return stats.reinitialisations >= 1 && stats.lastProgressNanoseconds > hungAt
+            })
         board.air.send(sensorFrame([6]))
         #expect(try await nextFrame(radio)?.payload == [6])
         await radio.stop()
@@ -150,7 +170,9 @@ import Testing
     @Test func noCommandIsSentWhileBusy() async throws {
         // Real time: BUSY stays high for a while after every command; the driver must wait.
         let slow = try MockBoard(profile: mockBoard("mock-sx1262").profile, air: Air(timeScale: 1))
-        let radio = try SPIRadio(board: slow, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        let radio = try SPIRadio(
+            board: slow, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet,
+            timing: fastTiming)
         try await radio.start()
         #expect(slow.sx1262!.counters.commandsWhileBusy == 0)
         #expect(slow.sx1262!.chipMode == .rx)
@@ -160,7 +182,8 @@ import Testing
 
 @Suite(.capturingLogs) struct SX126xPollingTests {
     @Test func receivesByPollingWithoutDIO1() async throws {
-        let profile = try BoardProfile.parse("""
+        let profile = try BoardProfile.parse(
+            """
             name = "no-dio1"
             radio = "sx1262"
             hal = "mock"
@@ -172,11 +195,16 @@ import Testing
             busy = { offset = 20 }
             """, file: "no-dio1.toml")
         let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
-        let radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        let radio = try SPIRadio(
+            board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet,
+            timing: fastTiming)
         try await radio.start()
         board.air.send(sensorFrame([0xCD]))
         #expect(try await nextFrame(radio)?.payload == [0xCD])
-        #expect(await radio.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)) == .sent(powerDBm: 14))
+        #expect(
+            await radio.transmit(
+                TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+                == .sent(powerDBm: 14))
         await radio.stop()
     }
 

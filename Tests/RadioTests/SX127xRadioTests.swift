@@ -6,17 +6,24 @@ import Logging
 import Synchronization
 import TestSupport
 import Testing
+
 @testable import Radio
 
 let sf7 = LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)
 let listening = RadioConfiguration(frequencyHz: 868_100_000, dataRate: sf7)
 /// Quick health checks; a generous lateness tolerance, since a loaded test machine wakes late.
-let fastTiming = RadioTiming(healthCheckInterval: .milliseconds(30), pollInterval: .milliseconds(1), lateToleranceMicroseconds: 100_000)
+let fastTiming = RadioTiming(
+    healthCheckInterval: .milliseconds(30), pollInterval: .milliseconds(1), lateToleranceMicroseconds: 100_000)
 /// Drivers log recoveries at warning level; tests keep them out of the output.
 let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 
-func sensorFrame(_ payload: [UInt8], frequencyHz: UInt32 = 868_100_000, sf: SpreadingFactor = .sf7, rssi: Double = -80, snr: Double = 7.5, crcValid: Bool = true) -> AirFrame {
-    AirFrame(payload: payload, frequencyHz: frequencyHz, modulation: LoRaModulation(spreadingFactor: sf, bandwidth: .khz125), crcValid: crcValid, rssiDBm: rssi, snrDB: snr, source: "sensor")
+func sensorFrame(
+    _ payload: [UInt8], frequencyHz: UInt32 = 868_100_000, sf: SpreadingFactor = .sf7, rssi: Double = -80,
+    snr: Double = 7.5, crcValid: Bool = true
+) -> AirFrame {
+    AirFrame(
+        payload: payload, frequencyHz: frequencyHz, modulation: LoRaModulation(spreadingFactor: sf, bandwidth: .khz125),
+        crcValid: crcValid, rssiDBm: rssi, snrDB: snr, source: "sensor")
 }
 
 /// The next frame of `radio`, or a failure after a few seconds.
@@ -31,7 +38,9 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
 
     init() throws {
         board = try mockBoard("mock")
-        radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        radio = try SPIRadio(
+            board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet,
+            timing: fastTiming)
     }
 
     @Test func receivesWhatIsSentOnItsChannelWithRSSIAndSNR() async throws {
@@ -65,7 +74,8 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
             return payloads
         }
         for index in 0..<count {
-            await board.air.sendAndAwaitReadout(sensorFrame([0x40, UInt8(index & 0xFF), UInt8(index >> 8)] + [UInt8](repeating: 7, count: index % 50)))
+            await board.air.sendAndAwaitReadout(
+                sensorFrame([0x40, UInt8(index & 0xFF), UInt8(index >> 8)] + [UInt8](repeating: 7, count: index % 50)))
         }
         let payloads = try await withTimeout(seconds: 20) { await received.value }
         #expect(payloads.count == count)
@@ -78,7 +88,10 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         final class Sink: FrameSink, @unchecked Sendable {
             let frames = Mutex<[[UInt8]]>([])
             let finished = Mutex(false)
-            func put(_ frame: RadioFrame) -> Bool { frames.withLock { $0.append(frame.payload) }; return true }
+            func put(_ frame: RadioFrame) -> Bool {
+                frames.withLock { $0.append(frame.payload) }
+                return true
+            }
             func finish() { finished.withLock { $0 = true } }
         }
         try await radio.start()
@@ -122,7 +135,9 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
 
     @Test func transmitsIsHeardByTheAirAndReturnsToReceive() async throws {
         try await radio.start()
-        let request = TransmitRequest(payload: [0x60, 0xAA, 0xBB], frequencyHz: 869_525_000, dataRate: LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
+        let request = TransmitRequest(
+            payload: [0x60, 0xAA, 0xBB], frequencyHz: 869_525_000,
+            dataRate: LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
         let outcome = await radio.transmit(request)
         #expect(outcome == .sent(powerDBm: 14))
         let sent = try #require(board.air.transmissions.last)
@@ -140,7 +155,8 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
 
     @Test func refusesWhatTheRegionForbids() async throws {
         try await radio.start()
-        let base = TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+        let base = TransmitRequest(
+            payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
         var outside = base
         outside.frequencyHz = 915_000_000
         #expect(await radio.transmit(outside) == .frequencyNotAllowed)
@@ -157,7 +173,8 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
 
     @Test func schedulesAgainstItsCounter() async throws {
         try await radio.start()
-        var request = TransmitRequest(payload: [1, 2], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+        var request = TransmitRequest(
+            payload: [1, 2], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
         let now = await radio.currentTimestamp()
         request.timing = .atTimestamp(now &- 1_000)
         #expect(await radio.transmit(request) == .tooLate)
@@ -185,7 +202,9 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
     @Test func overlappingTransmissionsCollide() async throws {
         try await radio.start()
         let target = await radio.currentTimestamp() &+ 300_000
-        let request = TransmitRequest(payload: [1, 2, 3], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(target))
+        let request = TransmitRequest(
+            payload: [1, 2, 3], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true,
+            timing: .atTimestamp(target))
         async let first = radio.transmit(request)
         #expect(await eventually { await radio.pendingTransmissions() == 1 })
         var second = request
@@ -200,8 +219,10 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
 
     @Test func backToBackTransmissionsGoOutInTurn() async throws {
         try await radio.start()
-        async let first = radio.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
-        async let second = radio.transmit(TransmitRequest(payload: [2], frequencyHz: 868_300_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+        async let first = radio.transmit(
+            TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+        async let second = radio.transmit(
+            TransmitRequest(payload: [2], frequencyHz: 868_300_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
         let outcomes = await [first, second]
         #expect(outcomes.filter(\.isSent).count + outcomes.filter { $0 == .collisionPacket }.count == 2)
         for (frame, outcome) in zip(board.air.transmissions, outcomes.filter(\.isSent)) {
@@ -218,7 +239,10 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         try await radio.start()
         board.sx1276!.glitch()
         let chip = board.sx1276!
-        #expect(await eventually { await radio.statistics().reinitialisations >= 1 && chip.mode == .rxContinuous && chip.isLoRa })
+        #expect(
+            await eventually {
+                await radio.statistics().reinitialisations >= 1 && chip.mode == .rxContinuous && chip.isLoRa
+            })
         board.air.send(sensorFrame([5, 5]))
         #expect(try await nextFrame(radio)?.payload == [5, 5])
         await radio.stop()
@@ -229,10 +253,11 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         let hungAt = monotonicNanoseconds()
         board.sx1276!.hang()
         // Progress again means the driver has set the radio up once more.
-        #expect(await eventually {
-            let stats = await radio.statistics()
-            return stats.reinitialisations >= 1 && stats.lastProgressNanoseconds > hungAt
-        })
+        #expect(
+            await eventually {
+                let stats = await radio.statistics()
+                return stats.reinitialisations >= 1 && stats.lastProgressNanoseconds > hungAt
+            })
         board.air.send(sensorFrame([6]))
         #expect(try await nextFrame(radio)?.payload == [6])
         await radio.stop()
@@ -244,11 +269,20 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
         #expect(await eventually { await radio.statistics().reinitialisations >= 1 })
         let stalled = await radio.statistics()
         #expect(await eventually { await radio.statistics().reinitialisations > stalled.reinitialisations })
-        #expect(await radio.statistics().lastProgressNanoseconds == stalled.lastProgressNanoseconds, "no progress while the radio is silent")
-        #expect(await radio.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)).isSent == false)
+        #expect(
+            await radio.statistics().lastProgressNanoseconds == stalled.lastProgressNanoseconds,
+            "no progress while the radio is silent")
+        #expect(
+            await radio.transmit(
+                TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+            ).isSent == false)
         board.sx1276!.recover()
         let chip = board.sx1276!
-        #expect(await eventually { await radio.statistics().lastProgressNanoseconds > stalled.lastProgressNanoseconds && chip.mode == .rxContinuous && chip.isLoRa })
+        #expect(
+            await eventually {
+                await radio.statistics().lastProgressNanoseconds > stalled.lastProgressNanoseconds
+                    && chip.mode == .rxContinuous && chip.isLoRa
+            })
         board.air.send(sensorFrame([8]))
         #expect(try await nextFrame(radio)?.payload == [8])
         await radio.stop()
@@ -272,7 +306,8 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
 
 @Suite(.capturingLogs) struct SX127xPollingTests {
     @Test func receivesByPollingWithoutDIO0() async throws {
-        let profile = try BoardProfile.parse("""
+        let profile = try BoardProfile.parse(
+            """
             name = "no-dio0"
             radio = "rfm95"
             hal = "mock"
@@ -283,16 +318,22 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
             reset = { offset = 25, active_low = true }
             """, file: "no-dio0.toml")
         let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
-        let radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet, timing: fastTiming)
+        let radio = try SPIRadio(
+            board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .eu868), logger: quiet,
+            timing: fastTiming)
         try await radio.start()
         board.air.send(sensorFrame([0xAB]))
         #expect(try await nextFrame(radio)?.payload == [0xAB])
-        #expect(await radio.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)) == .sent(powerDBm: 14))
+        #expect(
+            await radio.transmit(
+                TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+                == .sent(powerDBm: 14))
         await radio.stop()
     }
 
     @Test func anRFOBoardSendsAtMostFourteenDBm() async throws {
-        let profile = try BoardProfile.parse("""
+        let profile = try BoardProfile.parse(
+            """
             name = "rfo"
             radio = "sx1276"
             hal = "mock"
@@ -306,9 +347,13 @@ func nextFrame(_ radio: any Radio) async throws -> RadioFrame? {
             pa_boost = false
             """, file: "rfo.toml")
         let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
-        let radio = try SPIRadio(board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .us915), logger: quiet, timing: fastTiming)
+        let radio = try SPIRadio(
+            board: board, configuration: listening, policy: RegionalTransmitPolicy(region: .us915), logger: quiet,
+            timing: fastTiming)
         try await radio.start()
-        let request = TransmitRequest(payload: [1], frequencyHz: 923_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz500), powerDBm: 20, invertedIQ: true)
+        let request = TransmitRequest(
+            payload: [1], frequencyHz: 923_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz500),
+            powerDBm: 20, invertedIQ: true)
         #expect(await radio.transmit(request) == .sent(powerDBm: 14))
         #expect(board.sx1276!.peekRegister(0x09) == 0x70 | 14, "RFO, MaxPower 7, OutputPower 14")
         await radio.stop()

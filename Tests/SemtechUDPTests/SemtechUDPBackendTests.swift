@@ -7,6 +7,7 @@ import Synchronization
 import TestSupport
 import Testing
 import Wire
+
 @testable import SemtechUDP
 
 let quiet = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
@@ -54,12 +55,18 @@ final class FakeForwarder: Sendable {
     }
 }
 
-func rxpk(_ payload: [UInt8], tmst: UInt32 = 1_000_000, freq: String = "868.1", datr: String = "SF7BW125", rssi: Int = -60) -> String {
-    #"{"rxpk":[{"tmst":\#(tmst),"chan":0,"rfch":0,"freq":\#(freq),"stat":1,"modu":"LORA","datr":"\#(datr)","codr":"4/5","rssi":\#(rssi),"lsnr":9.5,"size":\#(payload.count),"data":"\#(Base64.encode(payload))"}]}"#
+func rxpk(
+    _ payload: [UInt8], tmst: UInt32 = 1_000_000, freq: String = "868.1", datr: String = "SF7BW125", rssi: Int = -60
+) -> String {
+    #"""
+    {"rxpk":[{"tmst":\#(tmst),"chan":0,"rfch":0,"freq":\#(freq),"stat":1,"modu":"LORA","datr":"\#(datr)","codr":\#
+    "4/5","rssi":\#(rssi),"lsnr":9.5,"size":\#(payload.count),"data":"\#(Base64.encode(payload))"}]}
+    """#
 }
 
 func makeBackend(region: Region = .eu868, logger: Logger = quiet) async throws -> (SemtechUDPBackend, SocketAddress) {
-    let backend = SemtechUDPBackend(bind: "127.0.0.1:0", region: region, logger: logger, acknowledgementTimeout: .milliseconds(500))
+    let backend = SemtechUDPBackend(
+        bind: "127.0.0.1:0", region: region, logger: logger, acknowledgementTimeout: .milliseconds(500))
     try await backend.start()
     return (backend, try #require(backend.localAddress))
 }
@@ -91,7 +98,8 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0003))
         let payload: [UInt8] = [0x40, 4, 3, 2, 1, 0, 9, 8]
         for (index, token) in [(0x01, 0x01), (0x01, 0x02)].enumerated() {
-            let text = rxpk(payload, tmst: UInt32(1_000 + index)).replacingOccurrences(of: #""size":\#(payload.count)"#, with: #""size":\#(Base64.encode(payload).utf8.count)"#)
+            let text = rxpk(payload, tmst: UInt32(1_000 + index)).replacingOccurrences(
+                of: #""size":\#(payload.count)"#, with: #""size":\#(Base64.encode(payload).utf8.count)"#)
             forwarder.pushData(text, token: (UInt8(token.0), UInt8(token.1)))
             #expect(await forwarder.receive() == [2, UInt8(token.0), UInt8(token.1), 1])
             let frame = try #require(try await nextFrame(backend))
@@ -114,7 +122,12 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(0xAA55_0000_0000_0004))
         for index in 0..<50 {
             let token = (UInt8(index >> 8), UInt8(index & 0xFF))
-            forwarder.pushData(#"{"rxpk":[{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","lsnr":9.5,"data":"QAECAw=="}]}"#, token: token)
+            forwarder.pushData(
+                #"""
+                {"rxpk":[{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","lsnr":9.5,\#
+                "data":"QAECAw=="}]}
+                """#,
+                token: token)
             #expect(await forwarder.receive() == [2, token.0, token.1, 1])
         }
         #expect(backend.counters.malformedPackets == 50)
@@ -130,7 +143,10 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         final class Sink: FrameSink, @unchecked Sendable {
             let frames = Mutex<[RadioFrame]>([])
             let finished = Mutex(false)
-            func put(_ frame: RadioFrame) -> Bool { frames.withLock { $0.append(frame) }; return true }
+            func put(_ frame: RadioFrame) -> Bool {
+                frames.withLock { $0.append(frame) }
+                return true
+            }
             func finish() { finished.withLock { $0 = true } }
         }
         let (backend, server) = try await makeBackend()
@@ -165,7 +181,9 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         _ = await forwarder.receive()
         let uplink = try #require(try await nextFrame(backend))
 
-        let request = TransmitRequest(payload: [0x60, 0x01, 0x02], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true, timing: .atTimestamp(uplink.timestamp &+ 1_000_000), gatewayEUI: uplink.gatewayEUI)
+        let request = TransmitRequest(
+            payload: [0x60, 0x01, 0x02], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true,
+            timing: .atTimestamp(uplink.timestamp &+ 1_000_000), gatewayEUI: uplink.gatewayEUI)
         async let outcome = backend.transmit(request)
         let pullResp = try #require(await forwarder.receive())
         #expect(pullResp.count > 4 && pullResp[0] == 2 && pullResp[3] == 3)
@@ -186,10 +204,12 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(3))
         forwarder.pullData()
         _ = await forwarder.receive()
-        let request = TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+        let request = TransmitRequest(
+            payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
         async let outcome = backend.transmit(request)
         let pullResp = try #require(await forwarder.receive())
-        forwarder.send(forwarder.header(5, token: (pullResp[1], pullResp[2])) + Array(#"{"txpk_ack":{"error":"TOO_LATE"}}"#.utf8))
+        forwarder.send(
+            forwarder.header(5, token: (pullResp[1], pullResp[2])) + Array(#"{"txpk_ack":{"error":"TOO_LATE"}}"#.utf8))
         #expect(await outcome == .tooLate)
         await backend.stop()
     }
@@ -199,7 +219,8 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(4))
         forwarder.pullData()
         _ = await forwarder.receive()
-        let outcome = await backend.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+        let outcome = await backend.transmit(
+            TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
         guard case .failed(let reason) = outcome else {
             Issue.record("\(outcome)")
             return
@@ -216,7 +237,8 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         #expect(try await nextFrame(backend)?.payload == [7, 7])
         forwarder.pullData(token: (3, 4))
         #expect(await forwarder.receive() == [1, 3, 4, 4])
-        let outcome = await backend.transmit(TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+        let outcome = await backend.transmit(
+            TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
         #expect(outcome == .sent(powerDBm: nil), "version 1 sends no TX_ACK")
         let pullResp = try #require(await forwarder.receive())
         #expect(Array(pullResp.prefix(4)) == [1, 0, 0, 3], "version 1 PULL_RESP has no token")
@@ -231,7 +253,8 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         second.pullData()
         _ = await first.receive()
         _ = await second.receive()
-        var request = TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+        var request = TransmitRequest(
+            payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
         request.gatewayEUI = EUI64(0x22)
         async let outcome = backend.transmit(request)
         let pullResp = try #require(await second.receive())
@@ -261,18 +284,21 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
             func cancel(_ ticket: TransmitTicket) {}
         }
         let made = Mutex<[CountingPolicy]>([])
-        let backend = SemtechUDPBackend(bind: "127.0.0.1:0", region: .eu868, makePolicy: {
-            let policy = CountingPolicy()
-            made.withLock { $0.append(policy) }
-            return policy
-        }, logger: quiet, acknowledgementTimeout: .milliseconds(500))
+        let backend = SemtechUDPBackend(
+            bind: "127.0.0.1:0", region: .eu868,
+            makePolicy: {
+                let policy = CountingPolicy()
+                made.withLock { $0.append(policy) }
+                return policy
+            }, logger: quiet, acknowledgementTimeout: .milliseconds(500))
         try await backend.start()
         let server = try #require(backend.localAddress)
         for eui: UInt64 in [0x31, 0x32, 0x33] {
             let forwarder = try FakeForwarder(server: server, gateway: EUI64(eui))
             forwarder.pullData()
             _ = await forwarder.receive()
-            var request = TransmitRequest(payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
+            var request = TransmitRequest(
+                payload: [1], frequencyHz: 868_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true)
             request.gatewayEUI = EUI64(eui)
             async let outcome = backend.transmit(request)
             let pullResp = try #require(await forwarder.receive())
@@ -289,7 +315,8 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         let forwarder = try FakeForwarder(server: server, gateway: EUI64(5))
         forwarder.pullData()
         _ = await forwarder.receive()
-        let outcome = await backend.transmit(TransmitRequest(payload: [1], frequencyHz: 915_000_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+        let outcome = await backend.transmit(
+            TransmitRequest(payload: [1], frequencyHz: 915_000_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
         #expect(outcome == .frequencyNotAllowed)
         #expect(await forwarder.receive(timeoutMilliseconds: 100) == nil)
         await backend.stop()
@@ -299,12 +326,15 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
     /// (`semtech_udp.listen_before_talk`) is never asked to transmit there.
     @Test func whereListenBeforeTalkIsRequiredOnlyAForwarderThatSensesTransmits() async throws {
         for senses in [false, true] {
-            let backend = SemtechUDPBackend(bind: "127.0.0.1:0", region: .kr920, forwarderSensesChannel: senses, logger: quiet, acknowledgementTimeout: .milliseconds(500))
+            let backend = SemtechUDPBackend(
+                bind: "127.0.0.1:0", region: .kr920, forwarderSensesChannel: senses, logger: quiet,
+                acknowledgementTimeout: .milliseconds(500))
             try await backend.start()
             let forwarder = try FakeForwarder(server: try #require(backend.localAddress), gateway: EUI64(5))
             forwarder.pullData()
             _ = await forwarder.receive()
-            async let outcome = backend.transmit(TransmitRequest(payload: [1], frequencyHz: 922_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
+            async let outcome = backend.transmit(
+                TransmitRequest(payload: [1], frequencyHz: 922_100_000, dataRate: sf7, powerDBm: 14, invertedIQ: true))
             let pullResponse = await forwarder.receive(timeoutMilliseconds: senses ? 30_000 : 300)
             if senses {
                 let response = try #require(pullResponse)
@@ -312,7 +342,11 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
                 #expect(await outcome == .sent(powerDBm: 14))
             } else {
                 #expect(pullResponse == nil)
-                if case .failed(let reason) = await outcome { #expect(reason.contains("listen-before-talk")) } else { Issue.record("sent without listening") }
+                if case .failed(let reason) = await outcome {
+                    #expect(reason.contains("listen-before-talk"))
+                } else {
+                    Issue.record("sent without listening")
+                }
             }
             await backend.stop()
         }
@@ -353,7 +387,10 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
     @Test func goodTrafficFlowsThroughAFloodOfMalformedDatagrams() async throws {
         final class Sink: FrameSink, @unchecked Sendable {
             let frames = Mutex<[RadioFrame]>([])
-            func put(_ frame: RadioFrame) -> Bool { frames.withLock { $0.append(frame) }; return true }
+            func put(_ frame: RadioFrame) -> Bool {
+                frames.withLock { $0.append(frame) }
+                return true
+            }
             func finish() {}
         }
         let (backend, server) = try await makeBackend()
@@ -364,22 +401,26 @@ func nextFrame(_ backend: SemtechUDPBackend) async throws -> RadioFrame? {
         var generator = SplitMix64(seed: 0xF100D)
         let rounds = 300
         for round in 0..<rounds {
-            let noise = (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let noise = (0..<Int.random(in: 0...64, using: &generator)).map { _ in
+                UInt8.random(in: 0...255, using: &generator)
+            }
             let malformed: [[UInt8]] = [
-                [UInt8.random(in: 3...255, using: &generator)] + noise,                    // an unknown protocol version
+                [UInt8.random(in: 3...255, using: &generator)] + noise,  // an unknown protocol version
                 Array(hostile.header(0, token: (1, 1)).prefix(Int.random(in: 0...11, using: &generator))),  // cut short
-                hostile.header(0, token: (1, 2)) + Array("{\"rxpk\":[{".utf8) + noise,   // not JSON
-                hostile.header(0, token: (1, 3)) + Array("[1,2,3]".utf8),                 // not an object
+                hostile.header(0, token: (1, 2)) + Array("{\"rxpk\":[{".utf8) + noise,  // not JSON
+                hostile.header(0, token: (1, 3)) + Array("[1,2,3]".utf8),  // not an object
                 hostile.header(0, token: (1, 4)) + Array("\"rxpk\"".utf8),
-                hostile.header(3, token: (1, 5)) + noise,                                // PULL_RESP goes the other way
-                hostile.header(4, token: (1, 6)),                                        // so does PULL_ACK
-                hostile.header(0x07, token: (1, 7)) + noise,                             // no such identifier
-                hostile.header(0, token: (1, 8)) + [0xFF, 0xFE] + noise,                  // not UTF-8
-                hostile.header(0, token: (1, 9)) + Array(String(repeating: "[", count: 10_000).utf8),  // nested too deep
+                hostile.header(3, token: (1, 5)) + noise,  // PULL_RESP goes the other way
+                hostile.header(4, token: (1, 6)),  // so does PULL_ACK
+                hostile.header(0x07, token: (1, 7)) + noise,  // no such identifier
+                hostile.header(0, token: (1, 8)) + [0xFF, 0xFE] + noise,  // not UTF-8
+                // Nested too deep.
+                hostile.header(0, token: (1, 9)) + Array(String(repeating: "[", count: 10_000).utf8),
             ]
             for datagram in malformed { hostile.send(datagram) }
             // A well-formed PUSH_DATA whose one packet is malformed: acknowledged, packet refused.
-            hostile.pushData(#"{"rxpk":[{"tmst":1,"freq":868.1,"modu":"LORA","datr":"SF7BW125","size":3}]}"#, token: (2, 0))
+            hostile.pushData(
+                #"{"rxpk":[{"tmst":1,"freq":868.1,"modu":"LORA","datr":"SF7BW125","size":3}]}"#, token: (2, 0))
             good.pushData(rxpk([0x40] + Array("good \(round)".utf8)), token: (UInt8(round >> 8), UInt8(round & 0xFF)))
             #expect(await good.receive() == [2, UInt8(round >> 8), UInt8(round & 0xFF), 1], "round \(round)")
         }
@@ -448,12 +489,18 @@ func mutate(_ datagram: [UInt8], using generator: inout SplitMix64) -> [UInt8] {
         bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &generator)))
     case 2:
         let at = Int.random(in: 0...bytes.count, using: &generator)
-        bytes.insert(contentsOf: (0..<Int.random(in: 1...16, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }, at: at)
+        bytes.insert(
+            contentsOf: (0..<Int.random(in: 1...16, using: &generator)).map { _ in
+                UInt8.random(in: 0...255, using: &generator)
+            }, at: at)
     case 3:
-        bytes = (0..<Int.random(in: 0...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes = (0..<Int.random(in: 0...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator)
+        }
     case 4:
         // Structural damage to the JSON: a bracket, quote or colon dropped.
-        if let index = bytes.indices.filter({ $0 >= 12 && [0x7B, 0x7D, 0x22, 0x3A, 0x5B, 0x5D].contains(bytes[$0]) }).randomElement(using: &generator) {
+        if let index = bytes.indices.filter({ $0 >= 12 && [0x7B, 0x7D, 0x22, 0x3A, 0x5B, 0x5D].contains(bytes[$0]) })
+            .randomElement(using: &generator)
+        {
             bytes.remove(at: index)
         }
     default:
@@ -461,6 +508,5 @@ func mutate(_ datagram: [UInt8], using generator: inout SplitMix64) -> [UInt8] {
     }
     return bytes
 }
-
 
 let sf7 = LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)

@@ -1,5 +1,5 @@
-import Clocks
 import CSQLite
+import Clocks
 
 /// Sets PRAGMA user_version directly, as a newer hotspotd would have left it.
 func bumpUserVersion(path: String, to version: Int) throws {

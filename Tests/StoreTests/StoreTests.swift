@@ -1,12 +1,13 @@
-import Clocks
 import CSQLite
+import Clocks
 import Cryptography
 import TestSupport
 import Testing
+
 @testable import Store
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A fresh directory under /tmp for one test's database.
@@ -16,7 +17,11 @@ func temporaryDirectory() -> String {
 }
 
 func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
-    [NewMessage(kind: .uplink, topic: "eu868/gateway/x/event/up", messageID: "up-\(seq)", payload: Array("seq \(seq) balance \(balance)".utf8))]
+    [
+        NewMessage(
+            kind: .uplink, topic: "eu868/gateway/x/event/up", messageID: "up-\(seq)",
+            payload: Array("seq \(seq) balance \(balance)".utf8))
+    ]
 }
 
 @Suite(.capturingLogs) struct StoreTests {
@@ -50,11 +55,18 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
 
     @Test func pairCreditAndChargeInOneTransactionWithTheOutbox() async throws {
         let store = try Store.open(directory: directory)
-        #expect(try await store.pair(Pairing(devAddr: 0x2601_1BDA, owner: "alice", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1), nonce: [1], expiresAt: 100) == .applied)
+        #expect(
+            try await store.pair(
+                Pairing(devAddr: 0x2601_1BDA, owner: "alice", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1),
+                nonce: [1], expiresAt: 100) == .applied)
         #expect(try await store.credit(owner: "alice", amount: 3, nonce: [2], expiresAt: 100, at: 2) == .applied)
-        let charge = Charge(owner: "alice", devAddr: 0x2601_1BDA, devEUI: nil, phyPayload: [0x40, 1, 2], credits: 2, fCnt: 7, receivedAt: 3)
+        let charge = Charge(
+            owner: "alice", devAddr: 0x2601_1BDA, devEUI: nil, phyPayload: [0x40, 1, 2], credits: 2, fCnt: 7,
+            receivedAt: 3)
         #expect(try await store.charge(charge, message: uplinkMessage) == .charged(seq: 1, balance: 1))
-        #expect(try await store.charge(charge, message: uplinkMessage) == .insufficientCredit(balance: 1), "1 DC left, 2 needed")
+        #expect(
+            try await store.charge(charge, message: uplinkMessage) == .insufficientCredit(balance: 1),
+            "1 DC left, 2 needed")
         #expect(try await store.account(owner: "alice")?.balance == 1)
         #expect(try await store.pairing(devAddr: 0x2601_1BDA)?.lastFCnt == 7)
         let outbox = try await store.outbox()
@@ -64,18 +76,22 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
 
     @Test func theFrameCounterNeverMovesBackwardsInsideTheTransaction() async throws {
         let store = try Store.open(directory: directory)
-        _ = try await store.pair(Pairing(devAddr: 7, owner: "zoe", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1), nonce: [1], expiresAt: 100)
+        _ = try await store.pair(
+            Pairing(devAddr: 7, owner: "zoe", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1), nonce: [1],
+            expiresAt: 100)
         _ = try await store.credit(owner: "zoe", amount: 10, nonce: [2], expiresAt: 100, at: 1)
-        let twelve = Charge(owner: "zoe", devAddr: 7, devEUI: nil, phyPayload: [0x40, 12], credits: 1, fCnt: 12, receivedAt: 2)
+        let twelve = Charge(
+            owner: "zoe", devAddr: 7, devEUI: nil, phyPayload: [0x40, 12], credits: 1, fCnt: 12, receivedAt: 2)
         var eleven = twelve
         eleven.fCnt = 11
         eleven.phyPayload = [0x40, 11]
         #expect(try await store.charge(twelve, message: uplinkMessage) == .charged(seq: 1, balance: 9))
-        #expect(try await store.charge(eleven, message: uplinkMessage) == .staleFrameCounter, "checked again in the transaction")
+        #expect(
+            try await store.charge(eleven, message: uplinkMessage) == .staleFrameCounter,
+            "checked again in the transaction")
         #expect(try await store.pairing(devAddr: 7)?.lastFCnt == 12)
         #expect(try await store.account(owner: "zoe")?.balance == 9)
     }
-
 
     @Test func textWithANulIsStoredWhole() async throws {
         let store = try Store.open(directory: directory)
@@ -97,7 +113,10 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         _ = try await store.credit(owner: "carol", amount: 100, nonce: [1], expiresAt: 100, at: 1)
         let frames: [[UInt8]] = [[0x40, 1], [0x40, 2, 2], [0x40, 3, 3, 3]]
         for (index, frame) in frames.enumerated() {
-            _ = try await store.charge(Charge(owner: "carol", devAddr: 1, devEUI: nil, phyPayload: frame, credits: 1, fCnt: UInt32(index), receivedAt: 10), message: uplinkMessage)
+            _ = try await store.charge(
+                Charge(
+                    owner: "carol", devAddr: 1, devEUI: nil, phyPayload: frame, credits: 1, fCnt: UInt32(index),
+                    receivedAt: 10), message: uplinkMessage)
         }
         var chain = [UInt8](repeating: 0, count: 32)
         for (seq, frame) in zip(1..., frames) {
@@ -111,10 +130,17 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         _ = try await store.credit(owner: "dave", amount: 100, nonce: [1], expiresAt: 100, at: 1)
         _ = try await store.credit(owner: "erin", amount: 100, nonce: [2], expiresAt: 100, at: 1)
         for size in [12, 30] {
-            _ = try await store.charge(Charge(owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: size), credits: 1, fCnt: nil, receivedAt: 5), message: uplinkMessage)
+            _ = try await store.charge(
+                Charge(
+                    owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: size),
+                    credits: 1, fCnt: nil, receivedAt: 5), message: uplinkMessage)
         }
         let summaries = try await store.issueReceipts(at: 60) { summary in
-            [NewMessage(kind: .receipt, topic: "receipt", messageID: "receipt-\(summary.owner)-\(summary.lastSeq)", payload: [])]
+            [
+                NewMessage(
+                    kind: .receipt, topic: "receipt", messageID: "receipt-\(summary.owner)-\(summary.lastSeq)",
+                    payload: [])
+            ]
         }
         #expect(summaries.count == 1, "erin has no charges")
         let receipt = try #require(summaries.first)
@@ -126,7 +152,10 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         #expect(try await store.outbox().contains { $0.kind == .receipt })
 
         // The next period starts where the last receipt ended, and its chain goes on from it.
-        _ = try await store.charge(Charge(owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: 20), credits: 1, fCnt: nil, receivedAt: 130), message: uplinkMessage)
+        _ = try await store.charge(
+            Charge(
+                owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: 20), credits: 1,
+                fCnt: nil, receivedAt: 130), message: uplinkMessage)
         let next = try #require(try await store.issueReceipts(at: 180) { _ in [] }.first)
         #expect(next.uplinks == 1 && next.bytes == 20 && next.credits == 1 && next.firstSeq == 3 && next.lastSeq == 3)
         #expect(next.periodStart == 60 && next.previousChain == receipt.chain)
@@ -140,16 +169,25 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         do {
             let store = try Store(path: path)
             _ = try await store.credit(owner: "dave", amount: 100, nonce: [1], expiresAt: 100, at: 1)
-            _ = try await store.charge(Charge(owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: 12), credits: 1, fCnt: nil, receivedAt: 5), message: uplinkMessage)
+            _ = try await store.charge(
+                Charge(
+                    owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: 12), credits: 1,
+                    fCnt: nil, receivedAt: 5), message: uplinkMessage)
             _ = try await store.issueReceipts(at: 10) { _ in [] }
             for size in [30, 50] {
-                _ = try await store.charge(Charge(owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: size), credits: 2, fCnt: nil, receivedAt: 15), message: uplinkMessage)
+                _ = try await store.charge(
+                    Charge(
+                        owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: size),
+                        credits: 2, fCnt: nil, receivedAt: 15), message: uplinkMessage)
             }
         }
         // Back to version 2: the columns gone, as a store written before them.
         var db: OpaquePointer?
         #expect(sqlite3_open(path, &db) == SQLITE_OK)
-        for column in ["period_uplinks", "period_bytes", "period_credits", "period_first_seq", "period_last_seq", "period_first_at"] {
+        for column in [
+            "period_uplinks", "period_bytes", "period_credits", "period_first_seq", "period_last_seq",
+            "period_first_at",
+        ] {
             #expect(sqlite3_exec(db, "ALTER TABLE accounts DROP COLUMN \(column)", nil, nil, nil) == SQLITE_OK)
         }
         #expect(sqlite3_exec(db, "PRAGMA user_version = 2", nil, nil, nil) == SQLITE_OK)
@@ -158,13 +196,19 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         let store = try Store(path: path)
         #expect(try await store.userVersion() == Int64(Store.schemaVersion))
         let receipt = try #require(try await store.issueReceipts(at: 20) { _ in [] }.first)
-        #expect(receipt.uplinks == 2 && receipt.bytes == 80 && receipt.credits == 4 && receipt.firstSeq == 2 && receipt.lastSeq == 3)
+        #expect(
+            receipt.uplinks == 2 && receipt.bytes == 80 && receipt.credits == 4 && receipt.firstSeq == 2
+                && receipt.lastSeq == 3)
         #expect(receipt.periodStart == 10)
     }
 
     @Test func outboxAcknowledgementDeletes() async throws {
         let store = try Store.open(directory: directory)
-        try await store.enqueue([NewMessage(kind: .beacon, topic: "t", messageID: "a", payload: [1]), NewMessage(kind: .other, topic: "t", messageID: "b", payload: [2])], at: 1)
+        try await store.enqueue(
+            [
+                NewMessage(kind: .beacon, topic: "t", messageID: "a", payload: [1]),
+                NewMessage(kind: .other, topic: "t", messageID: "b", payload: [2]),
+            ], at: 1)
         let pending = try await store.outbox()
         #expect(pending.count == 2)
         try await store.acknowledge([pending[0].id])
@@ -174,7 +218,8 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
 
     @Test func aCorruptFileIsReportedAndLeftAlone() throws {
         let path = directory + "/hotspotd.db"
-        let garbage = Array("this is not a database, it is a shopping list".utf8) + [UInt8](repeating: 0x55, count: 4096)
+        let garbage =
+            Array("this is not a database, it is a shopping list".utf8) + [UInt8](repeating: 0x55, count: 4096)
         let file = fopen(path, "w")
         fwrite(garbage, 1, garbage.count, file)
         fclose(file)
@@ -219,12 +264,14 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
 
         do {
             let writer = try Store(path: path)
-            _ = try await writer.pair(Pairing(devAddr: 0x2601_1BDA, owner: "alice", pairedAt: 1), nonce: [1], expiresAt: 100)
+            _ = try await writer.pair(
+                Pairing(devAddr: 0x2601_1BDA, owner: "alice", pairedAt: 1), nonce: [1], expiresAt: 100)
         }
         let reader = try Store(readingFrom: path)
         #expect(try await reader.pairings().map(\.owner) == ["alice"])
         await #expect(throws: StoreError.self, "the reader cannot write") {
-            _ = try await reader.pair(Pairing(devAddr: 0x2601_1BDB, owner: "bob", pairedAt: 2), nonce: [2], expiresAt: 100)
+            _ = try await reader.pair(
+                Pairing(devAddr: 0x2601_1BDB, owner: "bob", pairedAt: 2), nonce: [2], expiresAt: 100)
         }
         try bumpUserVersion(path: path, to: 99)
         do {
@@ -247,7 +294,8 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
 @Suite(.capturingLogs) struct AcknowledgementTests {
     @Test func acknowledgedIdsGoAndOnlyThey() async throws {
         let store = try Store.open(directory: temporaryDirectory())
-        try await store.enqueue((1...10).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 1)
+        try await store.enqueue(
+            (1...10).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 1)
         let ids = try await store.outbox(limit: 100).map(\.id)
         // Out of order, with a repeat and gaps: the runs 1–3 and 5–6, and 9.
         try await store.acknowledge([ids[2], ids[0], ids[1], ids[5], ids[4], ids[8], ids[0]])
@@ -260,7 +308,8 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
     @Test func atTheCapTheOldestUplinksGoAndReportsStay() async throws {
         let store = try Store.open(directory: temporaryDirectory(), outboxLimit: 10)
         try await store.enqueue([NewMessage(kind: .receipt, topic: "r", messageID: "receipt-1", payload: [])], at: 1)
-        try await store.enqueue((0..<12).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 2)
+        try await store.enqueue(
+            (0..<12).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 2)
         try await store.enqueue([NewMessage(kind: .witness, topic: "w", messageID: "witness-1", payload: [])], at: 3)
         // The cap counts uplinks: the receipt and the witness take no uplink's place.
         #expect(await store.outboxDepth() == 12)
@@ -276,10 +325,14 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
     /// keeps at most its limit, its oldest going first, and none of them pushes out an uplink.
     @Test func everyKindHasACapOfItsOwnAndNoneEvictsAnUplink() async throws {
         let store = try Store.open(directory: temporaryDirectory(), outboxLimit: 10)
-        try await store.enqueue((0..<5).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 1)
+        try await store.enqueue(
+            (0..<5).map { NewMessage(kind: .uplink, topic: "u", messageID: "up-\($0)", payload: []) }, at: 1)
         let limit = try #require(OutboxMessage.Kind.rejected.limit)
         for batch in 0..<3 {
-            try await store.enqueue((0..<limit).map { NewMessage(kind: .rejected, topic: "r", messageID: "rejected-\(batch)-\($0)", payload: []) }, at: 2)
+            try await store.enqueue(
+                (0..<limit).map {
+                    NewMessage(kind: .rejected, topic: "r", messageID: "rejected-\(batch)-\($0)", payload: [])
+                }, at: 2)
         }
         let messages = try await store.outbox(limit: 100_000)
         #expect(messages.filter { $0.kind == .uplink }.count == 5, "no uplink was pushed out")
@@ -287,6 +340,8 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         #expect(messages.first { $0.kind == .rejected }?.messageID == "rejected-2-0", "the newest rejections stay")
         #expect(await store.droppedAtKindCap[.rejected] == 2 * limit)
         #expect(await store.outboxDepth() == 5 + limit)
-        for kind in OutboxMessage.Kind.allCases where kind != .uplink { #expect(kind.limit != nil, "\(kind) has a cap") }
+        for kind in OutboxMessage.Kind.allCases where kind != .uplink {
+            #expect(kind.limit != nil, "\(kind) has a cap")
+        }
     }
 }

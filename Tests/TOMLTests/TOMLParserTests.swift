@@ -1,10 +1,12 @@
 import TestSupport
 import Testing
+
 @testable import TOML
 
 @Suite(.capturingLogs) struct TOMLParserTests {
     @Test func parsesScalarsTablesAndComments() throws {
-        let document = try TOML.parse("""
+        let document = try TOML.parse(
+            """
             # comment
             name = "mock"   # trailing comment
             count = 1_000
@@ -41,7 +43,8 @@ import Testing
     }
 
     @Test func parsesStringEscapesAndMultilineStrings() throws {
-        let document = try TOML.parse(#"""
+        let document = try TOML.parse(
+            #"""
             basic = "tab\there \"quoted\" \u00E9 \U0001F600"
             multi = """
             first
@@ -57,7 +60,8 @@ import Testing
     }
 
     @Test func parsesArraysInlineTablesDottedKeysAndArraysOfTables() throws {
-        let document = try TOML.parse("""
+        let document = try TOML.parse(
+            """
             chips = [
               "pinctrl-rp1",   # Pi 5
               "pinctrl-bcm2711",
@@ -70,7 +74,9 @@ import Testing
             name = "two"
             """)
         #expect(document["chips"] == .array([.string("pinctrl-rp1"), .string("pinctrl-bcm2711")]))
-        guard case .table(let reset) = document["reset"], case .table(let a) = document["a"], case .table(let b) = a["b"] else {
+        guard case .table(let reset) = document["reset"], case .table(let a) = document["a"],
+            case .table(let b) = a["b"]
+        else {
             Issue.record("tables missing")
             return
         }
@@ -121,7 +127,8 @@ import Testing
     }
 
     @Test func parsesNumbersAtTheirEdges() throws {
-        let document = try TOML.parse("a = 0xdead_BEEF\nb = -9223372036854775808\nc = 6.02e+23\nd = 1_000.5\ne = -inf\nf = 0.0\ng = 0")
+        let document = try TOML.parse(
+            "a = 0xdead_BEEF\nb = -9223372036854775808\nc = 6.02e+23\nd = 1_000.5\ne = -inf\nf = 0.0\ng = 0")
         #expect(document["a"] == .integer(0xDEAD_BEEF))
         #expect(document["b"] == .integer(Int64.min))
         #expect(document["c"] == .float(6.02e23))
@@ -133,7 +140,9 @@ import Testing
 
     static let deeplyNested: [String] = {
         let deepKey: String = Array(repeating: "a", count: 100_000).joined(separator: ".")
-        let headers: [String] = (0..<200).map { depth in "[" + Array(repeating: "a", count: depth + 1).joined(separator: ".") + "]" }
+        let headers: [String] = (0..<200).map { depth in
+            "[" + Array(repeating: "a", count: depth + 1).joined(separator: ".") + "]"
+        }
         let keyUnderTable: String = Array(repeating: "b", count: 65).joined(separator: ".")
         return [
             "x = " + String(repeating: "[", count: 10_000),
@@ -159,7 +168,8 @@ import Testing
         // Any input either parses or throws; none may trap. Seeded, so a failure reproduces.
         var generator = SplitMix64(seed: 0x5EED_2026)
         let alphabet = Array("[]{}=.\"'#\n\t ,abc123_-+eE:\\".utf8)
-        var parsed = 0, refused = 0
+        var parsed = 0
+        var refused = 0
         for _ in 0..<20_000 {
             let length = Int.random(in: 0..<40, using: &generator)
             let bytes = (0..<length).map { _ in alphabet.randomElement(using: &generator)! }

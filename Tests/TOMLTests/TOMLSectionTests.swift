@@ -1,14 +1,19 @@
-import Testing
 import TOML
+import Testing
 
 @Suite struct TOMLSectionTests {
     @Test func unknownKeyIsReportedWithFileLineAndKey() throws {
-        let root = try TOMLSection.parse("name = \"x\"\n[spi]\ndevice = \"/dev/spidev0.0\"\nsped_hz = 8\n", file: "board.toml")
+        let root = try TOMLSection.parse(
+            "name = \"x\"\n[spi]\ndevice = \"/dev/spidev0.0\"\nsped_hz = 8\n", file: "board.toml")
         _ = try root.string("name")
         let spi = try #require(try root.section("spi"))
         _ = try spi.string("device")
         _ = try spi.integer("speed_hz")
-        #expect(throws: TOMLConfigError(file: "board.toml", line: 4, key: "spi.sped_hz", message: "unknown key; did you mean 'speed_hz'? (expected one of: device, speed_hz)")) {
+        #expect(
+            throws: TOMLConfigError(
+                file: "board.toml", line: 4, key: "spi.sped_hz",
+                message: "unknown key; did you mean 'speed_hz'? (expected one of: device, speed_hz)")
+        ) {
             try spi.rejectUnknownKeys()
         }
     }

@@ -12,7 +12,8 @@ public final class Broker: @unchecked Sendable {
     /// `configuration` is added to the listener's block (TLS options, say).
     public init(port: Int? = nil, configuration: String = "") throws {
         self.port = try port ?? Self.freePort()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-broker-\(self.port)-\(UInt32.random(in: 0...UInt32.max))")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-broker-\(self.port)-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         extraConfiguration = configuration
         // A port found free can be taken by someone else's outgoing connection before the
@@ -21,7 +22,7 @@ public final class Broker: @unchecked Sendable {
             do {
                 try start()
                 return
-            } catch where port == nil && attempt < 3 {
+            } catch  where port == nil && attempt < 3 {
                 stop()
                 self.port = try Self.freePort()
             }
@@ -34,7 +35,9 @@ public final class Broker: @unchecked Sendable {
     }
 
     public static var executable: String {
-        ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "mosquitto"
+        ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        } ?? "mosquitto"
     }
 
     public func start() throws {
@@ -109,7 +112,9 @@ public final class Broker: @unchecked Sendable {
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
         }
         guard bound else { throw BrokerError("no free port") }
         return Int(UInt16(bigEndian: address.sin_port))
@@ -123,7 +128,9 @@ public final class Broker: @unchecked Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
         }
     }
 }
@@ -136,7 +143,9 @@ public struct BrokerError: Error, CustomStringConvertible {
 /// Starts a program with posix_spawn, its output discarded (or appended to `logFile`), with a
 /// clean signal mask and the given extra environment; returns its pid. Stop it with `kill`,
 /// reap it with `waitForExit`.
-public func spawn(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:], logFile: String? = nil) throws -> pid_t {
+public func spawn(
+    _ executable: String, _ arguments: [String], environment extra: [String: String] = [:], logFile: String? = nil
+) throws -> pid_t {
     var pid: pid_t = 0
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -144,11 +153,11 @@ public func spawn(_ executable: String, _ arguments: [String], environment extra
     posix_spawn_file_actions_addopen(&actions, 1, logFile ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
+    defer { for pointer in argv { free(pointer) } }
     var merged = ProcessInfo.processInfo.environment
     for (key, value) in extra { merged[key] = value }
     let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { envp.forEach { free($0) } }
+    defer { for pointer in envp { free(pointer) } }
     var attributes = cleanSignalAttributes()
     defer { posix_spawnattr_destroy(&attributes) }
     let code = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
@@ -190,9 +199,14 @@ func cleanSignalAttributes() -> posix_spawnattr_t {
 /// protoc, python3 and the like. Input, output and error go through temporary files, and the
 /// wait is a plain waitpid, so it is safe on any thread.
 @discardableResult
-public func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: String, error: String) {
-    let base = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-run-\(UInt32.random(in: 0...UInt32.max))")
-    let inputPath = base.path + ".in", outputPath = base.path + ".out", errorPath = base.path + ".err"
+public func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> (
+    status: Int32, output: String, error: String
+) {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "hotspotd-run-\(UInt32.random(in: 0...UInt32.max))")
+    let inputPath = base.path + ".in"
+    let outputPath = base.path + ".out"
+    let errorPath = base.path + ".err"
     try (input ?? Data()).write(to: URL(fileURLWithPath: inputPath))
     defer {
         for path in [inputPath, outputPath, errorPath] { unlink(path) }
@@ -204,7 +218,7 @@ public func run(_ executable: String, _ arguments: [String], input: Data? = nil)
     posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
+    defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
     var attributes = cleanSignalAttributes()
     defer { posix_spawnattr_destroy(&attributes) }

@@ -16,7 +16,9 @@ public struct CapturingLogs: TestTrait, SuiteTrait, TestScoping {
         testCase == nil ? nil : self
     }
 
-    public func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+    public func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
         _ = Self.bootstrap
         let buffer = LogBuffer()
         do {
@@ -39,7 +41,10 @@ public struct CapturingLogs: TestTrait, SuiteTrait, TestScoping {
     static let bootstrap: Void = {
         LoggingSystem.bootstrap { label in
             ForwardingLogHandler(label: label) { level, message, metadata in
-                let rendered = metadata.isEmpty ? "" : " " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                let rendered =
+                    metadata.isEmpty
+                    ? ""
+                    : " " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
                 LogBuffer.append("\(level) \(label):\(rendered) \(message)")
             }
         }
@@ -76,7 +81,9 @@ final class LogBuffer: Sendable {
         let others = Self.shared.withLock { $0 }
         var text = "── log of \(test.name) (\(own.count) lines) ──\n" + own.map { $0 + "\n" }.joined()
         if !others.isEmpty {
-            text += "── lines from threads outside any test, the last \(others.count) ──\n" + others.map { $0 + "\n" }.joined()
+            text +=
+                "── lines from threads outside any test, the last \(others.count) ──\n"
+                + others.map { $0 + "\n" }.joined()
         }
         text += "── end of the log of \(test.name) ──\n"
         FileHandle.standardError.write(Data(text.utf8))

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A Unix datagram socket at a fresh path that collects what is sent to it: a fake systemd
@@ -11,7 +11,10 @@ public final class DatagramSink: @unchecked Sendable {
     private let fd: Int32
 
     public init() {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("sink-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "sink-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+            ).path
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -19,7 +22,9 @@ public final class DatagramSink: @unchecked Sendable {
             for (index, byte) in path.utf8.enumerated() { buffer[index] = byte }
         }
         _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
     }
 

@@ -4,13 +4,17 @@ import Synchronization
 /// Awaits `operation`, failing after `seconds` instead of hanging the test run. The operation is
 /// not awaited past the deadline (it is cancelled and left behind), so even a stuck one cannot
 /// hold the run.
-public func withTimeout<T: Sendable>(seconds: Double = 5, _ operation: @escaping @Sendable () async -> T) async throws -> T {
+public func withTimeout<T: Sendable>(seconds: Double = 5, _ operation: @escaping @Sendable () async -> T) async throws
+    -> T
+{
     let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
     let finish = { @Sendable (result: Result<T, any Error>) -> Bool in
-        guard let continuation = slot.withLock({ slot -> CheckedContinuation<T, any Error>? in
-            defer { slot = nil }
-            return slot
-        }) else { return false }
+        guard
+            let continuation = slot.withLock({ slot -> CheckedContinuation<T, any Error>? in
+                defer { slot = nil }
+                return slot
+            })
+        else { return false }
         continuation.resume(with: result)
         return true
     }

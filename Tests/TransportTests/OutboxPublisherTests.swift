@@ -5,6 +5,7 @@ import Store
 import Synchronization
 import TestSupport
 import Testing
+
 @testable import Transport
 
 /// The publisher's window, reconnects and acknowledgements, and the transport's lanes and
@@ -19,7 +20,8 @@ import Testing
 
     func fill(_ count: Int, from start: Int = 0) async throws {
         for index in start..<start + count {
-            try await store.enqueue([NewMessage(kind: .uplink, topic: "up", messageID: "m\(index)", payload: [UInt8(index & 0xFF)])], at: 0)
+            try await store.enqueue(
+                [NewMessage(kind: .uplink, topic: "up", messageID: "m\(index)", payload: [UInt8(index & 0xFF)])], at: 0)
         }
     }
 
@@ -98,14 +100,18 @@ import Testing
 
     @Test func stopWaitsForOfflinesAcknowledgementAtMostASecond() async throws {
         let presence = MQTTTransport.Presence(topic: "state", online: Array("on".utf8), offline: Array("off".utf8))
-        let transport = MQTTTransport(connection: connection, store: store, presence: presence, slowTopic: nil) { _, _ in }
+        let transport = MQTTTransport(connection: connection, store: store, presence: presence, slowTopic: nil) {
+            _, _ in
+        }
         let running = Task { try? await transport.run() }
         defer { running.cancel() }
         connection.connect()
         #expect(await eventually(within: 5) { connection.published.contains { $0.payload == presence.online } })
         // The broker answers OFFLINE at once: stop returns as soon as it does.
         let answering = Task {
-            while !connection.published.contains(where: { $0.payload == presence.offline }) { try await Task.sleep(for: .milliseconds(2)) }
+            while !connection.published.contains(where: { $0.payload == presence.offline }) {
+                try await Task.sleep(for: .milliseconds(2))
+            }
             connection.acknowledge()
         }
         let started = ContinuousClock.now
@@ -117,7 +123,9 @@ import Testing
 
     @Test func stopGivesUpOnASilentBrokerAfterASecond() async throws {
         let presence = MQTTTransport.Presence(topic: "state", online: [1], offline: [0])
-        let transport = MQTTTransport(connection: connection, store: store, presence: presence, slowTopic: nil) { _, _ in }
+        let transport = MQTTTransport(connection: connection, store: store, presence: presence, slowTopic: nil) {
+            _, _ in
+        }
         let running = Task { try? await transport.run() }
         defer { running.cancel() }
         connection.connect()
@@ -133,10 +141,13 @@ import Testing
         let seen = Mutex<[String]>([])
         let release = Atomic(false)
         let transport = MQTTTransport(
-            connection: connection, store: store, presence: .init(topic: "state", online: [1], offline: [0]), slowTopic: "down"
+            connection: connection, store: store, presence: .init(topic: "state", online: [1], offline: [0]),
+            slowTopic: "down"
         ) { topic, message in
             // The slow lane waits (a downlink waiting for airtime): commands must not wait behind it.
-            if topic == "down" { while !release.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(2)) } }
+            if topic == "down" {
+                while !release.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(2)) }
+            }
             if case .payload(let bytes) = message { seen.withLock { $0.append("\(topic):\(bytes.first ?? 0)") } }
         }
         let running = Task { try? await transport.run() }

@@ -1,9 +1,9 @@
 import Agent
 import ChirpStack
+import Clocks
 import Credits
 import Cryptography
 import Foundation
-import Clocks
 import HAL
 import HALMock
 import LoRaPHY
@@ -12,9 +12,10 @@ import Messages
 import Radio
 import Store
 import SwiftProtobuf
-import TestSupport
 import Synchronization
+import TestSupport
 import Testing
+
 @testable import Transport
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
@@ -27,7 +28,8 @@ struct Certificates {
     var clientKey: String { directory.appendingPathComponent("client.key").path }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-tls-\(UInt32.random(in: 0...UInt32.max))")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-tls-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         chmod(directory.path, 0o755)
         let d = directory.path
@@ -35,11 +37,27 @@ struct Certificates {
         func ok(_ result: (status: Int32, output: String, error: String)) throws {
             guard result.status == 0 else { throw BrokerError("openssl: \(result.error)") }
         }
-        try ok(run(openssl, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.crt", "-days", "2", "-subj", "/CN=hotspotd test CA"]))
-        try (["subjectAltName=IP:127.0.0.1"].joined(separator: "\n")).write(toFile: "\(d)/server.ext", atomically: true, encoding: .utf8)
+        try ok(
+            run(
+                openssl,
+                [
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/ca.key", "-out", "\(d)/ca.crt",
+                    "-days", "2", "-subj", "/CN=hotspotd test CA",
+                ]))
+        try (["subjectAltName=IP:127.0.0.1"].joined(separator: "\n")).write(
+            toFile: "\(d)/server.ext", atomically: true, encoding: .utf8)
         for name in ["server", "client"] {
-            try ok(run(openssl, ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/\(name).key", "-out", "\(d)/\(name).csr", "-subj", "/CN=\(name == "server" ? "127.0.0.1" : "0016c001ff10a235")"]))
-            var arguments = ["x509", "-req", "-in", "\(d)/\(name).csr", "-CA", "\(d)/ca.crt", "-CAkey", "\(d)/ca.key", "-CAcreateserial", "-out", "\(d)/\(name).crt", "-days", "2"]
+            try ok(
+                run(
+                    openssl,
+                    [
+                        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(d)/\(name).key", "-out",
+                        "\(d)/\(name).csr", "-subj", "/CN=\(name == "server" ? "127.0.0.1" : "0016c001ff10a235")",
+                    ]))
+            var arguments = [
+                "x509", "-req", "-in", "\(d)/\(name).csr", "-CA", "\(d)/ca.crt", "-CAkey", "\(d)/ca.key",
+                "-CAcreateserial", "-out", "\(d)/\(name).crt", "-days", "2",
+            ]
             if name == "server" { arguments += ["-extfile", "\(d)/server.ext"] }
             try ok(run(openssl, arguments))
             chmod("\(d)/\(name).key", 0o644)
@@ -68,7 +86,11 @@ func downlinkItem(frequency: UInt32, spreadingFactor: UInt32, power: Int32 = 14)
 /// that transmits downlinks through it.
 func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Agent) {
     let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
-    let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+    let radio = try SPIRadio(
+        board: board,
+        configuration: RadioConfiguration(
+            frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)),
+        policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
     try await radio.start()
     return (board, radio, try await Agent.start(port: port, radio: radio))
 }
@@ -76,14 +98,18 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
 @Suite(.capturingLogs, .serialized) struct SecurityAndCommandTests {
     @Test func aTLSListenerWithClientCertificatesAcceptsTheAgentAndRefusesItWithoutOne() async throws {
         let certificates = try Certificates()
-        let broker = try Broker(configuration: """
-            cafile \(certificates.ca)
-            certfile \(certificates.serverCertificate)
-            keyfile \(certificates.serverKey)
-            require_certificate true
-            """)
-        let good = try await Agent.start(port: broker.port, tls: (certificates.ca, certificates.clientCertificate, certificates.clientKey))
-        #expect(await eventually(within: 10) { good.transport.connection.isConnected }, "accepted with a valid client certificate")
+        let broker = try Broker(
+            configuration: """
+                cafile \(certificates.ca)
+                certfile \(certificates.serverCertificate)
+                keyfile \(certificates.serverKey)
+                require_certificate true
+                """)
+        let good = try await Agent.start(
+            port: broker.port, tls: (certificates.ca, certificates.clientCertificate, certificates.clientKey))
+        #expect(
+            await eventually(within: 10) { good.transport.connection.isConnected },
+            "accepted with a valid client certificate")
         good.stop()
 
         let anonymous = try await Agent.start(port: broker.port, tls: (certificates.ca, nil, nil))
@@ -99,7 +125,9 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
 
     @Test func mqttFiveConnectsToo() async throws {
         let broker = try Broker()
-        let settings = MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: "v5-\(UInt32.random(in: 0...UInt32.max))", protocolVersion: 5)
+        let settings = MQTTSettings(
+            host: "127.0.0.1", port: broker.port, clientID: "v5-\(UInt32.random(in: 0...UInt32.max))",
+            protocolVersion: 5)
         let client = try MQTTClient(settings: settings, subscriptions: [])
         try client.start()
         #expect(await eventually(within: 10) { client.isConnected })
@@ -118,11 +146,16 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         var downlink = Gw_DownlinkFrame()
         downlink.downlinkID = 4242
         downlink.gatewayID = gatewayID
-        downlink.items = [downlinkItem(frequency: 915_000_000, spreadingFactor: 7), downlinkItem(frequency: 869_525_000, spreadingFactor: 12), downlinkItem(frequency: 868_100_000, spreadingFactor: 7)]
+        downlink.items = [
+            downlinkItem(frequency: 915_000_000, spreadingFactor: 7),
+            downlinkItem(frequency: 869_525_000, spreadingFactor: 12),
+            downlinkItem(frequency: 868_100_000, spreadingFactor: 7),
+        ]
         let publisher = try await connectedPublisher(port: broker.port, name: "ns")
         try publisher.publish(topic: topics.down, payload: try downlink.serializedBytes())
         #expect(await collector.waitForCount(1, within: 15))
-        let ack = try Gw_DownlinkTxAck(serializedBytes: try #require(collector.messages.first { $0.topic == topics.ack }).payload)
+        let ack = try Gw_DownlinkTxAck(
+            serializedBytes: try #require(collector.messages.first { $0.topic == topics.ack }).payload)
         #expect(ack.downlinkID == 4242)
         #expect(ack.gatewayID == gatewayID)
         #expect(ack.items.map(\.status) == [.txFreq, .ok, .ignored])
@@ -145,7 +178,9 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         let (store, transport) = (agent.store, agent.transport)
         #expect(await eventually(within: 10) { transport.connection.isConnected })
         let publisher = try await connectedPublisher(port: broker.port, name: "authority")
-        let command = try CommandSigner.sign(.credit(owner: "bob", amount: 77), gatewayID: gatewayID, key: authority, expiresAt: UInt64(Date().timeIntervalSince1970) + 60)
+        let command = try CommandSigner.sign(
+            .credit(owner: "bob", amount: 77), gatewayID: gatewayID, key: authority,
+            expiresAt: UInt64(Date().timeIntervalSince1970) + 60)
         try publisher.publish(topic: topics.credit, payload: command)
         #expect(await eventually(within: 10) { (try? await store.account(owner: "bob"))??.balance == 77 })
         publisher.stop()
@@ -166,8 +201,12 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         let publisher = try await connectedPublisher(port: broker.port, name: "attacker")
 
         let now = UInt64(Date().timeIntervalSince1970)
-        func credit(_ amount: Int64, key: Ed25519PrivateKey = authority, gateway: String = gatewayID, expiresAt: UInt64? = nil) throws -> [UInt8] {
-            try CommandSigner.sign(.credit(owner: "mallory", amount: amount), gatewayID: gateway, key: key, expiresAt: expiresAt ?? now + 60)
+        func credit(
+            _ amount: Int64, key: Ed25519PrivateKey = authority, gateway: String = gatewayID, expiresAt: UInt64? = nil
+        ) throws -> [UInt8] {
+            try CommandSigner.sign(
+                .credit(owner: "mallory", amount: amount), gatewayID: gateway, key: key,
+                expiresAt: expiresAt ?? now + 60)
         }
         let good = try credit(10)
         var forged = try Hotspotd_SignedCommand(serializedBytes: try credit(5_000))
@@ -217,7 +256,8 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         let publisher = try await connectedPublisher(port: broker.port, name: "ns")
         try publisher.publish(topic: topics.down, payload: try downlink(id: 1, frequency: 869_525_000, power: 40))
         try publisher.publish(topic: topics.down, payload: try downlink(id: 2, frequency: 2_400_000_000, power: 14))
-        try publisher.publish(topic: topics.down, payload: [UInt8](repeating: 0x0A, count: DownlinkHandler.maximumSize + 1))
+        try publisher.publish(
+            topic: topics.down, payload: [UInt8](repeating: 0x0A, count: DownlinkHandler.maximumSize + 1))
         #expect(await collector.waitForCount(3, within: 15))
         var statuses: [UInt32: [Gw_TxAckStatus]] = [:]
         var rejections: [String] = []
@@ -250,7 +290,9 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         statistics.recordReceived(frame)
         frame.crc = .bad
         statistics.recordReceived(frame)
-        let request = TransmitRequest(payload: [1], frequencyHz: 869_525_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), powerDBm: 14, invertedIQ: true)
+        let request = TransmitRequest(
+            payload: [1], frequencyHz: 869_525_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125),
+            powerDBm: 14, invertedIQ: true)
         statistics.recordTransmission(request, outcome: .sent(powerDBm: 14))
         statistics.recordTransmission(request, outcome: .dutyCycleExhausted)
         let stats = try await reporter.report(at: 1_700_000_000_000_000_000)
@@ -277,7 +319,10 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
     @Test(arguments: [false, true])
     func aClientWithTheGatewaysIDPushesTheHotspotOffOnlyWhereIDsAreNotBoundToLogins(bound: Bool) async throws {
         let broker = try Broker(configuration: bound ? "use_username_as_clientid true" : "")
-        let hotspot = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: gatewayID, username: "hotspot-\(gatewayID)", password: "secret", reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2), subscriptions: [])
+        let hotspot = try MQTTClient(
+            settings: MQTTSettings(
+                host: "127.0.0.1", port: broker.port, clientID: gatewayID, username: "hotspot-\(gatewayID)",
+                password: "secret", reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2), subscriptions: [])
         let disconnections = Mutex(0)
         let watcher = Task {
             for await event in hotspot.events {
@@ -289,7 +334,10 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
         defer { hotspot.stop() }
         #expect(await eventually(within: 10) { hotspot.isConnected })
 
-        let attacker = try MQTTClient(settings: MQTTSettings(host: "127.0.0.1", port: broker.port, clientID: gatewayID, username: "mallory", password: "mine", reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2), subscriptions: [])
+        let attacker = try MQTTClient(
+            settings: MQTTSettings(
+                host: "127.0.0.1", port: broker.port, clientID: gatewayID, username: "mallory", password: "mine",
+                reconnectDelaySeconds: 1, reconnectDelayMaximumSeconds: 2), subscriptions: [])
         try attacker.start()
         defer { attacker.stop() }
         #expect(await eventually(within: 10) { attacker.isConnected })
@@ -299,7 +347,9 @@ func startTransmittingAgent(port: Int) async throws -> (MockBoard, SPIRadio, Age
             #expect(disconnections.withLock { $0 } == 0, "the hotspot kept its connection")
             #expect(hotspot.isConnected)
         } else {
-            #expect(await eventually(within: 10) { disconnections.withLock { $0 } > 0 }, "without the binding the attack works")
+            #expect(
+                await eventually(within: 10) { disconnections.withLock { $0 } > 0 },
+                "without the binding the attack works")
         }
     }
 }

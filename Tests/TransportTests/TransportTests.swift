@@ -1,10 +1,9 @@
-import Wire
 import Agent
 import ChirpStack
+import Clocks
 import Credits
 import Cryptography
 import Foundation
-import Clocks
 import HAL
 import HALMock
 import LoRaPHY
@@ -15,6 +14,8 @@ import Store
 import SwiftProtobuf
 import TestSupport
 import Testing
+import Wire
+
 @testable import Transport
 
 @Suite(.capturingLogs, .serialized) struct TransportTests {
@@ -47,7 +48,11 @@ import Testing
 
         // Through the radio layer: a simulated sensor on the mock board's air, the SX1276 driver.
         let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: Air(timeScale: 0))
-        let radio = try SPIRadio(board: board, configuration: RadioConfiguration(frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)), policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
+        let radio = try SPIRadio(
+            board: board,
+            configuration: RadioConfiguration(
+                frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)),
+            policy: RegionalTransmitPolicy(region: .eu868), logger: quiet)
         try await radio.start()
         let pipeline = Task {
             for await frame in radio.frames { _ = try? await agent.meter.meter(frame) }
@@ -57,7 +62,10 @@ import Testing
         for fCnt in 1...3 {
             let frame = try uplinkFrame(fCnt: UInt32(fCnt), payload: [UInt8](repeating: UInt8(fCnt), count: 10))
             sent.append(frame.payload)
-            board.air.send(AirFrame(payload: frame.payload, frequencyHz: 868_100_000, modulation: LoRaModulation(spreadingFactor: .sf7, bandwidth: .khz125), rssiDBm: -71, snrDB: 9.25))
+            board.air.send(
+                AirFrame(
+                    payload: frame.payload, frequencyHz: 868_100_000,
+                    modulation: LoRaModulation(spreadingFactor: .sf7, bandwidth: .khz125), rssiDBm: -71, snrDB: 9.25))
             // One frame at a time, as sensors on one channel are heard: the radio's FIFO holds one.
             let store = agent.store
             #expect(await eventually { (try? await store.charges(owner: "alice").count) == fCnt })
@@ -68,7 +76,9 @@ import Testing
         let decoded = try decodeWithChirpStack(messages.map(\.payload))
         #expect(decoded.count == 3)
         for (index, frame) in decoded.enumerated() {
-            #expect((frame["phy_payload"] as? String).flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) } == sent[index])
+            #expect(
+                (frame["phy_payload"] as? String).flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) } == sent[index]
+            )
             let rxInfo = frame["rx_info"] as? [String: Any]
             let metadata = rxInfo?["metadata"] as? [String: String]
             #expect(metadata?["owner"] == "alice")
@@ -99,7 +109,8 @@ import Testing
         #expect(fromJSON.rxInfo.metadata["dc"] == "1" && fromJSON.rxInfo.metadata["owner"] == "alice")
         let object = try JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any]
         #expect(object?["phyPayload"] != nil, "protobuf's JSON mapping, camelCase names")
-        let expected = UplinkMessages.uplinkFrame(frame, gatewayID: gatewayID, uplinkID: 1, metadata: fromJSON.rxInfo.metadata)
+        let expected = UplinkMessages.uplinkFrame(
+            frame, gatewayID: gatewayID, uplinkID: 1, metadata: fromJSON.rxInfo.metadata)
         #expect(fromJSON.txInfo == expected.txInfo)
     }
 
@@ -113,7 +124,8 @@ import Testing
         func send(_ count: Int) async throws {
             for _ in 0..<count {
                 fCnt += 1
-                _ = try await agent.meter.meter(try uplinkFrame(fCnt: fCnt, payload: [UInt8](repeating: UInt8(truncatingIfNeeded: fCnt), count: 8)))
+                _ = try await agent.meter.meter(
+                    try uplinkFrame(fCnt: fCnt, payload: [UInt8](repeating: UInt8(truncatingIfNeeded: fCnt), count: 8)))
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
@@ -164,12 +176,18 @@ import Testing
         let store = try temporaryStore()
         let count = 100_000
         for start in stride(from: 0, to: count, by: 5_000) {
-            try await store.enqueue((start..<start + 5_000).map { NewMessage(kind: .uplink, topic: topics.up, messageID: "m\($0)", payload: Array("message \($0)".utf8)) }, at: 1)
+            try await store.enqueue(
+                (start..<start + 5_000).map {
+                    NewMessage(
+                        kind: .uplink, topic: topics.up, messageID: "m\($0)", payload: Array("message \($0)".utf8))
+                }, at: 1)
         }
         let agent = try await Agent.start(port: port, store: store, maximumInFlight: 64)
         defer { agent.stop() }
         try await Task.sleep(for: .seconds(2))
-        #expect(await agent.transport.publisher.counters.published == 0, "nothing is taken from disk while the broker is away")
+        #expect(
+            await agent.transport.publisher.counters.published == 0,
+            "nothing is taken from disk while the broker is away")
         #expect(await store.outboxDepth() == count + 0)
         let broker = try Broker(port: port)
         #expect(await eventually(within: 120) { await store.outboxDepth() == 0 }, "drained")

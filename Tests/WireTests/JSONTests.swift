@@ -1,9 +1,11 @@
 import Testing
+
 @testable import Wire
 
 @Suite struct JSONTests {
     @Test func parsesObjectsArraysAndScalars() throws {
-        let value = try JSON.parse(Array(#"{"a":[1,-2.5,3e2,true,false,null],"b":"x\"y\u00e9\ud83d\ude00","c":{}}"#.utf8))
+        let value = try JSON.parse(
+            Array(#"{"a":[1,-2.5,3e2,true,false,null],"b":"x\"y\u00e9\ud83d\ude00","c":{}}"#.utf8))
         #expect(value["a"] == .array([.number(1), .number(-2.5), .number(300), .bool(true), .bool(false), .null]))
         #expect(value["b"] == .string("x\"yé😀"))
         #expect(value["c"] == .object([]))
@@ -19,7 +21,10 @@ import Testing
     }
 
     @Test func refusesDeepNesting() {
-        #expect(throws: JSONError.self) { try JSON.parse(Array((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8)) }
+        #expect(throws: JSONError.self) {
+            try JSON.parse(
+                Array((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8))
+        }
     }
 
     @Test func refusesInvalidUTF8() {
@@ -27,14 +32,16 @@ import Testing
     }
 
     @Test func serializesAndRoundTrips() throws {
-        let value = JSONValue.object([("imme", .bool(true)), ("freq", .number(869.525)), ("size", .number(12)), ("s", .string("a\"b\n"))])
+        let value = JSONValue.object([
+            ("imme", .bool(true)), ("freq", .number(869.525)), ("size", .number(12)), ("s", .string("a\"b\n")),
+        ])
         let text = JSON.serialize(value)
         #expect(text == #"{"imme":true,"freq":869.525,"size":12,"s":"a\"b\n"}"#)
         #expect(try JSON.parse(Array(text.utf8)) == value)
     }
 
     @Test func integersAreRecognisedOnlyWhenWholeAndInRange() throws {
-        #expect(JSONValue.number(3512348611).integer(in: 0...Int64(UInt32.max)) == 3_512_348_611)
+        #expect(JSONValue.number(3_512_348_611).integer(in: 0...Int64(UInt32.max)) == 3_512_348_611)
         #expect(JSONValue.number(1.5).integer(in: 0...10) == nil)
         #expect(JSONValue.number(-1).integer(in: 0...10) == nil)
         #expect(JSONValue.string("1").integer(in: 0...10) == nil)
@@ -43,7 +50,10 @@ import Testing
 
 @Suite struct Base64Tests {
     /// RFC 4648 §10.
-    @Test(arguments: [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")])
+    @Test(arguments: [
+        ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ])
     func rfc4648Vectors(plain: String, encoded: String) {
         #expect(Base64.encode(Array(plain.utf8)) == encoded)
         #expect(Base64.decode(encoded) == Array(plain.utf8))

@@ -1,7 +1,6 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Credits
 import Cryptography
 import Foundation
@@ -9,14 +8,19 @@ import Messages
 import Store
 import TestSupport
 import Testing
+import Transport
 
 /// Runs the built `hotspotd` from `directory`, with the environment given (nothing of the
 /// test's own HOTSPOTD_* variables).
-func runHotspotd(_ arguments: [String], in directory: String, environment extra: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
+func runHotspotd(_ arguments: [String], in directory: String, environment extra: [String: String] = [:]) async throws
+    -> (status: Int32, stdout: String, stderr: String)
+{
     try await offThePool { try runHotspotdBlocking(arguments, in: directory, environment: extra) }
 }
 
-private func runHotspotdBlocking(_ arguments: [String], in directory: String, environment extra: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+private func runHotspotdBlocking(_ arguments: [String], in directory: String, environment extra: [String: String])
+    throws -> (status: Int32, stdout: String, stderr: String)
+{
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent("hotspotd")
     process.arguments = arguments
@@ -24,7 +28,8 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
     var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HOTSPOTD_") }
     environment.merge(extra) { $1 }
     process.environment = environment
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     process.standardOutput = out
     process.standardError = err
     try process.run()
@@ -38,7 +43,8 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
 /// person reads.
 @Suite(.capturingLogs, .serialized) struct CommandLineStyleTests {
     let directory: String = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-style-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-style-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url.path
     }()
@@ -57,15 +63,28 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         #expect(lines.first == "hotspotd: missing expected argument '--sf <sf>' (hotspotd airtime)")
         #expect(lines.dropFirst().first?.hasPrefix("usage: hotspotd airtime --sf <sf>") == true, "\(result.stderr)")
         #expect(!result.stderr.contains("Error:"))
-        let unknown = try await runHotspotd(["command", "sign", "--key", "k", "--gateway", "0016c001ff10a235", "credit", "--frobnicate"], in: directory)
-        #expect(unknown.stderr.hasPrefix("hotspotd: unknown option '--frobnicate' (hotspotd command sign)"), "\(unknown.stderr)")
+        let unknown = try await runHotspotd(
+            ["command", "sign", "--key", "k", "--gateway", "0016c001ff10a235", "credit", "--frobnicate"], in: directory)
+        #expect(
+            unknown.stderr.hasPrefix("hotspotd: unknown option '--frobnicate' (hotspotd command sign)"),
+            "\(unknown.stderr)")
         #expect(unknown.stderr.contains("usage: hotspotd command sign"))
     }
 
     @Test func aNegativeAmountIsRefusedWithItsReason() async throws {
-        let result = try await runHotspotd(["command", "sign", "--key", "k", "--gateway", "0016c001ff10a235", "credit", "--owner", "alice", "--amount", "-5"], in: directory)
+        let result = try await runHotspotd(
+            [
+                "command", "sign", "--key", "k", "--gateway", "0016c001ff10a235", "credit", "--owner", "alice",
+                "--amount", "-5",
+            ], in: directory)
         #expect(result.status == 64)
-        #expect(result.stderr.hasPrefix("hotspotd: --amount must be a positive number of data credits (1 to 4611686018427387903), not -5 (hotspotd command sign)"), "\(result.stderr)")
+        #expect(
+            result.stderr.hasPrefix(
+                """
+                hotspotd: --amount must be a positive number of data credits (1 to 4611686018427387903), not -5 \
+                (hotspotd command sign)
+                """
+            ), "\(result.stderr)")
     }
 
     @Test func aSignedCommandIsNotWrittenToATerminal() async throws {
@@ -73,7 +92,11 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         #expect(try await runHotspotd(["key", "generate", "--key-file", keyFile], in: directory).status == 0)
         let binary = productsDirectory.appendingPathComponent("hotspotd").path
         // `script` gives the command a terminal as its standard output.
-        let command = "\(binary) command sign --key \(keyFile) --gateway 0016c001ff10a235 credit --owner alice --amount 5; echo \"exit $?\""
+        let command =
+            """
+            \(binary) command sign --key \(keyFile) --gateway 0016c001ff10a235 credit --owner alice --amount 5; \
+            echo \"exit $?\"
+            """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
         process.arguments = ["-q", "-e", "-c", command, "/dev/null"]
@@ -125,7 +148,12 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
     }
 
     @Test func anUnknownBoardNamesTheFileTheLineAndTheKey() async throws {
-        let config = try write("[gateway]\nregion = \"EU868\"\nboard = \"nosuch\"\ndata_dir = \"\(directory)/data\"\nkey_file = \"\(directory)/data/gateway.key\"\n\n[credits]\nauthority = \"\(authority)\"\n", to: "board.toml")
+        let config = try write(
+            """
+            [gateway]\nregion = \"EU868\"\nboard = \"nosuch\"\ndata_dir = \"\(directory)/data\"\nkey_file = \
+            \"\(directory)/data/gateway.key\"\n\n[credits]\nauthority = \"\(authority)\"\n
+            """,
+            to: "board.toml")
         let run = try await runHotspotd(["run", "--config", config], in: directory)
         #expect(run.status == 78)
         #expect(run.stderr.contains("no board profile named 'nosuch'"), "\(run.stderr)")
@@ -136,8 +164,14 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
     }
 
     @Test func aMisspeltEnvironmentVariableIsRefusedWithTheNearestName() async throws {
-        let config = try write("[gateway]\ndata_dir = \"\(directory)/data\"\nkey_file = \"\(directory)/data/gateway.key\"\n[credits]\nauthority = \"\(authority)\"\n", to: "env.toml")
-        let result = try await runHotspotd(["run", "--config", config], in: directory, environment: ["HOTSPOTD_MQTT_SERVR": "mqtt://broker"])
+        let config = try write(
+            """
+            [gateway]\ndata_dir = \"\(directory)/data\"\nkey_file = \
+            \"\(directory)/data/gateway.key\"\n[credits]\nauthority = \"\(authority)\"\n
+            """,
+            to: "env.toml")
+        let result = try await runHotspotd(
+            ["run", "--config", config], in: directory, environment: ["HOTSPOTD_MQTT_SERVR": "mqtt://broker"])
         #expect(result.status == 78)
         #expect(result.stderr.contains("HOTSPOTD_MQTT_SERVR"), "\(result.stderr)")
         #expect(result.stderr.contains("did you mean HOTSPOTD_MQTT_SERVER?"))
@@ -147,11 +181,18 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         let config = try write("[stats]\ninterval = 10\n[credits]\nauthority = \"\(authority)\"\n", to: "duration.toml")
         let result = try await runHotspotd(["config", "check", "--no-broker", "--config", config], in: directory)
         #expect(result.status == 78)
-        #expect(result.stderr.contains(#"expected a duration as a string with its unit, such as "10s" (units: ms, s, m, h, d), found an integer (\#(config):2: stats.interval)"#), "\(result.stderr)")
+        #expect(
+            result.stderr.contains(
+                #"""
+                expected a duration as a string with its unit, such as "10s" (units: ms, s, m, h, d), found an \#
+                integer (\#(config):2: stats.interval)
+                """#
+            ), "\(result.stderr)")
     }
 
     @Test func configCheckSaysEveryProblemAtOnce() async throws {
-        let config = try write("""
+        let config = try write(
+            """
             [gateway]
             regoin = "EU868"
             board = "nosuch"
@@ -173,12 +214,14 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         #expect(result.stderr.contains("(\(config):8: mqtt.qos)"))
         #expect(result.stderr.contains("(\(config):11: credits.authority)"))
         #expect(result.stderr.contains("(\(config):3: gateway.board)"))
-        #expect(!FileManager.default.fileExists(atPath: directory + "/data/gateway.key"), "config check creates nothing")
+        #expect(
+            !FileManager.default.fileExists(atPath: directory + "/data/gateway.key"), "config check creates nothing")
     }
 
     @Test func configCheckConnectsToTheBrokerOnce() async throws {
         let broker = try Broker()
-        let config = try write("""
+        let config = try write(
+            """
             [gateway]
             board = "mock"
             data_dir = "\(directory)/data"
@@ -194,15 +237,21 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         #expect(good.stdout.contains("does not exist yet: the first start creates it"))
         #expect(good.stdout.hasSuffix("configuration OK\n"))
         broker.stop()
-        let down = try await runHotspotd(["config", "check", "--config", config, "--broker-timeout", "2"], in: directory)
+        let down = try await runHotspotd(
+            ["config", "check", "--config", config, "--broker-timeout", "2"], in: directory)
         #expect(down.status == 78)
-        #expect(down.stderr.contains("cannot connect to the broker at mqtt://127.0.0.1:\(broker.port)"), "\(down.stderr)")
+        #expect(
+            down.stderr.contains("cannot connect to the broker at mqtt://127.0.0.1:\(broker.port)"), "\(down.stderr)")
         #expect(down.stderr.contains("(\(config):6: mqtt.server)"))
     }
 
     @Test func configShowPrintsWhatIsInEffectAndWhereItCameFrom() async throws {
-        let config = try write("[mqtt]\nusername = \"hotspot\"\npassword = \"s3cret\"\n[credits]\nauthority = \"\(authority)\"\n", to: "show.toml")
-        let result = try await runHotspotd(["config", "show", "--config", config], in: directory, environment: ["HOTSPOTD_MQTT_SERVER": "mqtts://broker.example:8883"])
+        let config = try write(
+            "[mqtt]\nusername = \"hotspot\"\npassword = \"s3cret\"\n[credits]\nauthority = \"\(authority)\"\n",
+            to: "show.toml")
+        let result = try await runHotspotd(
+            ["config", "show", "--config", config], in: directory,
+            environment: ["HOTSPOTD_MQTT_SERVER": "mqtts://broker.example:8883"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(!result.stdout.contains("s3cret"))
         #expect(result.stdout.contains(#"password = "********""#))
@@ -217,14 +266,19 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         let signer = Helium.address(of: key.publicKey)
 
         // A usage receipt as the agent publishes it with mqtt.json = true.
-        let summary = ReceiptSummary(owner: "alice", periodStart: 1_764_547_200_000_000_000, periodEnd: 1_764_547_800_000_000_000, uplinks: 3, bytes: 60, credits: 3, firstSeq: 1, lastSeq: 3, previousChain: [UInt8](repeating: 0, count: 32), chain: [UInt8](repeating: 7, count: 32))
+        let summary = ReceiptSummary(
+            owner: "alice", periodStart: 1_764_547_200_000_000_000, periodEnd: 1_764_547_800_000_000_000, uplinks: 3,
+            bytes: 60, credits: 3, firstSeq: 1, lastSeq: 3, previousChain: [UInt8](repeating: 0, count: 32),
+            chain: [UInt8](repeating: 7, count: 32))
         let receipt = ReceiptIssuer.receipt(summary, key: key, gatewayID: "0016c001ff10a235")
         let receiptFile = try write(try receipt.jsonString(), to: "receipt.json")
         let fromJSON = try await runHotspotd(["report", "verify", receiptFile], in: directory)
         #expect(fromJSON.status == 0, "\(fromJSON.stderr)")
         #expect(fromJSON.stdout.contains("type       usage_receipt (JSON)"))
         #expect(fromJSON.stdout.contains("valid, signed by \(signer)"))
-        #expect(fromJSON.stdout.contains("period     2025-12-01T00:00:00.000Z to 2025-12-01T00:10:00.000Z"), "\(fromJSON.stdout)")
+        #expect(
+            fromJSON.stdout.contains("period     2025-12-01T00:00:00.000Z to 2025-12-01T00:10:00.000Z"),
+            "\(fromJSON.stdout)")
 
         // A witness report, in protobuf: signal and SNR in the units people read.
         var witness = Helium_PocLora_lora_witness_report_req_v1()
@@ -240,7 +294,10 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         try Data(try signedWitness.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: witnessFile))
         let witnessResult = try await runHotspotd(["report", "verify", witnessFile], in: directory)
         #expect(witnessResult.status == 0, "\(witnessResult.stderr)")
-        for expected in ["signal     -104.7 dBm", "snr        9.2 dB", "frequency  868.100 MHz", "datarate   SF12BW125", "timestamp  2025-12-01T00:00:00.123Z"] {
+        for expected in [
+            "signal     -104.7 dBm", "snr        9.2 dB", "frequency  868.100 MHz", "datarate   SF12BW125",
+            "timestamp  2025-12-01T00:00:00.123Z",
+        ] {
             #expect(witnessResult.stdout.contains(expected), "\(expected) in \(witnessResult.stdout)")
         }
 
@@ -248,7 +305,11 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         let keyFile = directory + "/authority.key"
         #expect(try await runHotspotd(["key", "generate", "--key-file", keyFile], in: directory).status == 0)
         let authorityAddress = Helium.address(of: try KeyFile.read(keyFile).publicKey)
-        let base64 = try await runHotspotd(["command", "sign", "--key", keyFile, "--gateway", "0016c001ff10a235", "credit", "--owner", "alice", "--amount", "1000", "--base64"], in: directory)
+        let base64 = try await runHotspotd(
+            [
+                "command", "sign", "--key", keyFile, "--gateway", "0016c001ff10a235", "credit", "--owner", "alice",
+                "--amount", "1000", "--base64",
+            ], in: directory)
         let commandFile = try write(base64.stdout, to: "credit.b64")
         let fromBase64 = try await runHotspotd(["report", "verify", commandFile], in: directory)
         #expect(fromBase64.status == 0, "\(fromBase64.stderr)")
@@ -259,7 +320,9 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         try raw.write(to: URL(fileURLWithPath: directory + "/credit.bin"))
         let fromBytes = try await runHotspotd(["report", "verify", "--json", directory + "/credit.bin"], in: directory)
         #expect(fromBytes.status == 0)
-        #expect(fromBytes.stdout.contains(#""type":"signed_command""#) && fromBytes.stdout.contains(#""signature_valid":true"#), "\(fromBytes.stdout)")
+        #expect(
+            fromBytes.stdout.contains(#""type":"signed_command""#)
+                && fromBytes.stdout.contains(#""signature_valid":true"#), "\(fromBytes.stdout)")
 
         // Garbage is none of these: exit 65, the file named.
         let garbage = try write("hello", to: "garbage.txt")
@@ -275,7 +338,10 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
     func completionScriptsKnowEverySubcommand(shell: String) async throws {
         let result = try await runHotspotd(["--generate-completion-script", shell], in: "/")
         #expect(result.status == 0, "\(result.stderr)")
-        for subcommand in ["run", "status", "config", "check", "show", "board", "key", "frame", "command", "devices", "credits", "report", "verify", "airtime"] {
+        for subcommand in [
+            "run", "status", "config", "check", "show", "board", "key", "frame", "command", "devices", "credits",
+            "report", "verify", "airtime",
+        ] {
             #expect(result.stdout.contains(subcommand), "\(shell): \(subcommand)")
         }
     }
@@ -284,11 +350,34 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
 /// Errors about files say what went wrong, then the file: `hotspotd: <what> (<where>)`.
 @Suite(.capturingLogs) struct FileErrorStyleTests {
     @Test(arguments: [
-        (["run", "--config", "/nonexistent/hotspotd.toml"], "hotspotd: the configuration cannot be read: no such file (/nonexistent/hotspotd.toml)", Int32(78)),
-        (["config", "check", "--config", "/nonexistent/hotspotd.toml"], "hotspotd: the configuration cannot be read: no such file (/nonexistent/hotspotd.toml)", 78),
-        (["key", "show", "--key-file", "/nonexistent/gateway.key"], "hotspotd: no key file; `hotspotd key generate --key-file /nonexistent/gateway.key` creates one (/nonexistent/gateway.key)", 1),
-        (["devices", "--data-dir", "/nonexistent"], "hotspotd: no store here: has hotspotd run with gateway.data_dir = \"/nonexistent\"? (/nonexistent/hotspotd.db)", 1),
-        (["status", "--data-dir", "/nonexistent"], "hotspotd: no status: hotspotd has not run with this data directory (/nonexistent/status.json)", 1),
+        (
+            ["run", "--config", "/nonexistent/hotspotd.toml"],
+            "hotspotd: the configuration cannot be read: no such file (/nonexistent/hotspotd.toml)", Int32(78)
+        ),
+        (
+            ["config", "check", "--config", "/nonexistent/hotspotd.toml"],
+            "hotspotd: the configuration cannot be read: no such file (/nonexistent/hotspotd.toml)", 78
+        ),
+        (
+            ["key", "show", "--key-file", "/nonexistent/gateway.key"],
+            """
+            hotspotd: no key file; `hotspotd key generate --key-file /nonexistent/gateway.key` creates one \
+            (/nonexistent/gateway.key)
+            """,
+            1
+        ),
+        (
+            ["devices", "--data-dir", "/nonexistent"],
+            """
+            hotspotd: no store here: has hotspotd run with gateway.data_dir = \"/nonexistent\"? \
+            (/nonexistent/hotspotd.db)
+            """,
+            1
+        ),
+        (
+            ["status", "--data-dir", "/nonexistent"],
+            "hotspotd: no status: hotspotd has not run with this data directory (/nonexistent/status.json)", 1
+        ),
     ])
     func fileErrorsNameTheFileLast(arguments: [String], expected: String, status: Int32) async throws {
         let result = try await runHotspotd(arguments, in: "/")

@@ -1,10 +1,10 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Foundation
 import TestSupport
 import Testing
+import Transport
 
 /// Runs the built `hotspotd` binary from the repository root, with the repository's board
 /// profiles, as an owner would.
@@ -50,7 +50,9 @@ let productsDirectory: URL = {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.hasPrefix("mock-sx1262: SX1262 answered"))
 
-        let missing = try await runHotspotd(["board", "probe", "--config", directory.appendingPathComponent("none.toml").path])
+        let missing = try await runHotspotd([
+            "board", "probe", "--config", directory.appendingPathComponent("none.toml").path,
+        ])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("no --board given"))
     }
@@ -66,7 +68,11 @@ let productsDirectory: URL = {
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n")
         let names = Set(lines.map { String($0.prefix { $0 != " " }) })
-        #expect(names.isSuperset(of: ["mock", "mock-sx1262", "dragino-lora-gps-hat", "adafruit-rfm95w-bonnet", "waveshare-sx1262-lorawan-hat", "rak2287", "seeed-wm1302"]))
+        #expect(
+            names.isSuperset(of: [
+                "mock", "mock-sx1262", "dragino-lora-gps-hat", "adafruit-rfm95w-bonnet", "waveshare-sx1262-lorawan-hat",
+                "rak2287", "seeed-wm1302",
+            ]))
         let mock = try #require(lines.first { $0.hasPrefix("mock ") })
         #expect(mock.contains("sx1276"))
         #expect(mock.contains("mock/sx127x"))
@@ -77,7 +83,8 @@ let productsDirectory: URL = {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-boards-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try "name = \"broken\"\nradio = \"sx1276\"\nfoo = 1\n".write(to: directory.appendingPathComponent("broken.toml"), atomically: true, encoding: .utf8)
+        try "name = \"broken\"\nradio = \"sx1276\"\nfoo = 1\n".write(
+            to: directory.appendingPathComponent("broken.toml"), atomically: true, encoding: .utf8)
         let result = try await runHotspotd(["board", "list", "--board-dir", directory.path])
         #expect(result.status == 1)
         #expect(result.stderr.contains("broken.toml"))
@@ -93,12 +100,17 @@ let productsDirectory: URL = {
     }
 
     @Test func frameDecodeChecksTheMICAndDecrypts() async throws {
-        let result = try await runHotspotd(["frame", "decode", "40F17DBE4900020001954378762B11FF0D", "--nwk-s-key", "44024241ed4ce9a68c6a8bc055233fd3", "--app-s-key", "ec925802ae430ca77fd3dd73cb2cc588"])
+        let result = try await runHotspotd([
+            "frame", "decode", "40F17DBE4900020001954378762B11FF0D", "--nwk-s-key", "44024241ed4ce9a68c6a8bc055233fd3",
+            "--app-s-key", "ec925802ae430ca77fd3dd73cb2cc588",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("DevAddr     49BE7DF1"))
         #expect(result.stdout.contains("MIC         2b11ff0d (valid)"))
         #expect(result.stdout.contains("\"test\""))
-        let wrongKey = try await runHotspotd(["frame", "decode", "QPF9vkkAAgABlUN4disR/w0=", "--nwk-s-key", "00000000000000000000000000000000", "--json"])
+        let wrongKey = try await runHotspotd([
+            "frame", "decode", "QPF9vkkAAgABlUN4disR/w0=", "--nwk-s-key", "00000000000000000000000000000000", "--json",
+        ])
         #expect(wrongKey.status == 0)
         #expect(wrongKey.stdout.contains("\"valid\":false"), "Base64 input, and a MIC that fails with the wrong key")
     }
@@ -107,7 +119,9 @@ let productsDirectory: URL = {
         let result = try await runHotspotd(["frame", "decode", "40F1"])
         #expect(result.status != 0)
         #expect(result.stderr.contains("not a LoRaWAN frame"))
-        let badKey = try await runHotspotd(["frame", "decode", "40F17DBE4900020001954378762B11FF0D", "--nwk-s-key", "1234"])
+        let badKey = try await runHotspotd([
+            "frame", "decode", "40F17DBE4900020001954378762B11FF0D", "--nwk-s-key", "1234",
+        ])
         #expect(badKey.stderr.contains("32 hex digits"))
     }
 }

@@ -1,7 +1,6 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Credits
 import Cryptography
 import Foundation
@@ -13,10 +12,11 @@ import SwiftProtobuf
 import Synchronization
 import TestSupport
 import Testing
+import Transport
 import Wire
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A hotspot with a concentrator, for fault tests: `hotspotd run` (board rak2287) in a process
@@ -61,11 +61,17 @@ final class FaultRig: @unchecked Sendable {
     /// `dataDirectory`: where the store lives (a small tmpfs, say); by default in the rig's own
     /// temporary directory. `bindHost` is where the agent listens for the forwarder (on the
     /// rig's port); `semtechUDP`, `mqtt` and `radio` go into those sections as they are.
-    init(dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1", semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false", region: String = "EU868",
+    init(
+        dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1",
+        semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false",
+        region: String = "EU868",
         stats: String = "interval = \"1h\""
     ) async throws {
         prefix = region.lowercased()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-fault-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "hotspotd-fault-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.dataDirectory = dataDirectory ?? directory + "/data"
         // The broker gives the subscriber every message at once (no in-flight window to queue
@@ -73,47 +79,56 @@ final class FaultRig: @unchecked Sendable {
         broker = try Broker(configuration: "max_inflight_messages 0\nmax_queued_messages 0\n" + brokerConfiguration)
         udpPort = try Self.freeUDPPort()
         sensors = ["alice", "bob", "carol", "dave"].enumerated().map { index, owner in
-            Sensor(devAddr: DevAddr(0x2601_1000 + UInt32(index)), owner: owner, nwkSKey: (0..<16).map { UInt8(index * 16 + $0) })
+            Sensor(
+                devAddr: DevAddr(0x2601_1000 + UInt32(index)), owner: owner,
+                nwkSKey: (0..<16).map { UInt8(index * 16 + $0) })
         }
         forwarder = try UDPSocket(binding: SocketAddress("127.0.0.1:0")!)
 
         let store = try Store.open(directory: self.dataDirectory)
         for sensor in sensors {
-            _ = try await store.pair(Pairing(devAddr: sensor.devAddr.rawValue, owner: sensor.owner, nwkSKey: sensor.nwkSKey, pairedAt: 1), nonce: Array("pair-\(sensor.owner)".utf8), expiresAt: Int64(Date().timeIntervalSince1970) + 3600)
+            _ = try await store.pair(
+                Pairing(devAddr: sensor.devAddr.rawValue, owner: sensor.owner, nwkSKey: sensor.nwkSKey, pairedAt: 1),
+                nonce: Array("pair-\(sensor.owner)".utf8), expiresAt: Int64(Date().timeIntervalSince1970) + 3600)
         }
         for (owner, amount) in granted {
-            _ = try await store.credit(owner: owner, amount: amount, nonce: Array("credit-\(owner)".utf8), expiresAt: Int64(Date().timeIntervalSince1970) + 3600, at: 1)
+            _ = try await store.credit(
+                owner: owner, amount: amount, nonce: Array("credit-\(owner)".utf8),
+                expiresAt: Int64(Date().timeIntervalSince1970) + 3600, at: 1)
         }
 
         try """
-            [gateway]
-            region = "\(region)"
-            board = "rak2287"
-            id = "\(Self.gatewayID)"
-            key_file = "\(directory)/gateway.key"
-            data_dir = "\(self.dataDirectory)"
-            shutdown_timeout = "3s"
-            [radio]
-            \(radio)
-            [semtech_udp]
-            bind = "\(bindHost):\(udpPort)"
-            \(semtechUDP)
-            [mqtt]
-            server = "mqtt://127.0.0.1:\(broker.port)"
-            keepalive = "5s"
-            \(mqtt)
-            [credits]
-            authority = "\(Helium.address(of: authority.publicKey))"
-            [coverage]
-            \(coverage)
-            [stats]
-            \(stats)
-            """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
+        [gateway]
+        region = "\(region)"
+        board = "rak2287"
+        id = "\(Self.gatewayID)"
+        key_file = "\(directory)/gateway.key"
+        data_dir = "\(self.dataDirectory)"
+        shutdown_timeout = "3s"
+        [radio]
+        \(radio)
+        [semtech_udp]
+        bind = "\(bindHost):\(udpPort)"
+        \(semtechUDP)
+        [mqtt]
+        server = "mqtt://127.0.0.1:\(broker.port)"
+        keepalive = "5s"
+        \(mqtt)
+        [credits]
+        authority = "\(Helium.address(of: authority.publicKey))"
+        [coverage]
+        \(coverage)
+        [stats]
+        \(stats)
+        """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
 
         collectorFile = directory + "/collected.hex"
-        collector = try spawn("/usr/bin/mosquitto_sub", [
-            "-p", "\(broker.port)", "-i", "collector-\(udpPort)", "-c", "-q", "1", "-t", "+/gateway/+/event/up", "-F", "%x",
-        ], logFile: collectorFile)
+        collector = try spawn(
+            "/usr/bin/mosquitto_sub",
+            [
+                "-p", "\(broker.port)", "-i", "collector-\(udpPort)", "-c", "-q", "1", "-t", "+/gateway/+/event/up",
+                "-F", "%x",
+            ], logFile: collectorFile)
         // Subscribed once a probe comes back; the broker has saved the session a second later.
         guard await collectorCaughtUp() else { throw BrokerError("the collector did not subscribe") }
         try await Task.sleep(for: .milliseconds(1500))
@@ -139,8 +154,13 @@ final class FaultRig: @unchecked Sendable {
         let hex = Hex.encode(Array(marker.utf8))
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
-            _ = try? run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-t", "probe/gateway/probe/event/up", "-q", "1", "-m", marker])
-            if await eventually(within: 0.3, { (try? String(contentsOfFile: self.collectorFile, encoding: .utf8))?.contains(hex) == true }) {
+            _ = try? run(
+                "/usr/bin/mosquitto_pub",
+                ["-p", "\(broker.port)", "-t", "probe/gateway/probe/event/up", "-q", "1", "-m", marker])
+            if await eventually(
+                within: 0.3,
+                { (try? String(contentsOfFile: self.collectorFile, encoding: .utf8))?.contains(hex) == true })
+            {
                 return true
             }
         }
@@ -157,11 +177,17 @@ final class FaultRig: @unchecked Sendable {
         self.manager = manager
         let program = productsDirectory.appendingPathComponent("hotspotd").path
         let command = wrapper + [program, "run", "--config", directory + "/hotspotd.toml"] + extraArguments
-        agent = try spawn(command[0], Array(command.dropFirst()), environment: [
-            "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "2000000", "HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board",
-        ], logFile: logFile)
-        guard await eventually(within: 30, { manager.messages.contains { $0.contains("READY=1") } || !self.agentIsRunning }),
-              manager.messages.contains(where: { $0.contains("READY=1") }) else {
+        agent = try spawn(
+            command[0], Array(command.dropFirst()),
+            environment: [
+                "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "2000000",
+                "HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board",
+            ], logFile: logFile)
+        guard
+            await eventually(
+                within: 30, { manager.messages.contains { $0.contains("READY=1") } || !self.agentIsRunning }),
+            manager.messages.contains(where: { $0.contains("READY=1") })
+        else {
             // Not left behind: one that did not exit by itself is killed.
             if agentIsRunning { killAgent() }
             throw BrokerError("hotspotd did not become ready: \(tail(of: logFile))")
@@ -183,7 +209,8 @@ final class FaultRig: @unchecked Sendable {
         kill(agent, SIGTERM)
         let status = waitForExit(agent, seconds: 20)
         if status == nil {
-            _ = try? run("/usr/bin/gdb", ["-p", "\(agent)", "-batch", "-ex", "thread apply all bt 25"]).output.write(toFile: directory + "/hung.txt", atomically: true, encoding: .utf8)
+            _ = try? run("/usr/bin/gdb", ["-p", "\(agent)", "-batch", "-ex", "thread apply all bt 25"]).output.write(
+                toFile: directory + "/hung.txt", atomically: true, encoding: .utf8)
             kill(agent, SIGKILL)
         }
         self.agent = nil
@@ -203,7 +230,8 @@ final class FaultRig: @unchecked Sendable {
 
     /// The STATUS= lines systemd would show, oldest first.
     var statusLines: [String] {
-        (manager?.messages ?? []).flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("STATUS=") }.map(String.init)
+        (manager?.messages ?? []).flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("STATUS=") }.map(
+            String.init)
     }
 
     // MARK: The packet forwarder
@@ -219,12 +247,24 @@ final class FaultRig: @unchecked Sendable {
             sensors[index].fCnt += 1
             let sensor = sensors[index]
             let reading = (0..<20).map { UInt8(truncatingIfNeeded: Int(sensor.fCnt) &+ $0) }
-            guard let frame = try? LoRaWANCrypto.encodeDataFrame(devAddr: sensor.devAddr, fCnt: sensor.fCnt, fPort: 2, payload: reading, nwkSKey: sensor.nwkSKey, appSKey: sensor.nwkSKey) else { continue }
+            guard
+                let frame = try? LoRaWANCrypto.encodeDataFrame(
+                    devAddr: sensor.devAddr, fCnt: sensor.fCnt, fPort: 2, payload: reading, nwkSKey: sensor.nwkSKey,
+                    appSKey: sensor.nwkSKey)
+            else { continue }
             token &+= 1
-            packets.append(#"{"tmst":\#(UInt32(truncatingIfNeeded: Int(token) * 1000)),"chan":0,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(frame.count),"data":"\#(Base64.encode(frame))"}"#)
+            packets.append(
+                #"""
+                {"tmst":\#(UInt32(truncatingIfNeeded: Int(token) * 1000)),"chan":0,"rfch":0,"freq":868.1,"stat":1,\#
+                "modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(frame.count),"data":\#
+                "\#(Base64.encode(frame))"}
+                """#
+            )
         }
-        let high = UInt8(token >> 8), low = UInt8(token & 0xFF)
-        let datagram = [2, high, low, 0x00] + Self.forwarderEUI + Array(#"{"rxpk":[\#(packets.joined(separator: ","))]}"#.utf8)
+        let high = UInt8(token >> 8)
+        let low = UInt8(token & 0xFF)
+        let datagram =
+            [2, high, low, 0x00] + Self.forwarderEUI + Array(#"{"rxpk":[\#(packets.joined(separator: ","))]}"#.utf8)
         unacknowledged[token] = (count, ContinuousClock.now)
         _ = forwarder.send(datagram, to: SocketAddress("127.0.0.1:\(udpPort)")!)
         // A short look for this datagram's PUSH_ACK keeps the stream paced like a forwarder's;
@@ -245,7 +285,9 @@ final class FaultRig: @unchecked Sendable {
     @discardableResult
     func send(_ command: Command, expiresIn seconds: Int64 = 600, sealed: Bool = true) throws -> [UInt8] {
         let sealingKey = sealed ? (try? KeyFile.read(directory + "/gateway.key"))?.sealingKey.publicKey : nil
-        let bytes = try CommandSigner.sign(command, gatewayID: Self.gatewayID, key: authority, expiresAt: UInt64(Int64(Date().timeIntervalSince1970) + seconds), sealingKey: sealingKey)
+        let bytes = try CommandSigner.sign(
+            command, gatewayID: Self.gatewayID, key: authority,
+            expiresAt: UInt64(Int64(Date().timeIntervalSince1970) + seconds), sealingKey: sealingKey)
         try publish(command: bytes, on: command.name)
         return bytes
     }
@@ -254,7 +296,12 @@ final class FaultRig: @unchecked Sendable {
     func publish(command bytes: [UInt8], on name: String) throws {
         let file = directory + "/command-\(UInt32.random(in: 0...UInt32.max)).bin"
         try Data(bytes).write(to: URL(fileURLWithPath: file))
-        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "\(prefix)/gateway/\(Self.gatewayID)/command/\(name)", "-f", file])
+        let published = try run(
+            "/usr/bin/mosquitto_pub",
+            [
+                "-p", "\(broker.port)", "-q", "1", "-t", "\(prefix)/gateway/\(Self.gatewayID)/command/\(name)", "-f",
+                file,
+            ])
         guard published.status == 0 else { throw BrokerError("mosquitto_pub: \(published.error)") }
     }
 
@@ -263,7 +310,11 @@ final class FaultRig: @unchecked Sendable {
     func push(frames: [[UInt8]]) async -> Bool {
         token &+= 1
         let packets = frames.map { frame in
-            #"{"tmst":\#(UInt32(truncatingIfNeeded: Int(token) * 1000)),"chan":0,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(frame.count),"data":"\#(Base64.encode(frame))"}"#
+            #"""
+            {"tmst":\#(UInt32(truncatingIfNeeded: Int(token) * 1000)),"chan":0,"rfch":0,"freq":868.1,"stat":1,\#
+            "modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(frame.count),"data":\#
+            "\#(Base64.encode(frame))"}
+            """#
         }
         pushData(json: #"{"rxpk":[\#(packets.joined(separator: ","))]}"#, token: token)
         unacknowledged[token] = (frames.count, ContinuousClock.now)
@@ -282,8 +333,9 @@ final class FaultRig: @unchecked Sendable {
     /// The agent's resident memory, from /proc, in bytes.
     var agentResidentBytes: Int? {
         guard let agent, let text = try? String(contentsOfFile: "/proc/\(agent)/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
         return kilobytes * 1024
     }
 
@@ -315,7 +367,9 @@ final class FaultRig: @unchecked Sendable {
     /// for the acknowledgements still on their way (a loaded machine delays them, it does not
     /// lose them), up to `settle`.
     @discardableResult
-    func stream(for seconds: Double, interval: Duration = .milliseconds(20), settle: Duration = .seconds(20)) async -> (sent: Int, acknowledged: Int) {
+    func stream(for seconds: Double, interval: Duration = .milliseconds(20), settle: Duration = .seconds(20)) async -> (
+        sent: Int, acknowledged: Int
+    ) {
         let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         var sent: [UInt16] = []
         while ContinuousClock.now < end {
@@ -347,7 +401,8 @@ final class FaultRig: @unchecked Sendable {
     func pullData() async -> Bool {
         token &+= 1
         let sent = token
-        let high = UInt8(sent >> 8), low = UInt8(sent & 0xFF)
+        let high = UInt8(sent >> 8)
+        let low = UInt8(sent & 0xFF)
         sendDatagram([2, high, low, 0x02] + Self.forwarderEUI)
         return await eventually(within: 10) { [self] in
             collectAcknowledgements()
@@ -361,10 +416,14 @@ final class FaultRig: @unchecked Sendable {
     /// The token and `txpk` of the next PULL_RESP, once one comes (taken off `received`).
     func nextPullResponse(within seconds: Double = 10) async -> (token: [UInt8], txpk: String)? {
         @Sendable func isPullResponse(_ datagram: [UInt8]) -> Bool { datagram.count > 4 && datagram[3] == 0x03 }
-        guard await eventually(within: seconds, { [self] in
-            collectAcknowledgements()
-            return received.contains(where: isPullResponse)
-        }), let index = received.firstIndex(where: isPullResponse) else { return nil }
+        guard
+            await eventually(
+                within: seconds,
+                { [self] in
+                    collectAcknowledgements()
+                    return received.contains(where: isPullResponse)
+                }), let index = received.firstIndex(where: isPullResponse)
+        else { return nil }
         let found = received.remove(at: index)
         return (Array(found[1...2]), String(decoding: found[4...], as: UTF8.self))
     }
@@ -381,7 +440,8 @@ final class FaultRig: @unchecked Sendable {
     /// 4/5, inverted IQ, one item per entry of `items` (all alike but for nothing), sent at
     /// once unless a delay after the uplink of `context` is given.
     static func downlink(
-        _ id: UInt32, frequency: UInt32, sf: UInt32 = 12, bandwidth: UInt32 = 125_000, power: Int32 = 14, preamble: UInt32 = 0,
+        _ id: UInt32, frequency: UInt32, sf: UInt32 = 12, bandwidth: UInt32 = 125_000, power: Int32 = 14,
+        preamble: UInt32 = 0,
         payload: [UInt8] = [0x60, 0xDA, 0x1B, 0x01, 0x26, 0x20, 0x01, 0x00, 0x01, 0x02, 0x03, 0x04],
         delaySeconds: Int64? = nil, context: Data = Data(), items: Int = 1
     ) -> Gw_DownlinkFrame {
@@ -413,7 +473,9 @@ final class FaultRig: @unchecked Sendable {
     func publish(_ downlink: Gw_DownlinkFrame) throws {
         let file = directory + "/down-\(UInt32.random(in: 0...UInt32.max)).bin"
         try Data(try downlink.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: file))
-        let published = try run("/usr/bin/mosquitto_pub", ["-p", "\(broker.port)", "-q", "1", "-t", "\(prefix)/gateway/\(Self.gatewayID)/command/down", "-f", file])
+        let published = try run(
+            "/usr/bin/mosquitto_pub",
+            ["-p", "\(broker.port)", "-q", "1", "-t", "\(prefix)/gateway/\(Self.gatewayID)/command/down", "-f", file])
         guard published.status == 0 else { throw BrokerError("mosquitto_pub: \(published.error)") }
     }
 
@@ -430,14 +492,19 @@ final class FaultRig: @unchecked Sendable {
 
     private func watch(topic: String, name event: String) async throws -> EventWatcher {
         let file = directory + "/watch-\(event)-\(UInt32.random(in: 0...UInt32.max)).hex"
-        let pid = try spawn("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-q", "1", "-t", topic, "-F", "%x"], logFile: file)
+        let pid = try spawn(
+            "/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-q", "1", "-t", topic, "-F", "%x"], logFile: file)
         let watcher = EventWatcher(pid: pid, file: file)
         // Subscribed once a probe of its own comes back.
         let probe = Array("probe".utf8)
-        guard await eventually(within: 15, {
-            _ = try? run("/usr/bin/mosquitto_pub", ["-p", "\(self.broker.port)", "-t", topic, "-m", "probe"])
-            return await eventually(within: 0.3) { watcher.messages.contains(probe) }
-        }) else { throw BrokerError("the watcher of \(topic) did not subscribe") }
+        guard
+            await eventually(
+                within: 15,
+                {
+                    _ = try? run("/usr/bin/mosquitto_pub", ["-p", "\(self.broker.port)", "-t", topic, "-m", "probe"])
+                    return await eventually(within: 0.3) { watcher.messages.contains(probe) }
+                })
+        else { throw BrokerError("the watcher of \(topic) did not subscribe") }
         return watcher
     }
 
@@ -448,9 +515,13 @@ final class FaultRig: @unchecked Sendable {
         let text = (try? String(contentsOfFile: collectorFile, encoding: .utf8)) ?? ""
         var result: [Int64: (String, Int64)] = [:]
         for line in text.split(separator: "\n") {
-            guard let bytes = Hex.decode(String(line)), let uplink = try? Gw_UplinkFrame(serializedBytes: bytes) else { continue }
+            guard let bytes = Hex.decode(String(line)), let uplink = try? Gw_UplinkFrame(serializedBytes: bytes) else {
+                continue
+            }
             let metadata = uplink.rxInfo.metadata
-            guard let seq = metadata["seq"].flatMap({ Int64($0) }), let owner = metadata["owner"], let credits = metadata["dc"].flatMap({ Int64($0) }) else { continue }
+            guard let seq = metadata["seq"].flatMap({ Int64($0) }), let owner = metadata["owner"],
+                let credits = metadata["dc"].flatMap({ Int64($0) })
+            else { continue }
             result[seq] = (owner, credits)
         }
         return result
@@ -459,7 +530,9 @@ final class FaultRig: @unchecked Sendable {
     /// Every `gw.UplinkFrame` the collector was given, charged or not.
     func publishedUplinks() -> [Gw_UplinkFrame] {
         let text = (try? String(contentsOfFile: collectorFile, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { line in Hex.decode(String(line)).flatMap { try? Gw_UplinkFrame(serializedBytes: $0) } }
+        return text.split(separator: "\n").compactMap { line in
+            Hex.decode(String(line)).flatMap { try? Gw_UplinkFrame(serializedBytes: $0) }
+        }
     }
 
     /// The outbox's rows by kind, read from the store beside the agent.
@@ -494,12 +567,20 @@ final class FaultRig: @unchecked Sendable {
         }
         let unpublished = store.charges.keys.filter { published[$0] == nil }.sorted()
         if !unpublished.isEmpty {
-            return "\(unpublished.count) of \(store.charges.count) debited uplinks were not published (seq \(unpublished.prefix(10)))"
+            return
+                """
+                \(unpublished.count) of \(store.charges.count) debited uplinks were not published (seq \
+                \(unpublished.prefix(10)))
+                """
         }
         for (owner, granted) in granted {
             let spent = published.values.filter { $0.owner == owner }.reduce(Int64(0)) { $0 + $1.credits }
             if store.balances[owner] != granted - spent {
-                return "\(owner)'s balance is \(store.balances[owner].map(String.init) ?? "missing"), but \(granted) were granted and the published uplinks carry \(spent)"
+                return
+                    """
+                    \(owner)'s balance is \(store.balances[owner].map(String.init) ?? "missing"), but \(granted) \
+                    were granted and the published uplinks carry \(spent)
+                    """
             }
         }
         return nil

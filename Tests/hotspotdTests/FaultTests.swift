@@ -1,13 +1,13 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Foundation
 import TestSupport
 import Testing
+import Transport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Faults a hotspot meets in the field, played against `hotspotd run` in a process of its own,
@@ -35,7 +35,9 @@ import Glibc
         #expect(rig.agentIsRunning)
         // A loaded machine paces the stream slower (each datagram waits for its PUSH_ACK a
         // moment): the bound is on the share acknowledged, and the stream's length a sanity one.
-        #expect(sent > 150 && acknowledged * 100 >= sent * 99, "the forwarder's datagrams were acknowledged throughout: \(acknowledged) of \(sent)")
+        #expect(
+            sent > 150 && acknowledged * 100 >= sent * 99,
+            "the forwarder's datagrams were acknowledged throughout: \(acknowledged) of \(sent)")
         // The broker's outages must not reach the radio side: acknowledgements stay prompt.
         let slow = rig.acknowledgementDelay(quantile: 0.99)
         #expect(slow < .seconds(2), "99 % of PUSH_ACKs within 2 s, not \(slow)")
@@ -43,7 +45,9 @@ import Glibc
         let problem = await rig.ledgerProblem()
         #expect(problem == nil, "seed \(seed)")
         let debited = try await rig.debited()
-        #expect(debited.charges.count > sent * 5, "eight uplinks a datagram, a quarter of them dave's (who runs out of credit)")
+        #expect(
+            debited.charges.count > sent * 5,
+            "eight uplinks a datagram, a quarter of them dave's (who runs out of credit)")
         #expect(debited.balances["dave"].map { $0 < 3 } == true, "dave's owner ran out of credit along the way")
         #expect(rig.stopAgent() == 0)
     }
@@ -80,7 +84,10 @@ import Glibc
 final class SmallDisk {
     let path: String
     init(megabytes: Int) throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-disk-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "hotspotd-disk-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            ).path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         let mounted = try run("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m,mode=0755", "tmpfs", path])
         guard mounted.status == 0 else { throw BrokerError("cannot mount a tmpfs on \(path): \(mounted.error)") }
@@ -112,7 +119,8 @@ let mayMountTmpfs: Bool = {
 
 /// Faults of the data directory's disk; they need a file system of their own, which only root
 /// may mount.
-@Suite(.capturingLogs, .serialized, .enabled(if: mayMountTmpfs, "mounting a small tmpfs needs root (CAP_SYS_ADMIN)")) struct DiskFaultTests {
+@Suite(.capturingLogs, .serialized, .enabled(if: mayMountTmpfs, "mounting a small tmpfs needs root (CAP_SYS_ADMIN)"))
+struct DiskFaultTests {
     /// With the broker away the outbox must grow on disk, and the disk fills: the forwarder's
     /// datagrams are still acknowledged, nothing that could not be stored is debited, STATUS and
     /// the log say why, and once space returns uplinks are debited and delivered again.
@@ -147,16 +155,23 @@ let mayMountTmpfs: Bool = {
         _ = await eventually(within: 60) { await rig.ledgerProblem() == nil }
         let after = await rig.ledgerProblem()
         #expect(after == nil)
-        #expect(try await rig.debited().charges.count > debitedWhileFull, "uplinks are debited again once space returns")
+        #expect(
+            try await rig.debited().charges.count > debitedWhileFull, "uplinks are debited again once space returns")
         #expect(rig.stopAgent() == 0)
     }
 }
 
 /// A store file the agent may not write (a card remounted read-only, a wrong `chmod`). The
 /// tests run as root, whom file modes do not stop: the agent runs without CAP_DAC_OVERRIDE.
-@Suite(.capturingLogs, .serialized, .enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv"))
+@Suite(
+    .capturingLogs, .serialized,
+    .enabled(
+        if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv"
+    ))
 struct ReadOnlyStoreTests {
-    static let unprivileged = ["/usr/bin/setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+    static let unprivileged = [
+        "/usr/bin/setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--",
+    ]
 
     @Test func aReadOnlyStoreStopsTheStartWithItsReasonAndLosesNothing() async throws {
         let rig = try await FaultRig()
@@ -173,7 +188,9 @@ struct ReadOnlyStoreTests {
         await #expect(throws: (any Error).self) { try await rig.startAgent(wrapper: Self.unprivileged) }
         #expect(!rig.agentIsRunning)
         #expect(rig.lastExitStatus == 1, "an exit that systemd's Restart=on-failure retries")
-        #expect(tail(of: rig.logFile, lines: 3).contains("hotspotd.db is read-only"), "the log names the file and the reason")
+        #expect(
+            tail(of: rig.logFile, lines: 3).contains("hotspotd.db is read-only"),
+            "the log names the file and the reason")
 
         #expect(chmod(database, 0o644) == 0)
         try rig.broker.start()
@@ -206,35 +223,45 @@ struct ReadOnlyStoreTests {
     }
 
     func start(fault: String) throws -> Run {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-radio-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-radio-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        ).path
         try FileManager.default.createDirectory(atPath: directory + "/boards", withIntermediateDirectories: true)
         let profile = try String(contentsOfFile: repositoryRoot + "/Board/mock.toml", encoding: .utf8)
             .replacingOccurrences(of: "name = \"mock\"", with: "name = \"faulty\"")
-        try (profile + "\n[mock]\n\(fault)\n").write(toFile: directory + "/boards/faulty.toml", atomically: true, encoding: .utf8)
+        try (profile + "\n[mock]\n\(fault)\n").write(
+            toFile: directory + "/boards/faulty.toml", atomically: true, encoding: .utf8)
         // Data uplinks of a sensor nobody paired: metered (and dropped), which is all this needs.
         var frames: [UInt8] = []
         for fCnt in 0..<300_000 {
-            let frame: [UInt8] = [0x40, 0x01, 0x02, 0x03, 0x04, 0x00, UInt8(fCnt & 0xFF), UInt8(fCnt >> 8 & 0xFF), 0x01, 0xAA, 0xBB, 0x11, 0x22, 0x33, 0x44]
+            let frame: [UInt8] = [
+                0x40, 0x01, 0x02, 0x03, 0x04, 0x00, UInt8(fCnt & 0xFF), UInt8(fCnt >> 8 & 0xFF), 0x01, 0xAA, 0xBB, 0x11,
+                0x22, 0x33, 0x44,
+            ]
             frames += [0, UInt8(frame.count)] + frame
         }
         try Data(frames).write(to: URL(fileURLWithPath: directory + "/frames.bin"))
         let broker = try Broker()
         try """
-            [gateway]
-            board = "faulty"
-            key_file = "\(directory)/gateway.key"
-            data_dir = "\(directory)/data"
-            [mqtt]
-            server = "mqtt://127.0.0.1:\(broker.port)"
-            [credits]
-            authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
-            [coverage]
-            enabled = false
-            """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
+        [gateway]
+        board = "faulty"
+        key_file = "\(directory)/gateway.key"
+        data_dir = "\(directory)/data"
+        [mqtt]
+        server = "mqtt://127.0.0.1:\(broker.port)"
+        [credits]
+        authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+        [coverage]
+        enabled = false
+        """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
         let manager = ServiceManager()
-        let pid = try spawn(productsDirectory.appendingPathComponent("hotspotd").path, ["run", "--config", directory + "/hotspotd.toml", "--replay-frames", directory + "/frames.bin"], environment: [
-            "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "1000000", "HOTSPOTD_BOARD_DIR": directory + "/boards:" + repositoryRoot + "/Board",
-        ], logFile: directory + "/agent.log")
+        let pid = try spawn(
+            productsDirectory.appendingPathComponent("hotspotd").path,
+            ["run", "--config", directory + "/hotspotd.toml", "--replay-frames", directory + "/frames.bin"],
+            environment: [
+                "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "1000000",
+                "HOTSPOTD_BOARD_DIR": directory + "/boards:" + repositoryRoot + "/Board",
+            ], logFile: directory + "/agent.log")
         return Run(manager: manager, log: directory + "/agent.log", pid: pid, broker: broker, directory: directory)
     }
 
@@ -255,7 +282,9 @@ struct ReadOnlyStoreTests {
         #expect(before.contains { $0.contains("READY=1") })
         #expect((received(before[...]) ?? 0) > 0, "frames flowed before the hang: \(before.suffix(2))")
         // The hang, the health checks that find it, the reset and the new set-up.
-        let recovered = await eventually(within: 15) { (try? String(contentsOfFile: run.log, encoding: .utf8))?.contains("receiving again") == true }
+        let recovered = await eventually(within: 15) {
+            (try? String(contentsOfFile: run.log, encoding: .utf8))?.contains("receiving again") == true
+        }
         #expect(recovered, "\(tail(of: run.log))")
         let log = try String(contentsOfFile: run.log, encoding: .utf8)
         #expect(log.contains("setting the radio up again"))

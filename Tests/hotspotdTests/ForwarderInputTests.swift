@@ -1,10 +1,10 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Foundation
 import TestSupport
 import Testing
+import Transport
 
 /// What a packet forwarder sends that the agent cannot take is visible where an owner looks:
 /// the journal (notice, with the reason), `hotspotd status`, and the stats.
@@ -15,7 +15,13 @@ import Testing
         try await rig.startAgent()
         // A forwarder that leaves out rssi: every one of its packets is refused.
         for index in 0..<5 {
-            rig.pushData(json: #"{"rxpk":[{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","lsnr":9.5,"size":4,"data":"QAECAw=="}]}"#, token: 0xF000 + UInt16(index))
+            rig.pushData(
+                json:
+                    #"""
+                    {"rxpk":[{"tmst":1,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","lsnr":\#
+                    9.5,"size":4,"data":"QAECAw=="}]}
+                    """#,
+                token: 0xF000 + UInt16(index))
         }
         let good = await rig.stream(for: 1)
         #expect(good.acknowledged == good.sent)

@@ -1,13 +1,13 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Credits
 import Cryptography
 import Foundation
 import Messages
 import TestSupport
 import Testing
+import Transport
 
 /// The README's examples of what hotspotd prints, held to what it prints today: exactly where
 /// the output is the same on every machine, by its shape (the rows, the style) where it holds
@@ -15,7 +15,8 @@ import Testing
 @Suite(.capturingLogs, .serialized) struct ReadmeExamplesTests {
     let readme = (try? String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)) ?? ""
     let directory: String = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-readme-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-readme-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url.path
     }()
@@ -27,7 +28,12 @@ import Testing
         var current: [String]?
         for line in readme.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
             if line.hasPrefix("```") {
-                if let block = current { blocks.append(block); current = nil } else { current = [] }
+                if let block = current {
+                    blocks.append(block)
+                    current = nil
+                } else {
+                    current = []
+                }
             } else {
                 current?.append(line)
             }
@@ -35,7 +41,9 @@ import Testing
         guard var lines = blocks.first(where: { $0.first?.hasPrefix(firstLine) == true }) else { return nil }
         var command = String(lines.removeFirst().dropFirst(2))
         while command.hasSuffix("\\"), !lines.isEmpty {
-            command = String(command.dropLast()).trimmingCharacters(in: .whitespaces) + " " + lines.removeFirst().trimmingCharacters(in: .whitespaces)
+            command =
+                String(command.dropLast()).trimmingCharacters(in: .whitespaces) + " "
+                + lines.removeFirst().trimmingCharacters(in: .whitespaces)
         }
         return (command, lines)
     }
@@ -52,10 +60,11 @@ import Testing
         let block = try #require(example(startingWith: "$ sudo hotspotd status"))
         let now = Int(Date().timeIntervalSince1970)
         let status = """
-            {"pid":\(getpid()),"version":"0.1.0","gateway_id":"0a2c3e0aca4a4acf","board":"dragino-lora-gps-hat","region":"EU868",
-             "broker":"mqtt://127.0.0.1:1883","started_at":\(now - 18000),"updated_at":\(now - 2),"update_interval_seconds":10,
-             "running":true,"radio_answering":true,"broker_connected":true,"frames_received":18234,"uplinks_forwarded":18102,
-             "uplinks_refused":132,"outbox_depth":0,"last_uplink_at":\(now - 4),"last_beacon_at":\(now - 3600),"last_witness_at":\(now - 1500)}
+            {"pid":\(getpid()),"version":"0.1.0","gateway_id":"0a2c3e0aca4a4acf","board":"dragino-lora-gps-hat",
+             "region":"EU868","broker":"mqtt://127.0.0.1:1883","started_at":\(now - 18000),"updated_at":\(now - 2),
+             "update_interval_seconds":10,"running":true,"radio_answering":true,"broker_connected":true,
+             "frames_received":18234,"uplinks_forwarded":18102,"uplinks_refused":132,"outbox_depth":0,
+             "last_uplink_at":\(now - 4),"last_beacon_at":\(now - 3600),"last_witness_at":\(now - 1500)}
             """
         try status.write(toFile: directory + "/status.json", atomically: true, encoding: .utf8)
         let result = try await runHotspotd(["status", "--data-dir", directory], in: directory)
@@ -73,13 +82,21 @@ import Testing
     }
 
     @Test func theConfigurationErrorExampleIsInTheStyleRunUses() async throws {
-        let documented = try #require(readme.split(separator: "\n").first { $0.hasPrefix("hotspotd: 42 is not a LoRaWAN spreading factor") })
+        let documented = try #require(
+            readme.split(separator: "\n").first { $0.hasPrefix("hotspotd: 42 is not a LoRaWAN spreading factor") })
         let config = directory + "/hotspotd.toml"
-        let text = "[gateway]\nboard = \"mock\"\ndata_dir = \"\(directory)/data\"\nkey_file = \"\(directory)/data/gateway.key\"\n\n[credits]\nauthority = \"13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw\"\n\n[radio]\nfrequency = 868100000\n\nspreading_factor = 42\n"
+        let text =
+            """
+            [gateway]\nboard = \"mock\"\ndata_dir = \"\(directory)/data\"\nkey_file = \
+            \"\(directory)/data/gateway.key\"\n\n[credits]\nauthority = \
+            \"13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw\"\n\n[radio]\nfrequency = \
+            868100000\n\nspreading_factor = 42\n
+            """
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         let result = try await runHotspotd(["run", "--config", config], in: directory)
         #expect(result.status == 78)
-        #expect(result.stderr == documented.replacingOccurrences(of: "/etc/hotspotd/hotspotd.toml", with: config) + "\n")
+        #expect(
+            result.stderr == documented.replacingOccurrences(of: "/etc/hotspotd/hotspotd.toml", with: config) + "\n")
     }
 
     @Test func theReportVerifyExampleHasTheRowsItPrints() async throws {
@@ -101,7 +118,8 @@ import Testing
         let printed = result.stdout.split(separator: "\n").map { row(String($0)) }
         #expect(printed == block.output.dropFirst().map(row))
         // The figures as the example shows them.
-        for line in block.output.dropFirst() where ["frequency", "datarate", "signal", "snr", "timestamp", "tmst"].contains(row(line)) {
+        for line in block.output.dropFirst()
+        where ["frequency", "datarate", "signal", "snr", "timestamp", "tmst"].contains(row(line)) {
             #expect(result.stdout.contains(line), "\(line) in \(result.stdout)")
         }
         #expect(result.stdout.contains("type       witness_report (JSON)"))
@@ -113,13 +131,16 @@ import Testing
         let profile = String(body[..<body.range(of: "```")!.lowerBound])
         try profile.write(toFile: directory + "/my-hat.toml", atomically: true, encoding: .utf8)
         // The profile as written is accepted (probing fails only for want of the hardware).
-        let good = try await runHotspotd(["board", "list"], in: directory, environment: ["HOTSPOTD_BOARD_DIR": directory])
+        let good = try await runHotspotd(
+            ["board", "list"], in: directory, environment: ["HOTSPOTD_BOARD_DIR": directory])
         #expect(good.stdout.contains("my-hat"), "\(good.stdout)\(good.stderr)")
         #expect(!good.stdout.contains("invalid"))
         // With the SPI speed the README gives, the refusal is the one it shows.
-        try profile.replacingOccurrences(of: "speed_hz = 8_000_000", with: "speed_hz = 20_000_000").write(toFile: directory + "/my-hat.toml", atomically: true, encoding: .utf8)
+        try profile.replacingOccurrences(of: "speed_hz = 8_000_000", with: "speed_hz = 20_000_000").write(
+            toFile: directory + "/my-hat.toml", atomically: true, encoding: .utf8)
         let block = try #require(example(startingWith: "$ hotspotd board probe --board ./my-hat.toml"))
-        let refused = try await runHotspotd(block.command.split(separator: " ").dropFirst().map(String.init), in: directory)
+        let refused = try await runHotspotd(
+            block.command.split(separator: " ").dropFirst().map(String.init), in: directory)
         #expect(refused.status != 0)
         #expect(refused.stderr.split(separator: "\n").map(String.init) == block.output)
     }
@@ -132,7 +153,8 @@ import Testing
         let full = String(body[..<body.range(of: "```")!.lowerBound])
             .replacingOccurrences(of: "/var/lib/hotspotd", with: directory + "/data")
         try full.write(toFile: directory + "/full.toml", atomically: true, encoding: .utf8)
-        let checked = try await runHotspotd(["config", "check", "--no-broker", "--config", directory + "/full.toml"], in: directory)
+        let checked = try await runHotspotd(
+            ["config", "check", "--no-broker", "--config", directory + "/full.toml"], in: directory)
         #expect(checked.status == 0, "\(checked.stderr)")
         #expect(checked.stdout.hasSuffix("configuration OK\n"))
 
@@ -142,7 +164,8 @@ import Testing
         let withAuthority = packaged.replacingOccurrences(of: "/var/lib/hotspotd", with: directory + "/data")
             .replacingOccurrences(of: "\n# authority = ", with: "\nauthority = ")
         try withAuthority.write(toFile: directory + "/packaged.toml", atomically: true, encoding: .utf8)
-        let packagedChecked = try await runHotspotd(["config", "check", "--no-broker", "--config", directory + "/packaged.toml"], in: directory)
+        let packagedChecked = try await runHotspotd(
+            ["config", "check", "--no-broker", "--config", directory + "/packaged.toml"], in: directory)
         #expect(packagedChecked.status == 0, "\(packagedChecked.stderr)")
     }
 }

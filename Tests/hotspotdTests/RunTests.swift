@@ -1,19 +1,20 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Foundation
 import Messages
 import TestSupport
 import Testing
+import Transport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite(.capturingLogs, .serialized) struct RunTests {
     let directory: URL = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("hotspotd-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }()
@@ -21,33 +22,39 @@ import Glibc
     func writeConfiguration(port: Int, board: String = "mock", extra: String = "") throws -> String {
         let path = directory.appendingPathComponent("hotspotd.toml").path
         try """
-            [gateway]
-            board = "\(board)"
-            key_file = "\(directory.path)/gateway.key"
-            data_dir = "\(directory.path)/data"
-            shutdown_timeout = "2s"
-            [mqtt]
-            server = "mqtt://127.0.0.1:\(port)"
-            [credits]
-            authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
-            [coverage]
-            enabled = false
-            \(extra)
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        [gateway]
+        board = "\(board)"
+        key_file = "\(directory.path)/gateway.key"
+        data_dir = "\(directory.path)/data"
+        shutdown_timeout = "2s"
+        [mqtt]
+        server = "mqtt://127.0.0.1:\(port)"
+        [credits]
+        authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+        [coverage]
+        enabled = false
+        \(extra)
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
-    func start(_ config: String, notify: DatagramSink?, watchdogMicroseconds: Int = 1_000_000, arguments: [String] = []) throws -> pid_t {
+    func start(_ config: String, notify: DatagramSink?, watchdogMicroseconds: Int = 1_000_000, arguments: [String] = [])
+        throws -> pid_t
+    {
         var environment = ["HOTSPOTD_BOARD_DIR": directory.path + "/boards:" + repositoryRoot + "/Board"]
         if let notify {
             environment["NOTIFY_SOCKET"] = notify.path
             environment["WATCHDOG_USEC"] = String(watchdogMicroseconds)
         }
-        return try spawn(productsDirectory.appendingPathComponent("hotspotd").path, ["run", "--config", config] + arguments, environment: environment)
+        return try spawn(
+            productsDirectory.appendingPathComponent("hotspotd").path, ["run", "--config", config] + arguments,
+            environment: environment)
     }
 
     func retainedConnState(port: Int) throws -> Gw_ConnState? {
-        let retained = try run("/usr/bin/mosquitto_sub", ["-p", "\(port)", "-t", "+/gateway/+/state/conn", "-C", "1", "-W", "5", "-F", "%x"])
+        let retained = try run(
+            "/usr/bin/mosquitto_sub",
+            ["-p", "\(port)", "-t", "+/gateway/+/state/conn", "-C", "1", "-W", "5", "-F", "%x"])
         let hex = retained.output.trimmingCharacters(in: .whitespacesAndNewlines)
         return hex.isEmpty ? nil : try Gw_ConnState(serializedBytes: hexBytes(hex))
     }
@@ -57,7 +64,10 @@ import Glibc
         let notify = DatagramSink()
         let config = try writeConfiguration(port: broker.port)
         let agent = try start(config, notify: notify)
-        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        defer {
+            kill(agent, SIGKILL)
+            _ = waitForExit(agent, seconds: 1)
+        }
         let messages = notify.collect(seconds: 15) { $0.contains("WATCHDOG=1") }
         #expect(messages.first?.contains("READY=1") == true, "\(messages)")
         #expect(messages.contains { $0.hasPrefix("STATUS=received") })
@@ -84,7 +94,10 @@ import Glibc
         let broker = try Broker()
         let notify = DatagramSink()
         let agent = try start(try writeConfiguration(port: broker.port), notify: notify)
-        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        defer {
+            kill(agent, SIGKILL)
+            _ = waitForExit(agent, seconds: 1)
+        }
         _ = notify.collect(seconds: 15) { $0.contains("READY=1") }
         #expect(try retainedConnState(port: broker.port)?.state == .online)
         kill(agent, SIGKILL)
@@ -110,8 +123,13 @@ import Glibc
         #expect(text.contains("forward_unpaired = true"))
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         let agent = try start(config, notify: nil, arguments: ["--simulate-sensors"])
-        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
-        let up = try run("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "1", "-W", "20", "-F", "%x"])
+        defer {
+            kill(agent, SIGKILL)
+            _ = waitForExit(agent, seconds: 1)
+        }
+        let up = try run(
+            "/usr/bin/mosquitto_sub",
+            ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "1", "-W", "20", "-F", "%x"])
         let hex = up.output.trimmingCharacters(in: .whitespacesAndNewlines)
         let frame = try Gw_UplinkFrame(serializedBytes: hexBytes(hex))
         #expect(frame.phyPayload.count >= 12, "a LoRaWAN data frame from a simulated sensor")
@@ -132,18 +150,28 @@ import Glibc
         var replay: [UInt8] = []
         for index in 0..<count {
             // Unconfirmed data up from 26011BDD, FCnt = index, FPort 2, a payload, a MIC (not checked: unpaired).
-            let frame: [UInt8] = [0x40, 0xDD, 0x1B, 0x01, 0x26, 0x00, UInt8(index & 0xFF), UInt8(index >> 8), 0x02]
+            let frame: [UInt8] =
+                [0x40, 0xDD, 0x1B, 0x01, 0x26, 0x00, UInt8(index & 0xFF), UInt8(index >> 8), 0x02]
                 + [UInt8](repeating: UInt8(index % 251), count: 12 + index % 49) + [0, 0, 0, 0]
             replay += [UInt8(frame.count >> 8), UInt8(frame.count & 0xFF)] + frame
         }
         let file = directory.appendingPathComponent("frames.bin").path
         try Data(replay).write(to: URL(fileURLWithPath: file))
         let received = directory.appendingPathComponent("received.txt").path
-        let subscriber = try spawn("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "\(count)", "-W", "60", "-F", "%t"], logFile: received)
-        defer { kill(subscriber, SIGKILL); _ = waitForExit(subscriber, seconds: 1) }
+        let subscriber = try spawn(
+            "/usr/bin/mosquitto_sub",
+            ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "\(count)", "-W", "60", "-F", "%t"],
+            logFile: received)
+        defer {
+            kill(subscriber, SIGKILL)
+            _ = waitForExit(subscriber, seconds: 1)
+        }
         usleep(500_000)
         let agent = try start(config, notify: nil, arguments: ["--replay-frames", file])
-        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
+        defer {
+            kill(agent, SIGKILL)
+            _ = waitForExit(agent, seconds: 1)
+        }
         #expect(waitForExit(subscriber, seconds: 60) == 0, "the subscriber saw \(count) uplinks")
         let lines = try String(contentsOfFile: received, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == count)
@@ -161,8 +189,12 @@ import Glibc
             .replacingOccurrences(of: "shutdown_timeout = \"2s\"", with: "shutdown_timeout = \"60s\"")
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         let agent = try start(config, notify: nil, arguments: ["--simulate-sensors"])
-        defer { kill(agent, SIGKILL); _ = waitForExit(agent, seconds: 1) }
-        _ = try run("/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "1", "-W", "20"])
+        defer {
+            kill(agent, SIGKILL)
+            _ = waitForExit(agent, seconds: 1)
+        }
+        _ = try run(
+            "/usr/bin/mosquitto_sub", ["-p", "\(broker.port)", "-t", "+/gateway/+/event/up", "-C", "1", "-W", "20"])
 
         // The broker stops answering: uplinks stay in the outbox, unacknowledged. Rows it had
         // acknowledged go within half a second (deletes are gathered): counted after that.
@@ -184,7 +216,10 @@ import Glibc
         // The next start delivers what the interrupted one could not.
         broker.resume()
         let restarted = try start(config, notify: nil)
-        defer { kill(restarted, SIGKILL); _ = waitForExit(restarted, seconds: 1) }
+        defer {
+            kill(restarted, SIGKILL)
+            _ = waitForExit(restarted, seconds: 1)
+        }
         var left = queued
         for _ in 0..<100 where left > 0 {
             usleep(200_000)
@@ -220,7 +255,10 @@ import Glibc
     @Test func theAgentsFilesAreItsOwnerAlone() async throws {
         let config = try writeConfiguration(port: 1)
         let agent = try start(config, notify: nil)
-        #expect(await eventually(within: 30) { FileManager.default.fileExists(atPath: self.directory.path + "/data/status.json") })
+        #expect(
+            await eventually(within: 30) {
+                FileManager.default.fileExists(atPath: self.directory.path + "/data/status.json")
+            })
         kill(agent, SIGTERM)
         #expect(waitForExit(agent, seconds: 15) == 0)
         func mode(_ path: String) -> Int? {
@@ -229,7 +267,8 @@ import Glibc
         #expect(mode(directory.path + "/data") == 0o700)
         #expect(mode(directory.path + "/data/hotspotd.db") == 0o600)
         #expect(mode(directory.path + "/gateway.key") == 0o600)
-        for companion in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: directory.path + "/data/hotspotd.db" + companion) {
+        for companion in ["-wal", "-shm"]
+        where FileManager.default.fileExists(atPath: directory.path + "/data/hotspotd.db" + companion) {
             #expect(mode(directory.path + "/data/hotspotd.db" + companion) == 0o600, "\(companion)")
         }
     }
@@ -249,7 +288,9 @@ import Glibc
 func hexBytes(_ text: String) -> [UInt8] {
     var bytes: [UInt8] = []
     var index = text.startIndex
-    while index < text.endIndex, let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex), let byte = UInt8(text[index..<next], radix: 16) {
+    while index < text.endIndex, let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex),
+        let byte = UInt8(text[index..<next], radix: 16)
+    {
         bytes.append(byte)
         index = next
     }

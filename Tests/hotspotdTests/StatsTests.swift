@@ -60,7 +60,8 @@ import Testing
             }
             return totals
         }
-        #expect(await eventually(within: 15) { totals().emitted >= 1 && totals().refused >= 1 }, "stats seen: \(totals())")
+        #expect(
+            await eventually(within: 15) { totals().emitted >= 1 && totals().refused >= 1 }, "stats seen: \(totals())")
         let seen = totals()
         #expect(seen.emitted == 1 && seen.ok == 1 && seen.onFrequency == 1 && seen.sf9 == 1, "\(seen)")
         #expect(seen.requested == 2 && seen.refused == 1, "\(seen)")

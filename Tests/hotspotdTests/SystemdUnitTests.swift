@@ -1,10 +1,10 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Foundation
 import TestSupport
 import Testing
+import Transport
 
 @Suite(.capturingLogs) struct SystemdUnitTests {
     let unit = (try? String(contentsOfFile: repositoryRoot + "/systemd/hotspotd.service", encoding: .utf8)) ?? ""
@@ -20,8 +20,10 @@ import Testing
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("unit-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let copy = directory.appendingPathComponent("hotspotd.service")
-        try unit.replacingOccurrences(of: "/usr/bin/hotspotd", with: productsDirectory.appendingPathComponent("hotspotd").path)
-            .write(to: copy, atomically: true, encoding: .utf8)
+        try unit.replacingOccurrences(
+            of: "/usr/bin/hotspotd", with: productsDirectory.appendingPathComponent("hotspotd").path
+        )
+        .write(to: copy, atomically: true, encoding: .utf8)
         let result = try run("/usr/bin/systemd-analyze", ["verify", copy.path])
         #expect(result.status == 0, "\(result.error)")
         #expect(result.error.isEmpty, "\(result.error)")

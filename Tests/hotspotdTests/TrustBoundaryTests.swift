@@ -1,7 +1,6 @@
+import Agent
 import ChirpStack
 import Clocks
-import Agent
-import Transport
 import Coverage
 import Credits
 import Cryptography
@@ -13,6 +12,7 @@ import Store
 import SwiftProtobuf
 import TestSupport
 import Testing
+import Transport
 import Wire
 
 /// Attacks on a running `hotspotd` through the broker and the air, each with the bound it now
@@ -23,38 +23,40 @@ import Wire
     /// small preloaded library built here (libfaketime hides the arguments from the Swift
     /// runtime): a spoofed NTP server, or a Pi without a real-time clock.
     func shiftedClock(by seconds: Int, in directory: String) throws -> [String] {
-        let source = directory + "/clock-shift.c", library = directory + "/clock-shift.so"
+        let source = directory + "/clock-shift.c"
+        let library = directory + "/clock-shift.so"
         try """
-            #define _GNU_SOURCE
-            #include <dlfcn.h>
-            #include <stdlib.h>
-            #include <sys/time.h>
-            #include <time.h>
-            static long shift(void) {
-                const char *offset = getenv("CLOCK_SHIFT_SECONDS");
-                return offset == NULL ? 0 : atol(offset);
-            }
-            int clock_gettime(clockid_t id, struct timespec *now) {
-                static int (*real)(clockid_t, struct timespec *);
-                if (real == NULL) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
-                int result = real(id, now);
-                if (result == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) now->tv_sec += shift();
-                return result;
-            }
-            int gettimeofday(struct timeval *restrict now, void *restrict zone) {
-                static int (*real)(struct timeval *restrict, void *restrict);
-                if (real == NULL) real = (int (*)(struct timeval *restrict, void *restrict))dlsym(RTLD_NEXT, "gettimeofday");
-                int result = real(now, zone);
-                if (result == 0 && now != NULL) now->tv_sec += shift();
-                return result;
-            }
-            time_t time(time_t *out) {
-                struct timespec now;
-                clock_gettime(CLOCK_REALTIME, &now);
-                if (out != NULL) *out = now.tv_sec;
-                return now.tv_sec;
-            }
-            """.write(toFile: source, atomically: true, encoding: .utf8)
+        #define _GNU_SOURCE
+        #include <dlfcn.h>
+        #include <stdlib.h>
+        #include <sys/time.h>
+        #include <time.h>
+        static long shift(void) {
+            const char *offset = getenv("CLOCK_SHIFT_SECONDS");
+            return offset == NULL ? 0 : atol(offset);
+        }
+        int clock_gettime(clockid_t id, struct timespec *now) {
+            static int (*real)(clockid_t, struct timespec *);
+            if (real == NULL) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+            int result = real(id, now);
+            if (result == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) now->tv_sec += shift();
+            return result;
+        }
+        int gettimeofday(struct timeval *restrict now, void *restrict zone) {
+            static int (*real)(struct timeval *restrict, void *restrict);
+            if (real == NULL)
+                real = (int (*)(struct timeval *restrict, void *restrict))dlsym(RTLD_NEXT, "gettimeofday");
+            int result = real(now, zone);
+            if (result == 0 && now != NULL) now->tv_sec += shift();
+            return result;
+        }
+        time_t time(time_t *out) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            if (out != NULL) *out = now.tv_sec;
+            return now.tv_sec;
+        }
+        """.write(toFile: source, atomically: true, encoding: .utf8)
         let built = try run("/usr/bin/gcc", ["-shared", "-fPIC", "-O2", "-o", library, source, "-ldl"])
         guard built.status == 0 else { throw BrokerError("gcc: \(built.error)") }
         return ["/usr/bin/env", "LD_PRELOAD=\(library)", "CLOCK_SHIFT_SECONDS=\(seconds)"]
@@ -75,7 +77,9 @@ import Wire
         // Nine days ahead, the command long expired by this clock; the store is pruned at start.
         try await rig.startAgent(wrapper: try shiftedClock(by: 9 * 86_400, in: rig.directory))
         let ahead = ISO8601DateFormatter().string(from: Date().addingTimeInterval(9 * 86_400)).prefix(10)
-        #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 400).contains(String(ahead)) }, "the agent's clock is nine days ahead")
+        #expect(
+            await eventually(within: 10) { tail(of: rig.logFile, lines: 400).contains(String(ahead)) },
+            "the agent's clock is nine days ahead")
         try await Task.sleep(for: .seconds(1))
         #expect(rig.stopAgent() == 0)
 
@@ -94,7 +98,9 @@ import Wire
         defer { rig.killAgent() }
         try await rig.startAgent()
         // Expired an hour ago: signed while valid and withheld since.
-        let expired = try CommandSigner.sign(.credit(owner: "erin", amount: 5), gatewayID: FaultRig.gatewayID, key: rig.authority, expiresAt: UInt64(Date().timeIntervalSince1970) - 3600)
+        let expired = try CommandSigner.sign(
+            .credit(owner: "erin", amount: 5), gatewayID: FaultRig.gatewayID, key: rig.authority,
+            expiresAt: UInt64(Date().timeIntervalSince1970) - 3600)
         try rig.send(.credit(owner: "frank", amount: 1), expiresIn: 7 * 86_400 - 600)
         #expect(await eventually(within: 20) { (try? await balance(rig, "frank")) == 1 })
         #expect(rig.stopAgent() == 0)
@@ -123,7 +129,9 @@ import Wire
         // A later command is the sign that the refused one was handled.
         try rig.send(.credit(owner: "frank", amount: 1))
         #expect(await eventually(within: 20) { (try? await balance(rig, "frank")) == 1 })
-        #expect(try await balance(rig, "erin") == Int64.max / 2, "the refused credit changed nothing, and the balance reads back")
+        #expect(
+            try await balance(rig, "erin") == Int64.max / 2,
+            "the refused credit changed nothing, and the balance reads back")
         #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 200).contains("REASON=balance_limit") })
         #expect(rig.stopAgent() == 0)
     }
@@ -141,7 +149,10 @@ import Wire
         #expect(try await balance(rig, "carol") == rig.granted["carol"], "nothing landed on carol's account")
         let store = try Store(readingFrom: rig.dataDirectory + "/hotspotd.db")
         #expect(try await store.pairing(devAddr: 0x2601_2000) == nil)
-        #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 200).components(separatedBy: "REASON=invalid_owner").count == 3 })
+        #expect(
+            await eventually(within: 10) {
+                tail(of: rig.logFile, lines: 200).components(separatedBy: "REASON=invalid_owner").count == 3
+            })
         #expect(rig.stopAgent() == 0)
     }
 
@@ -153,15 +164,22 @@ import Wire
         defer { rig.killAgent() }
         try await rig.startAgent()
         let alice = rig.sensors[0]
-        let recorded = try LoRaWANCrypto.encodeDataFrame(devAddr: alice.devAddr, fCnt: 500, fPort: 2, payload: [1, 2, 3], nwkSKey: alice.nwkSKey, appSKey: alice.nwkSKey)
+        let recorded = try LoRaWANCrypto.encodeDataFrame(
+            devAddr: alice.devAddr, fCnt: 500, fPort: 2, payload: [1, 2, 3], nwkSKey: alice.nwkSKey,
+            appSKey: alice.nwkSKey)
         let heard = ContinuousClock.now
         #expect(await rig.push(frames: [recorded]))
         #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 1 })
 
         try rig.send(.pair(devAddr: alice.devAddr.rawValue, devEUI: nil, owner: "alice", nwkSKey: alice.nwkSKey))
         let store = try Store(readingFrom: rig.dataDirectory + "/hotspotd.db")
-        #expect(await eventually(within: 20) { ((try? await store.pairing(devAddr: alice.devAddr.rawValue))??.pairedAt ?? 1) > 1 })
-        #expect(try await store.pairing(devAddr: alice.devAddr.rawValue)?.lastFCnt == 500, "the floor survived the new pairing")
+        #expect(
+            await eventually(within: 20) {
+                ((try? await store.pairing(devAddr: alice.devAddr.rawValue))??.pairedAt ?? 1) > 1
+            })
+        #expect(
+            try await store.pairing(devAddr: alice.devAddr.rawValue)?.lastFCnt == 500,
+            "the floor survived the new pairing")
         // Past the meter's 5 s window for the same frame heard twice (two channels, two
         // forwarders), the replay is judged by its counter alone.
         try await Task.sleep(until: heard + .seconds(6))
@@ -172,9 +190,13 @@ import Wire
         // A new key is a new session: its counter starts again.
         let newKey = [UInt8](repeating: 0x5A, count: 16)
         try rig.send(.pair(devAddr: alice.devAddr.rawValue, devEUI: nil, owner: "alice", nwkSKey: newKey))
-        #expect(await eventually(within: 20) { ((try? await store.pairing(devAddr: alice.devAddr.rawValue))??.nwkSKey) == newKey })
+        #expect(
+            await eventually(within: 20) {
+                ((try? await store.pairing(devAddr: alice.devAddr.rawValue))??.nwkSKey) == newKey
+            })
         #expect(try await store.pairing(devAddr: alice.devAddr.rawValue)?.lastFCnt == nil)
-        let fresh = try LoRaWANCrypto.encodeDataFrame(devAddr: alice.devAddr, fCnt: 1, fPort: 2, payload: [4], nwkSKey: newKey, appSKey: newKey)
+        let fresh = try LoRaWANCrypto.encodeDataFrame(
+            devAddr: alice.devAddr, fCnt: 1, fPort: 2, payload: [4], nwkSKey: newKey, appSKey: newKey)
         #expect(await rig.push(frames: [fresh]))
         #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 2 })
         #expect(rig.stopAgent() == 0)
@@ -202,7 +224,8 @@ import Wire
             rig.sendDatagram(header + (0..<8).map { UInt8(eui >> (56 - 8 * $0) & 0xFF) })
             if index % 10 == 0 {
                 // Some push a long stat too.
-                rig.sendDatagram([2, 0, 0, 0x00] + (0..<8).map { UInt8(eui >> (56 - 8 * $0) & 0xFF) } + Array(stat.utf8))
+                rig.sendDatagram(
+                    [2, 0, 0, 0x00] + (0..<8).map { UInt8(eui >> (56 - 8 * $0) & 0xFF) } + Array(stat.utf8))
             }
             if index % 1_000 == 999 { try await Task.sleep(for: .milliseconds(5)) }
         }
@@ -213,7 +236,13 @@ import Wire
         let grown = (rig.agentResidentBytes ?? .max) - before
         #expect(grown < 4 << 20, "resident memory grew by \(grown / 1024) KB over \(flood) invented forwarders")
         let lines = forwarderLines() - linesBefore
-        #expect(lines <= 42, "\(lines) log lines about forwarders for the flood: a burst of 20 announcements and 20 refusals, then one a minute")
+        #expect(
+            lines <= 42,
+            """
+            \(lines) log lines about forwarders for the flood: a burst of 20 announcements and 20 refusals, then \
+            one a minute
+            """
+        )
         #expect(tail(of: rig.logFile, lines: 100_000).contains("packet forwarder refused"))
         _ = await eventually(within: 30) { await rig.ledgerProblem() == nil }
         let problem = await rig.ledgerProblem()
@@ -229,15 +258,23 @@ import Wire
         defer { rig.killAgent() }
         try await rig.startAgent()
         #expect(await rig.pullData())
-        let alice = rig.sensors[0], bob = rig.sensors[1]
-        let heard = try LoRaWANCrypto.encodeDataFrame(devAddr: alice.devAddr, fCnt: 7, fPort: 2, payload: [1], nwkSKey: alice.nwkSKey, appSKey: alice.nwkSKey)
+        let alice = rig.sensors[0]
+        let bob = rig.sensors[1]
+        let heard = try LoRaWANCrypto.encodeDataFrame(
+            devAddr: alice.devAddr, fCnt: 7, fPort: 2, payload: [1], nwkSKey: alice.nwkSKey, appSKey: alice.nwkSKey)
         #expect(await rig.push(frames: [heard]))
         #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 1 })
 
         // Bob's frame, valid, from elsewhere: the listed EUI from another host, another EUI
         // from the forwarder's host.
-        let forged = try LoRaWANCrypto.encodeDataFrame(devAddr: bob.devAddr, fCnt: 9, fPort: 2, payload: [2], nwkSKey: bob.nwkSKey, appSKey: bob.nwkSKey)
-        let body = Array(#"{"rxpk":[{"tmst":1000,"chan":0,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":"4/5","rssi":-60,"lsnr":9.5,"size":\#(forged.count),"data":"\#(Base64.encode(forged))"}]}"#.utf8)
+        let forged = try LoRaWANCrypto.encodeDataFrame(
+            devAddr: bob.devAddr, fCnt: 9, fPort: 2, payload: [2], nwkSKey: bob.nwkSKey, appSKey: bob.nwkSKey)
+        let body = Array(
+            #"""
+            {"rxpk":[{"tmst":1000,"chan":0,"rfch":0,"freq":868.1,"stat":1,"modu":"LORA","datr":"SF7BW125","codr":\#
+            "4/5","rssi":-60,"lsnr":9.5,"size":\#(forged.count),"data":"\#(Base64.encode(forged))"}]}
+            """#
+            .utf8)
         let elsewhere = try UDPSocket(binding: SocketAddress("127.0.0.2:0")!)
         let sameHost = try UDPSocket(binding: SocketAddress("127.0.0.1:0")!)
         let agent = SocketAddress("127.0.0.1:\(rig.udpPort)")!
@@ -248,15 +285,19 @@ import Wire
         sameHost.send([2, 0x10, 0x04, 0x02] + otherEUI, to: agent)
         // The listed forwarder is served after them: they were handled.
         #expect(await rig.push(frames: []))
-        #expect(elsewhere.receive(timeoutMilliseconds: 500) == nil, "no PUSH_ACK or PULL_ACK for the listed EUI from another host")
+        #expect(
+            elsewhere.receive(timeoutMilliseconds: 500) == nil,
+            "no PUSH_ACK or PULL_ACK for the listed EUI from another host")
         #expect(sameHost.receive(timeoutMilliseconds: 100) == nil, "none for another EUI")
         try await Task.sleep(for: .seconds(1))
         #expect(try await rig.debited().charges.count == 1, "bob's frame was not charged")
         #expect(tail(of: rig.logFile, lines: 200).contains("not in semtech_udp.forwarders"))
-        #expect(await eventually(within: 30) {
-            let status = try? await runHotspotd(["status", "--json", "--data-dir", rig.dataDirectory], in: rig.directory)
-            return status?.stdout.contains(#""forwarder_refusals":{"not_listed":4}"#) == true
-        })
+        #expect(
+            await eventually(within: 30) {
+                let status = try? await runHotspotd(
+                    ["status", "--json", "--data-dir", rig.dataDirectory], in: rig.directory)
+                return status?.stdout.contains(#""forwarder_refusals":{"not_listed":4}"#) == true
+            })
         #expect(rig.stopAgent() == 0)
     }
 
@@ -266,7 +307,9 @@ import Wire
         let rig = try await FaultRig(bindHost: "0.0.0.0")
         defer { rig.killAgent() }
         try await rig.startAgent()
-        #expect(tail(of: rig.logFile, lines: 200).contains("semtech_udp.bind is reachable from the network and semtech_udp.forwarders is empty"))
+        #expect(
+            tail(of: rig.logFile, lines: 200).contains(
+                "semtech_udp.bind is reachable from the network and semtech_udp.forwarders is empty"))
         #expect(await rig.push(frames: []))
         #expect(rig.stopAgent() == 0)
     }
@@ -287,7 +330,8 @@ import Wire
         @Sendable func statuses() -> [UInt32: Gw_TxAckStatus] {
             var result: [UInt32: Gw_TxAckStatus] = [:]
             for message in acks.messages {
-                guard let ack = try? Gw_DownlinkTxAck(serializedBytes: message), let status = ack.items.first?.status else { continue }
+                guard let ack = try? Gw_DownlinkTxAck(serializedBytes: message), let status = ack.items.first?.status
+                else { continue }
                 result[ack.downlinkID] = status
             }
             return result
@@ -304,7 +348,8 @@ import Wire
 
         for id: UInt32 in 2...3 {
             try rig.publish(downlink(id))
-            let response = try #require(await rig.nextPullResponse(), "no PULL_RESP: \(tail(of: rig.logFile, lines: 30))")
+            let response = try #require(
+                await rig.nextPullResponse(), "no PULL_RESP: \(tail(of: rig.logFile, lines: 30))")
             rig.txAck(token: response.token, error: "COLLISION_PACKET")
             #expect(await eventually(within: 10) { statuses()[id] != nil })
             #expect(statuses()[id] == .collisionPacket)
@@ -314,7 +359,9 @@ import Wire
         #expect(statuses()[4] == .dutyCycleOverflow, "the airtime of frames the forwarder was given stays spent")
         #expect(await rig.nextPullResponse(within: 1) == nil)
         // Another gateway EUI registering brings no fresh budget: the budget is the radio's.
-        intruder.send([2, 0x30, 0x01, 0x02] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x02], to: SocketAddress("127.0.0.1:\(rig.udpPort)")!)
+        intruder.send(
+            [2, 0x30, 0x01, 0x02] + [0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x02], to: SocketAddress("127.0.0.1:\(rig.udpPort)")!
+        )
         #expect(intruder.receive(timeoutMilliseconds: 5_000)?.bytes == [2, 0x30, 0x01, 0x04])
         var throughIntruder = downlink(5)
         throughIntruder.items[0].txInfo.context = Data([0, 0, 0, 1, 0xAA, 0x55, 0x5A, 0, 0, 0, 0, 0x02])
@@ -322,10 +369,12 @@ import Wire
         #expect(await eventually(within: 10) { statuses()[5] != nil })
         #expect(statuses()[5] == .dutyCycleOverflow, "the same radio's budget, whichever EUI asks")
         #expect(intruder.receive(timeoutMilliseconds: 500) == nil)
-        #expect(await eventually(within: 30) {
-            let status = try? await runHotspotd(["status", "--json", "--data-dir", rig.dataDirectory], in: rig.directory)
-            return status?.stdout.contains(#""tx_ack_unmatched":1"#) == true
-        })
+        #expect(
+            await eventually(within: 30) {
+                let status = try? await runHotspotd(
+                    ["status", "--json", "--data-dir", rig.dataDirectory], in: rig.directory)
+                return status?.stdout.contains(#""tx_ack_unmatched":1"#) == true
+            })
         #expect(rig.stopAgent() == 0)
     }
 
@@ -339,7 +388,8 @@ import Wire
         defer { rig.killAgent() }
         try await rig.startAgent()
         rig.broker.stop()
-        let alice = rig.sensors[0], bob = rig.sensors[1]
+        let alice = rig.sensors[0]
+        let bob = rig.sensors[1]
         let wrongKey = [UInt8](repeating: 0x77, count: 16)
         let attack = 2_000
         var real = 0
@@ -347,11 +397,16 @@ import Wire
             // Eight frames of alice's DevAddr whose MIC fails, and a real uplink of bob's every
             // fifth datagram.
             var frames = try (0..<8).map { offset in
-                try LoRaWANCrypto.encodeDataFrame(devAddr: alice.devAddr, fCnt: UInt32(index * 8 + offset + 1), fPort: 2, payload: [0xBA, 0xD0], nwkSKey: wrongKey, appSKey: wrongKey)
+                try LoRaWANCrypto.encodeDataFrame(
+                    devAddr: alice.devAddr, fCnt: UInt32(index * 8 + offset + 1), fPort: 2, payload: [0xBA, 0xD0],
+                    nwkSKey: wrongKey, appSKey: wrongKey)
             }
             if index % 5 == 0 {
                 real += 1
-                frames.append(try LoRaWANCrypto.encodeDataFrame(devAddr: bob.devAddr, fCnt: UInt32(real), fPort: 2, payload: [1], nwkSKey: bob.nwkSKey, appSKey: bob.nwkSKey))
+                frames.append(
+                    try LoRaWANCrypto.encodeDataFrame(
+                        devAddr: bob.devAddr, fCnt: UInt32(real), fPort: 2, payload: [1], nwkSKey: bob.nwkSKey,
+                        appSKey: bob.nwkSKey))
             }
             #expect(await rig.push(frames: frames))
         }
@@ -359,9 +414,18 @@ import Wire
         // of their data would use (SF12), half not.
         for index in 0..<attack / 8 {
             let packets = (0..<8).map { offset -> String in
-                let data = [UInt8(truncatingIfNeeded: offset)] + withUnsafeBytes(of: UInt32(index * 8 + offset).bigEndian, Array.init) + [UInt8](repeating: 0x5A, count: 46)
-                let frequency = offset % 2 == 0 ? [868.1, 868.3, 868.5][Int(data[0]) % 3] : 868.1 + 0.2 * Double((Int(data[0]) + 1) % 3)
-                return #"{"tmst":1,"chan":0,"rfch":0,"freq":\#(frequency),"stat":1,"modu":"LORA","datr":"SF12BW125","codr":"4/5","rssi":-90,"lsnr":5,"size":52,"data":"\#(Base64.encode([0xE0] + data))"}"#
+                let data =
+                    [UInt8(truncatingIfNeeded: offset)]
+                    + withUnsafeBytes(of: UInt32(index * 8 + offset).bigEndian, Array.init)
+                    + [UInt8](repeating: 0x5A, count: 46)
+                let frequency =
+                    offset % 2 == 0
+                    ? [868.1, 868.3, 868.5][Int(data[0]) % 3] : 868.1 + 0.2 * Double((Int(data[0]) + 1) % 3)
+                return
+                    #"""
+                    {"tmst":1,"chan":0,"rfch":0,"freq":\#(frequency),"stat":1,"modu":"LORA","datr":"SF12BW125",\#
+                    "codr":"4/5","rssi":-90,"lsnr":5,"size":52,"data":"\#(Base64.encode([0xE0] + data))"}
+                    """#
             }
             rig.pushData(json: #"{"rxpk":[\#(packets.joined(separator: ","))]}"#, token: 0xE000 + UInt16(index))
             if index % 20 == 0 { #expect(await rig.push(frames: [])) }
@@ -369,7 +433,9 @@ import Wire
         #expect(await rig.push(frames: []))
         let kinds = try await rig.outboxKinds()
         #expect(kinds[.uplink] == real, "every real uplink waits in the outbox: \(kinds)")
-        #expect((kinds[.rejected] ?? 0) <= 21, "\(attack) refusals of one (DevAddr, reason) make at most a burst of reports: \(kinds)")
+        #expect(
+            (kinds[.rejected] ?? 0) <= 21,
+            "\(attack) refusals of one (DevAddr, reason) make at most a burst of reports: \(kinds)")
         #expect((kinds[.witness] ?? 0) == CoverageService.witnessBurst, "witnesses within the budget: \(kinds)")
         let log = tail(of: rig.logFile, lines: 100_000).split(separator: "\n")
         let refusalLines = log.filter { $0.contains("uplink refused") || $0.contains("uplinks refused") }.count
@@ -378,7 +444,10 @@ import Wire
         // Back: the real uplinks go out, and the refusals are counted in what went out.
         try rig.broker.start()
         let sent = real
-        #expect(await eventually(within: 30) { rig.publishedUplinks().filter { $0.rxInfo.metadata["owner"] == "bob" }.count == sent })
+        #expect(
+            await eventually(within: 30) {
+                rig.publishedUplinks().filter { $0.rxInfo.metadata["owner"] == "bob" }.count == sent
+            })
         #expect(rig.stopAgent() == 0)
     }
 
@@ -397,16 +466,21 @@ import Wire
         let before = try #require(try await store.account(owner: "alice")?.balance)
         func join(nonce: UInt16, mic: [UInt8]) -> [UInt8] {
             let joinEUI: UInt64 = 0x70B3_D57E_F000_0000
-            return [0x00] + withUnsafeBytes(of: joinEUI.littleEndian, Array.init) + withUnsafeBytes(of: devEUI.littleEndian, Array.init)
+            return [0x00] + withUnsafeBytes(of: joinEUI.littleEndian, Array.init)
+                + withUnsafeBytes(of: devEUI.littleEndian, Array.init)
                 + withUnsafeBytes(of: nonce.littleEndian, Array.init) + mic
         }
         for batch in 0..<256 {
-            let frames = (0..<8).map { join(nonce: UInt16(batch * 8 + $0), mic: [0xF0, 0x0F, UInt8(batch & 0xFF), UInt8($0)]) }
+            let frames = (0..<8).map {
+                join(nonce: UInt16(batch * 8 + $0), mic: [0xF0, 0x0F, UInt8(batch & 0xFF), UInt8($0)])
+            }
             #expect(await rig.push(frames: frames))
         }
         let real = join(nonce: 5, mic: [0x12, 0x34, 0x56, 0x78])
         #expect(await rig.push(frames: [real]))
-        #expect(await eventually(within: 30) { rig.publishedUplinks().contains { Array($0.phyPayload) == real } }, "the real join is forwarded")
+        #expect(
+            await eventually(within: 30) { rig.publishedUplinks().contains { Array($0.phyPayload) == real } },
+            "the real join is forwarded")
         #expect(try await store.account(owner: "alice")?.balance == before, "2,049 joins forwarded, none charged")
         #expect(rig.publishedUplinks().filter { $0.phyPayload.first == 0x00 }.count == 2_049)
 
@@ -415,12 +489,16 @@ import Wire
         #expect(uplink.rxInfo.metadata["dc"] == "0" && uplink.rxInfo.metadata["join_dc"] == "1")
         #expect(await rig.pullData())
         var accept = FaultRig.downlink(
-            77, frequency: 868_100_000, sf: 7, payload: [0x20] + [UInt8](repeating: 0xA5, count: 16), delaySeconds: 5, context: uplink.rxInfo.context)
+            77, frequency: 868_100_000, sf: 7, payload: [0x20] + [UInt8](repeating: 0xA5, count: 16), delaySeconds: 5,
+            context: uplink.rxInfo.context)
         try rig.publish(accept)
         let response = try #require(await rig.nextPullResponse())
         rig.txAck(token: response.token, error: nil)
         #expect(await eventually(within: 20) { (try? await store.account(owner: "alice")?.balance) == before - 1 })
-        #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 400).contains("join answered through this hotspot charged") })
+        #expect(
+            await eventually(within: 10) {
+                tail(of: rig.logFile, lines: 400).contains("join answered through this hotspot charged")
+            })
         // A second join-accept for the same join charges nothing more.
         accept.downlinkID = 78
         try rig.publish(accept)
@@ -442,7 +520,8 @@ import Wire
         try await rig.startAgent()
         #expect(await rig.pullData())
         // 60 items, each waiting a second for a TX_ACK that never comes.
-        var slow = FaultRig.downlink(1, frequency: 869_525_000, sf: 7, payload: [0x60] + [UInt8](repeating: 0x42, count: 200), items: 60)
+        var slow = FaultRig.downlink(
+            1, frequency: 869_525_000, sf: 7, payload: [0x60] + [UInt8](repeating: 0x42, count: 200), items: 60)
         #expect(try (slow.serializedBytes() as [UInt8]).count < 16_384)
         try rig.publish(slow)
         #expect(await rig.nextPullResponse() != nil, "the long downlink is under way")
@@ -455,12 +534,21 @@ import Wire
         }
         let huge = rig.directory + "/huge.bin"
         try Data(count: 20 << 20).write(to: URL(fileURLWithPath: huge))
-        #expect(try run("/usr/bin/mosquitto_pub", ["-p", "\(rig.broker.port)", "-q", "1", "-t", "eu868/gateway/\(FaultRig.gatewayID)/command/credit", "-f", huge]).status == 0)
+        #expect(
+            try run(
+                "/usr/bin/mosquitto_pub",
+                [
+                    "-p", "\(rig.broker.port)", "-q", "1", "-t", "eu868/gateway/\(FaultRig.gatewayID)/command/credit",
+                    "-f", huge,
+                ]
+            ).status == 0)
 
         // A credit behind them all is applied at once.
         let sent = ContinuousClock.now
         try rig.send(.credit(owner: "erin", amount: 5))
-        #expect(await eventually(within: 10) { (try? await balance(rig, "erin")) == 5 }, "the credit waited behind the downlinks")
+        #expect(
+            await eventually(within: 10) { (try? await balance(rig, "erin")) == 5 },
+            "the credit waited behind the downlinks")
         let waited = ContinuousClock.now - sent
         #expect(waited < .seconds(10))
         let log = tail(of: rig.logFile, lines: 2_000)
@@ -482,10 +570,13 @@ import Wire
         ])
         let agent = try #require(rig.agent)
         try rig.send(.credit(owner: "erin", amount: 5))
-        #expect(await eventually(within: 20) { tail(of: rig.logFile, lines: 400).contains("REASON=clock_unsynchronized") })
+        #expect(
+            await eventually(within: 20) { tail(of: rig.logFile, lines: 400).contains("REASON=clock_unsynchronized") })
         #expect(try await balance(rig, "erin") == nil)
 
-        #expect(FileManager.default.createFile(atPath: "/proc/\(agent)/root/run/systemd/timesync/synchronized", contents: Data()))
+        #expect(
+            FileManager.default.createFile(
+                atPath: "/proc/\(agent)/root/run/systemd/timesync/synchronized", contents: Data()))
         try rig.send(.credit(owner: "erin", amount: 5))
         #expect(await eventually(within: 20) { (try? await balance(rig, "erin")) == 5 })
         #expect(rig.stopAgent() == 0)
@@ -501,16 +592,26 @@ import Wire
         try await rig.startAgent()
         let acks = try await rig.watch(event: "ack")
         #expect(await rig.pullData())
-        func downlink(_ id: UInt32, frequency: UInt32, sf: UInt32 = 12, bandwidth: UInt32 = 125_000, power: Int32 = 13, preamble: UInt32 = 8) -> Gw_DownlinkFrame {
+        func downlink(
+            _ id: UInt32, frequency: UInt32, sf: UInt32 = 12, bandwidth: UInt32 = 125_000, power: Int32 = 13,
+            preamble: UInt32 = 8
+        ) -> Gw_DownlinkFrame {
             FaultRig.downlink(id, frequency: frequency, sf: sf, bandwidth: bandwidth, power: power, preamble: preamble)
         }
         @Sendable func status(_ id: UInt32) -> Gw_TxAckStatus? {
-            acks.messages.compactMap { try? Gw_DownlinkTxAck(serializedBytes: $0) }.first { $0.downlinkID == id }?.items.first?.status
+            acks.messages.compactMap { try? Gw_DownlinkTxAck(serializedBytes: $0) }.first { $0.downlinkID == id }?.items
+                .first?.status
         }
         let cases: [(Gw_DownlinkFrame, Gw_TxAckStatus, String)] = [
             (downlink(1, frequency: 869_640_000), .txFreq, "869.5775–869.7025 MHz straddles two sub-bands"),
-            (downlink(2, frequency: 869_525_000, sf: 12, bandwidth: 500_000), .internalError, "SF12 at 500 kHz is no EU868 data rate"),
-            (downlink(3, frequency: 868_100_000, power: 14), .txPower, "14 dBm into a 3 dBi antenna is 17 dBm EIRP, over 16.15"),
+            (
+                downlink(2, frequency: 869_525_000, sf: 12, bandwidth: 500_000), .internalError,
+                "SF12 at 500 kHz is no EU868 data rate"
+            ),
+            (
+                downlink(3, frequency: 868_100_000, power: 14), .txPower,
+                "14 dBm into a 3 dBi antenna is 17 dBm EIRP, over 16.15"
+            ),
             (downlink(4, frequency: 869_525_000, preamble: 65_535), .dutyCycleOverflow, "a preamble of 35 minutes"),
         ]
         for (frame, expected, why) in cases {
@@ -540,13 +641,18 @@ import Wire
         let devAddr = DevAddr(0x2601_4000)
         try rig.send(.pair(devAddr: devAddr.rawValue, devEUI: nil, owner: "alice", nwkSKey: key))
         let store = try Store(readingFrom: rig.dataDirectory + "/hotspotd.db")
-        #expect(await eventually(within: 20) { ((try? await store.pairing(devAddr: devAddr.rawValue))??.nwkSKey) == key })
+        #expect(
+            await eventually(within: 20) { ((try? await store.pairing(devAddr: devAddr.rawValue))??.nwkSKey) == key })
         #expect(await eventually(within: 10) { !reader.messages.isEmpty })
-        #expect(reader.messages.allSatisfy { !Hex.encode($0).contains(Hex.encode(key)) }, "the key is nowhere in what the broker carried")
+        #expect(
+            reader.messages.allSatisfy { !Hex.encode($0).contains(Hex.encode(key)) },
+            "the key is nowhere in what the broker carried")
 
         // With the key, frames are checked: a forged MIC is refused, a real frame charged.
-        let forged = try LoRaWANCrypto.encodeDataFrame(devAddr: devAddr, fCnt: 1, fPort: 2, payload: [1], nwkSKey: [UInt8](repeating: 0, count: 16), appSKey: key)
-        let real = try LoRaWANCrypto.encodeDataFrame(devAddr: devAddr, fCnt: 2, fPort: 2, payload: [1], nwkSKey: key, appSKey: key)
+        let forged = try LoRaWANCrypto.encodeDataFrame(
+            devAddr: devAddr, fCnt: 1, fPort: 2, payload: [1], nwkSKey: [UInt8](repeating: 0, count: 16), appSKey: key)
+        let real = try LoRaWANCrypto.encodeDataFrame(
+            devAddr: devAddr, fCnt: 2, fPort: 2, payload: [1], nwkSKey: key, appSKey: key)
         #expect(await rig.push(frames: [forged, real]))
         #expect(await eventually(within: 20) { (try? await rig.debited().charges.count) == 1 })
         #expect(await eventually(within: 10) { tail(of: rig.logFile, lines: 400).contains("REASON=bad_mic") })
@@ -578,18 +684,22 @@ import Wire
         let deadline = ContinuousClock.now + .seconds(130)
         var keepAlive = ContinuousClock.now
         while beacon == nil, ContinuousClock.now < deadline {
-            if let (bytes, _) = second.receive(timeoutMilliseconds: 500), bytes.count > 4, bytes[3] == 0x03 { beacon = bytes }
+            if let (bytes, _) = second.receive(timeoutMilliseconds: 500), bytes.count > 4, bytes[3] == 0x03 {
+                beacon = bytes
+            }
             if ContinuousClock.now - keepAlive > .seconds(10) {
                 keepAlive = ContinuousClock.now
                 second.send([2, 0x20, 0x02, 0x02] + secondEUI, to: SocketAddress("127.0.0.1:\(rig.udpPort)")!)
                 _ = await rig.pullData()
             }
         }
-        let pullResponse = try #require(beacon, "no beacon reached the configured forwarder: \(tail(of: rig.logFile, lines: 20))")
+        let pullResponse = try #require(
+            beacon, "no beacon reached the configured forwarder: \(tail(of: rig.logFile, lines: 20))")
         let txpk = String(decoding: pullResponse[4...], as: UTF8.self)
         #expect(txpk.contains(#""datr":"SF12BW125""#), "\(txpk)")
         #expect(await rig.nextPullResponse(within: 0.5) == nil, "the other forwarder was not asked")
-        #expect(tail(of: rig.logFile, lines: 400).contains("go through the first of semtech_udp.forwarders that is ready"))
+        #expect(
+            tail(of: rig.logFile, lines: 400).contains("go through the first of semtech_udp.forwarders that is ready"))
         #expect(rig.stopAgent() == 0)
     }
 
@@ -604,16 +714,35 @@ import Wire
         let acks = try await rig.watch(event: "ack")
         #expect(await rig.pullData())
         @Sendable func status(_ id: UInt32) -> Gw_TxAckStatus? {
-            acks.messages.compactMap { try? Gw_DownlinkTxAck(serializedBytes: $0) }.first { $0.downlinkID == id }?.items.first?.status
+            acks.messages.compactMap { try? Gw_DownlinkTxAck(serializedBytes: $0) }.first { $0.downlinkID == id }?.items
+                .first?.status
         }
-        let cases: [(Gw_DownlinkFrame, Gw_TxAckStatus, String)] = region == "US915" ? [
-            (FaultRig.downlink(1, frequency: 902_000_000, sf: 12, bandwidth: 500_000, power: 30), .txFreq, "901.75–902.25 MHz"),
-            (FaultRig.downlink(2, frequency: 928_000_000, sf: 12, bandwidth: 500_000, power: 30), .txFreq, "927.75–928.25 MHz"),
-            (FaultRig.downlink(3, frequency: 915_000_000, sf: 12, bandwidth: 7_800, power: 30, preamble: 65_535), .internalError, "SF12 at 7.8 kHz"),
-            (FaultRig.downlink(4, frequency: 902_300_000, sf: 10, payload: [UInt8](repeating: 0x60, count: 40)), .internalError, "534 ms at 125 kHz"),
-        ] : [
-            (FaultRig.downlink(1, frequency: 922_100_000, sf: 7), .internalError, "KR920 without listen-before-talk"),
-        ]
+        let cases: [(Gw_DownlinkFrame, Gw_TxAckStatus, String)] =
+            region == "US915"
+            ? [
+                (
+                    FaultRig.downlink(1, frequency: 902_000_000, sf: 12, bandwidth: 500_000, power: 30), .txFreq,
+                    "901.75–902.25 MHz"
+                ),
+                (
+                    FaultRig.downlink(2, frequency: 928_000_000, sf: 12, bandwidth: 500_000, power: 30), .txFreq,
+                    "927.75–928.25 MHz"
+                ),
+                (
+                    FaultRig.downlink(3, frequency: 915_000_000, sf: 12, bandwidth: 7_800, power: 30, preamble: 65_535),
+                    .internalError, "SF12 at 7.8 kHz"
+                ),
+                (
+                    FaultRig.downlink(4, frequency: 902_300_000, sf: 10, payload: [UInt8](repeating: 0x60, count: 40)),
+                    .internalError, "534 ms at 125 kHz"
+                ),
+            ]
+            : [
+                (
+                    FaultRig.downlink(1, frequency: 922_100_000, sf: 7), .internalError,
+                    "KR920 without listen-before-talk"
+                )
+            ]
         for (frame, expected, why) in cases {
             try rig.publish(frame)
             #expect(await eventually(within: 10) { status(frame.downlinkID) != nil })

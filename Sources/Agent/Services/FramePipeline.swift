@@ -155,7 +155,10 @@ public final class FramePipeline: Service, Sendable {
         }
         if first {
             logger.error(
-                "the store refuses writes: \(error.message); uplinks are neither debited nor forwarded until it takes them again",
+                """
+                the store refuses writes: \(error.message); uplinks are neither debited nor forwarded until it \
+                takes them again
+                """,
                 metadata: ["data_dir": "\(dataDirectory)"])
         } else if let later {
             logger.error("\(later) more frames not stored: \(error.message)")

@@ -114,7 +114,10 @@ public struct HealthReporter: Service {
         }
         let pipeline = sample.pipeline
         let counts =
-            "received \(pipeline.metered), forwarded \(pipeline.forwarded), refused \(pipeline.refused), outbox \(sample.outboxDepth)"
+            """
+            received \(pipeline.metered), forwarded \(pipeline.forwarded), refused \(pipeline.refused), outbox \
+            \(sample.outboxDepth)
+            """
         if let failure = pipeline.storeFailure {
             notify("STATUS=the store refuses writes (\(failure)): \(pipeline.notStored) frames not stored; \(counts)")
         } else {

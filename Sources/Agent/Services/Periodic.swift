@@ -9,7 +9,10 @@ public struct Periodic: Service {
     public let immediately: Bool
     private let action: @Sendable () async -> Void
 
-    public init(_ name: String, every interval: Duration, immediately: Bool = false, action: @escaping @Sendable () async -> Void) {
+    public init(
+        _ name: String, every interval: Duration, immediately: Bool = false,
+        action: @escaping @Sendable () async -> Void
+    ) {
         self.name = name
         self.interval = interval
         self.immediately = immediately

@@ -5,7 +5,7 @@ import SemtechUDP
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes `status.json` for `hotspotd status` from a health sample and what the agent knows
@@ -31,7 +31,8 @@ public final class StatusWriter: Sendable {
     /// The last failure said in the log.
     private let failure = Mutex<String?>(nil)
 
-    public init(identity: Identity, radio: any Radio, coverage: CoverageService, clock: any AgentClock, logger: Logger) {
+    public init(identity: Identity, radio: any Radio, coverage: CoverageService, clock: any AgentClock, logger: Logger)
+    {
         self.identity = identity
         self.radio = radio
         self.coverage = coverage
@@ -45,7 +46,8 @@ public final class StatusWriter: Sendable {
         let pipeline = sample.pipeline
         let (seconds, attoseconds) = interval.components
         let status = AgentStatus(
-            pid: getpid(), version: hotspotdVersion, gatewayID: identity.gatewayID, board: identity.board, region: identity.region,
+            pid: getpid(), version: hotspotdVersion, gatewayID: identity.gatewayID, board: identity.board,
+            region: identity.region,
             broker: identity.broker, startedAt: identity.startedAt, updatedAt: clock.wallClock() / 1_000_000_000,
             updateIntervalSeconds: Double(seconds) + Double(attoseconds) / 1e18,
             running: running, radioAnswering: radioAnswering, brokerConnected: sample.brokerConnected,
