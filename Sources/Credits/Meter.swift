@@ -272,8 +272,26 @@ public actor Meter {
         var plans: [Plan] = []
         plans.reserveCapacity(frames.count)
         var charges: [PlannedCharge] = []
+        // The outbox rows of the transaction, in the order the frames came. Refusals decided
+        // before it are reported in place; the tally goes back as it was if it fails.
+        var entries: [Store.Entry] = []
+        let tallyBefore = refusals
         var unpairedMessages: [NewMessage] = []
+        var rejections: [NewMessage] = []
+        // Counts left unreported by an earlier batch, once their interval has passed.
+        for report in refusals.overdue(at: arrivalClock()) { rejections += self.report(report) }
+        entries += rejections.map { .message($0) }
         for (frame, phy) in zip(frames, decoded) {
+            defer {
+                entries += unpairedMessages.map { .message($0) }
+                unpairedMessages.removeAll(keepingCapacity: true)
+                if case .refuse(let reason, let pairing, let detail, let time)? = plans.last {
+                    var reported: [NewMessage] = []
+                    plans[plans.count - 1] = .done(
+                        refuse(reason, pairing: pairing, detail: detail, at: time, into: &reported))
+                    entries += reported.map { .message($0) }
+                }
+            }
             let time = frame.receivedAt ?? now()
             guard frame.crc != .bad else {
                 plans.append(.done(.dropped(.crcError)))
@@ -335,6 +353,12 @@ public actor Meter {
                         fCnt: fCnt,
                         devEUI: pairing.devEUI, time: time
                     ))
+                let charge = charges[charges.count - 1]
+                entries.append(
+                    .charge(
+                        Charge(
+                            owner: pairing.owner, devAddr: pairing.devAddr, devEUI: charge.devEUI,
+                            phyPayload: frame.payload, credits: charge.credits, fCnt: fCnt, receivedAt: time)))
             }
         }
 
@@ -343,14 +367,7 @@ public actor Meter {
         let planned = charges
         let results: [ChargeResult]
         do {
-            results = try await store.charge(
-                planned.map {
-                    Charge(
-                        owner: $0.pairing.owner, devAddr: $0.pairing.devAddr, devEUI: $0.devEUI,
-                        phyPayload: $0.frame.payload, credits: $0.credits, fCnt: $0.fCnt, receivedAt: $0.time)
-                },
-                along: unpairedMessages, at: frames.last?.receivedAt ?? now()
-            ) { index, seq, balance in
+            results = try await store.record(entries, at: frames.last?.receivedAt ?? now()) { index, seq, balance in
                 let charge = planned[index]
                 let metadata = [
                     "dc": String(charge.credits), "balance": String(balance), "owner": charge.pairing.owner,
@@ -366,16 +383,17 @@ public actor Meter {
             }
         } catch {
             // Nothing of the batch was stored: its frames may come again (one by one) and must
-            // not be taken for duplicates then.
+            // not be taken for duplicates then, nor their refusals counted twice.
             for payload in rememberedThisBatch where recent[payload] != nil { recent[payload] = nil }
+            refusals = tallyBefore
             throw error
         }
 
         var outcomes: [MeterOutcome] = []
         outcomes.reserveCapacity(frames.count)
-        var rejections: [NewMessage] = []
-        // Counts left unreported by an earlier batch, once their interval has passed.
-        for report in refusals.overdue(at: arrivalClock()) { rejections += self.report(report) }
+        // Refusals only the transaction could decide (credit, a frame counter overtaken) are
+        // reported after it.
+        rejections.removeAll()
         for plan in plans {
             let outcome: MeterOutcome
             switch plan {

@@ -603,13 +603,37 @@ public actor Store {
         _ charges: [Charge], along messages: [NewMessage] = [], at time: Int64,
         message: @Sendable (_ index: Int, _ seq: Int64, _ balance: Int64) throws -> [NewMessage]
     ) throws(StoreError) -> [ChargeResult] {
-        guard !charges.isEmpty || !messages.isEmpty else { return [] }
+        try record(messages.map { .message($0) } + charges.map { .charge($0) }, at: time, message: message)
+    }
+
+    /// What one transaction records, in the order the frames came: a message for the outbox,
+    /// or an uplink's charge (with the messages it causes).
+    public enum Entry: Sendable {
+        case message(NewMessage)
+        case charge(Charge)
+    }
+
+    /// Group commit in arrival order: the entries' charges and messages in one transaction, each
+    /// charge decided as `charge(_:message:)` decides it alone, seeing the ones before it, and
+    /// the outbox rows in the entries' order (an unpaired sensor's uplink, a refusal and a
+    /// charged uplink stay where they came). `message` gets the charge's index among the
+    /// entries' charges; the results are the charges', in order. If anything fails, the
+    /// transaction is rolled back whole.
+    public func record(
+        _ entries: [Entry], at time: Int64,
+        message: @Sendable (_ index: Int, _ seq: Int64, _ balance: Int64) throws -> [NewMessage]
+    ) throws(StoreError) -> [ChargeResult] {
+        guard !entries.isEmpty else { return [] }
         return try write { () throws(StoreError) in
-            for message in messages { try insert(message, at: time) }
             var results: [ChargeResult] = []
-            results.reserveCapacity(charges.count)
-            for (index, charge) in charges.enumerated() {
-                results.append(try charged(charge) { seq, balance in try message(index, seq, balance) })
+            for entry in entries {
+                switch entry {
+                case .message(let message):
+                    try insert(message, at: time)
+                case .charge(let charge):
+                    let index = results.count
+                    results.append(try charged(charge) { seq, balance in try message(index, seq, balance) })
+                }
             }
             return results
         }

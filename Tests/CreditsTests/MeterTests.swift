@@ -146,6 +146,34 @@ import Wire
         #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == 9)
     }
 
+    /// A batch's outbox rows keep the frames' order: a charged uplink, an unpaired sensor's
+    /// uplink, a refusal decided before the transaction and another charged uplink, as they
+    /// came. (A refusal only the transaction can decide, for credit, is reported after it.)
+    @Test func aBatchsRowsKeepTheOrderTheFramesCame() async throws {
+        try await pairAndCredit(100)
+        let other = DevAddr(0x2601_0042)
+        let batch = [
+            try uplink(fCnt: 1, payload: [1], at: clock.nanoseconds),
+            try uplink(fCnt: 1, payload: [2], devAddr: other, at: clock.nanoseconds),
+            try uplink(fCnt: 2, payload: [3], key: [UInt8](repeating: 0x99, count: 16), at: clock.nanoseconds),
+        ]
+        // The same sensor twice in a batch cuts it in two transactions: a second sensor paired
+        // to alice keeps it one.
+        let third = DevAddr(0x2601_0043)
+        _ = try await store.pair(
+            Pairing(devAddr: third.rawValue, owner: "alice", nwkSKey: nwkSKey, pairedAt: 1),
+            nonce: secureRandomBytes(16),
+            expiresAt: .max)
+        let last = try uplink(fCnt: 1, payload: [4], devAddr: third, at: clock.nanoseconds)
+        let outcomes = try await meter(MeterSettings(forwardUnpaired: true)).meter(batch: batch + [last])
+        #expect(
+            outcomes.map { if case .forwarded = $0 { "charged" } else { "\($0)" } } == [
+                "charged", "forwardedUnpaired", "refused(Credits.UplinkRefusal.badMIC)", "charged",
+            ])
+        let kinds = try await store.outbox().map(\.kind)
+        #expect(kinds == [.uplink, .uncharged, .rejected, .uplink])
+    }
+
     @Test func anOwnerWithoutCreditIsRefused() async throws {
         try await pairAndCredit(0)
         #expect(try await meter().meter(uplink(fCnt: 1)) == .refused(.noCredit))
