@@ -88,7 +88,9 @@ let package = Package(
         // ChirpStack's gw.proto messages to and from hotspotd's types: its one home.
         .target(
             name: "ChirpStack",
-            dependencies: ["Frames", "LoRaPHY", "Messages", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [
+                "Clocks", "Frames", "LoRaPHY", "Messages", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
 
         // The hardware abstraction layer and its two backends.

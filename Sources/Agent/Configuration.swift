@@ -1,3 +1,4 @@
+import Clocks
 import Cryptography
 import LoRaPHY
 import Radio
@@ -168,11 +169,11 @@ public enum DurationText {
             guard let value = Int64(number), !unit.isEmpty else { return false }
             let scale: Int64
             switch unit {
-            case "ms": scale = 1_000_000
-            case "s": scale = 1_000_000_000
-            case "m": scale = 60_000_000_000
-            case "h": scale = 3_600_000_000_000
-            case "d": scale = 86_400_000_000_000
+            case "ms": scale = Nanoseconds.perSecond / 1000
+            case "s": scale = Nanoseconds.perSecond
+            case "m": scale = 60 * Nanoseconds.perSecond
+            case "h": scale = 3600 * Nanoseconds.perSecond
+            case "d": scale = 86_400 * Nanoseconds.perSecond
             default: return false
             }
             guard value <= Int64.max / scale / 2 else { return false }

@@ -1,4 +1,5 @@
 import ChirpStack
+import Clocks
 import Coverage
 import Credits
 import Cryptography
@@ -119,7 +120,7 @@ public final class Daemon: Service, Sendable {
             identity: StatusWriter.Identity(
                 gatewayID: "\(identity.gatewayID)", board: configuration.gateway.board,
                 region: configuration.gateway.region.name.rawValue, broker: configuration.mqtt.brokerAddress,
-                dataDirectory: configuration.gateway.dataDirectory, startedAt: clock.wallClock() / 1_000_000_000),
+                dataDirectory: configuration.gateway.dataDirectory, startedAt: Nanoseconds.seconds(clock.wallClock())),
             radio: radio, coverage: coverage, clock: clock, logger: logger)
         let health = HealthReporter(
             interval: interval, healthCheckInterval: Startup.healthCheckInterval(watchdog: notifier.watchdogInterval),

@@ -1,3 +1,4 @@
+import Clocks
 import FoundationEssentials
 import Frames
 import LoRaPHY
@@ -37,7 +38,7 @@ public enum DownlinkMessages {
         case .delay(let delay)?:
             // Class A windows are 1 to 16 s after the uplink; anything else is refused.
             guard context.count >= 4, (0...16).contains(delay.delay.seconds),
-                (0..<1_000_000_000).contains(delay.delay.nanos)
+                (0..<Int32(Nanoseconds.perSecond)).contains(delay.delay.nanos)
             else {
                 return .failure(Refusal(status: .internalError))
             }

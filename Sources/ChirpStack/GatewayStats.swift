@@ -77,7 +77,7 @@ public final class TrafficStatistics: Sendable {
         }
         var stats = Gw_GatewayStats()
         stats.gatewayID = gatewayID
-        stats.time = Google_Protobuf_Timestamp(seconds: time / 1_000_000_000, nanos: Int32(time % 1_000_000_000))
+        stats.time = Google_Protobuf_Timestamp(unixNanoseconds: time)
         stats.rxPacketsReceived = UInt32(clamping: period.received)
         stats.rxPacketsReceivedOk = UInt32(clamping: period.receivedOK)
         stats.txPacketsReceived = UInt32(clamping: period.transmitRequests)

@@ -1,3 +1,4 @@
+import Clocks
 import FoundationEssentials
 import Frames
 import LoRaPHY
@@ -22,8 +23,7 @@ public enum UplinkMessages {
         rxInfo.gatewayID = gatewayID
         rxInfo.uplinkID = uplinkID
         if let receivedAt = frame.receivedAt {
-            rxInfo.gwTime = Google_Protobuf_Timestamp(
-                seconds: receivedAt / 1_000_000_000, nanos: Int32(receivedAt % 1_000_000_000))
+            rxInfo.gwTime = Google_Protobuf_Timestamp(unixNanoseconds: receivedAt)
         }
         rxInfo.rssi = Int32(frame.rssiDBm.rounded())
         rxInfo.snr = Float(frame.snrDB)
@@ -57,5 +57,12 @@ public enum UplinkMessages {
         case .cr4_8: .cr48
         case nil: .crUndefined
         }
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    /// A wall-clock time in nanoseconds since the Unix epoch.
+    public init(unixNanoseconds time: Int64) {
+        self.init(seconds: Nanoseconds.seconds(time), nanos: Int32(Nanoseconds.fraction(time)))
     }
 }

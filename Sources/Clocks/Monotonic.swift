@@ -10,7 +10,7 @@
 public func monotonicNanoseconds() -> UInt64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    return UInt64(Nanoseconds.fromSeconds(Int64(now.tv_sec)) + Int64(now.tv_nsec))
 }
 
 /// Blocks the calling thread for `milliseconds`. Only for hardware timing on a thread that may
@@ -28,7 +28,7 @@ public func sleepMilliseconds(_ milliseconds: Int) {
 public func wallClockNanoseconds() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    return Nanoseconds.fromSeconds(Int64(now.tv_sec)) + Int64(now.tv_nsec)
 }
 
 /// Blocks the calling thread for `microseconds`; for a driver's short waits on its own thread.

@@ -75,7 +75,7 @@ public actor CoverageService {
         self.logger = logger
         self.now = now
         witnessBudget = RefusalLimiter(burst: Self.witnessBurst, perSecond: Self.witnessesPerHour / 3600)
-        entropyLifetimeNanoseconds = Int64(entropyLifetime.components.seconds) * 1_000_000_000
+        entropyLifetimeNanoseconds = Nanoseconds.of(entropyLifetime)
     }
 
     /// Remote entropy from a signed `network/entropy` command.
@@ -156,7 +156,7 @@ public actor CoverageService {
     /// Beacons once in every window until cancelled.
     public func run(interval: Duration) async {
         let period =
-            Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
+            Nanoseconds.of(interval)
         guard period > 0 else { return }
         var window = now()
         while !Task.isCancelled {

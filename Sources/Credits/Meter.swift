@@ -84,7 +84,8 @@ public struct MeterSettings: Sendable {
     public var duplicateWindowNanoseconds: Int64
 
     public init(
-        forwardUnpaired: Bool = false, chargeJoins: Bool = true, duplicateWindowNanoseconds: Int64 = 5_000_000_000
+        forwardUnpaired: Bool = false, chargeJoins: Bool = true,
+        duplicateWindowNanoseconds: Int64 = Nanoseconds.of(.seconds(5))
     ) {
         self.forwardUnpaired = forwardUnpaired
         self.chargeJoins = chargeJoins
@@ -138,7 +139,7 @@ public actor Meter {
     static let pendingJoinLifetime: Int64 = 30_000_000_000
     /// `command/down` is not signed: whoever may publish it could answer forged joins. One
     /// answered join is charged per DevEUI a minute at most, which a real sensor never needs.
-    static let joinChargeInterval: Int64 = 60_000_000_000
+    static let joinChargeInterval = Nanoseconds.of(.seconds(60))
     private var lastJoinCharge: [UInt64: Int64] = [:]
 
     private struct PendingJoin {
@@ -691,9 +692,9 @@ struct RefusalTally {
         var reportedAt: Int64?
     }
 
-    static let reportInterval: Int64 = 60_000_000_000
+    static let reportInterval = Nanoseconds.of(.seconds(60))
     static let maximumEntries = 4096
-    private static let sweepInterval: Int64 = 5_000_000_000
+    private static let sweepInterval = Nanoseconds.of(.seconds(5))
 
     private let limiter: RefusalLimiter
     private var entries: [Key: Entry] = [:]

@@ -270,7 +270,7 @@ public struct CommandProcessor: Sendable {
             try await reject(.clockUnsynchronized, topic: topic, nonce: [], command: nil, at: time)
             return .failure(.clockUnsynchronized)
         }
-        switch authority.verify(bytes, now: UInt64(max(time, 0) / 1_000_000_000)) {
+        switch authority.verify(bytes, now: UInt64(Nanoseconds.seconds(max(time, 0)))) {
         case .failure(let refusal):
             try await reject(refusal, topic: topic, nonce: [], command: nil, at: time)
             return .failure(refusal)

@@ -93,7 +93,7 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         self.listenBeforeTalk = listenBeforeTalk ?? (region.name == .kr920 ? .kr920 : nil)
         self.now = now
         self.window =
-            UInt64(window.components.seconds) * 1_000_000_000 + UInt64(window.components.attoseconds / 1_000_000_000)
+            UInt64(Nanoseconds.of(window))
     }
 
     /// Why `request` may not go out in this region, or nil.

@@ -1,3 +1,4 @@
+import Clocks
 import LoRaPHY
 import Radio
 import Wire
@@ -377,7 +378,7 @@ public enum Timestamps {
         }
         guard index == bytes.count - 1, bytes[index] == UInt8(ascii: "Z") else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
-        return ((days * 24 + hour) * 60 + minute) * 60_000_000_000 + second * 1_000_000_000 + nanoseconds
+        return (((days * 24 + hour) * 60 + minute) * 60 + second) * Nanoseconds.perSecond + nanoseconds
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

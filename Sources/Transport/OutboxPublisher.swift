@@ -24,7 +24,7 @@ public actor OutboxPublisher {
     /// Bumped at every connect and disconnect: a drain that awaited across one drops its batch.
     private var epoch = 0
     /// An unacknowledged message is published again after this long on a live connection.
-    private let resendAfterNanoseconds: UInt64 = 60_000_000_000
+    private let resendAfterNanoseconds = UInt64(Nanoseconds.of(.seconds(60)))
     /// The newest outbox id published since the process started.
     private var cursor: Int64 = 0
     private var connectedAt: UInt64 = 0

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Clocks
 import Credits
 import Cryptography
 import Wire
@@ -176,7 +177,7 @@ struct CommandCommand: ParsableCommand {
                 guard let data, let bytes = Hex.decode(data), !bytes.isEmpty, bytes.count <= 64 else {
                     throw ValidationError("entropy needs --data, 1 to 64 bytes of hex")
                 }
-                return .entropy(data: bytes, timestamp: UInt64(wallClockSeconds()) * 1_000_000_000)
+                return .entropy(data: bytes, timestamp: UInt64(Nanoseconds.fromSeconds(Int64(wallClockSeconds()))))
             }
         }
     }

@@ -82,7 +82,7 @@ struct DevicesCommand: AsyncParsableCommand {
                                 ("owner", .string(pairing.owner)),
                                 ("checks_mic", .bool(pairing.nwkSKey != nil)),
                                 ("last_fcnt", pairing.lastFCnt.map { .number(Double($0)) } ?? .null),
-                                ("paired_at", .number(Double(pairing.pairedAt / 1_000_000_000))),
+                                ("paired_at", .number(Double(Nanoseconds.seconds(pairing.pairedAt)))),
                             ])
                         })))
             return
@@ -294,7 +294,7 @@ struct ReportCommand: ParsableCommand {
 
         /// A command's fields. A pair's NwkSKey is said to be there, not printed.
         static func fields(of body: Hotspotd_CommandBody) -> [(String, String)] {
-            let (expiresAt, overflow) = body.expiresAt.multipliedReportingOverflow(by: 1_000_000_000)
+            let (expiresAt, overflow) = body.expiresAt.multipliedReportingOverflow(by: UInt64(Nanoseconds.perSecond))
             var fields: [(String, String)] = [
                 ("gateway", body.gatewayID),
                 ("expires", overflow ? "\(body.expiresAt) s after 1970 (out of range)" : Self.time(expiresAt)),
@@ -327,14 +327,15 @@ struct ReportCommand: ParsableCommand {
 
         /// Nanoseconds since the Unix epoch as ISO 8601 in UTC, to the millisecond.
         static func time(_ nanoseconds: UInt64) -> String {
-            var seconds = time_t(nanoseconds / 1_000_000_000)
+            let time = Int64(clamping: nanoseconds)
+            var seconds = time_t(Nanoseconds.seconds(time))
             var parts = tm()
             gmtime_r(&seconds, &parts)
             func digits(_ value: Int, _ count: Int) -> String {
                 let text = String(value)
                 return String(repeating: "0", count: max(0, count - text.count)) + text
             }
-            let milliseconds = Int(nanoseconds % 1_000_000_000 / 1_000_000)
+            let milliseconds = Int(Nanoseconds.fraction(time) / 1_000_000)
             return
                 """
                 \(digits(Int(parts.tm_year) + 1900, 4))-\(digits(Int(parts.tm_mon) + 1, 2))-\

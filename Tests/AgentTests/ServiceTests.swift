@@ -62,7 +62,7 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
     @Test func itActsEveryIntervalAndStopsAtShutdown() async throws {
         let count = Atomic(0)
         let (group, task) = running(Periodic("count", every: .milliseconds(20)) { count.add(1, ordering: .relaxed) })
-        #expect(await eventually(within: 10) { count.load(ordering: .relaxed) >= 3 })
+        #expect(await eventually(within: 30) { count.load(ordering: .relaxed) >= 3 })
         await group.triggerGracefulShutdown()
         try await task.value
         let settled = count.load(ordering: .relaxed)
@@ -74,7 +74,7 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
         let count = Atomic(0)
         let (group, task) = running(
             Periodic("once", every: .seconds(3600), immediately: true) { count.add(1, ordering: .relaxed) })
-        #expect(await eventually(within: 10) { count.load(ordering: .relaxed) == 1 })
+        #expect(await eventually(within: 30) { count.load(ordering: .relaxed) == 1 })
         await group.triggerGracefulShutdown()
         try await task.value
         #expect(count.load(ordering: .relaxed) == 1)
@@ -103,7 +103,7 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
         let (pipeline, inbox, statistics) = await pipeline(store: store, radio: radio)
         let (group, task) = running(pipeline)
         for fCnt in 1...5 { #expect(inbox.put(uplink(fCnt: UInt16(fCnt)))) }
-        #expect(await eventually(within: 10) { pipeline.counters.forwarded == 5 })
+        #expect(await eventually(within: 30) { pipeline.counters.forwarded == 5 })
         // Frames put just before the shutdown are stored too.
         for fCnt in 6...40 { _ = inbox.put(uplink(fCnt: UInt16(fCnt))) }
         await group.triggerGracefulShutdown()
@@ -192,7 +192,7 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
             notify: { line in lines.withLock { $0.append(line) } },
             writeStatus: { _, running, _ in written.withLock { $0.append(running) } })
         let (group, task) = running(reporter)
-        #expect(await eventually(within: 10) { lines.withLock { $0.contains("WATCHDOG=1") } })
+        #expect(await eventually(within: 30) { lines.withLock { $0.contains("WATCHDOG=1") } })
         #expect(lines.withLock { $0.contains("STATUS=received 3, forwarded 2, refused 1, outbox 0") })
         await group.triggerGracefulShutdown()
         try await task.value

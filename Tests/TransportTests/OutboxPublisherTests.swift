@@ -35,12 +35,12 @@ import Testing
         defer { running.cancel() }
         try await fill(20)
         connection.connect()
-        #expect(await eventually(within: 5) { uplinksPublished().count == 5 })
+        #expect(await eventually(within: 30) { uplinksPublished().count == 5 })
         try await Task.sleep(for: .milliseconds(100))
         #expect(uplinksPublished().count == 5, "no more than the window without acknowledgements")
         connection.acknowledge(Array(connection.unacknowledged.prefix(2)))
-        #expect(await eventually(within: 5) { uplinksPublished().count == 7 })
-        #expect(await eventually(within: 5) { await store.outboxDepth() == 18 }, "acknowledged rows are deleted")
+        #expect(await eventually(within: 30) { uplinksPublished().count == 7 })
+        #expect(await eventually(within: 30) { await store.outboxDepth() == 18 }, "acknowledged rows are deleted")
         while await store.outboxDepth() > 0 {
             connection.acknowledge()
             try await Task.sleep(for: .milliseconds(5))
@@ -57,14 +57,14 @@ import Testing
         defer { running.cancel() }
         connection.connect()
         try await fill(3)
-        #expect(await eventually(within: 5) { uplinksPublished().count == 3 })
+        #expect(await eventually(within: 30) { uplinksPublished().count == 3 })
         connection.acknowledge()
         connection.disconnect()
         try await fill(4, from: 3)
         try await Task.sleep(for: .milliseconds(100))
         #expect(uplinksPublished().count == 3, "nothing is published while disconnected")
         connection.connect()
-        #expect(await eventually(within: 5) { uplinksPublished().count == 7 })
+        #expect(await eventually(within: 30) { uplinksPublished().count == 7 })
         #expect(connects.load(ordering: .relaxed) == 2, "onConnect (the ONLINE state) runs on every connection")
         #expect(uplinksPublished() == (0..<7).map { UInt8($0) })
     }
@@ -76,11 +76,11 @@ import Testing
         connection.failPublishes(with: MQTTError("payload too large", code: MOSQ_ERR_PAYLOAD_SIZE.rawValue))
         connection.connect()
         try await fill(1)
-        #expect(await eventually(within: 5) { await store.outboxDepth() == 0 }, "dropped, not retried forever")
+        #expect(await eventually(within: 30) { await store.outboxDepth() == 0 }, "dropped, not retried forever")
         #expect(await publisher.counters.unpublishable == 1)
         connection.failPublishes(with: nil)
         try await fill(1, from: 1)
-        #expect(await eventually(within: 5) { uplinksPublished() == [1] })
+        #expect(await eventually(within: 30) { uplinksPublished() == [1] })
     }
 
     @Test func aPassingFailureIsRetriedNotDropped() async throws {
@@ -95,10 +95,12 @@ import Testing
         connection.failPublishes(with: nil)
         connection.disconnect()
         connection.connect()
-        #expect(await eventually(within: 5) { uplinksPublished() == [0, 1] })
+        #expect(await eventually(within: 30) { uplinksPublished() == [0, 1] })
     }
 
     @Test func stopWaitsForOfflinesAcknowledgementAtMostASecond() async throws {
+        // A broker that acknowledges at once: stop returns with OFFLINE acknowledged.
+        let connection = InProcessConnection(acknowledgeAtOnce: true)
         let presence = MQTTTransport.Presence(topic: "state", online: Array("on".utf8), offline: Array("off".utf8))
         let transport = MQTTTransport(connection: connection, store: store, presence: presence, slowTopic: nil) {
             _, _ in
@@ -106,18 +108,9 @@ import Testing
         let running = Task { try? await transport.run() }
         defer { running.cancel() }
         connection.connect()
-        #expect(await eventually(within: 5) { connection.published.contains { $0.payload == presence.online } })
-        // The broker answers OFFLINE at once: stop returns as soon as it does.
-        let answering = Task {
-            while !connection.published.contains(where: { $0.payload == presence.offline }) {
-                try await Task.sleep(for: .milliseconds(2))
-            }
-            connection.acknowledge()
-        }
-        let started = ContinuousClock.now
-        #expect(await transport.stop())
-        #expect(ContinuousClock.now - started < .milliseconds(900))
-        _ = try await answering.value
+        #expect(await eventually(within: 30) { connection.published.contains { $0.payload == presence.online } })
+        #expect(await transport.stop(), "acknowledged: stop did not wait out its second")
+        #expect(connection.published.last?.payload == presence.offline)
         #expect(connection.published.last?.retain == true)
     }
 
@@ -129,11 +122,11 @@ import Testing
         let running = Task { try? await transport.run() }
         defer { running.cancel() }
         connection.connect()
-        #expect(await eventually(within: 5) { !connection.published.isEmpty })
+        #expect(await eventually(within: 30) { !connection.published.isEmpty })
         let started = ContinuousClock.now
         #expect(await transport.stop() == false)
         let waited = ContinuousClock.now - started
-        #expect(waited >= .milliseconds(950) && waited < .seconds(3), "\(waited)")
+        #expect(waited >= .milliseconds(950) && waited < .seconds(20), "\(waited)")
         #expect(!connection.isConnected)
     }
 
@@ -156,8 +149,8 @@ import Testing
         connection.deliver(topic: "down", payload: [1])
         connection.deliver(topic: "pair", payload: [2])
         connection.deliver(topic: "credit", payload: [3])
-        #expect(await eventually(within: 5) { seen.withLock { $0 } == ["pair:2", "credit:3"] })
+        #expect(await eventually(within: 30) { seen.withLock { $0 } == ["pair:2", "credit:3"] })
         release.store(true, ordering: .relaxed)
-        #expect(await eventually(within: 5) { seen.withLock { $0 }.last == "down:1" })
+        #expect(await eventually(within: 30) { seen.withLock { $0 }.last == "down:1" })
     }
 }

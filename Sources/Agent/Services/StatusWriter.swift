@@ -1,3 +1,4 @@
+import Clocks
 import Coverage
 import Logging
 import Radio
@@ -48,15 +49,15 @@ public final class StatusWriter: Sendable {
         let status = AgentStatus(
             pid: getpid(), version: hotspotdVersion, gatewayID: identity.gatewayID, board: identity.board,
             region: identity.region,
-            broker: identity.broker, startedAt: identity.startedAt, updatedAt: clock.wallClock() / 1_000_000_000,
+            broker: identity.broker, startedAt: identity.startedAt, updatedAt: Nanoseconds.seconds(clock.wallClock()),
             updateIntervalSeconds: Double(seconds) + Double(attoseconds) / 1e18,
             running: running, radioAnswering: radioAnswering, brokerConnected: sample.brokerConnected,
             framesReceived: pipeline.metered, uplinksForwarded: pipeline.forwarded, uplinksRefused: pipeline.refused,
             outboxDepth: sample.outboxDepth, storeError: pipeline.storeFailure, framesNotStored: pipeline.notStored,
             framesMalformed: await radio.statistics().malformed,
             forwarderRefusals: forwarderRefusals(),
-            lastUplinkAt: pipeline.lastUplinkAt.map { $0 / 1_000_000_000 },
-            lastBeaconAt: lastBeacon.map { $0 / 1_000_000_000 }, lastWitnessAt: lastWitness.map { $0 / 1_000_000_000 }
+            lastUplinkAt: pipeline.lastUplinkAt.map(Nanoseconds.seconds),
+            lastBeaconAt: lastBeacon.map(Nanoseconds.seconds), lastWitnessAt: lastWitness.map(Nanoseconds.seconds)
         )
         var message: String?
         do {
