@@ -286,6 +286,10 @@ public actor Store {
         }
         try db.execute("PRAGMA journal_mode = WAL")
         try db.execute("PRAGMA synchronous = NORMAL")
+        // A checkpoint every 4 MB of WAL, whatever the page size: each copies the pages the WAL
+        // holds to the database once, however often they were rewritten, and syncs.
+        let pages = try db.query("PRAGMA page_size").first?.first?.integer ?? Int64(pageSize)
+        try db.execute("PRAGMA wal_autocheckpoint = \(4 * 1024 * 1024 / max(pages, 512))")
         try db.execute("PRAGMA foreign_keys = ON")
         for (index, migration) in migrations.enumerated() where Int64(index + 1) > version {
             try db.transaction { () throws(StoreError) in

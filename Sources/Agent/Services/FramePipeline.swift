@@ -46,8 +46,10 @@ public final class FramePipeline: Service, Sendable {
     /// at a hotspot's rates (a frame every few milliseconds) one transaction then carries
     /// several frames, and rewrites the pages they share (the owner's account, the outbox's
     /// last page, the sequence) once. An uplink waits this much longer for the broker; a
-    /// Class A downlink has a second.
+    /// Class A downlink has a second. Once `gatherEnough` frames wait, they go at once: a
+    /// busy radio fills its batches without waiting.
     public static let gatherWindow: Duration = .milliseconds(20)
+    public static let gatherEnough = 32
     /// A store refusing writes is said again, with a count, at most this often.
     public static let storeReportInterval: Duration = .seconds(60)
 
@@ -88,7 +90,7 @@ public final class FramePipeline: Service, Sendable {
         let gather = gatherWindow
         await withGracefulShutdownHandler {
             for await _ in inbox.arrivals {
-                if gather > .zero, inbox.count < Self.batchLimit { try? await Task.sleep(for: gather) }
+                if gather > .zero { await inbox.gathered(atLeast: Self.gatherEnough, within: gather) }
                 await meterWaiting()
             }
             // The radio stopped: what it put in last is stored too.
@@ -204,6 +206,8 @@ extension MeterOutcome {
 /// meter's side takes what has gathered. `arrivals` signals (coalesced) that there is more.
 public final class FrameInbox: FrameSink {
     private let frames = Mutex<[RadioFrame]>([])
+    /// The meter's side waiting for a batch to fill: how many it waits for, and its wake-up.
+    private let gathering = Mutex<(count: Int, wake: CheckedContinuation<Void, Never>)?>(nil)
     let arrivals: AsyncStream<Void>
     private let signal: AsyncStream<Void>.Continuation
 
@@ -217,13 +221,40 @@ public final class FrameInbox: FrameSink {
     /// Adds a frame; false when the inbox is full and the frame is dropped (the meter is that
     /// far behind the radio).
     public func put(_ frame: RadioFrame) -> Bool {
-        let added = frames.withLock { frames in
-            guard frames.count < Self.capacity else { return false }
+        let (added, count) = frames.withLock { frames in
+            guard frames.count < Self.capacity else { return (false, frames.count) }
             frames.append(frame)
-            return true
+            return (true, frames.count)
         }
         signal.yield()
+        if added { wakeGatherer(ifAtLeast: count) }
         return added
+    }
+
+    /// Returns once `count` frames wait, or `patience` has passed, whichever is first.
+    func gathered(atLeast count: Int, within patience: Duration) async {
+        guard self.count < count else { return }
+        let timer = Task {
+            guard (try? await Task.sleep(for: patience)) != nil else { return }
+            self.wakeGatherer(ifAtLeast: .max)
+        }
+        await withCheckedContinuation { continuation in
+            gathering.withLock { $0 = (count, continuation) }
+            // A frame may have come between the check above and now.
+            wakeGatherer(ifAtLeast: self.count)
+        }
+        timer.cancel()
+    }
+
+    /// Wakes the meter's side if it waits for at most `count` frames (`.max`: whatever it
+    /// waits for).
+    private func wakeGatherer(ifAtLeast count: Int) {
+        let wake = gathering.withLock { waiting -> CheckedContinuation<Void, Never>? in
+            guard let current = waiting, count >= current.count else { return nil }
+            waiting = nil
+            return current.wake
+        }
+        wake?.resume()
     }
 
     /// Frames waiting now.
@@ -243,5 +274,6 @@ public final class FrameInbox: FrameSink {
     /// No more frames will come; the meter's side ends once it has taken the rest.
     public func finish() {
         signal.finish()
+        wakeGatherer(ifAtLeast: .max)
     }
 }
