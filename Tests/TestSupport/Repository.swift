@@ -19,3 +19,24 @@ public func chirpStackPython() throws -> String {
     }
     return python
 }
+
+/// Decodes each payload as the gw.proto message `message` (`UplinkFrame`, `GatewayStats` …)
+/// with ChirpStack's published bindings, an independent decoder, into its JSON mapping with
+/// gw.proto's field names.
+public func decodeWithChirpStack(_ payloads: [[UInt8]], as message: String) throws -> [[String: Any]] {
+    let script = """
+        import json, sys
+        from chirpstack_api.gw import gw_pb2
+        from google.protobuf import json_format
+        out = []
+        for line in sys.stdin.read().split():
+            message = gw_pb2.\(message)()
+            message.ParseFromString(bytes.fromhex(line))
+            out.append(json_format.MessageToDict(message, preserving_proto_field_name=True))
+        print(json.dumps(out))
+        """
+    let input = payloads.map { $0.map { String(format: "%02x", $0) }.joined() }.joined(separator: "\n")
+    let result = try run(try chirpStackPython(), ["-c", script], input: Data(input.utf8))
+    guard result.status == 0 else { throw BrokerError("chirpstack-api could not decode: \(result.error)") }
+    return try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] ?? []
+}

@@ -19,26 +19,6 @@ import Wire
 @testable import Transport
 
 @Suite(.capturingLogs, .serialized) struct TransportTests {
-    /// An independent decoder: ChirpStack's own published Python bindings of gw.proto
-    /// (PyPI chirpstack-api), so a wrong field number in the project's copy cannot agree with itself.
-    func decodeWithChirpStack(_ payloads: [[UInt8]]) throws -> [[String: Any]] {
-        let script = """
-            import json, sys
-            from chirpstack_api.gw import gw_pb2
-            from google.protobuf import json_format
-            out = []
-            for line in sys.stdin.read().split():
-                frame = gw_pb2.UplinkFrame()
-                frame.ParseFromString(bytes.fromhex(line))
-                out.append(json_format.MessageToDict(frame, preserving_proto_field_name=True))
-            print(json.dumps(out))
-            """
-        let input = payloads.map { Hex.encode($0) }.joined(separator: "\n")
-        let result = try run(try chirpStackPython(), ["-c", script], input: Data(input.utf8))
-        try #require(result.status == 0, "\(result.error)")
-        return try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] ?? []
-    }
-
     @Test func uplinksThroughTheRadioLayerArriveAndDecodeIndependently() async throws {
         let broker = try Broker()
         let collector = try Collector(port: broker.port, topics: [topics.up])
@@ -73,7 +53,7 @@ import Wire
         #expect(await collector.waitForCount(3))
         let messages = collector.messages
         #expect(messages.allSatisfy { $0.topic == "eu868/gateway/0016c001ff10a235/event/up" })
-        let decoded = try decodeWithChirpStack(messages.map(\.payload))
+        let decoded = try decodeWithChirpStack(messages.map(\.payload), as: "UplinkFrame")
         #expect(decoded.count == 3)
         for (index, frame) in decoded.enumerated() {
             #expect(

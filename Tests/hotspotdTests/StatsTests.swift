@@ -6,24 +6,6 @@ import Testing
 /// `event/stats` counts what the gateway transmits, read by an independent decoder: ChirpStack's
 /// own published Python bindings of gw.proto (PyPI chirpstack-api).
 @Suite(.capturingLogs, .serialized) struct StatsTests {
-    func decodeWithChirpStack(_ payloads: [[UInt8]]) throws -> [[String: Any]] {
-        let script = """
-            import json, sys
-            from chirpstack_api.gw import gw_pb2
-            from google.protobuf import json_format
-            out = []
-            for line in sys.stdin.read().split():
-                stats = gw_pb2.GatewayStats()
-                stats.ParseFromString(bytes.fromhex(line))
-                out.append(json_format.MessageToDict(stats, preserving_proto_field_name=True))
-            print(json.dumps(out))
-            """
-        let input = payloads.map { $0.map { String(format: "%02x", $0) }.joined() }.joined(separator: "\n")
-        let result = try run(try chirpStackPython(), ["-c", script], input: Data(input.utf8))
-        try #require(result.status == 0, "\(result.error)")
-        return try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] ?? []
-    }
-
     /// One downlink sent (TX_ACK OK), one refused by the region before the radio: the stats
     /// report one emitted on its frequency and modulation, and both statuses.
     @Test func statsCountEveryTransmissionAndChirpStackReadsThem() async throws {
@@ -43,7 +25,9 @@ import Testing
             var emitted = 0, requested = 0, ok = 0, refused = 0, onFrequency = 0, sf9 = 0
         }
         @Sendable func totals() -> Totals {
-            let reports = (try? decodeWithChirpStack(stats.messages.filter { $0 != Array("probe".utf8) })) ?? []
+            let reports =
+                (try? decodeWithChirpStack(stats.messages.filter { $0 != Array("probe".utf8) }, as: "GatewayStats"))
+                ?? []
             var totals = Totals()
             for report in reports {
                 totals.emitted += report["tx_packets_emitted"] as? Int ?? 0
