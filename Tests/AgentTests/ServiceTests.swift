@@ -81,6 +81,25 @@ private func running(_ service: some Service) -> (ServiceGroup, Task<Void, any E
     }
 }
 
+@Suite struct CancelledAtShutdownTests {
+    /// The coverage schedule has nothing to drain: a graceful shutdown cancels it.
+    @Test func aGracefulShutdownCancelsTheBody() async throws {
+        let started = Atomic(false)
+        let cancelled = Atomic(false)
+        let (group, task) = running(
+            CancelledAtShutdown {
+                started.store(true, ordering: .relaxed)
+                try? await Task.sleep(for: .seconds(3600))
+                cancelled.store(Task.isCancelled, ordering: .relaxed)
+            })
+        #expect(await eventually(within: 30) { started.load(ordering: .relaxed) })
+        await group.triggerGracefulShutdown()
+        try await task.value
+        let sawCancellation = cancelled.load(ordering: .relaxed)
+        #expect(sawCancellation, "the body saw its cancellation")
+    }
+}
+
 @Suite struct FramePipelineTests {
     private func pipeline(store: Store, radio: QuietRadio) async -> (FramePipeline, FrameInbox, TrafficStatistics) {
         let meter = Meter(
