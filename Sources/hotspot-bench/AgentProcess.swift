@@ -104,10 +104,7 @@ final class AgentProcess {
     }
 
     private func integer(_ sql: String) -> Int64 {
-        var statement: OpaquePointer?
-        guard sqlite3_prepare_v2(probe, sql, -1, &statement, nil) == SQLITE_OK else { return -1 }
-        defer { sqlite3_finalize(statement) }
-        return sqlite3_step(statement) == SQLITE_ROW ? sqlite3_column_int64(statement, 0) : -1
+        queryInteger(probe, sql)
     }
 
     /// Waits until `charged` uplinks are charged and the outbox is empty (every message

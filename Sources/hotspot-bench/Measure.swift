@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 
 #if canImport(Glibc)
@@ -88,4 +89,12 @@ struct BenchError: Error, CustomStringConvertible {
 func say(_ line: String = "") {
     print(line)
     fflush(nil)
+}
+
+/// The first column of the first row of `sql` on a SQLite connection, or -1.
+func queryInteger(_ db: OpaquePointer?, _ sql: String) -> Int64 {
+    var statement: OpaquePointer?
+    guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK else { return -1 }
+    defer { sqlite3_finalize(statement) }
+    return sqlite3_step(statement) == SQLITE_ROW ? sqlite3_column_int64(statement, 0) : -1
 }

@@ -101,7 +101,7 @@ final class CBridgeProcess {
         return binary
     }
 
-    init(binary: String, udpPort: Int, brokerPort: Int) throws {
+    init(binary: String, udpPort: Int, brokerPort: Int) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "hotspot-bench-bridge-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -110,9 +110,8 @@ final class CBridgeProcess {
             ["\(udpPort)", "\(brokerPort)", directory.path + "/outbox.db", "eu868/gateway/0123456789abcdef/event/up"],
             logFile: directory.path + "/bridge.log")
         // Ready once its database exists and the port is bound.
-        _ = waitUntilSync(seconds: 10) {
-            FileManager.default.fileExists(atPath: self.directory.path + "/outbox.db-wal")
-        }
+        let wal = directory.path + "/outbox.db-wal"
+        _ = await waitUntil(seconds: 10) { FileManager.default.fileExists(atPath: wal) }
     }
 
     /// Frames stored since the start, and rows waiting for their PUBACK.
@@ -125,12 +124,7 @@ final class CBridgeProcess {
             sqlite3_busy_timeout(db, 1000)
             probe = db
         }
-        func integer(_ sql: String) -> Int {
-            var statement: OpaquePointer?
-            guard sqlite3_prepare_v2(probe, sql, -1, &statement, nil) == SQLITE_OK else { return -1 }
-            defer { sqlite3_finalize(statement) }
-            return sqlite3_step(statement) == SQLITE_ROW ? Int(sqlite3_column_int64(statement, 0)) : 0
-        }
+        func integer(_ sql: String) -> Int { Int(queryInteger(probe, sql)) }
         return (
             integer("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'outbox'"),
             integer("SELECT COUNT(*) FROM outbox")
@@ -147,15 +141,6 @@ final class CBridgeProcess {
         }
         try? FileManager.default.removeItem(at: directory)
     }
-}
-
-func waitUntilSync(seconds: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = now() + seconds
-    while now() < deadline {
-        if condition() { return true }
-        usleep(20_000)
-    }
-    return condition()
 }
 
 /// Measures one process over a paced run: CPU and bytes written from just before the first
@@ -205,7 +190,7 @@ func measureOperatingPoints(_ points: [OperatingPoint], binary: String, brokerPo
         let workload = Workload(frames: point.frames)
         say("paced: \(point), \(point.frames) frames — C bridge …")
         let bridgePort = try freeUDPPort()
-        let bridge = try CBridgeProcess(binary: bridgeBinary, udpPort: bridgePort, brokerPort: brokerPort)
+        let bridge = try await CBridgeProcess(binary: bridgeBinary, udpPort: bridgePort, brokerPort: brokerPort)
         let bridgeFigures = try await measurePaced(
             name: "C bridge", pid: bridge.pid, port: bridgePort, workload: workload, point: point,
             delivered: {
