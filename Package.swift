@@ -212,7 +212,7 @@ let package = Package(
             name: "CreditsTests",
             dependencies: [
                 "Wire", "Clocks", "Frames", "ChirpStack", "Credits", "Store", "LoRaWAN", "LoRaPHY", "Cryptography",
-                "Messages", "Radio", "TestSupport",
+                "Messages", "Radio", "TestSupport", "CSQLite",
             ]),
         .testTarget(name: "StoreTests", dependencies: ["Clocks", "Store", "Cryptography", "CSQLite", "TestSupport"]),
         .testTarget(name: "LoRaWANTests", dependencies: ["Wire", "LoRaWAN", "LoRaPHY", "Cryptography"]),

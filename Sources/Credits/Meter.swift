@@ -105,7 +105,8 @@ public struct MeterSettings: Sendable {
 /// forward (at most 16384 ahead, LoRaWAN's MAX_FCNT_GAP), and the MIC must check: a forged or
 /// replayed frame is refused and not charged. The price is Helium's (`Pricing`). The debit, the
 /// new frame counter and the forwarded `gw.UplinkFrame` (with `dc`, `balance`, `owner` and `seq`
-/// in `rx_info.metadata`) are one store transaction.
+/// in `rx_info.metadata`) are one store transaction, planned here against the store's `Ledger`
+/// and checked by the store.
 public actor Meter {
     private let store: Store
     private let topics: Topics
@@ -266,16 +267,17 @@ public actor Meter {
     ) async throws(StoreError) -> [MeterOutcome] {
         guard !frames.isEmpty else { return [] }
         rememberedThisBatch.removeAll(keepingCapacity: true)
-        let pairings =
+        let lookup =
             devAddrs.isEmpty && devEUIs.isEmpty
-            ? ([:], [:]) : try await store.pairings(devAddrs: devAddrs, devEUIs: devEUIs)
+            ? ([:], [:], Ledger(nextSeq: 0)) : try await store.lookUp(devAddrs: devAddrs, devEUIs: devEUIs)
+        let pairings = (lookup.0, lookup.1)
 
         var plans: [Plan] = []
         plans.reserveCapacity(frames.count)
         var charges: [PlannedCharge] = []
         // The outbox rows of the transaction, in the order the frames came. Refusals decided
         // before it are reported in place; the tally goes back as it was if it fails.
-        var entries: [Store.Entry] = []
+        var entries: [Pending] = []
         let tallyBefore = refusals
         var unpairedMessages: [NewMessage] = []
         var rejections: [NewMessage] = []
@@ -348,40 +350,22 @@ public actor Meter {
                     fCnt = full
                 }
                 plans.append(.charge(charges.count))
+                entries.append(.charge(charges.count))
                 charges.append(
                     PlannedCharge(
-                        frame: frame, pairing: pairing, credits: Pricing.credits(forPayloadOf: frame.payload.count),
-                        fCnt: fCnt,
-                        devEUI: pairing.devEUI, time: time
-                    ))
-                let charge = charges[charges.count - 1]
-                entries.append(
-                    .charge(
-                        Charge(
-                            owner: pairing.owner, devAddr: pairing.devAddr, devEUI: charge.devEUI,
-                            phyPayload: frame.payload, credits: charge.credits, fCnt: fCnt, receivedAt: time)))
+                        debit: Debit(
+                            owner: pairing.owner, devAddr: pairing.devAddr, devEUI: pairing.devEUI,
+                            payload: frame.payload, credits: Pricing.credits(forPayloadOf: frame.payload.count),
+                            fCnt: fCnt, time: time, forward: frame),
+                        pairing: pairing))
             }
         }
 
-        let topics = self.topics
-        let encoding = self.encoding
         let planned = charges
-        let results: [ChargeResult]
+        let results: [Settled]
         do {
-            results = try await store.record(entries, at: frames.last?.receivedAt ?? now()) { index, seq, balance in
-                let charge = planned[index]
-                let metadata = [
-                    "dc": String(charge.credits), "balance": String(balance), "owner": charge.pairing.owner,
-                    "seq": String(seq),
-                ]
-                let uplink = UplinkMessages.uplinkFrame(
-                    charge.frame, gatewayID: topics.gatewayID, uplinkID: UInt32(truncatingIfNeeded: seq),
-                    metadata: metadata)
-                return [
-                    NewMessage(
-                        kind: .uplink, topic: topics.up, messageID: "up-\(seq)", payload: try encoding.encode(uplink))
-                ]
-            }
+            results = try await commit(
+                entries, debits: planned.map(\.debit), ledger: lookup.2, at: frames.last?.receivedAt ?? now())
         } catch {
             // Nothing of the batch was stored: its frames may come again (one by one) and must
             // not be taken for duplicates then, nor their refusals counted twice.
@@ -403,27 +387,29 @@ public actor Meter {
             case .refuse(let reason, let pairing, let detail, let time):
                 outcome = refuse(reason, pairing: pairing, detail: detail, at: time, into: &rejections)
             case .charge(let index):
-                let charge = planned[index]
+                let charge = planned[index].debit
+                let pairing = planned[index].pairing
                 switch results[index] {
                 case .charged(let seq, let balance):
                     logger.debug(
                         "uplink charged",
                         metadata: [
-                            "DEV_ADDR": "\(DevAddr(charge.pairing.devAddr))", "OWNER": "\(charge.pairing.owner)",
+                            "DEV_ADDR": "\(DevAddr(pairing.devAddr))", "OWNER": "\(pairing.owner)",
                             "DC": "\(charge.credits)",
                             "BALANCE": "\(balance)", "SEQ": "\(seq)",
                         ])
-                    outcome = .forwarded(
-                        seq: seq, credits: charge.credits, balance: balance, owner: charge.pairing.owner)
+                    outcome = .forwarded(seq: seq, credits: charge.credits, balance: balance, owner: pairing.owner)
                 case .insufficientCredit(let balance):
                     outcome = refuse(
-                        .noCredit, pairing: charge.pairing, detail: "\(charge.credits) DC needed, \(balance) DC left",
+                        .noCredit, pairing: pairing, detail: "\(charge.credits) DC needed, \(balance) DC left",
                         at: charge.time, into: &rejections)
                 case .staleFrameCounter:
                     outcome = refuse(
-                        .oldFCnt, pairing: charge.pairing,
+                        .oldFCnt, pairing: pairing,
                         detail: "FCnt \(charge.fCnt.map(String.init) ?? "?") was overtaken by another frame",
                         at: charge.time, into: &rejections)
+                case .unencodable:
+                    outcome = .dropped(.undecodable)
                 }
             }
             counts.add(outcome)
@@ -458,12 +444,110 @@ public actor Meter {
     }
 
     private struct PlannedCharge: Sendable {
-        var frame: RadioFrame
+        var debit: Debit
         var pairing: Pairing
+    }
+
+    /// An uplink to charge, before the ledger is consulted.
+    private struct Debit: Sendable {
+        var owner: String
+        var devAddr: UInt32?
+        var devEUI: UInt64?
+        var payload: [UInt8]
         var credits: Int64
         var fCnt: UInt32?
-        var devEUI: UInt64?
         var time: Int64
+        /// The frame to forward once charged; nil for a join request, forwarded before.
+        var forward: RadioFrame?
+    }
+
+    /// A transaction's rows before the ledger is consulted: a message, or the charge at this
+    /// index of the debits.
+    private enum Pending: Sendable {
+        case message(NewMessage)
+        case charge(Int)
+    }
+
+    /// What became of a debit.
+    private enum Settled: Sendable {
+        case charged(seq: Int64, balance: Int64)
+        /// Not enough credit; nothing changed.
+        case insufficientCredit(balance: Int64)
+        /// The frame counter was overtaken (by a frame metered at the same time); nothing changed.
+        case staleFrameCounter
+        /// The forwarded message could not be encoded; nothing changed.
+        case unencodable
+    }
+
+    /// How many times a transaction is planned when the store finds the ledger moved under it.
+    static let planAttempts = 4
+
+    /// Plans each debit against `ledger` (its sequence number, its owner's balance, its frame
+    /// counter, the message it forwards with its seq and balance) and records the transaction's
+    /// rows in order. The store checks the plan; when the ledger has moved since it was read (a
+    /// top-up or a join charged meanwhile), it is read again and the plan made again.
+    private func commit(_ pending: [Pending], debits: [Debit], ledger: Ledger, at time: Int64)
+        async throws(StoreError) -> [Settled]
+    {
+        var ledger = ledger
+        var attempt = 1
+        while true {
+            var planned = ledger
+            var settled: [Settled] = []
+            settled.reserveCapacity(debits.count)
+            var entries: [Store.Entry] = []
+            entries.reserveCapacity(pending.count)
+            for row in pending {
+                switch row {
+                case .message(let message):
+                    entries.append(.message(message))
+                case .charge(let index):
+                    let (outcome, charge) = plan(debits[index], in: &planned)
+                    settled.append(outcome)
+                    if let charge { entries.append(.charge(charge)) }
+                }
+            }
+            do {
+                try await store.record(entries, at: time)
+                return settled
+            } catch  where error.kind == .outdated && attempt < Self.planAttempts {
+                attempt += 1
+                logger.debug(
+                    "the ledger moved while a charge was planned; planning again", metadata: ["WHY": "\(error)"])
+                ledger = try await store.ledger(
+                    owners: Set(debits.map(\.owner)),
+                    devAddrs: Set(debits.compactMap { $0.fCnt == nil ? nil : $0.devAddr }))
+            }
+        }
+    }
+
+    /// One debit against the ledger as planned so far, which it moves on.
+    private func plan(_ debit: Debit, in ledger: inout Ledger) -> (Settled, Charge?) {
+        if let devAddr = debit.devAddr, let fCnt = debit.fCnt, let last = ledger.frameCounters[devAddr], fCnt <= last {
+            return (.staleFrameCounter, nil)
+        }
+        let balance = ledger.balances[debit.owner] ?? 0
+        guard balance >= debit.credits else { return (.insufficientCredit(balance: balance), nil) }
+        let seq = ledger.nextSeq
+        var messages: [NewMessage] = []
+        if let frame = debit.forward {
+            let metadata = [
+                "dc": String(debit.credits), "balance": String(balance - debit.credits), "owner": debit.owner,
+                "seq": String(seq),
+            ]
+            let uplink = UplinkMessages.uplinkFrame(
+                frame, gatewayID: topics.gatewayID, uplinkID: UInt32(truncatingIfNeeded: seq), metadata: metadata)
+            guard let payload = try? encoding.encode(uplink) else { return (.unencodable, nil) }
+            messages.append(NewMessage(kind: .uplink, topic: topics.up, messageID: "up-\(seq)", payload: payload))
+        }
+        ledger.nextSeq += 1
+        ledger.balances[debit.owner] = balance - debit.credits
+        if let devAddr = debit.devAddr, let fCnt = debit.fCnt { ledger.frameCounters[devAddr] = fCnt }
+        let charge = Charge(
+            owner: debit.owner, devAddr: debit.devAddr, devEUI: debit.devEUI, phyPayload: debit.payload,
+            credits: debit.credits, fCnt: debit.fCnt, receivedAt: debit.time, seq: seq, balanceBefore: balance,
+            messages: messages)
+        return (.charged(seq: seq, balance: balance - debit.credits), charge)
     }
 
     /// Says an unpaired sensor's uplink once an hour at most, so that an owner sees why a sensor
@@ -569,12 +653,13 @@ public actor Meter {
         }
         lastJoinCharge = lastJoinCharge.filter { arrival - $0.value < Self.joinChargeInterval }
         lastJoinCharge[join.devEUI] = arrival
-        let charge = Charge(
-            owner: join.owner, devAddr: nil, devEUI: join.devEUI, phyPayload: join.payload, credits: join.credits,
-            fCnt: nil, receivedAt: join.receivedAt)
+        let debit = Debit(
+            owner: join.owner, devAddr: nil, devEUI: join.devEUI, payload: join.payload, credits: join.credits,
+            fCnt: nil, time: join.receivedAt, forward: nil)
         // The join went out uncharged already: its charge is in the ledger and the receipts,
         // with no second uplink message.
-        switch try await store.charge([charge], at: now(), message: { _, _, _ in [] })[0] {
+        let ledger = try await store.ledger(owners: [join.owner], devAddrs: [])
+        switch try await commit([.charge(0)], debits: [debit], ledger: ledger, at: now())[0] {
         case .charged(let seq, let balance):
             counts.chargedJoins += 1
             logger.info(
@@ -591,7 +676,7 @@ public actor Meter {
                     "DEV_EUI": "\(EUI64(join.devEUI))", "OWNER": "\(join.owner)",
                 ])
             return .notCharged(owner: join.owner, reason: "no_credit")
-        case .staleFrameCounter:
+        case .staleFrameCounter, .unencodable:
             return .notCharged(owner: join.owner, reason: "stale")
         }
     }

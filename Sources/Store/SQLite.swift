@@ -13,6 +13,9 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case readOnly
         /// A constraint refused the change (a negative balance …).
         case constraint
+        /// A change planned against what the store held is refused, as what it held has changed
+        /// since; nothing was changed. Read again and plan again.
+        case outdated
         case other
     }
 

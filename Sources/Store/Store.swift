@@ -91,7 +91,12 @@ public struct NewMessage: Sendable, Equatable {
     }
 }
 
-/// An uplink to charge.
+/// An uplink to charge, planned against the `Ledger` the store last gave: the sequence number
+/// it takes, the owner's balance before it and the messages it causes (built by the caller,
+/// who knows what they say). The store checks the plan inside its transaction and refuses it
+/// (`StoreError.Kind.outdated`, nothing changed) when the ledger moved since: another charge
+/// took the number or the credit. Credits added since (a top-up only adds) leave the plan
+/// good: they count as coming after the charge, whose message says the balance it left.
 public struct Charge: Sendable {
     public var owner: String
     public var devAddr: UInt32?
@@ -101,10 +106,16 @@ public struct Charge: Sendable {
     /// The frame counter to remember for the pairing (data frames with a session key).
     public var fCnt: UInt32?
     public var receivedAt: Int64
+    /// The sequence number the charge takes.
+    public var seq: Int64
+    /// The owner's balance before the charge (at least `credits`).
+    public var balanceBefore: Int64
+    /// The outbox rows the charge causes, written with it.
+    public var messages: [NewMessage]
 
     public init(
         owner: String, devAddr: UInt32?, devEUI: UInt64?, phyPayload: [UInt8], credits: Int64, fCnt: UInt32?,
-        receivedAt: Int64
+        receivedAt: Int64, seq: Int64, balanceBefore: Int64, messages: [NewMessage] = []
     ) {
         self.owner = owner
         self.devAddr = devAddr
@@ -113,16 +124,29 @@ public struct Charge: Sendable {
         self.credits = credits
         self.fCnt = fCnt
         self.receivedAt = receivedAt
+        self.seq = seq
+        self.balanceBefore = balanceBefore
+        self.messages = messages
     }
+
+    /// The owner's balance after the charge.
+    public var balanceAfter: Int64 { balanceBefore - credits }
 }
 
-public enum ChargeResult: Sendable, Equatable {
-    case charged(seq: Int64, balance: Int64)
-    /// Not enough credit; nothing changed.
-    case insufficientCredit(balance: Int64)
-    /// The frame counter is not after the one last charged (checked inside the transaction,
-    /// so two frames metered at once cannot move it backwards); nothing changed.
-    case staleFrameCounter
+/// What decides a charge, as the store holds it: the sequence number the next charge takes,
+/// the owners' balances and the paired sensors' last charged frame counters.
+public struct Ledger: Sendable, Equatable {
+    public var nextSeq: Int64
+    /// By owner; an owner without an account has none (a balance of 0).
+    public var balances: [String: Int64]
+    /// By DevAddr, for the pairings that have one.
+    public var frameCounters: [UInt32: UInt32]
+
+    public init(nextSeq: Int64, balances: [String: Int64] = [:], frameCounters: [UInt32: UInt32] = [:]) {
+        self.nextSeq = nextSeq
+        self.balances = balances
+        self.frameCounters = frameCounters
+    }
 }
 
 /// A period of one owner's charges, as a usage receipt states it.
@@ -424,6 +448,44 @@ public actor Store {
         return (byDevAddr, byDevEUI)
     }
 
+    /// The pairings of these DevAddrs and DevEUIs and the ledger of their owners, in one visit
+    /// to the store: what a batch of frames is planned against.
+    public func lookUp(devAddrs: Set<UInt32>, devEUIs: Set<UInt64>) throws(StoreError) -> (
+        byDevAddr: [UInt32: Pairing], byDevEUI: [UInt64: Pairing], ledger: Ledger
+    ) {
+        let (byDevAddr, byDevEUI) = try pairings(devAddrs: devAddrs, devEUIs: devEUIs)
+        let owners = Set(byDevAddr.values.map(\.owner)).union(byDevEUI.values.map(\.owner))
+        var ledger = try ledger(owners: owners, devAddrs: [])
+        for (devAddr, pairing) in byDevAddr {
+            if let fCnt = pairing.lastFCnt { ledger.frameCounters[devAddr] = fCnt }
+        }
+        return (byDevAddr, byDevEUI, ledger)
+    }
+
+    /// The ledger as it stands for these owners and DevAddrs.
+    public func ledger(owners: Set<String>, devAddrs: Set<UInt32>) throws(StoreError) -> Ledger {
+        // AUTOINCREMENT gives the larger of the last number handed out and the largest in use, plus one.
+        let next =
+            try db.query(
+                """
+                SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'charges'), 0), \
+                COALESCE((SELECT MAX(seq) FROM charges), 0)) + 1
+                """
+            ).first?[0].integer ?? 1
+        var ledger = Ledger(nextSeq: next)
+        for owner in owners {
+            if let balance = try db.query("SELECT balance FROM accounts WHERE owner = ?", [.text(owner)]).first?[0]
+                .integer
+            {
+                ledger.balances[owner] = balance
+            }
+        }
+        for devAddr in devAddrs {
+            if let fCnt = try pairing(devAddr: devAddr)?.lastFCnt { ledger.frameCounters[devAddr] = fCnt }
+        }
+        return ledger
+    }
+
     public func pairings() throws(StoreError) -> [Pairing] {
         try db.query(
             "SELECT dev_addr, dev_eui, owner, nwk_s_key, last_fcnt, paired_at FROM pairings ORDER BY owner, dev_addr"
@@ -589,27 +651,6 @@ public actor Store {
 
     // MARK: Charging
 
-    /// Debits an uplink and puts the messages it causes into the outbox, in one transaction.
-    /// `message` builds those messages once the charge's sequence number and the new balance
-    /// are known. An owner without enough credit is charged nothing and nothing is stored.
-    /// If `message` throws, the transaction is rolled back: nothing is debited and nothing queued.
-    public func charge(_ charge: Charge, message: @Sendable (_ seq: Int64, _ balance: Int64) throws -> [NewMessage])
-        throws(StoreError) -> ChargeResult
-    {
-        try write { () throws(StoreError) in try charged(charge, message: message) }
-    }
-
-    /// Group commit: charges several uplinks, in order, and queues `messages` beside them, in
-    /// one transaction. Each charge is decided as `charge(_:message:)` decides it alone, seeing
-    /// the ones before it; `message` gets the charge's index in `charges`. If anything fails, the
-    /// transaction is rolled back whole: nothing is debited and nothing queued.
-    public func charge(
-        _ charges: [Charge], along messages: [NewMessage] = [], at time: Int64,
-        message: @Sendable (_ index: Int, _ seq: Int64, _ balance: Int64) throws -> [NewMessage]
-    ) throws(StoreError) -> [ChargeResult] {
-        try record(messages.map { .message($0) } + charges.map { .charge($0) }, at: time, message: message)
-    }
-
     /// What one transaction records, in the order the frames came: a message for the outbox,
     /// or an uplink's charge (with the messages it causes).
     public enum Entry: Sendable {
@@ -617,40 +658,41 @@ public actor Store {
         case charge(Charge)
     }
 
-    /// Group commit in arrival order: the entries' charges and messages in one transaction, each
-    /// charge decided as `charge(_:message:)` decides it alone, seeing the ones before it, and
+    /// Group commit in arrival order: the entries' charges and messages in one transaction,
     /// the outbox rows in the entries' order (an unpaired sensor's uplink, a refusal and a
-    /// charged uplink stay where they came). `message` gets the charge's index among the
-    /// entries' charges; the results are the charges', in order. If anything fails, the
-    /// transaction is rolled back whole.
-    public func record(
-        _ entries: [Entry], at time: Int64,
-        message: @Sendable (_ index: Int, _ seq: Int64, _ balance: Int64) throws -> [NewMessage]
-    ) throws(StoreError) -> [ChargeResult] {
-        guard !entries.isEmpty else { return [] }
-        return try write { () throws(StoreError) in
-            var results: [ChargeResult] = []
+    /// charged uplink stay where they came). Each charge is checked against the ledger as it
+    /// stands after the ones before it: its sequence number, its owner's balance, its frame
+    /// counter. If one was planned against a ledger that has moved since (a top-up, a charge
+    /// made elsewhere), the store throws `.outdated`; if anything fails, the transaction is
+    /// rolled back whole: nothing is debited and nothing queued.
+    public func record(_ entries: [Entry], at time: Int64) throws(StoreError) {
+        guard !entries.isEmpty else { return }
+        try write { () throws(StoreError) in
             for entry in entries {
                 switch entry {
-                case .message(let message):
-                    try insert(message, at: time)
-                case .charge(let charge):
-                    let index = results.count
-                    results.append(try charged(charge) { seq, balance in try message(index, seq, balance) })
+                case .message(let message): try insert(message, at: time)
+                case .charge(let charge): try charged(charge)
                 }
             }
-            return results
         }
     }
 
-    /// Inside a transaction: one charge.
-    private func charged(_ charge: Charge, message: (_ seq: Int64, _ balance: Int64) throws -> [NewMessage])
-        throws(StoreError) -> ChargeResult
-    {
-        try ensureAccount(charge.owner, at: charge.receivedAt)
-        let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)])[0]
-        let balance = account[0].integer ?? 0
-        guard balance >= charge.credits else { return .insufficientCredit(balance: balance) }
+    /// Inside a transaction: one charge, as planned.
+    private func charged(_ charge: Charge) throws(StoreError) {
+        let account = try db.query("SELECT balance, chain FROM accounts WHERE owner = ?", [.text(charge.owner)]).first
+        let balance = account?[0].integer ?? 0
+        // Credits only ever add: a top-up since the plan leaves it good (the top-up counts as
+        // coming after the charge); a charge made elsewhere may not.
+        guard balance >= charge.balanceBefore else {
+            let (planned, seq) = (charge.balanceBefore, charge.seq)
+            let owner = charge.owner
+            throw StoreError(.outdated, "\(owner) has \(balance) DC, below the \(planned) charge \(seq) counted on")
+        }
+        guard charge.credits >= 0, charge.balanceBefore >= charge.credits else {
+            throw StoreError(
+                .constraint, "charge \(charge.seq): \(charge.credits) DC needed, \(charge.balanceBefore) DC planned")
+        }
+        if account == nil { try ensureAccount(charge.owner, at: charge.receivedAt) }
         if let devAddr = charge.devAddr, let fCnt = charge.fCnt {
             try db.query(
                 "UPDATE pairings SET last_fcnt = ? WHERE dev_addr = ? AND (last_fcnt IS NULL OR last_fcnt < ?)",
@@ -658,27 +700,28 @@ public actor Store {
             if db.changes == 0,
                 try !db.query("SELECT 1 FROM pairings WHERE dev_addr = ?", [.integer(Int64(devAddr))]).isEmpty
             {
-                return .staleFrameCounter
+                throw StoreError(.outdated, "charge \(charge.seq): FCnt \(fCnt) was overtaken by another frame")
             }
         }
         let payloadHash = SHA256.hash(charge.phyPayload)
+        let previous = account?[1].blob ?? [UInt8](repeating: 0, count: 32)
+        let chain = Self.nextChain(
+            previous: previous, seq: charge.seq, credits: charge.credits, payloadHash: payloadHash)
         try db.query(
             """
             INSERT INTO charges (owner, dev_addr, dev_eui, size, credits, payload_hash, chain, received_at) VALUES \
-            (?, ?, ?, ?, ?, ?, x'', ?)
+            (?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(charge.owner), charge.devAddr.map { .integer(Int64($0)) } ?? .null,
                 charge.devEUI.map { .integer(Int64(bitPattern: $0)) } ?? .null,
-                .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .blob(payloadHash),
+                .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .blob(payloadHash), .blob(chain),
                 .integer(charge.receivedAt),
             ]
         )
-        let seq = db.lastInsertRowID
-        let chain = Self.nextChain(
-            previous: account[1].blob ?? [], seq: seq, credits: charge.credits, payloadHash: payloadHash)
-        try db.query("UPDATE charges SET chain = ? WHERE seq = ?", [.blob(chain), .integer(seq)])
-        let newBalance = balance - charge.credits
+        guard db.lastInsertRowID == charge.seq else {
+            throw StoreError(.outdated, "the next charge is \(db.lastInsertRowID), not \(charge.seq)")
+        }
         try db.query(
             """
             UPDATE accounts SET balance = ?, chain = ?, charged = charged + ?, updated_at = ?,
@@ -688,21 +731,13 @@ public actor Store {
             WHERE owner = ?
             """,
             [
-                .integer(newBalance), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt),
-                .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .integer(seq), .integer(seq),
-                .integer(charge.receivedAt),
+                .integer(balance - charge.credits), .blob(chain), .integer(charge.credits), .integer(charge.receivedAt),
+                .integer(Int64(charge.phyPayload.count)), .integer(charge.credits), .integer(charge.seq),
+                .integer(charge.seq), .integer(charge.receivedAt),
                 .text(charge.owner),
             ]
         )
-        let messages: [NewMessage]
-        do {
-            messages = try message(seq, newBalance)
-        } catch {
-            throw StoreError(
-                .other, "the messages for charge \(seq) could not be built (\(error)); nothing was charged")
-        }
-        for message in messages { try insert(message, at: charge.receivedAt) }
-        return .charged(seq: seq, balance: newBalance)
+        for message in charge.messages { try insert(message, at: charge.receivedAt) }
     }
 
     /// The owner's chain of charged uplinks: chain = SHA-256(previous chain ‖ seq ‖ credits ‖

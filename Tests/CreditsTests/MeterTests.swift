@@ -1,3 +1,4 @@
+import CSQLite
 import ChirpStack
 import Clocks
 import Cryptography
@@ -5,6 +6,7 @@ import LoRaWAN
 import Messages
 import Radio
 import Store
+import Synchronization
 import TestSupport
 import Testing
 import Wire
@@ -283,17 +285,22 @@ import Wire
     /// and a charge that committed survives a restart exactly once.
     @Test func noCreditIsLostAndNoneChargedTwiceAcrossAFailureAndARestart() async throws {
         try await pairAndCredit(10)
-        let charge = Charge(
-            owner: "alice", devAddr: sensor.rawValue, devEUI: nil, phyPayload: try uplink(fCnt: 1).payload, credits: 1,
-            fCnt: 1, receivedAt: 5)
-        struct PublishFailed: Error {}
-        await #expect(throws: StoreError.self) {
-            try await store.charge(charge) { _, _ in throw PublishFailed() }
-        }
+        // The uplink's outbox row fails (a trigger aborts it, as a full disk would).
+        var db: OpaquePointer?
+        #expect(sqlite3_open(store.path, &db) == SQLITE_OK)
+        defer { sqlite3_close(db) }
+        let trigger = """
+            CREATE TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.kind = 'uplink'
+            BEGIN SELECT RAISE(ABORT, 'the outbox cannot take it'); END;
+            """
+        #expect(sqlite3_exec(db, trigger, nil, nil, nil) == SQLITE_OK)
+        await #expect(throws: StoreError.self) { try await meter().meter(uplink(fCnt: 1)) }
         #expect(try await store.account(owner: "alice")?.balance == 10, "nothing debited")
         #expect(await store.outboxDepth() == 0)
         #expect(try await store.pairing(devAddr: sensor.rawValue)?.lastFCnt == nil)
+        #expect(try await store.charges(owner: "alice").isEmpty)
 
+        #expect(sqlite3_exec(db, "DROP TRIGGER refuse", nil, nil, nil) == SQLITE_OK)
         #expect(
             try await meter().meter(uplink(fCnt: 1)) == .forwarded(seq: 1, credits: 1, balance: 9, owner: "alice"),
             "the retry is charged once, with the sequence number the rolled-back charge never took")
@@ -304,6 +311,83 @@ import Wire
             try await reopened.outbox().filter { $0.kind == .uplink }.count == 1,
             "the unpublished uplink is still there to publish")
         #expect(try await reopened.charges(owner: "alice").count == 1)
+    }
+
+    /// Another charge lands between the meter's reading of the ledger and its transaction (it
+    /// is made here through a second connection, while the meter plans): the store refuses the
+    /// plan, and the meter reads the ledger again and charges with the next number and the
+    /// balance that is really left.
+    @Test func aChargeMadeWhileTheBatchIsPlannedMakesTheMeterPlanAgain() async throws {
+        try await pairAndCredit(10)
+        let path = store.path
+        let chargedElsewhere = Mutex(false)
+        let log = CapturedLog()
+        let meter = Meter(
+            store: store, topics: topics, logger: log.logger,
+            now: {
+                let first = chargedElsewhere.withLock { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first {
+                    var db: OpaquePointer?
+                    sqlite3_open(path, &db)
+                    sqlite3_exec(
+                        db,
+                        """
+                        INSERT INTO charges (owner, size, credits, payload_hash, chain, received_at)
+                            VALUES ('alice', 12, 3, x'', x'', 1);
+                        UPDATE accounts SET balance = balance - 3 WHERE owner = 'alice';
+                        """, nil, nil, nil)
+                    sqlite3_close(db)
+                }
+                return 5
+            }, arrivalClock: { 5 })
+        #expect(try await meter.meter(uplink(fCnt: 1)) == .forwarded(seq: 2, credits: 1, balance: 6, owner: "alice"))
+        #expect(chargedElsewhere.withLock { $0 })
+        #expect(log.all.contains { $0.message.contains("planning again") })
+        let forwarded = try #require(try await uplinksInOutbox().first)
+        #expect(forwarded.rxInfo.metadata == ["dc": "1", "balance": "6", "owner": "alice", "seq": "2"])
+        #expect(try await store.account(owner: "alice")?.balance == 6)
+    }
+
+    /// Charges are planned against the ledger the store last gave, and the store checks the
+    /// plan: top-ups that land between the two make the meter plan again, so every charge gets
+    /// the next sequence number, the balance it reports is the one it left, and no credit is
+    /// lost or counted twice.
+    @Test func topUpsWhileUplinksAreMeteredAreNeitherLostNorCountedTwice() async throws {
+        try await pairAndCredit(100)
+        let store = self.store
+        let meter = meter()
+        async let topUps: Void = {
+            for _ in 0..<200 {
+                _ = try await store.credit(
+                    owner: "alice", amount: 1, nonce: secureRandomBytes(16), expiresAt: .max, at: 2)
+            }
+        }()
+        var outcomes: [MeterOutcome] = []
+        for fCnt in 1...200 {
+            outcomes.append(try await meter.meter(uplink(fCnt: UInt32(fCnt))))
+        }
+        try await topUps
+        let seqs = outcomes.compactMap { if case .forwarded(let seq, _, _, _) = $0 { seq } else { nil } }
+        #expect(seqs == Array(1...200), "every uplink charged, in order, with no number skipped")
+        #expect(try await store.account(owner: "alice")?.balance == 100)
+        let charges = try await store.charges(owner: "alice")
+        #expect(charges.map(\.seq) == seqs)
+        var chain = [UInt8](repeating: 0, count: 32)
+        for charge in charges {
+            chain = Store.nextChain(
+                previous: chain, seq: charge.seq, credits: charge.credits, payloadHash: charge.payloadHash)
+        }
+        #expect(try await store.account(owner: "alice")?.chain == chain)
+        // Each forwarded uplink says the balance its charge left: never more than one credit
+        // below the one before it (top-ups only add).
+        let balances = try await store.outbox(limit: 1000).map {
+            Int64(try Gw_UplinkFrame(serializedBytes: $0.payload).rxInfo.metadata["balance"] ?? "") ?? -1
+        }
+        #expect(balances.count == 200)
+        #expect(zip(balances, balances.dropFirst()).allSatisfy { $1 >= $0 - 1 })
     }
 }
 

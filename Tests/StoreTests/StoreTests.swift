@@ -24,6 +24,26 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
     ]
 }
 
+/// Charges one uplink as the meter does: planned against the ledger as it stands, with its
+/// uplink message.
+@discardableResult
+func charge(
+    _ store: Store, owner: String, devAddr: UInt32?, payload: [UInt8], credits: Int64, fCnt: UInt32?,
+    at time: Int64
+) async throws -> (seq: Int64, balance: Int64) {
+    let ledger = try await store.ledger(owners: [owner], devAddrs: [])
+    let balance = ledger.balances[owner] ?? 0
+    try await store.record(
+        [
+            .charge(
+                Charge(
+                    owner: owner, devAddr: devAddr, devEUI: nil, phyPayload: payload, credits: credits, fCnt: fCnt,
+                    receivedAt: time, seq: ledger.nextSeq, balanceBefore: balance,
+                    messages: uplinkMessage(ledger.nextSeq, balance - credits)))
+        ], at: time)
+    return (ledger.nextSeq, balance - credits)
+}
+
 @Suite(.capturingLogs) struct StoreTests {
     let directory = temporaryDirectory()
 
@@ -60,18 +80,60 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
                 Pairing(devAddr: 0x2601_1BDA, owner: "alice", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1),
                 nonce: [1], expiresAt: 100) == .applied)
         #expect(try await store.credit(owner: "alice", amount: 3, nonce: [2], expiresAt: 100, at: 2) == .applied)
+        #expect(
+            try await store.lookUp(devAddrs: [0x2601_1BDA, 5], devEUIs: []).ledger
+                == Ledger(nextSeq: 1, balances: ["alice": 3]))
         let charge = Charge(
             owner: "alice", devAddr: 0x2601_1BDA, devEUI: nil, phyPayload: [0x40, 1, 2], credits: 2, fCnt: 7,
-            receivedAt: 3)
-        #expect(try await store.charge(charge, message: uplinkMessage) == .charged(seq: 1, balance: 1))
-        #expect(
-            try await store.charge(charge, message: uplinkMessage) == .insufficientCredit(balance: 1),
-            "1 DC left, 2 needed")
+            receivedAt: 3, seq: 1, balanceBefore: 3, messages: uplinkMessage(1, 1))
+        try await store.record([.charge(charge)], at: 3)
         #expect(try await store.account(owner: "alice")?.balance == 1)
         #expect(try await store.pairing(devAddr: 0x2601_1BDA)?.lastFCnt == 7)
+        #expect(
+            try await store.ledger(owners: ["alice", "nobody"], devAddrs: [0x2601_1BDA])
+                == Ledger(nextSeq: 2, balances: ["alice": 1], frameCounters: [0x2601_1BDA: 7]))
         let outbox = try await store.outbox()
         #expect(outbox.map(\.messageID) == ["up-1"])
         #expect(outbox.first?.payload == Array("seq 1 balance 1".utf8))
+
+        // A plan the store can no longer honour is refused whole, and nothing changes.
+        var again = charge
+        again.seq = 2
+        again.fCnt = 8
+        await #expect(throws: StoreError(.outdated, "alice has 1 DC, below the 3 charge 2 counted on")) {
+            try await store.record([.message(uplinkMessage(9, 9)[0]), .charge(again)], at: 4)
+        }
+        again.balanceBefore = 1
+        await #expect(throws: StoreError(.constraint, "charge 2: 2 DC needed, 1 DC planned")) {
+            try await store.record([.charge(again)], at: 4)
+        }
+        again.credits = 1
+        again.seq = 3
+        await #expect(throws: StoreError(.outdated, "the next charge is 2, not 3")) {
+            try await store.record([.charge(again)], at: 4)
+        }
+        #expect(try await store.account(owner: "alice")?.balance == 1)
+        #expect(try await store.pairing(devAddr: 0x2601_1BDA)?.lastFCnt == 7)
+        #expect(try await store.outbox().map(\.messageID) == ["up-1"])
+        #expect(try await store.charges(owner: "alice").map(\.seq) == [1])
+    }
+
+    /// A top-up between the plan and the transaction leaves the plan good: the charge comes
+    /// first, its message says the balance it left, and the top-up is all there after it.
+    @Test func aTopUpSinceThePlanCountsAsComingAfterTheCharge() async throws {
+        let store = try Store.open(directory: directory)
+        _ = try await store.credit(owner: "bob", amount: 5, nonce: [1], expiresAt: 100, at: 1)
+        let ledger = try await store.ledger(owners: ["bob"], devAddrs: [])
+        _ = try await store.credit(owner: "bob", amount: 10, nonce: [2], expiresAt: 100, at: 2)
+        try await store.record(
+            [
+                .charge(
+                    Charge(
+                        owner: "bob", devAddr: 3, devEUI: nil, phyPayload: [0x40, 3], credits: 2, fCnt: nil,
+                        receivedAt: 3, seq: ledger.nextSeq, balanceBefore: 5, messages: uplinkMessage(1, 3)))
+            ], at: 3)
+        #expect(try await store.account(owner: "bob")?.balance == 13)
+        #expect(try await store.outbox().first?.payload == Array("seq 1 balance 3".utf8))
     }
 
     @Test func theFrameCounterNeverMovesBackwardsInsideTheTransaction() async throws {
@@ -80,15 +142,13 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
             Pairing(devAddr: 7, owner: "zoe", nwkSKey: [UInt8](repeating: 1, count: 16), pairedAt: 1), nonce: [1],
             expiresAt: 100)
         _ = try await store.credit(owner: "zoe", amount: 10, nonce: [2], expiresAt: 100, at: 1)
-        let twelve = Charge(
-            owner: "zoe", devAddr: 7, devEUI: nil, phyPayload: [0x40, 12], credits: 1, fCnt: 12, receivedAt: 2)
-        var eleven = twelve
-        eleven.fCnt = 11
-        eleven.phyPayload = [0x40, 11]
-        #expect(try await store.charge(twelve, message: uplinkMessage) == .charged(seq: 1, balance: 9))
         #expect(
-            try await store.charge(eleven, message: uplinkMessage) == .staleFrameCounter,
-            "checked again in the transaction")
+            try await charge(store, owner: "zoe", devAddr: 7, payload: [0x40, 12], credits: 1, fCnt: 12, at: 2) == (
+                1, 9
+            ))
+        await #expect(throws: StoreError(.outdated, "charge 2: FCnt 11 was overtaken by another frame")) {
+            try await charge(store, owner: "zoe", devAddr: 7, payload: [0x40, 11], credits: 1, fCnt: 11, at: 2)
+        }
         #expect(try await store.pairing(devAddr: 7)?.lastFCnt == 12)
         #expect(try await store.account(owner: "zoe")?.balance == 9)
     }
@@ -113,10 +173,8 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         _ = try await store.credit(owner: "carol", amount: 100, nonce: [1], expiresAt: 100, at: 1)
         let frames: [[UInt8]] = [[0x40, 1], [0x40, 2, 2], [0x40, 3, 3, 3]]
         for (index, frame) in frames.enumerated() {
-            _ = try await store.charge(
-                Charge(
-                    owner: "carol", devAddr: 1, devEUI: nil, phyPayload: frame, credits: 1, fCnt: UInt32(index),
-                    receivedAt: 10), message: uplinkMessage)
+            try await charge(
+                store, owner: "carol", devAddr: 1, payload: frame, credits: 1, fCnt: UInt32(index), at: 10)
         }
         var chain = [UInt8](repeating: 0, count: 32)
         for (seq, frame) in zip(1..., frames) {
@@ -130,10 +188,9 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         _ = try await store.credit(owner: "dave", amount: 100, nonce: [1], expiresAt: 100, at: 1)
         _ = try await store.credit(owner: "erin", amount: 100, nonce: [2], expiresAt: 100, at: 1)
         for size in [12, 30] {
-            _ = try await store.charge(
-                Charge(
-                    owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: size),
-                    credits: 1, fCnt: nil, receivedAt: 5), message: uplinkMessage)
+            try await charge(
+                store, owner: "dave", devAddr: 1, payload: [UInt8](repeating: 0x40, count: size), credits: 1, fCnt: nil,
+                at: 5)
         }
         let summaries = try await store.issueReceipts(at: 60) { summary in
             [
@@ -152,10 +209,9 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         #expect(try await store.outbox().contains { $0.kind == .receipt })
 
         // The next period starts where the last receipt ended, and its chain goes on from it.
-        _ = try await store.charge(
-            Charge(
-                owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: 20), credits: 1,
-                fCnt: nil, receivedAt: 130), message: uplinkMessage)
+        try await charge(
+            store, owner: "dave", devAddr: 1, payload: [UInt8](repeating: 0x40, count: 20), credits: 1, fCnt: nil,
+            at: 130)
         let next = try #require(try await store.issueReceipts(at: 180) { _ in [] }.first)
         #expect(next.uplinks == 1 && next.bytes == 20 && next.credits == 1 && next.firstSeq == 3 && next.lastSeq == 3)
         #expect(next.periodStart == 60 && next.previousChain == receipt.chain)
@@ -169,16 +225,14 @@ func uplinkMessage(_ seq: Int64, _ balance: Int64) -> [NewMessage] {
         do {
             let store = try Store(path: path)
             _ = try await store.credit(owner: "dave", amount: 100, nonce: [1], expiresAt: 100, at: 1)
-            _ = try await store.charge(
-                Charge(
-                    owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: 12), credits: 1,
-                    fCnt: nil, receivedAt: 5), message: uplinkMessage)
+            try await charge(
+                store, owner: "dave", devAddr: 1, payload: [UInt8](repeating: 0x40, count: 12), credits: 1,
+                fCnt: nil, at: 5)
             _ = try await store.issueReceipts(at: 10) { _ in [] }
             for size in [30, 50] {
-                _ = try await store.charge(
-                    Charge(
-                        owner: "dave", devAddr: 1, devEUI: nil, phyPayload: [UInt8](repeating: 0x40, count: size),
-                        credits: 2, fCnt: nil, receivedAt: 15), message: uplinkMessage)
+                try await charge(
+                    store, owner: "dave", devAddr: 1, payload: [UInt8](repeating: 0x40, count: size), credits: 2,
+                    fCnt: nil, at: 15)
             }
         }
         // Back to version 2: the columns gone, as a store written before them.
