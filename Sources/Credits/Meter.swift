@@ -115,12 +115,12 @@ public actor Meter {
     private let now: @Sendable () -> Int64
     private let logger: Logger
     private let arrivalClock: @Sendable () -> Int64
-    private var recent: [[UInt8]: Int64] = [:]
-    private var recentOrder: [([UInt8], Int64)] = []
+    private var recent: [FrameKey: Int64] = [:]
+    private var recentOrder: [(FrameKey, Int64)] = []
     /// Entries of `recentOrder` before this index are forgotten.
     private var recentStart = 0
     /// Payloads `isDuplicate` remembered for the batch being metered.
-    private var rememberedThisBatch: [[UInt8]] = []
+    private var rememberedThisBatch: [FrameKey] = []
     public private(set) var counts = MeterCounts()
     /// Whether the last attempt to queue rejection messages failed.
     private var rejectionsFailing = false
@@ -724,6 +724,7 @@ public actor Meter {
     /// Whether the same bytes were metered within the window, by this machine's monotonic clock
     /// (forwarders' clocks may disagree); remembers them otherwise.
     private func isDuplicate(_ payload: [UInt8]) -> Bool {
+        let payload = FrameKey(payload)
         let time = arrivalClock()
         let window = settings.duplicateWindowNanoseconds
         while recentStart < recentOrder.count,
@@ -744,6 +745,24 @@ public actor Meter {
         recentOrder.append((payload, time))
         return false
     }
+}
+
+/// A frame's bytes as a dictionary key, hashed once over the whole buffer (an array of bytes
+/// hashes byte by byte, on every lookup).
+struct FrameKey: Hashable {
+    let bytes: [UInt8]
+    let hash: Int
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        var hasher = Hasher()
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        hash = hasher.finalize()
+    }
+
+    static func == (a: FrameKey, b: FrameKey) -> Bool { a.hash == b.hash && a.bytes == b.bytes }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 }
 
 /// Refused uplinks, counted per (DevAddr, reason) and reported at a bounded rate. Anyone with a
