@@ -53,10 +53,13 @@ public final class Daemon: Service, Sendable {
         self.logger = logger
         let notifier = SystemdNotifier(environment: environment)
         self.notifier = notifier
-        let key = try Startup.key(configuration, logger: logger)
+        let (key, created) = try Startup.key(configuration)
         let identity = GatewayIdentity(key: key, gatewayID: configuration.gateway.id)
         self.identity = identity
         processLogMetadata.withLock { $0["GATEWAY_ID"] = "\(identity.gatewayID)" }
+        if created {
+            logger.notice("created the gateway key", metadata: ["key_file": "\(configuration.gateway.keyFile)"])
+        }
         let topics = Topics(prefix: configuration.mqtt.topicPrefix, gatewayID: identity.gatewayID)
         self.topics = topics
         let encoding: MessageEncoding = configuration.mqtt.json ? .json : .protobuf

@@ -22,13 +22,11 @@ public struct StartError: Error, Sendable, CustomStringConvertible {
 
 /// What the agent opens before it runs: the gateway key, the store, the board and its radio.
 enum Startup {
-    static func key(_ configuration: Configuration, logger: Logger) throws(StartError) -> Ed25519PrivateKey {
+    /// The gateway key, and whether it was made just now (the caller says so once the gateway
+    /// ID is in every log entry's metadata).
+    static func key(_ configuration: Configuration) throws(StartError) -> (key: Ed25519PrivateKey, created: Bool) {
         do {
-            let (key, created) = try KeyFile.loadOrCreate(configuration.gateway.keyFile)
-            if created {
-                logger.notice("created the gateway key", metadata: ["key_file": "\(configuration.gateway.keyFile)"])
-            }
-            return key
+            return try KeyFile.loadOrCreate(configuration.gateway.keyFile)
         } catch {
             throw StartError(error.message, exitCode: 78)
         }
