@@ -51,6 +51,7 @@ func charge(
         let store = try Store.open(directory: directory)
         #expect(try await store.userVersion() == Int64(Store.schemaVersion))
         #expect(try await store.journalMode() == "wal")
+        #expect(try await store.synchronousSetting() == 2, "a commit is on stable storage before it is published")
     }
 
     @Test func theDatabaseIsItsOwnersAlone() async throws {
