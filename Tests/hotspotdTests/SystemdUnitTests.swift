@@ -61,7 +61,7 @@ import Transport
         #expect(values("RestartPreventExitStatus") == ["78"])
         #expect(values("User") == ["hotspotd"])
         #expect(values("StateDirectory") == ["hotspotd"])
-        #expect(values("ConfigurationDirectory") == ["hotspotd"])
+        #expect(values("ConfigurationDirectory").isEmpty, "it would make /etc/hotspotd writable to the service")
         for key in ["NoNewPrivileges", "ProtectHome", "PrivateTmp"] { #expect(values(key) == ["yes"], "\(key)") }
         #expect(values("ProtectSystem") == ["strict"])
         #expect(values("DevicePolicy") == ["closed"])
