@@ -269,8 +269,9 @@ public actor Meter {
         rememberedThisBatch.removeAll(keepingCapacity: true)
         let lookup =
             devAddrs.isEmpty && devEUIs.isEmpty
-            ? ([:], [:], Ledger(nextSeq: 0)) : try await store.lookUp(devAddrs: devAddrs, devEUIs: devEUIs)
-        let pairings = (lookup.0, lookup.1)
+            ? (byDevAddr: [:], byDevEUI: [:], ledger: Ledger(nextSeq: 0))
+            : try await store.lookUp(devAddrs: devAddrs, devEUIs: devEUIs)
+        let pairings = (lookup.byDevAddr, lookup.byDevEUI)
 
         var plans: [Plan] = []
         plans.reserveCapacity(frames.count)
@@ -365,7 +366,7 @@ public actor Meter {
         let results: [Settled]
         do {
             results = try await commit(
-                entries, debits: planned.map(\.debit), ledger: lookup.2, at: frames.last?.receivedAt ?? now())
+                entries, debits: planned.map(\.debit), ledger: lookup.ledger, at: frames.last?.receivedAt ?? now())
         } catch {
             // Nothing of the batch was stored: its frames may come again (one by one) and must
             // not be taken for duplicates then, nor their refusals counted twice.
