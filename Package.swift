@@ -47,6 +47,10 @@ let package = Package(
             path: "Sources/CShims/CSPI"
         ),
         .target(
+            name: "CI2C",
+            path: "Sources/CShims/CI2C"
+        ),
+        .target(
             name: "CSignals",
             path: "Sources/CShims/CSignals"
         ),
@@ -95,8 +99,10 @@ let package = Package(
 
         // The hardware abstraction layer and its two backends.
         .target(name: "HAL", dependencies: ["TOML", "Clocks"]),
-        .target(name: "HALLinux", dependencies: ["HAL", "Clocks", "CSPI", "CGPIO"]),
-        .target(name: "HALMock", dependencies: ["HAL", "Clocks", "LoRaPHY"]),
+        .target(name: "HALLinux", dependencies: ["HAL", "Clocks", "CSPI", "CI2C", "CGPIO"]),
+        .target(name: "HALMock", dependencies: ["HAL", "Clocks", "LoRaPHY", "Cryptography"]),
+        // The ATECC608 secure element that holds a Helium hotspot's identity, over I2C.
+        .target(name: "SecureElement", dependencies: ["HAL", "Clocks", "Cryptography"]),
 
         // Radios and the packet forwarders' backend.
         .target(
@@ -145,7 +151,7 @@ let package = Package(
             dependencies: [
                 "Wire",
                 "TOML", "Clocks", "Cryptography", "Frames", "LoRaPHY", "LoRaWAN", "Radio", "HAL", "HALLinux", "HALMock",
-                "SemtechUDP",
+                "SemtechUDP", "SecureElement",
                 "Store", "Credits", "ChirpStack", "Transport", "Coverage", "Messages",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -158,6 +164,7 @@ let package = Package(
             name: "hotspotd",
             dependencies: [
                 "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography",
+                "SecureElement",
                 "Wire", "Credits", "Store", "Messages", "Agent", "Transport", "CSignals", "Clocks", "ChirpStack",
                 "Frames", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -198,8 +205,11 @@ let package = Package(
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "LoRaPHYTests", dependencies: ["LoRaPHY"]),
         .testTarget(name: "HALTests", dependencies: ["Clocks", "TestSupport", "HAL"]),
-        .testTarget(name: "HALLinuxTests", dependencies: ["HALLinux", "CSPI", "CGPIO", "CMosquitto", "CCrypto"]),
+        .testTarget(name: "HALLinuxTests", dependencies: ["HAL", "HALLinux", "CSPI", "CI2C", "CGPIO", "CMosquitto", "CCrypto"]),
         .testTarget(name: "HALMockTests", dependencies: ["Clocks", "TestSupport", "HALMock", "HAL", "LoRaPHY"]),
+        .testTarget(
+            name: "SecureElementTests",
+            dependencies: ["SecureElement", "HALMock", "HAL", "Cryptography", "Clocks", "Wire", "TestSupport"]),
         .testTarget(
             name: "RadioTests",
             dependencies: [

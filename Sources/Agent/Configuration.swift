@@ -2,6 +2,7 @@ import Clocks
 import Cryptography
 import LoRaPHY
 import Radio
+import SecureElement
 import SemtechUDP
 import TOML
 import Transport
@@ -14,8 +15,21 @@ public struct Configuration: Sendable {
     public struct Gateway: Sendable {
         public var region: Region
         public var board: String
-        public var keyFile: String
+        /// `gateway.key` (or its older name `key_file`): a key file's path or an `ecc://` URI.
+        /// nil when not set: the board's secure element when its profile names one, otherwise
+        /// `defaultKeyFile`.
+        public var key: String?
+        /// Which of the two names set `key`, for messages.
+        public var keySetting = "gateway.key"
         public var dataDirectory: String
+
+        public static let defaultKeyFile = "/var/lib/hotspotd/gateway.key"
+
+        /// The key file, when the key is one: the configured path or the default.
+        public var keyFile: String? {
+            guard let key else { return Self.defaultKeyFile }
+            return ECCKeyURI.isURI(key) ? nil : key
+        }
         /// 16 hex digits; nil to derive it from the key.
         public var id: String?
         public var shutdownTimeout: Duration
@@ -237,7 +251,7 @@ private final class Reader {
     let origins = Origins()
 
     static let sectionKeys: [(section: String, keys: [String])] = [
-        ("gateway", ["region", "board", "key_file", "data_dir", "id", "shutdown_timeout"]),
+        ("gateway", ["region", "board", "key", "key_file", "data_dir", "id", "shutdown_timeout"]),
         ("radio", ["frequency", "spreading_factor", "bandwidth", "antenna_gain", "dwell_time", "listen_before_talk"]),
         ("semtech_udp", ["bind", "forwarders", "listen_before_talk"]),
         (
@@ -318,11 +332,34 @@ private final class Reader {
                 id = nil
             }
         }
-        let gatewaySettings = Configuration.Gateway(
+        var keySetting = "gateway.key"
+        var key = attempt { () throws(TOMLConfigError) in try gateway.string("key") }
+        if let legacy = attempt({ () throws(TOMLConfigError) in try gateway.string("key_file") }) {
+            if key != nil {
+                problem(gateway.error("key_file", "is the older name of gateway.key: give one of them, not both"))
+            } else {
+                key = legacy
+                keySetting = "gateway.key_file"
+            }
+        }
+        if let given = key {
+            let name = String(keySetting.dropFirst("gateway.".count))
+            if given.isEmpty {
+                problem(gateway.error(name, "is empty: a key file's path or an ecc:// URI (ecc://i2c-1:96?slot=0)"))
+                key = nil
+            } else if ECCKeyURI.isURI(given) {
+                do {
+                    _ = try ECCKeyURI(parsing: given)
+                } catch {
+                    problem(gateway.error(name, error.message))
+                    key = nil
+                }
+            }
+        }
+        var gatewaySettings = Configuration.Gateway(
             region: region,
             board: attempt { () throws(TOMLConfigError) in try gateway.string("board") } ?? "mock",
-            keyFile: attempt { () throws(TOMLConfigError) in try gateway.string("key_file") }
-                ?? "/var/lib/hotspotd/gateway.key",
+            key: key,
             dataDirectory: attempt { () throws(TOMLConfigError) in try gateway.string("data_dir") }
                 ?? "/var/lib/hotspotd",
             id: id,
@@ -330,6 +367,7 @@ private final class Reader {
                 try gateway.duration("shutdown_timeout", minimum: .zero)
             } ?? .seconds(5)
         )
+        gatewaySettings.keySetting = keySetting
         problems += gateway.unknownKeys()
 
         let radio = sections["radio"]!

@@ -53,12 +53,14 @@ public final class Daemon: Service, Sendable {
         self.logger = logger
         let notifier = SystemdNotifier(environment: environment)
         self.notifier = notifier
-        let (key, created) = try Startup.key(configuration)
-        let identity = GatewayIdentity(key: key, gatewayID: configuration.gateway.id)
+        let profile = try Startup.profile(configuration, catalog: catalog)
+        let hardware = try Startup.board(profile, air: air)
+        let keySource = try Startup.keySource(configuration, profile: profile)
+        let (identity, created) = try Startup.identity(configuration, source: keySource, board: hardware)
         self.identity = identity
         processLogMetadata.withLock { $0["GATEWAY_ID"] = "\(identity.gatewayID)" }
         if created {
-            logger.notice("created the gateway key", metadata: ["key_file": "\(configuration.gateway.keyFile)"])
+            logger.notice("created the gateway key", metadata: ["key_file": "\(keySource)"])
         }
         let topics = Topics(prefix: configuration.mqtt.topicPrefix, gatewayID: identity.gatewayID)
         self.topics = topics
@@ -66,7 +68,7 @@ public final class Daemon: Service, Sendable {
         let store = try Startup.store(configuration)
         self.store = store
         (radio, board) = try Startup.radio(
-            configuration, catalog: catalog, air: air, watchdog: notifier.watchdogInterval)
+            configuration, profile: profile, board: hardware, watchdog: notifier.watchdogInterval)
         let radio = self.radio
         // Frames go to the inbox from the first one on, before the pipeline starts metering them.
         let inbox = FrameInbox()
@@ -99,7 +101,7 @@ public final class Daemon: Service, Sendable {
             commands: CommandProcessor(
                 store: store,
                 authority: CommandAuthority(
-                    authority: credits.authority, gatewayID: identity.gatewayID, sealingKey: identity.key.sealingKey),
+                    authority: credits.authority, gatewayID: identity.gatewayID, sealingKey: identity.sealingKey),
                 topics: topics, encoding: encoding, logger: Logger(label: "hotspotd.commands"), now: now,
                 clockSynchronized: { ClockSynchronization.timesyncd() }),
             downlinks: DownlinkHandler(
@@ -142,7 +144,7 @@ public final class Daemon: Service, Sendable {
                 await status.write(
                     sample, running: running, radioAnswering: answering, interval: running ? interval : .seconds(10))
             })
-        let receipts = ReceiptIssuer(store: store, key: key, topics: topics, encoding: encoding)
+        let receipts = ReceiptIssuer(store: store, signer: identity.signer, topics: topics, encoding: encoding)
         let stats = StatsReporter(statistics: statistics, store: store, topics: topics, encoding: encoding) {
             [
                 "version": hotspotdVersion, "board": configuration.gateway.board,

@@ -5,8 +5,24 @@ import HALLinux
 import HALMock
 import Logging
 import Radio
+import SecureElement
 import SemtechUDP
 import Store
+
+/// Where the gateway's key is.
+public enum GatewayKeySource: Sendable, Equatable, CustomStringConvertible {
+    /// A key file in Helium's keypair format, created on first start.
+    case file(String)
+    /// The P-256 key of an ATECC608.
+    case secureElement(ECCKeyURI)
+
+    public var description: String {
+        switch self {
+        case .file(let path): path
+        case .secureElement(let uri): uri.description
+        }
+    }
+}
 
 /// Why the agent could not start, with the exit code that says so (78, EX_CONFIG, for a
 /// configuration problem).
@@ -22,13 +38,89 @@ public struct StartError: Error, Sendable, CustomStringConvertible {
 
 /// What the agent opens before it runs: the gateway key, the store, the board and its radio.
 enum Startup {
-    /// The gateway key, and whether it was made just now (the caller says so once the gateway
-    /// ID is in every log entry's metadata).
-    static func key(_ configuration: Configuration) throws(StartError) -> (key: Ed25519PrivateKey, created: Bool) {
+    /// Where the gateway's key is: the configured file or URI; unset, the secure element the
+    /// board profile names, or the default key file.
+    static func keySource(_ configuration: Configuration, profile: BoardProfile) throws(StartError) -> GatewayKeySource {
+        if let key = configuration.gateway.key {
+            guard ECCKeyURI.isURI(key) else { return .file(key) }
+            do {
+                return .secureElement(try ECCKeyURI(parsing: key))
+            } catch {
+                throw StartError(configuration.error(configuration.gateway.keySetting, error.message).description, exitCode: 78)
+            }
+        }
+        if let element = profile.secureElement {
+            return .secureElement(ECCKeyURI(bus: element.bus, address: element.address, slot: element.slot))
+        }
+        return .file(Configuration.Gateway.defaultKeyFile)
+    }
+
+    /// The gateway's identity, and whether its key file was made just now (the caller says so
+    /// once the gateway ID is in every log entry's metadata). A secure element's key is read
+    /// from the chip on `board`'s I2C bus; its sealing key lives in the data directory.
+    static func identity(_ configuration: Configuration, source: GatewayKeySource, board: any BoardHardware)
+        throws(StartError) -> (identity: GatewayIdentity, created: Bool)
+    {
+        switch source {
+        case .file(let path):
+            do {
+                let (key, created) = try KeyFile.loadOrCreate(path)
+                return (GatewayIdentity(key: key, gatewayID: configuration.gateway.id), created)
+            } catch {
+                throw StartError(error.message, exitCode: 78)
+            }
+        case .secureElement(let uri):
+            let signer: ECC608Signer
+            do {
+                let bus = try board.openI2C(uri.bus)
+                signer = try ECC608Signer(chip: ECC608(bus: bus, address: uri.address), slot: uri.slot)
+            } catch let error as HardwareError {
+                throw StartError("the secure element (\(uri)) cannot be opened: \(error.message)", exitCode: 78)
+            } catch let error as ECC608Error {
+                // A chip that does not answer may answer after a restart; a wrong chip will not.
+                let transient = error.kind == .notResponding || error.kind == .communication
+                throw StartError("the secure element (\(uri)): \(error.message)", exitCode: transient ? 1 : 78)
+            } catch {
+                throw StartError("the secure element (\(uri)): \(error)")
+            }
+            do {
+                let sealing = try SealingKeyFile.loadOrCreate(configuration.gateway.dataDirectory + "/sealing.key")
+                return (
+                    GatewayIdentity(signer: signer, sealingKey: sealing, gatewayID: configuration.gateway.id), false
+                )
+            } catch {
+                throw StartError(error.message, exitCode: 78)
+            }
+        }
+    }
+
+    /// The board profile `gateway.board` names; one kept to say a model is unsupported stops here.
+    static func profile(_ configuration: Configuration, catalog: BoardCatalog) throws(StartError) -> BoardProfile {
+        let profile: BoardProfile
         do {
-            return try KeyFile.loadOrCreate(configuration.gateway.keyFile)
+            profile = try catalog.load(configuration.gateway.board)
+        } catch  where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
+            // No such profile: the problem is the configuration's gateway.board.
+            throw StartError(configuration.error("gateway.board", error.message).description, exitCode: 78)
         } catch {
-            throw StartError(error.message, exitCode: 78)
+            let place = configuration.error("gateway.board", "").place
+            throw StartError("\(error.description) (the board profile named by \(place))", exitCode: 78)
+        }
+        if let reason = profile.unsupported {
+            throw StartError(
+                configuration.error("gateway.board", "\(profile.description) cannot run hotspotd: \(reason)").description,
+                exitCode: 78)
+        }
+        return profile
+    }
+
+    /// The board's hardware: the mock board (in `air` when given) or the Linux devices.
+    static func board(_ profile: BoardProfile, air: Air?) throws(StartError) -> any BoardHardware {
+        guard profile.hal == .mock else { return LinuxBoard(profile: profile) }
+        do {
+            return try MockBoard(profile: profile, air: air ?? Air(timeScale: 1))
+        } catch {
+            throw StartError(error.message)
         }
     }
 
@@ -41,21 +133,11 @@ enum Startup {
         }
     }
 
-    /// The radio the board profile names: a packet forwarders' backend, or an SPI radio on the
-    /// board (the mock board's, in `air` when given). Not started yet.
+    /// The radio the board profile names: a packet forwarders' backend, or an SPI radio on
+    /// `board`. Not started yet.
     static func radio(
-        _ configuration: Configuration, catalog: BoardCatalog, air: Air?, watchdog: Duration?
+        _ configuration: Configuration, profile: BoardProfile, board: any BoardHardware, watchdog: Duration?
     ) throws(StartError) -> (radio: any Radio, board: (any BoardHardware)?) {
-        let profile: BoardProfile
-        do {
-            profile = try catalog.load(configuration.gateway.board)
-        } catch  where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
-            // No such profile: the problem is the configuration's gateway.board.
-            throw StartError(configuration.error("gateway.board", error.message).description, exitCode: 78)
-        } catch {
-            let place = configuration.error("gateway.board", "").place
-            throw StartError("\(error.description) (the board profile named by \(place))", exitCode: 78)
-        }
         let region = configuration.gateway.region
         let logger = Logger(label: "hotspotd.radio")
         let settings = configuration.radio
@@ -67,14 +149,6 @@ enum Startup {
                 makePolicy: { settings.policy(region: region) }, logger: logger)
             return (radio, nil)
         case .sx127x, .sx126x:
-            let board: any BoardHardware
-            do {
-                board =
-                    profile.hal == .mock
-                    ? try MockBoard(profile: profile, air: air ?? Air(timeScale: 1)) : LinuxBoard(profile: profile)
-            } catch {
-                throw StartError(error.message)
-            }
             do {
                 let radio = try SPIRadio(
                     board: board,

@@ -124,7 +124,6 @@ public actor CoverageService {
             return .notSent(outcome)
         }
         var report = Helium_PocLora_lora_beacon_report_req_v1()
-        report.pubKey = Data([Helium.ed25519Tag] + identity.key.publicKey.bytes)
         report.localEntropy = Data(local)
         report.remoteEntropy = Data(remote)
         report.data = Data(beacon.data)
@@ -134,8 +133,7 @@ public actor CoverageService {
         report.txPower = Int32((power ?? powerDBm) * 10)
         report.timestamp = UInt64(max(time, 0))
         report.tmst = tmst
-        let signed = SignedReports.sign(report, with: identity.key)
-        if let payload = try? encoding.encode(signed) {
+        if let signed = sign(report, what: "beacon"), let payload = try? encoding.encode(signed) {
             try await store.enqueue(
                 [
                     NewMessage(
@@ -201,7 +199,6 @@ public actor CoverageService {
         }
         let time = frame.receivedAt ?? now()
         var report = Helium_PocLora_lora_witness_report_req_v1()
-        report.pubKey = Data([Helium.ed25519Tag] + identity.key.publicKey.bytes)
         report.data = Data(data)
         report.timestamp = UInt64(max(time, 0))
         report.tmst = frame.timestamp
@@ -209,8 +206,7 @@ public actor CoverageService {
         report.snr = Int32((frame.snrDB * 10).rounded())
         report.frequency = UInt64(frame.frequencyHz)
         report.datarate = heliumDataRate(frame.dataRate)
-        let signed = SignedReports.sign(report, with: identity.key)
-        if let payload = try? encoding.encode(signed) {
+        if let signed = sign(report, what: "witness"), let payload = try? encoding.encode(signed) {
             try await store.enqueue(
                 [
                     NewMessage(
@@ -226,6 +222,17 @@ public actor CoverageService {
                 "SNR": "\(oneDecimal(frame.snrDB))",
             ])
         return .witnessed
+    }
+
+    /// The report signed by the gateway's key; nil, said in the log, when the signer (a secure
+    /// element that stopped answering) could not sign it.
+    private func sign<Report: SignedReport>(_ report: Report, what: String) -> Report? {
+        do {
+            return try SignedReports.sign(report, with: identity.signer)
+        } catch {
+            logger.error("\(what) report not signed, so not published: \(error.message)")
+            return nil
+        }
     }
 }
 

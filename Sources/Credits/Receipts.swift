@@ -9,13 +9,13 @@ import SwiftProtobuf
 /// before and after), signed by the gateway's key over its encoding with `signature` empty.
 public struct ReceiptIssuer: Sendable {
     public let store: Store
-    public let key: Ed25519PrivateKey
+    public let signer: any GatewaySigner
     public let topics: Topics
     public let encoding: MessageEncoding
 
-    public init(store: Store, key: Ed25519PrivateKey, topics: Topics, encoding: MessageEncoding = .protobuf) {
+    public init(store: Store, signer: any GatewaySigner, topics: Topics, encoding: MessageEncoding = .protobuf) {
         self.store = store
-        self.key = key
+        self.signer = signer
         self.topics = topics
         self.encoding = encoding
     }
@@ -23,11 +23,16 @@ public struct ReceiptIssuer: Sendable {
     /// `time` in nanoseconds since the Unix epoch.
     @discardableResult
     public func issue(at time: Int64) async throws(StoreError) -> [ReceiptSummary] {
-        let key = self.key
+        let signer = self.signer
         let topics = self.topics
         let encoding = self.encoding
-        return try await store.issueReceipts(at: time) { summary in
-            let receipt = Self.receipt(summary, key: key, gatewayID: topics.gatewayID)
+        return try await store.issueReceipts(at: time) { summary throws(StoreError) in
+            let receipt: Hotspotd_UsageReceipt
+            do throws(CryptoError) {
+                receipt = try Self.receipt(summary, signer: signer, gatewayID: topics.gatewayID)
+            } catch {
+                throw StoreError(.other, "the receipt for \(summary.owner) could not be signed: \(error.message)")
+            }
             guard let payload = try? encoding.encode(receipt) else { return [] }
             return [
                 NewMessage(
@@ -37,11 +42,10 @@ public struct ReceiptIssuer: Sendable {
         }
     }
 
-    public static func receipt(_ summary: ReceiptSummary, key: Ed25519PrivateKey, gatewayID: String)
-        -> Hotspotd_UsageReceipt
+    public static func receipt(_ summary: ReceiptSummary, signer: any GatewaySigner, gatewayID: String)
+        throws(CryptoError) -> Hotspotd_UsageReceipt
     {
         var receipt = Hotspotd_UsageReceipt()
-        receipt.pubKey = Data([Helium.ed25519Tag] + key.publicKey.bytes)
         receipt.gatewayID = gatewayID
         receipt.owner = summary.owner
         receipt.periodStart = UInt64(max(summary.periodStart, 0))
@@ -53,12 +57,13 @@ public struct ReceiptIssuer: Sendable {
         receipt.lastSeq = UInt64(summary.lastSeq)
         receipt.previousChain = Data(summary.previousChain)
         receipt.chain = Data(summary.chain)
-        return SignedReports.sign(receipt, with: key)
+        return try SignedReports.sign(receipt, with: signer)
     }
 }
 
-/// A message signed Helium's way: Ed25519 over its protobuf encoding with `signature` empty,
-/// by the key in `pub_key` (Helium's binary form: tag byte, then the key).
+/// A message signed Helium's way: over its protobuf encoding with `signature` empty, by the key
+/// in `pub_key` (Helium's binary form: tag byte, then the key), in that key type's encoding
+/// (Ed25519's 64 bytes, or DER ECDSA over SHA-256 for `ecc_compact`).
 public protocol SignedReport: SwiftProtobuf.Message {
     var pubKey: Data { get set }
     var signature: Data { get set }
@@ -69,22 +74,23 @@ extension Helium_PocLora_lora_beacon_report_req_v1: SignedReport {}
 extension Helium_PocLora_lora_witness_report_req_v1: SignedReport {}
 
 public enum SignedReports {
-    public static func sign<Report: SignedReport>(_ report: Report, with key: Ed25519PrivateKey) -> Report {
+    /// The report with `pub_key` set to the signer's key and `signature` to its signature.
+    public static func sign<Report: SignedReport>(_ report: Report, with signer: any GatewaySigner)
+        throws(CryptoError) -> Report
+    {
         var unsigned = report
+        unsigned.pubKey = Data(signer.heliumKey.binary)
         unsigned.signature = Data()
         // Encoding a message built in code cannot fail.
         let bytes: [UInt8] = (try? unsigned.serializedBytes()) ?? []
         var signed = unsigned
-        signed.signature = Data(key.signature(for: bytes))
+        signed.signature = Data(try signer.sign(bytes))
         return signed
     }
 
     /// The signer, when the signature checks.
-    public static func verify<Report: SignedReport>(_ report: Report) -> Ed25519PublicKey? {
-        let pubKey = Array(report.pubKey)
-        guard pubKey.count == 33, pubKey[0] == Helium.ed25519Tag,
-            let key = try? Ed25519PublicKey(bytes: Array(pubKey[1...]))
-        else { return nil }
+    public static func verify<Report: SignedReport>(_ report: Report) -> HeliumPublicKey? {
+        guard let key = try? HeliumPublicKey(binary: Array(report.pubKey)) else { return nil }
         var unsigned = report
         unsigned.signature = Data()
         guard let bytes: [UInt8] = try? unsigned.serializedBytes() else { return nil }

@@ -67,10 +67,11 @@ public enum Base58 {
 }
 
 /// Helium's key and address encodings (helium-crypto-rs): a key's binary form is a tag byte,
-/// network (mainnet 0x00, testnet 0x10) OR key type (ed25519 0x01), then the key; an address
-/// is Base58Check of a version byte 0x00 and the binary public key.
+/// network (mainnet 0x00, testnet 0x10) OR key type (ecc_compact 0x00, ed25519 0x01), then
+/// the key; an address is Base58Check of a version byte 0x00 and the binary public key.
 public enum Helium {
     public static let ed25519Tag: UInt8 = 0x01
+    public static let eccCompactTag: UInt8 = 0x00
 
     /// The address of an Ed25519 public key on mainnet: base58check(0x00 ‖ 0x01 ‖ key).
     public static func address(of key: Ed25519PublicKey) -> String {
@@ -111,30 +112,10 @@ public enum Helium {
 /// 0600, and refused when group or others may read it.
 public enum KeyFile {
     public static func read(_ path: String) throws(CryptoError) -> Ed25519PrivateKey {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
-            throw CryptoError(
-                code == ENOENT
-                    ? "no key file; `hotspotd key generate --key-file \(path)` creates one (\(path))"
-                    : "cannot read the key: \(String(cString: strerror(code))) (\(path))")
+        guard access(path, F_OK) == 0 || errno != ENOENT else {
+            throw CryptoError("no key file; `hotspotd key generate --key-file \(path)` creates one (\(path))")
         }
-        defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else {
-            throw CryptoError("cannot read the key's mode: \(String(cString: strerror(errno))) (\(path))")
-        }
-        if status.st_mode & 0o077 != 0 {
-            let mode = String(status.st_mode & 0o777, radix: 8)
-            throw CryptoError(
-                "the key has mode 0\(mode), and must be readable by its owner only: `chmod 600 \(path)` (\(path))")
-        }
-        var bytes = [UInt8](repeating: 0, count: 66)
-        let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard count >= 0 else {
-            throw CryptoError("cannot read the key: \(String(cString: strerror(errno))) (\(path))")
-        }
-        return try Helium.privateKey(fromKeypairBytes: Array(bytes[0..<count]))
+        return try Helium.privateKey(fromKeypairBytes: readPrivateFile(path, expected: 65))
     }
 
     /// The key in `path`, created (mode 0600, in a directory created 0700 if needed) when there
@@ -151,22 +132,52 @@ public enum KeyFile {
     /// Writes a new key file with mode 0600, in a directory created 0700 when it does not
     /// exist yet; refuses to overwrite one.
     public static func create(_ path: String, key: Ed25519PrivateKey) throws(CryptoError) {
-        try createDirectories(for: path)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            let code = errno
-            throw CryptoError(
-                code == EEXIST
-                    ? "a key file is there already, and is never overwritten (\(path))"
-                    : "cannot create the key file: \(String(cString: strerror(code))) (\(path))")
-        }
-        defer { close(fd) }
-        let bytes = Helium.keypairBytes(key)
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count, fsync(fd) == 0 else {
-            unlink(path)
-            throw CryptoError("cannot write the key file (\(path))")
-        }
+        try writePrivateFile(path, bytes: Helium.keypairBytes(key))
+    }
+}
+
+/// The bytes of a secret file (at most `expected` + 1 read, so a longer file shows as the
+/// wrong size): refused when group or others may read it, as ssh refuses its keys.
+func readPrivateFile(_ path: String, expected: Int) throws(CryptoError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+        throw CryptoError("cannot read the key: \(String(cString: strerror(errno))) (\(path))")
+    }
+    defer { close(fd) }
+    var status = stat()
+    guard fstat(fd, &status) == 0 else {
+        throw CryptoError("cannot read the key's mode: \(String(cString: strerror(errno))) (\(path))")
+    }
+    if status.st_mode & 0o077 != 0 {
+        let mode = String(status.st_mode & 0o777, radix: 8)
+        throw CryptoError(
+            "the key has mode 0\(mode), and must be readable by its owner only: `chmod 600 \(path)` (\(path))")
+    }
+    var bytes = [UInt8](repeating: 0, count: expected + 1)
+    let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+    guard count >= 0 else {
+        throw CryptoError("cannot read the key: \(String(cString: strerror(errno))) (\(path))")
+    }
+    return Array(bytes[0..<count])
+}
+
+/// Writes a new secret file with mode 0600, in a directory created 0700 when it does not
+/// exist yet; refuses to overwrite one.
+func writePrivateFile(_ path: String, bytes: [UInt8]) throws(CryptoError) {
+    try createDirectories(for: path)
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard fd >= 0 else {
+        let code = errno
+        throw CryptoError(
+            code == EEXIST
+                ? "a key file is there already, and is never overwritten (\(path))"
+                : "cannot create the key file: \(String(cString: strerror(code))) (\(path))")
+    }
+    defer { close(fd) }
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    guard written == bytes.count, fsync(fd) == 0 else {
+        unlink(path)
+        throw CryptoError("cannot write the key file (\(path))")
     }
 }
 
@@ -181,25 +192,39 @@ private func createDirectories(for path: String) throws(CryptoError) {
     }
 }
 
-/// A gateway's identity: its Ed25519 key, its Helium address, and its EUI-64.
+/// A gateway's identity: what signs for it (an Ed25519 key in a file, or the P-256 key of a
+/// secure element), its Helium address, its EUI-64, and the X25519 key secrets are sealed to.
 public struct GatewayIdentity: Sendable {
-    public let key: Ed25519PrivateKey
+    public let signer: any GatewaySigner
+    public let publicKey: HeliumPublicKey
     public let address: String
     /// 16 lower-case hex digits: the configured `gateway.id`, or derived from the key.
     public let gatewayID: String
+    public let sealingKey: X25519PrivateKey
 
-    public init(key: Ed25519PrivateKey, gatewayID: String? = nil) {
-        self.key = key
-        address = Helium.address(of: key.publicKey)
-        self.gatewayID = gatewayID?.lowercased() ?? Self.derivedGatewayID(of: key.publicKey)
+    public init(signer: any GatewaySigner, sealingKey: X25519PrivateKey, gatewayID: String? = nil) {
+        self.signer = signer
+        publicKey = signer.heliumKey
+        address = signer.heliumKey.address
+        self.sealingKey = sealingKey
+        self.gatewayID = gatewayID?.lowercased() ?? Self.derivedGatewayID(of: signer.heliumKey)
     }
 
-    /// The first eight bytes of SHA-256 of the public key, marked as a locally administered,
-    /// unicast EUI-64 (bit 1 of the first byte set, bit 0 cleared), so it cannot clash with a
-    /// manufacturer's EUI.
-    public static func derivedGatewayID(of key: Ed25519PublicKey) -> String {
-        var bytes = Array(SHA256.hash(key.bytes).prefix(8))
+    /// An Ed25519 key file's identity: its sealing key is derived from the seed.
+    public init(key: Ed25519PrivateKey, gatewayID: String? = nil) {
+        self.init(signer: key, sealingKey: key.sealingKey, gatewayID: gatewayID)
+    }
+
+    /// The first eight bytes of SHA-256 of the public key (its 32 bytes: the Ed25519 key, or
+    /// the P-256 key's X), marked as a locally administered, unicast EUI-64 (bit 1 of the first
+    /// byte set, bit 0 cleared), so it cannot clash with a manufacturer's EUI.
+    public static func derivedGatewayID(of key: HeliumPublicKey) -> String {
+        var bytes = Array(SHA256.hash(key.keyBytes).prefix(8))
         bytes[0] = (bytes[0] | 0x02) & ~0x01
         return Hex.encode(bytes)
+    }
+
+    public static func derivedGatewayID(of key: Ed25519PublicKey) -> String {
+        derivedGatewayID(of: .ed25519(key))
     }
 }

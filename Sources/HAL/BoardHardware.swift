@@ -11,6 +11,9 @@ public protocol BoardHardware: AnyObject, Sendable {
     /// Opens the SPI bus device the profile names, with its configuration, and nothing more:
     /// `openSPI()` adds the GPIO chip select.
     func openBusDevice(_ spi: BoardProfile.SPI) throws(HardwareError) -> any SPIDevice
+
+    /// Opens an I2C bus by its node (`/dev/i2c-1`): where a secure element sits.
+    func openI2C(_ bus: String) throws(HardwareError) -> any I2CBus
 }
 
 /// The GPIO consumer name hotspotd's lines carry in `gpioinfo`.

@@ -51,6 +51,9 @@ public enum LineRole: String, Sendable, CaseIterable, Comparable {
     case sx1261Reset = "sx1261_reset"
     case txEnable = "tx_enable"
     case rxEnable = "rx_enable"
+    /// The hotspot's status LED (an output), and its button (an input), on any board.
+    case statusLED = "status_led"
+    case button
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -109,6 +112,10 @@ public struct BoardProfile: Sendable, Equatable {
     public var frontEnd: RadioFrontEnd
     /// Faults the mock board plays out (`[mock]`, mock boards only).
     public var mockFaults: MockFaults = MockFaults()
+    /// The secure element holding the hotspot's identity, when the board has one.
+    public var secureElement: SecureElementLocation?
+    /// Why hotspotd cannot run on this model, for a profile kept to say so.
+    public var unsupported: String?
     /// The file the profile was read from ("" for one built in code).
     public var file: String
 
@@ -127,15 +134,35 @@ public struct BoardProfile: Sendable, Equatable {
 
     /// The lines that make sense for a backend; any other is refused.
     public static func allowedLines(for backend: Backend) -> Set<LineRole> {
+        let front: Set<LineRole> = [.statusLED, .button]
         switch backend {
-        case .sx127x: [.reset, .dio0, .dio1, .dio2, .chipSelect, .txEnable, .rxEnable]
-        case .sx126x: [.reset, .busy, .dio1, .chipSelect, .txEnable, .rxEnable]
-        case .semtechUDP: [.reset, .powerEnable, .sx1261Reset]
+        case .sx127x: return front.union([.reset, .dio0, .dio1, .dio2, .chipSelect, .txEnable, .rxEnable])
+        case .sx126x: return front.union([.reset, .busy, .dio1, .chipSelect, .txEnable, .rxEnable])
+        case .semtechUDP: return front.union([.reset, .powerEnable, .sx1261Reset])
         }
     }
 
     public func line(_ role: LineRole) -> GPIOLineSpec? {
         lines[role]
+    }
+}
+
+/// Where a board's ATECC608 is: its I2C bus, its 7-bit address and the key slot.
+public struct SecureElementLocation: Sendable, Equatable {
+    public var bus: String
+    public var address: UInt8
+    public var slot: UInt16
+
+    public init(bus: String, address: UInt8 = 0x60, slot: UInt16 = 0) {
+        self.bus = bus
+        self.address = address
+        self.slot = slot
+    }
+
+    /// Helium's form of the same: `ecc://i2c-1:96?slot=0`.
+    public var uri: String {
+        let host = bus.hasPrefix("/dev/") ? String(bus.dropFirst(5)) : bus
+        return "ecc://\(host):\(address)?slot=\(slot)"
     }
 }
 
@@ -157,6 +184,7 @@ public struct MockFaults: Sendable, Equatable {
 extension BoardProfile {
     static let topLevelKeys = [
         "name", "description", "radio", "backend", "hal", "spi", "gpio", "reset", "radio_front_end", "mock",
+        "secure_element", "unsupported",
     ]
 
     /// Parses and validates a profile. Every problem is reported with the file, the line and
@@ -225,6 +253,11 @@ extension BoardProfile {
         let reset = try parseReset(root)
         let frontEnd = try parseFrontEnd(root, radio: radio)
         let mockFaults = try parseMockFaults(root, hal: hal)
+        let secureElement = try parseSecureElement(root, hal: hal)
+        let unsupported = try root.string("unsupported")
+        if let unsupported, unsupported.isEmpty {
+            throw root.error("unsupported", "says why the model cannot run hotspotd: it cannot be empty")
+        }
         try root.rejectUnknownKeys(known: topLevelKeys)
 
         var profile = BoardProfile(
@@ -232,7 +265,28 @@ extension BoardProfile {
             spi: spi, lines: lines, reset: reset, frontEnd: frontEnd, file: file
         )
         profile.mockFaults = mockFaults
+        profile.secureElement = secureElement
+        profile.unsupported = unsupported
         return profile
+    }
+
+    private static func parseSecureElement(_ root: TOMLSection, hal: HALKind) throws(TOMLConfigError)
+        -> SecureElementLocation?
+    {
+        guard let section = try root.section("secure_element") else { return nil }
+        let chip = try section.string("chip") ?? "atecc608"
+        guard chip == "atecc608" else {
+            throw section.error("chip", "hotspotd knows the ATECC608 only, not '\(chip)'")
+        }
+        let bus = try section.required("bus", section.string)
+        let number = bus.hasPrefix("/dev/i2c-") ? bus.dropFirst(9) : ""
+        guard !number.isEmpty, number.allSatisfy(\.isASCIIDigitCharacter) else {
+            throw section.error("bus", "'\(bus)' is not an i2c-dev node (expected /dev/i2c-N, such as /dev/i2c-1)")
+        }
+        let address = try section.integer("address", in: 0x08...0x77) ?? 0x60
+        let slot = try section.integer("slot", in: 0...15) ?? 0
+        try section.rejectUnknownKeys(known: ["chip", "bus", "address", "slot"])
+        return SecureElementLocation(bus: bus, address: UInt8(address), slot: UInt16(slot))
     }
 
     private static func parseMockFaults(_ root: TOMLSection, hal: HALKind) throws(TOMLConfigError) -> MockFaults {
@@ -392,13 +446,23 @@ extension BoardProfile {
 
     /// The header pins that the SPI controller behind an spidev node claims on a Raspberry Pi.
     static func raspberryPiSPIPins(for device: String) -> [UInt32: String] {
+        // The bus pins, and the chip select of this device: the others are free with an overlay
+        // that enables only the chip selects in use (Helium hotspots' button is SPI0 CE1, GPIO7,
+        // with `dtoverlay=spi0-1cs`).
+        let selects: [String: (offset: UInt32, name: String)] = [
+            "/dev/spidev0.0": (8, "SPI0 CE0"), "/dev/spidev0.1": (7, "SPI0 CE1"),
+            "/dev/spidev1.0": (18, "SPI1 CE0"), "/dev/spidev1.1": (17, "SPI1 CE1"), "/dev/spidev1.2": (16, "SPI1 CE2"),
+        ]
+        var pins: [UInt32: String]
         if device.hasPrefix("/dev/spidev0.") {
-            return [7: "SPI0 CE1", 8: "SPI0 CE0", 9: "SPI0 MISO", 10: "SPI0 MOSI", 11: "SPI0 SCLK"]
+            pins = [9: "SPI0 MISO", 10: "SPI0 MOSI", 11: "SPI0 SCLK"]
+        } else if device.hasPrefix("/dev/spidev1.") {
+            pins = [19: "SPI1 MISO", 20: "SPI1 MOSI", 21: "SPI1 SCLK"]
+        } else {
+            return [:]
         }
-        if device.hasPrefix("/dev/spidev1.") {
-            return [16: "SPI1 CE2", 17: "SPI1 CE1", 18: "SPI1 CE0", 19: "SPI1 MISO", 20: "SPI1 MOSI", 21: "SPI1 SCLK"]
-        }
-        return [:]
+        if let select = selects[device] { pins[select.offset] = select.name }
+        return pins
     }
 
     private static func chipList(_ section: TOMLSection, key: String) throws(TOMLConfigError) -> [String]? {

@@ -15,6 +15,10 @@ public struct HardwareError: Error, Equatable, Sendable, CustomStringConvertible
         case invalidRequest
         /// The device did not answer in time.
         case timeout
+        /// No I2C target acknowledged its address (absent, asleep, or busy executing).
+        case nack
+        /// Another master holds the I2C bus, or arbitration was lost.
+        case busBusy
         /// Anything else the kernel reported.
         case io
     }

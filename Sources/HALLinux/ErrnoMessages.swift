@@ -46,6 +46,50 @@ public enum DeviceErrorMapping {
         }
     }
 
+    /// An error opening or using an i2c-dev node, after the kernel's I2C fault codes
+    /// (Documentation/i2c/fault-codes.rst).
+    public static func i2c(errno code: Int32, path: String, operation: String) -> HardwareError {
+        switch code {
+        case ENOENT where operation == "open":
+            return HardwareError(
+                .notFound,
+                """
+                \(path) does not exist: I2C is not enabled. Add `dtparam=i2c_arm=on` to /boot/firmware/config.txt \
+                (or run `sudo raspi-config` → Interface Options → I2C), make sure the i2c-dev module loads \
+                (`echo i2c-dev | sudo tee /etc/modules-load.d/i2c-dev.conf`) and reboot; check with `ls /dev/i2c-*`.
+                """, errno: code)
+        case EACCES, EPERM:
+            return HardwareError(
+                .permissionDenied,
+                """
+                permission denied on \(path): install udev/99-hotspotd.rules into /etc/udev/rules.d/ \
+                (then `sudo udevadm control --reload && sudo udevadm trigger`) and add the service user to the \
+                `hotspotd` group (Raspberry Pi OS also grants the `i2c` group), or run as that user.
+                """, errno: code)
+        case ENXIO, EREMOTEIO:
+            return HardwareError(
+                .nack, "no device acknowledged on \(path) (\(operation)): it is absent, asleep, or busy", errno: code)
+        case EAGAIN, EBUSY:
+            return HardwareError(
+                .busBusy, "the I2C bus of \(path) is busy: another master holds it or arbitration was lost",
+                errno: code)
+        case ETIMEDOUT:
+            return HardwareError(.timeout, "\(operation) on \(path) timed out: a device holds the bus", errno: code)
+        case ENOTTY:
+            return HardwareError(
+                .wrongDevice, "\(path) does not accept I2C requests (\(operation)): is it really an i2c-dev node?",
+                errno: code)
+        case EOPNOTSUPP:
+            return HardwareError(
+                .invalidRequest, "the I2C adapter behind \(path) cannot do that transaction (\(operation))",
+                errno: code)
+        case ENODEV:
+            return HardwareError(.notFound, "\(path) has no adapter behind it any more", errno: code)
+        default:
+            return HardwareError(.io, "\(operation) on \(path) failed: \(String(cString: strerror(code)))", errno: code)
+        }
+    }
+
     /// An error opening a GPIO chip or requesting one of its lines.
     public static func gpio(errno code: Int32, path: String, line: UInt32?, role: String) -> HardwareError {
         let what = line.map { "\(path) line \($0) (\(role))" } ?? path

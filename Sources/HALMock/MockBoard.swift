@@ -13,6 +13,10 @@ public final class MockBoard: BoardHardware {
     /// The simulated chip, by family; exactly one is set.
     public let sx1276: SimulatedSX1276?
     public let sx1262: SimulatedSX1262?
+    /// The simulated ATECC608 on the board's virtual I2C bus: where the profile's
+    /// `[secure_element]` says, or on /dev/i2c-1 at 0x60, with a key drawn from the profile's name.
+    public let secureElement: SimulatedECC608
+    public let i2c: VirtualI2CBus
     private let peripheral: any SPIPeripheral
 
     /// `disconnected` lists lines the profile names but the simulated board does not wire to
@@ -22,6 +26,10 @@ public final class MockBoard: BoardHardware {
         self.air = air
         let gpio = VirtualGPIOChip(label: profile.line(.reset)?.chips.first ?? "mock")
         virtualGPIO = gpio
+        let location = profile.secureElement ?? SecureElementLocation(bus: "/dev/i2c-1")
+        i2c = VirtualI2CBus(path: location.bus)
+        secureElement = SimulatedECC608(seed: profile.name)
+        i2c.attach(secureElement, at: location.address)
         func pin(_ role: LineRole) -> UInt32? {
             disconnected.contains(role) ? nil : profile.line(role)?.offset
         }
@@ -68,6 +76,13 @@ public final class MockBoard: BoardHardware {
     }
 
     public var gpio: any GPIOController { virtualGPIO }
+
+    public func openI2C(_ bus: String) throws(HardwareError) -> any I2CBus {
+        guard bus == i2c.path else {
+            throw HardwareError(.notFound, "\(bus) does not exist: the mock board's I2C bus is \(i2c.path)")
+        }
+        return i2c
+    }
 
     public func openBusDevice(_ spi: BoardProfile.SPI) throws(HardwareError) -> any SPIDevice {
         let chipSelect = profile.line(.chipSelect).map { (chip: virtualGPIO, offset: $0.offset) }

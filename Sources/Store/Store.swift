@@ -767,7 +767,11 @@ public actor Store {
     /// For every owner charged since their last receipt: summarises the period, puts the
     /// messages `build` makes of it into the outbox, and marks the period receipted, in one
     /// transaction.
-    public func issueReceipts(at time: Int64, build: @Sendable (ReceiptSummary) -> [NewMessage]) throws(StoreError)
+    /// `build` may throw (a receipt that cannot be signed now): nothing is issued then, and the
+    /// period goes on to the next attempt.
+    public func issueReceipts(
+        at time: Int64, build: @Sendable (ReceiptSummary) throws(StoreError) -> [NewMessage]
+    ) throws(StoreError)
         -> [ReceiptSummary]
     {
         try write { () throws(StoreError) in
@@ -795,7 +799,7 @@ public actor Store {
                     uplinks: row[1].integer ?? 0, bytes: row[2].integer ?? 0, credits: row[3].integer ?? 0,
                     firstSeq: row[4].integer ?? 0, lastSeq: lastSeq, previousChain: row[7].blob ?? [], chain: chain
                 )
-                for message in build(summary) { try insert(message, at: time) }
+                for message in try build(summary) { try insert(message, at: time) }
                 try db.query(
                     "INSERT OR REPLACE INTO receipts (owner, last_seq, chain, period_end) VALUES (?, ?, ?, ?)",
                     [.text(owner), .integer(lastSeq), .blob(chain), .integer(time)]

@@ -3,8 +3,11 @@ import Clocks
 import HAL
 import HALLinux
 import HALMock
+import Cryptography
 import Radio
+import SecureElement
 import TOML
+import Wire
 
 #if canImport(Glibc)
     import Glibc
@@ -77,6 +80,15 @@ struct BoardCommand: AsyncParsableCommand {
         @Option(name: .long, help: "A directory of board profiles, searched before the standard ones.")
         var boardDir: String?
 
+        @Option(
+            name: .long,
+            help:
+                """
+                The secure element to check, as an ecc:// URI (ecc://i2c-1:96?slot=0). Default: gateway.key of the \
+                configuration when it is one, else the profile's secure element.
+                """)
+        var key: String?
+
         func run() async throws {
             let profile: BoardProfile
             do {
@@ -86,18 +98,69 @@ struct BoardCommand: AsyncParsableCommand {
                 printError(error.description)
                 throw ExitCode(1)
             }
-            do {
-                let hardware = try openBoard(profile)
-                let report = try await BoardProbe.probe(hardware)
-                print("\(profile.name): \(report.chip) answered")
-                for finding in report.findings { print("  \(finding)") }
-            } catch let error as ProbeError {
-                printError("\(profile.name): \(error.message)")
+            if let reason = profile.unsupported {
+                printError("\(profile.name): \(profile.description) cannot run hotspotd: \(reason)")
                 throw ExitCode(1)
-            } catch let error as HardwareError {
+            }
+            let hardware: any BoardHardware
+            do {
+                hardware = try openBoard(profile)
+            } catch {
                 printError("\(profile.name): \(error.message)")
                 throw ExitCode(1)
             }
+            var failed = !(await probeRadio(hardware, profile: profile))
+            let configured = board == nil ? configuredKey(config) : nil
+            guard let text = key ?? configured.flatMap({ ECCKeyURI.isURI($0) ? $0 : nil }) ?? profile.secureElement?.uri
+            else {
+                if failed { throw ExitCode(1) }
+                return
+            }
+            do {
+                let uri = try ECCKeyURI(parsing: text)
+                let chip = ECC608(bus: try hardware.openI2C(uri.bus), address: uri.address)
+                let report = try SecureElementReport.probe(chip, slot: uri.slot)
+                print(describe(report))
+                if report.problem != nil { failed = true }
+            } catch let error as CryptoError {
+                printError("--key: \(error.message)")
+                failed = true
+            } catch let error as HardwareError {
+                printError("secure element: \(error.message)")
+                failed = true
+            } catch let error as ECC608Error {
+                printError("secure element: \(error.message)")
+                failed = true
+            }
+            if failed { throw ExitCode(1) }
+        }
+
+        /// Probes the radio; says what answered, or why nothing did.
+        func probeRadio(_ hardware: any BoardHardware, profile: BoardProfile) async -> Bool {
+            do {
+                let report = try await BoardProbe.probe(hardware)
+                print("\(profile.name): \(report.chip) answered")
+                for finding in report.findings { print("  \(finding)") }
+                return true
+            } catch {
+                printError("\(profile.name): \(error.message)")
+                return false
+            }
+        }
+
+        func describe(_ report: SecureElementReport) -> String {
+            let model = report.revision[3] >= 0x03 ? "ATECC608B" : "ATECC608A"
+            var lines = [
+                "secure element: \(model) (revision \(Hex.encode(report.revision))) answered on \(report.device), serial \(Hex.encode(report.serialNumber))",
+                "  configuration zone \(report.configurationLocked ? "locked" : "UNLOCKED"), data zone \(report.dataLocked ? "locked" : "UNLOCKED")",
+                "  slot \(report.slot) \(report.slotHoldsP256Key ? "holds a P-256 private key" : "holds no P-256 private key")",
+            ]
+            if let key = report.publicKey {
+                lines.append("  key type \(key.keyType.rawValue), address \(key.address)")
+                lines.append("  gateway id \(GatewayIdentity.derivedGatewayID(of: key))")
+            }
+            if let problem = report.problem { lines.append("  problem: \(problem)") }
+            return lines.joined(separator: "\n")
         }
     }
 }
@@ -125,6 +188,14 @@ func configuredBoard(_ path: String) throws(TOMLConfigError) -> String {
             message: "is not set: name a board with --board (see `hotspotd board list`)")
     }
     return board
+}
+
+/// The `gateway.key` (or `key_file`) of a configuration file, when it can be read and has one.
+func configuredKey(_ path: String) -> String? {
+    guard let text = try? readTextFile(path), let root = try? TOMLSection.parse(text, file: path),
+        let gateway = try? root.section("gateway")
+    else { return nil }
+    return (try? gateway.string("key")) ?? (try? gateway.string("key_file")) ?? nil
 }
 
 /// The board catalog: `--board-dir` first, then the standard places.

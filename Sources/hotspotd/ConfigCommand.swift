@@ -4,6 +4,7 @@ import Clocks
 import Cryptography
 import HAL
 import Radio
+import SecureElement
 import Synchronization
 import TOML
 import Transport
@@ -65,6 +66,7 @@ struct ConfigCommand: ParsableCommand {
             let environment = hotspotd.environment()
             var problems: [String] = []
             var found: [(String, String)] = []
+            var loadedProfile: BoardProfile?
             let text = try readConfigurationText(config)
             let (loaded, configurationProblems) = Configuration.check(text, file: config, environment: environment)
             problems += configurationProblems.map(\.description)
@@ -95,7 +97,13 @@ struct ConfigCommand: ParsableCommand {
             } else {
                 do {
                     let profile = try catalog(nil).load(configuration.gateway.board)
+                    loadedProfile = profile
                     found.append(("board", "\(profile.name): \(profile.description)"))
+                    if let reason = profile.unsupported {
+                        problems.append(
+                            configuration.error("gateway.board", "\(profile.description) cannot run hotspotd: \(reason)")
+                                .description)
+                    }
                 } catch  where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
                     problems.append(configuration.error("gateway.board", error.message).description)
                 } catch {
@@ -104,29 +112,42 @@ struct ConfigCommand: ParsableCommand {
                 }
             }
 
-            // The gateway key: read if it is there; `run` creates it otherwise.
-            let keyFile = configuration.gateway.keyFile
-            if refused("gateway.key_file") {
+            // The gateway key: read if it is there; `run` creates it otherwise. A secure element
+            // is read by `board probe`, which wakes the chip.
+            let keySetting = configuration.gateway.keySetting
+            let elementURI =
+                configuration.gateway.key == nil ? loadedProfile?.secureElement?.uri : configuration.gateway.key
+            if refused(keySetting) {
                 // said above
+            } else if let uri = elementURI, ECCKeyURI.isURI(uri) {
+                found.append(("gateway key", "\(uri): the secure element's key (`hotspotd board probe` reads it)"))
+            } else if let keyFile = configuration.gateway.keyFile {
+                checkKeyFile(keyFile, setting: keySetting)
+            }
+
+            func checkKeyFile(_ keyFile: String, setting: String) {
+            if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
             } else if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
                 problems.append(
                     configuration.error(
-                        "gateway.key_file",
+                        setting,
                         "this user may not read the key file \(keyFile): run `sudo hotspotd config check`"
                     ).description)
             } else if access(keyFile, F_OK) == 0 {
                 do {
                     let identity = GatewayIdentity(key: try KeyFile.read(keyFile), gatewayID: configuration.gateway.id)
                     found.append(("gateway key", "\(keyFile): \(identity.address), gateway id \(identity.gatewayID)"))
+                } catch let error as CryptoError {
+                    problems.append(configuration.error(setting, error.message).description)
                 } catch {
-                    problems.append(configuration.error("gateway.key_file", error.message).description)
+                    problems.append(configuration.error(setting, "\(error)").description)
                 }
             } else {
                 let directory = Self.parent(of: keyFile)
                 if access(directory, F_OK) == 0 && access(directory, W_OK) != 0 {
                     problems.append(
                         configuration.error(
-                            "gateway.key_file",
+                            setting,
                             """
                             \(keyFile) does not exist and \(directory) is not writable, so the first start cannot \
                             create it
@@ -135,6 +156,7 @@ struct ConfigCommand: ParsableCommand {
                 } else {
                     found.append(("gateway key", "\(keyFile) does not exist yet: the first start creates it"))
                 }
+            }
             }
 
             // The data directory, where the store lives.
@@ -284,7 +306,7 @@ struct ConfigCommand: ParsableCommand {
                     "gateway",
                     [
                         ("region", quoted(c.gateway.region.name.rawValue)), ("board", quoted(c.gateway.board)),
-                        ("key_file", quoted(c.gateway.keyFile)), ("data_dir", quoted(c.gateway.dataDirectory)),
+                        ("key", c.gateway.key.map(quoted)), ("data_dir", quoted(c.gateway.dataDirectory)),
                         ("id", c.gateway.id.map(quoted)), ("shutdown_timeout", duration(c.gateway.shutdownTimeout)),
                     ]
                 ),

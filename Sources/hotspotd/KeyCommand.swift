@@ -1,5 +1,8 @@
 import ArgumentParser
 import Cryptography
+import HAL
+import SecureElement
+import TOML
 import Wire
 
 let defaultKeyFile = "/var/lib/hotspotd/gateway.key"
@@ -34,40 +37,91 @@ struct KeyCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
                 """
-                Print the key's Helium address, public key, the gateway ID derived from it, and the X25519 key \
-                that pair commands seal NwkSKeys to.
+                Print the key's type, Helium address and public key, the gateway ID derived from it, and the X25519 \
+                key that pair commands seal NwkSKeys to.
+                """,
+            discussion:
+                """
+                The key is a key file or a secure element (--key ecc://i2c-1:96?slot=0, read through the bus of \
+                --board's profile, by default the configuration's gateway.board). A secure element's sealing key \
+                is the file sealing.key in --data-dir, made by the agent's first start.
                 """
         )
 
         @Option(name: .long, help: "The key file.")
         var keyFile: String = defaultKeyFile
 
-        @Flag(help: "Print JSON (keys: address, public_key, gateway_id, sealing_key).")
+        @Option(name: .long, help: "A key file's path or a secure element's ecc:// URI; wins over --key-file.")
+        var key: String?
+
+        @Option(name: .long, help: "The board whose I2C bus holds the secure element. Default: gateway.board.")
+        var board: String?
+
+        @Option(name: .long, help: "The configuration file whose gateway.board is used when --board is not given.")
+        var config: String = "/etc/hotspotd/hotspotd.toml"
+
+        @Option(name: .long, help: "A directory of board profiles, searched before the standard ones.")
+        var boardDir: String?
+
+        @Option(name: .long, help: "The data directory, where a secure element's sealing key is kept.")
+        var dataDir: String = "/var/lib/hotspotd"
+
+        @Flag(help: "Print JSON (keys: key_type, address, public_key, gateway_id, sealing_key).")
         var json = false
 
         func run() throws {
-            let key: Ed25519PrivateKey
-            do {
-                key = try KeyFile.read(keyFile)
-            } catch {
-                printError(error.message)
-                throw ExitCode(1)
+            let publicKey: HeliumPublicKey
+            var sealing: [UInt8]?
+            var source = key ?? keyFile
+            if ECCKeyURI.isURI(source) {
+                do {
+                    let uri = try ECCKeyURI(parsing: source)
+                    let profile = try catalog(boardDir).load(try board ?? configuredBoard(config))
+                    let hardware = try openBoard(profile)
+                    let chip = ECC608(bus: try hardware.openI2C(uri.bus), address: uri.address)
+                    publicKey = try ECC608Signer(chip: chip, slot: uri.slot).heliumKey
+                    sealing = (try? SealingKeyFile.read(dataDir + "/sealing.key"))?.publicKey
+                    source = uri.description
+                } catch let error as CryptoError {
+                    printError(error.message)
+                    throw ExitCode(1)
+                } catch let error as TOMLConfigError {
+                    printError(error.description)
+                    throw ExitCode(1)
+                } catch let error as HardwareError {
+                    printError(error.message)
+                    throw ExitCode(1)
+                } catch let error as ECC608Error {
+                    printError(error.message)
+                    throw ExitCode(1)
+                }
+            } else {
+                do {
+                    let key = try KeyFile.read(source)
+                    publicKey = key.heliumKey
+                    sealing = key.sealingKey.publicKey
+                } catch {
+                    printError(error.message)
+                    throw ExitCode(1)
+                }
             }
-            let identity = GatewayIdentity(key: key)
+            let gatewayID = GatewayIdentity.derivedGatewayID(of: publicKey)
             if json {
                 print(
                     JSON.serialize(
                         .object([
-                            ("address", .string(identity.address)),
-                            ("public_key", .string(Hex.encode(key.publicKey.bytes))),
-                            ("gateway_id", .string(identity.gatewayID)),
-                            ("sealing_key", .string(Hex.encode(key.sealingKey.publicKey))),
+                            ("key_type", .string(publicKey.keyType.rawValue)),
+                            ("address", .string(publicKey.address)),
+                            ("public_key", .string(Hex.encode(publicKey.keyBytes))),
+                            ("gateway_id", .string(gatewayID)),
+                            ("sealing_key", sealing.map { .string(Hex.encode($0)) } ?? .null),
                         ])))
             } else {
-                print("address     \(identity.address)")
-                print("public key  \(Hex.encode(key.publicKey.bytes))")
-                print("gateway id  \(identity.gatewayID)")
-                print("sealing key \(Hex.encode(key.sealingKey.publicKey))")
+                print("key type    \(publicKey.keyType.rawValue) (\(source))")
+                print("address     \(publicKey.address)")
+                print("public key  \(Hex.encode(publicKey.keyBytes))")
+                print("gateway id  \(gatewayID)")
+                print("sealing key \(sealing.map { Hex.encode($0) } ?? "none yet: the agent's first start makes \(dataDir)/sealing.key")")
             }
         }
     }

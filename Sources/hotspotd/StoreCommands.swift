@@ -184,12 +184,17 @@ struct ReportCommand: ParsableCommand {
                     ("type", .string(message.kind)), ("encoding", .string(message.encoding)),
                     ("signature_valid", .bool(message.signer != nil)),
                 ]
-                if let signer = message.signer { members.append(("signer", .string(Helium.address(of: signer)))) }
+                if let signer = message.signer {
+                    members.append(("signer", .string(signer.address)))
+                    members.append(("key_type", .string(signer.keyType.rawValue)))
+                }
                 members.append(("fields", .object(message.fields.map { ($0.0, .string($0.1)) })))
                 print(JSON.serialize(.object(members)))
             } else {
                 print("type       \(message.kind) (\(message.encoding))")
-                print("signature  \(message.signer.map { "valid, signed by \(Helium.address(of: $0))" } ?? "INVALID")")
+                print(
+                    "signature  \(message.signer.map { "valid, signed by \($0.address) (\($0.keyType.rawValue))" } ?? "INVALID")"
+                )
                 for (name, value) in message.fields { print("\(name.padding(to: 10)) \(value)") }
             }
             if message.signer == nil { throw ExitCode(1) }
@@ -200,7 +205,7 @@ struct ReportCommand: ParsableCommand {
             var encoding: String
             var fields: [(String, String)]
             /// The key whose signature checks; nil when it does not.
-            var signer: Ed25519PublicKey?
+            var signer: HeliumPublicKey?
         }
 
         /// The ways the input may hold a message: JSON text, Base64 text of the bytes, the bytes.
@@ -286,7 +291,7 @@ struct ReportCommand: ParsableCommand {
                         key.map { $0.isValidSignature(Array(command.signature), for: Array(command.body)) } ?? false
                     return Identified(
                         kind: "signed_command", encoding: encoding, fields: Self.fields(of: body),
-                        signer: valid ? key : nil)
+                        signer: valid ? key.map(HeliumPublicKey.ed25519) : nil)
                 }
             }
             return nil

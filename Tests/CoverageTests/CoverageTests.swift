@@ -139,10 +139,10 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         #expect(beaconReport.localEntropy.count == 4)
         #expect(beaconReport.frequency == 868_100_000 && beaconReport.datarate == .sf12Bw125)
         #expect(beaconReport.txPower == 140)
-        #expect(SignedReports.verify(beaconReport) == sender.identity.key.publicKey)
+        #expect(SignedReports.verify(beaconReport) == sender.identity.publicKey)
         #expect(
             try verifiedByPython(
-                publicKey: sender.identity.key.publicKey.bytes, message: try unsignedBytes(beaconReport),
+                publicKey: sender.identity.publicKey.keyBytes, message: try unsignedBytes(beaconReport),
                 signature: Array(beaconReport.signature)))
 
         let witnessReports = try await witness.store.outbox().filter { $0.kind == .witness }
@@ -154,16 +154,16 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
             "the air's radio link, −70 dBm, in tenths, within the SX1276 register's resolution")
         #expect(witnessReport.snr == 90)
         #expect(witnessReport.frequency == 868_100_000)
-        #expect(SignedReports.verify(witnessReport) == witness.identity.key.publicKey)
+        #expect(SignedReports.verify(witnessReport) == witness.identity.publicKey)
         #expect(
             try verifiedByPython(
-                publicKey: witness.identity.key.publicKey.bytes, message: try unsignedBytes(witnessReport),
+                publicKey: witness.identity.publicKey.keyBytes, message: try unsignedBytes(witnessReport),
                 signature: Array(witnessReport.signature)))
         var forged = witnessReport
         forged.signal = -300
         #expect(
             try !verifiedByPython(
-                publicKey: witness.identity.key.publicKey.bytes, message: try unsignedBytes(forged),
+                publicKey: witness.identity.publicKey.keyBytes, message: try unsignedBytes(forged),
                 signature: Array(forged.signature)))
 
         // Beacons are never charged or forwarded as uplinks; the sender does not witness itself.
@@ -266,7 +266,7 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         #expect(await eventually(within: 30) { collector.received.count >= 1 })
         let report = try Helium_PocLora_lora_beacon_report_req_v1(
             serializedBytes: try #require(collector.received.first))
-        #expect(SignedReports.verify(report) == hotspot.identity.key.publicKey)
+        #expect(SignedReports.verify(report) == hotspot.identity.publicKey)
         #expect(await eventually(within: 10) { await hotspot.store.outboxDepth() == 0 })
         collector.client.stop()
         await hotspot.radio.stop()

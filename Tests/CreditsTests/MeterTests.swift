@@ -403,12 +403,12 @@ import Wire
         let meter = Meter(store: store, topics: topics) { clock.nanoseconds }
         _ = try await meter.meter(uplink(fCnt: 1, at: 10))
         _ = try await meter.meter(uplink(fCnt: 2, payload: [UInt8](repeating: 1, count: 30), at: 20))
-        let summaries = try await ReceiptIssuer(store: store, key: gatewayKey, topics: topics).issue(at: 100)
+        let summaries = try await ReceiptIssuer(store: store, signer: gatewayKey, topics: topics).issue(at: 100)
         #expect(summaries.count == 1)
         let message = try #require(try await store.outbox().first { $0.kind == .receipt })
         #expect(message.topic == topics.receipt)
         let receipt = try Hotspotd_UsageReceipt(serializedBytes: message.payload)
-        #expect(SignedReports.verify(receipt) == gatewayKey.publicKey)
+        #expect(SignedReports.verify(receipt) == gatewayKey.heliumKey)
         #expect(
             receipt.owner == "alice" && receipt.uplinks == 2 && receipt.credits == 3 && receipt.firstSeq == 1
                 && receipt.lastSeq == 2)

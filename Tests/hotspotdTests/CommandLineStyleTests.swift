@@ -270,7 +270,7 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
             owner: "alice", periodStart: 1_764_547_200_000_000_000, periodEnd: 1_764_547_800_000_000_000, uplinks: 3,
             bytes: 60, credits: 3, firstSeq: 1, lastSeq: 3, previousChain: [UInt8](repeating: 0, count: 32),
             chain: [UInt8](repeating: 7, count: 32))
-        let receipt = ReceiptIssuer.receipt(summary, key: key, gatewayID: "0016c001ff10a235")
+        let receipt = try ReceiptIssuer.receipt(summary, signer: key, gatewayID: "0016c001ff10a235")
         let receiptFile = try write(try receipt.jsonString(), to: "receipt.json")
         let fromJSON = try await runHotspotd(["report", "verify", receiptFile], in: directory)
         #expect(fromJSON.status == 0, "\(fromJSON.stderr)")
@@ -289,7 +289,7 @@ private func runHotspotdBlocking(_ arguments: [String], in directory: String, en
         witness.snr = 92
         witness.frequency = 868_100_000
         witness.datarate = .sf12Bw125
-        let signedWitness = SignedReports.sign(witness, with: key)
+        let signedWitness = try SignedReports.sign(witness, with: key)
         let witnessFile = directory + "/witness.bin"
         try Data(try signedWitness.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: witnessFile))
         let witnessResult = try await runHotspotd(["report", "verify", witnessFile], in: directory)

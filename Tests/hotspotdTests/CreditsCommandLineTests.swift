@@ -100,7 +100,7 @@ import Transport
         let summary = ReceiptSummary(
             owner: "alice", periodStart: 1, periodEnd: 2, uplinks: 3, bytes: 60, credits: 3, firstSeq: 1, lastSeq: 3,
             previousChain: [UInt8](repeating: 0, count: 32), chain: [UInt8](repeating: 7, count: 32))
-        let receipt = ReceiptIssuer.receipt(summary, key: key, gatewayID: "0016c001ff10a235")
+        let receipt = try ReceiptIssuer.receipt(summary, signer: key, gatewayID: "0016c001ff10a235")
         let file = directory + "/receipt.bin"
         try Data(try receipt.serializedBytes() as [UInt8]).write(to: URL(fileURLWithPath: file))
         let verified = try await runHotspotd(["report", "verify", file])
