@@ -44,7 +44,8 @@ struct BoardCommand: AsyncParsableCommand {
                     let radio = profile.radio.rawValue.padding(to: 7)
                     let backend = (profile.hal == .mock ? "mock/\(profile.backend.rawValue)" : profile.backend.rawValue)
                         .padding(to: 16)
-                    print("\(name)  \(radio)  \(backend)  \(profile.description)")
+                    let note = profile.unsupported.map { " (unsupported: \($0))" } ?? ""
+                    print("\(name)  \(radio)  \(backend)  \(profile.description)\(note)")
                 case .failure(let error):
                     invalid += 1
                     printError("invalid profile: \(error)")
