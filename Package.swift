@@ -256,9 +256,11 @@ let package = Package(
             name: "AgentTests",
             dependencies: [
                 "CSQLite", "Clocks", "Frames", "ChirpStack", "Transport", "Store", "Messages", "Credits", "Agent",
-                "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport",
+                "TOML", "Radio", "LoRaPHY", "LoRaWAN", "HALMock", "Coverage", "TestSupport", "Cryptography", "HAL",
+                "SecureElement",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]),
         .testTarget(
             name: "hotspotdTests",

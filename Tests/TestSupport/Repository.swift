@@ -40,3 +40,27 @@ public func decodeWithChirpStack(_ payloads: [[UInt8]], as message: String) thro
     guard result.status == 0 else { throw BrokerError("chirpstack-api could not decode: \(result.error)") }
     return try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] ?? []
 }
+
+/// Whether `signature` (DER) is an ECDSA P-256 signature of SHA-256(`message`) by the point
+/// X ‖ Y, as checked by PyPI's `ecdsa`, a pure-Python implementation that shares no code with
+/// OpenSSL.
+public func verifiedByPythonECDSA(point: [UInt8], message: [UInt8], signature: [UInt8]) throws -> Bool {
+    let script = """
+        import hashlib, sys
+        from ecdsa import BadSignatureError, NIST256p, VerifyingKey
+        from ecdsa.util import sigdecode_der
+        point, message, signature = (bytes.fromhex(part) for part in sys.stdin.read().split())
+        key = VerifyingKey.from_string(point, curve=NIST256p, hashfunc=hashlib.sha256)
+        try:
+            key.verify(signature, message, sigdecode=sigdecode_der)
+            print("valid")
+        except BadSignatureError:
+            print("invalid")
+        """
+    let input = [point, message, signature].map { bytes in
+        bytes.map { String(format: "%02x", $0) }.joined()
+    }.joined(separator: " ")
+    let result = try run(chirpStackPython(), ["-c", script], input: Data(input.utf8))
+    guard result.status == 0 else { throw BrokerError("python3 ecdsa: \(result.error)") }
+    return result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "valid"
+}

@@ -43,12 +43,15 @@ ensure_packages() {
 }
 
 # Python decoders that somebody else wrote, for the tests to check hotspotd's messages with:
-# ChirpStack's published gw.proto bindings (PyPI chirpstack-api). In a virtual environment of
-# the repository's own (.build-python, ignored by git), made or completed when it lacks them.
-HOTSPOTD_TEST_PYTHON_PACKAGES="chirpstack-api==4.20.0"
+# ChirpStack's published gw.proto bindings (PyPI chirpstack-api), and a pure-Python ECDSA
+# (PyPI ecdsa) that checks the secure element's signatures without OpenSSL. In a virtual
+# environment of the repository's own (.build-python, ignored by git), made or completed when
+# it lacks them.
+HOTSPOTD_TEST_PYTHON_PACKAGES="chirpstack-api==4.20.0 ecdsa==0.19.1"
+HOTSPOTD_TEST_PYTHON_CHECK="import chirpstack_api.gw.gw_pb2, ecdsa"
 ensure_test_python() {
     local venv=.build-python
-    if "$venv/bin/python3" -c 'import chirpstack_api.gw.gw_pb2' >/dev/null 2>&1; then
+    if "$venv/bin/python3" -c "$HOTSPOTD_TEST_PYTHON_CHECK" >/dev/null 2>&1; then
         return 0
     fi
     echo "Installing $HOTSPOTD_TEST_PYTHON_PACKAGES into $venv" >&2
@@ -64,5 +67,5 @@ ensure_test_python() {
         return 1
     fi
     rm -f "$log"
-    "$venv/bin/python3" -c 'import chirpstack_api.gw.gw_pb2'
+    "$venv/bin/python3" -c "$HOTSPOTD_TEST_PYTHON_CHECK"
 }

@@ -1,0 +1,147 @@
+import Agent
+import Clocks
+import Coverage
+import Cryptography
+import Foundation
+import HAL
+import HALMock
+import LoRaPHY
+import Logging
+import Messages
+import Radio
+import Store
+import SwiftProtobuf
+import TestSupport
+import Testing
+
+/// The agent with its identity in the mock board's simulated ATECC608: what it signs, it signs
+/// on the chip, and somebody else's ECDSA agrees.
+@Suite(.capturingLogs, .serialized) struct SecureElementAgentTests {
+    @Test(.timeLimit(.minutes(5)))
+    func beaconAndWitnessReportsAreSignedByTheChipsKey() async throws {
+        let broker = try Broker()
+        defer { broker.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-ecc-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        ).path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let received = directory + "/received.txt"
+        let subscriber = try spawn(
+            "/usr/bin/mosquitto_sub",
+            [
+                "-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-F", "%t %x",
+                "-t", "eu868/gateway/+/event/beacon", "-t", "eu868/gateway/+/event/witness",
+            ], logFile: received)
+        defer {
+            kill(subscriber, SIGTERM)
+            _ = waitForExit(subscriber, seconds: 5)
+        }
+
+        let text = """
+            [gateway]
+            region = "EU868"
+            board = "mock"
+            key = "ecc://i2c-1:96?slot=0"
+            data_dir = "\(directory)/data"
+            shutdown_timeout = "2s"
+            [radio]
+            frequency = 868100000
+            spreading_factor = 12
+            [mqtt]
+            server = "mqtt://127.0.0.1:\(broker.port)"
+            [credits]
+            authority = "\(Helium.address(of: Ed25519PrivateKey.generate().publicKey))"
+            [coverage]
+            interval = "1m"
+            """
+        let configuration = try Configuration.parse(text, file: "hotspotd.toml")
+        let air = Air(timeScale: 0)
+        let daemon = try await Daemon(
+            configuration: configuration, environment: [:], catalog: BoardCatalog(directories: [boardDirectory]),
+            logger: Logger(label: "test"), air: air)
+        // The mock board's chip: its key is drawn from the profile's name.
+        let chipKey = SimulatedECC608(seed: "mock").key.publicKey
+        #expect(daemon.identity.publicKey == .eccCompact(chipKey))
+        #expect(daemon.identity.address == HeliumPublicKey.eccCompact(chipKey).address)
+        let running = Task { try await daemon.run() }
+
+        // Another hotspot in the same air beacons on the agent's channel.
+        let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: air)
+        let radio = try SPIRadio(
+            board: board,
+            configuration: RadioConfiguration(
+                frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125)),
+            policy: RegionalTransmitPolicy(region: .eu868), logger: Logger(label: "sender"))
+        try await radio.start()
+        let sender = GatewayIdentity(key: .generate())
+        let senderCoverage = CoverageService(
+            radio: radio, store: try Store.open(directory: directory + "/sender"), identity: sender, region: .eu868,
+            topics: Topics(prefix: "eu868", gatewayID: sender.gatewayID), logger: Logger(label: "sender"),
+            now: { wallClockNanoseconds() })
+        await senderCoverage.receiveEntropy([1, 2, 3, 4], timestamp: UInt64(wallClockNanoseconds()))
+
+        func reports() -> [(topic: String, payload: [UInt8])] {
+            Self.reports(in: received)
+        }
+        // The agent witnesses the sender's beacon at once, and beacons itself within its 1-minute window.
+        var sent = false
+        var done = false
+        let deadline = ContinuousClock.now + .seconds(150)
+        while !done && ContinuousClock.now < deadline {
+            if !sent, case .sent(let beacon) = (try? await senderCoverage.beacon()) ?? .noDataRate {
+                sent = beacon.frequencyHz == 868_100_000
+            }
+            let topics = reports().map(\.topic)
+            done = topics.contains { $0.hasSuffix("/event/witness") } && topics.contains { $0.hasSuffix("/event/beacon") }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        await daemon.shutDown()
+        _ = try? await running.value
+        await radio.stop()
+        #expect(done, "a witness and a beacon report on the broker: \(reports().map(\.topic))")
+
+        for (topic, payload) in reports() {
+            let unsigned: [UInt8]
+            let pubKey: [UInt8]
+            let signature: [UInt8]
+            if topic.hasSuffix("/event/beacon") {
+                var report = try Helium_PocLora_lora_beacon_report_req_v1(serializedBytes: payload)
+                (pubKey, signature) = (Array(report.pubKey), Array(report.signature))
+                report.signature = Data()
+                unsigned = try report.serializedBytes()
+            } else {
+                var report = try Helium_PocLora_lora_witness_report_req_v1(serializedBytes: payload)
+                (pubKey, signature) = (Array(report.pubKey), Array(report.signature))
+                report.signature = Data()
+                unsigned = try report.serializedBytes()
+            }
+            #expect(pubKey == [0x00] + chipKey.x, "ecc_compact: key type 0, then X")
+            #expect(signature.first == 0x30, "DER")
+            #expect(try verifiedByPythonECDSA(point: chipKey.x + chipKey.y, message: unsigned, signature: signature))
+            #expect(try !verifiedByPythonECDSA(point: chipKey.x + chipKey.y, message: unsigned + [0], signature: signature))
+        }
+    }
+}
+
+extension SecureElementAgentTests {
+    /// What mosquitto_sub wrote down: a topic and the payload in hex, a line each.
+    static func reports(in file: String) -> [(topic: String, payload: [UInt8])] {
+        let lines = (try? String(contentsOfFile: file, encoding: .utf8))?.split(separator: "\n") ?? []
+        return lines.compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2 else { return nil }
+            return (String(parts[0]), hexBytes(String(parts[1])))
+        }
+    }
+}
+
+private func hexBytes(_ text: String) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var index = text.startIndex
+    while let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex), index != text.endIndex {
+        bytes.append(UInt8(text[index..<next], radix: 16) ?? 0)
+        index = next
+    }
+    return bytes
+}
