@@ -8,6 +8,7 @@ import HALMock
 import Logging
 import Messages
 import Radio
+import SecureElement
 import ServiceLifecycle
 import Store
 import Synchronization
@@ -187,6 +188,46 @@ public final class Daemon: Service, Sendable {
                 }),
             .init(service: pipeline),
         ]
+        // The status LED and button, where the board has them: without them the agent runs on.
+        let lightLogger = Logger(label: "hotspotd.light")
+        func line(_ role: LineRole, _ request: GPIOLineRequest) -> (any GPIOLine)? {
+            do {
+                return try hardware.requestLineIfPresent(role, request)
+            } catch {
+                lightLogger.warning("no \(role.rawValue): \(error.message)")
+                return nil
+            }
+        }
+        let led = line(.statusLED, .output(initial: false))
+        let button = line(.button, .input(edges: .both))
+        if led != nil || button != nil {
+            let health = (identity.signer as? ECC608Signer)?.health
+            let radioPatience = Startup.healthCheckInterval(watchdog: notifier.watchdogInterval) * 3
+            let broker = configuration.mqtt.brokerAddress
+            let address = identity.address
+            let lightState: @Sendable () async -> LightState = {
+                let progress = Duration.nanoseconds(await radio.statistics().lastProgressNanoseconds)
+                return LightState(
+                    brokerConnected: transport.isConnected, radioAnswering: clock.monotonic() - progress < radioPatience,
+                    secureElementAnswering: health?.isHealthy ?? true)
+            }
+            services.append(
+                .init(
+                    service: StatusLight(
+                        led: led, button: button, logger: lightLogger, state: lightState,
+                        diagnostic: {
+                            let state = await lightState()
+                            let last = pipeline.counters.lastUplinkAt.map {
+                                "\(max(0, (now() - $0) / 1_000_000_000)) s ago"
+                            } ?? "none yet"
+                            return """
+                                running, LED \(state.pattern.rawValue), broker \(broker) \
+                                \(state.brokerConnected ? "connected" : "not connected"), radio \
+                                \(state.radioAnswering ? "answering" : "NOT answering"), last uplink \(last), \
+                                address \(address)
+                                """
+                        })))
+        }
         var groupLogger = Logger(label: "hotspotd.services")
         groupLogger.logLevel = .warning
         group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: groupLogger))

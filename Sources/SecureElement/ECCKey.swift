@@ -1,5 +1,6 @@
 import Cryptography
 import HAL
+import Synchronization
 
 /// Where a secure element's key is, as Helium's tools write it: `ecc://i2c-1:96?slot=0` is
 /// the chip on `/dev/i2c-1` at bus address 96 (0x60), key slot 0. The address defaults to 96
@@ -78,6 +79,8 @@ public struct ECC608Signer: GatewaySigner {
     public let chip: ECC608
     public let slot: UInt16
     public let heliumKey: HeliumPublicKey
+    /// Whether the last signature succeeded (true until one fails): the status LED shows it.
+    public let health = SignerHealth()
 
     /// Reads the slot's public key; refuses a chip that is not an ATECC608 and a key Helium's
     /// compact encoding cannot name.
@@ -112,13 +115,25 @@ public struct ECC608Signer: GatewaySigner {
     public func sign(_ message: [UInt8]) throws(CryptoError) -> [UInt8] {
         do {
             let raw = try chip.sign(digest: SHA256.hash(message), slot: slot)
-            return try ECDSASignature.der(raw: raw)
+            let signature = try ECDSASignature.der(raw: raw)
+            health.record(true)
+            return signature
         } catch let error as ECC608Error {
+            health.record(false)
             throw CryptoError("the secure element could not sign: \(error.message)")
         } catch {
+            health.record(false)
             throw CryptoError("the secure element could not sign: \(error)")
         }
     }
+}
+
+/// Whether a signer's last attempt succeeded.
+public final class SignerHealth: Sendable {
+    private let healthy = Atomic(true)
+    public init() {}
+    public var isHealthy: Bool { healthy.load(ordering: .relaxed) }
+    func record(_ success: Bool) { healthy.store(success, ordering: .relaxed) }
 }
 
 /// What `board probe` tells of a secure element.
