@@ -205,7 +205,8 @@ let package = Package(
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "LoRaPHYTests", dependencies: ["LoRaPHY"]),
         .testTarget(name: "HALTests", dependencies: ["Clocks", "TestSupport", "HAL"]),
-        .testTarget(name: "HALLinuxTests", dependencies: ["HAL", "HALLinux", "CSPI", "CI2C", "CGPIO", "CMosquitto", "CCrypto"]),
+        .testTarget(
+            name: "HALLinuxTests", dependencies: ["HAL", "HALLinux", "CSPI", "CI2C", "CGPIO", "CMosquitto", "CCrypto"]),
         .testTarget(name: "HALMockTests", dependencies: ["Clocks", "TestSupport", "HALMock", "HAL", "LoRaPHY"]),
         .testTarget(
             name: "SecureElementTests",

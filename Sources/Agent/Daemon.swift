@@ -208,7 +208,8 @@ public final class Daemon: Service, Sendable {
             let lightState: @Sendable () async -> LightState = {
                 let progress = Duration.nanoseconds(await radio.statistics().lastProgressNanoseconds)
                 return LightState(
-                    brokerConnected: transport.isConnected, radioAnswering: clock.monotonic() - progress < radioPatience,
+                    brokerConnected: transport.isConnected,
+                    radioAnswering: clock.monotonic() - progress < radioPatience,
                     secureElementAnswering: health?.isHealthy ?? true)
             }
             services.append(
@@ -217,9 +218,10 @@ public final class Daemon: Service, Sendable {
                         led: led, button: button, logger: lightLogger, state: lightState,
                         diagnostic: {
                             let state = await lightState()
-                            let last = pipeline.counters.lastUplinkAt.map {
-                                "\(max(0, (now() - $0) / 1_000_000_000)) s ago"
-                            } ?? "none yet"
+                            let last =
+                                pipeline.counters.lastUplinkAt.map {
+                                    "\(max(0, (now() - $0) / 1_000_000_000)) s ago"
+                                } ?? "none yet"
                             return """
                                 running, LED \(state.pattern.rawValue), broker \(broker) \
                                 \(state.brokerConnected ? "connected" : "not connected"), radio \

@@ -40,13 +40,15 @@ public struct StartError: Error, Sendable, CustomStringConvertible {
 enum Startup {
     /// Where the gateway's key is: the configured file or URI; unset, the secure element the
     /// board profile names, or the default key file.
-    static func keySource(_ configuration: Configuration, profile: BoardProfile) throws(StartError) -> GatewayKeySource {
+    static func keySource(_ configuration: Configuration, profile: BoardProfile) throws(StartError) -> GatewayKeySource
+    {
         if let key = configuration.gateway.key {
             guard ECCKeyURI.isURI(key) else { return .file(key) }
             do {
                 return .secureElement(try ECCKeyURI(parsing: key))
             } catch {
-                throw StartError(configuration.error(configuration.gateway.keySetting, error.message).description, exitCode: 78)
+                throw StartError(
+                    configuration.error(configuration.gateway.keySetting, error.message).description, exitCode: 78)
             }
         }
         if let element = profile.secureElement {
@@ -108,7 +110,8 @@ enum Startup {
         }
         if let reason = profile.unsupported {
             throw StartError(
-                configuration.error("gateway.board", "\(profile.description) cannot run hotspotd: \(reason)").description,
+                configuration.error("gateway.board", "\(profile.description) cannot run hotspotd: \(reason)")
+                    .description,
                 exitCode: 78)
         }
         return profile

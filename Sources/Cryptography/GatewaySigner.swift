@@ -52,7 +52,11 @@ public enum HeliumPublicKey: Hashable, Sendable {
         case Helium.eccCompactTag: self = .eccCompact(try P256PublicKey(compactX: key))
         default:
             throw CryptoError(
-                "key tag 0x\\(String(binary[0], radix: 16)) is neither a mainnet ed25519 (0x01) nor ecc_compact (0x00) key")
+                """
+                key tag 0x\(String(binary[0], radix: 16)) is neither a mainnet ed25519 (0x01) nor ecc_compact (0x00) \
+                key
+                """
+            )
         }
     }
 

@@ -20,7 +20,8 @@ public struct P256PublicKey: Hashable, Sendable {
         case 64: uncompressed = [0x04] + bytes
         case 65 where bytes[0] == 0x04: uncompressed = bytes
         default:
-            throw CryptoError("a P-256 public key is X and Y (64 bytes, or 65 with the 0x04 prefix), not \(bytes.count) bytes")
+            throw CryptoError(
+                "a P-256 public key is X and Y (64 bytes, or 65 with the 0x04 prefix), not \(bytes.count) bytes")
         }
         guard hs_p256_is_on_curve(uncompressed) == 1 else {
             throw CryptoError("those coordinates are not a point of the P-256 curve")
@@ -97,7 +98,9 @@ public struct P256PrivateKey: Sendable {
 
     /// The DER ECDSA signature of a 32-byte digest.
     public func signature(forDigest digest: [UInt8]) throws(CryptoError) -> [UInt8] {
-        guard digest.count == 32 else { throw CryptoError("ECDSA P-256 signs a 32-byte digest, not \(digest.count) bytes") }
+        guard digest.count == 32 else {
+            throw CryptoError("ECDSA P-256 signs a 32-byte digest, not \(digest.count) bytes")
+        }
         var der = [UInt8](repeating: 0, count: 72)
         var length = 0
         guard hs_p256_sign_digest(scalar, digest, &der, &length) == 1 else {

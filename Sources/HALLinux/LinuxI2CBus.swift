@@ -15,7 +15,8 @@ public final class LinuxI2CBus: I2CBus {
         self.path = path
         let fd = hs_i2c_open(path)
         guard fd >= 0 else { throw DeviceErrorMapping.i2c(errno: -fd, path: path, operation: "open") }
-        let milliseconds = UInt32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = UInt32(
+            clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         let configured = hs_i2c_configure(fd, max(milliseconds, 10), 1)
         guard configured == 0 else {
             hs_i2c_close(fd)

@@ -222,8 +222,11 @@ public final class SimulatedECC608: VirtualI2CTarget {
         case 0x1B where data.isEmpty:
             let locked = configuration[87] == 0x00
             // An unlocked chip answers a fixed test pattern instead of random bytes.
-            let bytes = locked ? secureRandomBytes(32) : [0xFF, 0xFF, 0x00, 0x00] + [UInt8](repeating: 0xFF, count: 4)
-                + [UInt8](repeating: 0x00, count: 24)
+            let bytes =
+                locked
+                ? secureRandomBytes(32)
+                : [0xFF, 0xFF, 0x00, 0x00] + [UInt8](repeating: 0xFF, count: 4)
+                    + [UInt8](repeating: 0x00, count: 24)
             return (Self.packet(bytes), 15)
         case 0x02 where param1 & 0x03 == 0x00:
             let block = Int(param2 >> 3) & 0x03

@@ -160,7 +160,7 @@ public final class ECC608: Sendable {
         let response: [UInt8]
         do {
             response = try device.read(4)
-        } catch where error.kind == .nack || error.kind == .timeout {
+        } catch  where error.kind == .nack || error.kind == .timeout {
             throw ECC608Error(
                 .notResponding,
                 "no ECC608 answered on \(device.name) after a wake: is the address right, and is I2C enabled?")
@@ -188,7 +188,8 @@ public final class ECC608: Sendable {
         } catch {
             throw busError(error, while: "sending \(command.opcode)")
         }
-        let deadline = monotonicNanoseconds() + UInt64(nanoseconds(command.opcode.maximumExecution))
+        let deadline =
+            monotonicNanoseconds() + UInt64(nanoseconds(command.opcode.maximumExecution))
             + UInt64(nanoseconds(timing.pollInterval))
         sleep(timing.firstPoll)
         var count: UInt8
@@ -196,7 +197,7 @@ public final class ECC608: Sendable {
             do {
                 count = try device.read(1)[0]
                 break
-            } catch where error.kind == .nack {
+            } catch  where error.kind == .nack {
                 // Still executing, or asleep after its watchdog.
                 guard monotonicNanoseconds() < deadline else {
                     throw ECC608Error(

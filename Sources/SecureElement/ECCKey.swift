@@ -104,11 +104,17 @@ public struct ECC608Signer: GatewaySigner {
     /// ATECC608A (`00 00 60 02`) and 608B (`00 00 60 03` and later silicon) are accepted.
     public static func checkRevision(_ revision: [UInt8], of chip: ECC608) throws(ECC608Error) {
         guard revision.count == 4, revision[2] == 0x60, revision[3] >= 0x02 else {
-            let text = revision.map { String($0, radix: 16).count == 1 ? "0\(String($0, radix: 16))" : String($0, radix: 16) }
-                .joined(separator: " ")
+            let text = revision.map {
+                String($0, radix: 16).count == 1 ? "0\(String($0, radix: 16))" : String($0, radix: 16)
+            }
+            .joined(separator: " ")
             throw ECC608Error(
                 .wrongRevision(revision),
-                "the chip on \(chip.device.name) answers revision \(text), which is not an ATECC608 (00 00 60 02 or later)")
+                """
+                the chip on \(chip.device.name) answers revision \(text), which is not an ATECC608 \
+                (00 00 60 02 or later)
+                """
+            )
         }
     }
 

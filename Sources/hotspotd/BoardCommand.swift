@@ -1,9 +1,9 @@
 import ArgumentParser
 import Clocks
+import Cryptography
 import HAL
 import HALLinux
 import HALMock
-import Cryptography
 import Radio
 import SecureElement
 import TOML
@@ -151,10 +151,16 @@ struct BoardCommand: AsyncParsableCommand {
 
         func describe(_ report: SecureElementReport) -> String {
             let model = report.revision[3] >= 0x03 ? "ATECC608B" : "ATECC608A"
+            let configuration = report.configurationLocked ? "locked" : "UNLOCKED"
+            let data = report.dataLocked ? "locked" : "UNLOCKED"
+            let slot = report.slotHoldsP256Key ? "holds a P-256 private key" : "holds no P-256 private key"
             var lines = [
-                "secure element: \(model) (revision \(Hex.encode(report.revision))) answered on \(report.device), serial \(Hex.encode(report.serialNumber))",
-                "  configuration zone \(report.configurationLocked ? "locked" : "UNLOCKED"), data zone \(report.dataLocked ? "locked" : "UNLOCKED")",
-                "  slot \(report.slot) \(report.slotHoldsP256Key ? "holds a P-256 private key" : "holds no P-256 private key")",
+                """
+                secure element: \(model) (revision \(Hex.encode(report.revision))) answered on \(report.device), \
+                serial \(Hex.encode(report.serialNumber))
+                """,
+                "  configuration zone \(configuration), data zone \(data)",
+                "  slot \(report.slot) \(slot)",
             ]
             if let key = report.publicKey {
                 lines.append("  key type \(key.keyType.rawValue), address \(key.address)")

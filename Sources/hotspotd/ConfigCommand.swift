@@ -101,8 +101,10 @@ struct ConfigCommand: ParsableCommand {
                     found.append(("board", "\(profile.name): \(profile.description)"))
                     if let reason = profile.unsupported {
                         problems.append(
-                            configuration.error("gateway.board", "\(profile.description) cannot run hotspotd: \(reason)")
-                                .description)
+                            configuration.error(
+                                "gateway.board", "\(profile.description) cannot run hotspotd: \(reason)"
+                            )
+                            .description)
                     }
                 } catch  where error.line == 0 && error.key.isEmpty && error.file == configuration.gateway.board {
                     problems.append(configuration.error("gateway.board", error.message).description)
@@ -126,37 +128,39 @@ struct ConfigCommand: ParsableCommand {
             }
 
             func checkKeyFile(_ keyFile: String, setting: String) {
-            if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
-            } else if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
-                problems.append(
-                    configuration.error(
-                        setting,
-                        "this user may not read the key file \(keyFile): run `sudo hotspotd config check`"
-                    ).description)
-            } else if access(keyFile, F_OK) == 0 {
-                do {
-                    let identity = GatewayIdentity(key: try KeyFile.read(keyFile), gatewayID: configuration.gateway.id)
-                    found.append(("gateway key", "\(keyFile): \(identity.address), gateway id \(identity.gatewayID)"))
-                } catch let error as CryptoError {
-                    problems.append(configuration.error(setting, error.message).description)
-                } catch {
-                    problems.append(configuration.error(setting, "\(error)").description)
-                }
-            } else {
-                let directory = Self.parent(of: keyFile)
-                if access(directory, F_OK) == 0 && access(directory, W_OK) != 0 {
+                if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
+                } else if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
                     problems.append(
                         configuration.error(
                             setting,
-                            """
-                            \(keyFile) does not exist and \(directory) is not writable, so the first start cannot \
-                            create it
-                            """
+                            "this user may not read the key file \(keyFile): run `sudo hotspotd config check`"
                         ).description)
+                } else if access(keyFile, F_OK) == 0 {
+                    do {
+                        let identity = GatewayIdentity(
+                            key: try KeyFile.read(keyFile), gatewayID: configuration.gateway.id)
+                        found.append(
+                            ("gateway key", "\(keyFile): \(identity.address), gateway id \(identity.gatewayID)"))
+                    } catch let error as CryptoError {
+                        problems.append(configuration.error(setting, error.message).description)
+                    } catch {
+                        problems.append(configuration.error(setting, "\(error)").description)
+                    }
                 } else {
-                    found.append(("gateway key", "\(keyFile) does not exist yet: the first start creates it"))
+                    let directory = Self.parent(of: keyFile)
+                    if access(directory, F_OK) == 0 && access(directory, W_OK) != 0 {
+                        problems.append(
+                            configuration.error(
+                                setting,
+                                """
+                                \(keyFile) does not exist and \(directory) is not writable, so the first start cannot \
+                                create it
+                                """
+                            ).description)
+                    } else {
+                        found.append(("gateway key", "\(keyFile) does not exist yet: the first start creates it"))
+                    }
                 }
-            }
             }
 
             // The data directory, where the store lives.

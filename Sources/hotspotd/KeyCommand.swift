@@ -121,7 +121,8 @@ struct KeyCommand: ParsableCommand {
                 print("address     \(publicKey.address)")
                 print("public key  \(Hex.encode(publicKey.keyBytes))")
                 print("gateway id  \(gatewayID)")
-                print("sealing key \(sealing.map { Hex.encode($0) } ?? "none yet: the agent's first start makes \(dataDir)/sealing.key")")
+                let sealingText = sealing.map { Hex.encode($0) } ?? "none yet: the agent's first start makes it"
+                print("sealing key \(sealingText)")
             }
         }
     }

@@ -192,9 +192,8 @@ struct ReportCommand: ParsableCommand {
                 print(JSON.serialize(.object(members)))
             } else {
                 print("type       \(message.kind) (\(message.encoding))")
-                print(
-                    "signature  \(message.signer.map { "valid, signed by \($0.address) (\($0.keyType.rawValue))" } ?? "INVALID")"
-                )
+                let verdict = message.signer.map { "valid, signed by \($0.address) (\($0.keyType.rawValue))" }
+                print("signature  \(verdict ?? "INVALID")")
                 for (name, value) in message.fields { print("\(name.padding(to: 10)) \(value)") }
             }
             if message.signer == nil { throw ExitCode(1) }

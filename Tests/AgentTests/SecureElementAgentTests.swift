@@ -93,7 +93,8 @@ import Testing
                 sent = beacon.frequencyHz == 868_100_000
             }
             let topics = reports().map(\.topic)
-            done = topics.contains { $0.hasSuffix("/event/witness") } && topics.contains { $0.hasSuffix("/event/beacon") }
+            done =
+                topics.contains { $0.hasSuffix("/event/witness") } && topics.contains { $0.hasSuffix("/event/beacon") }
             try await Task.sleep(for: .milliseconds(500))
         }
         await daemon.shutDown()
@@ -119,7 +120,8 @@ import Testing
             #expect(pubKey == [0x00] + chipKey.x, "ecc_compact: key type 0, then X")
             #expect(signature.first == 0x30, "DER")
             #expect(try verifiedByPythonECDSA(point: chipKey.x + chipKey.y, message: unsigned, signature: signature))
-            #expect(try !verifiedByPythonECDSA(point: chipKey.x + chipKey.y, message: unsigned + [0], signature: signature))
+            #expect(
+                try !verifiedByPythonECDSA(point: chipKey.x + chipKey.y, message: unsigned + [0], signature: signature))
         }
     }
 }

@@ -28,16 +28,20 @@ import Testing
     @Test func patternsAreWhatTheREADMESays() {
         #expect(LightPattern.showing(brokerConnected: true, radioAnswering: true, secureElementAnswering: true) == .on)
         #expect(
-            LightPattern.showing(brokerConnected: false, radioAnswering: true, secureElementAnswering: true) == .slowBlink)
+            LightPattern.showing(brokerConnected: false, radioAnswering: true, secureElementAnswering: true)
+                == .slowBlink)
         #expect(
-            LightPattern.showing(brokerConnected: true, radioAnswering: false, secureElementAnswering: true) == .fastBlink)
+            LightPattern.showing(brokerConnected: true, radioAnswering: false, secureElementAnswering: true)
+                == .fastBlink)
         #expect(
             LightPattern.showing(brokerConnected: false, radioAnswering: true, secureElementAnswering: false)
                 == .fastBlink)
-        #expect((0..<8).map { LightPattern.slowBlink.lit(atMilliseconds: Int64($0) * 500) } == [
-            true, true, false, false, true, true, false, false,
-        ])
-        #expect((0..<4).map { LightPattern.fastBlink.lit(atMilliseconds: Int64($0) * 125) } == [true, false, true, false])
+        #expect(
+            (0..<8).map { LightPattern.slowBlink.lit(atMilliseconds: Int64($0) * 500) } == [
+                true, true, false, false, true, true, false, false,
+            ])
+        #expect(
+            (0..<4).map { LightPattern.fastBlink.lit(atMilliseconds: Int64($0) * 125) } == [true, false, true, false])
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -70,11 +74,12 @@ import Testing
         state.withLock { $0.brokerConnected = false }
         let slow = try await changes(over: 4.2)
         #expect((2...6).contains(slow), "slow blink: \(slow) changes in 4.2 s")
-        // The radio stops answering: a fast blink, about eight changes a second.
+        // The radio stops answering: a fast blink, about eight changes a second (a slow blink
+        // makes at most three in two seconds; a loaded machine slows the ticks, hence the margin).
         state.withLock { $0.radioAnswering = false }
         try await Task.sleep(for: .milliseconds(1200))
         let fast = try await changes(over: 2)
-        #expect(fast >= 8, "fast blink: \(fast) changes in 2 s")
+        #expect(fast >= 4, "fast blink: \(fast) changes in 2 s")
         // The button, pressed: one diagnostic line, whatever the bounce.
         for high in [true, false, true, false] { gpio.drive(5, high: high) }
         #expect(await eventually(within: 5) { log.all.contains { $0.message.hasPrefix("button: running") } })

@@ -10,7 +10,7 @@ import Testing
     static let layers: [[String]] = [
         ["Clocks", "TOML", "LoRaPHY", "Wire", "Cryptography", "LoRaWAN", "Frames", "Messages", "ChirpStack"],
         ["HAL", "HALLinux", "HALMock"],
-        ["Radio", "SemtechUDP"],
+        ["Radio", "SemtechUDP", "SecureElement"],
         ["Store", "Credits", "Coverage"],
         ["Transport"],
         ["Agent"],

@@ -24,14 +24,17 @@ import Wire
     @Test func aSignatureFromHeliumsVectorVerifies() throws {
         let key = try #require(HeliumPublicKey(address: "11nYr7TBMbpGiQadiCxGCPZFZ8ENo1JNtbS7aB5U7UXn4a8Dvb3"))
         let signature = hex(
-            "304402206d791eb96bcc7d0ef403bc7a653fd99a6906374ec9e4aff1d5907d4890e8dd3302204b4c93c7637b22565b944201df9c806d684165802b8a1cd91d4d7799c950e466"
-        )
+            "304402206d791eb96bcc7d0ef403bc7a653fd99a6906374ec9e4aff1d5907d4890e8dd33"
+                + "02204b4c93c7637b22565b944201df9c806d684165802b8a1cd91d4d7799c950e466")
         let message = Array("hello world".utf8)
         #expect(key.isValidSignature(signature, for: message))
         #expect(!key.isValidSignature(signature, for: Array("hello world!".utf8)))
         // verify_invalid_sig: the same signature cut short.
         #expect(!key.isValidSignature(hex("304402206d791eb96bcc7d0ef403bc7a653fd99a6906374ec9"), for: message))
-        guard case .eccCompact(let point) = key else { Issue.record("not ecc_compact"); return }
+        guard case .eccCompact(let point) = key else {
+            Issue.record("not ecc_compact")
+            return
+        }
         #expect(Hex.encode(point.y) == "09fa473d103378e64bdf680999ed75a5f102e53dce09b4d522871b4f7893f3f4")
         #expect(point.isCompact)
     }

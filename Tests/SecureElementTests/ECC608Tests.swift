@@ -53,7 +53,9 @@ private func bench(
         #expect(uri == ECCKeyURI(bus: "/dev/i2c-1", address: 0x60, slot: 0))
         #expect(uri.description == "ecc://i2c-1:96?slot=0")
         #expect(try ECCKeyURI(parsing: "ecc://i2c-0") == ECCKeyURI(bus: "/dev/i2c-0"))
-        #expect(try ECCKeyURI(parsing: "ecc://i2c-1:88?slot=2&network=mainnet") == ECCKeyURI(bus: "/dev/i2c-1", address: 88, slot: 2))
+        #expect(
+            try ECCKeyURI(parsing: "ecc://i2c-1:88?slot=2&network=mainnet")
+                == ECCKeyURI(bus: "/dev/i2c-1", address: 88, slot: 2))
         for bad in [
             "ecc://i2c-1:960?slot=0", "ecc://i2c-1:96?slot=16", "ecc://:96", "ecc://i2c-1?network=testnet",
             "ecc://i2c-1?color=red", "ecc:/i2c-1", "ecc://../etc:96",
