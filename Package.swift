@@ -190,7 +190,7 @@ let package = Package(
             name: "FuzzTargets",
             dependencies: [
                 "Agent", "ChirpStack", "Credits", "Cryptography", "HAL", "LoRaPHY", "LoRaWAN", "Messages", "Radio",
-                "SemtechUDP", "Transport",
+                "SemtechUDP", "Transport", "SecureElement",
                 "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
@@ -268,6 +268,7 @@ let package = Package(
             dependencies: [
                 "Agent", "Clocks", "Frames", "ChirpStack", "Transport",
                 "TestSupport", "hotspotd", "Coverage", "Credits", "Cryptography", "LoRaWAN", "Messages", "SemtechUDP",
+                "HALMock",
                 "Store", "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]

@@ -20,26 +20,34 @@ public struct ReceiptIssuer: Sendable {
         self.encoding = encoding
     }
 
-    /// `time` in nanoseconds since the Unix epoch.
+    /// `time` in nanoseconds since the Unix epoch. The receipts are signed between reading the
+    /// periods and recording them, outside the store, so that a secure element's signing time
+    /// (tens of milliseconds each) never holds the store's writes back.
     @discardableResult
     public func issue(at time: Int64) async throws(StoreError) -> [ReceiptSummary] {
-        let signer = self.signer
-        let topics = self.topics
-        let encoding = self.encoding
-        return try await store.issueReceipts(at: time) { summary throws(StoreError) in
+        let summaries = try await store.receiptSummaries(at: time)
+        guard !summaries.isEmpty else { return [] }
+        var receipts: [(summary: ReceiptSummary, messages: [NewMessage])] = []
+        for summary in summaries {
             let receipt: Hotspotd_UsageReceipt
             do throws(CryptoError) {
                 receipt = try Self.receipt(summary, signer: signer, gatewayID: topics.gatewayID)
             } catch {
                 throw StoreError(.other, "the receipt for \(summary.owner) could not be signed: \(error.message)")
             }
-            guard let payload = try? encoding.encode(receipt) else { return [] }
-            return [
-                NewMessage(
-                    kind: .receipt, topic: topics.receipt, messageID: "receipt-\(summary.owner)-\(summary.lastSeq)",
-                    payload: payload)
-            ]
+            guard let payload = try? encoding.encode(receipt) else { continue }
+            receipts.append(
+                (
+                    summary,
+                    [
+                        NewMessage(
+                            kind: .receipt, topic: topics.receipt,
+                            messageID: "receipt-\(summary.owner)-\(summary.lastSeq)",
+                            payload: payload)
+                    ]
+                ))
         }
+        return try await store.recordReceipts(receipts, at: time)
     }
 
     public static func receipt(_ summary: ReceiptSummary, signer: any GatewaySigner, gatewayID: String)

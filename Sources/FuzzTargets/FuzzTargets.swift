@@ -9,6 +9,7 @@ import LoRaPHY
 import LoRaWAN
 import Messages
 import Radio
+import SecureElement
 import SemtechUDP
 import SwiftProtobuf
 import Transport
@@ -32,6 +33,10 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case boardProfile = "board-profile"
     /// The agent's configuration file (TOML).
     case config
+    /// A signed report or receipt handed to `report verify`: Helium's key forms, DER signatures.
+    case signedReport = "signed-report"
+    /// What a secure element answers on the I2C bus, a broken or hostile chip's included.
+    case secureElement = "secure-element"
 
     /// A broken invariant: the parser accepted the input but said something inconsistent.
     public struct Violation: Error, CustomStringConvertible {
@@ -48,6 +53,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .downlinkJSON: try Self.downlink(input, encoding: .json)
         case .boardProfile: Self.boardProfile(input)
         case .config: Self.config(input)
+        case .signedReport: try Self.signedReport(input)
+        case .secureElement: try Self.secureElement(input)
         }
     }
 
@@ -183,5 +190,66 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     static func config(_ input: [UInt8]) {
         _ = try? Configuration.parse(String(decoding: input, as: UTF8.self), file: "hotspotd.toml")
+    }
+
+    static func signedReport(_ input: [UInt8]) throws(Violation) {
+        if let report = try? Helium_PocLora_lora_witness_report_req_v1(serializedBytes: input),
+            let signer = SignedReports.verify(report)
+        {
+            guard signer.binary == Array(report.pubKey) else {
+                throw Violation(description: "a verified report's signer is not its pub_key")
+            }
+        }
+        // A strict DER signature reads back to exactly its bytes.
+        if let raw = ECDSASignature.raw(der: input) {
+            guard raw.count == 64, (try? ECDSASignature.der(raw: raw)) == input else {
+                throw Violation(description: "a DER signature that does not encode back to itself")
+            }
+        }
+        if input.count == 33, let key = try? HeliumPublicKey(binary: input) {
+            guard key.binary == input, HeliumPublicKey(address: key.address) == key else {
+                throw Violation(description: "a Helium key that does not round-trip")
+            }
+        }
+        _ = try? ECCKeyURI(parsing: String(decoding: input, as: UTF8.self))
+    }
+
+    /// The driver against a bus that answers every read with the input's next bytes: it must
+    /// throw or give a key and signature that check, never crash or loop.
+    static func secureElement(_ input: [UInt8]) throws(Violation) {
+        var timing = ECC608Timing()
+        timing.wakeDelay = .zero
+        timing.firstPoll = .zero
+        timing.pollInterval = .zero
+        timing.attempts = 2
+        let chip = ECC608(bus: ScriptedI2CBus(input), timing: timing)
+        guard let signer = try? ECC608Signer(chip: chip, slot: 0) else { return }
+        guard case .eccCompact(let key) = signer.heliumKey, key.isCompact else {
+            throw Violation(description: "a signer whose key is not a compact P-256 point")
+        }
+        _ = try? signer.sign([1, 2, 3])
+        _ = try? chip.configuration()
+    }
+}
+
+/// An I2C bus whose target acknowledges every write and answers reads from a script; once
+/// the script is used up, the bus fails (an I/O error, which the driver does not retry).
+final class ScriptedI2CBus: I2CBus, @unchecked Sendable {
+    let path = "/dev/i2c-fuzz"
+    private var script: ArraySlice<UInt8>
+
+    init(_ script: [UInt8]) {
+        self.script = script[...]
+    }
+
+    func transfer(address: UInt8, _ messages: [I2CMessage]) throws(HardwareError) -> [[UInt8]] {
+        var reads: [[UInt8]] = []
+        for message in messages {
+            guard case .read(let count) = message else { continue }
+            guard script.count >= count else { throw HardwareError(.io, "the script is used up") }
+            reads.append(Array(script.prefix(count)))
+            script = script.dropFirst(count)
+        }
+        return reads
     }
 }

@@ -2,6 +2,7 @@ import Credits
 import Cryptography
 import FoundationEssentials
 import Messages
+import SecureElement
 import SwiftProtobuf
 import Wire
 
@@ -18,6 +19,8 @@ extension FuzzTarget {
         case .downlinkJSON: Self.downlinkSeeds.compactMap { try? Array($0.jsonUTF8Data()) }
         case .boardProfile: Self.files(in: repository + "/Board", ending: ".toml")
         case .config: Self.files(in: repository + "/packaging", ending: ".toml") + [Array(Self.fullConfiguration.utf8)]
+        case .signedReport: Self.signedReportSeeds
+        case .secureElement: [Self.secureElementSession, Self.secureElementRefusing]
         }
     }
 
@@ -180,5 +183,43 @@ extension FuzzTarget {
         return names.filter { $0.hasSuffix(suffix) }.sorted().compactMap { name in
             FileManager.default.contents(atPath: directory + "/" + name).map { Array($0) }
         }
+    }
+
+    /// A witness report signed with an ecc_compact key, one with Ed25519, helium-crypto's DER
+    /// signature vector, a Helium key and a key URI.
+    static var signedReportSeeds: [[UInt8]] {
+        var witness = Helium_PocLora_lora_witness_report_req_v1()
+        witness.data = Data([UInt8](repeating: 0xE0, count: 52))
+        witness.frequency = 868_100_000
+        let ecc = try! SoftwareECCSigner(P256PrivateKey.compact(seed: [1]))
+        let ed = try! Ed25519PrivateKey(seed: [UInt8](repeating: 3, count: 32))
+        return [ecc as any GatewaySigner, ed].compactMap { signer in
+            (try? SignedReports.sign(witness, with: signer)).flatMap { try? $0.serializedBytes() }
+        } + [
+            Hex.decode(
+                "304402206d791eb96bcc7d0ef403bc7a653fd99a6906374ec9e4aff1d5907d4890e8dd33"
+                    + "02204b4c93c7637b22565b944201df9c806d684165802b8a1cd91d4d7799c950e466")!,
+            Hex.decode("008f23e96ab6bbff48c8923cac831dc97111bcf33dba9f5a8539c00f9d93551af1")!,
+            Array("ecc://i2c-1:96?slot=0".utf8),
+        ]
+    }
+
+    /// What a chip answers in a session that reads its revision and public key: the wake
+    /// status, then each response's count byte and the rest.
+    static var secureElementSession: [UInt8] {
+        func packet(_ data: [UInt8]) -> [UInt8] {
+            let body = [UInt8(data.count + 3)] + data
+            return body + ECC608CRC.bytes(body)
+        }
+        let key = P256PrivateKey.compact(seed: [2]).publicKey
+        let wake: [UInt8] = [0x04, 0x11, 0x33, 0x43]
+        return wake + packet([0x00, 0x00, 0x60, 0x02]) + wake + packet(key.x + key.y)
+    }
+
+    /// A chip that answers its revision, then refuses GenKey with an execution error.
+    static var secureElementRefusing: [UInt8] {
+        let wake: [UInt8] = [0x04, 0x11, 0x33, 0x43]
+        let revision: [UInt8] = [0x07, 0x00, 0x00, 0x60, 0x03]
+        return wake + revision + ECC608CRC.bytes(revision) + wake + [0x04, 0x0F, 0x23, 0x42]
     }
 }

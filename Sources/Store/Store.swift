@@ -764,45 +764,52 @@ public actor Store {
 
     // MARK: Receipts
 
-    /// For every owner charged since their last receipt: summarises the period, puts the
-    /// messages `build` makes of it into the outbox, and marks the period receipted, in one
-    /// transaction.
-    /// `build` may throw (a receipt that cannot be signed now): nothing is issued then, and the
-    /// period goes on to the next attempt.
-    public func issueReceipts(
-        at time: Int64, build: @Sendable (ReceiptSummary) throws(StoreError) -> [NewMessage]
-    ) throws(StoreError)
-        -> [ReceiptSummary]
+    /// For every owner charged since their last receipt: the period summed as of `time`. Reads
+    /// only: the receipts are made (signed, which on a secure element takes a while) outside
+    /// the store, then handed to `recordReceipts`.
+    public func receiptSummaries(at time: Int64) throws(StoreError) -> [ReceiptSummary] {
+        // One row per owner charged since its last receipt: the running totals kept by each
+        // charge, not a scan of the charges.
+        let rows = try db.query(
+            """
+            SELECT a.owner, a.period_uplinks, a.period_bytes, a.period_credits, a.period_first_seq,
+                a.period_last_seq,
+                   a.period_first_at, COALESCE(r.chain, zeroblob(32)), COALESCE(r.period_end, 0), a.chain
+            FROM accounts a LEFT JOIN receipts r ON r.owner = a.owner
+            WHERE a.period_uplinks > 0
+            ORDER BY a.owner
+            """)
+        return rows.map { row in
+            let previousEnd = row[8].integer ?? 0
+            // The account's chain is the chain of its latest charge.
+            return ReceiptSummary(
+                owner: row[0].text ?? "", periodStart: previousEnd > 0 ? previousEnd : (row[6].integer ?? time),
+                periodEnd: time,
+                uplinks: row[1].integer ?? 0, bytes: row[2].integer ?? 0, credits: row[3].integer ?? 0,
+                firstSeq: row[4].integer ?? 0, lastSeq: row[5].integer ?? 0, previousChain: row[7].blob ?? [],
+                chain: row[9].blob ?? [])
+        }
+    }
+
+    /// Records receipts made from `receiptSummaries`: their messages go into the outbox and
+    /// each period is marked receipted, in one transaction. A summary whose owner was charged
+    /// (or receipted) since it was read no longer sums the period, and is left out: the next
+    /// round receipts that owner. Returns the summaries recorded.
+    public func recordReceipts(_ receipts: [(summary: ReceiptSummary, messages: [NewMessage])], at time: Int64)
+        throws(StoreError) -> [ReceiptSummary]
     {
         try write { () throws(StoreError) in
-            // One row per owner charged since its last receipt: the running totals kept by each
-            // charge, not a scan of the charges.
-            let rows = try db.query(
-                """
-                SELECT a.owner, a.period_uplinks, a.period_bytes, a.period_credits, a.period_first_seq,
-                    a.period_last_seq,
-                       a.period_first_at, COALESCE(r.chain, zeroblob(32)), COALESCE(r.period_end, 0), a.chain
-                FROM accounts a LEFT JOIN receipts r ON r.owner = a.owner
-                WHERE a.period_uplinks > 0
-                ORDER BY a.owner
-                """)
-            var summaries: [ReceiptSummary] = []
-            for row in rows {
-                let owner = row[0].text ?? ""
-                let lastSeq = row[5].integer ?? 0
-                // The account's chain is the chain of its latest charge.
-                let chain = row[9].blob ?? []
-                let previousEnd = row[8].integer ?? 0
-                let summary = ReceiptSummary(
-                    owner: owner, periodStart: previousEnd > 0 ? previousEnd : (row[6].integer ?? time),
-                    periodEnd: time,
-                    uplinks: row[1].integer ?? 0, bytes: row[2].integer ?? 0, credits: row[3].integer ?? 0,
-                    firstSeq: row[4].integer ?? 0, lastSeq: lastSeq, previousChain: row[7].blob ?? [], chain: chain
-                )
-                for message in try build(summary) { try insert(message, at: time) }
+            var recorded: [ReceiptSummary] = []
+            for (summary, messages) in receipts {
+                let current = try db.query(
+                    "SELECT period_uplinks, COALESCE(period_last_seq, 0) FROM accounts WHERE owner = ?",
+                    [.text(summary.owner)])
+                guard let row = current.first, row[0].integer == summary.uplinks, row[1].integer == summary.lastSeq
+                else { continue }
+                for message in messages { try insert(message, at: time) }
                 try db.query(
                     "INSERT OR REPLACE INTO receipts (owner, last_seq, chain, period_end) VALUES (?, ?, ?, ?)",
-                    [.text(owner), .integer(lastSeq), .blob(chain), .integer(time)]
+                    [.text(summary.owner), .integer(summary.lastSeq), .blob(summary.chain), .integer(time)]
                 )
                 try db.query(
                     """
@@ -810,12 +817,24 @@ public actor Store {
                         period_first_seq = NULL, period_last_seq = NULL, period_first_at = NULL
                     WHERE owner = ?
                     """,
-                    [.text(owner)]
+                    [.text(summary.owner)]
                 )
-                summaries.append(summary)
+                recorded.append(summary)
             }
-            return summaries
+            return recorded
         }
+    }
+
+    /// `receiptSummaries`, `build` for each, then `recordReceipts`: for callers whose `build`
+    /// is quick. `build` may throw (a receipt that cannot be signed now): nothing is issued
+    /// then, and the period goes on to the next attempt.
+    public func issueReceipts(
+        at time: Int64, build: @Sendable (ReceiptSummary) throws(StoreError) -> [NewMessage]
+    ) throws(StoreError) -> [ReceiptSummary] {
+        let summaries = try receiptSummaries(at: time)
+        var receipts: [(summary: ReceiptSummary, messages: [NewMessage])] = []
+        for summary in summaries { receipts.append((summary, try build(summary))) }
+        return try recordReceipts(receipts, at: time)
     }
 
     // MARK: Outbox

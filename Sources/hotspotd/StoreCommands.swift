@@ -232,8 +232,10 @@ struct ReportCommand: ParsableCommand {
         /// Tries each signed message type in each reading; a type is recognised by a well-formed
         /// key and signature, and the fields it cannot do without.
         static func identify(_ bytes: [UInt8]) -> Identified? {
+            /// A Helium key, and a signature of its kind's size: Ed25519's 64 bytes, or DER (at most
+            /// 72 bytes) for ecc_compact.
             func plausible(_ report: some SignedReport) -> Bool {
-                report.pubKey.count == 33 && report.signature.count == 64
+                report.pubKey.count == 33 && (8...72).contains(report.signature.count)
             }
             for (encoding, decode) in readings(of: bytes) {
                 if let receipt = decode(Hotspotd_UsageReceipt.self) as? Hotspotd_UsageReceipt, plausible(receipt),

@@ -1,8 +1,12 @@
 import ChirpStack
 import Clocks
+import Cryptography
 import Foundation
+import HAL
+import HALMock
 import LoRaPHY
 import Radio
+import SecureElement
 import TOML
 import TestSupport
 import Testing
@@ -219,5 +223,73 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(own.mqtt.caCertificate == "/etc/hotspotd/ca.pem")
         let plain = try parse("[credits]\nauthority = \"\(authority)\"\n")
         #expect(plain.mqtt.caCertificate == nil)
+    }
+}
+
+@Suite(.capturingLogs) struct GatewayKeyConfigurationTests {
+    static let base = """
+        [credits]
+        authority = "13WvV82S7QN3VMzMSieiGxvuaPKknMtf213E5JwPnboDkUfesKw"
+        """
+
+    @Test func keyTakesAPathOrAURIAndKeyFileStillWorks() throws {
+        let uri = try Configuration.parse("[gateway]\nkey = \"ecc://i2c-1:96?slot=0\"\n" + Self.base, file: "h.toml")
+        #expect(uri.gateway.key == "ecc://i2c-1:96?slot=0" && uri.gateway.keyFile == nil)
+        let path = try Configuration.parse("[gateway]\nkey = \"/k/gateway.key\"\n" + Self.base, file: "h.toml")
+        #expect(path.gateway.keyFile == "/k/gateway.key")
+        let legacy = try Configuration.parse("[gateway]\nkey_file = \"/k/old.key\"\n" + Self.base, file: "h.toml")
+        #expect(legacy.gateway.keyFile == "/k/old.key" && legacy.gateway.keySetting == "gateway.key_file")
+        let unset = try Configuration.parse(Self.base, file: "h.toml")
+        #expect(unset.gateway.key == nil && unset.gateway.keyFile == Configuration.Gateway.defaultKeyFile)
+    }
+
+    @Test func aBadKeyIsNamedWithItsLine() {
+        for (text, key) in [
+            ("[gateway]\nkey = \"ecc://i2c-1:300\"", "gateway.key"),
+            ("[gateway]\nkey = \"/a\"\nkey_file = \"/b\"", "gateway.key_file"),
+            ("[gateway]\nkey = \"\"", "gateway.key"),
+        ] {
+            let (_, problems) = Configuration.check(text + "\n" + Self.base, file: "h.toml")
+            #expect(problems.contains { $0.key == key && $0.line > 0 }, "\(text): \(problems)")
+        }
+    }
+
+    @Test func theKeyComesFromTheConfigurationThenTheBoardsSecureElement() throws {
+        let helium = try BoardCatalog(directories: [boardDirectory]).load("pisces-p100")
+        let mock = try BoardCatalog(directories: [boardDirectory]).load("mock")
+        let unset = try Configuration.parse(Self.base, file: "h.toml")
+        #expect(try Startup.keySource(unset, profile: helium) == .secureElement(ECCKeyURI(bus: "/dev/i2c-0")))
+        #expect(try Startup.keySource(unset, profile: mock) == .file(Configuration.Gateway.defaultKeyFile))
+        let file = try Configuration.parse("[gateway]\nkey = \"/k/g.key\"\n" + Self.base, file: "h.toml")
+        #expect(try Startup.keySource(file, profile: helium) == .file("/k/g.key"))
+    }
+
+    /// On the mock board's chip: the identity is the chip's key; its sealing key is made once,
+    /// mode 0600, and the same at every start.
+    @Test func aSecureElementsIdentityKeepsItsSealingKey() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-seal-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = try Configuration.parse(
+            "[gateway]\nkey = \"ecc://i2c-1:96?slot=0\"\ndata_dir = \"\(directory)\"\n" + Self.base, file: "h.toml")
+        let profile = try BoardCatalog(directories: [boardDirectory]).load("mock")
+        let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
+        let source = try Startup.keySource(configuration, profile: profile)
+        let (first, _) = try Startup.identity(configuration, source: source, board: board)
+        #expect(first.publicKey == .eccCompact(board.secureElement.key.publicKey))
+        var status = stat()
+        #expect(stat(directory + "/sealing.key", &status) == 0 && status.st_mode & 0o777 == 0o600)
+        let (second, _) = try Startup.identity(configuration, source: source, board: board)
+        #expect(second.sealingKey.publicKey == first.sealingKey.publicKey)
+        // A chip that does not answer stops the start, naming bus and address, with an exit
+        // code that lets systemd try again.
+        board.secureElement.injectFaults { $0.unresponsive = true }
+        #expect {
+            try Startup.identity(configuration, source: source, board: board)
+        } throws: { error in
+            guard let error = error as? StartError else { return false }
+            return error.exitCode == 1 && error.message.contains("/dev/i2c-1 at 0x60")
+        }
     }
 }

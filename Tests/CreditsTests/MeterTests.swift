@@ -416,4 +416,42 @@ import Wire
         tampered.credits = 1
         #expect(SignedReports.verify(tampered) == nil)
     }
+
+    /// A secure element that stops answering signs no receipt: the period waits, whole, and the
+    /// receipt that comes once it answers again sums every charge; signed by the P-256 key.
+    @Test func aSignerThatFailsLeavesThePeriodForLater() async throws {
+        let store = try temporaryStore()
+        _ = try await store.pair(
+            Pairing(devAddr: sensor.rawValue, owner: "alice", pairedAt: 1), nonce: [1, 2, 3, 4, 5, 6, 7, 8],
+            expiresAt: .max)
+        _ = try await store.credit(owner: "alice", amount: 10, nonce: [2, 2, 3, 4, 5, 6, 7, 8], expiresAt: .max, at: 1)
+        let clock = TestClock()
+        let meter = Meter(store: store, topics: topics) { clock.nanoseconds }
+        _ = try await meter.meter(uplink(fCnt: 1, at: 10))
+        let signer = FlakySigner(try SoftwareECCSigner(P256PrivateKey.compact(seed: [5])))
+        let issuer = ReceiptIssuer(store: store, signer: signer, topics: topics)
+        signer.failing.store(true, ordering: .relaxed)
+        await #expect(throws: StoreError.self) { try await issuer.issue(at: 100) }
+        #expect(try await store.outbox().allSatisfy { $0.kind != .receipt })
+        _ = try await meter.meter(uplink(fCnt: 2, at: 110))
+        signer.failing.store(false, ordering: .relaxed)
+        let summaries = try await issuer.issue(at: 200)
+        #expect(summaries.count == 1 && summaries[0].uplinks == 2 && summaries[0].firstSeq == 1)
+        let message = try #require(try await store.outbox().first { $0.kind == .receipt })
+        let receipt = try Hotspotd_UsageReceipt(serializedBytes: message.payload)
+        #expect(SignedReports.verify(receipt) == signer.heliumKey)
+        #expect(receipt.pubKey.first == 0x00, "ecc_compact")
+    }
+}
+
+/// A signer that fails while `failing` is set, as a secure element that stopped answering.
+final class FlakySigner: GatewaySigner {
+    let inner: SoftwareECCSigner
+    let failing = Atomic(false)
+    init(_ inner: SoftwareECCSigner) { self.inner = inner }
+    var heliumKey: HeliumPublicKey { inner.heliumKey }
+    func sign(_ message: [UInt8]) throws(CryptoError) -> [UInt8] {
+        if failing.load(ordering: .relaxed) { throw CryptoError("the secure element does not answer") }
+        return try inner.sign(message)
+    }
 }

@@ -219,6 +219,31 @@ func charge(
         #expect(try await next.chain == store.account(owner: "dave")?.chain)
     }
 
+    /// Receipts are signed between reading the periods and recording them: a charge that comes
+    /// in between leaves that owner's receipt for the next round, which then sums it all.
+    @Test func aChargeWhileReceiptsAreSignedLeavesThatReceiptForTheNextRound() async throws {
+        let store = try Store.open(directory: directory)
+        _ = try await store.credit(owner: "dave", amount: 100, nonce: [1], expiresAt: 100, at: 1)
+        _ = try await store.credit(owner: "erin", amount: 100, nonce: [2], expiresAt: 100, at: 1)
+        for owner in ["dave", "erin"] {
+            try await charge(
+                store, owner: owner, devAddr: owner == "dave" ? 1 : 2, payload: [UInt8](repeating: 0x40, count: 12),
+                credits: 1, fCnt: nil, at: 5)
+        }
+        let summaries = try await store.receiptSummaries(at: 60)
+        #expect(summaries.map(\.owner) == ["dave", "erin"])
+        try await charge(
+            store, owner: "dave", devAddr: 1, payload: [UInt8](repeating: 0x41, count: 12), credits: 1, fCnt: nil,
+            at: 61)
+        let recorded = try await store.recordReceipts(summaries.map { ($0, []) }, at: 62)
+        #expect(recorded.map(\.owner) == ["erin"], "dave's period grew while it was being signed")
+        let next = try await store.issueReceipts(at: 120) { _ in [] }
+        #expect(next.map(\.owner) == ["dave"])
+        #expect(next.first?.uplinks == 2 && next.first?.firstSeq == 1 && next.first?.lastSeq == 3)
+        #expect(
+            try await store.recordReceipts(summaries.map { ($0, []) }, at: 130).isEmpty, "a stale plan records nothing")
+    }
+
     /// A store of schema version 2 had no running totals: the migration computes them from the
     /// charges not yet in a receipt, so the first receipt after it covers exactly those.
     @Test func theMigrationToRunningTotalsCarriesThePeriodOver() async throws {

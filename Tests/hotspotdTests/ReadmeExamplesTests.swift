@@ -111,7 +111,7 @@ import Transport
         witness.snr = 75
         witness.frequency = 868_100_000
         let file = directory + "/witness.json"
-        try try SignedReports.sign(witness, with: key).jsonString().write(
+        try SignedReports.sign(witness, with: key).jsonString().write(
             toFile: file, atomically: true, encoding: .utf8)
         let result = try await runHotspotd(["report", "verify", file], in: directory)
         #expect(result.status == 0, "\(result.stderr)")
