@@ -55,8 +55,10 @@ import Testing
             reset = { offset = 17 }
             """
         for (section, key) in [
-            ("bus = \"/dev/spidev0.0\"", "secure_element.bus"), ("bus = \"/dev/i2c-1\"\naddress = 200", "secure_element.address"),
-            ("bus = \"/dev/i2c-1\"\nslot = 16", "secure_element.slot"), ("chip = \"se050\"\nbus = \"/dev/i2c-1\"", "secure_element.chip"),
+            ("bus = \"/dev/spidev0.0\"", "secure_element.bus"),
+            ("bus = \"/dev/i2c-1\"\naddress = 200", "secure_element.address"),
+            ("bus = \"/dev/i2c-1\"\nslot = 16", "secure_element.slot"),
+            ("chip = \"se050\"\nbus = \"/dev/i2c-1\"", "secure_element.chip"),
             ("bus = \"/dev/i2c-1\"\ncolour = 1", "secure_element.colour"),
         ] {
             #expect {
@@ -85,7 +87,11 @@ import Testing
             """
         }
         #expect(throws: Never.self) { try BoardProfile.parse(profile("button = { offset = 7 }"), file: "x.toml") }
-        #expect(throws: TOMLConfigError.self) { try BoardProfile.parse(profile("button = { offset = 8 }"), file: "x.toml") }
-        #expect(throws: TOMLConfigError.self) { try BoardProfile.parse(profile("button = { offset = 10 }"), file: "x.toml") }
+        #expect(throws: TOMLConfigError.self) {
+            try BoardProfile.parse(profile("button = { offset = 8 }"), file: "x.toml")
+        }
+        #expect(throws: TOMLConfigError.self) {
+            try BoardProfile.parse(profile("button = { offset = 10 }"), file: "x.toml")
+        }
     }
 }

@@ -29,7 +29,8 @@ import Testing
         #expect(json["public_key"] as? String == chip.x.map { String(format: "%02x", $0) }.joined())
         #expect(json["sealing_key"] is NSNull, "no agent has started with this data directory yet")
         let text = try await runHotspotd(
-            ["key", "show", "--key", "ecc://i2c-1:96?slot=0", "--board", "mock", "--data-dir", directory], in: directory)
+            ["key", "show", "--key", "ecc://i2c-1:96?slot=0", "--board", "mock", "--data-dir", directory], in: directory
+        )
         #expect(text.stdout.hasPrefix("key type    ecc_compact (ecc://i2c-1:96?slot=0)"))
     }
 
