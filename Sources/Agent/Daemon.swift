@@ -146,6 +146,7 @@ public final class Daemon: Service, Sendable {
                     sample, running: running, radioAnswering: answering, interval: running ? interval : .seconds(10))
             })
         let receipts = ReceiptIssuer(store: store, signer: identity.signer, topics: topics, encoding: encoding)
+        let receiptLogger = Logger(label: "hotspotd.receipts")
         let stats = StatsReporter(statistics: statistics, store: store, topics: topics, encoding: encoding) {
             [
                 "version": hotspotdVersion, "board": configuration.gateway.board,
@@ -174,7 +175,12 @@ public final class Daemon: Service, Sendable {
         services += [
             .init(
                 service: Periodic("receipts", every: credits.receiptInterval) {
-                    _ = try? await receipts.issue(at: now())
+                    do throws(StoreError) {
+                        _ = try await receipts.issue(at: now())
+                    } catch {
+                        // The periods stay whole in the store: the next round receipts them.
+                        receiptLogger.warning("receipts not issued this round: \(error.message)")
+                    }
                 }),
             .init(
                 service: Periodic("nonce pruning", every: .seconds(3600), immediately: true) {

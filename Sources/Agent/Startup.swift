@@ -75,13 +75,26 @@ enum Startup {
             let signer: ECC608Signer
             do {
                 let bus = try board.openI2C(uri.bus)
-                signer = try ECC608Signer(chip: ECC608(bus: bus, address: uri.address), slot: uri.slot)
+                let chip = ECC608(bus: bus, address: uri.address)
+                // Only a provisioned chip serves: zones locked, a P-256 key in the slot.
+                let report = try SecureElementReport.probe(chip, slot: uri.slot)
+                if let problem = report.problem {
+                    throw StartError(
+                        "the secure element (\(uri)) cannot serve as the identity: \(problem)", exitCode: 78)
+                }
+                signer = try ECC608Signer(chip: chip, slot: uri.slot)
+            } catch let error as StartError {
+                throw error
             } catch let error as HardwareError {
-                throw StartError("the secure element (\(uri)) cannot be opened: \(error.message)", exitCode: 78)
+                // A missing node or permission is the setup's to fix; anything else may pass.
+                let setup = [.notFound, .permissionDenied, .wrongDevice, .invalidRequest].contains(error.kind)
+                throw StartError(
+                    "the secure element (\(uri)) cannot be opened: \(error.message)", exitCode: setup ? 78 : 1)
             } catch let error as ECC608Error {
-                // A chip that does not answer may answer after a restart; a wrong chip will not.
-                let transient = error.kind == .notResponding || error.kind == .communication
-                throw StartError("the secure element (\(uri)): \(error.message)", exitCode: transient ? 1 : 78)
+                // A chip that does not answer, or answers a passing fault, may do better after a
+                // restart; a wrong or unprovisioned chip will not.
+                throw StartError(
+                    "the secure element (\(uri)): \(error.message)", exitCode: ECC608.isRetryable(error) ? 1 : 78)
             } catch {
                 throw StartError("the secure element (\(uri)): \(error)")
             }

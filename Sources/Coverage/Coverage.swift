@@ -133,7 +133,7 @@ public actor CoverageService {
         report.txPower = Int32((power ?? powerDBm) * 10)
         report.timestamp = UInt64(max(time, 0))
         report.tmst = tmst
-        if let signed = sign(report, what: "beacon"), let payload = try? encoding.encode(signed) {
+        if let signed = await sign(report, what: "beacon"), let payload = try? encoding.encode(signed) {
             try await store.enqueue(
                 [
                     NewMessage(
@@ -206,7 +206,7 @@ public actor CoverageService {
         report.snr = Int32((frame.snrDB * 10).rounded())
         report.frequency = UInt64(frame.frequencyHz)
         report.datarate = heliumDataRate(frame.dataRate)
-        if let signed = sign(report, what: "witness"), let payload = try? encoding.encode(signed) {
+        if let signed = await sign(report, what: "witness"), let payload = try? encoding.encode(signed) {
             try await store.enqueue(
                 [
                     NewMessage(
@@ -226,9 +226,9 @@ public actor CoverageService {
 
     /// The report signed by the gateway's key; nil, said in the log, when the signer (a secure
     /// element that stopped answering) could not sign it.
-    private func sign<Report: SignedReport>(_ report: Report, what: String) -> Report? {
+    private func sign<Report: SignedReport>(_ report: Report, what: String) async -> Report? {
         do {
-            return try SignedReports.sign(report, with: identity.signer)
+            return try await SignedReports.signed(report, by: identity.signer)
         } catch {
             logger.error("\(what) report not signed, so not published: \(error.message)")
             return nil

@@ -31,7 +31,8 @@ public struct ReceiptIssuer: Sendable {
         for summary in summaries {
             let receipt: Hotspotd_UsageReceipt
             do throws(CryptoError) {
-                receipt = try Self.receipt(summary, signer: signer, gatewayID: topics.gatewayID)
+                receipt = try await SignedReports.signed(
+                    Self.unsignedReceipt(summary, gatewayID: topics.gatewayID), by: signer)
             } catch {
                 throw StoreError(.other, "the receipt for \(summary.owner) could not be signed: \(error.message)")
             }
@@ -53,6 +54,10 @@ public struct ReceiptIssuer: Sendable {
     public static func receipt(_ summary: ReceiptSummary, signer: any GatewaySigner, gatewayID: String)
         throws(CryptoError) -> Hotspotd_UsageReceipt
     {
+        try SignedReports.sign(unsignedReceipt(summary, gatewayID: gatewayID), with: signer)
+    }
+
+    static func unsignedReceipt(_ summary: ReceiptSummary, gatewayID: String) -> Hotspotd_UsageReceipt {
         var receipt = Hotspotd_UsageReceipt()
         receipt.gatewayID = gatewayID
         receipt.owner = summary.owner
@@ -65,7 +70,7 @@ public struct ReceiptIssuer: Sendable {
         receipt.lastSeq = UInt64(summary.lastSeq)
         receipt.previousChain = Data(summary.previousChain)
         receipt.chain = Data(summary.chain)
-        return try SignedReports.sign(receipt, with: signer)
+        return receipt
     }
 }
 
@@ -93,6 +98,19 @@ public enum SignedReports {
         let bytes: [UInt8] = (try? unsigned.serializedBytes()) ?? []
         var signed = unsigned
         signed.signature = Data(try signer.sign(bytes))
+        return signed
+    }
+
+    /// The same as `sign`, for async callers: a secure element signs on a thread of its own.
+    public static func signed<Report: SignedReport>(_ report: Report, by signer: any GatewaySigner)
+        async throws(CryptoError) -> Report
+    {
+        var unsigned = report
+        unsigned.pubKey = Data(signer.heliumKey.binary)
+        unsigned.signature = Data()
+        let bytes: [UInt8] = (try? unsigned.serializedBytes()) ?? []
+        var signed = unsigned
+        signed.signature = Data(try await signer.signature(of: bytes))
         return signed
     }
 

@@ -87,8 +87,18 @@ public enum HeliumPublicKey: Hashable, Sendable {
 /// An Ed25519 key signs in memory; a secure element signs on the chip, which can fail.
 public protocol GatewaySigner: Sendable {
     var heliumKey: HeliumPublicKey { get }
-    /// The signature of `message`, encoded as `heliumKey`'s type requires.
+    /// The signature of `message`, encoded as `heliumKey`'s type requires. A secure element
+    /// blocks the calling thread while the chip works (tens of milliseconds).
     func sign(_ message: [UInt8]) throws(CryptoError) -> [UInt8]
+    /// The same, from async code: a secure element does its work on a thread of its own, so
+    /// that Swift's cooperative pool is never held by a chip. By default, `sign`.
+    func signature(of message: [UInt8]) async throws(CryptoError) -> [UInt8]
+}
+
+extension GatewaySigner {
+    public func signature(of message: [UInt8]) async throws(CryptoError) -> [UInt8] {
+        try sign(message)
+    }
 }
 
 extension Ed25519PrivateKey: GatewaySigner {

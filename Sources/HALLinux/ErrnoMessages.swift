@@ -66,6 +66,15 @@ public enum DeviceErrorMapping {
                 (then `sudo udevadm control --reload && sudo udevadm trigger`) and add the service user to the \
                 `hotspotd` group (Raspberry Pi OS also grants the `i2c` group), or run as that user.
                 """, errno: code)
+        case ENXIO where operation == "open", ENODEV:
+            return HardwareError(.notFound, "\(path) has no adapter behind it", errno: code)
+        case EBUSY where operation == "select":
+            return HardwareError(
+                .busy,
+                """
+                \(path) is claimed by a kernel driver (an atmel-ecc or cryptoauthlib overlay in config.txt?): remove \
+                the overlay so that hotspotd can speak to the chip itself
+                """, errno: code)
         case ENXIO, EREMOTEIO:
             return HardwareError(
                 .nack, "no device acknowledged on \(path) (\(operation)): it is absent, asleep, or busy", errno: code)
@@ -83,8 +92,6 @@ public enum DeviceErrorMapping {
             return HardwareError(
                 .invalidRequest, "the I2C adapter behind \(path) cannot do that transaction (\(operation))",
                 errno: code)
-        case ENODEV:
-            return HardwareError(.notFound, "\(path) has no adapter behind it any more", errno: code)
         default:
             return HardwareError(.io, "\(operation) on \(path) failed: \(String(cString: strerror(code)))", errno: code)
         }

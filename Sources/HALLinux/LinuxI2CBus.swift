@@ -91,22 +91,22 @@ public final class LinuxI2CBus: I2CBus {
 
     /// One message as a plain write or read to the target selected with I2C_SLAVE.
     private func single(address: UInt8, _ message: I2CMessage, target: String) throws(HardwareError) -> [UInt8] {
-        let (result, bytes): (Int32, [UInt8]) = state.withLock { state in
+        let (result, bytes, operation): (Int32, [UInt8], String) = state.withLock { state in
             if state.selected != address {
                 let selected = hs_i2c_select(state.fd, UInt16(address))
-                guard selected == 0 else { return (selected, []) }
+                guard selected == 0 else { return (selected, [], "select") }
                 state.selected = address
             }
             switch message {
             case .write(let bytes):
-                return (hs_i2c_write(state.fd, bytes, bytes.count), [])
+                return (hs_i2c_write(state.fd, bytes, bytes.count), [], "transfer")
             case .read(let count):
                 var buffer = [UInt8](repeating: 0, count: count)
                 let result = hs_i2c_read(state.fd, &buffer, count)
-                return (result, buffer)
+                return (result, buffer, "transfer")
             }
         }
-        guard result == 0 else { throw DeviceErrorMapping.i2c(errno: -result, path: target, operation: "transfer") }
+        guard result == 0 else { throw DeviceErrorMapping.i2c(errno: -result, path: target, operation: operation) }
         if case .read = message { return bytes }
         return []
     }

@@ -141,7 +141,8 @@ public final class ECC608: Sendable {
         }
     }
 
-    static func isRetryable(_ error: ECC608Error) -> Bool {
+    /// Whether trying again (now, or at the next start) may succeed.
+    public static func isRetryable(_ error: ECC608Error) -> Bool {
         switch error.kind {
         case .notResponding, .communication: true
         case .status(let status): status.isRetryable
@@ -228,7 +229,7 @@ public final class ECC608: Sendable {
         let data = Array(response[1..<(response.count - 2)])
         if count == 4 && !(command.responseLength == 1 && data[0] == ECC608Status.success.rawValue) {
             let status = ECC608Status(rawValue: data[0])
-            guard let status else {
+            guard let status, status != .success else {
                 throw ECC608Error(
                     .communication, "the ECC608 on \(device.name) answered \(command.opcode) with status \(data[0])")
             }

@@ -1,3 +1,4 @@
+import Clocks
 import Cryptography
 import HAL
 import Synchronization
@@ -36,8 +37,9 @@ public struct ECCKeyURI: Sendable, Hashable, CustomStringConvertible {
         if let colon = rest.firstIndex(of: ":") {
             host = rest[..<colon]
             let port = rest[rest.index(after: colon)...]
-            guard let value = UInt8(port), value < 0x80 else {
-                throw CryptoError("'\(port)' in \(text) is not a 7-bit I2C address in decimal (96 is 0x60)")
+            guard let value = UInt8(port), (0x08...0x77).contains(value) else {
+                throw CryptoError(
+                    "'\(port)' in \(text) is not a device's I2C address in decimal (8 to 119; 96 is 0x60)")
             }
             address = value
         }
@@ -81,10 +83,13 @@ public struct ECC608Signer: GatewaySigner {
     public let heliumKey: HeliumPublicKey
     /// Whether the last signature succeeded (true until one fails): the status LED shows it.
     public let health = SignerHealth()
+    /// Where async callers' signatures are made: a thread of the chip's own.
+    private let worker: ChipWorker
 
     /// Reads the slot's public key; refuses a chip that is not an ATECC608 and a key Helium's
     /// compact encoding cannot name.
     public init(chip: ECC608, slot: UInt16) throws(ECC608Error) {
+        guard slot < 16 else { throw ECC608Error(.unusableKey, "an ATECC608 has key slots 0 to 15, not \(slot)") }
         let revision = try chip.revision()
         try Self.checkRevision(revision, of: chip)
         let key = try chip.publicKey(slot: slot)
@@ -99,6 +104,11 @@ public struct ECC608Signer: GatewaySigner {
         self.chip = chip
         self.slot = slot
         heliumKey = .eccCompact(key)
+        do {
+            worker = try ChipWorker(name: "ecc608")
+        } catch {
+            throw ECC608Error(.bus(.io), "no thread for the secure element: \(error.message)")
+        }
     }
 
     /// ATECC608A (`00 00 60 02`) and 608B (`00 00 60 03` and later silicon) are accepted.
@@ -118,6 +128,10 @@ public struct ECC608Signer: GatewaySigner {
         }
     }
 
+    public func signature(of message: [UInt8]) async throws(CryptoError) -> [UInt8] {
+        try await worker.sign(message, with: self)
+    }
+
     public func sign(_ message: [UInt8]) throws(CryptoError) -> [UInt8] {
         do {
             let raw = try chip.sign(digest: SHA256.hash(message), slot: slot)
@@ -131,6 +145,21 @@ public struct ECC608Signer: GatewaySigner {
             health.record(false)
             throw CryptoError("the secure element could not sign: \(error)")
         }
+    }
+}
+
+/// Runs a chip's blocking sessions on a thread of its own, for async callers.
+actor ChipWorker {
+    private let executor: ThreadExecutor
+
+    init(name: String) throws(ThreadError) {
+        executor = try ThreadExecutor(name: name)
+    }
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    func sign(_ message: [UInt8], with signer: ECC608Signer) throws(CryptoError) -> [UInt8] {
+        try signer.sign(message)
     }
 }
 
@@ -157,6 +186,7 @@ public struct SecureElementReport: Sendable {
 
     /// Wakes the chip, reads its revision and configuration, and the slot's public key.
     public static func probe(_ chip: ECC608, slot: UInt16) throws(ECC608Error) -> SecureElementReport {
+        guard slot < 16 else { throw ECC608Error(.unusableKey, "an ATECC608 has key slots 0 to 15, not \(slot)") }
         let revision = try chip.revision()
         try ECC608Signer.checkRevision(revision, of: chip)
         let configuration = try chip.configuration()

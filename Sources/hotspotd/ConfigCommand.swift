@@ -129,7 +129,6 @@ struct ConfigCommand: ParsableCommand {
 
             func checkKeyFile(_ keyFile: String, setting: String) {
                 if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
-                } else if access(keyFile, F_OK) == 0 && access(keyFile, R_OK) != 0 {
                     problems.append(
                         configuration.error(
                             setting,

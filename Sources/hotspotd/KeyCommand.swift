@@ -42,14 +42,16 @@ struct KeyCommand: ParsableCommand {
                 """,
             discussion:
                 """
-                The key is a key file or a secure element (--key ecc://i2c-1:96?slot=0, read through the bus of \
-                --board's profile, by default the configuration's gateway.board). A secure element's sealing key \
-                is the file sealing.key in --data-dir, made by the agent's first start.
+                The key is --key or --key-file when given, otherwise the agent's: the configuration's gateway.key, \
+                else the secure element its board's profile names, else /var/lib/hotspotd/gateway.key. A secure \
+                element (ecc://i2c-1:96?slot=0) is read through the bus of --board's profile, by default the \
+                configuration's gateway.board; its sealing key is the file sealing.key in --data-dir, made by the \
+                agent's first start.
                 """
         )
 
         @Option(name: .long, help: "The key file.")
-        var keyFile: String = defaultKeyFile
+        var keyFile: String?
 
         @Option(name: .long, help: "A key file's path or a secure element's ecc:// URI; wins over --key-file.")
         var key: String?
@@ -72,7 +74,7 @@ struct KeyCommand: ParsableCommand {
         func run() throws {
             let publicKey: HeliumPublicKey
             var sealing: [UInt8]?
-            var source = key ?? keyFile
+            var source = key ?? keyFile ?? configuredKey(config) ?? profileKey() ?? defaultKeyFile
             if ECCKeyURI.isURI(source) {
                 do {
                     let uri = try ECCKeyURI(parsing: source)
@@ -106,6 +108,18 @@ struct KeyCommand: ParsableCommand {
                 }
             }
             let gatewayID = GatewayIdentity.derivedGatewayID(of: publicKey)
+            printIdentity(publicKey, gatewayID: gatewayID, sealing: sealing, source: source)
+        }
+
+        /// The secure element the board's profile names, when a board is known and has one.
+        func profileKey() -> String? {
+            guard let name = board ?? (try? configuredBoard(config)),
+                let profile = try? catalog(boardDir).load(name)
+            else { return nil }
+            return profile.secureElement?.uri
+        }
+
+        func printIdentity(_ publicKey: HeliumPublicKey, gatewayID: String, sealing: [UInt8]?, source: String) {
             if json {
                 print(
                     JSON.serialize(

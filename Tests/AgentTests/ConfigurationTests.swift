@@ -284,6 +284,15 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(second.sealingKey.publicKey == first.sealingKey.publicKey)
         // A chip that does not answer stops the start, naming bus and address, with an exit
         // code that lets systemd try again.
+        // A chip that is not provisioned is refused for good (78: no restart loop).
+        let unlocked = VirtualI2CBus(path: "/dev/i2c-1")
+        unlocked.attach(SimulatedECC608(key: board.secureElement.key, locked: false), at: 0x60)
+        #expect {
+            try Startup.identity(configuration, source: source, board: ChipOnlyBoard(profile: profile, bus: unlocked))
+        } throws: { error in
+            guard let error = error as? StartError else { return false }
+            return error.exitCode == 78 && error.message.contains("not provisioned")
+        }
         board.secureElement.injectFaults { $0.unresponsive = true }
         #expect {
             try Startup.identity(configuration, source: source, board: board)
@@ -292,4 +301,19 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
             return error.exitCode == 1 && error.message.contains("/dev/i2c-1 at 0x60")
         }
     }
+}
+
+/// A board that has nothing but an I2C bus.
+final class ChipOnlyBoard: BoardHardware {
+    let profile: BoardProfile
+    let bus: VirtualI2CBus
+    init(profile: BoardProfile, bus: VirtualI2CBus) {
+        self.profile = profile
+        self.bus = bus
+    }
+    var gpio: any GPIOController { VirtualGPIOChip() }
+    func openBusDevice(_ spi: BoardProfile.SPI) throws(HardwareError) -> any SPIDevice {
+        throw HardwareError(.notFound, "no SPI on this board")
+    }
+    func openI2C(_ path: String) throws(HardwareError) -> any I2CBus { bus }
 }
