@@ -27,6 +27,8 @@ public final class Daemon: Service, Sendable {
     public let topics: Topics
     private let radio: any Radio
     private let board: (any BoardHardware)?
+    /// The board's hardware: its lines and buses (the mock board's, for tests to watch).
+    public let hardware: any BoardHardware
     private let store: Store
     private let pipeline: FramePipeline
     private let transport: MQTTTransport
@@ -56,6 +58,7 @@ public final class Daemon: Service, Sendable {
         self.notifier = notifier
         let profile = try Startup.profile(configuration, catalog: catalog)
         let hardware = try Startup.board(profile, air: air)
+        self.hardware = hardware
         let keySource = try Startup.keySource(configuration, profile: profile)
         let (identity, created) = try Startup.identity(configuration, source: keySource, board: hardware)
         self.identity = identity

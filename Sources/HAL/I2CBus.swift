@@ -18,6 +18,17 @@ public protocol I2CBus: AnyObject, Sendable {
     /// A target that does not acknowledge throws `.nack`, a bus held by another master
     /// `.busBusy`, a transaction that does not finish `.timeout`.
     func transfer(address: UInt8, _ messages: [I2CMessage]) throws(HardwareError) -> [[UInt8]]
+
+    /// Runs `body` while no other process uses the bus through this kind of handle (an advisory
+    /// lock on the node), for exchanges that must not be interleaved: a secure element's
+    /// session. The default runs `body` at once.
+    func exclusively<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T
+}
+
+extension I2CBus {
+    public func exclusively<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        try body()
+    }
 }
 
 /// One target on an I2C bus.

@@ -89,6 +89,16 @@ public final class LinuxI2CBus: I2CBus {
         return reads
     }
 
+    /// Holds an flock on the node around `body`, so that `hotspotd board probe` or `key show`
+    /// cannot interleave with the agent's session (or the other way round). Without the lock
+    /// (a file system that refuses it) `body` runs anyway.
+    public func exclusively<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        let fd = state.withLock { $0.fd }
+        let locked = hs_i2c_lock(fd, 1) == 0
+        defer { if locked { _ = hs_i2c_lock(fd, 0) } }
+        return try body()
+    }
+
     /// One message as a plain write or read to the target selected with I2C_SLAVE.
     private func single(address: UInt8, _ message: I2CMessage, target: String) throws(HardwareError) -> [UInt8] {
         let (result, bytes, operation): (Int32, [UInt8], String) = state.withLock { state in

@@ -121,24 +121,28 @@ public final class ECC608: Sendable {
 
     /// Wakes the chip, runs `body`, puts the chip to sleep; tries again from a fresh wake
     /// when the chip fell asleep, a response was garbled or the status says a retry may succeed.
-    private func run<T>(_ body: () throws(ECC608Error) -> T) throws(ECC608Error) -> T {
+    private func run<T: Sendable>(_ body: () throws(ECC608Error) -> T) throws(ECC608Error) -> T {
         try session.withLock { _ throws(ECC608Error) -> T in
-            var lastError = ECC608Error(.notResponding, "no ECC608 answered on \(device.name)")
-            for attempt in 0..<max(timing.attempts, 1) {
-                do throws(ECC608Error) {
-                    try wake()
-                    let value = try body()
-                    sleepChip()
-                    return value
-                } catch {
-                    sleepChip()
-                    lastError = error
-                    guard Self.isRetryable(error) else { throw error }
-                    if attempt + 1 < timing.attempts { sleep(timing.pollInterval) }
-                }
-            }
-            throw lastError
+            try device.bus.exclusively { () throws(ECC608Error) -> T in try attempts(body) }
         }
+    }
+
+    private func attempts<T: Sendable>(_ body: () throws(ECC608Error) -> T) throws(ECC608Error) -> T {
+        var lastError = ECC608Error(.notResponding, "no ECC608 answered on \(device.name)")
+        for attempt in 0..<max(timing.attempts, 1) {
+            do throws(ECC608Error) {
+                try wake()
+                let value = try body()
+                sleepChip()
+                return value
+            } catch {
+                sleepChip()
+                lastError = error
+                guard Self.isRetryable(error) else { throw error }
+                if attempt + 1 < timing.attempts { sleep(timing.pollInterval) }
+            }
+        }
+        throw lastError
     }
 
     /// Whether trying again (now, or at the next start) may succeed.

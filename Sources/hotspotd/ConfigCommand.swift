@@ -140,10 +140,8 @@ struct ConfigCommand: ParsableCommand {
                             key: try KeyFile.read(keyFile), gatewayID: configuration.gateway.id)
                         found.append(
                             ("gateway key", "\(keyFile): \(identity.address), gateway id \(identity.gatewayID)"))
-                    } catch let error as CryptoError {
-                        problems.append(configuration.error(setting, error.message).description)
                     } catch {
-                        problems.append(configuration.error(setting, "\(error)").description)
+                        problems.append(configuration.error(setting, error.message).description)
                     }
                 } else {
                     let directory = Self.parent(of: keyFile)

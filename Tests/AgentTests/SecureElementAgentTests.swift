@@ -65,6 +65,9 @@ import Testing
         #expect(daemon.identity.publicKey == .eccCompact(chipKey))
         #expect(daemon.identity.address == HeliumPublicKey.eccCompact(chipKey).address)
         let running = Task { try await daemon.run() }
+        let gpio = try #require((daemon.hardware as? MockBoard)?.virtualGPIO)
+        // Running with its broker: the status LED (virtual line 26) is on.
+        #expect(await eventually(within: 20) { gpio.level(26) })
 
         // Another hotspot in the same air beacons on the agent's channel.
         let board = try MockBoard(profile: BoardCatalog.loadFile(boardDirectory + "/mock.toml"), air: air)
@@ -100,6 +103,7 @@ import Testing
         await daemon.shutDown()
         _ = try? await running.value
         await radio.stop()
+        #expect(!gpio.level(26), "stopped: the LED is off")
         #expect(done, "a witness and a beacon report on the broker: \(reports().map(\.topic))")
 
         for (topic, payload) in reports() {

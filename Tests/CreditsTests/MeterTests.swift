@@ -392,15 +392,20 @@ import Wire
 }
 
 @Suite(.capturingLogs) struct ReceiptTests {
-    @Test func receiptsAreSignedAndVerifiable() async throws {
+    /// A store where alice's sensor is paired and she has 10 credits, and a meter on it.
+    static func aliceWithCredit() async throws -> (Store, Meter) {
         let store = try temporaryStore()
-        let gatewayKey = Ed25519PrivateKey.generate()
         _ = try await store.pair(
             Pairing(devAddr: sensor.rawValue, owner: "alice", pairedAt: 1), nonce: [1, 2, 3, 4, 5, 6, 7, 8],
             expiresAt: .max)
         _ = try await store.credit(owner: "alice", amount: 10, nonce: [2, 2, 3, 4, 5, 6, 7, 8], expiresAt: .max, at: 1)
         let clock = TestClock()
-        let meter = Meter(store: store, topics: topics) { clock.nanoseconds }
+        return (store, Meter(store: store, topics: topics) { clock.nanoseconds })
+    }
+
+    @Test func receiptsAreSignedAndVerifiable() async throws {
+        let gatewayKey = Ed25519PrivateKey.generate()
+        let (store, meter) = try await Self.aliceWithCredit()
         _ = try await meter.meter(uplink(fCnt: 1, at: 10))
         _ = try await meter.meter(uplink(fCnt: 2, payload: [UInt8](repeating: 1, count: 30), at: 20))
         let summaries = try await ReceiptIssuer(store: store, signer: gatewayKey, topics: topics).issue(at: 100)
@@ -420,13 +425,7 @@ import Wire
     /// A secure element that stops answering signs no receipt: the period waits, whole, and the
     /// receipt that comes once it answers again sums every charge; signed by the P-256 key.
     @Test func aSignerThatFailsLeavesThePeriodForLater() async throws {
-        let store = try temporaryStore()
-        _ = try await store.pair(
-            Pairing(devAddr: sensor.rawValue, owner: "alice", pairedAt: 1), nonce: [1, 2, 3, 4, 5, 6, 7, 8],
-            expiresAt: .max)
-        _ = try await store.credit(owner: "alice", amount: 10, nonce: [2, 2, 3, 4, 5, 6, 7, 8], expiresAt: .max, at: 1)
-        let clock = TestClock()
-        let meter = Meter(store: store, topics: topics) { clock.nanoseconds }
+        let (store, meter) = try await Self.aliceWithCredit()
         _ = try await meter.meter(uplink(fCnt: 1, at: 10))
         let signer = FlakySigner(try SoftwareECCSigner(P256PrivateKey.compact(seed: [5])))
         let issuer = ReceiptIssuer(store: store, signer: signer, topics: topics)

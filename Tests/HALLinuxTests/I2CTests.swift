@@ -73,3 +73,23 @@ import Testing
         }
     }
 }
+
+@Suite struct LinuxI2CLockTests {
+    /// The lock that keeps `board probe` out of the agent's chip sessions is a real flock:
+    /// another open file of the same node waits for it.
+    @Test func theBusLockIsAnFlockOthersWaitFor() throws {
+        let path = "/tmp/hotspotd-i2c-lock-\(getpid())"
+        let first = open(path, O_RDWR | O_CREAT, 0o600)
+        let second = open(path, O_RDWR)
+        defer {
+            close(first)
+            close(second)
+            unlink(path)
+        }
+        #expect(first >= 0 && second >= 0)
+        #expect(hs_i2c_lock(first, 1) == 0)
+        #expect(flock(second, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+        #expect(hs_i2c_lock(first, 0) == 0)
+        #expect(flock(second, LOCK_EX | LOCK_NB) == 0)
+    }
+}

@@ -6,6 +6,7 @@
 #include <linux/i2c-dev.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -72,6 +73,14 @@ int hs_i2c_transfer(int fd, const hs_i2c_message *messages, uint32_t count) {
     int result = ioctl(fd, I2C_RDWR, &data);
     if (result < 0) return -errno;
     return (uint32_t)result == count ? 0 : -EIO;
+}
+
+int hs_i2c_lock(int fd, int exclusive) {
+    int result;
+    do {
+        result = flock(fd, exclusive ? LOCK_EX : LOCK_UN);
+    } while (result < 0 && errno == EINTR);
+    return result < 0 ? -errno : 0;
 }
 
 void hs_i2c_close(int fd) {

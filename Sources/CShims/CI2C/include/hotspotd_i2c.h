@@ -43,6 +43,10 @@ int hs_i2c_transfer(int fd, const hs_i2c_message *messages, uint32_t count);
 /// hs_i2c_transfer does before its ioctl. Returns 0 or -EINVAL.
 int hs_i2c_fill_messages(const hs_i2c_message *messages, uint32_t count, void *out, size_t out_size);
 
+/// Takes (exclusive = 1) or gives back (0) an advisory lock on the node (flock), which other
+/// processes that lock the same node wait for. Returns 0 or -errno.
+int hs_i2c_lock(int fd, int exclusive);
+
 void hs_i2c_close(int fd);
 
 /// The layout of struct i2c_msg and struct i2c_rdwr_ioctl_data as this build sees them.
