@@ -50,6 +50,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
     /// Packet forwarders' datagrams refused since the start, by reason (`not_listed`,
     /// `too_many_forwarders`, `tx_ack_unmatched`); only the reasons that happened.
     public var forwarderRefusals: [String: Int]? = nil
+    /// Uplinks `[filters]` left out since the start, by reason; only the reasons that happened.
+    public var uplinksFiltered: [String: Int]? = nil
     public var lastUplinkAt: Int64?
     public var lastBeaconAt: Int64?
     public var lastWitnessAt: Int64?
@@ -70,6 +72,7 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         case framesNotStored = "frames_not_stored"
         case framesMalformed = "frames_malformed"
         case forwarderRefusals = "forwarder_refusals"
+        case uplinksFiltered = "uplinks_filtered"
         case lastUplinkAt = "last_uplink_at"
         case lastBeaconAt = "last_beacon_at"
         case lastWitnessAt = "last_witness_at"

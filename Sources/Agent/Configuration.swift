@@ -1,4 +1,5 @@
 import Clocks
+import Credits
 import Cryptography
 import LoRaPHY
 import Radio
@@ -112,6 +113,8 @@ public struct Configuration: Sendable {
     public var mqtt: MQTT
     public var credits: Credits
     public var coverage: Coverage
+    /// Which uplinks are taken at all (`[filters]`): none left out by default.
+    public var filters: UplinkFilters = .none
     public var statsInterval: Duration
     public var logLevel: String
     public var file: String
@@ -264,6 +267,7 @@ private final class Reader {
         ("credits", ["authority", "forward_unpaired", "charge_joins", "receipt_interval"]),
         ("coverage", ["enabled", "interval", "power"]),
         ("stats", ["interval"]),
+        ("filters", ["dev_addr_prefixes", "join_eui_prefixes", "deny_dev_addr_prefixes", "deny_join_eui_prefixes"]),
         ("log", ["level"]),
     ]
 
@@ -520,6 +524,32 @@ private final class Reader {
             ?? .seconds(30)
         problems += stats.unknownKeys()
 
+        let filtersSection = sections["filters"]!
+        var filters = UplinkFilters()
+        for (key, width) in [
+            ("dev_addr_prefixes", 32), ("join_eui_prefixes", 64), ("deny_dev_addr_prefixes", 32),
+            ("deny_join_eui_prefixes", 64),
+        ] {
+            guard let texts = attempt({ () throws(TOMLConfigError) in try filtersSection.strings(key) }) else {
+                continue
+            }
+            var prefixes: [BitPrefix] = []
+            for text in texts {
+                do throws(FilterError) {
+                    prefixes.append(try BitPrefix(parsing: text, width: width))
+                } catch {
+                    problem(filtersSection.error(key, error.message))
+                }
+            }
+            switch key {
+            case "dev_addr_prefixes": filters.devAddrPrefixes = prefixes
+            case "join_eui_prefixes": filters.joinEUIPrefixes = prefixes
+            case "deny_dev_addr_prefixes": filters.denyDevAddrPrefixes = prefixes
+            default: filters.denyJoinEUIPrefixes = prefixes
+            }
+        }
+        problems += filtersSection.unknownKeys()
+
         let log = sections["log"]!
         var level = attempt { () throws(TOMLConfigError) in try log.string("level") } ?? "info"
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
@@ -530,7 +560,7 @@ private final class Reader {
         }
         problems += log.unknownKeys()
 
-        return Configuration(
+        var configuration = Configuration(
             gateway: gatewaySettings,
             radio: Configuration.RadioSettings(
                 frequencyHz: UInt32(frequency),
@@ -541,6 +571,8 @@ private final class Reader {
             statsInterval: statsInterval, logLevel: level, file: root.file,
             origins: origins.all
         )
+        configuration.filters = filters
+        return configuration
     }
 
     /// A `HOTSPOTD_…` variable that overrides no key is a mistake the owner would not notice:

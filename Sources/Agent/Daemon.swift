@@ -89,7 +89,9 @@ public final class Daemon: Service, Sendable {
         let credits = configuration.credits
         let meter = Meter(
             store: store, topics: topics, encoding: encoding,
-            settings: MeterSettings(forwardUnpaired: credits.forwardUnpaired, chargeJoins: credits.chargeJoins),
+            settings: MeterSettings(
+                forwardUnpaired: credits.forwardUnpaired, chargeJoins: credits.chargeJoins,
+                filters: configuration.filters),
             logger: Logger(label: "hotspotd.meter"), now: now)
         let coverage = CoverageService(
             radio: transmitting, store: store, identity: identity, region: configuration.gateway.region, topics: topics,
@@ -155,6 +157,9 @@ public final class Daemon: Service, Sendable {
                 "version": hotspotdVersion, "board": configuration.gateway.board,
                 "region": configuration.gateway.region.name.rawValue,
                 "refused_no_credit": String(await meter.counts.refused[UplinkRefusal.noCredit] ?? 0),
+                // Uplinks [filters] left out, since the start.
+                "filtered_dev_addr": String(await meter.counts.dropped[DropReason.filteredDevAddr] ?? 0),
+                "filtered_join_eui": String(await meter.counts.dropped[DropReason.filteredJoinEUI] ?? 0),
                 // Datagrams and rxpk a packet forwarder sent that could not be read, since the start.
                 "rx_malformed": String(await radio.statistics().malformed),
             ]

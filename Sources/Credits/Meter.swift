@@ -65,6 +65,9 @@ public enum DropReason: String, Sendable, Hashable {
     case downlink
     case unpaired
     case unsupported
+    /// Left out by `[filters]`.
+    case filteredDevAddr = "filtered_dev_addr"
+    case filteredJoinEUI = "filtered_join_eui"
 }
 
 /// Why an uplink from a paired device was refused; the raw value is the published reason.
@@ -82,14 +85,17 @@ public struct MeterSettings: Sendable {
     public var chargeJoins: Bool
     /// How long the same frame counts as a duplicate.
     public var duplicateWindowNanoseconds: Int64
+    /// Which uplinks are taken at all (`[filters]`).
+    public var filters: UplinkFilters
 
     public init(
         forwardUnpaired: Bool = false, chargeJoins: Bool = true,
-        duplicateWindowNanoseconds: Int64 = Nanoseconds.of(.seconds(5))
+        duplicateWindowNanoseconds: Int64 = Nanoseconds.of(.seconds(5)), filters: UplinkFilters = .none
     ) {
         self.forwardUnpaired = forwardUnpaired
         self.chargeJoins = chargeJoins
         self.duplicateWindowNanoseconds = duplicateWindowNanoseconds
+        self.filters = filters
     }
 }
 
@@ -312,6 +318,10 @@ public actor Meter {
             case .joinAccept, .rejoinRequest:
                 plans.append(.done(.dropped(phy.mType.isUplink ? .unsupported : .downlink)))
             case .joinRequest(let request):
+                guard settings.filters.admits(joinEUI: request.joinEUI.rawValue) else {
+                    plans.append(.done(.dropped(.filteredJoinEUI)))
+                    continue
+                }
                 guard let pairing = pairings.1[request.devEUI.rawValue] else {
                     plans.append(unpaired(frame, sensor: "DevEUI \(request.devEUI)", at: time, into: &unpairedMessages))
                     continue
@@ -326,6 +336,10 @@ public actor Meter {
             case .data(let data):
                 guard phy.mType.isUplink else {
                     plans.append(.done(.dropped(.downlink)))
+                    continue
+                }
+                guard settings.filters.admits(devAddr: data.devAddr.rawValue) else {
+                    plans.append(.done(.dropped(.filteredDevAddr)))
                     continue
                 }
                 guard let pairing = pairings.0[data.devAddr.rawValue] else {

@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import Clocks
+import Credits
 import Cryptography
 import HAL
 import Radio
@@ -301,6 +302,9 @@ struct ConfigCommand: ParsableCommand {
             // A JSON string is a TOML basic string: the same quotes, the same escapes.
             func quoted(_ text: String) -> String { JSON.serialize(.string(text)) }
             func duration(_ value: Duration) -> String { quoted(DurationText.describe(value)) }
+            func list(_ prefixes: [BitPrefix]) -> String {
+                "[" + prefixes.map { quoted("\($0)") }.joined(separator: ", ") + "]"
+            }
             let c = configuration
             let sections: [(String, [(String, String?)])] = [
                 (
@@ -363,6 +367,15 @@ struct ConfigCommand: ParsableCommand {
                     ]
                 ),
                 ("stats", [("interval", duration(c.statsInterval))]),
+                (
+                    "filters",
+                    [
+                        ("dev_addr_prefixes", list(c.filters.devAddrPrefixes)),
+                        ("join_eui_prefixes", list(c.filters.joinEUIPrefixes)),
+                        ("deny_dev_addr_prefixes", list(c.filters.denyDevAddrPrefixes)),
+                        ("deny_join_eui_prefixes", list(c.filters.denyJoinEUIPrefixes)),
+                    ]
+                ),
                 ("log", [("level", quoted(c.logLevel))]),
             ]
             var lines = [

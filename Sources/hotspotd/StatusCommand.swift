@@ -116,6 +116,13 @@ struct StatusCommand: AsyncParsableCommand {
                 ("last witness", status.lastWitnessAt.map { Self.time($0, now: now) } ?? "none"),
                 ("pairings", pairings.map { "\($0)" } ?? "-"),
             ]
+            // With [filters]: the uplinks they left out, by reason.
+            if let filtered = status.uplinksFiltered {
+                let counts = filtered.sorted { $0.key < $1.key }.map {
+                    "\($0.value) \($0.key.replacing("filtered_", with: "by ").replacing("_", with: " "))"
+                }
+                rows.insert(("uplinks filtered", counts.joined(separator: ", ")), at: 6)
+            }
             // Behind a packet forwarder: its datagrams refused, by reason.
             if let refusals = status.forwarderRefusals {
                 let counts = refusals.sorted { $0.key < $1.key }.map {

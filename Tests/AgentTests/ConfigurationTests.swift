@@ -317,3 +317,20 @@ final class ChipOnlyBoard: BoardHardware {
     }
     func openI2C(_ path: String) throws(HardwareError) -> any I2CBus { bus }
 }
+
+@Suite(.capturingLogs) struct FilterConfigurationTests {
+    @Test func filtersAreReadAndABadPrefixIsNamed() throws {
+        let text = """
+            [filters]
+            dev_addr_prefixes = ["26000000/7"]
+            deny_join_eui_prefixes = ["70b3d57ed0000000/32"]
+            """ + "\n" + GatewayKeyConfigurationTests.base
+        let configuration = try Configuration.parse(text, file: "h.toml")
+        #expect(configuration.filters.devAddrPrefixes.map(\.description) == ["26000000/7"])
+        #expect(configuration.filters.denyJoinEUIPrefixes.map(\.description) == ["70b3d57ed0000000/32"])
+        #expect(!configuration.filters.admits(joinEUI: 0x70B3_D57E_D000_0001))
+        let (_, problems) = Configuration.check(
+            "[filters]\njoin_eui_prefixes = [\"70b3d57e/8\"]\n" + GatewayKeyConfigurationTests.base, file: "h.toml")
+        #expect(problems.contains { $0.key == "filters.join_eui_prefixes" && $0.line == 2 }, "\(problems)")
+    }
+}

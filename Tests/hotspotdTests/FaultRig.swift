@@ -65,7 +65,7 @@ final class FaultRig: @unchecked Sendable {
         dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1",
         semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false",
         region: String = "EU868",
-        stats: String = "interval = \"1h\""
+        stats: String = "interval = \"1h\"", filters: String = ""
     ) async throws {
         prefix = region.lowercased()
         directory =
@@ -120,6 +120,8 @@ final class FaultRig: @unchecked Sendable {
         \(coverage)
         [stats]
         \(stats)
+        [filters]
+        \(filters)
         """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
 
         collectorFile = directory + "/collected.hex"

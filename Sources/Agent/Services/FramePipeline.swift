@@ -26,6 +26,8 @@ public final class FramePipeline: Service, Sendable {
         public var storeFailure: String?
         /// Frames the store could not take since the start.
         public var notStored = 0
+        /// Uplinks `[filters]` left out, by reason (`filtered_dev_addr`, `filtered_join_eui`).
+        public var filtered: [String: Int] = [:]
 
         public init(metered: Int = 0, forwarded: Int = 0, refused: Int = 0) {
             self.metered = metered
@@ -188,6 +190,8 @@ extension FramePipeline.Counters {
             lastUplinkAt = now
         } else if case .refused = outcome {
             refused += 1
+        } else if case .dropped(let reason) = outcome, reason == .filteredDevAddr || reason == .filteredJoinEUI {
+            filtered[reason.rawValue, default: 0] += 1
         }
     }
 }

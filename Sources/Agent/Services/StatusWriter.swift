@@ -56,6 +56,7 @@ public final class StatusWriter: Sendable {
             outboxDepth: sample.outboxDepth, storeError: pipeline.storeFailure, framesNotStored: pipeline.notStored,
             framesMalformed: await radio.statistics().malformed,
             forwarderRefusals: forwarderRefusals(),
+            uplinksFiltered: pipeline.filtered.isEmpty ? nil : pipeline.filtered,
             lastUplinkAt: pipeline.lastUplinkAt.map(Nanoseconds.seconds),
             lastBeaconAt: lastBeacon.map(Nanoseconds.seconds), lastWitnessAt: lastWitness.map(Nanoseconds.seconds)
         )
