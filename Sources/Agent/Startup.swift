@@ -78,11 +78,12 @@ enum Startup {
                 let chip = ECC608(bus: bus, address: uri.address)
                 // Only a provisioned chip serves: zones locked, a P-256 key in the slot.
                 let report = try SecureElementReport.probe(chip, slot: uri.slot)
-                if let problem = report.problem {
+                guard let probed = report.signer, report.problem == nil else {
+                    let problem = report.problem ?? "no key"
                     throw StartError(
                         "the secure element (\(uri)) cannot serve as the identity: \(problem)", exitCode: 78)
                 }
-                signer = try ECC608Signer(chip: chip, slot: uri.slot)
+                signer = probed
             } catch let error as StartError {
                 throw error
             } catch let error as HardwareError {

@@ -91,25 +91,25 @@ public enum SignedReports {
     public static func sign<Report: SignedReport>(_ report: Report, with signer: any GatewaySigner)
         throws(CryptoError) -> Report
     {
+        var (signed, bytes) = unsigned(report, by: signer)
+        signed.signature = Data(try signer.sign(bytes))
+        return signed
+    }
+
+    /// The report with the signer's key and an empty signature, and the bytes to sign.
+    static func unsigned<Report: SignedReport>(_ report: Report, by signer: any GatewaySigner) -> (Report, [UInt8]) {
         var unsigned = report
         unsigned.pubKey = Data(signer.heliumKey.binary)
         unsigned.signature = Data()
         // Encoding a message built in code cannot fail.
-        let bytes: [UInt8] = (try? unsigned.serializedBytes()) ?? []
-        var signed = unsigned
-        signed.signature = Data(try signer.sign(bytes))
-        return signed
+        return (unsigned, (try? unsigned.serializedBytes()) ?? [])
     }
 
     /// The same as `sign`, for async callers: a secure element signs on a thread of its own.
     public static func signed<Report: SignedReport>(_ report: Report, by signer: any GatewaySigner)
         async throws(CryptoError) -> Report
     {
-        var unsigned = report
-        unsigned.pubKey = Data(signer.heliumKey.binary)
-        unsigned.signature = Data()
-        let bytes: [UInt8] = (try? unsigned.serializedBytes()) ?? []
-        var signed = unsigned
+        var (signed, bytes) = unsigned(report, by: signer)
         signed.signature = Data(try await signer.signature(of: bytes))
         return signed
     }

@@ -20,13 +20,7 @@ public enum DeviceErrorMapping {
                 (or run `sudo raspi-config` → Interface Options → SPI) and reboot; check with `ls /dev/spidev*`.
                 """, errno: code)
         case EACCES, EPERM:
-            return HardwareError(
-                .permissionDenied,
-                """
-                permission denied on \(path): install udev/99-hotspotd.rules into /etc/udev/rules.d/ \
-                (then `sudo udevadm control --reload && sudo udevadm trigger`) and add the service user to the \
-                `hotspotd` group (Raspberry Pi OS also grants the `spi` group), or run as that user.
-                """, errno: code)
+            return permissionDenied(path, piGroup: "spi", errno: code)
         case EBUSY:
             return HardwareError(
                 .busy, "\(path) is busy: another program (lora_pkt_fwd, a second hotspotd?) holds it", errno: code)
@@ -59,13 +53,7 @@ public enum DeviceErrorMapping {
                 (`echo i2c-dev | sudo tee /etc/modules-load.d/i2c-dev.conf`) and reboot; check with `ls /dev/i2c-*`.
                 """, errno: code)
         case EACCES, EPERM:
-            return HardwareError(
-                .permissionDenied,
-                """
-                permission denied on \(path): install udev/99-hotspotd.rules into /etc/udev/rules.d/ \
-                (then `sudo udevadm control --reload && sudo udevadm trigger`) and add the service user to the \
-                `hotspotd` group (Raspberry Pi OS also grants the `i2c` group), or run as that user.
-                """, errno: code)
+            return permissionDenied(path, piGroup: "i2c", errno: code)
         case ENXIO where operation == "open", ENODEV:
             return HardwareError(.notFound, "\(path) has no adapter behind it", errno: code)
         case EBUSY where operation == "select":
@@ -97,6 +85,18 @@ public enum DeviceErrorMapping {
         }
     }
 
+    /// What to do when the service may not open a device node: the package's udev rule, the
+    /// `hotspotd` group (Raspberry Pi OS grants `piGroup` too).
+    static func permissionDenied(_ path: String, piGroup: String, errno code: Int32) -> HardwareError {
+        HardwareError(
+            .permissionDenied,
+            """
+            permission denied on \(path): install udev/99-hotspotd.rules into /etc/udev/rules.d/ \
+            (then `sudo udevadm control --reload && sudo udevadm trigger`) and add the service user to the \
+            `hotspotd` group (Raspberry Pi OS also grants the `\(piGroup)` group), or run as that user.
+            """, errno: code)
+    }
+
     /// An error opening a GPIO chip or requesting one of its lines.
     public static func gpio(errno code: Int32, path: String, line: UInt32?, role: String) -> HardwareError {
         let what = line.map { "\(path) line \($0) (\(role))" } ?? path
@@ -104,13 +104,7 @@ public enum DeviceErrorMapping {
         case ENOENT:
             return HardwareError(.notFound, "\(path) does not exist: this system has no such GPIO chip", errno: code)
         case EACCES, EPERM:
-            return HardwareError(
-                .permissionDenied,
-                """
-                permission denied on \(path): install udev/99-hotspotd.rules into /etc/udev/rules.d/ \
-                (then `sudo udevadm control --reload && sudo udevadm trigger`) and add the service user to the \
-                `hotspotd` group (Raspberry Pi OS also grants the `gpio` group).
-                """, errno: code)
+            return permissionDenied(path, piGroup: "gpio", errno: code)
         case EBUSY:
             return HardwareError(
                 .busy,

@@ -178,7 +178,7 @@ public final class ECC608: Sendable {
             {
                 throw ECC608Error(.status(status), "the ECC608 on \(device.name) woke with \(status.meaning)")
             }
-            throw ECC608Error(.communication, "the ECC608 on \(device.name) woke with \(hex(response))")
+            throw ECC608Error(.communication, "the ECC608 on \(device.name) woke with \(spacedHex(response))")
         }
     }
 
@@ -261,7 +261,7 @@ private func nanoseconds(_ duration: Duration) -> Int64 {
     duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
 }
 
-private func hex(_ bytes: [UInt8]) -> String {
-    bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
-        .joined(separator: " ")
+/// Bytes as the datasheet writes them: `00 00 60 02`.
+func spacedHex(_ bytes: [UInt8]) -> String {
+    bytes.map { $0 < 0x10 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined(separator: " ")
 }

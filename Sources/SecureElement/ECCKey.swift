@@ -114,10 +114,7 @@ public struct ECC608Signer: GatewaySigner {
     /// ATECC608A (`00 00 60 02`) and 608B (`00 00 60 03` and later silicon) are accepted.
     public static func checkRevision(_ revision: [UInt8], of chip: ECC608) throws(ECC608Error) {
         guard revision.count == 4, revision[2] == 0x60, revision[3] >= 0x02 else {
-            let text = revision.map {
-                String($0, radix: 16).count == 1 ? "0\(String($0, radix: 16))" : String($0, radix: 16)
-            }
-            .joined(separator: " ")
+            let text = spacedHex(revision)
             throw ECC608Error(
                 .wrongRevision(revision),
                 """
@@ -180,7 +177,9 @@ public struct SecureElementReport: Sendable {
     public var dataLocked: Bool
     public var slot: UInt16
     public var slotHoldsP256Key: Bool
-    public var publicKey: HeliumPublicKey?
+    public var publicKey: HeliumPublicKey? { signer?.heliumKey }
+    /// The chip as the gateway's signer, when it can serve as one.
+    public var signer: ECC608Signer?
     /// Why the chip cannot serve as the identity, or nil when it can.
     public var problem: String?
 
@@ -193,7 +192,7 @@ public struct SecureElementReport: Sendable {
         var report = SecureElementReport(
             device: chip.device.name, revision: revision, serialNumber: configuration.serialNumber,
             configurationLocked: configuration.configurationLocked, dataLocked: configuration.dataLocked, slot: slot,
-            slotHoldsP256Key: configuration.holdsP256PrivateKey(Int(slot)), publicKey: nil, problem: nil)
+            slotHoldsP256Key: configuration.holdsP256PrivateKey(Int(slot)), signer: nil, problem: nil)
         if !report.configurationLocked || !report.dataLocked {
             report.problem =
                 "the chip is not provisioned (its zones are unlocked); hotspotd never provisions a chip"
@@ -201,7 +200,7 @@ public struct SecureElementReport: Sendable {
             report.problem = "slot \(slot) is not configured for a P-256 private key"
         } else {
             do {
-                report.publicKey = try ECC608Signer(chip: chip, slot: slot).heliumKey
+                report.signer = try ECC608Signer(chip: chip, slot: slot)
             } catch {
                 report.problem = error.message
             }
