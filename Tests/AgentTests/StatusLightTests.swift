@@ -94,3 +94,33 @@ import Testing
         #expect(!gpio.level(26))
     }
 }
+
+extension StatusLightTests {
+    /// A button line that keeps toggling (broken, floating) cannot fill the journal: five
+    /// lines, then one a minute.
+    @Test(.timeLimit(.minutes(1)))
+    func aTogglingButtonWritesFiveLinesThenFewer() async throws {
+        let profile = try BoardProfile.parse(Self.profile, file: "mock-with-light.toml")
+        let board = try MockBoard(profile: profile, air: Air(timeScale: 0))
+        let button = try #require(try board.requestLineIfPresent(.button, .input(edges: .both)))
+        let log = CapturedLog()
+        let light = StatusLight(
+            led: nil, button: button, logger: log.logger,
+            state: { LightState(brokerConnected: true, radioAnswering: true, secureElementAnswering: true) },
+            diagnostic: { "running" })
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [.init(service: light)], logger: log.logger))
+        let running = Task { try await group.run() }
+        try await Task.sleep(for: .milliseconds(200))
+        for _ in 0..<12 {
+            board.virtualGPIO.drive(5, high: true)
+            board.virtualGPIO.drive(5, high: false)
+            try await Task.sleep(for: .milliseconds(520))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        await group.triggerGracefulShutdown()
+        try await running.value
+        let lines = log.all.filter { $0.message.hasPrefix("button:") }
+        #expect(lines.count == 5, "\(lines.map(\.message))")
+    }
+}

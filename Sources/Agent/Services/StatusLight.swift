@@ -118,13 +118,18 @@ public struct StatusLight: Service {
     }
 
     /// A press is the line becoming active; presses closer than half a second are one (bounce).
+    /// A line that keeps toggling (a broken button, a floating input) writes five lines, then
+    /// one a minute, each saying how many presses went unsaid.
     private func watchButton(_ events: AsyncStream<GPIOEdgeEvent>) async {
+        let limiter = RefusalLimiter(burst: 5, perSecond: 1.0 / 60)
         var last: UInt64 = 0
         for await event in events where event.edge == .rising {
             guard last == 0 || event.timestampNanoseconds &- last >= 500_000_000 else { continue }
             last = event.timestampNanoseconds
+            let (report, unsaid) = limiter.admit()
+            guard report else { continue }
             let line = await diagnostic()
-            logger.notice("button: \(line)")
+            logger.notice("button: \(line)\(unsaid > 0 ? " (\(unsaid) presses not logged before this one)" : "")")
         }
     }
 }
