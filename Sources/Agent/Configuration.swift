@@ -64,9 +64,62 @@ public struct Configuration: Sendable {
     }
 
     public struct MQTT: Sendable {
-        public var host: String
-        public var port: Int
-        public var tls: Bool
+        /// A broker: `mqtt://host:port` or `mqtts://host:port`.
+        public struct Server: Sendable, Hashable, CustomStringConvertible {
+            public var host: String
+            public var port: Int
+            public var tls: Bool
+
+            public init(host: String, port: Int, tls: Bool) {
+                self.host = host
+                self.port = port
+                self.tls = tls
+            }
+
+            /// The broker as a person names it.
+            public var description: String {
+                "\(tls ? "mqtts" : "mqtt")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+            }
+
+            /// Why a broker's name was refused.
+            public struct Invalid: Error, CustomStringConvertible {
+                public var description: String
+                init(_ description: String) { self.description = description }
+            }
+
+            /// Reads `mqtt://host[:port]` or `mqtts://host[:port]` (1883 and 8883 by default;
+            /// an IPv6 host in brackets).
+            public static func parse(_ text: String) -> Result<Server, Invalid> {
+                let tls: Bool
+                let rest: Substring
+                if text.hasPrefix("mqtts://") {
+                    (tls, rest) = (true, text.dropFirst(8))
+                } else if text.hasPrefix("mqtt://") {
+                    (tls, rest) = (false, text.dropFirst(7))
+                } else {
+                    return .failure(Invalid("'\(text)' must start with mqtt:// or mqtts://"))
+                }
+                var host = String(rest)
+                var port = tls ? 8883 : 1883
+                if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
+                    host = String(rest[..<colon])
+                    guard let number = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(number) else {
+                        return .failure(Invalid("'\(text)' has no valid port"))
+                    }
+                    port = number
+                }
+                if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+                guard !host.isEmpty else { return .failure(Invalid("'\(text)' names no host")) }
+                return .success(Server(host: host, port: port, tls: tls))
+            }
+        }
+
+        /// The brokers, in the order they are tried; the first is the one to come back to.
+        public var servers: [Server]
+        /// How long the current broker may stay unreachable before the next is tried.
+        public var failoverAfter: Duration
+        /// How often, while on another broker, the first is checked to go back to it.
+        public var failbackInterval: Duration
         public var topicPrefix: String
         public var json: Bool
         public var qos: Int
@@ -80,15 +133,22 @@ public struct Configuration: Sendable {
         public var outboxMaximum: Int
         public var maximumInFlight: Int
 
-        /// The broker as a person names it.
-        public var brokerAddress: String { "\(tls ? "mqtts" : "mqtt")://\(host):\(port)" }
+        /// The first broker's host, port and scheme.
+        public var host: String { servers[0].host }
+        public var port: Int { servers[0].port }
+        public var tls: Bool { servers[0].tls }
 
-        /// The client's settings; the gateway ID is the client ID.
-        public func settings(clientID: String) -> MQTTSettings {
-            MQTTSettings(
-                host: host, port: port, clientID: clientID, protocolVersion: protocolVersion,
+        /// The broker as a person names it (the first, when there are several).
+        public var brokerAddress: String { servers[0].description }
+
+        /// The client's settings for broker `server` of the list; the gateway ID is the client ID.
+        public func settings(clientID: String, server index: Int = 0) -> MQTTSettings {
+            let server = servers[index]
+            return MQTTSettings(
+                host: server.host, port: server.port, clientID: clientID, protocolVersion: protocolVersion,
                 keepaliveSeconds: Int(keepalive.components.seconds), username: username, password: password,
-                caFile: caCertificate, certificateFile: tlsCertificate, keyFile: tlsKey,
+                caFile: server.tls ? caCertificate ?? Configuration.systemCABundle : nil,
+                certificateFile: tlsCertificate, keyFile: tlsKey,
                 maximumInFlight: maximumInFlight)
         }
     }
@@ -260,7 +320,8 @@ private final class Reader {
         (
             "mqtt",
             [
-                "server", "topic_prefix", "json", "qos", "username", "password", "ca_cert", "tls_cert", "tls_key",
+                "server", "servers", "failover_after", "failback_interval", "topic_prefix", "json", "qos", "username",
+                "password", "ca_cert", "tls_cert", "tls_key",
                 "keepalive", "protocol_version", "outbox_max", "max_inflight",
             ]
         ),
@@ -592,37 +653,42 @@ private final class Reader {
     }
 
     func readMQTT(_ mqtt: Section, region: Region) -> Configuration.MQTT {
-        var server = attempt { () throws(TOMLConfigError) in try mqtt.string("server") } ?? "mqtt://127.0.0.1:1883"
-        var tls = false
-        var host = "127.0.0.1"
-        var port = 1883
-        func parseServer() -> String? {
-            let rest: Substring
-            if server.hasPrefix("mqtts://") {
-                tls = true
-                rest = server.dropFirst(8)
-            } else if server.hasPrefix("mqtt://") {
-                tls = false
-                rest = server.dropFirst(7)
-            } else {
-                return "'\(server)' must start with mqtt:// or mqtts://"
-            }
-            host = String(rest)
-            port = tls ? 8883 : 1883
-            if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
-                host = String(rest[..<colon])
-                guard let number = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(number) else {
-                    return "'\(server)' has no valid port"
+        // `server` names one broker, `servers` several in the order they are tried.
+        var names = attempt { () throws(TOMLConfigError) in try mqtt.strings("servers") }
+        if let list = names, mqtt.has("server") {
+            problem(mqtt.error("servers", "server and servers both name brokers: keep one"))
+            names = Array(list.prefix(1))
+        }
+        let key = names == nil ? "server" : "servers"
+        let given =
+            names ?? [attempt { () throws(TOMLConfigError) in try mqtt.string("server") } ?? "mqtt://127.0.0.1:1883"]
+        var servers: [Configuration.MQTT.Server] = []
+        for name in given {
+            switch Configuration.MQTT.Server.parse(name) {
+            case .success(let server):
+                if servers.contains(server) {
+                    problem(mqtt.error(key, "'\(name)' is named twice"))
+                } else {
+                    servers.append(server)
                 }
-                port = number
+            case .failure(let message):
+                problem(mqtt.error(key, message.description))
             }
-            return host.isEmpty ? "'\(server)' names no host" : nil
         }
-        if let message = parseServer() {
-            problem(mqtt.error("server", message))
-            server = "mqtt://127.0.0.1:1883"
-            (tls, host, port) = (false, "127.0.0.1", 1883)
+        if given.isEmpty { problem(mqtt.error(key, "names no broker")) }
+        if servers.isEmpty { servers = [Configuration.MQTT.Server(host: "127.0.0.1", port: 1883, tls: false)] }
+        if servers.count > 16 {
+            problem(mqtt.error(key, "at most 16 brokers, not \(servers.count)"))
+            servers = Array(servers.prefix(16))
         }
+        let failoverAfter =
+            attempt { () throws(TOMLConfigError) in
+                try mqtt.duration("failover_after", minimum: .seconds(1), maximum: .seconds(3600))
+            } ?? .seconds(30)
+        let failbackInterval =
+            attempt { () throws(TOMLConfigError) in
+                try mqtt.duration("failback_interval", minimum: .seconds(1), maximum: .seconds(86_400))
+            } ?? .seconds(600)
         var qos = attempt { () throws(TOMLConfigError) in try mqtt.integer("qos") } ?? 1
         if qos != 0 && qos != 1 {
             problem(mqtt.error("qos", "QoS must be 0 or 1, not \(qos)"))
@@ -646,7 +712,7 @@ private final class Reader {
         // Over TLS, without ca_cert: the system's CA bundle (Debian, Raspberry Pi OS).
         let caCertificate =
             attempt { () throws(TOMLConfigError) in try mqtt.string("ca_cert") }
-            ?? (tls ? Configuration.systemCABundle : nil)
+            ?? (servers.contains(where: \.tls) ? Configuration.systemCABundle : nil)
         var topicPrefix =
             attempt { () throws(TOMLConfigError) in try mqtt.string("topic_prefix") }
             ?? region.name.rawValue.lowercased()
@@ -661,7 +727,7 @@ private final class Reader {
             topicPrefix = region.name.rawValue.lowercased()
         }
         let settings = Configuration.MQTT(
-            host: host, port: port, tls: tls,
+            servers: servers, failoverAfter: failoverAfter, failbackInterval: failbackInterval,
             topicPrefix: topicPrefix,
             json: attempt { () throws(TOMLConfigError) in try mqtt.boolean("json") } ?? false, qos: Int(qos),
             username: attempt { () throws(TOMLConfigError) in try mqtt.string("username") },

@@ -119,8 +119,8 @@ public final class Daemon: Service, Sendable {
         ) { data, timestamp in await coverage.receiveEntropy(data, timestamp: timestamp) }
         do throws(MQTTError) {
             transport = try MQTTTransport(
-                settings: configuration.mqtt.settings(clientID: identity.gatewayID), store: store, dispatch: dispatch,
-                encoding: encoding, qos: configuration.mqtt.qos, logger: Logger(label: "hotspotd.mqtt"))
+                mqtt: configuration.mqtt, clientID: identity.gatewayID, store: store, dispatch: dispatch,
+                encoding: encoding, logger: Logger(label: "hotspotd.mqtt"))
         } catch {
             throw StartError(error.message)
         }
@@ -143,7 +143,7 @@ public final class Daemon: Service, Sendable {
                     radioLastProgress: .nanoseconds(radioStatistics.lastProgressNanoseconds),
                     framesDropped: radioStatistics.framesDropped, acknowledged: await transport.acknowledged,
                     outboxDepth: await store.outboxDepth(), brokerConnected: transport.isConnected,
-                    pipeline: pipeline.counters)
+                    broker: transport.connection.brokerAddress, pipeline: pipeline.counters)
             },
             notify: { _ = notifier.notify($0) },
             writeStatus: { sample, running, answering in

@@ -83,4 +83,40 @@ extension MQTTTransport {
             logger: logger
         ) { topic, message in await dispatch.handle(topic: topic, message: message) }
     }
+
+    /// The transport as the agent runs it over its configured brokers: one client for one
+    /// broker; over several (`mqtt.servers`), a `FailoverConnection` that moves between them,
+    /// each client carrying the OFFLINE state as its last will.
+    public convenience init(
+        mqtt: Configuration.MQTT, clientID: String, store: Store, dispatch: IncomingDispatch,
+        encoding: MessageEncoding = .protobuf, logger: Logger = Logger(label: "hotspotd.mqtt")
+    ) throws(MQTTError) {
+        let presence = Self.presence(topics: dispatch.topics, encoding: encoding)
+        let subscriptions = dispatch.subscriptions
+        let will = (topic: presence.topic, payload: presence.offline)
+        let settings = mqtt.servers.indices.map { index in
+            var settings = mqtt.settings(clientID: clientID, server: index)
+            settings.will = will
+            return settings
+        }
+        let connection: any MQTTConnection
+        if settings.count == 1 {
+            connection = try MQTTClient(settings: settings[0], subscriptions: subscriptions)
+        } else {
+            connection = FailoverConnection(
+                brokers: settings.map { settings in
+                    FailoverConnection.Broker(
+                        address: settings.brokerAddress,
+                        make: { () throws(MQTTError) in try MQTTClient(settings: settings, subscriptions: subscriptions)
+                        },
+                        answers: { await acceptsConnections(host: settings.host, port: settings.port) })
+                },
+                failoverAfter: mqtt.failoverAfter, failbackInterval: mqtt.failbackInterval, offline: will,
+                logger: logger)
+        }
+        self.init(
+            connection: connection, store: store, presence: presence, slowTopic: dispatch.topics.down,
+            maximumInFlight: mqtt.maximumInFlight, qos: mqtt.qos, logger: logger
+        ) { topic, message in await dispatch.handle(topic: topic, message: message) }
+    }
 }

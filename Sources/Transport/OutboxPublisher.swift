@@ -39,6 +39,8 @@ public actor OutboxPublisher {
         public var maximumInFlightSeen = 0
         public var republished = 0
         public var unpublishable = 0
+        /// Times the connection came up on a broker other than the last one (`mqtt.servers`).
+        public var brokerChanges = 0
     }
     public private(set) var counters = Counters()
 
@@ -71,6 +73,9 @@ public actor OutboxPublisher {
             for await event in client.events {
                 switch event {
                 case .connected:
+                    let broker = client.brokerAddress
+                    if let last = lastBroker, last != broker { await rewind(leaving: last) }
+                    lastBroker = broker
                     connected = true
                     epoch += 1
                     connectedAt = monotonicNanoseconds()
@@ -113,6 +118,26 @@ public actor OutboxPublisher {
         }
         for waiter in awaited.values { waiter.resume(returning: false) }
         awaited.removeAll()
+    }
+
+    /// The broker of the last connection.
+    private var lastBroker: String?
+
+    /// A connection to another broker: it holds nothing of what was in flight on the last one,
+    /// and its PUBACKs will never come. What the last broker acknowledged is deleted first;
+    /// the drain then starts again from the oldest message left, so each message the last
+    /// broker did not acknowledge goes to the new one, once.
+    private func rewind(leaving last: String) async {
+        await flushAcknowledgements()
+        let unacknowledged = inFlight.count
+        inFlight.removeAll()
+        readAhead.removeAll()
+        cursor = 0
+        readCursor = 0
+        counters.brokerChanges += 1
+        logger.info(
+            "moved to another broker: what the last one did not acknowledge is sent again",
+            metadata: ["from": "\(last)", "to": "\(client.brokerAddress)", "unacknowledged": "\(unacknowledged)"])
     }
 
     /// Publishes outside the outbox at QoS 1 and waits up to `patience` for the PUBACK (the

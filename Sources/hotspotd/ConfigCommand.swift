@@ -203,25 +203,23 @@ struct ConfigCommand: ParsableCommand {
                 }
             }
 
-            // The broker, once.
-            let settings = MQTTSettings(
-                host: mqtt.host, port: mqtt.port, clientID: "hotspotd-config-check-\(getpid())",
-                protocolVersion: mqtt.protocolVersion,
-                keepaliveSeconds: 10, username: mqtt.username, password: mqtt.password,
-                caFile: mqtt.caCertificate, certificateFile: mqtt.tlsCertificate, keyFile: mqtt.tlsKey
-            )
-            if refused("mqtt.server") {
-                // said above
-            } else if noBroker {
-                found.append(("broker", "\(settings.brokerAddress) (not tried)"))
-            } else {
-                switch Self.tryBroker(settings, timeout: brokerTimeout) {
-                case nil: found.append(("broker", "\(settings.brokerAddress): connected"))
-                case let reason?:
-                    problems.append(
-                        configuration.error(
-                            "mqtt.server", "cannot connect to the broker at \(settings.brokerAddress): \(reason)"
-                        ).description)
+            // Each broker, once.
+            let key = mqtt.servers.count == 1 ? "mqtt.server" : "mqtt.servers"
+            for index in mqtt.servers.indices {
+                let settings = mqtt.settings(clientID: "hotspotd-config-check-\(getpid())", server: index)
+                if refused(key) {
+                    break  // said above
+                } else if noBroker {
+                    found.append(("broker", "\(settings.brokerAddress) (not tried)"))
+                } else {
+                    switch Self.tryBroker(settings, timeout: brokerTimeout) {
+                    case nil: found.append(("broker", "\(settings.brokerAddress): connected"))
+                    case let reason?:
+                        problems.append(
+                            configuration.error(
+                                key, "cannot connect to the broker at \(settings.brokerAddress): \(reason)"
+                            ).description)
+                    }
                 }
             }
 
@@ -338,17 +336,27 @@ struct ConfigCommand: ParsableCommand {
                 ),
                 (
                     "mqtt",
-                    [
-                        ("server", quoted("\(c.mqtt.tls ? "mqtts" : "mqtt")://\(c.mqtt.host):\(c.mqtt.port)")),
-                        ("topic_prefix", quoted(c.mqtt.topicPrefix)), ("json", "\(c.mqtt.json)"),
-                        ("qos", "\(c.mqtt.qos)"),
-                        ("username", c.mqtt.username.map(quoted)),
-                        ("password", c.mqtt.password.map { _ in quoted("********") }),
-                        ("ca_cert", c.mqtt.caCertificate.map(quoted)), ("tls_cert", c.mqtt.tlsCertificate.map(quoted)),
-                        ("tls_key", c.mqtt.tlsKey.map(quoted)), ("keepalive", duration(c.mqtt.keepalive)),
-                        ("protocol_version", "\(c.mqtt.protocolVersion)"), ("outbox_max", "\(c.mqtt.outboxMaximum)"),
-                        ("max_inflight", "\(c.mqtt.maximumInFlight)"),
-                    ]
+                    (c.mqtt.servers.count == 1
+                        ? [("server", quoted(c.mqtt.brokerAddress))]
+                        : [
+                            (
+                                "servers",
+                                "[" + c.mqtt.servers.map { quoted($0.description) }.joined(separator: ", ") + "]"
+                            ),
+                            ("failover_after", duration(c.mqtt.failoverAfter)),
+                            ("failback_interval", duration(c.mqtt.failbackInterval)),
+                        ]) + [
+                            ("topic_prefix", quoted(c.mqtt.topicPrefix)), ("json", "\(c.mqtt.json)"),
+                            ("qos", "\(c.mqtt.qos)"),
+                            ("username", c.mqtt.username.map(quoted)),
+                            ("password", c.mqtt.password.map { _ in quoted("********") }),
+                            ("ca_cert", c.mqtt.caCertificate.map(quoted)),
+                            ("tls_cert", c.mqtt.tlsCertificate.map(quoted)),
+                            ("tls_key", c.mqtt.tlsKey.map(quoted)), ("keepalive", duration(c.mqtt.keepalive)),
+                            ("protocol_version", "\(c.mqtt.protocolVersion)"),
+                            ("outbox_max", "\(c.mqtt.outboxMaximum)"),
+                            ("max_inflight", "\(c.mqtt.maximumInFlight)"),
+                        ]
                 ),
                 (
                     "credits",

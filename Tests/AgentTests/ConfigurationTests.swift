@@ -197,6 +197,39 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(bad?.key == "HOTSPOTD_MQTT_QOS")
     }
 
+    @Test func severalBrokersInTheOrderTheyAreTried() throws {
+        let credits = "[credits]\nauthority = \"\(authority)\"\n"
+        let configuration = try parse(
+            """
+            [mqtt]
+            servers = ["mqtt://broker-a.example", "mqtts://broker-b.example:9883", "mqtt://[fd00::1]:1884"]
+            failover_after = "45s"
+            failback_interval = "15m"
+
+            """ + credits)
+        #expect(
+            configuration.mqtt.servers.map(\.description) == [
+                "mqtt://broker-a.example:1883", "mqtts://broker-b.example:9883", "mqtt://[fd00::1]:1884",
+            ])
+        #expect(
+            configuration.mqtt.failoverAfter == .seconds(45) && configuration.mqtt.failbackInterval == .seconds(900))
+        #expect(configuration.mqtt.settings(clientID: "g", server: 0).caFile == nil)
+        #expect(configuration.mqtt.settings(clientID: "g", server: 1).caFile == Configuration.systemCABundle)
+        #expect(configuration.mqtt.settings(clientID: "g", server: 2).host == "fd00::1")
+        // One broker: the defaults.
+        let one = try parse(credits)
+        #expect(one.mqtt.servers.count == 1 && one.mqtt.failoverAfter == .seconds(30))
+        #expect(one.mqtt.failbackInterval == .seconds(600))
+        // Refused: both keys, a repeat, a bad name, an empty list.
+        let both = error("[mqtt]\nserver = \"mqtt://a\"\nservers = [\"mqtt://b\"]\n" + credits)
+        #expect(both?.key == "mqtt.servers" && both?.message.contains("keep one") == true)
+        let twice = error("[mqtt]\nservers = [\"mqtt://a\", \"mqtt://a:1883\"]\n" + credits)
+        #expect(twice?.message.contains("named twice") == true)
+        #expect(error("[mqtt]\nservers = [\"mqtt://a\", \"http://b\"]\n" + credits)?.key == "mqtt.servers")
+        #expect(error("[mqtt]\nservers = []\n" + credits)?.message.contains("names no broker") == true)
+        #expect(error("[mqtt]\nfailover_after = \"0s\"\n" + credits)?.key == "mqtt.failover_after")
+    }
+
     @Test func durations() {
         #expect(DurationText.parse("30s") == .seconds(30))
         #expect(DurationText.parse("1h30m") == .seconds(5400))

@@ -65,7 +65,7 @@ final class FaultRig: @unchecked Sendable {
         dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1",
         semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false",
         region: String = "EU868",
-        stats: String = "interval = \"1h\"", filters: String = ""
+        stats: String = "interval = \"1h\"", filters: String = "", backupBrokers: [String] = []
     ) async throws {
         prefix = region.lowercased()
         directory =
@@ -97,6 +97,12 @@ final class FaultRig: @unchecked Sendable {
                 expiresAt: Int64(Date().timeIntervalSince1970) + 3600, at: 1)
         }
 
+        // One broker, or this rig's first and the backups after it.
+        let first = "mqtt://127.0.0.1:\(broker.port)"
+        let brokers =
+            backupBrokers.isEmpty
+            ? "server = \"\(first)\""
+            : "servers = [" + ([first] + backupBrokers).map { "\"\($0)\"" }.joined(separator: ", ") + "]"
         try """
         [gateway]
         region = "\(region)"
@@ -111,7 +117,7 @@ final class FaultRig: @unchecked Sendable {
         bind = "\(bindHost):\(udpPort)"
         \(semtechUDP)
         [mqtt]
-        server = "mqtt://127.0.0.1:\(broker.port)"
+        \(brokers)
         keepalive = "5s"
         \(mqtt)
         [credits]

@@ -10,12 +10,15 @@ public struct HealthSample: Sendable, Equatable {
     public var acknowledged: Int
     public var outboxDepth: Int
     public var brokerConnected: Bool
+    /// The broker in use (one of `mqtt.servers`), when the agent knows it.
+    public var broker: String?
     public var pipeline: FramePipeline.Counters
 
     public init(
         radioLastProgress: Duration, framesDropped: Int, acknowledged: Int, outboxDepth: Int, brokerConnected: Bool,
-        pipeline: FramePipeline.Counters
+        broker: String? = nil, pipeline: FramePipeline.Counters
     ) {
+        self.broker = broker
         self.radioLastProgress = radioLastProgress
         self.framesDropped = framesDropped
         self.acknowledged = acknowledged

@@ -49,7 +49,8 @@ public final class StatusWriter: Sendable {
         let status = AgentStatus(
             pid: getpid(), version: hotspotdVersion, gatewayID: identity.gatewayID, board: identity.board,
             region: identity.region,
-            broker: identity.broker, startedAt: identity.startedAt, updatedAt: Nanoseconds.seconds(clock.wallClock()),
+            broker: sample.broker ?? identity.broker, startedAt: identity.startedAt,
+            updatedAt: Nanoseconds.seconds(clock.wallClock()),
             updateIntervalSeconds: Double(seconds) + Double(attoseconds) / 1e18,
             running: running, radioAnswering: radioAnswering, brokerConnected: sample.brokerConnected,
             framesReceived: pipeline.metered, uplinksForwarded: pipeline.forwarded, uplinksRefused: pipeline.refused,

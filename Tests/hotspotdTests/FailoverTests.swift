@@ -1,0 +1,124 @@
+import ChirpStack
+import Foundation
+import Messages
+import SwiftProtobuf
+import TestSupport
+import Testing
+import Wire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `mqtt.servers` end to end: `hotspotd run` behind a forwarder with two real mosquittos; the
+/// first is killed mid-stream, the agent moves to the second with nothing lost, and goes back
+/// to the first when it answers again, each broker's retained state right all along.
+@Suite(.capturingLogs, .serialized) struct FailoverTests {
+    /// A persistent subscriber to every uplink on a broker, writing each down in hex.
+    final class Collector: Sendable {
+        let file: String
+        let port: Int
+        let pid: pid_t
+
+        init(broker: Broker, directory: String) async throws {
+            port = broker.port
+            file = directory + "/collected-\(broker.port).hex"
+            pid = try spawn(
+                "/usr/bin/mosquitto_sub",
+                [
+                    "-p", "\(broker.port)", "-i", "collector-\(broker.port)", "-c", "-q", "1", "-t",
+                    "+/gateway/+/event/up", "-F", "%x",
+                ], logFile: file)
+            let marker = Hex.encode(Array("probe".utf8))
+            let port = self.port
+            let file = self.file
+            guard
+                await eventually(
+                    within: 15,
+                    {
+                        _ = try? run(
+                            "/usr/bin/mosquitto_pub",
+                            ["-p", "\(port)", "-t", "probe/gateway/probe/event/up", "-q", "1", "-m", "probe"])
+                        return await eventually(within: 0.3) {
+                            (try? String(contentsOfFile: file, encoding: .utf8))?.contains(marker) == true
+                        }
+                    })
+            else { throw BrokerError("the collector on port \(port) did not subscribe") }
+        }
+
+        deinit {
+            kill(pid, SIGKILL)
+            _ = waitForExit(pid, seconds: 5)
+        }
+
+        /// The store sequence number of every uplink collected, in order, repeats included.
+        var sequenceNumbers: [Int64] {
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").compactMap { line in
+                Hex.decode(String(line)).flatMap { try? Gw_UplinkFrame(serializedBytes: $0) }?.rxInfo.metadata["seq"]
+                    .flatMap { Int64($0) }
+            }
+        }
+    }
+
+    func retainedState(port: Int) -> Gw_ConnState.State? {
+        guard
+            let retained = try? run(
+                "/usr/bin/mosquitto_sub",
+                ["-p", "\(port)", "-t", "+/gateway/+/state/conn", "-C", "1", "-W", "3", "-F", "%x"]),
+            let bytes = Hex.decode(retained.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return nil }
+        return (try? Gw_ConnState(serializedBytes: bytes))?.state
+    }
+
+    @Test(.timeLimit(.minutes(4)))
+    func theFirstBrokerKilledMidStreamLosesNothingAndTheAgentComesBack() async throws {
+        let second = try Broker(configuration: "max_inflight_messages 0\nmax_queued_messages 0\n")
+        let rig = try await FaultRig(
+            mqtt: "failover_after = \"2s\"\nfailback_interval = \"2s\"",
+            backupBrokers: ["mqtt://127.0.0.1:\(second.port)"])
+        let backup = try await Collector(broker: second, directory: rig.directory)
+        try await rig.startAgent()
+        #expect(await eventually(within: 10) { self.retainedState(port: rig.broker.port) == .online })
+
+        // A stream of uplinks; the first broker dies a few datagrams in, with no goodbye.
+        for index in 0..<12 {
+            if index == 3 { rig.broker.crash() }
+            #expect(await rig.push(8))
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(await eventually(within: 20) { self.retainedState(port: second.port) == .online })
+
+        // Every uplink charged reached a broker: the first before it died, or the second.
+        let charged = Set(try await rig.debited().charges.keys)
+        #expect(charged.count > 60)
+        let reachedFirst = Set(rig.published().keys)
+        #expect(
+            await eventually(within: 30) { charged.isSubset(of: reachedFirst.union(backup.sequenceNumbers)) },
+            "missing: \(charged.subtracting(reachedFirst.union(backup.sequenceNumbers)).sorted())")
+        // The second broker was given each once; what both have is what was in flight when the
+        // first died (QoS 1 across brokers: at least once, never for what the first acknowledged).
+        let onSecond = backup.sequenceNumbers
+        #expect(onSecond.count == Set(onSecond).count)
+        #expect(reachedFirst.intersection(onSecond).count <= 100)
+
+        // The first comes back (from its persistence, where it still says ONLINE): the agent
+        // goes back to it, and leaves OFFLINE on the second.
+        try rig.broker.start()
+        #expect(await eventually(within: 30) { self.retainedState(port: second.port) == .offline })
+        #expect(self.retainedState(port: rig.broker.port) == .online)
+        #expect(await rig.push(8))
+        #expect(await rig.push(8))
+        #expect(
+            await eventually(within: 30) {
+                let all = Set(try! await rig.debited().charges.keys)
+                return all.isSubset(of: Set(rig.published().keys).union(backup.sequenceNumbers))
+            })
+        #expect(rig.stopAgent() == 0)
+        #expect(retainedState(port: rig.broker.port) == .offline)
+        #expect(try await rig.outboxKinds().isEmpty)
+        let log = (try? String(contentsOfFile: rig.logFile, encoding: .utf8)) ?? ""
+        #expect(log.contains("moving to mqtt://127.0.0.1:\(second.port)"))
+        #expect(log.contains("answers again"))
+    }
+}
