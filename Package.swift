@@ -166,7 +166,7 @@ let package = Package(
                 "HAL", "HALLinux", "HALMock", "Radio", "LoRaPHY", "TOML", "SemtechUDP", "LoRaWAN", "Cryptography",
                 "SecureElement",
                 "Wire", "Credits", "Store", "Messages", "Agent", "Transport", "CSignals", "Clocks", "ChirpStack",
-                "Frames", .product(name: "Logging", package: "swift-log"),
+                "Frames", "Coverage", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -384,7 +384,7 @@ private final class Reader {
                     "region",
                     """
                     unknown region '\(regionName)' (one of: \
-                    \(Region.Name.allCases.map(\.rawValue).joined(separator: ", ")))
+                    \(Region.names))
                     """
                 ))
         }
@@ -444,7 +444,7 @@ private final class Reader {
                     radio.error(
                         "frequency",
                         """
-                        \(frequency) Hz is outside \(region.name.rawValue)'s band \
+                        \(frequency) Hz is outside \(region.name.displayName)'s band \
                         (\(region.band.lowerBound)–\(region.band.upperBound) Hz)
                         """
                     ))
@@ -473,21 +473,21 @@ private final class Reader {
         let dwellTime = attempt { () throws(TOMLConfigError) in try radio.boolean("dwell_time") } ?? true
         let listenBeforeTalk =
             attempt { () throws(TOMLConfigError) in try radio.boolean("listen_before_talk") } ?? false
-        if regionKnown, listenBeforeTalk, region.name != .as923, region.name != .kr920 {
+        if regionKnown, listenBeforeTalk, !region.name.isAS923, region.name != .kr920 {
             problem(
                 radio.error(
                     "listen_before_talk",
                     """
-                    listen-before-talk is for AS923 in Japan (KR920 always senses); \(region.name.rawValue) has no \
+                    listen-before-talk is for AS923 in Japan (KR920 always senses); \(region.name.displayName) has no \
                     such rule
                     """
                 ))
         }
-        if regionKnown, radio.has("dwell_time"), region.name != .as923 {
+        if regionKnown, radio.has("dwell_time"), !region.name.isAS923 {
             problem(
                 radio.error(
                     "dwell_time",
-                    "only AS923 lets a country choose its dwell time; \(region.name.rawValue)'s rules are fixed"))
+                    "only AS923 lets a country choose its dwell time; \(region.name.displayName)'s rules are fixed"))
         }
         problems += radio.unknownKeys()
 
@@ -556,26 +556,30 @@ private final class Reader {
         problems += credits.unknownKeys()
 
         let coverage = sections["coverage"]!
+        // Beacons go on any channel of the region's Helium plan: the power must suit them all.
+        // By default 14 dBm, or the region's limit where it is lower (EU433: 12 dBm).
+        let beaconLimit = region.helium.channels.map { region.maximumEIRP(at: $0) }.min() ?? region.maximumEIRP
+        let defaultPower = min(14, Int(beaconLimit.rounded(.down)))
         var coverageSettings = Configuration.Coverage(
             enabled: attempt { () throws(TOMLConfigError) in try coverage.boolean("enabled") } ?? true,
             interval: attempt { () throws(TOMLConfigError) in try coverage.duration("interval", minimum: .seconds(60)) }
                 ?? .seconds(6 * 3600),
-            powerDBm: Int(clamping: attempt { () throws(TOMLConfigError) in try coverage.integer("power") } ?? 14)
+            powerDBm: Int(
+                clamping: attempt { () throws(TOMLConfigError) in try coverage.integer("power") } ?? Int64(defaultPower)
+            )
         )
-        if !(Double(coverageSettings.powerDBm) <= region.maximumEIRP(at: region.uplinkChannels[0])
-            && coverageSettings.powerDBm >= 0)
-        {
+        if !(Double(coverageSettings.powerDBm) <= beaconLimit && coverageSettings.powerDBm >= 0) {
             if regionKnown && !hasProblem("coverage.power", in: coverage) {
                 problem(
                     coverage.error(
                         "power",
                         """
-                        \(coverageSettings.powerDBm) dBm is outside 0 to \(region.name.rawValue)'s limit of \
-                        \(region.maximumEIRP) dBm
+                        \(coverageSettings.powerDBm) dBm is outside 0 to \(region.name.displayName)'s limit of \
+                        \(beaconLimit) dBm on its beacon channels
                         """
                     ))
             }
-            coverageSettings.powerDBm = 14
+            coverageSettings.powerDBm = defaultPower
         }
         problems += coverage.unknownKeys()
 

@@ -130,7 +130,7 @@ public final class Daemon: Service, Sendable {
         let status = StatusWriter(
             identity: StatusWriter.Identity(
                 gatewayID: "\(identity.gatewayID)", board: configuration.gateway.board,
-                region: configuration.gateway.region.name.rawValue, broker: configuration.mqtt.brokerAddress,
+                region: configuration.gateway.region.name.displayName, broker: configuration.mqtt.brokerAddress,
                 dataDirectory: configuration.gateway.dataDirectory, startedAt: Nanoseconds.seconds(clock.wallClock())),
             radio: radio, coverage: coverage, clock: clock, logger: logger)
         let health = HealthReporter(
@@ -155,7 +155,7 @@ public final class Daemon: Service, Sendable {
         let stats = StatsReporter(statistics: statistics, store: store, topics: topics, encoding: encoding) {
             [
                 "version": hotspotdVersion, "board": configuration.gateway.board,
-                "region": configuration.gateway.region.name.rawValue,
+                "region": configuration.gateway.region.name.displayName,
                 "refused_no_credit": String(await meter.counts.refused[UplinkRefusal.noCredit] ?? 0),
                 // Uplinks [filters] left out, since the start.
                 "filtered_dev_addr": String(await meter.counts.dropped[DropReason.filteredDevAddr] ?? 0),
@@ -259,7 +259,7 @@ public final class Daemon: Service, Sendable {
             metadata: [
                 "GATEWAY_ID": "\(identity.gatewayID)", "ADDRESS": "\(identity.address)",
                 "BOARD": "\(configuration.gateway.board)",
-                "REGION": "\(configuration.gateway.region.name.rawValue)",
+                "REGION": "\(configuration.gateway.region.name.displayName)",
             ])
         try await withGracefulShutdownHandler {
             try await group.run()

@@ -4,8 +4,8 @@ import Messages
 import Radio
 
 /// A proof-of-coverage beacon: 51 bytes of data sent as a LoRaWAN proprietary frame
-/// (MHDR 0xE0, 52 bytes on air), not inverted, at the slowest data rate of the region that
-/// carries it, on a channel chosen from the data.
+/// (MHDR 0xE0, 52 bytes on air), not inverted, on a channel of the region's Helium plan chosen
+/// from the data, at the data rate that plan gives 51 bytes.
 public struct Beacon: Sendable, Hashable {
     public static let dataLength = 51
     public static let frameLength = 52
@@ -22,8 +22,8 @@ public struct Beacon: Sendable, Hashable {
     public var frame: [UInt8] { [Self.mhdr] + data }
 
     /// Derives a beacon: seed = SHA-256(remote entropy ‖ local entropy); the data is the first
-    /// 51 bytes of SHA-256(seed ‖ 0x00) ‖ SHA-256(seed ‖ 0x01); the channel is the data's first
-    /// byte modulo the region's uplink channels; the data rate the slowest that carries 52 bytes.
+    /// 51 bytes of SHA-256(seed ‖ 0x00) ‖ SHA-256(seed ‖ 0x01); channel and data rate as
+    /// `transmission(ofData:region:)` gives them.
     public static func make(remoteEntropy: [UInt8], localEntropy: [UInt8], region: Region) -> Beacon? {
         let seed = SHA256.hash(remoteEntropy + localEntropy)
         let data = Array((SHA256.hash(seed + [0x00]) + SHA256.hash(seed + [0x01])).prefix(dataLength))
@@ -33,23 +33,21 @@ public struct Beacon: Sendable, Hashable {
             channel: channel, dataRate: dataRate)
     }
 
-    /// Where and how a beacon with `data` is sent in `region`: the channel its first byte
-    /// picks, at the slowest data rate that carries 52 bytes. A frame heard elsewhere, or
+    /// Where and how a beacon with `data` is sent in `region`, as Helium's gateways do
+    /// (gateway-rs `Beacon::new` and `select_datarate`): the channel of the region's Helium
+    /// plan that the data's first two bytes, read as a little-endian number, pick modulo the
+    /// plan's channel count; the first spreading factor of the plan whose largest packet
+    /// holds the 51 bytes of data, at the plan's bandwidth. A frame heard elsewhere, or
     /// otherwise, is no beacon of this region.
     public static func transmission(ofData data: [UInt8], region: Region) -> (
         frequencyHz: UInt32, channel: Int, dataRate: LoRaDataRate
     )? {
-        guard let first = data.first, let (_, dataRate) = region.slowestUplinkDataRate(carrying: frameLength) else {
+        let channels = region.helium.channels
+        guard data.count >= 2, !channels.isEmpty, let dataRate = region.helium.dataRate(carrying: dataLength) else {
             return nil
         }
-        // Channels that can carry the data rate: 125 kHz ones for a 125 kHz rate (US915's 64),
-        // or all of a region's default channels.
-        let channels = region.uplinkChannels.enumerated().filter { index, _ in
-            region.name == .us915 || region.name == .au915
-                ? (dataRate.bandwidth == .khz125 ? index < 64 : index >= 64) : true
-        }.map(\.element)
-        guard !channels.isEmpty else { return nil }
-        let channel = Int(first) % channels.count
+        let seed = Int(data[0]) | Int(data[1]) << 8
+        let channel = seed % channels.count
         return (channels[channel], channel, dataRate)
     }
 

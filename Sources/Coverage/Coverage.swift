@@ -107,7 +107,7 @@ public actor CoverageService {
         let local = secureRandomBytes(4)
         let remote = freshRemoteEntropy(at: time)
         guard let beacon = Beacon.make(remoteEntropy: remote, localEntropy: local, region: region) else {
-            logger.error("no data rate of \(region.name.rawValue) carries a \(Beacon.frameLength)-byte beacon")
+            logger.error("no data rate of \(region.name.displayName) carries a \(Beacon.frameLength)-byte beacon")
             return .noDataRate
         }
         let request = TransmitRequest(

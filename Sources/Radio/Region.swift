@@ -1,17 +1,88 @@
 import LoRaPHY
 
 /// A LoRaWAN region's radio rules, from LoRaWAN Regional Parameters RP002-1.0.x (as The Things
-/// Stack's `pkg/band/*_rp2_v1_0_3.go` and LoRaMac-node's `Region*.c` carry them): channels,
-/// data rates, payload limits, maximum EIRP, RX2 defaults and, in EU868, the ETSI duty-cycle
-/// sub-bands.
+/// Stack's `pkg/band/*_rp2_v1_0_3.go`/`_v1_0_4.go`, LoRaMac-node's `Region*.c` and ChirpStack's
+/// `lrwn/src/region/*.rs` carry them): channels, data rates, payload limits, maximum EIRP, RX1
+/// and RX2 rules, duty-cycle sub-bands; and the channel plan Helium's network gives each region
+/// (`helium/lorawan-h3` `region_params/*.json`), which proof-of-coverage beacons use.
 public struct Region: Sendable, Hashable {
+    /// Every region Helium serves. The raw value is the name in hotspotd.toml and, in lower
+    /// case, the default MQTT topic prefix (ChirpStack's region ids: `as923_2`, `eu433` …).
     public enum Name: String, Sendable, CaseIterable, Hashable {
         case eu868 = "EU868"
         case us915 = "US915"
         case au915 = "AU915"
+        /// AS923-1 (`AS923-1` and `AS923_1` are read as this too).
         case as923 = "AS923"
+        /// Helium's AS923-1B: AS923-1's rules, with Helium's channels 922.0 to 923.4 MHz.
+        case as923_1b = "AS923_1B"
+        case as923_2 = "AS923_2"
+        case as923_3 = "AS923_3"
+        case as923_4 = "AS923_4"
         case in865 = "IN865"
         case kr920 = "KR920"
+        case ru864 = "RU864"
+        case cn470 = "CN470"
+        case eu433 = "EU433"
+
+        /// One of the AS923 groups, whose dwell time and listen-before-talk a country chooses.
+        public var isAS923: Bool {
+            switch self {
+            case .as923, .as923_1b, .as923_2, .as923_3, .as923_4: true
+            default: false
+            }
+        }
+
+        /// As people write it: `AS923-1`, `AS923-1B`, `AS923-2` …, the others as they are.
+        public var displayName: String {
+            switch self {
+            case .as923: "AS923-1"
+            case .as923_1b: "AS923-1B"
+            case .as923_2, .as923_3, .as923_4: String(rawValue.map { $0 == "_" ? "-" : $0 })
+            default: rawValue
+            }
+        }
+    }
+
+    /// How a downlink's RX1 data rate follows from the uplink's and the RX1DROffset
+    /// (RP002-1.0.4, each region's "RX1 window" table).
+    public enum RX1DataRateRule: Sendable, Hashable {
+        /// max(uplink − offset, 0), offsets 0 to 5 (EU868, KR920, RU864, EU433, CN470).
+        case subtracting
+        /// US915: max(8, min(13, 10 + uplink − offset)), offsets 0 to 3.
+        case us915
+        /// AU915: max(8, min(13, 8 + uplink − offset)), offsets 0 to 5.
+        case au915
+        /// AS923: offsets 0 to 7, 6 and 7 meaning −1 and −2; at least DR2 where the downlink
+        /// dwell time applies, at most DR7.
+        case as923
+        /// IN865: offsets 0 to 7, 6 and 7 meaning −1 and −2; at most DR5 (DR7 for DR7).
+        case in865
+    }
+
+    /// A region's plan on Helium's network, as `helium/lorawan-h3` `region_params/*.json` has
+    /// it (the chain variables `region_<name>_params`): the channels, in order, and the
+    /// spreading factors with the largest packet each may carry. A proof-of-coverage beacon
+    /// goes on one of these channels, at the first spreading factor that carries its data.
+    public struct HeliumPlan: Sendable, Hashable {
+        public struct Spreading: Sendable, Hashable {
+            public var spreadingFactor: SpreadingFactor
+            public var maximumPacketSize: Int
+        }
+
+        public var channels: [UInt32]
+        public var bandwidth: LoRaBandwidth
+        /// dBm, as the plan stores it in tenths.
+        public var maximumEIRP: Double
+        public var spreading: [Spreading]
+
+        /// The data rate for `size` bytes: the first spreading factor, in the plan's order,
+        /// whose largest packet holds them (gateway-rs `select_datarate`).
+        public func dataRate(carrying size: Int) -> LoRaDataRate? {
+            spreading.first { $0.maximumPacketSize >= size }.map {
+                LoRaDataRate(spreadingFactor: $0.spreadingFactor, bandwidth: bandwidth)
+            }
+        }
     }
 
     /// What a data-rate index stands for.
@@ -50,6 +121,11 @@ public struct Region: Sendable, Hashable {
     /// Parts of the band with their own duty cycle and EIRP limit (EU868's ETSI sub-bands;
     /// KR920's two power levels, with no duty cycle); empty where one limit covers the band.
     public var subBands: [SubBand]
+    public var rx1DataRateRule: RX1DataRateRule
+    /// AS923: the maximum MACPayload per data rate where the dwell time applies (RP002-1.0.4
+    /// Table 2.8.6, UplinkDwellTime = 1); empty elsewhere.
+    public var dwellLimitedMACPayload: [Int: Int] = [:]
+    public var helium: HeliumPlan
 
     /// A LoRa data rate by index.
     public func loraDataRate(_ index: Int) -> LoRaDataRate? {
@@ -78,7 +154,7 @@ public struct Region: Sendable, Hashable {
     public func dwellTimeApplies(to bandwidth: LoRaBandwidth, as923DwellTime: Bool = true) -> Bool {
         switch name {
         case .us915, .au915: bandwidth.exactHz < 250_000
-        case .as923: as923DwellTime
+        case _ where name.isAS923: as923DwellTime
         default: false
         }
     }
@@ -130,14 +206,71 @@ public struct Region: Sendable, Hashable {
         case .us915: us915
         case .au915: au915
         case .as923: as923
+        case .as923_1b: as923_1b
+        case .as923_2: as923_2
+        case .as923_3: as923_3
+        case .as923_4: as923_4
         case .in865: in865
         case .kr920: kr920
+        case .ru864: ru864
+        case .cn470: cn470
+        case .eu433: eu433
         }
     }
 
-    /// Parses "EU868", "eu868", "US915" …
+    /// Every region's name as people write it, for messages: "EU868, US915, … EU433".
+    public static var names: String {
+        Name.allCases.map(\.displayName).joined(separator: ", ")
+    }
+
+    /// Parses "EU868", "eu868", "AS923-2", "as923_2", "AS923-1" …
     public static func named(_ text: String) -> Region? {
-        Name(rawValue: text.uppercased()).map(named)
+        let normal = String(text.uppercased().map { $0 == "-" ? "_" : $0 })
+        return Name(rawValue: normal == "AS923_1" ? "AS923" : normal).map(named)
+    }
+
+    /// The RX1 data rate of a downlink answering an uplink at `uplink` with `offset`
+    /// (RX1DROffset), or nil where the region allows no such offset or data rate.
+    public func rx1DataRate(uplink: Int, offset: Int, downlinkDwellTime: Bool = true) -> Int? {
+        switch dataRates[uplink] {
+        case .lora(_, true)?, .fsk?: break
+        default: return nil
+        }
+        let effective = [0, 1, 2, 3, 4, 5, -1, -2]
+        switch rx1DataRateRule {
+        case .subtracting:
+            guard (0...5).contains(offset) else { return nil }
+            return max(uplink - offset, 0)
+        case .us915:
+            guard (0...3).contains(offset) else { return nil }
+            return max(8, min(13, 10 + uplink - offset))
+        case .au915:
+            guard (0...5).contains(offset) else { return nil }
+            return max(8, min(13, 8 + uplink - offset))
+        case .as923:
+            guard (0...7).contains(offset) else { return nil }
+            return min(7, max(downlinkDwellTime ? 2 : 0, uplink - effective[offset]))
+        case .in865:
+            guard (0...7).contains(offset) else { return nil }
+            return min(uplink == 7 ? 7 : 5, max(0, uplink - effective[offset]))
+        }
+    }
+
+    /// The RX1 frequency of a downlink answering an uplink on `uplinkHz`: the same frequency,
+    /// or where the region has downlink channels of its own (US915, AU915: 8; CN470: 48) the
+    /// uplink channel's number modulo their count. Nil for an uplink off the region's channels
+    /// where that rule needs the channel's number.
+    public func rx1Frequency(uplinkHz: UInt32) -> UInt32? {
+        guard !downlinkChannels.isEmpty else { return uplinkHz }
+        guard let channel = uplinkChannels.firstIndex(of: uplinkHz) else { return nil }
+        return downlinkChannels[channel % downlinkChannels.count]
+    }
+
+    /// The largest PHYPayload at data rate `index` where the dwell time applies (AS923),
+    /// or as `maximumPHYPayload` elsewhere.
+    public func maximumPHYPayload(dataRate index: Int, dwellTimeLimited: Bool) -> Int? {
+        guard dwellTimeLimited, name.isAS923 else { return maximumPHYPayload(dataRate: index) }
+        return dwellLimitedMACPayload[index].map { $0 + 5 }
     }
 }
 
@@ -158,6 +291,28 @@ extension Region {
         10: lora(.sf10, .khz500, uplink: false), 11: lora(.sf9, .khz500, uplink: false),
         12: lora(.sf8, .khz500, uplink: false), 13: lora(.sf7, .khz500, uplink: false),
     ]
+
+    private static func spreading(_ pairs: [(SpreadingFactor, Int)]) -> [HeliumPlan.Spreading] {
+        pairs.map { HeliumPlan.Spreading(spreadingFactor: $0.0, maximumPacketSize: $0.1) }
+    }
+
+    /// Helium's spreading lists: US915's, EU868's, and the one every other region has.
+    private static let heliumUS = spreading([(.sf10, 25), (.sf9, 67), (.sf8, 139), (.sf7, 256)])
+    private static let heliumEU = spreading([(.sf12, 65), (.sf9, 129), (.sf8, 238)])
+    private static let heliumStandard = spreading([
+        (.sf12, 25), (.sf11, 25), (.sf10, 25), (.sf9, 67), (.sf8, 139), (.sf7, 256),
+    ])
+
+    /// `count` channels 200 kHz apart from `first`.
+    private static func channels(from first: UInt32, count: Int, spacing: UInt32 = 200_000) -> [UInt32] {
+        (0..<count).map { first + spacing * UInt32($0) }
+    }
+
+    private static func helium(_ channels: [UInt32], eirp: Double, _ spreading: [HeliumPlan.Spreading])
+        -> HeliumPlan
+    {
+        HeliumPlan(channels: channels, bandwidth: .khz125, maximumEIRP: eirp, spreading: spreading)
+    }
 
     /// ETSI EN 300 220-2 bands K, L, M, N, P, R; the EIRP limit is the ERP limit + 2.15 dB.
     private static let etsiSubBands: [SubBand] = [
@@ -181,7 +336,11 @@ extension Region {
         maximumEIRP: 16,
         rx2FrequencyHz: 869_525_000,
         rx2DataRate: 0,
-        subBands: etsiSubBands
+        subBands: etsiSubBands,
+        rx1DataRateRule: .subtracting,
+        helium: helium(
+            [867_100_000, 867_300_000, 867_500_000, 867_700_000, 867_900_000, 868_100_000, 868_300_000, 868_500_000],
+            eirp: 16.1, heliumEU)
     )
 
     public static let us915 = Region(
@@ -199,7 +358,9 @@ extension Region {
         maximumEIRP: 30,
         rx2FrequencyHz: 923_300_000,
         rx2DataRate: 8,
-        subBands: []
+        subBands: [],
+        rx1DataRateRule: .us915,
+        helium: helium(channels(from: 903_900_000, count: 8), eirp: 36, heliumUS)
     )
 
     public static let au915 = Region(
@@ -215,22 +376,47 @@ extension Region {
         maximumEIRP: 30,
         rx2FrequencyHz: 923_300_000,
         rx2DataRate: 8,
-        subBands: []
+        subBands: [],
+        rx1DataRateRule: .au915,
+        helium: helium(channels(from: 916_800_000, count: 8), eirp: 30, heliumStandard)
     )
 
+    /// AS923 (RP002-1.0.4 §2.8): the default channels 923.2 and 923.4 MHz and RX2 923.2 MHz at
+    /// DR2, moved by the group's offset (AS923-2 −1.8 MHz, AS923-3 −6.6 MHz, AS923-4 −5.9 MHz);
+    /// the band each group's countries allow (LoRa Basics Modem's `region_as_923_defs.h`).
+    private static func as923Group(
+        _ name: Name, offset: Int64, band: ClosedRange<UInt32>, helium heliumChannels: [UInt32]
+    ) -> Region {
+        let shift = { (frequency: UInt32) in UInt32(Int64(frequency) + offset) }
+        return Region(
+            name: name,
+            band: band,
+            uplinkChannels: [shift(923_200_000), shift(923_400_000)],
+            downlinkChannels: [],
+            dataRates: sf12ToSF7.merging([6: lora(.sf7, .khz250), 7: .fsk(bitsPerSecond: 50_000)]) { $1 },
+            maximumMACPayload: [0: 59, 1: 59, 2: 123, 3: 123, 4: 250, 5: 250, 6: 250, 7: 250],
+            maximumEIRP: 16,
+            rx2FrequencyHz: shift(923_200_000),
+            rx2DataRate: 2,
+            subBands: [],
+            rx1DataRateRule: .as923,
+            dwellLimitedMACPayload: [2: 19, 3: 61, 4: 133, 5: 250, 6: 250, 7: 250],
+            helium: helium(heliumChannels, eirp: 16, heliumStandard)
+        )
+    }
+
     /// AS923-1 (RP002-1.0.4 payload sizes).
-    public static let as923 = Region(
-        name: .as923,
-        band: 915_000_000...928_000_000,
-        uplinkChannels: [923_200_000, 923_400_000],
-        downlinkChannels: [],
-        dataRates: sf12ToSF7.merging([6: lora(.sf7, .khz250), 7: .fsk(bitsPerSecond: 50_000)]) { $1 },
-        maximumMACPayload: [0: 59, 1: 59, 2: 123, 3: 123, 4: 250, 5: 250, 6: 250, 7: 250],
-        maximumEIRP: 16,
-        rx2FrequencyHz: 923_200_000,
-        rx2DataRate: 2,
-        subBands: []
-    )
+    public static let as923 = as923Group(
+        .as923, offset: 0, band: 915_000_000...928_000_000, helium: channels(from: 923_200_000, count: 8))
+    /// Helium's AS923-1B: AS923-1's rules and defaults; Helium's channels 922.0 to 923.4 MHz.
+    public static let as923_1b = as923Group(
+        .as923_1b, offset: 0, band: 915_000_000...928_000_000, helium: channels(from: 922_000_000, count: 8))
+    public static let as923_2 = as923Group(
+        .as923_2, offset: -1_800_000, band: 920_000_000...923_000_000, helium: channels(from: 921_400_000, count: 8))
+    public static let as923_3 = as923Group(
+        .as923_3, offset: -6_600_000, band: 915_000_000...921_000_000, helium: channels(from: 916_600_000, count: 8))
+    public static let as923_4 = as923Group(
+        .as923_4, offset: -5_900_000, band: 917_000_000...920_000_000, helium: channels(from: 917_300_000, count: 8))
 
     public static let in865 = Region(
         name: .in865,
@@ -242,7 +428,9 @@ extension Region {
         maximumEIRP: 30,
         rx2FrequencyHz: 866_550_000,
         rx2DataRate: 2,
-        subBands: []
+        subBands: [],
+        rx1DataRateRule: .in865,
+        helium: helium([865_062_500, 865_402_500, 865_985_000], eirp: 30, heliumStandard)
     )
 
     public static let kr920 = Region(
@@ -261,6 +449,68 @@ extension Region {
         subBands: [
             SubBand(frequencies: 920_800_000...922_000_000, dutyCycle: 1, maximumEIRP: 10),
             SubBand(frequencies: 922_000_000...923_400_000, dutyCycle: 1, maximumEIRP: 14),
-        ]
+        ],
+        rx1DataRateRule: .subtracting,
+        helium: helium(channels(from: 922_100_000, count: 7), eirp: 14, heliumStandard)
+    )
+
+    /// RU864 (RP002-1.0.4 §2.14): 864 to 870 MHz, default channels 868.9 and 869.1 MHz, RX2
+    /// 869.1 MHz at DR0, 16 dBm EIRP, 1 % duty cycle over the band (The Things Stack's
+    /// `ru_864_870_rp2_v1_0_3.go` and LoRaMac-node; LoRa Basics Modem splits the band into
+    /// 0.1 %, 1 % and 10 % parts after the Russian rules, which are stricter at 864–865 MHz).
+    public static let ru864 = Region(
+        name: .ru864,
+        band: 864_000_000...870_000_000,
+        uplinkChannels: [868_900_000, 869_100_000],
+        downlinkChannels: [],
+        dataRates: sf12ToSF7.merging([6: lora(.sf7, .khz250), 7: .fsk(bitsPerSecond: 50_000)]) { $1 },
+        maximumMACPayload: [0: 59, 1: 59, 2: 59, 3: 123, 4: 250, 5: 250, 6: 250, 7: 250],
+        maximumEIRP: 16,
+        rx2FrequencyHz: 869_100_000,
+        rx2DataRate: 0,
+        subBands: [SubBand(frequencies: 864_000_000...870_000_000, dutyCycle: 0.01, maximumEIRP: 16)],
+        rx1DataRateRule: .subtracting,
+        helium: helium(
+            [864_100_000, 864_300_000, 864_500_000, 864_700_000, 864_900_000, 868_900_000, 869_100_000], eirp: 16,
+            heliumStandard)
+    )
+
+    /// CN470 as Helium runs it: the plan of LoRaWAN Regional Parameters 1.0.x (v1.0.3rA §2.6,
+    /// kept by RP002-1.0.0 before the 20 and 26 MHz plans replaced it): 96 uplink channels
+    /// 470.3 + 0.2 n MHz, 48 downlink channels 500.3 + 0.2 n MHz (RX1 on uplink channel mod 48),
+    /// RX2 505.3 MHz at DR0, DR0–5 SF12 to SF7 at 125 kHz, 19.15 dBm EIRP, no duty cycle.
+    public static let cn470 = Region(
+        name: .cn470,
+        band: 470_000_000...510_000_000,
+        uplinkChannels: channels(from: 470_300_000, count: 96),
+        downlinkChannels: channels(from: 500_300_000, count: 48),
+        dataRates: sf12ToSF7,
+        maximumMACPayload: [0: 59, 1: 59, 2: 59, 3: 123, 4: 250, 5: 250],
+        maximumEIRP: 19.15,
+        rx2FrequencyHz: 505_300_000,
+        rx2DataRate: 0,
+        subBands: [],
+        rx1DataRateRule: .subtracting,
+        helium: helium(channels(from: 486_300_000, count: 8), eirp: 19.1, heliumStandard)
+    )
+
+    /// EU433 (RP002-1.0.4 §2.7): default channels 433.175, 433.375 and 433.575 MHz, RX2
+    /// 434.665 MHz at DR0, 12.15 dBm EIRP; ETSI EN 300 220-2's 433.05–434.79 MHz band allows
+    /// 10 % duty cycle (The Things Stack's `eu_433_rp2_v1_0_4.go`; LoRaMac-node uses 1 %).
+    /// Helium's plan stores these channels ten times too low (43 317 500 Hz …); they are meant
+    /// as here.
+    public static let eu433 = Region(
+        name: .eu433,
+        band: 433_050_000...434_790_000,
+        uplinkChannels: [433_175_000, 433_375_000, 433_575_000],
+        downlinkChannels: [],
+        dataRates: sf12ToSF7.merging([6: lora(.sf7, .khz250), 7: .fsk(bitsPerSecond: 50_000)]) { $1 },
+        maximumMACPayload: [0: 59, 1: 59, 2: 59, 3: 123, 4: 250, 5: 250, 6: 250, 7: 250],
+        maximumEIRP: 12.15,
+        rx2FrequencyHz: 434_665_000,
+        rx2DataRate: 0,
+        subBands: [SubBand(frequencies: 433_050_000...434_790_000, dutyCycle: 0.1, maximumEIRP: 12.15)],
+        rx1DataRateRule: .subtracting,
+        helium: helium([433_175_000, 433_375_000, 433_575_000], eirp: 12.1, heliumStandard)
     )
 }

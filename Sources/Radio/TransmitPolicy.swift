@@ -107,7 +107,7 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         // Only the region's own data rates (RP002-1.0.4, each region's data-rate table): a
         // 7.8 kHz or 500 kHz signal where the plan has none spreads where it has no right to.
         guard region.index(of: request.dataRate, uplink: false) != nil else {
-            return .failed("\(request.dataRate) is not a data rate of \(region.name.rawValue)")
+            return .failed("\(request.dataRate) is not a data rate of \(region.name.displayName)")
         }
         // The whole signal, the centre frequency ± half the bandwidth, inside the band, and in
         // EU868 inside one sub-band (ERC Recommendation 70-03 Annex 1, ETSI EN 300 220-2).
@@ -131,7 +131,7 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
             request.airtime.nanoseconds > Region.dwellTimeNanoseconds
         {
             return .failed(
-                "\(request.airtime.milliseconds) ms on air is over \(region.name.rawValue)'s 400 ms dwell time")
+                "\(request.airtime.milliseconds) ms on air is over \(region.name.displayName)'s 400 ms dwell time")
         }
         return nil
     }

@@ -90,7 +90,7 @@ struct ConfigCommand: ParsableCommand {
                     $0.key == key || $0.key == section || $0.key == configuration.origins[key]?.key
                 }
             }
-            found.append(("region", configuration.gateway.region.name.rawValue))
+            found.append(("region", configuration.gateway.region.name.displayName))
 
             // The board profile.
             if refused("gateway.board") {
@@ -308,7 +308,7 @@ struct ConfigCommand: ParsableCommand {
                 (
                     "gateway",
                     [
-                        ("region", quoted(c.gateway.region.name.rawValue)), ("board", quoted(c.gateway.board)),
+                        ("region", quoted(c.gateway.region.name.displayName)), ("board", quoted(c.gateway.board)),
                         ("key", c.gateway.key.map(quoted)), ("data_dir", quoted(c.gateway.dataDirectory)),
                         ("id", c.gateway.id.map(quoted)), ("shutdown_timeout", duration(c.gateway.shutdownTimeout)),
                     ]

@@ -1,7 +1,9 @@
 import ArgumentParser
+import Coverage
 import Cryptography
 import LoRaPHY
 import LoRaWAN
+import Radio
 import Wire
 
 struct FrameCommand: ParsableCommand {
@@ -39,6 +41,15 @@ struct FrameCommand: ParsableCommand {
             help: "The full 32-bit frame counter, when it has passed 65535 (default: the 16 bits on air).")
         var fullFrameCounter: UInt32?
 
+        @Option(help: "The region it was heard in (EU868, AS923-2, CN470 …): its payload limit and answer windows.")
+        var region: String?
+
+        @Option(help: "The data rate it went at: an index of --region (5) or a name (SF7BW125).")
+        var dr: String?
+
+        @Option(help: "The frequency it was heard on, in MHz (868.1) or Hz: where RX1 answers.")
+        var freq: Double?
+
         @Flag(help: "Print JSON.")
         var json = false
 
@@ -55,7 +66,13 @@ struct FrameCommand: ParsableCommand {
             } catch {
                 throw ValidationError("not a LoRaWAN frame: \(error)")
             }
-            let fields = try describe(decoded, nwkSKey: nwkSKey, appSKey: appSKey, appKey: appKey)
+            var fields = try describe(decoded, nwkSKey: nwkSKey, appSKey: appSKey, appKey: appKey)
+            if let region {
+                let plan = try regionNamed(region)
+                fields += try describe(bytes, as: decoded, in: plan)
+            } else if dr != nil || freq != nil {
+                throw ValidationError("--dr and --freq need --region")
+            }
             if json {
                 print(JSON.serialize(.object(fields.map { ($0.key, $0.json) })))
             } else {
@@ -211,6 +228,102 @@ struct FrameCommand: ParsableCommand {
                         json: .string(Hex.encode(body))))
             }
             return fields
+        }
+
+        /// What `region`'s rules say of the frame: its data rate and payload limit, its time on
+        /// air, where and how RX1 and RX2 answer an uplink, where a beacon of its data goes.
+        func describe(_ bytes: [UInt8], as frame: PHYPayload, in region: Region) throws -> [Field] {
+            let name = region.name.displayName
+            var fields = [Field(key: "region", label: "Region", text: name, json: .string(name))]
+            var index: Int?
+            if let dr {
+                if let number = Int(dr) {
+                    guard region.dataRates[number] != nil else {
+                        throw ValidationError("DR\(number) is not a data rate of \(name)")
+                    }
+                    index = number
+                } else if let rate = LoRaDataRate(dr) {
+                    guard let found = region.index(of: rate, uplink: frame.mType.isUplink) else {
+                        throw ValidationError("\(rate) is not a data rate of \(name)")
+                    }
+                    index = found
+                } else {
+                    throw ValidationError("--dr '\(dr)' is neither an index nor a data rate such as SF7BW125")
+                }
+            }
+            let hz = freq.map { $0 < 10_000 ? UInt32(($0 * 1_000_000).rounded()) : UInt32($0) }
+            if let hz, !region.band.contains(hz) {
+                fields.append(
+                    Field(
+                        key: "frequency", label: "Frequency", text: "\(megahertz(hz)) MHz: OUTSIDE \(name)",
+                        json: .number(Double(hz))))
+            }
+            if let index {
+                let rate = region.loraDataRate(index)
+                var text = "DR\(index)" + (rate.map { " = \($0)" } ?? "")
+                var members: [(String, JSONValue)] = [("index", .number(Double(index)))]
+                if let rate { members.append(("name", .string(rate.description))) }
+                if let limit = region.maximumPHYPayload(dataRate: index) {
+                    let fits = bytes.count <= limit
+                    text += ", \(bytes.count) of at most \(limit) bytes" + (fits ? "" : ": TOO LONG")
+                    members += [("maximum_size", .number(Double(limit))), ("fits", .bool(fits))]
+                }
+                if let rate {
+                    let airtime = LoRaAirtime(modulation: rate.modulation(), payloadLength: bytes.count)
+                    text += ", \(formatMilliseconds(airtime.nanoseconds)) ms on air"
+                    members.append(("airtime_ms", .number(Double(airtime.nanoseconds) / 1e6)))
+                }
+                fields.append(Field(key: "data_rate", label: "DataRate", text: text, json: .object(members)))
+                if frame.mType.isUplink, frame.mType != .proprietary,
+                    let rx1 = region.rx1DataRate(uplink: index, offset: 0)
+                {
+                    let where_ = hz.flatMap { region.rx1Frequency(uplinkHz: $0) }.map { "\(megahertz($0)) MHz " } ?? ""
+                    let rate = region.loraDataRate(rx1).map { " (\($0))" } ?? ""
+                    fields.append(
+                        Field(
+                            key: "rx1", label: "RX1", text: "\(where_)DR\(rx1)\(rate) with RX1DROffset 0",
+                            json: .object([
+                                (
+                                    "frequency",
+                                    hz.flatMap { region.rx1Frequency(uplinkHz: $0) }.map { .number(Double($0)) }
+                                        ?? .null
+                                ),
+                                ("data_rate", .number(Double(rx1))),
+                            ])))
+                }
+            }
+            if frame.mType.isUplink, frame.mType != .proprietary {
+                let rate = region.loraDataRate(region.rx2DataRate).map { " (\($0))" } ?? ""
+                fields.append(
+                    Field(
+                        key: "rx2", label: "RX2",
+                        text: "\(megahertz(region.rx2FrequencyHz)) MHz DR\(region.rx2DataRate)\(rate)",
+                        json: .object([
+                            ("frequency", .number(Double(region.rx2FrequencyHz))),
+                            ("data_rate", .number(Double(region.rx2DataRate))),
+                        ])))
+            }
+            if let data = Beacon.data(ofFrame: bytes),
+                let (frequency, channel, rate) = Beacon.transmission(ofData: data, region: region)
+            {
+                fields.append(
+                    Field(
+                        key: "beacon", label: "Beacon",
+                        text:
+                            "a beacon of this data goes on \(megahertz(frequency)) MHz (channel \(channel)) at \(rate)",
+                        json: .object([
+                            ("frequency", .number(Double(frequency))), ("channel", .number(Double(channel))),
+                            ("data_rate", .string(rate.description)),
+                        ])))
+            }
+            return fields
+        }
+
+        func megahertz(_ hz: UInt32) -> String {
+            var fraction = String(hz % 1_000_000)
+            fraction = String(repeating: "0", count: 6 - fraction.count) + fraction
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            return "\(hz / 1_000_000)" + (fraction.isEmpty ? "" : "." + fraction)
         }
 
         func micField(_ mic: [UInt8], valid: Bool?, missing: String) -> Field {

@@ -87,14 +87,16 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
         let seed = SHA256.hash([1, 2, 3, 4, 5, 6, 7])
         #expect(beacon.data == Array((SHA256.hash(seed + [0]) + SHA256.hash(seed + [1])).prefix(51)))
         #expect(beacon.dataRate == LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125))
-        #expect(Region.eu868.uplinkChannels.contains(beacon.frequencyHz))
+        // gateway-rs: the first two bytes, little-endian, modulo the Helium plan's 8 channels.
+        let pick = Int(beacon.data[0]) | Int(beacon.data[1]) << 8
+        #expect(beacon.channel == pick % 8 && beacon.frequencyHz == Region.eu868.helium.channels[pick % 8])
         #expect(
             Beacon.make(remoteEntropy: [1, 2, 3], localEntropy: [4, 5, 6, 8], region: .eu868)?.data != beacon.data)
         let us = try #require(Beacon.make(remoteEntropy: [], localEntropy: [1, 2, 3, 4], region: .us915))
         #expect(
             us.dataRate == LoRaDataRate(spreadingFactor: .sf9, bandwidth: .khz125),
-            "US915 DR0 cannot carry 52 bytes; DR1 can")
-        #expect(us.frequencyHz < 915_000_000, "a 125 kHz channel")
+            "Helium's US915 plan: SF10 carries 25 bytes, SF9 67")
+        #expect((903_900_000...905_300_000).contains(us.frequencyHz), "Helium's US915 channels, sub-band 2")
         #expect(heliumDataRate(LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)) == .sf7Bw125)
         #expect(heliumDataRate(LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz500)) == .sf12Bw500)
     }
@@ -191,10 +193,10 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
 
     @Test func theSameBeaconHeardTwiceGivesOneReport() async throws {
         let (store, coverage) = try witnessingService()
-        // 0x42 % 3 picks EU868's first channel, 868.1 MHz; 52 bytes go at SF12.
+        // 0x4242 % 8 picks channel 2 of Helium's EU868 plan, 867.5 MHz; 51 bytes go at SF12.
         let beacon = [UInt8(0xE0)] + [UInt8](repeating: 0x42, count: 51)
         var frame = RadioFrame(
-            payload: beacon, frequencyHz: 868_100_000,
+            payload: beacon, frequencyHz: 867_500_000,
             dataRate: LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125), codingRate: .cr4_5, rssiDBm: -110.4,
             snrDB: -7.25, crc: .ok, timestamp: 77, receivedAt: wallClock())
         #expect(try await coverage.consider(frame) == .witnessed)
@@ -218,18 +220,18 @@ func unsignedBytes<Report: SignedReport>(_ report: Report) throws -> [UInt8] {
                 dataRate: dataRate, codingRate: .cr4_5, rssiDBm: -100, snrDB: 5, crc: .ok, timestamp: 1,
                 receivedAt: wallClock())
         }
-        // First byte 1: channel 1 of 3, 868.3 MHz.
+        // Data 01 nn: 0xnn01 % 8 = 1, channel 1 of Helium's eight, 867.3 MHz.
         #expect(
             try await coverage.consider(frame(1, 0, frequency: 868_100_000, dataRate: sf12)) == .implausible,
             "another channel than its data picks")
         #expect(
             try await coverage.consider(
-                frame(1, 0, frequency: 868_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)))
+                frame(1, 0, frequency: 867_300_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125)))
                 == .implausible, "a faster data rate than a beacon's")
-        #expect(try await coverage.consider(frame(1, 0, frequency: 868_300_000, dataRate: sf12)) == .witnessed)
+        #expect(try await coverage.consider(frame(1, 0, frequency: 867_300_000, dataRate: sf12)) == .witnessed)
         var outcomes: [WitnessOutcome] = []
         for fill in 1...UInt8(CoverageService.witnessBurst + 4) {
-            outcomes.append(try await coverage.consider(frame(1, fill, frequency: 868_300_000, dataRate: sf12)))
+            outcomes.append(try await coverage.consider(frame(1, fill, frequency: 867_300_000, dataRate: sf12)))
         }
         #expect(outcomes.filter { $0 == .witnessed }.count == CoverageService.witnessBurst - 1)
         #expect(outcomes.suffix(5).allSatisfy { $0 == .overBudget })

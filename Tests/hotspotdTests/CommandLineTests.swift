@@ -99,6 +99,50 @@ let productsDirectory: URL = {
         #expect(bad.stderr.contains("--sf must be 5 to 12"))
     }
 
+    /// With a region: its data rates by index, its payload limits and its dwell time.
+    @Test func airtimeKnowsEachRegionsRules() async throws {
+        let as923 = try await runHotspotd(["airtime", "--region", "AS923-2", "--dr", "0", "--size", "40"])
+        #expect(as923.status == 1, "an SF12 frame of 40 bytes is over AS923's 400 ms dwell time")
+        #expect(as923.stdout.hasPrefix("1974.272\n"))
+        #expect(as923.stdout.contains("data rate    AS923-2 DR0 = SF12BW125"))
+        #expect(as923.stdout.contains("dwell time   400 ms: OVER"))
+        let us = try await runHotspotd(["airtime", "--region", "US915", "--dr", "0", "--size", "30"])
+        #expect(us.status == 1 && us.stdout.contains("30 of at most 24 bytes: TOO LONG"))
+        let eu = try await runHotspotd(["airtime", "--region", "eu433", "--sf", "7", "--size", "51"])
+        #expect(eu.status == 0 && eu.stdout.contains("EU433 DR5 = SF7BW125") && eu.stdout.contains("dwell time   none"))
+        let cn = try await runHotspotd(["airtime", "--region", "CN470", "--sf", "7", "--bw", "250", "--size", "10"])
+        #expect(cn.status == 1 && cn.stdout.contains("SF7BW250 is not a data rate of CN470"))
+        let alone = try await runHotspotd(["airtime", "--dr", "3", "--size", "3"])
+        #expect(alone.status != 0 && alone.stderr.contains("--dr needs --region"))
+        let unknown = try await runHotspotd(["airtime", "--region", "XX1", "--dr", "3", "--size", "3"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("AS923-1B"))
+    }
+
+    /// With a region: the data rate's limit, RX1 and RX2 for an uplink, where a beacon goes.
+    @Test func frameDecodeKnowsEachRegionsRules() async throws {
+        let uplink = "40F17DBE4900020001954378762B11FF0D"
+        let cn = try await runHotspotd(["frame", "decode", uplink, "--region", "CN470", "--dr", "5", "--freq", "480.3"])
+        #expect(cn.status == 0, "\(cn.stderr)")
+        #expect(cn.stdout.contains("DataRate    DR5 = SF7BW125, 17 of at most 255 bytes, 51.456 ms on air"))
+        #expect(cn.stdout.contains("RX1         500.7 MHz DR5 (SF7BW125) with RX1DROffset 0"), "channel 50 mod 48")
+        #expect(cn.stdout.contains("RX2         505.3 MHz DR0 (SF12BW125)"))
+        let us = try await runHotspotd([
+            "frame", "decode", uplink, "--region", "US915", "--dr", "SF9BW125", "--freq", "904.1", "--json",
+        ])
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: Data(us.stdout.utf8)) as? [String: Any], "\(us.stderr)")
+        #expect((json["rx1"] as? [String: Any])?["frequency"] as? Double == 923_900_000)
+        #expect((json["rx1"] as? [String: Any])?["data_rate"] as? Double == 11)
+        #expect((json["data_rate"] as? [String: Any])?["maximum_size"] as? Double == 66)
+        let beacon = try await runHotspotd([
+            "frame", "decode", "E0" + String(repeating: "42", count: 51), "--region", "EU868",
+        ])
+        #expect(beacon.stdout.contains("a beacon of this data goes on 867.5 MHz (channel 2) at SF12BW125"))
+        #expect(!beacon.stdout.contains("RX2"))
+        let alone = try await runHotspotd(["frame", "decode", uplink, "--dr", "5"])
+        #expect(alone.status != 0 && alone.stderr.contains("--dr and --freq need --region"))
+    }
+
     @Test func frameDecodeChecksTheMICAndDecrypts() async throws {
         let result = try await runHotspotd([
             "frame", "decode", "40F17DBE4900020001954378762B11FF0D", "--nwk-s-key", "44024241ed4ce9a68c6a8bc055233fd3",

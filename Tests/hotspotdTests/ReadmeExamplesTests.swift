@@ -24,6 +24,11 @@ import Transport
     /// The fenced block whose first line starts with `firstLine`: the command (with its `\`
     /// continuations joined) and the lines it printed.
     func example(startingWith firstLine: String) -> (command: String, output: [String])? {
+        examples(startingWith: firstLine).first
+    }
+
+    /// Every fenced block whose first line starts with `firstLine`, in the README's order.
+    func examples(startingWith firstLine: String) -> [(command: String, output: [String])] {
         var blocks: [[String]] = []
         var current: [String]?
         for line in readme.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
@@ -38,22 +43,26 @@ import Transport
                 current?.append(line)
             }
         }
-        guard var lines = blocks.first(where: { $0.first?.hasPrefix(firstLine) == true }) else { return nil }
-        var command = String(lines.removeFirst().dropFirst(2))
-        while command.hasSuffix("\\"), !lines.isEmpty {
-            command =
-                String(command.dropLast()).trimmingCharacters(in: .whitespaces) + " "
-                + lines.removeFirst().trimmingCharacters(in: .whitespaces)
+        return blocks.filter { $0.first?.hasPrefix(firstLine) == true }.map { block in
+            var lines = block
+            var command = String(lines.removeFirst().dropFirst(2))
+            while command.hasSuffix("\\"), !lines.isEmpty {
+                command =
+                    String(command.dropLast()).trimmingCharacters(in: .whitespaces) + " "
+                    + lines.removeFirst().trimmingCharacters(in: .whitespaces)
+            }
+            return (command, lines)
         }
-        return (command, lines)
     }
 
-    @Test func theFrameDecodeExampleIsWhatItPrints() async throws {
-        let block = try #require(example(startingWith: "$ hotspotd frame decode"))
-        let arguments = block.command.split(separator: " ").dropFirst().map(String.init)
-        let result = try await runHotspotd(arguments, in: directory)
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.split(separator: "\n").map(String.init) == block.output)
+    @Test func theFrameDecodeAndAirtimeExamplesAreWhatTheyPrint() async throws {
+        let blocks = examples(startingWith: "$ hotspotd frame decode") + examples(startingWith: "$ hotspotd airtime")
+        #expect(blocks.count == 3)
+        for block in blocks {
+            let arguments = block.command.split(separator: " ").dropFirst().map(String.init)
+            let result = try await runHotspotd(arguments, in: directory)
+            #expect(result.stdout.split(separator: "\n").map(String.init) == block.output, "\(block.command)")
+        }
     }
 
     @Test func theStatusExampleHasTheRowsStatusPrints() async throws {

@@ -418,9 +418,10 @@ import Wire
                     [UInt8(truncatingIfNeeded: offset)]
                     + withUnsafeBytes(of: UInt32(index * 8 + offset).bigEndian, Array.init)
                     + [UInt8](repeating: 0x5A, count: 46)
-                let frequency =
-                    offset % 2 == 0
-                    ? [868.1, 868.3, 868.5][Int(data[0]) % 3] : 868.1 + 0.2 * Double((Int(data[0]) + 1) % 3)
+                // The first two bytes (offset, 0) pick channel `offset` of Helium's EU868 plan,
+                // 867.1 MHz + 0.2 MHz × offset; the odd ones are heard on the next channel.
+                let channel = Int(data[0]) | Int(data[1]) << 8
+                let frequency = 867.1 + 0.2 * Double(offset % 2 == 0 ? channel % 8 : (channel + 1) % 8)
                 return
                     #"""
                     {"tmst":1,"chan":0,"rfch":0,"freq":\#(frequency),"stat":1,"modu":"LORA","datr":"SF12BW125",\#
