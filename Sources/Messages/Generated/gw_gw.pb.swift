@@ -1368,6 +1368,112 @@ public nonisolated struct Gw_ConnState: Sendable {
   public init() {}
 }
 
+/// The channel plan a network server sends on command/config.
+public nonisolated struct Gw_GatewayConfiguration: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var gatewayIDLegacy: Data = Data()
+
+  public var gatewayID: String = String()
+
+  public var version: String = String()
+
+  public var channels: [Gw_ChannelConfiguration] = []
+
+  public var statsInterval: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_statsInterval ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_statsInterval = newValue}
+  }
+  /// Returns true if `statsInterval` has been explicitly set.
+  public var hasStatsInterval: Bool {self._statsInterval != nil}
+  /// Clears the value of `statsInterval`. Subsequent reads from it will return its default value.
+  public mutating func clearStatsInterval() {self._statsInterval = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _statsInterval: SwiftProtobuf.Google_Protobuf_Duration? = nil
+}
+
+public nonisolated struct Gw_ChannelConfiguration: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var frequency: UInt32 = 0
+
+  public var modulationLegacy: Common_Modulation = .lora
+
+  public var modulationConfig: Gw_ChannelConfiguration.OneOf_ModulationConfig? = nil
+
+  public var loraModulationConfig: Gw_LoraModulationConfig {
+    get {
+      if case .loraModulationConfig(let v)? = modulationConfig {return v}
+      return Gw_LoraModulationConfig()
+    }
+    set {modulationConfig = .loraModulationConfig(newValue)}
+  }
+
+  public var fskModulationConfig: Gw_FskModulationConfig {
+    get {
+      if case .fskModulationConfig(let v)? = modulationConfig {return v}
+      return Gw_FskModulationConfig()
+    }
+    set {modulationConfig = .fskModulationConfig(newValue)}
+  }
+
+  public var board: UInt32 = 0
+
+  public var demodulator: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_ModulationConfig: Equatable, Sendable {
+    case loraModulationConfig(Gw_LoraModulationConfig)
+    case fskModulationConfig(Gw_FskModulationConfig)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Gw_LoraModulationConfig: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bandwidthLegacy: UInt32 = 0
+
+  /// Hz.
+  public var bandwidth: UInt32 = 0
+
+  public var spreadingFactors: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Gw_FskModulationConfig: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var bandwidthLegacy: UInt32 = 0
+
+  /// Hz.
+  public var bandwidth: UInt32 = 0
+
+  public var bitrate: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "gw"
@@ -3283,4 +3389,225 @@ nonisolated extension Gw_ConnState: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
 nonisolated extension Gw_ConnState.State: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OFFLINE\0\u{1}ONLINE\0")
+}
+
+nonisolated extension Gw_GatewayConfiguration: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GatewayConfiguration"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}gateway_id_legacy\0\u{1}version\0\u{1}channels\0\u{3}stats_interval\0\u{3}gateway_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.gatewayIDLegacy) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.channels) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._statsInterval) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.gatewayID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.gatewayIDLegacy.isEmpty {
+      try visitor.visitSingularBytesField(value: self.gatewayIDLegacy, fieldNumber: 1)
+    }
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 2)
+    }
+    if !self.channels.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.channels, fieldNumber: 3)
+    }
+    try { if let v = self._statsInterval {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if !self.gatewayID.isEmpty {
+      try visitor.visitSingularStringField(value: self.gatewayID, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gw_GatewayConfiguration, rhs: Gw_GatewayConfiguration) -> Bool {
+    if lhs.gatewayIDLegacy != rhs.gatewayIDLegacy {return false}
+    if lhs.gatewayID != rhs.gatewayID {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.channels != rhs.channels {return false}
+    if lhs._statsInterval != rhs._statsInterval {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gw_ChannelConfiguration: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChannelConfiguration"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}frequency\0\u{3}modulation_legacy\0\u{3}lora_modulation_config\0\u{3}fsk_modulation_config\0\u{1}board\0\u{1}demodulator\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.frequency) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.modulationLegacy) }()
+      case 3: try {
+        var v: Gw_LoraModulationConfig?
+        var hadOneofValue = false
+        if let current = self.modulationConfig {
+          hadOneofValue = true
+          if case .loraModulationConfig(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.modulationConfig = .loraModulationConfig(v)
+        }
+      }()
+      case 4: try {
+        var v: Gw_FskModulationConfig?
+        var hadOneofValue = false
+        if let current = self.modulationConfig {
+          hadOneofValue = true
+          if case .fskModulationConfig(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.modulationConfig = .fskModulationConfig(v)
+        }
+      }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.board) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.demodulator) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.frequency != 0 {
+      try visitor.visitSingularUInt32Field(value: self.frequency, fieldNumber: 1)
+    }
+    if self.modulationLegacy != .lora {
+      try visitor.visitSingularEnumField(value: self.modulationLegacy, fieldNumber: 2)
+    }
+    switch self.modulationConfig {
+    case .loraModulationConfig?: try {
+      guard case .loraModulationConfig(let v)? = self.modulationConfig else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .fskModulationConfig?: try {
+      guard case .fskModulationConfig(let v)? = self.modulationConfig else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case nil: break
+    }
+    if self.board != 0 {
+      try visitor.visitSingularUInt32Field(value: self.board, fieldNumber: 5)
+    }
+    if self.demodulator != 0 {
+      try visitor.visitSingularUInt32Field(value: self.demodulator, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gw_ChannelConfiguration, rhs: Gw_ChannelConfiguration) -> Bool {
+    if lhs.frequency != rhs.frequency {return false}
+    if lhs.modulationLegacy != rhs.modulationLegacy {return false}
+    if lhs.modulationConfig != rhs.modulationConfig {return false}
+    if lhs.board != rhs.board {return false}
+    if lhs.demodulator != rhs.demodulator {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gw_LoraModulationConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LoraModulationConfig"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bandwidth_legacy\0\u{3}spreading_factors\0\u{1}bandwidth\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.bandwidthLegacy) }()
+      case 2: try { try decoder.decodeRepeatedUInt32Field(value: &self.spreadingFactors) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.bandwidth) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.bandwidthLegacy != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bandwidthLegacy, fieldNumber: 1)
+    }
+    if !self.spreadingFactors.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.spreadingFactors, fieldNumber: 2)
+    }
+    if self.bandwidth != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bandwidth, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gw_LoraModulationConfig, rhs: Gw_LoraModulationConfig) -> Bool {
+    if lhs.bandwidthLegacy != rhs.bandwidthLegacy {return false}
+    if lhs.bandwidth != rhs.bandwidth {return false}
+    if lhs.spreadingFactors != rhs.spreadingFactors {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Gw_FskModulationConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FskModulationConfig"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bandwidth_legacy\0\u{1}bitrate\0\u{1}bandwidth\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.bandwidthLegacy) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.bitrate) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.bandwidth) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.bandwidthLegacy != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bandwidthLegacy, fieldNumber: 1)
+    }
+    if self.bitrate != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bitrate, fieldNumber: 2)
+    }
+    if self.bandwidth != 0 {
+      try visitor.visitSingularUInt32Field(value: self.bandwidth, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Gw_FskModulationConfig, rhs: Gw_FskModulationConfig) -> Bool {
+    if lhs.bandwidthLegacy != rhs.bandwidthLegacy {return false}
+    if lhs.bandwidth != rhs.bandwidth {return false}
+    if lhs.bitrate != rhs.bitrate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
