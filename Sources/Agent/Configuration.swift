@@ -61,6 +61,10 @@ public struct Configuration: Sendable {
         /// Whether the forwarder's concentrator senses the channel before transmitting (its
         /// global_conf.json `lbt` section): required to transmit where listen-before-talk is.
         public var listenBeforeTalk = false
+        /// The forwarder's global_conf.json, where a network server's channel plan is written,
+        /// and its systemd unit, restarted to take it: both, or no channel plans.
+        public var forwarderConfiguration: String?
+        public var forwarderUnit: String?
     }
 
     public struct MQTT: Sendable {
@@ -316,7 +320,7 @@ private final class Reader {
     static let sectionKeys: [(section: String, keys: [String])] = [
         ("gateway", ["region", "board", "key", "key_file", "data_dir", "id", "shutdown_timeout"]),
         ("radio", ["frequency", "spreading_factor", "bandwidth", "antenna_gain", "dwell_time", "listen_before_talk"]),
-        ("semtech_udp", ["bind", "forwarders", "listen_before_talk"]),
+        ("semtech_udp", ["bind", "forwarders", "listen_before_talk", "forwarder_config", "forwarder_unit"]),
         (
             "mqtt",
             [
@@ -515,6 +519,30 @@ private final class Reader {
                     ))
             }
         }
+        let forwarderConfiguration = attempt { () throws(TOMLConfigError) in try udp.string("forwarder_config") }
+        var forwarderUnit = attempt { () throws(TOMLConfigError) in try udp.string("forwarder_unit") }
+        if let unit = forwarderUnit,
+            unit.isEmpty || unit.hasPrefix("-") || unit.contains(where: { $0 == "/" || $0.isWhitespace })
+        {
+            problem(
+                udp.error("forwarder_unit", "'\(unit)' is not a systemd unit's name (such as lora-pkt-fwd.service)"))
+            forwarderUnit = nil
+        }
+        if (forwarderConfiguration == nil) != (forwarderUnit == nil),
+            !hasProblem("semtech_udp.forwarder_unit", in: udp),
+            !hasProblem("semtech_udp.forwarder_config", in: udp)
+        {
+            problem(
+                udp.error(
+                    forwarderConfiguration == nil ? "forwarder_config" : "forwarder_unit",
+                    """
+                    forwarder_config and forwarder_unit go together: the file a channel plan is written to, and \
+                    the unit restarted to read it
+                    """))
+        }
+        if let path = forwarderConfiguration, !path.hasPrefix("/") {
+            problem(udp.error("forwarder_config", "'\(path)' must be an absolute path"))
+        }
         problems += udp.unknownKeys()
 
         let mqtt = readMQTT(sections["mqtt"]!, region: region)
@@ -631,7 +659,9 @@ private final class Reader {
                 frequencyHz: UInt32(frequency),
                 dataRate: LoRaDataRate(spreadingFactor: spreadingFactor, bandwidth: bandwidth),
                 antennaGainDBi: antennaGain, dwellTime: dwellTime, listenBeforeTalk: listenBeforeTalk),
-            semtechUDP: Configuration.SemtechUDP(bind: bind, forwarders: forwarders, listenBeforeTalk: udpLBT),
+            semtechUDP: Configuration.SemtechUDP(
+                bind: bind, forwarders: forwarders, listenBeforeTalk: udpLBT,
+                forwarderConfiguration: forwarderConfiguration, forwarderUnit: forwarderUnit),
             mqtt: mqtt, credits: creditsSettings, coverage: coverageSettings,
             statsInterval: statsInterval, logLevel: level, file: root.file,
             origins: origins.all

@@ -32,6 +32,8 @@ public final class Daemon: Service, Sendable {
     private let store: Store
     private let pipeline: FramePipeline
     private let transport: MQTTTransport
+    /// The network server's channel plans.
+    public let channelPlans: ChannelPlanService
     private let notifier: SystemdNotifier
     private let logger: Logger
     private let group: ServiceGroup
@@ -83,6 +85,13 @@ public final class Daemon: Service, Sendable {
             throw StartError("the radio did not start: \(error.message)")
         }
 
+        let channelPlans = ChannelPlanService(
+            target: Startup.channelPlanTarget(configuration, radio: radio), region: configuration.gateway.region,
+            gatewayID: identity.gatewayID, dataDirectory: configuration.gateway.dataDirectory,
+            logger: Logger(label: "hotspotd.config"))
+        await channelPlans.restore()
+        self.channelPlans = channelPlans
+
         let statistics = TrafficStatistics()
         let transmitting = RecordedRadio(radio, statistics: statistics)
         let now: @Sendable () -> Int64 = { clock.wallClock() }
@@ -115,7 +124,7 @@ public final class Daemon: Service, Sendable {
                 logger: Logger(label: "hotspotd.downlink"),
                 statistics: statistics,
                 joinAccepted: { context in _ = try? await meter.chargeAnsweredJoin(context: context) }),
-            logger: Logger(label: "hotspotd.mqtt"), now: now
+            channelPlans: channelPlans, encoding: encoding, logger: Logger(label: "hotspotd.mqtt"), now: now
         ) { data, timestamp in await coverage.receiveEntropy(data, timestamp: timestamp) }
         do throws(MQTTError) {
             transport = try MQTTTransport(
@@ -162,6 +171,10 @@ public final class Daemon: Service, Sendable {
                 "filtered_join_eui": String(await meter.counts.dropped[DropReason.filteredJoinEUI] ?? 0),
                 // Datagrams and rxpk a packet forwarder sent that could not be read, since the start.
                 "rx_malformed": String(await radio.statistics().malformed),
+                // The network server's channel plan in force ("" for the configured channels),
+                // and the plans refused since the start.
+                "config_version": channelPlans.version ?? "",
+                "config_refused": String(channelPlans.refusals),
             ]
         }
 

@@ -6,24 +6,30 @@ import Store
 import Transport
 
 /// What the broker sends, to the part of the agent that decides: `command/down` to the
-/// downlink handler, signed commands and entropy to the command processor.
+/// downlink handler, `command/config` to the channel plans, signed commands and entropy to the
+/// command processor.
 public struct IncomingDispatch: Sendable {
     public let topics: Topics
     public let commands: CommandProcessor?
     public let downlinks: DownlinkHandler?
+    public let channelPlans: ChannelPlanService?
+    public let encoding: MessageEncoding
     /// Entropy commands that were applied (the coverage service's remote entropy).
     public let onEntropy: @Sendable (_ data: [UInt8], _ timestamp: UInt64) async -> Void
     public let logger: Logger
     public let now: @Sendable () -> Int64
 
     public init(
-        topics: Topics, commands: CommandProcessor?, downlinks: DownlinkHandler?, logger: Logger,
+        topics: Topics, commands: CommandProcessor?, downlinks: DownlinkHandler?,
+        channelPlans: ChannelPlanService? = nil, encoding: MessageEncoding = .protobuf, logger: Logger,
         now: @escaping @Sendable () -> Int64,
         onEntropy: @escaping @Sendable ([UInt8], UInt64) async -> Void = { _, _ in }
     ) {
         self.topics = topics
         self.commands = commands
         self.downlinks = downlinks
+        self.channelPlans = channelPlans
+        self.encoding = encoding
         self.onEntropy = onEntropy
         self.logger = logger
         self.now = now
@@ -32,11 +38,27 @@ public struct IncomingDispatch: Sendable {
     /// The topics the agent subscribes to.
     public var subscriptions: [String] {
         [topics.down, topics.pair, topics.unpair, topics.credit, topics.entropy]
+            + (channelPlans == nil ? [] : [topics.config])
     }
 
     public func handle(topic: String, message: IncomingMessage) async {
         do {
-            if topic == topics.down {
+            if topic == topics.config {
+                guard let channelPlans else { return }
+                switch message {
+                case .payload(let payload):
+                    do {
+                        await channelPlans.handle(try encoding.decode(Gw_GatewayConfiguration.self, from: payload))
+                    } catch {
+                        logger.warning(
+                            "channel plan refused: not a gw.GatewayConfiguration (\(payload.count) bytes): \(error)")
+                        channelPlans.countUnreadable()
+                    }
+                case .oversized(let size):
+                    logger.warning("channel plan refused: \(size) bytes is more than any plan")
+                    channelPlans.countUnreadable()
+                }
+            } else if topic == topics.down {
                 guard let downlinks else { return }
                 switch message {
                 case .payload(let payload): try await downlinks.handle(payload, now: now())

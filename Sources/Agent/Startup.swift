@@ -179,6 +179,25 @@ enum Startup {
         }
     }
 
+    /// Where a network server's channel plan can go: the SPI radio, the forwarder's file and
+    /// unit when both are configured, or nowhere, with the reason.
+    static func channelPlanTarget(_ configuration: Configuration, radio: any Radio) -> ChannelPlanService.Target {
+        if let radio = radio as? SPIRadio {
+            let settings = configuration.radio
+            return .radio(
+                radio, base: RadioConfiguration(frequencyHz: settings.frequencyHz, dataRate: settings.dataRate))
+        }
+        let udp = configuration.semtechUDP
+        if let file = udp.forwarderConfiguration, let unit = udp.forwarderUnit {
+            return .forwarder(configuration: file, unit: unit)
+        }
+        return .none(
+            """
+            semtech_udp.forwarder_config and forwarder_unit are not set: hotspotd cannot change the \
+            forwarder's channels
+            """)
+    }
+
     /// The radio is checked at least as often as systemd expects a ping, so that a wedged radio
     /// stops the pings within a few watchdog periods.
     static func healthCheckInterval(watchdog: Duration?) -> Duration {

@@ -27,7 +27,9 @@ public struct StatsReporter: Sendable {
     public func report(at time: Int64) async throws(StoreError) -> Gw_GatewayStats {
         var fields = await metadata()
         fields["outbox_depth"] = String(await store.outboxDepth())
-        let stats = statistics.report(gatewayID: topics.gatewayID, time: time, metadata: fields)
+        var stats = statistics.report(gatewayID: topics.gatewayID, time: time, metadata: fields)
+        // The channel plan in force, where ChirpStack looks for it to tell whether to send one.
+        if let version = fields["config_version"] { stats.configVersion = version }
         if let payload = try? encoding.encode(stats) {
             try await store.enqueue(
                 [NewMessage(kind: .other, topic: topics.stats, messageID: "stats-\(time)", payload: payload)], at: time)

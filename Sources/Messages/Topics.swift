@@ -25,5 +25,7 @@ public struct Topics: Sendable, Hashable {
     public var pair: String { base + "/command/pair" }
     public var unpair: String { base + "/command/unpair" }
     public var credit: String { base + "/command/credit" }
+    /// The network server's channel plan (`gw.GatewayConfiguration`).
+    public var config: String { base + "/command/config" }
     public var entropy: String { prefix.isEmpty ? "network/entropy" : "\(prefix)/network/entropy" }
 }

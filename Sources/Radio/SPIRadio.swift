@@ -144,6 +144,28 @@ public actor SPIRadio: Radio {
             ])
     }
 
+    /// Listens on another channel or data rate from now on (a channel plan from the network
+    /// server). A transmission under way finishes first: the radio returns to receive with the
+    /// new configuration when it is done.
+    public func retune(to configuration: RadioConfiguration) async throws(RadioError) {
+        let previous = self.configuration
+        self.configuration = configuration
+        guard running, transmitting == nil else { return }
+        do {
+            try chip.configureReceiver(configuration)
+        } catch {
+            self.configuration = previous
+            try? chip.configureReceiver(previous)
+            throw RadioError(error.message)
+        }
+        logger.info(
+            "\(chip.name) receiving",
+            metadata: ["frequency": "\(configuration.frequencyHz)", "data_rate": "\(configuration.dataRate)"])
+    }
+
+    /// What the radio listens on now.
+    public var receiving: RadioConfiguration { configuration }
+
     /// Where received frames go instead of `frames`, once `deliver(to:)` named it.
     private var sink: (any FrameSink)?
 

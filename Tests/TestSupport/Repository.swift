@@ -64,3 +64,21 @@ public func verifiedByPythonECDSA(point: [UInt8], message: [UInt8], signature: [
     guard result.status == 0 else { throw BrokerError("python3 ecdsa: \(result.error)") }
     return result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "valid"
 }
+
+/// Encodes a gw.proto message (`GatewayConfiguration` …) from its JSON mapping with ChirpStack's
+/// published bindings: what a ChirpStack network server would put on the wire.
+public func encodeWithChirpStack(json: String, as message: String) throws -> [UInt8] {
+    let script = """
+        import sys
+        from chirpstack_api.gw import gw_pb2
+        from google.protobuf import json_format
+        message = json_format.Parse(sys.stdin.read(), gw_pb2.\(message)())
+        print(message.SerializeToString().hex())
+        """
+    let result = try run(try chirpStackPython(), ["-c", script], input: Data(json.utf8))
+    guard result.status == 0 else { throw BrokerError("chirpstack-api could not encode: \(result.error)") }
+    let hex = Array(result.output.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+    return stride(from: 0, to: hex.count - 1, by: 2).compactMap {
+        UInt8(String(decoding: hex[$0...$0 + 1], as: UTF8.self), radix: 16)
+    }
+}
