@@ -179,7 +179,9 @@ final class FaultRig: @unchecked Sendable {
 
     /// Starts `hotspotd run` under a stand-in for systemd, and waits for READY=1. `wrapper`
     /// goes before the program (setpriv, say).
-    func startAgent(extraArguments: [String] = [], wrapper: [String] = []) async throws {
+    func startAgent(extraArguments: [String] = [], wrapper: [String] = [], environment: [String: String] = [:])
+        async throws
+    {
         guard !agentIsRunning else { throw BrokerError("an agent is running already") }
         let manager = ServiceManager()
         self.manager = manager
@@ -190,7 +192,7 @@ final class FaultRig: @unchecked Sendable {
             environment: [
                 "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": "2000000",
                 "HOTSPOTD_BOARD_DIR": repositoryRoot + "/Board",
-            ], logFile: logFile)
+            ].merging(environment) { $1 }, logFile: logFile)
         guard
             await eventually(
                 within: 30, { manager.messages.contains { $0.contains("READY=1") } || !self.agentIsRunning }),
