@@ -179,11 +179,29 @@ public struct Configuration: Sendable {
     public var coverage: Coverage
     /// Which uplinks are taken at all (`[filters]`): none left out by default.
     public var filters: UplinkFilters = .none
+    /// Where Prometheus metrics are served (`[metrics] bind`): off when nil.
+    public var metricsBind: (host: String, port: Int)?
     public var statsInterval: Duration
     public var logLevel: String
     public var file: String
 
     public static let defaultPath = "/etc/hotspotd/hotspotd.toml"
+
+    /// "127.0.0.1:9100", "0.0.0.0:9100" or "[::1]:9100": a numeric IP address and a port.
+    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65_535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            guard host.contains(":"), host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
+        } else {
+            let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return nil }
+        }
+        return (host, port)
+    }
     /// The CA bundle an mqtts:// connection trusts when `mqtt.ca_cert` is not set.
     public static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -333,6 +351,7 @@ private final class Reader {
         ("coverage", ["enabled", "interval", "power"]),
         ("stats", ["interval"]),
         ("filters", ["dev_addr_prefixes", "join_eui_prefixes", "deny_dev_addr_prefixes", "deny_join_eui_prefixes"]),
+        ("metrics", ["bind"]),
         ("log", ["level"]),
     ]
 
@@ -643,6 +662,18 @@ private final class Reader {
         }
         problems += filtersSection.unknownKeys()
 
+        let metrics = sections["metrics"]!
+        var metricsBind: (host: String, port: Int)?
+        if let text = attempt({ () throws(TOMLConfigError) in try metrics.string("bind") }), !text.isEmpty {
+            metricsBind = Configuration.hostAndPort(text)
+            if metricsBind == nil {
+                problem(
+                    metrics.error(
+                        "bind", "'\(text)' is not an IP address and port (such as 127.0.0.1:9100 or [::1]:9100)"))
+            }
+        }
+        problems += metrics.unknownKeys()
+
         let log = sections["log"]!
         var level = attempt { () throws(TOMLConfigError) in try log.string("level") } ?? "info"
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
@@ -667,6 +698,7 @@ private final class Reader {
             origins: origins.all
         )
         configuration.filters = filters
+        configuration.metricsBind = metricsBind
         return configuration
     }
 

@@ -257,6 +257,48 @@ public final class Daemon: Service, Sendable {
                                 """
                         })))
         }
+        if let bind = configuration.metricsBind {
+            let metrics = HotspotMetrics(
+                version: hotspotdVersion, region: configuration.gateway.region.name.displayName,
+                board: configuration.gateway.board, gatewayID: identity.gatewayID,
+                startedAt: Double(clock.wallClock()) / 1e9)
+            let radioPatience = Startup.healthCheckInterval(watchdog: notifier.watchdogInterval) * 3
+            // What a scrape shows, read from the agent's own counters when it comes.
+            let scrape: @Sendable () async -> String = {
+                var snapshot = MetricsSnapshot()
+                let pipelineCounts = pipeline.counters
+                let radioCounts = await radio.statistics()
+                snapshot.framesReceived = pipelineCounts.taken
+                snapshot.framesMalformed = radioCounts.malformed
+                snapshot.radioFramesDropped = radioCounts.framesDropped
+                snapshot.radioCRCErrors = radioCounts.crcErrors
+                snapshot.radioReinitialisations = radioCounts.reinitialisations
+                snapshot.radioAnswering =
+                    clock.monotonic() - .nanoseconds(radioCounts.lastProgressNanoseconds) < radioPatience
+                snapshot.add(await meter.counts)
+                snapshot.outboxDepth = await store.outboxDepth()
+                if let oldest = try? await store.oldestOutboxMessageTime() {
+                    snapshot.outboxOldestAgeSeconds = max(0, Double(clock.wallClock() - oldest) / 1e9)
+                }
+                let publisher = await transport.publisher.counters
+                snapshot.brokerConnected = transport.isConnected
+                snapshot.brokerConnections = publisher.connections
+                snapshot.brokerChanges = publisher.brokerChanges
+                snapshot.messagesAcknowledged = publisher.acknowledged
+                snapshot.downlinks = statistics.transmitStatusTotals
+                snapshot.beaconsSent = await coverage.beaconsSent
+                snapshot.witnessesReported = await coverage.witnessesReported
+                snapshot.storeFailures = pipelineCounts.notStored + (await meter.counts.rejectionsNotQueued)
+                snapshot.storeFailing = pipelineCounts.storeFailure != nil
+                snapshot.channelPlansRefused = channelPlans.refusals
+                metrics.update(snapshot)
+                return metrics.render()
+            }
+            let server = MetricsServer(
+                host: bind.host, port: bind.port, logger: Logger(label: "hotspotd.metrics"),
+                onRefusal: { metrics.countRefusedRequest() }, render: scrape)
+            services.append(.init(service: server, successTerminationBehavior: .ignore))
+        }
         var groupLogger = Logger(label: "hotspotd.services")
         groupLogger.logLevel = .warning
         group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: groupLogger))

@@ -35,6 +35,11 @@ public final class TrafficStatistics: Sendable {
     }
 
     private let counts = Mutex(Counts())
+    /// Transmit statuses since the start, by gw.proto's name (`OK`, `TOO_LATE` …).
+    private let statusTotals = Mutex([String: Int]())
+
+    /// Downlink items by their `tx_ack` status since the start.
+    public var transmitStatusTotals: [String: Int] { statusTotals.withLock { $0 } }
 
     public init() {}
 
@@ -54,10 +59,12 @@ public final class TrafficStatistics: Sendable {
             counts.transmitRequests += 1
             counts.transmitStatuses[Self.name(of: status), default: 0] += 1
         }
+        statusTotals.withLock { $0[Self.name(of: status), default: 0] += 1 }
     }
 
     public func recordTransmission(_ request: TransmitRequest, outcome: TransmitOutcome) {
         let status = Self.name(of: DownlinkMessages.status(for: outcome))
+        statusTotals.withLock { $0[status, default: 0] += 1 }
         counts.withLock { counts in
             counts.transmitRequests += 1
             counts.transmitStatuses[status, default: 0] += 1

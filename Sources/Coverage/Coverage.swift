@@ -55,6 +55,9 @@ public actor CoverageService {
     public static let witnessesPerHour = 16.0
     /// When the last beacon went out and the last witness report was made (wall clock, ns).
     public private(set) var lastBeaconAt: Int64?
+    /// Beacons sent and witness reports made since the start.
+    public private(set) var beaconsSent = 0
+    public private(set) var witnessesReported = 0
     public private(set) var lastWitnessAt: Int64?
     /// Remote entropy older than this is not used.
     public let entropyLifetimeNanoseconds: Int64
@@ -142,6 +145,7 @@ public actor CoverageService {
                 ], at: time)
         }
         lastBeaconAt = time
+        beaconsSent += 1
         logger.info(
             "beacon sent",
             metadata: [
@@ -215,6 +219,7 @@ public actor CoverageService {
                 ], at: time)
         }
         lastWitnessAt = time
+        witnessesReported += 1
         logger.info(
             "beacon witnessed",
             metadata: [

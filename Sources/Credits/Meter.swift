@@ -43,12 +43,16 @@ public struct MeterCounts: Sendable, Equatable {
     public var refused: [UplinkRefusal: Int] = [:]
     /// Rejection messages the store could not take.
     public var rejectionsNotQueued = 0
+    /// Credits charged since the start: uplinks and answered joins.
+    public var creditsCharged: Int64 = 0
 
     public init() {}
 
     mutating func add(_ outcome: MeterOutcome) {
         switch outcome {
-        case .forwarded: forwarded += 1
+        case .forwarded(_, let credits, _, _):
+            forwarded += 1
+            creditsCharged += credits
         case .forwardedUnpaired: forwardedUnpaired += 1
         case .forwardedJoin: forwardedJoins += 1
         case .beacon: beacons += 1
@@ -677,6 +681,7 @@ public actor Meter {
         switch try await commit([.charge(0)], debits: [debit], ledger: ledger, at: now())[0] {
         case .charged(let seq, let balance):
             counts.chargedJoins += 1
+            counts.creditsCharged += join.credits
             logger.info(
                 "join answered through this hotspot charged",
                 metadata: [

@@ -980,6 +980,12 @@ public actor Store {
         depth
     }
 
+    /// When the oldest message waiting in the outbox was put there (wall-clock nanoseconds).
+    public func oldestOutboxMessageTime() throws(StoreError) -> Int64? {
+        guard depth > 0 else { return nil }
+        return try db.query("SELECT created_at FROM outbox ORDER BY id LIMIT 1", []).first?[0].integer
+    }
+
     /// Charges by sequence number, for audits and tests.
     public func charges(owner: String) throws(StoreError) -> [(
         seq: Int64, credits: Int64, payloadHash: [UInt8], chain: [UInt8]

@@ -230,6 +230,23 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(error("[mqtt]\nfailover_after = \"0s\"\n" + credits)?.key == "mqtt.failover_after")
     }
 
+    @Test func metricsAreOffUnlessBound() throws {
+        let credits = "[credits]\nauthority = \"\(authority)\"\n"
+        #expect(try parse(credits).metricsBind == nil)
+        let bound = try parse("[metrics]\nbind = \"127.0.0.1:9100\"\n" + credits).metricsBind
+        #expect(bound?.host == "127.0.0.1" && bound?.port == 9100)
+        #expect(try parse("[metrics]\nbind = \"[::1]:9100\"\n" + credits).metricsBind?.host == "::1")
+        for bad in ["localhost:9100", "127.0.0.1", "127.0.0.1:0", "1.2.3:9100", "[zz]:1"] {
+            #expect(error("[metrics]\nbind = \"\(bad)\"\n" + credits)?.key == "metrics.bind", "\(bad)")
+        }
+        let semtech = "[semtech_udp]\nforwarder_config = \"/etc/lora/global_conf.json\"\n" + credits
+        #expect(error(semtech)?.message.contains("go together") == true)
+        let relative = "[semtech_udp]\nforwarder_config = \"global_conf.json\"\nforwarder_unit = \"lora.service\"\n"
+        #expect(error(relative + credits)?.message.contains("absolute path") == true)
+        let unit = "[semtech_udp]\nforwarder_config = \"/etc/g.json\"\nforwarder_unit = \"--now x\"\n"
+        #expect(error(unit + credits)?.key == "semtech_udp.forwarder_unit")
+    }
+
     @Test func durations() {
         #expect(DurationText.parse("30s") == .seconds(30))
         #expect(DurationText.parse("1h30m") == .seconds(5400))

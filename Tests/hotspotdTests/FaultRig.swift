@@ -65,7 +65,7 @@ final class FaultRig: @unchecked Sendable {
         dataDirectory: String? = nil, brokerConfiguration: String = "", bindHost: String = "127.0.0.1",
         semtechUDP: String = "", mqtt: String = "", radio: String = "", coverage: String = "enabled = false",
         region: String = "EU868",
-        stats: String = "interval = \"1h\"", filters: String = "", backupBrokers: [String] = []
+        stats: String = "interval = \"1h\"", filters: String = "", backupBrokers: [String] = [], metrics: String = ""
     ) async throws {
         prefix = region.lowercased()
         directory =
@@ -128,6 +128,8 @@ final class FaultRig: @unchecked Sendable {
         \(stats)
         [filters]
         \(filters)
+        [metrics]
+        \(metrics)
         """.write(toFile: directory + "/hotspotd.toml", atomically: true, encoding: .utf8)
 
         collectorFile = directory + "/collected.hex"

@@ -47,8 +47,8 @@ ensure_packages() {
 # (PyPI ecdsa) that checks the secure element's signatures without OpenSSL. In a virtual
 # environment of the repository's own (.build-python, ignored by git), made or completed when
 # it lacks them.
-HOTSPOTD_TEST_PYTHON_PACKAGES="chirpstack-api==4.20.0 ecdsa==0.19.1"
-HOTSPOTD_TEST_PYTHON_CHECK="import chirpstack_api.gw.gw_pb2, ecdsa"
+HOTSPOTD_TEST_PYTHON_PACKAGES="chirpstack-api==4.20.0 ecdsa==0.19.1 prometheus-client==0.26.0"
+HOTSPOTD_TEST_PYTHON_CHECK="import chirpstack_api.gw.gw_pb2, ecdsa, prometheus_client.parser"
 ensure_test_python() {
     local venv=.build-python
     if "$venv/bin/python3" -c "$HOTSPOTD_TEST_PYTHON_CHECK" >/dev/null 2>&1; then
