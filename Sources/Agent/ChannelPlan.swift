@@ -60,7 +60,8 @@ public struct ChannelPlan: Sendable, Equatable {
             switch channel.modulationConfig {
             case .loraModulationConfig(let lora)?:
                 // ChirpStack fills `bandwidth` in Hz; `bandwidth_legacy` was in kHz.
-                let bandwidth = lora.bandwidth != 0 ? lora.bandwidth : lora.bandwidthLegacy * 1000
+                let bandwidth =
+                    lora.bandwidth != 0 ? lora.bandwidth : UInt32(clamping: UInt64(lora.bandwidthLegacy) * 1000)
                 guard !lora.spreadingFactors.isEmpty else {
                     return .failure(.init("channel \(index) names no spreading factor"))
                 }
@@ -70,7 +71,8 @@ public struct ChannelPlan: Sendable, Equatable {
                         modulation: .lora(bandwidthHz: bandwidth, spreadingFactors: lora.spreadingFactors.map(Int.init))
                     ))
             case .fskModulationConfig(let fsk)?:
-                let bandwidth = fsk.bandwidth != 0 ? fsk.bandwidth : fsk.bandwidthLegacy * 1000
+                let bandwidth =
+                    fsk.bandwidth != 0 ? fsk.bandwidth : UInt32(clamping: UInt64(fsk.bandwidthLegacy) * 1000)
                 channels.append(
                     Channel(
                         frequencyHz: channel.frequency,

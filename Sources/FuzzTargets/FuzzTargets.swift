@@ -37,6 +37,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case signedReport = "signed-report"
     /// What a secure element answers on the I2C bus, a broken or hostile chip's included.
     case secureElement = "secure-element"
+    /// The first byte chooses: a `command/config` channel plan (0), a forwarder's
+    /// global_conf.json the plan is written into (1), a request to the metrics port (2).
+    case channelPlan = "channel-plan"
 
     /// A broken invariant: the parser accepted the input but said something inconsistent.
     public struct Violation: Error, CustomStringConvertible {
@@ -55,6 +58,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .config: Self.config(input)
         case .signedReport: try Self.signedReport(input)
         case .secureElement: try Self.secureElement(input)
+        case .channelPlan: try Self.channelPlan(input)
         }
     }
 
@@ -186,6 +190,58 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
 
     static func boardProfile(_ input: [UInt8]) {
         _ = try? BoardProfile.parse(String(decoding: input, as: UTF8.self), file: "fuzz.toml")
+    }
+
+    static let globalConf = Array(
+        #"{"SX1301_conf": {"radio_0": {"enable": true, "freq": 867500000}, "chan_multiSF_0": {"enable": true}}}"#.utf8)
+    static let eu868Plan = ChannelPlan(
+        version: "v",
+        channels: [.init(frequencyHz: 868_100_000, modulation: .lora(bandwidthHz: 125_000, spreadingFactors: [7]))])
+
+    static func channelPlan(_ input: [UInt8]) throws(Violation) {
+        guard let mode = input.first else { return }
+        let body = Array(input.dropFirst())
+        switch mode % 3 {
+        case 0:
+            guard let message = try? Gw_GatewayConfiguration(serializedBytes: body),
+                case .success(let plan) = ChannelPlan.decode(message, gatewayID: "0016c001ff10a235")
+            else { return }
+            for name in Region.Name.allCases {
+                let region = Region.named(name)
+                guard plan.problem(in: region) == nil else { continue }
+                // A plan the region takes has every channel inside its band.
+                guard plan.channels.allSatisfy({ region.band.contains($0.frequencyHz) }) else {
+                    throw Violation(description: "a plan with a channel outside \(name) was taken")
+                }
+            }
+            let base = RadioConfiguration(
+                frequencyHz: 868_100_000, dataRate: LoRaDataRate(spreadingFactor: .sf7, bandwidth: .khz125))
+            if case .success(let configuration) = plan.radioConfiguration(from: base),
+                configuration.frequencyHz != plan.channels.first?.frequencyHz
+            {
+                throw Violation(description: "the radio was given another frequency than the plan's")
+            }
+            if case .success(let text) = ForwarderConfiguration.rewrite(globalConf, with: plan) {
+                guard (try? JSON.parse(Array(text.utf8)))?["SX1301_conf"] != nil else {
+                    throw Violation(description: "a rewritten configuration that is not JSON with its section")
+                }
+            }
+        case 1:
+            if case .success(let text) = ForwarderConfiguration.rewrite(body, with: eu868Plan) {
+                guard let root = try? JSON.parse(Array(text.utf8)),
+                    root["SX1301_conf"]?["radio_0"]?["freq"]?.number == 868_100_000
+                        || root["SX130x_conf"]?["radio_0"]?["freq"]?.number == 868_100_000
+                else {
+                    throw Violation(description: "a rewritten configuration without the plan's radio")
+                }
+            }
+        default:
+            if case .metrics = MetricsServer.judge(body), !body.starts(with: Array("GET /metrics".utf8)),
+                !body.starts(with: Array("HEAD /metrics".utf8))
+            {
+                throw Violation(description: "a request for something else than /metrics was served")
+            }
+        }
     }
 
     static func config(_ input: [UInt8]) {

@@ -21,7 +21,37 @@ extension FuzzTarget {
         case .config: Self.files(in: repository + "/packaging", ending: ".toml") + [Array(Self.fullConfiguration.utf8)]
         case .signedReport: Self.signedReportSeeds
         case .secureElement: [Self.secureElementSession, Self.secureElementRefusing]
+        case .channelPlan: Self.channelPlanSeeds
         }
+    }
+
+    /// ChirpStack's EU868 plan, a forwarder's configuration with comments, and requests to the
+    /// metrics port.
+    static var channelPlanSeeds: [[UInt8]] {
+        let channels = (0..<8).map { index in
+            var channel = Gw_ChannelConfiguration()
+            channel.frequency = 867_100_000 + 200_000 * UInt32(index)
+            var lora = Gw_LoraModulationConfig()
+            lora.bandwidth = 125_000
+            lora.spreadingFactors = [7, 8, 9, 10, 11, 12]
+            channel.modulationConfig = .loraModulationConfig(lora)
+            return channel
+        }
+        var plan = Gw_GatewayConfiguration()
+        plan.gatewayID = "0016c001ff10a235"
+        plan.version = "eu868"
+        plan.channels = channels
+        let conf = """
+            { "SX130x_conf": { /* concentrator */ "radio_0": {"enable": true, "freq": 867500000},
+              "radio_1": {"enable": true, "freq": 868500000}, "chan_FSK": {"enable": false} },
+              "gateway_conf": { "gateway_ID": "AA555A0000000000" } // the EUI
+            }
+            """
+        return [
+            [0] + ((try? plan.serializedBytes()) ?? []), [1] + Array(conf.utf8),
+            [2] + Array("GET /metrics HTTP/1.1\r\nHost: hotspot\r\n\r\n".utf8),
+            [2] + Array("POST /metrics HTTP/1.0\r\n\r\n".utf8),
+        ]
     }
 
     static let forwarder: [UInt8] = [0xAA, 0x55, 0x5A, 0x00, 0x00, 0x00, 0x01, 0x01]

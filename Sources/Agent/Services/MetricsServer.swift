@@ -120,10 +120,8 @@ public final class MetricsServer: Service, Sendable {
         var request: [UInt8] = []
         let deadline = monotonicNanoseconds() + UInt64(Self.requestPatience) * 1_000_000
         var buffer = [UInt8](repeating: 0, count: 2048)
-        while !request.containsHeaderEnd {
-            guard request.count < Self.maximumRequest else {
-                return refuse(connection, 431, "Request Header Fields Too Large")
-            }
+        var verdict = Self.judge(request)
+        while verdict == .incomplete {
             let now = monotonicNanoseconds()
             guard now < deadline else { return refuse(connection, 408, "Request Timeout") }
             var ready = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
@@ -134,20 +132,43 @@ public final class MetricsServer: Service, Sendable {
                 return
             }
             request += buffer[0..<count]
+            verdict = Self.judge(request)
         }
-        let line = request.prefix { $0 != UInt8(ascii: "\r") }.split(separator: UInt8(ascii: " "))
-        guard line.count == 3, line[2].starts(with: Array("HTTP/1.".utf8)) else {
-            return refuse(connection, 400, "Bad Request")
+        let head: Bool
+        switch verdict {
+        case .incomplete: return
+        case .refused(let code, let reason): return refuse(connection, code, reason)
+        case .metrics(let isHead): head = isHead
         }
-        let method = String(decoding: line[0], as: UTF8.self)
-        let path = String(decoding: line[1], as: UTF8.self)
-        guard method == "GET" || method == "HEAD" else { return refuse(connection, 405, "Method Not Allowed") }
-        guard path == "/metrics" || path.hasPrefix("/metrics?") else { return refuse(connection, 404, "Not Found") }
         guard let body = renderWaiting() else { return refuse(connection, 503, "Service Unavailable") }
         servedCount.add(1, ordering: .relaxed)
         respond(
             connection, status: "200 OK", type: "text/plain; version=0.0.4; charset=utf-8", body: Array(body.utf8),
-            head: method == "HEAD")
+            head: head)
+    }
+
+    /// What to do with the bytes of a request read so far.
+    public enum Verdict: Equatable, Sendable {
+        /// The header has not ended yet, and may still.
+        case incomplete
+        /// A GET (or a HEAD, true) of `/metrics`.
+        case metrics(head: Bool)
+        case refused(Int, String)
+    }
+
+    /// Judges a request's bytes: its header must end within `maximumRequest` bytes, and be a
+    /// GET or HEAD of `/metrics` over HTTP/1.x.
+    public static func judge(_ request: [UInt8]) -> Verdict {
+        guard request.containsHeaderEnd else {
+            return request.count < maximumRequest ? .incomplete : .refused(431, "Request Header Fields Too Large")
+        }
+        let line = request.prefix { $0 != UInt8(ascii: "\r") }.split(separator: UInt8(ascii: " "))
+        guard line.count == 3, line[2].starts(with: Array("HTTP/1.".utf8)) else { return .refused(400, "Bad Request") }
+        let method = String(decoding: line[0], as: UTF8.self)
+        let path = String(decoding: line[1], as: UTF8.self)
+        guard method == "GET" || method == "HEAD" else { return .refused(405, "Method Not Allowed") }
+        guard path == "/metrics" || path.hasPrefix("/metrics?") else { return .refused(404, "Not Found") }
+        return .metrics(head: method == "HEAD")
     }
 
     /// The metrics, made by the agent's tasks while this thread waits (at most 5 s).
