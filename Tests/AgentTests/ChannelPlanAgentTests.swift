@@ -106,6 +106,12 @@ import Testing
         try await Task.sleep(for: .milliseconds(500))
         #expect(uplinksHeard().map(\.frequency) == [868_100_000, 867_500_000], "the old channel is no longer heard")
         #expect(uplinksHeard().last?.dataRate == "SF9BW125")
+        // What is kept on disk is a gw.GatewayConfiguration ChirpStack's bindings read back.
+        let kept = try Array(Data(contentsOf: URL(fileURLWithPath: directory + "/data/channel-plan.pb")))
+        let read = try #require(try decodeWithChirpStack([kept], as: "GatewayConfiguration").first)
+        #expect(read["version"] as? String == "single-867.5")
+        let channels = read["channels"] as? [[String: Any]]
+        #expect((channels?.first?["frequency"] as? NSNumber)?.intValue == 867_500_000)
 
         // A plan the radio cannot take (eight channels): refused, the one in force stays.
         let eight = (0..<8).map {
