@@ -283,7 +283,7 @@ public final class Daemon: Service, Sendable {
                 let publisher = await transport.publisher.counters
                 snapshot.brokerConnected = transport.isConnected
                 snapshot.brokerConnections = publisher.connections
-                snapshot.brokerChanges = publisher.brokerChanges
+                snapshot.brokerChanges = (transport.connection as? FailoverConnection)?.moves ?? 0
                 snapshot.messagesAcknowledged = publisher.acknowledged
                 snapshot.downlinks = statistics.transmitStatusTotals
                 snapshot.beaconsSent = await coverage.beaconsSent

@@ -131,7 +131,7 @@ extension MQTTTransport {
                         address: settings.brokerAddress,
                         make: { () throws(MQTTError) in try MQTTClient(settings: settings, subscriptions: subscriptions)
                         },
-                        answers: { await acceptsConnections(host: settings.host, port: settings.port) })
+                        answers: { acceptsConnections(host: settings.host, port: settings.port) })
                 },
                 failoverAfter: mqtt.failoverAfter, failbackInterval: mqtt.failbackInterval, offline: will,
                 logger: logger)

@@ -25,10 +25,11 @@ public final class FailoverConnection: MQTTConnection {
     public struct Broker: Sendable {
         public var address: String
         public var make: Factory
-        /// Whether the broker answers at all (a TCP connection to its port, for the agent).
-        public var answers: @Sendable () async -> Bool
+        /// Whether the broker answers at all (a TCP connection to its port, for the agent);
+        /// called on the connection's own thread, never on Swift's cooperative pool.
+        public var answers: @Sendable () -> Bool
 
-        public init(address: String, make: @escaping Factory, answers: @escaping @Sendable () async -> Bool) {
+        public init(address: String, make: @escaping Factory, answers: @escaping @Sendable () -> Bool) {
             self.address = address
             self.make = make
             self.answers = answers
@@ -60,7 +61,6 @@ public final class FailoverConnection: MQTTConnection {
     private let state = Mutex(State())
     public let events: AsyncStream<MQTTEvent>
     private let continuation: AsyncStream<MQTTEvent>.Continuation
-    private let supervisor = Mutex<Task<Void, Never>?>(nil)
 
     public init(
         brokers: [Broker], failoverAfter: Duration, failbackInterval: Duration,
@@ -84,20 +84,31 @@ public final class FailoverConnection: MQTTConnection {
     /// How many times the connection moved from one broker to another.
     public var moves: Int { state.withLock { $0.moves } }
 
+    /// A new connection at every move: what was in flight on the last one is not on this one.
+    public var session: Int { state.withLock { $0.generation } }
+
     public var isConnected: Bool {
         state.withLock { $0.connected && $0.current?.isConnected == true }
     }
 
+    /// Connects to the first broker, and watches the connection from a thread of its own: the
+    /// moves stop clients, wait for a goodbye's PUBACK and probe the first broker, all of which
+    /// block, so none of it runs on Swift's cooperative pool.
     public func start() throws(MQTTError) {
         try connect(to: 0)
-        let task = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(200))
-                guard let self else { return }
-                await self.supervise()
+        guard brokers.count > 1 else { return }
+        do {
+            let watcher = try DedicatedThread(name: "mqtt-failover") { [self] in
+                while !state.withLock({ $0.stopped }) {
+                    usleep(200_000)
+                    supervise()
+                }
             }
+            // It ends by itself once stopped; nobody waits for it.
+            watcher.detach()
+        } catch {
+            throw MQTTError("cannot start the failover thread: \(error)")
         }
-        supervisor.withLock { $0 = task }
     }
 
     @discardableResult
@@ -117,23 +128,33 @@ public final class FailoverConnection: MQTTConnection {
     }
 
     private func finish(_ end: (any MQTTConnection) -> Void) {
-        supervisor.withLock { $0 }?.cancel()
-        let current = state.withLock { state -> (any MQTTConnection)? in
+        let (current, wasConnected) = state.withLock { state -> ((any MQTTConnection)?, Bool) in
             state.stopped = true
             state.generation += 1
-            defer { state.current = nil }
-            return state.current
+            defer {
+                state.current = nil
+                state.connected = false
+            }
+            return (state.current, state.connected)
         }
         if let current { end(current) }
-        if state.withLock({ $0.connected }) { continuation.yield(.disconnected(nil)) }
-        state.withLock { $0.connected = false }
+        if wasConnected { continuation.yield(.disconnected(nil)) }
         continuation.finish()
     }
 
     /// Makes and starts a connection to broker `index`, and forwards its events while it is
-    /// the current one.
+    /// the current one. A broker whose client cannot be made counts as unreachable.
     private func connect(to index: Int) throws(MQTTError) {
-        let connection = try brokers[index].make()
+        let connection: any MQTTConnection
+        do {
+            connection = try brokers[index].make()
+        } catch {
+            state.withLock {
+                $0.index = index
+                $0.unreachableSince = monotonicNanoseconds()
+            }
+            throw error
+        }
         let generation = state.withLock { state -> Int? in
             guard !state.stopped else { return nil }
             state.index = index
@@ -158,10 +179,11 @@ public final class FailoverConnection: MQTTConnection {
     }
 
     /// Passes an event on if its connection is still the current one; false when it is not.
+    /// The check and the hand-over happen under one lock, so that nothing of a connection left
+    /// behind follows a move's `.disconnected`.
     private func forward(_ event: MQTTEvent, generation: Int) -> Bool {
-        enum Verdict { case pass, swallow, stale }
-        let verdict = state.withLock { state -> Verdict in
-            guard state.generation == generation else { return .stale }
+        state.withLock { state -> Bool in
+            guard state.generation == generation else { return false }
             switch event {
             case .connected:
                 state.connected = true
@@ -171,24 +193,17 @@ public final class FailoverConnection: MQTTConnection {
             case .published(let messageID) where messageID == state.goodbyeID:
                 // The OFFLINE published before leaving: the publisher above knows nothing of it.
                 state.goodbyeAcknowledged = true
-                return .swallow
+                return true
             default:
                 break
             }
-            return .pass
-        }
-        switch verdict {
-        case .stale: return false
-        case .swallow: return true
-        case .pass:
             continuation.yield(event)
             return true
         }
     }
 
     /// Moves on from a broker unreachable too long; goes back to the first when it answers.
-    private func supervise() async {
-        guard brokers.count > 1 else { return }
+    private func supervise() {
         let now = monotonicNanoseconds()
         let (index, connected, unreachableSince, lastCheck, stopped) = state.withLock {
             ($0.index, $0.connected, $0.unreachableSince, $0.lastFailbackCheck, $0.stopped)
@@ -199,77 +214,80 @@ public final class FailoverConnection: MQTTConnection {
             let seconds = failoverAfter.components.seconds
             logger.warning(
                 "broker \(brokers[index].address) unreachable for \(seconds) s: moving to \(brokers[next].address)")
-            await move(to: next, sayingGoodbye: false)
+            move(to: next, sayingGoodbye: false)
         } else if connected, index != 0, now >= lastCheck + UInt64(Nanoseconds.of(failbackInterval)) {
             state.withLock { $0.lastFailbackCheck = now }
-            guard await brokers[0].answers() else { return }
+            guard brokers[0].answers() else { return }
             logger.info("broker \(brokers[0].address) answers again: moving back to it from \(brokers[index].address)")
-            await move(to: 0, sayingGoodbye: true)
+            move(to: 0, sayingGoodbye: true)
         }
     }
 
     /// Leaves the current broker (publishing OFFLINE there first when it answers) for `index`.
-    private func move(to index: Int, sayingGoodbye: Bool) async {
+    private func move(to index: Int, sayingGoodbye: Bool) {
         if sayingGoodbye, let offline, let current = state.withLock({ $0.current }),
             let id = try? current.publish(topic: offline.topic, payload: offline.payload, qos: 1, retain: true)
         {
             state.withLock { $0.goodbyeID = id }
             let deadline = monotonicNanoseconds() + UInt64(Nanoseconds.of(MQTTTransport.goodbyePatience))
             while monotonicNanoseconds() < deadline, !state.withLock({ $0.goodbyeAcknowledged }) {
-                try? await Task.sleep(for: .milliseconds(10))
+                usleep(10_000)
             }
         }
-        let (left, wasConnected) = state.withLock { state -> ((any MQTTConnection)?, Bool) in
-            guard !state.stopped else { return (nil, false) }
+        let left = state.withLock { state -> (connection: (any MQTTConnection)?, connected: Bool)? in
+            guard !state.stopped else { return nil }
             state.generation += 1
             state.moves += 1
             defer {
                 state.current = nil
                 state.connected = false
             }
+            if state.connected { continuation.yield(.disconnected("moving to \(brokers[index].address)")) }
             return (state.current, state.connected)
         }
         guard let left else { return }
-        left.stop()
-        if wasConnected { continuation.yield(.disconnected("moving to \(brokers[index].address)")) }
+        if let connection = left.connection {
+            // Stopping a client joins its network thread, which may sit in a connect to a broker
+            // that drops packets: a thread of its own waits for that.
+            if let retiring = try? DedicatedThread(name: "mqtt-retire", { connection.stop() }) {
+                retiring.detach()
+            } else {
+                connection.stop()
+            }
+        }
         do {
             try connect(to: index)
         } catch {
+            // Counted as unreachable from now (connect says so): the next move comes after
+            // `failoverAfter`.
             logger.error("cannot make a connection to \(brokers[index].address): \(error.message)")
-            // Counted as unreachable from now: the next move comes after `failoverAfter`.
-            state.withLock {
-                $0.index = index
-                $0.unreachableSince = monotonicNanoseconds()
-            }
         }
     }
 }
 
 /// Whether something accepts TCP connections at `host`:`port` within `timeout`: how the agent
-/// asks whether the first broker is back before leaving the one it has.
-public func acceptsConnections(host: String, port: Int, timeout: Duration = .seconds(3)) async -> Bool {
-    await Task.detached {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &list) == 0, let list else { return false }
-        defer { freeaddrinfo(list) }
-        var entry: UnsafeMutablePointer<addrinfo>? = list
-        while let address = entry {
-            defer { entry = address.pointee.ai_next }
-            let fd = socket(address.pointee.ai_family, address.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue), 0)
-            guard fd >= 0 else { continue }
-            defer { close(fd) }
-            if connect(fd, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 { return true }
-            guard errno == EINPROGRESS else { continue }
-            var poll = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            let milliseconds = Int32(
-                timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-            guard Glibc.poll(&poll, 1, milliseconds) == 1 else { continue }
-            var error: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0 { return true }
-        }
-        return false
-    }.value
+/// asks whether the first broker is back before leaving the one it has. It blocks: call it from
+/// a thread of its own.
+public func acceptsConnections(host: String, port: Int, timeout: Duration = .seconds(3)) -> Bool {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var list: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, String(port), &hints, &list) == 0, let list else { return false }
+    defer { freeaddrinfo(list) }
+    let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+    var entry: UnsafeMutablePointer<addrinfo>? = list
+    while let address = entry {
+        defer { entry = address.pointee.ai_next }
+        let fd = socket(address.pointee.ai_family, address.pointee.ai_socktype | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { continue }
+        defer { close(fd) }
+        if connect(fd, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 { return true }
+        guard errno == EINPROGRESS else { continue }
+        var ready = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&ready, 1, milliseconds) == 1 else { continue }
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0 { return true }
+    }
+    return false
 }

@@ -18,6 +18,14 @@ public protocol MQTTConnection: AnyObject, Sendable {
     func stop()
     /// Drops the connection without a goodbye, as a crash would (the broker publishes the will).
     func abandon()
+    /// Which connection this is: a new number means a new client, holding nothing of what was
+    /// in flight before (a move between brokers). One client keeps its session across
+    /// reconnects: libmosquitto sends its own in-flight messages again.
+    var session: Int { get }
+}
+
+extension MQTTConnection {
+    public var session: Int { 0 }
 }
 
 extension MQTTClient: MQTTConnection {}

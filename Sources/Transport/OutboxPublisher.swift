@@ -39,7 +39,7 @@ public actor OutboxPublisher {
         public var maximumInFlightSeen = 0
         public var republished = 0
         public var unpublishable = 0
-        /// Times the connection came up on a broker other than the last one (`mqtt.servers`).
+        /// Times a connection came up on a new client, after a move between brokers (`mqtt.servers`).
         public var brokerChanges = 0
     }
     public private(set) var counters = Counters()
@@ -73,9 +73,10 @@ public actor OutboxPublisher {
             for await event in client.events {
                 switch event {
                 case .connected:
-                    let broker = client.brokerAddress
-                    if let last = lastBroker, last != broker { await rewind(leaving: last) }
-                    lastBroker = broker
+                    let session = client.session
+                    if let last = lastSession, last != session { await rewind(leaving: lastBroker) }
+                    lastSession = session
+                    lastBroker = client.brokerAddress
                     connected = true
                     epoch += 1
                     connectedAt = monotonicNanoseconds()
@@ -120,10 +121,11 @@ public actor OutboxPublisher {
         awaited.removeAll()
     }
 
-    /// The broker of the last connection.
-    private var lastBroker: String?
+    /// The session (see `MQTTConnection.session`) and broker of the last connection.
+    private var lastSession: Int?
+    private var lastBroker = ""
 
-    /// A connection to another broker: it holds nothing of what was in flight on the last one,
+    /// A new client (a move between brokers): it holds nothing of what was in flight on the last one,
     /// and its PUBACKs will never come. What the last broker acknowledged is deleted first;
     /// the drain then starts again from the oldest message left, so each message the last
     /// broker did not acknowledge goes to the new one, once.
@@ -301,9 +303,12 @@ public actor OutboxPublisher {
     private func resendStale() async {
         let now = monotonicNanoseconds()
         guard connected, now > connectedAt + resendAfterNanoseconds else { return }
+        let started = epoch
         for (messageID, entry) in inFlight where now > entry.sentAt + resendAfterNanoseconds {
-            guard let message = try? await store.outbox(after: entry.id - 1, limit: 1).first, message.id == entry.id
-            else {
+            let found = try? await store.outbox(after: entry.id - 1, limit: 1).first
+            // A connect, a disconnect or a move happened during the read: this window is gone.
+            guard epoch == started, connected else { return }
+            guard let message = found, message.id == entry.id else {
                 inFlight[messageID] = nil
                 continue
             }
