@@ -173,7 +173,14 @@ public struct ChannelPlan: Sendable, Equatable {
 /// Why a channel plan was refused.
 public struct ChannelPlanRefusal: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// Refused after trying to apply it (the hardware or the forwarder would not take it),
+    /// rather than on reading it.
+    public var afterAttempt: Bool
+
+    public init(_ description: String, afterAttempt: Bool = false) {
+        self.description = description
+        self.afterAttempt = afterAttempt
+    }
 }
 
 /// A Semtech packet forwarder's `global_conf.json` (`SX1301_conf` of lora_pkt_fwd, `SX130x_conf`

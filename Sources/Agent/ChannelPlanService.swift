@@ -1,3 +1,4 @@
+import Clocks
 import Foundation
 import Logging
 import Messages
@@ -35,9 +36,20 @@ public final class ChannelPlanService: Sendable {
     private let dataDirectory: String
     private let logger: Logger
     private let restartCommand: [String]
-    private let state = Mutex<(version: String?, refusals: Int)>((nil, 0))
-    /// One plan at a time, in arrival order.
-    private let serial = AsyncSerial()
+    private struct State {
+        var version: String?
+        var refusals = 0
+        /// The last plan refused after an attempt to apply it (a forwarder that would not
+        /// restart, a radio that did not take it): the same version is refused again at once
+        /// for an hour, rather than rewriting and restarting at every stats report.
+        var failed: (version: String, refusal: ChannelPlanRefusal, at: UInt64)?
+        /// A plan waiting while another is being applied: only the newest is kept.
+        var pending: Gw_GatewayConfiguration?
+        var applying = false
+    }
+    private let state = Mutex(State())
+    /// How long a plan that failed to apply is refused at once when it comes again.
+    public static let retryAfter: Duration = .seconds(3600)
 
     public static let fileName = "channel-plan.pb"
 
@@ -102,27 +114,62 @@ public final class ChannelPlanService: Sendable {
         logger.info("channel plan \(plan.version) in force, as kept", metadata: ["CHANNELS": "\(describe(plan))"])
     }
 
-    /// Applies a `gw.GatewayConfiguration` from the network server, or refuses it.
-    @discardableResult
-    public func handle(_ message: Gw_GatewayConfiguration) async -> Outcome {
-        await serial.run {
-            let outcome = await self.apply(message)
-            switch outcome {
-            case .applied(let version):
-                self.logger.notice("channel plan \(version) applied")
-            case .unchanged(let version):
-                self.logger.info("channel plan \(version) is in force already")
-            case .refused(let refusal):
-                self.state.withLock { $0.refusals += 1 }
-                self.logger.warning(
-                    "channel plan \(message.version.isEmpty ? "(no version)" : message.version) refused: \(refusal)",
-                    metadata: ["IN_FORCE": "\(self.version ?? "the configured channels")"])
+    /// Takes a plan from the broker without waiting for it to be applied (a forwarder's restart
+    /// takes seconds, and the commands behind it on the broker must not wait): applied in the
+    /// background, one at a time; a plan that comes while another is being applied waits, and
+    /// a newer one replaces it.
+    public func submit(_ message: Gw_GatewayConfiguration) {
+        let start = state.withLock { state -> Bool in
+            state.pending = message
+            guard !state.applying else { return false }
+            state.applying = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            while let next = state.withLock({ state -> Gw_GatewayConfiguration? in
+                defer { state.pending = nil }
+                if state.pending == nil { state.applying = false }
+                return state.pending
+            }) {
+                await handle(next)
             }
-            return outcome
         }
     }
 
+    /// Applies a `gw.GatewayConfiguration` from the network server, or refuses it, and says
+    /// which in the log.
+    @discardableResult
+    public func handle(_ message: Gw_GatewayConfiguration) async -> Outcome {
+        let outcome = await apply(message)
+        switch outcome {
+        case .applied(let version):
+            logger.notice("channel plan \(version) applied")
+        case .unchanged(let version):
+            logger.info("channel plan \(version) is in force already")
+        case .refused(let refusal):
+            state.withLock { $0.refusals += 1 }
+            logger.warning(
+                "channel plan \(message.version.isEmpty ? "(no version)" : message.version) refused: \(refusal)",
+                metadata: ["IN_FORCE": "\(version ?? "the configured channels")"])
+        }
+        return outcome
+    }
+
     private func apply(_ message: Gw_GatewayConfiguration) async -> Outcome {
+        if let failed = state.withLock({ $0.failed }), !message.version.isEmpty, failed.version == message.version,
+            monotonicNanoseconds() < failed.at + UInt64(Nanoseconds.of(Self.retryAfter))
+        {
+            return .refused(.init("\(failed.refusal) (it failed within the hour; not tried again yet)"))
+        }
+        let outcome = await attempt(message)
+        if case .refused(let refusal) = outcome, refusal.afterAttempt {
+            state.withLock { $0.failed = (message.version, refusal, monotonicNanoseconds()) }
+        }
+        return outcome
+    }
+
+    private func attempt(_ message: Gw_GatewayConfiguration) async -> Outcome {
         let plan: ChannelPlan
         switch ChannelPlan.decode(message, gatewayID: gatewayID) {
         case .success(let decoded): plan = decoded
@@ -142,7 +189,7 @@ public final class ChannelPlanService: Sendable {
             do {
                 try await radio.retune(to: configuration)
             } catch {
-                return .refused(.init("the radio did not take it: \(error.message)"))
+                return .refused(.init("the radio did not take it: \(error.message)", afterAttempt: true))
             }
             logger.info(
                 "radio retuned",
@@ -172,14 +219,21 @@ public final class ChannelPlanService: Sendable {
         if !FileManager.default.fileExists(atPath: original) {
             _ = replaceFile(original, with: Array(old))
         }
-        if let problem = replaceFile(file, with: Array(text.utf8)) {
+        if let problem = replaceFile(file, with: Array(text.utf8), like: file) {
             return .init("cannot write \(file): \(problem)")
         }
         let result = await runProgram(restartCommand + [unit], timeout: .seconds(60))
         guard result.status == 0 else {
-            _ = replaceFile(file, with: Array(old))
+            // The file back as it was, and the forwarder started again on it: a failed restart
+            // may have left it stopped.
+            _ = replaceFile(file, with: Array(old), like: file)
+            let again = await runProgram(restartCommand + [unit], timeout: .seconds(60))
             let said = result.output.split(separator: "\n").last.map { ": \($0)" } ?? ""
-            return .init("restarting \(unit) failed (\(result.describeStatus))\(said); \(file) is as it was")
+            let back =
+                again.status == 0 ? "restarted on it" : "restarting it again failed too (\(again.describeStatus))"
+            return .init(
+                "restarting \(unit) failed (\(result.describeStatus))\(said); \(file) is as it was, \(back)",
+                afterAttempt: true)
         }
         return nil
     }
@@ -204,29 +258,22 @@ public final class ChannelPlanService: Sendable {
     }
 }
 
-/// Runs closures one after the other, each to its end, in the order they were given.
-final class AsyncSerial: Sendable {
-    private let tail = Mutex<Task<Void, Never>?>(nil)
-
-    func run<T: Sendable>(_ work: @escaping @Sendable () async -> T) async -> T {
-        let task = tail.withLock { tail -> Task<T, Never> in
-            let previous = tail
-            let task = Task {
-                await previous?.value
-                return await work()
-            }
-            tail = Task { _ = await task.value }
-            return task
-        }
-        return await task.value
-    }
-}
-
 /// Replaces `path` with `bytes` atomically (a temporary file, fsync, rename); nil, or what failed.
-func replaceFile(_ path: String, with bytes: [UInt8], mode: mode_t = 0o644) -> String? {
+/// `like`: an existing file whose permissions the new one takes (whatever the umask), and, when
+/// `path` is a symbolic link, the file it points to is replaced, not the link.
+func replaceFile(_ given: String, with bytes: [UInt8], mode: mode_t = 0o644, like model: String? = nil) -> String? {
+    var path = given
+    if let resolved = realpath(given, nil) {
+        path = String(cString: resolved)
+        free(resolved)
+    }
+    var mode = mode
+    var information = stat()
+    if let model, stat(model, &information) == 0 { mode = information.st_mode & 0o7777 }
     let temporary = path + ".tmp"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     guard fd >= 0 else { return String(cString: strerror(errno)) }
+    fchmod(fd, mode)
     var written = 0
     while written < bytes.count {
         let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }

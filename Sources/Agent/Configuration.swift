@@ -105,6 +105,10 @@ public struct Configuration: Sendable {
                 }
                 var host = String(rest)
                 var port = tls ? 8883 : 1883
+                let colons = rest.filter { $0 == ":" }.count
+                if colons > 1, !rest.hasPrefix("[") {
+                    return .failure(Invalid("'\(text)': an IPv6 address goes in brackets (mqtt://[fd00::1]:1883)"))
+                }
                 if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]") {
                     host = String(rest[..<colon])
                     guard let number = Int(rest[rest.index(after: colon)...]), (1...65_535).contains(number) else {
@@ -189,16 +193,20 @@ public struct Configuration: Sendable {
 
     /// "127.0.0.1:9100", "0.0.0.0:9100" or "[::1]:9100": a numeric IP address and a port.
     public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65_535).contains(port)
+        guard let colon = text.lastIndex(of: ":"), text[text.index(after: colon)...].allSatisfy(\.isNumber),
+            let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port)
         else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") {
             host = String(host.dropFirst().dropLast())
             guard host.contains(":"), host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
         } else {
+            // Four decimal numbers 0–255, without leading zeros (which some parsers read as octal).
             let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return nil }
+            guard parts.count == 4,
+                parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) && UInt8($0) != nil }),
+                parts.allSatisfy({ $0 == "0" || !$0.hasPrefix("0") })
+            else { return nil }
         }
         return (host, port)
     }
@@ -605,8 +613,10 @@ private final class Reader {
         let coverage = sections["coverage"]!
         // Beacons go on any channel of the region's Helium plan: the power must suit them all.
         // By default 14 dBm, or the region's limit where it is lower (EU433: 12 dBm).
-        let beaconLimit = region.helium.channels.map { region.maximumEIRP(at: $0) }.min() ?? region.maximumEIRP
-        let defaultPower = min(14, Int(beaconLimit.rounded(.down)))
+        // The limit is EIRP: the conducted power plus the antenna's gain.
+        let beaconLimit =
+            (region.helium.channels.map { region.maximumEIRP(at: $0) }.min() ?? region.maximumEIRP) - antennaGain
+        let defaultPower = max(0, min(14, Int(beaconLimit.rounded(.down))))
         var coverageSettings = Configuration.Coverage(
             enabled: attempt { () throws(TOMLConfigError) in try coverage.boolean("enabled") } ?? true,
             interval: attempt { () throws(TOMLConfigError) in try coverage.duration("interval", minimum: .seconds(60)) }
@@ -616,13 +626,14 @@ private final class Reader {
             )
         )
         if !(Double(coverageSettings.powerDBm) <= beaconLimit && coverageSettings.powerDBm >= 0) {
-            if regionKnown && !hasProblem("coverage.power", in: coverage) {
+            // Only beacons use it: with coverage off, a power out of range is no problem.
+            if regionKnown && coverageSettings.enabled && !hasProblem("coverage.power", in: coverage) {
                 problem(
                     coverage.error(
                         "power",
                         """
                         \(coverageSettings.powerDBm) dBm is outside 0 to \(region.name.displayName)'s limit of \
-                        \(beaconLimit) dBm on its beacon channels
+                        \(beaconLimit) dBm on its beacon channels (EIRP, with radio.antenna_gain taken off)
                         """
                     ))
             }

@@ -48,7 +48,7 @@ public struct IncomingDispatch: Sendable {
                 switch message {
                 case .payload(let payload):
                     do {
-                        await channelPlans.handle(try encoding.decode(Gw_GatewayConfiguration.self, from: payload))
+                        channelPlans.submit(try encoding.decode(Gw_GatewayConfiguration.self, from: payload))
                     } catch {
                         logger.warning(
                             "channel plan refused: not a gw.GatewayConfiguration (\(payload.count) bytes): \(error)")

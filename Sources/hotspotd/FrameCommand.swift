@@ -251,7 +251,14 @@ struct FrameCommand: ParsableCommand {
                     throw ValidationError("--dr '\(dr)' is neither an index nor a data rate such as SF7BW125")
                 }
             }
-            let hz = freq.map { $0 < 10_000 ? UInt32(($0 * 1_000_000).rounded()) : UInt32($0) }
+            let hz = try freq.map { given -> UInt32 in
+                // MHz below 10 000 (868.1), Hz from there (868100000).
+                let hz = given < 10_000 ? (given * 1_000_000).rounded() : given.rounded()
+                guard hz.isFinite, hz > 0, hz <= Double(UInt32.max) else {
+                    throw ValidationError("--freq \(given) is not a frequency (868.1 in MHz, or 868100000 in Hz)")
+                }
+                return UInt32(hz)
+            }
             if let hz, !region.band.contains(hz) {
                 fields.append(
                     Field(

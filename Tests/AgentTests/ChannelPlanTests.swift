@@ -219,7 +219,10 @@ func planJSON(_ channels: [String], version: String = "v1", gateway: String = "0
         #expect(try String(contentsOfFile: file, encoding: .utf8) == applied)
 
         // A restart that fails: the file goes back to what it was.
-        let failing = service(["/bin/sh", "-c", "echo 'Unit lora-pkt-fwd.service not found.' >&2; exit 5"])
+        let attempts = directory + "/attempts"
+        let failing = service([
+            "/bin/sh", "-c", "echo \"$0\" >> \(attempts); echo 'Unit lora-pkt-fwd.service not found.' >&2; exit 5",
+        ])
         await failing.restore()
         #expect(failing.version == "eu868-v2", "the kept plan")
         let other = try chirpStackPlan(planJSON([lora(868_100_000)], version: "one"))
@@ -230,11 +233,48 @@ func planJSON(_ channels: [String], version: String = "v1", gateway: String = "0
         #expect(refusal.description.contains("(exit status 5): Unit lora-pkt-fwd.service not found."))
         #expect(try String(contentsOfFile: file, encoding: .utf8) == applied)
         #expect(failing.version == "eu868-v2")
+        #expect(
+            refusal.description.contains("restarting it again failed too"),
+            "the forwarder started again on the old file")
+        #expect(try String(contentsOfFile: attempts, encoding: .utf8).split(separator: "\n").count == 2)
+        // The same plan again (ChirpStack sends it at every stats report): refused at once for
+        // an hour, the forwarder left alone.
+        guard case .refused(let again) = await failing.handle(other) else {
+            Issue.record("a plan that failed was applied on its second coming")
+            return
+        }
+        #expect(again.description.contains("not tried again yet"))
+        #expect(try String(contentsOfFile: attempts, encoding: .utf8).split(separator: "\n").count == 2)
 
         // Without a file and a unit: refused with the reason.
         let nowhere = ChannelPlanService(
             target: .none("no way"), region: .eu868, gatewayID: "0016c001ff10a235", dataDirectory: directory,
             logger: Logger(label: "test"))
         #expect(await nowhere.handle(other) == .refused(.init("no way")))
+    }
+
+    /// The forwarder's file keeps its permissions (set on the new file whatever the agent's
+    /// umask, UMask=0077 in its unit), and a symbolic link stays one: the file it points to is
+    /// what changes.
+    @Test func theForwardersFileKeepsItsModeAndItsLink() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hotspotd-plan-mode-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        ).path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let real = directory + "/global_conf.sx1250.EU868.json"
+        try semtechGlobalConf.write(toFile: real, atomically: true, encoding: .utf8)
+        chmod(real, 0o604)
+        let link = directory + "/global_conf.json"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: real)
+        let plans = ChannelPlanService(
+            target: .forwarder(configuration: link, unit: "lora-pkt-fwd.service"), region: .eu868,
+            gatewayID: "0016c001ff10a235", dataDirectory: directory, logger: Logger(label: "test"),
+            restartCommand: ["/bin/true"])
+        #expect(await plans.handle(try chirpStackPlan()) == .applied(version: "eu868-v2"))
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == real, "still a link")
+        #expect(try String(contentsOfFile: real, encoding: .utf8).contains("\"freq\":868450000"))
+        var information = stat()
+        #expect(stat(real, &information) == 0 && information.st_mode & 0o777 == 0o604)
     }
 }

@@ -227,7 +227,22 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         #expect(twice?.message.contains("named twice") == true)
         #expect(error("[mqtt]\nservers = [\"mqtt://a\", \"http://b\"]\n" + credits)?.key == "mqtt.servers")
         #expect(error("[mqtt]\nservers = []\n" + credits)?.message.contains("names no broker") == true)
+        #expect(error("[mqtt]\nserver = \"mqtt://fe80::1\"\n" + credits)?.message.contains("in brackets") == true)
         #expect(error("[mqtt]\nfailover_after = \"0s\"\n" + credits)?.key == "mqtt.failover_after")
+    }
+
+    /// The beacon's power is judged as EIRP: the antenna's gain counts, and the default gives
+    /// way to it.
+    @Test func theBeaconPowerLeavesRoomForTheAntennasGain() throws {
+        let credits = "[credits]\nauthority = \"\(authority)\"\n"
+        #expect(try parse("[radio]\nantenna_gain = 8\n" + credits).coverage.powerDBm == 8, "16.15 − 8 dBi")
+        #expect(try parse(credits).coverage.powerDBm == 14)
+        #expect(try parse("[gateway]\nregion = \"EU433\"\n" + credits).coverage.powerDBm == 12)
+        let over = error("[radio]\nantenna_gain = 8\n[coverage]\npower = 14\n" + credits)
+        #expect(over?.key == "coverage.power" && over?.message.contains("antenna_gain") == true)
+        #expect(
+            try parse("[radio]\nantenna_gain = 8\n[coverage]\nenabled = false\npower = 14\n" + credits).coverage.enabled
+                == false, "no beacons, no limit to keep")
     }
 
     @Test func metricsAreOffUnlessBound() throws {
@@ -236,7 +251,9 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         let bound = try parse("[metrics]\nbind = \"127.0.0.1:9100\"\n" + credits).metricsBind
         #expect(bound?.host == "127.0.0.1" && bound?.port == 9100)
         #expect(try parse("[metrics]\nbind = \"[::1]:9100\"\n" + credits).metricsBind?.host == "::1")
-        for bad in ["localhost:9100", "127.0.0.1", "127.0.0.1:0", "1.2.3:9100", "[zz]:1"] {
+        for bad in [
+            "localhost:9100", "127.0.0.1", "127.0.0.1:0", "1.2.3:9100", "[zz]:1", "127.0.0.010:9100", "1.2.3.4:+1",
+        ] {
             #expect(error("[metrics]\nbind = \"\(bad)\"\n" + credits)?.key == "metrics.bind", "\(bad)")
         }
         let semtech = "[semtech_udp]\nforwarder_config = \"/etc/lora/global_conf.json\"\n" + credits

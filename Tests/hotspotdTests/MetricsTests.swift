@@ -118,11 +118,32 @@ import Testing
         #expect(rig.stopAgent() == 0)
     }
 
-    /// Off by default: nothing listens.
+    /// Off by default: the agent listens on no TCP port at all (its sockets, looked up in
+    /// /proc/net/tcp and tcp6 by inode, none in the LISTEN state).
     @Test func offByDefault() async throws {
         let rig = try await FaultRig()
         try await rig.startAgent()
         defer { rig.killAgent() }
+        let pid = try #require(rig.agent)
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        let sockets = Set(
+            descriptors.compactMap {
+                try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")
+            }
+            .filter { $0.hasPrefix("socket:[") }.map { String($0.dropFirst(8).dropLast()) })
+        #expect(!sockets.isEmpty, "the agent's sockets are visible (UDP, MQTT)")
+        var listening: [String] = []
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let lines = ((try? String(contentsOfFile: table, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+            for line in lines {
+                let fields = line.split(separator: " ")
+                // local address, remote address, state (0A = LISTEN) …, inode is the tenth field.
+                if fields.count > 9, fields[3] == "0A", sockets.contains(String(fields[9])) {
+                    listening.append(String(fields[1]))
+                }
+            }
+        }
+        #expect(listening.isEmpty, "listening on \(listening)")
         #expect(!tail(of: rig.logFile, lines: 100).contains("metrics served"))
         #expect(rig.stopAgent() == 0)
     }

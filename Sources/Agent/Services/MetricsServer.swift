@@ -10,8 +10,8 @@ import Synchronization
 
 /// Serves the metrics to Prometheus: `GET /metrics` over HTTP/1.1 on `[metrics] bind`. One
 /// thread of its own takes one connection at a time; a request must arrive whole, at most
-/// 8 KiB of it, within 2 seconds, and the answer is written within 2 seconds, or the connection
-/// is closed. Anything else than a GET or HEAD of `/metrics` gets its HTTP error and is counted,
+/// 8 KiB of it, within 2 seconds, and each write of the answer must go within 2 seconds, or the
+/// connection is closed. Anything else than a GET or HEAD of `/metrics` gets its HTTP error and is counted,
 /// so a port scanner or a slow client costs a moment of that thread and nothing else.
 public final class MetricsServer: Service, Sendable {
     public static let maximumRequest = 8192
@@ -25,6 +25,7 @@ public final class MetricsServer: Service, Sendable {
     /// Refused requests are said within this budget: five, then one a minute.
     private let refusalLog = RefusalLimiter(burst: 5, perSecond: 1.0 / 60)
     private let stopping = Atomic(false)
+    private let finished = Atomic(false)
     private let refusedCount = Atomic(0)
     private let servedCount = Atomic(0)
 
@@ -46,7 +47,10 @@ public final class MetricsServer: Service, Sendable {
     public var served: Int { servedCount.load(ordering: .relaxed) }
 
     public func run() async throws {
-        let thread = try DedicatedThread(name: "metrics") { [self] in serve() }
+        let thread = try DedicatedThread(name: "metrics") { [self] in
+            serve()
+            finished.store(true, ordering: .sequentiallyConsistent)
+        }
         await withGracefulShutdownHandler {
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 try? await Task.sleep(for: .milliseconds(250))
@@ -54,7 +58,9 @@ public final class MetricsServer: Service, Sendable {
         } onGracefulShutdown: {
         }
         stopping.store(true, ordering: .relaxed)
-        await Task.detached { thread.join() }.value
+        // Waited for without holding a thread of the pool: a request under way may take seconds.
+        while !finished.load(ordering: .sequentiallyConsistent) { try? await Task.sleep(for: .milliseconds(50)) }
+        thread.join()
     }
 
     /// Listens, retrying every 10 s while the address cannot be had; serves until stopped.
@@ -109,8 +115,28 @@ public final class MetricsServer: Service, Sendable {
             guard connection >= 0 else { continue }
             _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
             handle(connection)
-            close(connection)
+            closeGently(connection)
         }
+    }
+
+    /// Closes after the answer has gone: the writing side first, then what the client still
+    /// sends is read and dropped (at most 64 KiB, for at most 200 ms), so that unread bytes do
+    /// not make the kernel reset the connection before the client has read the answer.
+    private func closeGently(_ connection: Int32) {
+        shutdown(connection, Int32(SHUT_WR))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = monotonicNanoseconds() + 200_000_000
+        var drained = 0
+        while drained < 65_536 {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { break }
+            var ready = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, Int32((deadline - now) / 1_000_000) + 1) == 1 else { break }
+            let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            drained += count
+        }
+        close(connection)
     }
 
     /// Reads one request and answers it.
