@@ -54,7 +54,8 @@ public struct Region: Sendable, Hashable {
         /// AU915: max(8, min(13, 8 + uplink − offset)), offsets 0 to 5.
         case au915
         /// AS923: offsets 0 to 7, 6 and 7 meaning −1 and −2; at least DR2 where the downlink
-        /// dwell time applies, at most DR7.
+        /// dwell time applies, at most DR7 (LoRaMac-node's RegionAS923 table, The Things Stack's
+        /// RP002 bands; ChirpStack keeps the older formula's cap of DR5).
         case as923
         /// IN865: offsets 0 to 7, 6 and 7 meaning −1 and −2; at most DR5 (DR7 for DR7).
         case in865

@@ -26,17 +26,9 @@ import Testing
         ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let received = directory + "/received.txt"
-        let subscriber = try spawn(
-            "/usr/bin/mosquitto_sub",
-            [
-                "-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-F", "%t %x",
-                "-t", "eu868/gateway/+/event/up", "-t", "eu868/gateway/+/event/stats",
-            ], logFile: received)
-        defer {
-            kill(subscriber, SIGTERM)
-            _ = waitForExit(subscriber, seconds: 5)
-        }
+        let recorder = try TopicRecorder(
+            port: broker.port, topics: ["eu868/gateway/+/event/up", "eu868/gateway/+/event/stats"],
+            file: directory + "/received.txt")
         let key = Ed25519PrivateKey.generate()
         try KeyFile.create(directory + "/gateway.key", key: key)
         let gatewayID = GatewayIdentity(key: key).gatewayID
@@ -71,14 +63,14 @@ import Testing
                 modulation: LoRaModulation(spreadingFactor: sf, bandwidth: .khz125, codingRate: .cr4_5))
         }
         @Sendable func uplinksHeard() -> [(frequency: UInt32, dataRate: String)] {
-            Self.reports(in: received).filter { $0.topic.hasSuffix("/event/up") }.compactMap { _, payload in
+            recorder.messages.filter { $0.topic.hasSuffix("/event/up") }.compactMap { _, payload in
                 guard let frame = try? Gw_UplinkFrame(serializedBytes: payload) else { return nil }
                 let lora = frame.txInfo.modulation.lora
                 return (frame.txInfo.frequency, "SF\(lora.spreadingFactor)BW\(lora.bandwidth / 1000)")
             }
         }
         @Sendable func configVersions() -> [String] {
-            Self.reports(in: received).filter { $0.topic.hasSuffix("/event/stats") }.compactMap {
+            recorder.messages.filter { $0.topic.hasSuffix("/event/stats") }.compactMap {
                 try? Gw_GatewayStats(serializedBytes: $0.payload).configVersion
             }
         }
@@ -151,19 +143,5 @@ import Testing
         try Data(payload).write(to: URL(fileURLWithPath: file))
         let result = try run("/usr/bin/mosquitto_pub", ["-p", "\(port)", "-q", "1", "-t", topic, "-f", file])
         guard result.status == 0 else { throw BrokerError("mosquitto_pub: \(result.error)") }
-    }
-
-    /// What mosquitto_sub wrote down: a topic and the payload in hex, a line each.
-    static func reports(in file: String) -> [(topic: String, payload: [UInt8])] {
-        let lines = (try? String(contentsOfFile: file, encoding: .utf8))?.split(separator: "\n") ?? []
-        return lines.compactMap { line in
-            let parts = line.split(separator: " ")
-            guard parts.count == 2 else { return nil }
-            let hex = Array(parts[1].utf8)
-            let bytes = stride(from: 0, to: hex.count - 1, by: 2).compactMap {
-                UInt8(String(decoding: hex[$0...$0 + 1], as: UTF8.self), radix: 16)
-            }
-            return (String(parts[0]), bytes)
-        }
     }
 }

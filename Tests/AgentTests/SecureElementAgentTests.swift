@@ -26,17 +26,9 @@ import Testing
         ).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let received = directory + "/received.txt"
-        let subscriber = try spawn(
-            "/usr/bin/mosquitto_sub",
-            [
-                "-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "1", "-F", "%t %x",
-                "-t", "eu868/gateway/+/event/beacon", "-t", "eu868/gateway/+/event/witness",
-            ], logFile: received)
-        defer {
-            kill(subscriber, SIGTERM)
-            _ = waitForExit(subscriber, seconds: 5)
-        }
+        let recorder = try TopicRecorder(
+            port: broker.port, topics: ["eu868/gateway/+/event/beacon", "eu868/gateway/+/event/witness"],
+            file: directory + "/received.txt")
 
         let text = """
             [gateway]
@@ -86,7 +78,7 @@ import Testing
         await senderCoverage.receiveEntropy([1, 2, 3, 4], timestamp: UInt64(wallClockNanoseconds()))
 
         func reports() -> [(topic: String, payload: [UInt8])] {
-            Self.reports(in: received)
+            recorder.messages
         }
         // The agent witnesses the sender's beacon at once, and beacons itself within its 1-minute window.
         var sent = false
@@ -129,28 +121,6 @@ import Testing
                 try !verifiedByPythonECDSA(point: chipKey.x + chipKey.y, message: unsigned + [0], signature: signature))
         }
     }
-}
-
-extension SecureElementAgentTests {
-    /// What mosquitto_sub wrote down: a topic and the payload in hex, a line each.
-    static func reports(in file: String) -> [(topic: String, payload: [UInt8])] {
-        let lines = (try? String(contentsOfFile: file, encoding: .utf8))?.split(separator: "\n") ?? []
-        return lines.compactMap { line in
-            let parts = line.split(separator: " ")
-            guard parts.count == 2 else { return nil }
-            return (String(parts[0]), hexBytes(String(parts[1])))
-        }
-    }
-}
-
-private func hexBytes(_ text: String) -> [UInt8] {
-    var bytes: [UInt8] = []
-    var index = text.startIndex
-    while let next = text.index(index, offsetBy: 2, limitedBy: text.endIndex), index != text.endIndex {
-        bytes.append(UInt8(text[index..<next], radix: 16) ?? 0)
-        index = next
-    }
-    return bytes
 }
 
 /// Admits every transmission: for a test's sender, which must not run out of duty cycle.

@@ -231,3 +231,38 @@ public func run(_ executable: String, _ arguments: [String], input: Data? = nil)
     let exited = status & 0x7F == 0
     return (exited ? (status >> 8) & 0xFF : -1, output, error)
 }
+
+/// A subscriber (mosquitto_sub) writing down every message of some topics as "topic hex", a
+/// line each, from when it was made until it is released.
+public final class TopicRecorder: Sendable {
+    public let file: String
+    private let pid: pid_t
+
+    public init(port: Int, topics: [String], file: String) throws {
+        self.file = file
+        pid = try spawn(
+            "/usr/bin/mosquitto_sub",
+            ["-h", "127.0.0.1", "-p", "\(port)", "-q", "1", "-F", "%t %x"] + topics.flatMap { ["-t", $0] },
+            logFile: file)
+    }
+
+    deinit {
+        kill(pid, SIGTERM)
+        _ = waitForExit(pid, seconds: 5)
+    }
+
+    /// Every message so far, oldest first.
+    public var messages: [(topic: String, payload: [UInt8])] {
+        let lines = (try? String(contentsOfFile: file, encoding: .utf8))?.split(separator: "\n") ?? []
+        return lines.compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2 else { return nil }
+            let hex = Array(parts[1].utf8)
+            guard hex.count % 2 == 0 else { return nil }
+            let bytes = stride(from: 0, to: hex.count, by: 2).compactMap {
+                UInt8(String(decoding: hex[$0...$0 + 1], as: UTF8.self), radix: 16)
+            }
+            return (String(parts[0]), bytes)
+        }
+    }
+}
