@@ -51,7 +51,7 @@ public struct SimulatedSensor: Sendable {
     private static func hex(_ text: String) -> [UInt8] { Hex.decode(text) ?? [] }
 }
 
-/// Runs simulated sensors and a neighbour hotspot's beacons on the agent's channel, until
+/// Runs simulated sensors on the agent's channel and a neighbour hotspot's beacons, until
 /// cancelled or, in a service group, until the group shuts down.
 public struct SensorSimulator: Service, Sendable {
     public let air: Air
@@ -107,13 +107,35 @@ public struct SensorSimulator: Service, Sendable {
         }
     }
 
+    /// A neighbour's beacons as the agent would hear them: each one whose data puts it on the
+    /// agent's channel (a neighbour beacons on any of the region's Helium channels; one in
+    /// eight lands on the agent's in EU868), sent at the beacon's own data rate. An agent that
+    /// listens at another data rate, or off the Helium channels, hears none.
     private func beacons(every interval: Duration) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
-            guard !Task.isCancelled,
-                let beacon = Beacon.make(remoteEntropy: [], localEntropy: secureRandomBytes(4), region: region)
-            else { continue }
-            air.send(airFrame(beacon.frame, source: "neighbour hotspot", rssi: -105))
+            guard !Task.isCancelled, let beacon = Self.beacon(on: channel.frequencyHz, region: region) else {
+                continue
+            }
+            air.send(
+                AirFrame(
+                    payload: beacon.frame, frequencyHz: beacon.frequencyHz,
+                    modulation: LoRaModulation(
+                        spreadingFactor: beacon.dataRate.spreadingFactor, bandwidth: beacon.dataRate.bandwidth),
+                    syncWord: channel.syncWord, rssiDBm: -105, snrDB: 7.5, source: "neighbour hotspot"))
         }
+    }
+
+    /// A beacon of fresh entropy that goes on `frequencyHz`, or nil when none does within a few
+    /// hundred draws (a channel that is not one of the region's Helium channels).
+    static func beacon(on frequencyHz: UInt32, region: Region) -> Beacon? {
+        for _ in 0..<400 {
+            if let beacon = Beacon.make(remoteEntropy: [], localEntropy: secureRandomBytes(4), region: region),
+                beacon.frequencyHz == frequencyHz
+            {
+                return beacon
+            }
+        }
+        return nil
     }
 }

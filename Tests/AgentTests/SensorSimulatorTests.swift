@@ -40,4 +40,13 @@ import Testing
         try await Task.sleep(for: .milliseconds(400))
         #expect(air.counts.sent == settled, "cancelling stops the simulation")
     }
+
+    /// The neighbour's beacon lands on the agent's channel, at the beacon's own data rate.
+    @Test func theNeighboursBeaconGoesWhereABeaconOfItsDataGoes() throws {
+        let beacon = try #require(SensorSimulator.beacon(on: 868_100_000, region: .eu868))
+        #expect(beacon.frequencyHz == 868_100_000)
+        #expect(beacon.dataRate == LoRaDataRate(spreadingFactor: .sf12, bandwidth: .khz125))
+        #expect(Beacon.transmission(ofData: beacon.data, region: .eu868)?.frequencyHz == 868_100_000)
+        #expect(SensorSimulator.beacon(on: 869_525_000, region: .eu868) == nil, "not a Helium channel")
+    }
 }
