@@ -14,10 +14,6 @@ public struct StatusFileError: Error, Sendable, CustomStringConvertible {
     init(message: String) {
         self.message = message
     }
-
-    init(path: String) {
-        message = "\(path): \(String(cString: strerror(errno)))"
-    }
 }
 
 public struct AgentStatus: Codable, Sendable, Equatable {
@@ -88,25 +84,8 @@ public struct AgentStatus: Codable, Sendable, Equatable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let bytes = try? encoder.encode(self) else { throw StatusFileError(message: "cannot encode the status") }
         let path = Self.path(dataDirectory: dataDirectory)
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StatusFileError(path: temporary) }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
-            guard count > 0 else {
-                let failure = StatusFileError(path: temporary)
-                close(fd)
-                unlink(temporary)
-                throw failure
-            }
-            written += count
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else {
-            let failure = StatusFileError(path: path)
-            unlink(temporary)
-            throw failure
+        if let problem = replaceFile(path, with: Array(bytes), durable: false) {
+            throw StatusFileError(message: "\(path): \(problem)")
         }
     }
 

@@ -117,10 +117,10 @@ public struct ChannelPlan: Sendable, Equatable {
         guard !channels.isEmpty else { return .init("it has no channel") }
         let name = region.name.displayName
         for channel in channels {
-            let half = channel.bandwidthHz / 2
             let megahertz = Double(channel.frequencyHz) / 1_000_000
-            guard channel.frequencyHz > half, region.allows(frequencyHz: channel.frequencyHz),
-                region.band.contains(channel.frequencyHz - half), region.band.contains(channel.frequencyHz &+ half)
+            guard
+                region.holds(
+                    frequencyHz: channel.frequencyHz, bandwidthHz: Double(channel.bandwidthHz), inOneSubBand: false)
             else {
                 return .init("\(megahertz) MHz is outside \(name)")
             }

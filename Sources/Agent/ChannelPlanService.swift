@@ -258,22 +258,24 @@ public final class ChannelPlanService: Sendable {
     }
 }
 
-/// Replaces `path` with `bytes` atomically (a temporary file, fsync, rename); nil, or what failed.
-/// `like`: an existing file whose permissions the new one takes (whatever the umask), and, when
-/// `path` is a symbolic link, the file it points to is replaced, not the link.
-func replaceFile(_ given: String, with bytes: [UInt8], mode: mode_t = 0o644, like model: String? = nil) -> String? {
+/// Replaces `path` with `bytes` atomically (a temporary file, renamed over it); nil, or what
+/// failed. `durable`: synced to the disk before the rename (not for a file rewritten every few
+/// seconds on an SD card, which a power cut may leave old but never torn). `like`: an existing
+/// file whose permissions the new one takes (whatever the umask). When `path` is a symbolic
+/// link, the file it points to is replaced, not the link.
+func replaceFile(
+    _ given: String, with bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true, like model: String? = nil
+) -> String? {
     var path = given
     if let resolved = realpath(given, nil) {
         path = String(cString: resolved)
         free(resolved)
     }
-    var mode = mode
-    var information = stat()
-    if let model, stat(model, &information) == 0 { mode = information.st_mode & 0o7777 }
     let temporary = path + ".tmp"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     guard fd >= 0 else { return String(cString: strerror(errno)) }
-    fchmod(fd, mode)
+    var information = stat()
+    if let model, stat(model, &information) == 0 { fchmod(fd, information.st_mode & 0o7777) }
     var written = 0
     while written < bytes.count {
         let count = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
@@ -285,7 +287,7 @@ func replaceFile(_ given: String, with bytes: [UInt8], mode: mode_t = 0o644, lik
         }
         written += count
     }
-    fsync(fd)
+    if durable { fsync(fd) }
     close(fd)
     guard rename(temporary, path) == 0 else {
         let problem = String(cString: strerror(errno))

@@ -184,32 +184,13 @@ public struct Configuration: Sendable {
     /// Which uplinks are taken at all (`[filters]`): none left out by default.
     public var filters: UplinkFilters = .none
     /// Where Prometheus metrics are served (`[metrics] bind`): off when nil.
-    public var metricsBind: (host: String, port: Int)?
+    public var metricsBind: SocketAddress?
     public var statsInterval: Duration
     public var logLevel: String
     public var file: String
 
     public static let defaultPath = "/etc/hotspotd/hotspotd.toml"
 
-    /// "127.0.0.1:9100", "0.0.0.0:9100" or "[::1]:9100": a numeric IP address and a port.
-    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":"), text[text.index(after: colon)...].allSatisfy(\.isNumber),
-            let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") {
-            host = String(host.dropFirst().dropLast())
-            guard host.contains(":"), host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
-        } else {
-            // Four decimal numbers 0–255, without leading zeros (which some parsers read as octal).
-            let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 4,
-                parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) && UInt8($0) != nil }),
-                parts.allSatisfy({ $0 == "0" || !$0.hasPrefix("0") })
-            else { return nil }
-        }
-        return (host, port)
-    }
     /// The CA bundle an mqtts:// connection trusts when `mqtt.ca_cert` is not set.
     public static let systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -674,9 +655,9 @@ private final class Reader {
         problems += filtersSection.unknownKeys()
 
         let metrics = sections["metrics"]!
-        var metricsBind: (host: String, port: Int)?
+        var metricsBind: SocketAddress?
         if let text = attempt({ () throws(TOMLConfigError) in try metrics.string("bind") }), !text.isEmpty {
-            metricsBind = Configuration.hostAndPort(text)
+            metricsBind = SocketAddress(text).flatMap { $0.port == 0 ? nil : $0 }
             if metricsBind == nil {
                 problem(
                     metrics.error(

@@ -225,18 +225,22 @@ public final class Daemon: Service, Sendable {
                 return nil
             }
         }
+        // The radio answers while its last sign of life is within three health checks, as the
+        // watchdog judges it: for the status LED and the metrics.
+        let radioPatience = Startup.healthCheckInterval(watchdog: notifier.watchdogInterval) * 3
+        let radioAnswering: @Sendable (RadioStatistics) -> Bool = { statistics in
+            clock.monotonic() - .nanoseconds(statistics.lastProgressNanoseconds) < radioPatience
+        }
         let led = line(.statusLED, .output(initial: false))
         let button = line(.button, .input(edges: .both))
         if led != nil || button != nil {
             let health = (identity.signer as? ECC608Signer)?.health
-            let radioPatience = Startup.healthCheckInterval(watchdog: notifier.watchdogInterval) * 3
             let broker = configuration.mqtt.brokerAddress
             let address = identity.address
             let lightState: @Sendable () async -> LightState = {
-                let progress = Duration.nanoseconds(await radio.statistics().lastProgressNanoseconds)
-                return LightState(
+                LightState(
                     brokerConnected: transport.isConnected,
-                    radioAnswering: clock.monotonic() - progress < radioPatience,
+                    radioAnswering: radioAnswering(await radio.statistics()),
                     secureElementAnswering: health?.isHealthy ?? true)
             }
             services.append(
@@ -262,7 +266,6 @@ public final class Daemon: Service, Sendable {
                 version: hotspotdVersion, region: configuration.gateway.region.name.displayName,
                 board: configuration.gateway.board, gatewayID: identity.gatewayID,
                 startedAt: Double(clock.wallClock()) / 1e9)
-            let radioPatience = Startup.healthCheckInterval(watchdog: notifier.watchdogInterval) * 3
             // What a scrape shows, read from the agent's own counters when it comes.
             let scrape: @Sendable () async -> String = {
                 var snapshot = MetricsSnapshot()
@@ -273,9 +276,9 @@ public final class Daemon: Service, Sendable {
                 snapshot.radioFramesDropped = radioCounts.framesDropped
                 snapshot.radioCRCErrors = radioCounts.crcErrors
                 snapshot.radioReinitialisations = radioCounts.reinitialisations
-                snapshot.radioAnswering =
-                    clock.monotonic() - .nanoseconds(radioCounts.lastProgressNanoseconds) < radioPatience
-                snapshot.add(await meter.counts)
+                snapshot.radioAnswering = radioAnswering(radioCounts)
+                let meterCounts = await meter.counts
+                snapshot.add(meterCounts)
                 snapshot.outboxDepth = await store.outboxDepth()
                 if let oldest = try? await store.oldestOutboxMessageTime() {
                     snapshot.outboxOldestAgeSeconds = max(0, Double(clock.wallClock() - oldest) / 1e9)
@@ -288,14 +291,14 @@ public final class Daemon: Service, Sendable {
                 snapshot.downlinks = statistics.transmitStatusTotals
                 snapshot.beaconsSent = await coverage.beaconsSent
                 snapshot.witnessesReported = await coverage.witnessesReported
-                snapshot.storeFailures = pipelineCounts.notStored + (await meter.counts.rejectionsNotQueued)
+                snapshot.storeFailures = pipelineCounts.notStored + meterCounts.rejectionsNotQueued
                 snapshot.storeFailing = pipelineCounts.storeFailure != nil
                 snapshot.channelPlansRefused = channelPlans.refusals
                 metrics.update(snapshot)
                 return metrics.render()
             }
             let server = MetricsServer(
-                host: bind.host, port: bind.port, logger: Logger(label: "hotspotd.metrics"),
+                address: bind, logger: Logger(label: "hotspotd.metrics"),
                 onRefusal: { metrics.countRefusedRequest() }, render: scrape)
             services.append(.init(service: server, successTerminationBehavior: .ignore))
         }

@@ -196,6 +196,30 @@ public struct Region: Sendable, Hashable {
         return subBands.isEmpty || subBand(containing: frequencyHz) != nil
     }
 
+    /// Whether a signal `bandwidthHz` wide centred on `frequencyHz` lies wholly inside the band
+    /// and, where sub-bands apply, inside one of them (ERC Recommendation 70-03 Annex 1, ETSI
+    /// EN 300 220-2: what a gateway may transmit), or, with `inOneSubBand` false, with its centre
+    /// in one (what a channel plan may listen on).
+    public func holds(frequencyHz: UInt32, bandwidthHz: Double, inOneSubBand: Bool = true) -> Bool {
+        let half = UInt32(bandwidthHz / 2)
+        guard frequencyHz > half, band.contains(frequencyHz - half), band.contains(frequencyHz &+ half) else {
+            return false
+        }
+        guard !subBands.isEmpty else { return true }
+        return inOneSubBand
+            ? subBandIndex(frequencyHz: frequencyHz, bandwidthHz: bandwidthHz) != nil
+            : subBand(containing: frequencyHz) != nil
+    }
+
+    /// The sub-band holding the whole signal (sub-bands share their edges: a signal whose edge
+    /// is one belongs to the sub-band it lies in), or nil.
+    public func subBandIndex(frequencyHz: UInt32, bandwidthHz: Double) -> Int? {
+        let half = UInt32(bandwidthHz / 2)
+        guard frequencyHz > half else { return nil }
+        let (low, high) = (frequencyHz - half, frequencyHz &+ half)
+        return subBands.firstIndex { $0.frequencies.contains(low) && $0.frequencies.contains(high) }
+    }
+
     /// The EIRP limit at `frequencyHz`: the sub-band's, or the region's default.
     public func maximumEIRP(at frequencyHz: UInt32) -> Double {
         subBand(containing: frequencyHz)?.maximumEIRP ?? maximumEIRP

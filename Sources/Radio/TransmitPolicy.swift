@@ -110,15 +110,11 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
             return .failed("\(request.dataRate) is not a data rate of \(region.name.displayName)")
         }
         // The whole signal, the centre frequency ± half the bandwidth, inside the band, and in
-        // EU868 inside one sub-band (ERC Recommendation 70-03 Annex 1, ETSI EN 300 220-2).
-        let half = UInt32(request.dataRate.bandwidth.exactHz / 2)
-        let (low, high) = (request.frequencyHz &- half, request.frequencyHz &+ half)
-        let subBand = subBandIndex(of: request).map { region.subBands[$0] }
-        guard request.frequencyHz > half, region.band.contains(low), region.band.contains(high),
-            region.subBands.isEmpty || subBand != nil
-        else {
+        // EU868 inside one sub-band.
+        guard region.holds(frequencyHz: request.frequencyHz, bandwidthHz: request.dataRate.bandwidth.exactHz) else {
             return .frequencyNotAllowed
         }
+        let subBand = subBandIndex(of: request).map { region.subBands[$0] }
         // EIRP, not conducted power (RP002-1.0.4: every region's limit is EIRP; 47 CFR
         // 15.247(b)(4) for US915; ETSI's ERP + 2.15 dB in EU868).
         guard Double(request.powerDBm) + antennaGainDBi <= subBand?.maximumEIRP ?? region.maximumEIRP else {
@@ -136,13 +132,8 @@ public final class RegionalTransmitPolicy: TransmitPolicy {
         return nil
     }
 
-    /// The sub-band holding the whole signal (sub-bands share their edges: a signal whose edge
-    /// is one belongs to the sub-band it lies in), or nil.
     private func subBandIndex(of request: TransmitRequest) -> Int? {
-        let half = UInt32(request.dataRate.bandwidth.exactHz / 2)
-        guard request.frequencyHz > half else { return nil }
-        let (low, high) = (request.frequencyHz - half, request.frequencyHz &+ half)
-        return region.subBands.firstIndex { $0.frequencies.contains(low) && $0.frequencies.contains(high) }
+        region.subBandIndex(frequencyHz: request.frequencyHz, bandwidthHz: request.dataRate.bandwidth.exactHz)
     }
 
     public func admit(_ request: TransmitRequest) -> Result<TransmitTicket, TransmitRefusal> {

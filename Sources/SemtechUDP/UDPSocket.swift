@@ -27,7 +27,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
             host = text[..<colon]
             portText = text[text.index(after: colon)...]
         }
-        guard let port = UInt16(portText) else { return nil }
+        guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = UInt16(portText) else { return nil }
         if host == "localhost" { host = "127.0.0.1" }
         var v4 = sockaddr_in()
         if inet_pton(AF_INET, String(host), &v4.sin_addr) == 1 {
@@ -46,7 +46,8 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         return nil
     }
 
-    var family: Int32 {
+    /// AF_INET or AF_INET6.
+    public var family: Int32 {
         storage.withUnsafeBytes { Int32($0.load(as: sockaddr.self).sa_family) }
     }
 
@@ -99,7 +100,8 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    /// The address as the socket calls take it.
+    public func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
         storage.withUnsafeBytes { raw in
             body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
         }

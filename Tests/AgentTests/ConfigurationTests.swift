@@ -251,8 +251,9 @@ func error(_ text: String, environment: [String: String] = [:]) -> TOMLConfigErr
         let bound = try parse("[metrics]\nbind = \"127.0.0.1:9100\"\n" + credits).metricsBind
         #expect(bound?.host == "127.0.0.1" && bound?.port == 9100)
         #expect(try parse("[metrics]\nbind = \"[::1]:9100\"\n" + credits).metricsBind?.host == "::1")
+        #expect(try parse("[metrics]\nbind = \"localhost:9100\"\n" + credits).metricsBind?.isLoopback == true)
         for bad in [
-            "localhost:9100", "127.0.0.1", "127.0.0.1:0", "1.2.3:9100", "[zz]:1", "127.0.0.010:9100", "1.2.3.4:+1",
+            "broker.example:9100", "127.0.0.1", "127.0.0.1:0", "1.2.3:9100", "[zz]:1", "127.0.0.010:9100", "1.2.3.4:+1",
         ] {
             #expect(error("[metrics]\nbind = \"\(bad)\"\n" + credits)?.key == "metrics.bind", "\(bad)")
         }

@@ -1,6 +1,7 @@
 import Clocks
 import Dispatch
 import Logging
+import SemtechUDP
 import ServiceLifecycle
 import Synchronization
 
@@ -17,8 +18,8 @@ public final class MetricsServer: Service, Sendable {
     public static let maximumRequest = 8192
     public static let requestPatience: Int32 = 2_000
 
-    public let host: String
-    public let port: Int
+    /// Where it listens: `[metrics] bind`.
+    public let address: SocketAddress
     private let render: @Sendable () async -> String
     private let onRefusal: @Sendable () -> Void
     private let logger: Logger
@@ -27,15 +28,13 @@ public final class MetricsServer: Service, Sendable {
     private let stopping = Atomic(false)
     private let finished = Atomic(false)
     private let refusedCount = Atomic(0)
-    private let servedCount = Atomic(0)
 
     /// `onRefusal` counts a refused request (in the metrics themselves).
     public init(
-        host: String, port: Int, logger: Logger, onRefusal: @escaping @Sendable () -> Void = {},
+        address: SocketAddress, logger: Logger, onRefusal: @escaping @Sendable () -> Void = {},
         render: @escaping @Sendable () async -> String
     ) {
-        self.host = host
-        self.port = port
+        self.address = address
         self.logger = logger
         self.onRefusal = onRefusal
         self.render = render
@@ -43,8 +42,6 @@ public final class MetricsServer: Service, Sendable {
 
     /// Requests answered with an error (bad, too large, too slow, another path or method).
     public var refused: Int { refusedCount.load(ordering: .relaxed) }
-    /// Scrapes answered.
-    public var served: Int { servedCount.load(ordering: .relaxed) }
 
     public func run() async throws {
         let thread = try DedicatedThread(name: "metrics") { [self] in
@@ -69,13 +66,13 @@ public final class MetricsServer: Service, Sendable {
         while !stopping.load(ordering: .relaxed) {
             switch listen() {
             case .success(let fd):
-                logger.info("metrics served", metadata: ["address": "http://\(display):\(port)/metrics"])
+                logger.info("metrics served", metadata: ["address": "http://\(address)/metrics"])
                 acceptLoop(fd)
                 close(fd)
                 return
             case .failure(let problem):
                 if !said {
-                    logger.error("metrics: cannot listen on \(display):\(port): \(problem); trying every 10 s")
+                    logger.error("metrics: cannot listen on \(address): \(problem); trying every 10 s")
                     said = true
                 }
                 for _ in 0..<40 where !stopping.load(ordering: .relaxed) { usleep(250_000) }
@@ -83,23 +80,12 @@ public final class MetricsServer: Service, Sendable {
         }
     }
 
-    private var display: String { host.contains(":") ? "[\(host)]" : host }
-
     private func listen() -> Result<Int32, MetricsListenError> {
-        var hints = addrinfo()
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let code = getaddrinfo(host, String(port), &hints, &list)
-        guard code == 0, let address = list else {
-            return .failure(MetricsListenError(String(cString: gai_strerror(code))))
-        }
-        defer { freeaddrinfo(list) }
-        let fd = socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(MetricsListenError(String(cString: strerror(errno)))) }
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        guard bind(fd, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0, Glibc.listen(fd, 16) == 0 else {
+        guard address.withSockaddr({ bind(fd, $0, $1) }) == 0, Glibc.listen(fd, 16) == 0 else {
             let problem = String(cString: strerror(errno))
             close(fd)
             return .failure(MetricsListenError(problem))
@@ -167,7 +153,6 @@ public final class MetricsServer: Service, Sendable {
         case .metrics(let isHead): head = isHead
         }
         guard let body = renderWaiting() else { return refuse(connection, 503, "Service Unavailable") }
-        servedCount.add(1, ordering: .relaxed)
         respond(
             connection, status: "200 OK", type: "text/plain; version=0.0.4; charset=utf-8", body: Array(body.utf8),
             head: head)
