@@ -72,9 +72,22 @@ public final class ChannelPlanService: Sendable {
     /// Plans refused since the start.
     public var refusals: Int { state.withLock { $0.refusals } }
 
-    /// A message on `command/config` that is no plan at all: refused as such.
-    public func countUnreadable() {
+    /// Refusals and repeats are said within this budget (five, then one a minute): anyone who
+    /// may publish on `command/config` could otherwise fill the journal.
+    private let refusalLog = RefusalLimiter(burst: 5, perSecond: 1.0 / 60)
+
+    /// A message on `command/config` that is no plan at all: refused as such, counted, said
+    /// within the budget.
+    public func refuseUnreadable(_ reason: String) {
         state.withLock { $0.refusals += 1 }
+        say { logger.warning("channel plan refused: \(reason)", metadata: $0) }
+    }
+
+    /// Says something within the refusal budget, with how many went unsaid before it.
+    private func say(_ line: (Logger.Metadata) -> Void) {
+        let (report, unsaid) = refusalLog.admit()
+        guard report else { return }
+        line(unsaid > 0 ? ["not_logged_before": "\(unsaid)"] : [:])
     }
 
     private var path: String { dataDirectory + "/" + Self.fileName }
@@ -146,12 +159,16 @@ public final class ChannelPlanService: Sendable {
         case .applied(let version):
             logger.notice("channel plan \(version) applied")
         case .unchanged(let version):
-            logger.info("channel plan \(version) is in force already")
+            say { logger.info("channel plan \(version) is in force already", metadata: $0) }
         case .refused(let refusal):
             state.withLock { $0.refusals += 1 }
-            logger.warning(
-                "channel plan \(message.version.isEmpty ? "(no version)" : message.version) refused: \(refusal)",
-                metadata: ["IN_FORCE": "\(version ?? "the configured channels")"])
+            let name = message.version.isEmpty ? "(no version)" : message.version
+            let inForce = version ?? "the configured channels"
+            say { metadata in
+                logger.warning(
+                    "channel plan \(name) refused: \(refusal)",
+                    metadata: metadata.merging(["IN_FORCE": "\(inForce)"]) { $1 })
+            }
         }
         return outcome
     }

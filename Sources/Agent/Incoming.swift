@@ -50,13 +50,11 @@ public struct IncomingDispatch: Sendable {
                     do {
                         channelPlans.submit(try encoding.decode(Gw_GatewayConfiguration.self, from: payload))
                     } catch {
-                        logger.warning(
-                            "channel plan refused: not a gw.GatewayConfiguration (\(payload.count) bytes): \(error)")
-                        channelPlans.countUnreadable()
+                        channelPlans.refuseUnreadable(
+                            "not a gw.GatewayConfiguration (\(payload.count) bytes): \(error)")
                     }
                 case .oversized(let size):
-                    logger.warning("channel plan refused: \(size) bytes is more than any plan")
-                    channelPlans.countUnreadable()
+                    channelPlans.refuseUnreadable("\(size) bytes is more than any plan")
                 }
             } else if topic == topics.down {
                 guard let downlinks else { return }

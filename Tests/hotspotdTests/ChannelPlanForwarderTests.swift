@@ -93,6 +93,26 @@ import Wire
         #expect(try String(contentsOfFile: file, encoding: .utf8) == before)
         #expect((try? String(contentsOfFile: calls, encoding: .utf8))?.split(separator: "\n").count == 1)
 
+        // A flood of garbage on command/config: every message refused and counted, the journal
+        // given five lines and then one a minute.
+        let flood = (0..<100).map { "not a plan \($0)" }.joined(separator: "\n") + "\n"
+        let published = try run(
+            "/usr/bin/mosquitto_pub",
+            ["-p", "\(rig.broker.port)", "-q", "1", "-t", "eu868/gateway/\(FaultRig.gatewayID)/command/config", "-l"],
+            input: Data(flood.utf8))
+        #expect(published.status == 0, "\(published.error)")
+        @Sendable func refusedCount() -> String? {
+            let reports = stats.messages.filter { $0 != Array("probe".utf8) }
+            let decoded = try? decodeWithChirpStack(reports, as: "GatewayStats")
+            return (decoded?.last?["metadata"] as? [String: Any])?["config_refused"] as? String
+        }
+        #expect(await eventually(within: 20) { refusedCount() == "101" }, "\(refusedCount() ?? "none")")
+        let refusals = tail(of: rig.logFile, lines: 2000).split(separator: "\n").filter {
+            $0.contains("channel plan") && $0.contains("refused")
+        }
+        #expect(refusals.count <= 6, "\(refusals.count) lines for 101 refusals")
+        #expect(rig.agentIsRunning)
+
         // A restart of the agent keeps the version it reports.
         #expect(rig.stopAgent() == 0)
         let seen = stats.messages.count
