@@ -19,6 +19,12 @@ import Wire
     import Glibc
 #endif
 
+/// The suites that each run `hotspotd run` processes with brokers of their own and measure
+/// how promptly they answer (FaultTests, TrustBoundaryTests, FailoverTests, MetricsTests,
+/// FilterTests, ChannelPlanForwarderTests): one at a time, so that they do not load the machine for one
+/// another, while the other suites run beside them.
+@Suite(.serialized) enum AgentProcessTests {}
+
 /// A hotspot with a concentrator, for fault tests: `hotspotd run` (board rak2287) in a process
 /// of its own behind a fake packet forwarder on loopback, a real mosquitto, and a subscriber
 /// with a persistent session (mosquitto_sub) writing down every `event/up` it is given. The
